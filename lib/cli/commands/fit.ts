@@ -1,0 +1,11 @@
+import type { Command } from '../main.ts';
+
+// Placeholder until this command is built; owned by the issue that builds it.
+export const command: Command = {
+  summary: 'fit',
+  help: 'tlearn fit: not available yet',
+  async run() {
+    console.error('tlearn fit: not available yet');
+    return 1;
+  },
+};

@@ -1,0 +1,171 @@
+import { z } from 'zod';
+import { ConfigError } from './errors.ts';
+import { DEFAULT_INPUT_SIZE, POOLINGS, type Pooling } from './model/spec.ts';
+import type { BackendName, WeightsSource } from './model/types.ts';
+
+/**
+ * Every environment variable the code reads, by name. `infra/` imports these constants to set
+ * them on the functions, so the stack and the code cannot drift. Nothing else reads process.env.
+ */
+export const ENV = {
+  /** The one bucket (datasets/, features/, models/, base-models/). Required by every function. */
+  BUCKET: 'TLEARN_BUCKET',
+  /** AWS region; set by Lambda itself, by the local stack locally. */
+  REGION: 'AWS_REGION',
+  /** SDK endpoint override (local stack only: loopback S3+SQS emulator). */
+  ENDPOINT: 'AWS_ENDPOINT_URL',
+  /** Queue the extractor sends feature.ready / feature.failed to. */
+  FEATURES_QUEUE_URL: 'TLEARN_FEATURES_QUEUE_URL',
+  /** Training state machine (start-training and the API's POST /trainings). */
+  STATE_MACHINE_ARN: 'TLEARN_STATE_MACHINE_ARN',
+  /** tfjs layers model: directory, file://…/model.json or s3://bucket/key/model.json. */
+  BASE_MODEL_URI: 'BASE_MODEL_URI',
+  /** `uri` (default: use BASE_MODEL_URI) or `random:SEED` (explicit opt-in to seeded random weights). */
+  WEIGHTS: 'TLEARN_WEIGHTS',
+  /** flatten | avg | max. @default flatten */
+  POOLING: 'TLEARN_POOLING',
+  /** Square input size in pixels. @default 150 */
+  INPUT_SIZE: 'TLEARN_INPUT_SIZE',
+  /** Force a tensor backend: tensorflow | wasm | cpu. @default first that loads */
+  BACKEND: 'TLEARN_BACKEND',
+  /** Images per forward pass in the extractor. @default 8 */
+  EXTRACT_BATCH_SIZE: 'TLEARN_EXTRACT_BATCH_SIZE',
+  /** Debounce window for automatic trainings, seconds. @default 300 */
+  TRAIN_WINDOW_SECONDS: 'TLEARN_TRAIN_WINDOW_SECONDS',
+  /** Concurrent S3 reads when loading features for training. @default 32 */
+  FEATURE_CONCURRENCY: 'TLEARN_FEATURE_CONCURRENCY',
+  /** Refit on all samples after evaluating on the holdout. @default false */
+  REFIT_ON_ALL: 'TLEARN_REFIT_ON_ALL',
+  /** Logistic regression C. @default 1.0 */
+  TRAIN_C: 'TLEARN_TRAIN_C',
+  /** L-BFGS iterations. @default 100 */
+  TRAIN_MAX_ITER: 'TLEARN_TRAIN_MAX_ITER',
+  /** Timeout of every AWS SDK call, milliseconds. @default 10000 */
+  AWS_TIMEOUT_MS: 'TLEARN_AWS_TIMEOUT_MS',
+} as const;
+
+type Env = Record<string, string | undefined>;
+
+function read<S extends z.ZodTypeAny>(env: Env, name: string, schema: S): z.output<S> {
+  const result = schema.safeParse(env[name] === '' ? undefined : env[name]);
+  if (!result.success) {
+    const msg = result.error.issues.map((i) => i.message).join('; ');
+    throw new ConfigError(
+      `environment variable ${name} is invalid: ${msg} (got ${JSON.stringify(env[name] ?? null)})`,
+    );
+  }
+  return result.data;
+}
+
+const required = (what: string) =>
+  z.string({ required_error: `required (${what})` }).min(1, `required (${what})`);
+const int = (min: number, max: number, dflt: number) =>
+  z.coerce.number().int().min(min).max(max).default(dflt);
+const bool = (dflt: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0'])
+    .default(dflt ? 'true' : 'false')
+    .transform((v) => v === 'true' || v === '1');
+
+/** Storage settings every function needs. */
+export interface StorageConfig {
+  bucket: string;
+  region: string;
+  endpoint: string | undefined;
+  awsTimeoutMs: number;
+}
+
+/** Reads the bucket, region, optional loopback endpoint and SDK timeout. */
+export function loadStorageConfig(env: Env = process.env): StorageConfig {
+  const endpoint = read(env, ENV.ENDPOINT, z.string().url().optional());
+  if (endpoint !== undefined) {
+    const host = new URL(endpoint).hostname;
+    if (!['127.0.0.1', 'localhost', '::1', '[::1]'].includes(host)) {
+      throw new ConfigError(
+        `environment variable ${ENV.ENDPOINT} must point at loopback (got host '${host}'); unset it for AWS`,
+      );
+    }
+  }
+  return {
+    bucket: read(env, ENV.BUCKET, required('the S3 bucket name')),
+    region: read(env, ENV.REGION, required('the AWS region, e.g. eu-west-1')),
+    endpoint,
+    awsTimeoutMs: read(env, ENV.AWS_TIMEOUT_MS, int(100, 900_000, 10_000)),
+  };
+}
+
+/** Base model settings of the extractor and the API. */
+export interface ModelConfig {
+  weights: WeightsSource;
+  pooling: Pooling;
+  inputSize: number;
+  backend: BackendName | undefined;
+  extractBatchSize: number;
+}
+
+/** Reads the base model source, pooling, input size and backend. */
+export function loadModelConfig(env: Env = process.env): ModelConfig {
+  const weightsMode = read(
+    env,
+    ENV.WEIGHTS,
+    z
+      .string()
+      .regex(/^(uri|random:\d{1,9})$/, "'uri' or 'random:SEED'")
+      .default('uri'),
+  );
+  let weights: WeightsSource;
+  if (weightsMode.startsWith('random:')) {
+    weights = { kind: 'random', seed: Number(weightsMode.slice('random:'.length)) };
+  } else {
+    weights = {
+      kind: 'uri',
+      uri: read(env, ENV.BASE_MODEL_URI, required('where the VGG16 tfjs model lives')),
+    };
+  }
+  return {
+    weights,
+    pooling: read(env, ENV.POOLING, z.enum(POOLINGS as [Pooling, ...Pooling[]]).default('flatten')),
+    inputSize: read(env, ENV.INPUT_SIZE, int(32, 1024, DEFAULT_INPUT_SIZE)),
+    backend: read(env, ENV.BACKEND, z.enum(['tensorflow', 'wasm', 'cpu']).optional()),
+    extractBatchSize: read(env, ENV.EXTRACT_BATCH_SIZE, int(1, 64, 8)),
+  };
+}
+
+/** Extractor-only settings. */
+export interface ExtractorConfig {
+  featuresQueueUrl: string;
+}
+
+export function loadExtractorConfig(env: Env = process.env): ExtractorConfig {
+  return { featuresQueueUrl: read(env, ENV.FEATURES_QUEUE_URL, required('the features queue URL')) };
+}
+
+/** start-training and API: the state machine to start. */
+export interface StateMachineConfig {
+  stateMachineArn: string;
+  trainWindowSeconds: number;
+}
+
+export function loadStateMachineConfig(env: Env = process.env): StateMachineConfig {
+  return {
+    stateMachineArn: read(env, ENV.STATE_MACHINE_ARN, required('the training state machine ARN')),
+    trainWindowSeconds: read(env, ENV.TRAIN_WINDOW_SECONDS, int(1, 86_400, 300)),
+  };
+}
+
+/** Trainer settings. */
+export interface TrainingConfig {
+  featureConcurrency: number;
+  refitOnAll: boolean;
+  C: number;
+  maxIter: number;
+}
+
+export function loadTrainingConfig(env: Env = process.env): TrainingConfig {
+  return {
+    featureConcurrency: read(env, ENV.FEATURE_CONCURRENCY, int(1, 256, 32)),
+    refitOnAll: read(env, ENV.REFIT_ON_ALL, bool(false)),
+    C: read(env, ENV.TRAIN_C, z.coerce.number().positive().default(1.0)),
+    maxIter: read(env, ENV.TRAIN_MAX_ITER, int(1, 10_000, 100)),
+  };
+}

@@ -1,0 +1,34 @@
+import { S3Client } from '@aws-sdk/client-s3';
+import { SFNClient } from '@aws-sdk/client-sfn';
+import { SQSClient } from '@aws-sdk/client-sqs';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import type { StorageConfig } from '../config.ts';
+
+/** The AWS clients a process uses, created once at module scope and passed into `lib/`. */
+export interface AwsClients {
+  s3: S3Client;
+  sqs: SQSClient;
+  sfn: SFNClient;
+}
+
+/**
+ * Creates S3, SQS and Step Functions clients with a timeout on every call, retries with backoff
+ * (SDK standard mode), and path-style S3 addressing when pointed at a loopback emulator.
+ */
+export function createAwsClients(cfg: StorageConfig): AwsClients {
+  const requestHandler = new NodeHttpHandler({
+    connectionTimeout: Math.min(cfg.awsTimeoutMs, 3_000),
+    requestTimeout: cfg.awsTimeoutMs,
+  });
+  const common = {
+    region: cfg.region,
+    requestHandler,
+    maxAttempts: 3,
+    ...(cfg.endpoint ? { endpoint: cfg.endpoint } : {}),
+  };
+  return {
+    s3: new S3Client({ ...common, forcePathStyle: cfg.endpoint !== undefined }),
+    sqs: new SQSClient(common),
+    sfn: new SFNClient(common),
+  };
+}
