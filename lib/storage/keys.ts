@@ -55,14 +55,13 @@ export function isValidDatasetName(name: string): boolean {
 
 /** Whether a string is a valid label: 1-100 chars, no '/', not '.' or '..', no control chars. */
 export function isValidLabel(label: string): boolean {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: rejecting control characters is the point
   return (
     label.length >= 1 &&
     label.length <= 100 &&
     !label.includes('/') &&
     label !== '.' &&
     label !== '..' &&
-    !/[\u0000-\u001f\u007f]/.test(label)
+    ![...label].some((ch) => (ch.codePointAt(0) ?? 0) < 0x20 || ch === '\u007f')
   );
 }
 
