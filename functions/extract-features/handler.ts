@@ -1,0 +1,4 @@
+// Placeholder entry so the CDK app can bundle it; replaced by the real middy handler.
+export const handler = async (): Promise<never> => {
+  throw new Error('extract-features handler not built yet');
+};
