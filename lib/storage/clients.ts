@@ -13,7 +13,8 @@ export interface AwsClients {
 
 /**
  * Creates S3, SQS and Step Functions clients with a timeout on every call, retries with backoff
- * (SDK standard mode), and path-style S3 addressing when pointed at a loopback emulator.
+ * (SDK standard mode), and path-style S3 addressing plus dummy credentials when pointed at a
+ * loopback emulator (the local stack).
  */
 export function createAwsClients(cfg: StorageConfig): AwsClients {
   const requestHandler = new NodeHttpHandler({
@@ -24,7 +25,10 @@ export function createAwsClients(cfg: StorageConfig): AwsClients {
     region: cfg.region,
     requestHandler,
     maxAttempts: 3,
-    ...(cfg.endpoint ? { endpoint: cfg.endpoint } : {}),
+    // A loopback emulator accepts any credentials; fixed ones spare a local user from configuring AWS.
+    ...(cfg.endpoint
+      ? { endpoint: cfg.endpoint, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } }
+      : {}),
   };
   return {
     s3: new S3Client({ ...common, forcePathStyle: cfg.endpoint !== undefined }),

@@ -1,0 +1,192 @@
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  type S3Client,
+  S3ServiceException,
+} from '@aws-sdk/client-s3';
+import type { z } from 'zod';
+import { NotFoundError, TlearnError } from '../errors.ts';
+
+/**
+ * Thin, typed S3 helpers shared by every function, the CLI and the local stack. They take the
+ * client as an argument (created once per process) and normalize ETags (no quotes).
+ */
+
+/** Strips the quotes S3 puts around ETags, so ETags compare equal across APIs and events. */
+export function normalizeEtag(etag: string | undefined): string {
+  return (etag ?? '').replace(/^W\//, '').replace(/"/g, '');
+}
+
+function isNotFound(err: unknown): boolean {
+  if (err instanceof S3ServiceException) {
+    return err.name === 'NoSuchKey' || err.name === 'NotFound' || err.$metadata.httpStatusCode === 404;
+  }
+  return false;
+}
+
+/** An object read whole into memory. */
+export interface S3Object {
+  body: Uint8Array;
+  etag: string;
+  metadata: Record<string, string>;
+  contentType: string | undefined;
+  lastModified: Date | undefined;
+}
+
+/** Reads an object; throws NotFoundError when it does not exist. */
+export async function getObject(s3: S3Client, bucket: string, key: string): Promise<S3Object> {
+  try {
+    const out = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    if (!out.Body) throw new TlearnError('S3EmptyBody', `s3://${bucket}/${key} returned no body`);
+    const body = await out.Body.transformToByteArray();
+    return {
+      body,
+      etag: normalizeEtag(out.ETag),
+      metadata: out.Metadata ?? {},
+      contentType: out.ContentType,
+      lastModified: out.LastModified,
+    };
+  } catch (err) {
+    if (isNotFound(err)) throw new NotFoundError(`s3://${bucket}/${key} does not exist`, { cause: err });
+    throw err;
+  }
+}
+
+/** Object head; undefined when it does not exist. */
+export async function headObject(
+  s3: S3Client,
+  bucket: string,
+  key: string,
+): Promise<
+  { etag: string; size: number; metadata: Record<string, string>; lastModified: Date | undefined } | undefined
+> {
+  try {
+    const out = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+    return {
+      etag: normalizeEtag(out.ETag),
+      size: out.ContentLength ?? 0,
+      metadata: out.Metadata ?? {},
+      lastModified: out.LastModified,
+    };
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw err;
+  }
+}
+
+/** Writes an object whole (a single PUT is atomic: readers see the old or the new object, never half). */
+export async function putObject(
+  s3: S3Client,
+  bucket: string,
+  key: string,
+  body: Uint8Array | string,
+  opts: { contentType?: string; metadata?: Record<string, string> } = {},
+): Promise<{ etag: string }> {
+  const out = await s3.send(
+    new PutObjectCommand({
+      Bucket: bucket,
+      Key: key,
+      Body: body,
+      ContentType: opts.contentType,
+      Metadata: opts.metadata,
+    }),
+  );
+  return { etag: normalizeEtag(out.ETag) };
+}
+
+/** Reads and validates a JSON object; NotFoundError when absent, TlearnError when it does not parse. */
+export async function getJson<S extends z.ZodTypeAny>(
+  s3: S3Client,
+  bucket: string,
+  key: string,
+  schema: S,
+): Promise<z.output<S>> {
+  const obj = await getObject(s3, bucket, key);
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(obj.body).toString('utf8'));
+  } catch (err) {
+    throw new TlearnError('CorruptObject', `s3://${bucket}/${key} is not valid JSON`, 500, { cause: err });
+  }
+  const parsed = schema.safeParse(value);
+  if (!parsed.success) {
+    throw new TlearnError(
+      'CorruptObject',
+      `s3://${bucket}/${key} does not match its schema: ${parsed.error.issues[0]?.message ?? ''}`,
+      500,
+      {
+        cause: parsed.error,
+      },
+    );
+  }
+  return parsed.data;
+}
+
+/** Writes a value as pretty JSON. */
+export async function putJson(
+  s3: S3Client,
+  bucket: string,
+  key: string,
+  value: unknown,
+): Promise<{ etag: string }> {
+  return putObject(s3, bucket, key, `${JSON.stringify(value, null, 2)}\n`, {
+    contentType: 'application/json',
+  });
+}
+
+/** Deletes an object (absent is fine). */
+export async function deleteObject(s3: S3Client, bucket: string, key: string): Promise<void> {
+  await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+}
+
+/** One listed object. */
+export interface ListedObject {
+  key: string;
+  etag: string;
+  size: number;
+  lastModified: Date | undefined;
+}
+
+/** Lists every object under a prefix, following continuation tokens. */
+export async function* listObjects(
+  s3: S3Client,
+  bucket: string,
+  prefix: string,
+): AsyncGenerator<ListedObject> {
+  let token: string | undefined;
+  do {
+    const out = await s3.send(
+      new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }),
+    );
+    for (const o of out.Contents ?? []) {
+      if (o.Key === undefined) continue;
+      yield { key: o.Key, etag: normalizeEtag(o.ETag), size: o.Size ?? 0, lastModified: o.LastModified };
+    }
+    token = out.IsTruncated ? out.NextContinuationToken : undefined;
+  } while (token);
+}
+
+/** Collects `listObjects` into an array. */
+export async function listAllObjects(s3: S3Client, bucket: string, prefix: string): Promise<ListedObject[]> {
+  const all: ListedObject[] = [];
+  for await (const o of listObjects(s3, bucket, prefix)) all.push(o);
+  return all;
+}
+
+/** Lists the immediate "folders" under a prefix (CommonPrefixes with delimiter '/'). */
+export async function listFolders(s3: S3Client, bucket: string, prefix: string): Promise<string[]> {
+  const folders: string[] = [];
+  let token: string | undefined;
+  do {
+    const out = await s3.send(
+      new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, Delimiter: '/', ContinuationToken: token }),
+    );
+    for (const p of out.CommonPrefixes ?? [])
+      if (p.Prefix) folders.push(p.Prefix.slice(prefix.length).replace(/\/$/, ''));
+    token = out.IsTruncated ? out.NextContinuationToken : undefined;
+  } while (token);
+  return folders;
+}
