@@ -14,6 +14,8 @@ export const ENV = {
   REGION: 'AWS_REGION',
   /** SDK endpoint override (local stack only: loopback S3+SQS emulator). */
   ENDPOINT: 'AWS_ENDPOINT_URL',
+  /** Step Functions endpoint override (local stack only: the loopback state machine runner). */
+  SFN_ENDPOINT: 'AWS_ENDPOINT_URL_SFN',
   /** Queue the extractor sends feature.ready / feature.failed to. */
   FEATURES_QUEUE_URL: 'TLEARN_FEATURES_QUEUE_URL',
   /** Training state machine (start-training and the API's POST /trainings). */
@@ -72,7 +74,22 @@ export interface StorageConfig {
   bucket: string;
   region: string;
   endpoint: string | undefined;
+  /** Step Functions endpoint (local stack); defaults to `endpoint`. */
+  sfnEndpoint?: string | undefined;
   awsTimeoutMs: number;
+}
+
+function loopbackUrl(env: Env, name: string): string | undefined {
+  const url = read(env, name, z.string().url().optional());
+  if (url !== undefined) {
+    const host = new URL(url).hostname;
+    if (!['127.0.0.1', 'localhost', '::1', '[::1]'].includes(host)) {
+      throw new ConfigError(
+        `environment variable ${name} must point at loopback (got host '${host}'); unset it for AWS`,
+      );
+    }
+  }
+  return url;
 }
 
 /** Reads the bucket, region, optional loopback endpoint and SDK timeout. */
@@ -90,6 +107,7 @@ export function loadStorageConfig(env: Env = process.env): StorageConfig {
     bucket: read(env, ENV.BUCKET, required('the S3 bucket name')),
     region: read(env, ENV.REGION, required('the AWS region, e.g. eu-west-1')),
     endpoint,
+    sfnEndpoint,
     awsTimeoutMs: read(env, ENV.AWS_TIMEOUT_MS, int(100, 900_000, 10_000)),
   };
 }

@@ -33,6 +33,11 @@ export function createAwsClients(cfg: StorageConfig): AwsClients {
   return {
     s3: new S3Client({ ...common, forcePathStyle: cfg.endpoint !== undefined }),
     sqs: new SQSClient(common),
-    sfn: new SFNClient(common),
+    sfn: new SFNClient({
+      ...common,
+      ...(cfg.sfnEndpoint
+        ? { endpoint: cfg.sfnEndpoint, credentials: { accessKeyId: 'local', secretAccessKey: 'local' } }
+        : {}),
+    }),
   };
 }
