@@ -94,15 +94,8 @@ function loopbackUrl(env: Env, name: string): string | undefined {
 
 /** Reads the bucket, region, optional loopback endpoint and SDK timeout. */
 export function loadStorageConfig(env: Env = process.env): StorageConfig {
-  const endpoint = read(env, ENV.ENDPOINT, z.string().url().optional());
-  if (endpoint !== undefined) {
-    const host = new URL(endpoint).hostname;
-    if (!['127.0.0.1', 'localhost', '::1', '[::1]'].includes(host)) {
-      throw new ConfigError(
-        `environment variable ${ENV.ENDPOINT} must point at loopback (got host '${host}'); unset it for AWS`,
-      );
-    }
-  }
+  const endpoint = loopbackUrl(env, ENV.ENDPOINT);
+  const sfnEndpoint = loopbackUrl(env, ENV.SFN_ENDPOINT) ?? endpoint;
   return {
     bucket: read(env, ENV.BUCKET, required('the S3 bucket name')),
     region: read(env, ENV.REGION, required('the AWS region, e.g. eu-west-1')),
