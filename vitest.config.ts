@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import { SummaryReporter } from './test/summary-reporter.ts';
 
 export default defineConfig({
   test: {
@@ -9,6 +10,6 @@ export default defineConfig({
     pool: 'forks',
     // 2 cores: two files at once keeps CPU-heavy model tests from starving each other.
     maxWorkers: 2,
-    reporters: ['default'],
+    reporters: ['default', new SummaryReporter()],
   },
 });
