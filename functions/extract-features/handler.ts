@@ -1,4 +1,42 @@
-// Placeholder entry so the CDK app can bundle it; replaced by the real middy handler.
-export const handler = async (): Promise<never> => {
-  throw new Error('extract-features handler not built yet');
-};
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { loadExtractorConfig, loadModelConfig, loadStorageConfig } from '../../lib/config.ts';
+import { loadExtractor } from '../../lib/model/extractor.ts';
+import { extractImages } from '../../lib/pipeline/extract.ts';
+import { imageJobsFromMessages } from '../../lib/pipeline/ingest.ts';
+import { createAwsClients } from '../../lib/storage/clients.ts';
+import { createObservability, startLazy, withObservability } from '../shared/powertools.ts';
+import { toQueueMessages } from '../shared/sqs.ts';
+
+// Config is read once, at cold start, and fails there naming the variable.
+const storage = loadStorageConfig();
+const model = loadModelConfig();
+const { featuresQueueUrl } = loadExtractorConfig();
+const { s3, sqs } = createAwsClients(storage);
+const obs = createObservability('extract-features');
+// Loading VGG16 takes seconds: started during init, awaited by each invocation.
+const extractor = startLazy(() =>
+  loadExtractor({ ...model, ...(model.backend ? { backend: model.backend } : {}), s3, log: obs.log }),
+);
+
+/** Ingest queue batch (S3 ObjectCreated events) → features + messages; failed records are retried. */
+export const handler = withObservability(async (event: SQSEvent): Promise<SQSBatchResponse> => {
+  const batch = imageJobsFromMessages(toQueueMessages(event), storage.bucket, obs.log);
+  const r = await extractImages(batch.jobs, {
+    s3,
+    sqs,
+    bucket: storage.bucket,
+    featuresQueueUrl,
+    extractor: await extractor.get(),
+    batchSize: model.extractBatchSize,
+    log: obs.log,
+  });
+  obs.metrics.addMetric('ImagesExtracted', MetricUnit.Count, r.counts.extracted);
+  obs.metrics.addMetric('ImagesFailed', MetricUnit.Count, r.counts.failed);
+  obs.metrics.addMetric('ImagesSkipped', MetricUnit.Count, r.counts.skipped + batch.ignored.length);
+  obs.metrics.addMetric('ImagesRetried', MetricUnit.Count, r.counts.retry);
+  obs.metrics.addMetric('MessagesDropped', MetricUnit.Count, batch.dropped.length);
+  obs.metrics.addMetric('ExtractionMs', MetricUnit.Milliseconds, r.timings.totalMs);
+  obs.log.info('batch done', { ...r.counts, forwardMs: Math.round(r.timings.forwardMs) });
+  return { batchItemFailures: r.failedRecordIds.map((itemIdentifier) => ({ itemIdentifier })) };
+}, obs);

@@ -1,0 +1,381 @@
+import type { S3Client } from '@aws-sdk/client-s3';
+import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { describeError, ImageDecodeError, NotFoundError } from '../errors.ts';
+import type { FeatureFailedMessage, FeatureMessage, FeatureReadyMessage } from '../features/messages.ts';
+import { encodeNpy } from '../features/npy.ts';
+import { preprocessImage } from '../images/preprocess.ts';
+import type { FeatureExtractor } from '../model/types.ts';
+import { featureErrorKey, featureKey, type ImageRef, parseImageKey } from '../storage/keys.ts';
+import { deleteObject, getJson, getObject, headObject, putObject } from '../storage/s3.ts';
+import { mapWithConcurrency } from '../util/concurrency.ts';
+import type { Log } from '../util/log.ts';
+import { FEATURE_META, FeatureErrorRecord, featureMetadata } from './feature-metadata.ts';
+
+/**
+ * The extractor's domain logic: images under `datasets/` → `.npy` features (or `.error.json`
+ * records) under `features/` + one message each on the features queue. No Lambda event shapes here:
+ * the handler turns SQS records into `ImageJob`s and `failedRecordIds` into batchItemFailures.
+ *
+ * Idempotence (S3 and SQS deliver at least once): before any work the feature is HEADed, and an
+ * image whose feature is current (same `source-etag` and `feature-spec`) is skipped without a
+ * message. Every object is one PUT (atomic), and the message is sent only after its object exists.
+ * A record retried by SQS after a partial failure (object written, message not sent) is redelivered
+ * with a receive count > 1; for such records a current feature is announced again, so no message
+ * is lost (duplicate messages are harmless: training starts are debounced).
+ */
+
+/** One image to process. Several jobs may share a record (an S3 event can list several objects). */
+export interface ImageJob {
+  /** The unit SQS retries (the record's messageId). */
+  recordId: string;
+  /** Decoded S3 key under `datasets/`. */
+  key: string;
+  /** ETag from the event (may be stale; the ETag of the bytes actually read is what counts). */
+  etag?: string | undefined;
+  size?: number | undefined;
+  /** The record was received before (an earlier attempt may have written without announcing). */
+  redelivered?: boolean;
+}
+
+/** Dependencies, created once per container by the handler (or by a test). */
+export interface ExtractDeps {
+  s3: S3Client;
+  sqs: SQSClient;
+  bucket: string;
+  featuresQueueUrl: string;
+  extractor: FeatureExtractor;
+  /** Images per forward pass. */
+  batchSize: number;
+  log: Log;
+  /** Concurrent S3 reads / image decodes. @default 8 */
+  ioConcurrency?: number;
+  /** Decoded pixel limit. @default preprocessImage's (40 MP) */
+  limitInputPixels?: number;
+  now?: () => Date;
+}
+
+/** Why an image was skipped without a write. */
+export type SkipCause = 'invalid-key' | 'current' | 'error-current' | 'vanished' | 'duplicate-in-batch';
+
+/** What happened to one image. `retry` means its record is reported as a batch item failure. */
+export type ImageOutcome =
+  | { key: string; recordId: string; status: 'extracted'; featureKey: string }
+  | { key: string; recordId: string; status: 'failed'; code: string; reason: string }
+  | { key: string; recordId: string; status: 'skipped'; cause: SkipCause; detail?: string }
+  | { key: string; recordId: string; status: 'retry'; error: string };
+
+/** Result of `extractImages`. */
+export interface ExtractResult {
+  outcomes: ImageOutcome[];
+  /** Records with at least one image to retry (SQS batchItemFailures). */
+  failedRecordIds: string[];
+  counts: { extracted: number; failed: number; skipped: number; retry: number };
+  /** Wall time of the whole call and of the forward passes alone. */
+  timings: { totalMs: number; forwardMs: number };
+}
+
+/** Internal per-image state, keyed by image key (a batch can hold the same key twice). */
+interface Work {
+  key: string;
+  jobs: ImageJob[];
+  image: ImageRef;
+  redelivered: boolean;
+  featureHead?: Awaited<ReturnType<typeof headObject>>;
+  errorHead?: Awaited<ReturnType<typeof headObject>>;
+  /** ETag of the bytes read. */
+  etag?: string;
+  input?: Float32Array;
+  vector?: Float32Array;
+  decodeError?: ImageDecodeError;
+  outcome?:
+    | { status: 'extracted' }
+    | { status: 'failed'; code: string; reason: string }
+    | { status: 'skipped'; cause: SkipCause; detail?: string }
+    | { status: 'retry'; error: string };
+  message?: FeatureMessage;
+}
+
+/**
+ * Extracts features for a batch of images. Never throws for one image's problem: unusable keys
+ * are skipped (logged), unusable images get an error record + `feature.failed`, and transient
+ * errors (S3, SQS, timeouts, the model) mark just the affected records for retry.
+ *
+ * @example
+ * const r = await extractImages([{ recordId: 'm1', key: 'datasets/pets/cat/1.jpg', etag }], deps);
+ * return { batchItemFailures: r.failedRecordIds.map((itemIdentifier) => ({ itemIdentifier })) };
+ */
+export async function extractImages(jobs: readonly ImageJob[], deps: ExtractDeps): Promise<ExtractResult> {
+  const started = performance.now();
+  const now = deps.now ?? (() => new Date());
+  const concurrency = deps.ioConcurrency ?? 8;
+  const outcomes: ImageOutcome[] = [];
+  const works: Work[] = [];
+  const byKey = new Map<string, Work>();
+
+  for (const job of jobs) {
+    const parsed = parseImageKey(job.key);
+    if (!parsed.ok) {
+      deps.log.warn('skipping key that is not a usable image name', {
+        reason: parsed.reason,
+        detail: parsed.detail,
+      });
+      outcomes.push({
+        key: job.key,
+        recordId: job.recordId,
+        status: 'skipped',
+        cause: 'invalid-key',
+        detail: `${parsed.reason}: ${parsed.detail}`,
+      });
+      continue;
+    }
+    const existing = byKey.get(job.key);
+    if (existing) {
+      // Same key twice in one batch: one read of the current object serves both records.
+      existing.jobs.push(job);
+      existing.redelivered ||= job.redelivered === true;
+      continue;
+    }
+    const work: Work = {
+      key: job.key,
+      jobs: [job],
+      image: parsed.image,
+      redelivered: job.redelivered === true,
+    };
+    byKey.set(job.key, work);
+    works.push(work);
+  }
+
+  // 1. Read: skip current features, fetch and preprocess the rest.
+  await mapWithConcurrency(works, concurrency, (w) => prepare(w, deps, now).catch(retryOn(w, deps.log)));
+
+  // 2. Forward passes, batchSize images at a time.
+  let forwardMs = 0;
+  const toExtract = works.filter((w) => w.outcome === undefined && w.input !== undefined);
+  for (let i = 0; i < toExtract.length; i += deps.batchSize) {
+    const chunk = toExtract.slice(i, i + deps.batchSize);
+    const t0 = performance.now();
+    try {
+      const vectors = await deps.extractor.extractBatch(chunk.map((w) => w.input as Float32Array));
+      chunk.forEach((w, j) => {
+        w.vector = vectors[j];
+        w.input = undefined; // free the input early: the batch can be large
+      });
+    } catch (err) {
+      for (const w of chunk) retryOn(w, deps.log)(err);
+    } finally {
+      forwardMs += performance.now() - t0;
+    }
+  }
+
+  // 3. Write objects (one PUT each), then 4. announce them.
+  await mapWithConcurrency(works, concurrency, (w) => write(w, deps, now).catch(retryOn(w, deps.log)));
+  await sendMessages(
+    works.filter((w) => w.message !== undefined && w.outcome?.status !== 'retry'),
+    deps,
+  );
+
+  for (const w of works) {
+    const o = w.outcome ?? { status: 'retry', error: 'internal: image was not processed' };
+    w.jobs.forEach((job, idx) => {
+      const base = { key: job.key, recordId: job.recordId };
+      if (idx > 0 && o.status !== 'retry') {
+        outcomes.push({ ...base, status: 'skipped', cause: 'duplicate-in-batch' });
+      } else if (o.status === 'extracted') {
+        outcomes.push({ ...base, status: 'extracted', featureKey: featureKey(w.image) });
+      } else {
+        outcomes.push({ ...base, ...o });
+      }
+    });
+  }
+  const counts = { extracted: 0, failed: 0, skipped: 0, retry: 0 };
+  for (const o of outcomes) counts[o.status] += 1;
+  const failedRecordIds = [...new Set(outcomes.filter((o) => o.status === 'retry').map((o) => o.recordId))];
+  return {
+    outcomes,
+    failedRecordIds,
+    counts,
+    timings: { totalMs: performance.now() - started, forwardMs },
+  };
+}
+
+function retryOn(w: Work, log: Log): (err: unknown) => void {
+  return (err) => {
+    w.outcome = { status: 'retry', error: describeError(err) };
+    w.message = undefined;
+    log.error('image will be retried', { key: w.key, error: describeError(err) });
+  };
+}
+
+function isCurrent(
+  head: Awaited<ReturnType<typeof headObject>>,
+  etag: string | undefined,
+  spec: string,
+): boolean {
+  return (
+    head !== undefined &&
+    etag !== undefined &&
+    head.metadata[FEATURE_META.sourceEtag] === etag &&
+    head.metadata[FEATURE_META.spec] === spec
+  );
+}
+
+async function prepare(w: Work, deps: ExtractDeps, now: () => Date): Promise<void> {
+  const job = w.jobs[0];
+  if (!job) return;
+  const [featureHead, errorHead] = await Promise.all([
+    headObject(deps.s3, deps.bucket, featureKey(w.image)),
+    headObject(deps.s3, deps.bucket, featureErrorKey(w.image)),
+  ]);
+  w.featureHead = featureHead;
+  w.errorHead = errorHead;
+  // Cheap path first: the event's ETag already matches the feature, no GET needed.
+  if (await skipIfCurrent(w, job.etag, deps, now)) return;
+
+  let body: Uint8Array;
+  try {
+    const obj = await getObject(deps.s3, deps.bucket, w.key);
+    body = obj.body;
+    w.etag = obj.etag;
+  } catch (err) {
+    if (err instanceof NotFoundError) {
+      // Deleted since the event: nothing to extract, and retrying cannot help.
+      w.outcome = { status: 'skipped', cause: 'vanished' };
+      deps.log.info('image no longer exists; skipped', { key: w.key });
+      return;
+    }
+    throw err;
+  }
+  if (job.etag !== undefined && job.etag !== w.etag) {
+    deps.log.debug('image replaced since its event; using the current content', { key: w.key });
+    if (await skipIfCurrent(w, w.etag, deps, now)) return;
+  }
+  try {
+    if (body.length === 0) throw new ImageDecodeError('EmptyImage', 'image is empty (0 bytes)');
+    w.input = await preprocessImage(body, {
+      size: deps.extractor.spec.input,
+      resize: deps.extractor.spec.resize,
+      ...(deps.limitInputPixels === undefined ? {} : { limitInputPixels: deps.limitInputPixels }),
+    });
+  } catch (err) {
+    if (!(err instanceof ImageDecodeError)) throw err;
+    w.decodeError = err;
+  }
+}
+
+/** Marks the work skipped when its feature (or error record) is current for `etag`. */
+async function skipIfCurrent(
+  w: Work,
+  etag: string | undefined,
+  deps: ExtractDeps,
+  now: () => Date,
+): Promise<boolean> {
+  const spec = deps.extractor.specId;
+  if (isCurrent(w.featureHead, etag, spec) && etag !== undefined) {
+    w.outcome = { status: 'skipped', cause: 'current' };
+    if (w.redelivered) {
+      // An earlier attempt may have written the feature and failed before announcing it.
+      if (w.errorHead) await deleteObject(deps.s3, deps.bucket, featureErrorKey(w.image));
+      w.message = readyMessage(w, etag, spec, now());
+    }
+    return true;
+  }
+  if (isCurrent(w.errorHead, etag, spec) && etag !== undefined) {
+    w.outcome = { status: 'skipped', cause: 'error-current' };
+    if (w.redelivered) {
+      const rec = await getJson(deps.s3, deps.bucket, featureErrorKey(w.image), FeatureErrorRecord);
+      w.message = failedMessage(w, etag, spec, now(), `${rec.code}: ${rec.reason}`);
+    }
+    return true;
+  }
+  return false;
+}
+
+async function write(w: Work, deps: ExtractDeps, now: () => Date): Promise<void> {
+  if (w.outcome !== undefined || w.etag === undefined) return;
+  const spec = deps.extractor.specId;
+  const metadata = featureMetadata(w.etag, spec, w.image.label);
+  if (w.vector) {
+    if (w.vector.length !== deps.extractor.dims) {
+      throw new Error(`extractor returned ${w.vector.length} values instead of ${deps.extractor.dims}`);
+    }
+    await putObject(deps.s3, deps.bucket, featureKey(w.image), encodeNpy(w.vector), {
+      contentType: 'application/octet-stream',
+      metadata,
+    });
+    // An error record of older content would make readiness call the image failed.
+    if (w.errorHead) await deleteObject(deps.s3, deps.bucket, featureErrorKey(w.image));
+    w.vector = undefined;
+    w.outcome = { status: 'extracted' };
+    w.message = readyMessage(w, w.etag, spec, now());
+    return;
+  }
+  if (w.decodeError) {
+    const at = now();
+    const record: FeatureErrorRecord = {
+      imageKey: w.key,
+      sourceEtag: w.etag,
+      spec,
+      reason: w.decodeError.message,
+      code: w.decodeError.code,
+      at: at.toISOString(),
+    };
+    await putObject(deps.s3, deps.bucket, featureErrorKey(w.image), `${JSON.stringify(record, null, 2)}\n`, {
+      contentType: 'application/json',
+      metadata,
+    });
+    // The feature of older content must not be trained on once the image is unusable.
+    if (w.featureHead) await deleteObject(deps.s3, deps.bucket, featureKey(w.image));
+    w.outcome = { status: 'failed', code: record.code, reason: record.reason };
+    w.message = failedMessage(w, w.etag, spec, at, describeError(w.decodeError));
+    deps.log.warn('image cannot be used; error record written', { key: w.key, code: record.code });
+  }
+}
+
+function readyMessage(w: Work, etag: string, spec: string, at: Date): FeatureReadyMessage {
+  return {
+    type: 'feature.ready',
+    dataset: w.image.dataset,
+    label: w.image.label,
+    imageKey: w.key,
+    featureKey: featureKey(w.image),
+    sourceEtag: etag,
+    spec,
+    at: at.toISOString(),
+  };
+}
+
+function failedMessage(w: Work, etag: string, spec: string, at: Date, reason: string): FeatureFailedMessage {
+  return {
+    type: 'feature.failed',
+    dataset: w.image.dataset,
+    label: w.image.label,
+    imageKey: w.key,
+    featureKey: featureKey(w.image),
+    sourceEtag: etag,
+    spec,
+    at: at.toISOString(),
+    reason,
+  };
+}
+
+/** SendMessageBatch takes at most 10 entries; a failed entry (or call) retries just its image. */
+async function sendMessages(works: Work[], deps: ExtractDeps): Promise<void> {
+  const chunks: Work[][] = [];
+  for (let i = 0; i < works.length; i += 10) chunks.push(works.slice(i, i + 10));
+  await mapWithConcurrency(chunks, 4, async (chunk) => {
+    try {
+      const out = await deps.sqs.send(
+        new SendMessageBatchCommand({
+          QueueUrl: deps.featuresQueueUrl,
+          Entries: chunk.map((w, i) => ({ Id: `m${i}`, MessageBody: JSON.stringify(w.message) })),
+        }),
+      );
+      for (const f of out.Failed ?? []) {
+        const w = chunk[Number(f.Id?.slice(1))];
+        if (w) retryOn(w, deps.log)(new Error(`SQS refused the message: ${f.Code} ${f.Message ?? ''}`));
+      }
+    } catch (err) {
+      for (const w of chunk) retryOn(w, deps.log)(err);
+    }
+  });
+}
