@@ -1,4 +1,27 @@
-// Placeholder entry so the CDK app can bundle it; replaced by the real middy handler.
-export const handler = async (): Promise<never> => {
-  throw new Error('start-training handler not built yet');
-};
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { loadStateMachineConfig, loadStorageConfig } from '../../lib/config.ts';
+import { startTrainings } from '../../lib/pipeline/start-training.ts';
+import { createAwsClients } from '../../lib/storage/clients.ts';
+import { createObservability, withObservability } from '../shared/powertools.ts';
+import { toQueueMessages } from '../shared/sqs.ts';
+
+const { sfn } = createAwsClients(loadStorageConfig());
+const { stateMachineArn, trainWindowSeconds } = loadStateMachineConfig();
+const obs = createObservability('start-training');
+
+/** Features queue batch → one debounced training execution per dataset. */
+export const handler = withObservability(async (event: SQSEvent): Promise<SQSBatchResponse> => {
+  const r = await startTrainings(toQueueMessages(event), {
+    sfn,
+    stateMachineArn,
+    trainWindowSeconds,
+    log: obs.log,
+  });
+  const count = (s: string) => r.datasets.filter((d) => d.status === s).length;
+  obs.metrics.addMetric('TrainingsStarted', MetricUnit.Count, count('started'));
+  obs.metrics.addMetric('TrainingsDebounced', MetricUnit.Count, count('exists'));
+  obs.metrics.addMetric('TrainingStartErrors', MetricUnit.Count, count('error'));
+  obs.metrics.addMetric('InvalidMessages', MetricUnit.Count, r.invalid.length);
+  return { batchItemFailures: r.failedMessageIds.map((itemIdentifier) => ({ itemIdentifier })) };
+}, obs);
