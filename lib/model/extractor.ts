@@ -1,0 +1,133 @@
+import type { S3Client } from '@aws-sdk/client-s3';
+import * as tf from '@tensorflow/tfjs';
+import { ValidationError } from '../errors.ts';
+import { type Log, silentLog } from '../util/log.ts';
+import { selectBackend } from './backend.ts';
+import {
+  type FeatureSpec,
+  featureDims,
+  POOLINGS,
+  type Pooling,
+  type ResizeKernel,
+  specToString,
+} from './spec.ts';
+import type { BackendName, FeatureExtractor, WeightsSource } from './types.ts';
+import { buildVgg16, VGG16_MIN_INPUT } from './vgg16.ts';
+import { loadWeights, setVgg16Weights } from './weights.ts';
+
+/** Largest input size accepted (as TLEARN_INPUT_SIZE). */
+export const MAX_INPUT_SIZE = 1024;
+
+/** Resize kernel recorded in the spec when the caller does not say (the spec.ts example's). */
+export const DEFAULT_RESIZE: ResizeKernel = 'bilinear';
+
+/** Options of `loadExtractor`. */
+export interface LoadExtractorOptions {
+  weights: WeightsSource;
+  /** Square input size in pixels (32..1024); 150 in the original recipe. */
+  inputSize: number;
+  pooling: Pooling;
+  /** Force a backend (TLEARN_BACKEND); default: the first that loads. */
+  backend?: BackendName;
+  /** Needed for `s3://` weights. */
+  s3?: S3Client;
+  log?: Log;
+  /** Run one forward pass at load so the first real request is not slow. @default true */
+  warmUp?: boolean;
+  /**
+   * Resize kernel the images were prepared with, recorded in the spec (the extractor itself
+   * does not resize). @default DEFAULT_RESIZE
+   */
+  resize?: ResizeKernel;
+}
+
+function validate(opts: LoadExtractorOptions): void {
+  const { inputSize, pooling, weights } = opts;
+  if (!Number.isInteger(inputSize) || inputSize < VGG16_MIN_INPUT || inputSize > MAX_INPUT_SIZE) {
+    throw new ValidationError(
+      `input size must be a whole number from ${VGG16_MIN_INPUT} to ${MAX_INPUT_SIZE} (got ${inputSize})`,
+    );
+  }
+  if (!POOLINGS.includes(pooling)) {
+    throw new ValidationError(`pooling must be one of ${POOLINGS.join(', ')} (got '${String(pooling)}')`);
+  }
+  if (weights.kind === 'uri' && weights.uri.trim() === '') throw new ValidationError('weights URI is empty');
+  if (weights.kind === 'uri' && weights.uri.startsWith('s3://') && opts.s3 === undefined) {
+    throw new ValidationError(`weights at ${weights.uri} need an S3 client (pass s3)`);
+  }
+}
+
+/**
+ * Loads VGG16's convolutional base as a FeatureExtractor: validates the options, selects the
+ * tensor backend, builds the graph for `inputSize` and `pooling`, loads and checks the weights
+ * (every layer's shape), then runs one warm-up forward pass.
+ *
+ * @example
+ * const extractor = await loadExtractor({ weights: { kind: 'uri', uri: cfg.baseModelUri },
+ *   inputSize: 150, pooling: 'flatten', s3, log });
+ * const [vector] = await extractor.extractBatch([await preprocessImage(bytes, extractor.spec)]);
+ */
+export async function loadExtractor(opts: LoadExtractorOptions): Promise<FeatureExtractor> {
+  validate(opts);
+  const log = opts.log ?? silentLog;
+  const { inputSize, pooling } = opts;
+  const backend = await selectBackend(opts.backend, log);
+  const started = Date.now();
+  const loaded = await loadWeights(opts.weights, { log, ...(opts.s3 ? { s3: opts.s3 } : {}) });
+  const model = buildVgg16({ inputSize, pooling });
+  try {
+    setVgg16Weights(model, loaded.weights);
+  } catch (err) {
+    model.dispose();
+    throw err;
+  }
+  const spec: FeatureSpec = {
+    model: 'vgg16',
+    weights: loaded.weightsId,
+    input: [inputSize, inputSize],
+    pooling,
+    preprocessing: 'caffe',
+    resize: opts.resize ?? DEFAULT_RESIZE,
+  };
+  const dims = featureDims(spec);
+  const pixels = inputSize * inputSize * 3;
+  let disposed = false;
+
+  const extractor: FeatureExtractor = {
+    spec,
+    specId: specToString(spec),
+    dims,
+    backend,
+    async extractBatch(images) {
+      if (disposed) throw new ValidationError('this feature extractor was disposed');
+      if (images.length === 0) return [];
+      const batch = new Float32Array(images.length * pixels);
+      images.forEach((img, i) => {
+        if (img.length !== pixels) {
+          throw new ValidationError(
+            `image ${i} has ${img.length} values; a ${inputSize}x${inputSize}x3 input needs ${pixels} (preprocess it with this extractor's spec)`,
+          );
+        }
+        batch.set(img, i * pixels);
+      });
+      const out = tf.tidy(
+        () => model.predict(tf.tensor4d(batch, [images.length, inputSize, inputSize, 3])) as tf.Tensor,
+      );
+      try {
+        const flat = (await out.data()) as Float32Array;
+        return images.map((_, i) => flat.slice(i * dims, (i + 1) * dims));
+      } finally {
+        out.dispose();
+      }
+    },
+    dispose() {
+      if (disposed) return;
+      disposed = true;
+      model.dispose();
+    },
+  };
+
+  if (opts.warmUp ?? true) await extractor.extractBatch([new Float32Array(pixels)]);
+  log.info('feature extractor ready', { spec: extractor.specId, dims, backend, ms: Date.now() - started });
+  return extractor;
+}
