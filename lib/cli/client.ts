@@ -1,0 +1,280 @@
+import { z } from 'zod';
+import { TlearnError } from '../errors.ts';
+
+/**
+ * A small client of the HTTP API (DESIGN.md "HTTP API") for the CLI: one timeout per request,
+ * `x-api-key` when set, errors mapped to ApiError (`{ error: { code, message } }` bodies) or
+ * UnreachableError (nothing answered).
+ */
+
+/** The server answered with an error status. `code`/`message` come from its JSON error body. */
+export class ApiError extends TlearnError {
+  constructor(code: string, message: string, status: number, options?: { cause?: unknown }) {
+    super(code, message, status, options);
+  }
+}
+
+/** Nothing answered (connection refused, DNS, timeout): the CLI exits 4. */
+export class UnreachableError extends TlearnError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('Unreachable', message, 503, options);
+  }
+}
+
+const UNREACHABLE_CODES: Record<string, string> = {
+  ECONNREFUSED: 'connection refused',
+  ECONNRESET: 'connection reset',
+  ENOTFOUND: 'host not found',
+  EAI_AGAIN: 'host name lookup failed (offline?)',
+  EHOSTUNREACH: 'host unreachable',
+  ENETUNREACH: 'network unreachable',
+  ETIMEDOUT: 'connection timed out',
+  EPIPE: 'connection closed',
+  UND_ERR_CONNECT_TIMEOUT: 'connection timed out',
+  UND_ERR_SOCKET: 'connection closed',
+  UND_ERR_HEADERS_TIMEOUT: 'no answer in time',
+  UND_ERR_BODY_TIMEOUT: 'no answer in time',
+};
+
+/**
+ * Says why nothing answered, or undefined when `err` is not a network failure. Looks through
+ * `cause` chains and AggregateErrors (Node tries IPv4 and IPv6 for `localhost`), for fetch
+ * (undici) and AWS SDK (node-http-handler) errors alike.
+ */
+export function unreachableReason(err: unknown, depth = 0): string | undefined {
+  if (depth > 5 || typeof err !== 'object' || err === null) return undefined;
+  const e = err as { code?: unknown; name?: unknown; cause?: unknown; errors?: unknown };
+  if (typeof e.code === 'string' && UNREACHABLE_CODES[e.code] !== undefined) return UNREACHABLE_CODES[e.code];
+  if (e.name === 'TimeoutError' || e.name === 'AbortError') return 'no answer in time';
+  if (err instanceof UnreachableError) return err.message;
+  if (Array.isArray(e.errors))
+    for (const inner of e.errors) {
+      const r = unreachableReason(inner, depth + 1);
+      if (r) return r;
+    }
+  return unreachableReason(e.cause, depth + 1);
+}
+
+/** A prediction (POST /datasets/{d}/predictions). */
+export const PredictionSchema = z
+  .object({
+    dataset: z.string(),
+    model: z.object({ version: z.string(), trainedAt: z.string().optional() }).passthrough(),
+    label: z.string(),
+    confidence: z.number(),
+    scores: z.array(z.object({ label: z.string(), probability: z.number() })),
+    timingsMs: z.record(z.number()).optional(),
+  })
+  .passthrough();
+export type Prediction = z.infer<typeof PredictionSchema>;
+
+/** A started training (POST /datasets/{d}/trainings → 202). */
+export const TrainingStartedSchema = z
+  .object({ executionArn: z.string(), startedAt: z.string().optional() })
+  .passthrough();
+export type TrainingStarted = z.infer<typeof TrainingStartedSchema>;
+
+const count = z.number().int().nonnegative();
+const LabelCountsSchema = z
+  .object({
+    images: count.optional(),
+    ready: count.optional(),
+    failed: count.optional(),
+    pending: count.optional(),
+  })
+  .passthrough();
+
+/**
+ * GET /datasets/{d}. Lenient on purpose: the CLI shows what is there and `--json` shows
+ * everything. `labels` may be a list of rows or a map label → counts (or → image count).
+ */
+export const DatasetStatusSchema = z
+  .object({
+    dataset: z.string().optional(),
+    images: z.union([count, z.object({ total: count }).passthrough()]).optional(),
+    features: z
+      .object({ ready: count.optional(), failed: count.optional(), pending: count.optional() })
+      .passthrough()
+      .optional(),
+    labels: z
+      .union([
+        z.array(LabelCountsSchema.extend({ label: z.string() })),
+        z.record(z.union([count, LabelCountsSchema])),
+      ])
+      .optional(),
+    model: z
+      .object({
+        version: z.string(),
+        trainedAt: z.string().optional(),
+        promotedAt: z.string().optional(),
+        accuracy: z.number().optional(),
+      })
+      .passthrough()
+      .nullable()
+      .optional(),
+    lastTraining: z
+      .object({
+        executionArn: z.string().optional(),
+        status: z.string().optional(),
+        startedAt: z.string().optional(),
+        stoppedAt: z.string().optional(),
+        trigger: z.string().optional(),
+        error: z.string().optional(),
+        cause: z.string().optional(),
+      })
+      .passthrough()
+      .nullable()
+      .optional(),
+  })
+  .passthrough();
+export type DatasetStatus = z.infer<typeof DatasetStatusSchema>;
+
+/** GET /datasets/{d}/model: current model metadata + report (read leniently, see commands/model.ts). */
+export const ModelInfoSchema = z.record(z.unknown());
+export type ModelInfo = z.infer<typeof ModelInfoSchema>;
+
+/** Options of `createApiClient`. */
+export interface ApiClientOptions {
+  /** Base URL without trailing slash (API Gateway: including the stage). */
+  baseUrl: string;
+  apiKey?: string | undefined;
+  timeoutMs: number;
+  /** Injected in tests; global fetch otherwise. */
+  fetch?: typeof fetch;
+}
+
+/** A request's raw outcome. */
+export interface ApiResponse {
+  status: number;
+  body: unknown;
+}
+
+/** The HTTP API as functions. */
+export interface ApiClient {
+  /** Any request; throws ApiError for status ≥ 400, UnreachableError when nothing answers. */
+  request(
+    method: string,
+    path: string,
+    opts?: { body?: Uint8Array | string; contentType?: string; query?: Record<string, string> },
+  ): Promise<ApiResponse>;
+  getDataset(dataset: string): Promise<{ parsed: DatasetStatus; raw: unknown }>;
+  startTraining(dataset: string): Promise<TrainingStarted>;
+  getModel(dataset: string): Promise<ModelInfo>;
+  predict(dataset: string, image: Uint8Array, contentType: string, top?: number): Promise<Prediction>;
+}
+
+const ErrorBodySchema = z.object({
+  error: z.object({ code: z.string(), message: z.string() }).passthrough(),
+});
+
+function toApiError(status: number, statusText: string, body: unknown, text: string): ApiError {
+  const parsed = ErrorBodySchema.safeParse(body);
+  if (parsed.success) return new ApiError(parsed.data.error.code, parsed.data.error.message, status);
+  // API Gateway's own answers (missing key, throttling) are `{ "message": "…" }`.
+  const gw = z.object({ message: z.string() }).safeParse(body);
+  if (gw.success) {
+    if (status === 403)
+      return new ApiError(
+        'Forbidden',
+        `${gw.data.message}: the API key is missing or wrong (pass --api-key or set TLEARN_API_KEY)`,
+        status,
+      );
+    if (status === 429) return new ApiError('TooManyRequests', `${gw.data.message}: try again later`, status);
+    return new ApiError(`Http${status}`, gw.data.message, status);
+  }
+  const snippet = text.trim().slice(0, 200);
+  return new ApiError(
+    `Http${status}`,
+    `HTTP ${status} ${statusText}${snippet ? `: ${snippet}` : ''}`,
+    status,
+  );
+}
+
+function parseWith<S extends z.ZodTypeAny>(schema: S, body: unknown, what: string): z.output<S> {
+  const r = schema.safeParse(body);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    throw new ApiError(
+      'UnexpectedResponse',
+      `${what} answered in an unexpected shape (${issue ? `${issue.path.join('.') || 'body'}: ${issue.message}` : 'invalid'}); is the CLI as new as the stack?`,
+      502,
+      { cause: r.error },
+    );
+  }
+  return r.data;
+}
+
+/**
+ * Creates the API client.
+ * @example const api = createApiClient({ baseUrl: 'http://127.0.0.1:3000', timeoutMs: 30_000 });
+ *          const p = await api.predict('pets', bytes, 'image/jpeg', 3);
+ */
+export function createApiClient(opts: ApiClientOptions): ApiClient {
+  const doFetch = opts.fetch ?? fetch;
+  const seconds = `${Math.round(opts.timeoutMs / 100) / 10} s`;
+
+  const request: ApiClient['request'] = async (method, path, r = {}) => {
+    const qs =
+      r.query && Object.keys(r.query).length > 0 ? `?${new URLSearchParams(r.query).toString()}` : '';
+    const url = `${opts.baseUrl}${path}${qs}`;
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (opts.apiKey !== undefined) headers['x-api-key'] = opts.apiKey;
+    if (r.contentType !== undefined) headers['content-type'] = r.contentType;
+    let res: Response;
+    let text: string;
+    try {
+      // One signal covers connect, headers and body: a stuck server cannot hang the CLI.
+      const signal = AbortSignal.timeout(opts.timeoutMs);
+      res = await doFetch(url, { method, headers, body: r.body, signal });
+      text = await res.text();
+    } catch (err) {
+      const reason = unreachableReason(err);
+      if (reason === undefined) throw err;
+      throw new UnreachableError(reason === 'no answer in time' ? `no answer within ${seconds}` : reason, {
+        cause: err,
+      });
+    }
+    let body: unknown;
+    try {
+      body = text === '' ? undefined : JSON.parse(text);
+    } catch {
+      body = undefined;
+    }
+    if (res.status >= 400) throw toApiError(res.status, res.statusText, body, text);
+    if (body === undefined && text !== '')
+      throw new ApiError(
+        'UnexpectedResponse',
+        `${method} ${path} answered ${res.status} with a body that is not JSON: ${text.trim().slice(0, 120)}`,
+        502,
+      );
+    return { status: res.status, body };
+  };
+
+  const ds = (d: string) => `/datasets/${encodeURIComponent(d)}`;
+  return {
+    request,
+    async getDataset(dataset) {
+      const { body } = await request('GET', ds(dataset));
+      return { parsed: parseWith(DatasetStatusSchema, body, `GET ${ds(dataset)}`), raw: body };
+    },
+    async startTraining(dataset) {
+      const { body } = await request('POST', `${ds(dataset)}/trainings`, {
+        body: JSON.stringify({}),
+        contentType: 'application/json',
+      });
+      return parseWith(TrainingStartedSchema, body, `POST ${ds(dataset)}/trainings`);
+    },
+    async getModel(dataset) {
+      const { body } = await request('GET', `${ds(dataset)}/model`);
+      return parseWith(ModelInfoSchema, body, `GET ${ds(dataset)}/model`);
+    },
+    async predict(dataset, image, contentType, top) {
+      const { body } = await request('POST', `${ds(dataset)}/predictions`, {
+        body: image,
+        contentType,
+        query: top !== undefined ? { top: String(top) } : {},
+      });
+      return parseWith(PredictionSchema, body, `POST ${ds(dataset)}/predictions`);
+    },
+  };
+}
