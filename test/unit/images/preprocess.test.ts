@@ -178,7 +178,7 @@ describe('preprocessImage', () => {
     }
   });
 
-  it.each(['gif', 'tiff'] as const)('uses only the first frame of a multi-frame %s', async (format) => {
+  it.each(['gif', 'tiff', 'webp'] as const)('uses only the first frame of a multi-frame %s', async (format) => {
     // prepare: red frame, then blue frame
     const img = await makeMultiFrameImage(format, [
       [255, 0, 0],
