@@ -1,0 +1,129 @@
+import { ValidationError } from '../errors.ts';
+
+/**
+ * Mulberry32: a small, fast, well-mixed 32-bit PRNG. Same seed → same sequence on every platform.
+ * Returns floats in [0, 1).
+ */
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * Splits sample indices into train and test parts, class by class, like scikit-learn's
+ * `train_test_split(..., test_size, stratify=labels)`:
+ *
+ * - the test part has ⌈testSize·n⌉ samples, shared among classes in proportion to their sizes
+ *   (floors first, then the largest remainders; ties go to the larger class, then the lower
+ *   class index — scikit-learn breaks those ties at random);
+ * - then, per class: a class with ≥ 2 samples keeps ≥ 1 in train and puts ≥ 1 in test; a class
+ *   with 1 sample stays in train. Samples these guarantees add or remove are taken from / given
+ *   to the largest classes, so the test size moves only when nothing else is possible;
+ * - which samples of a class go to test is a seeded Fisher-Yates shuffle (mulberry32). It is
+ *   deterministic but is NOT scikit-learn's permutation (that depends on numpy's generator).
+ *
+ * `testSize` 0 puts everything in train. Both outputs are sorted ascending.
+ *
+ * @param labels class index of each sample (any non-negative integers)
+ * @param testSize fraction of samples for the test part, 0 ≤ testSize < 1
+ * @param seed any 32-bit integer
+ */
+export function stratifiedSplit(
+  labels: Int32Array,
+  testSize: number,
+  seed: number,
+): { train: Int32Array; test: Int32Array } {
+  if (!(testSize >= 0 && testSize < 1))
+    throw new ValidationError(`test size must be a fraction in [0, 1) (got ${testSize})`);
+  if (!Number.isInteger(seed)) throw new ValidationError(`seed must be a whole number (got ${seed})`);
+  const n = labels.length;
+  if (testSize === 0 || n === 0)
+    return { train: Int32Array.from({ length: n }, (_, i) => i), test: new Int32Array(0) };
+
+  // Members of each class, in index order.
+  const byClass = new Map<number, number[]>();
+  for (let i = 0; i < n; i++) {
+    const c = labels[i] as number;
+    if (!(c >= 0)) throw new ValidationError(`label of sample ${i} is not a non-negative integer (${c})`);
+    let members = byClass.get(c);
+    if (!members) {
+      members = [];
+      byClass.set(c, members);
+    }
+    members.push(i);
+  }
+  const classes = [...byClass.keys()].sort((a, b) => a - b);
+  const sizes = classes.map((c) => (byClass.get(c) as number[]).length);
+
+  // Proportional allocation of ⌈testSize·n⌉ test samples (largest remainders).
+  const nTest = Math.ceil(testSize * n);
+  const quota = sizes.map((s) => (s * nTest) / n);
+  const alloc = quota.map((q) => Math.floor(q));
+  let left = nTest - alloc.reduce((a, b) => a + b, 0);
+  const order = classes
+    .map((_, k) => k)
+    .sort(
+      (a, b) =>
+        (quota[b] as number) - (alloc[b] as number) - ((quota[a] as number) - (alloc[a] as number)) ||
+        (sizes[b] as number) - (sizes[a] as number) ||
+        a - b,
+    );
+  for (const k of order) {
+    if (left <= 0) break;
+    alloc[k] = (alloc[k] as number) + 1;
+    left--;
+  }
+  // Guarantees per class, then give back (or take) the difference where it changes proportions least.
+  for (let k = 0; k < classes.length; k++) {
+    const s = sizes[k] as number;
+    alloc[k] = s < 2 ? 0 : Math.min(s - 1, Math.max(1, alloc[k] as number));
+  }
+  let total = alloc.reduce((a, b) => a + b, 0);
+  while (total > nTest) {
+    // Take from the class with the most test samples that can spare one.
+    let best = -1;
+    for (let k = 0; k < classes.length; k++)
+      if ((alloc[k] as number) > 1 && (best < 0 || (alloc[k] as number) > (alloc[best] as number))) best = k;
+    if (best < 0) break;
+    alloc[best] = (alloc[best] as number) - 1;
+    total--;
+  }
+  while (total < nTest) {
+    // Give to the largest class that still has room in train.
+    let best = -1;
+    for (let k = 0; k < classes.length; k++)
+      if (
+        (alloc[k] as number) < (sizes[k] as number) - 1 &&
+        (best < 0 || (sizes[k] as number) > (sizes[best] as number))
+      )
+        best = k;
+    if (best < 0) break;
+    alloc[best] = (alloc[best] as number) + 1;
+    total++;
+  }
+
+  const rand = mulberry32(seed);
+  const test: number[] = [];
+  const train: number[] = [];
+  for (let k = 0; k < classes.length; k++) {
+    const members = [...(byClass.get(classes[k] as number) as number[])];
+    // Fisher-Yates shuffle.
+    for (let i = members.length - 1; i > 0; i--) {
+      const j = Math.floor(rand() * (i + 1));
+      const t = members[i] as number;
+      members[i] = members[j] as number;
+      members[j] = t;
+    }
+    const t = alloc[k] as number;
+    for (let i = 0; i < members.length; i++) (i < t ? test : train).push(members[i] as number);
+  }
+  train.sort((a, b) => a - b);
+  test.sort((a, b) => a - b);
+  return { train: Int32Array.from(train), test: Int32Array.from(test) };
+}

@@ -1,0 +1,288 @@
+import { InsufficientDataError, ValidationError } from '../errors.ts';
+import { isRandomWeights } from '../model/spec.ts';
+import type { Log } from '../util/log.ts';
+import { argmaxRows, headFromFit, predictProba } from './head.ts';
+import { type FitDetails, fitLogisticRegression } from './logistic.ts';
+import { classificationReport, confusionMatrix, logLoss } from './metrics.ts';
+import type { ModelDocument, ReportDocument } from './model-document.ts';
+import { stratifiedSplit } from './split.ts';
+import { DEFAULT_FIT_OPTIONS, type FitOptions, type Matrix } from './types.ts';
+
+/** Options of a training run (DESIGN.md defaults: C 1, 100 iterations, tol 1e-4, 20 % test, seed 42). */
+export interface TrainOptions extends FitOptions {
+  /** Fraction held out for evaluation; 0 = no holdout (and no test metrics). */
+  testSize: number;
+  seed: number;
+  /** After evaluating, fit again on all samples and ship those coefficients. */
+  refitOnAll: boolean;
+}
+
+export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
+  ...DEFAULT_FIT_OPTIONS,
+  testSize: 0.2,
+  seed: 42,
+  refitOnAll: false,
+};
+
+/** Minimum samples per label: one to train on and one to test on. */
+export const MIN_SAMPLES_PER_LABEL = 2;
+
+/** Input of {@link trainHead}. */
+export interface TrainHeadInput {
+  /** n×d features, one row per sample. */
+  X: Matrix;
+  /** Label of each row. */
+  labels: readonly string[];
+  /** Feature spec string of every row (the caller checked they are all the same). */
+  spec: string;
+  options: TrainOptions;
+  log?: Log;
+  dataset?: string;
+  version?: string;
+  /** Milliseconds spent loading the features, to put in the report. */
+  loadMs?: number;
+  /** Clock (tests pin it). @default () => new Date() */
+  now?: () => Date;
+  /** Worker threads for the fit (see FitRunOptions.threads). */
+  threads?: number;
+  /** Progress of each L-BFGS iteration (`phase` says which fit). */
+  onIteration?: (info: { phase: 'fit' | 'refit'; iter: number; objective: number; gnorm: number }) => void;
+}
+
+/**
+ * Compares strings by Unicode code points, like numpy's sort of `classes_` (JS's default sort
+ * compares UTF-16 units, which orders characters beyond U+FFFF differently).
+ */
+export function compareCodePoints(a: string, b: string): number {
+  const ia = a[Symbol.iterator]();
+  const ib = b[Symbol.iterator]();
+  for (;;) {
+    const x = ia.next();
+    const y = ib.next();
+    if (x.done || y.done) return x.done && y.done ? 0 : x.done ? -1 : 1;
+    const cx = x.value.codePointAt(0) as number;
+    const cy = y.value.codePointAt(0) as number;
+    if (cx !== cy) return cx - cy;
+  }
+}
+
+/**
+ * The training recipe, shared by the trainer Lambda and `tlearn fit`: checks there is enough
+ * data (≥ 2 labels, ≥ 2 samples per label), sorts the classes, makes a stratified split, fits
+ * the logistic-regression head on the train part, evaluates it on the test part, optionally
+ * refits on everything, and returns `model.json` and `report.json` as documents. Pure: no I/O.
+ *
+ * @throws InsufficientDataError naming the labels that are short of samples
+ * @throws ValidationError when shapes or options are wrong
+ */
+export function trainHead(input: TrainHeadInput): { model: ModelDocument; report: ReportDocument } {
+  const { X, labels, spec, options } = input;
+  const now = input.now ?? (() => new Date());
+  const log = input.log;
+  if (labels.length !== X.n) throw new ValidationError(`${labels.length} labels for ${X.n} feature rows`);
+  if (!(options.testSize >= 0 && options.testSize < 1))
+    throw new ValidationError(`test size must be a fraction in [0, 1) (got ${options.testSize})`);
+
+  // Classes and their counts.
+  const countByLabel = new Map<string, number>();
+  for (const l of labels) countByLabel.set(l, (countByLabel.get(l) ?? 0) + 1);
+  const classes = [...countByLabel.keys()].sort(compareCodePoints);
+  if (classes.length < 2) {
+    throw new InsufficientDataError(
+      classes.length === 0
+        ? 'no samples to train on: add images in at least 2 label folders'
+        : `only one label ('${classes[0]}') found: training needs at least 2 labels with at least ${MIN_SAMPLES_PER_LABEL} images each`,
+    );
+  }
+  const short = classes.filter((c) => (countByLabel.get(c) ?? 0) < MIN_SAMPLES_PER_LABEL);
+  if (short.length > 0) {
+    const list = short.map((c) => `'${c}' (${countByLabel.get(c)})`).join(', ');
+    throw new InsufficientDataError(
+      `every label needs at least ${MIN_SAMPLES_PER_LABEL} usable images; too few for ${list}: add images to ${short.length === 1 ? 'that label' : 'those labels'} or remove ${short.length === 1 ? 'it' : 'them'}`,
+    );
+  }
+  const index = new Map(classes.map((c, k) => [c, k]));
+  const y = Int32Array.from(labels, (l) => index.get(l) as number);
+  const K = classes.length;
+
+  // Split, fit, evaluate.
+  const { train, test } = stratifiedSplit(y, options.testSize, options.seed);
+  const fitOpts = { C: options.C, maxIter: options.maxIter, tol: options.tol, threads: input.threads };
+  log?.info('fitting the head', {
+    samples: X.n,
+    train: train.length,
+    test: test.length,
+    classes: K,
+    dims: X.d,
+  });
+  let t0 = performance.now();
+  const fit = fitLogisticRegression(X, y, K, {
+    ...fitOpts,
+    rows: test.length > 0 ? train : undefined,
+    onIteration: input.onIteration && ((i) => input.onIteration?.({ phase: 'fit', ...i })),
+  });
+  const fitMs = performance.now() - t0;
+  log?.info('fit done', {
+    nIter: fit.nIter,
+    converged: fit.converged,
+    nEval: fit.nEval,
+    ms: Math.round(fitMs),
+  });
+  if (!fit.converged)
+    log?.warn(`L-BFGS did not converge in ${fit.nIter} iterations; raise maxIter for a tighter fit`);
+
+  t0 = performance.now();
+  const head = headFromFit(classes, fit, spec);
+  const evaluated = test.length > 0;
+  let metrics: Evaluation | null = null;
+  if (evaluated) metrics = evaluate(head, X, y, test, classes);
+  const evaluateMs = performance.now() - t0;
+
+  let final: FitDetails = fit;
+  let refitMs: number | undefined;
+  if (options.refitOnAll && evaluated) {
+    t0 = performance.now();
+    final = fitLogisticRegression(X, y, K, {
+      ...fitOpts,
+      onIteration: input.onIteration && ((i) => input.onIteration?.({ phase: 'refit', ...i })),
+    });
+    refitMs = performance.now() - t0;
+    log?.info('refit on all samples done', { nIter: final.nIter, converged: final.converged });
+  }
+
+  const trainedAt = now().toISOString();
+  const trainCount = new Array<number>(K).fill(0);
+  const testCount = new Array<number>(K).fill(0);
+  for (const i of train) trainCount[y[i] as number] = (trainCount[y[i] as number] as number) + 1;
+  for (const i of test) testCount[y[i] as number] = (testCount[y[i] as number] as number) + 1;
+
+  const model: ModelDocument = {
+    format: 'tlearn-head',
+    formatVersion: 1,
+    ...(input.dataset !== undefined ? { dataset: input.dataset } : {}),
+    ...(input.version !== undefined ? { version: input.version } : {}),
+    classes,
+    coef: final.coef,
+    intercept: final.intercept,
+    spec,
+    trainedAt,
+    options: {
+      C: options.C,
+      maxIter: options.maxIter,
+      tol: options.tol,
+      testSize: options.testSize,
+      seed: options.seed,
+      refitOnAll: options.refitOnAll,
+    },
+    metrics: {
+      accuracy: metrics?.accuracy ?? null,
+      logLoss: metrics?.logLoss ?? null,
+      nTrain: final === fit ? train.length : X.n,
+      nTest: test.length,
+      converged: final.converged,
+      nIter: final.nIter,
+    },
+    randomWeights: specIsRandom(spec),
+  };
+
+  const solver = (f: FitDetails) => ({
+    name: 'lbfgs' as const,
+    nIter: f.nIter,
+    converged: f.converged,
+    objective: f.objective,
+    nEval: f.nEval,
+  });
+  const report: ReportDocument = {
+    format: 'tlearn-report',
+    formatVersion: 1,
+    ...(input.dataset !== undefined ? { dataset: input.dataset } : {}),
+    ...(input.version !== undefined ? { version: input.version } : {}),
+    spec,
+    classes,
+    evaluation: evaluated ? 'holdout' : 'none',
+    ...(evaluated
+      ? final !== fit
+        ? {
+            note: `metrics are on the ${test.length} held-out samples, from the fit on the ${train.length} others; the model's coefficients come from a refit on all ${X.n} samples`,
+          }
+        : {}
+      : {
+          note: 'no holdout (test size 0): the head was fit on all samples and there are no test metrics',
+        }),
+    accuracy: metrics?.accuracy ?? null,
+    logLoss: metrics?.logLoss ?? null,
+    confusionMatrix: metrics?.confusionMatrix ?? null,
+    perClass: metrics?.report.perClass ?? [],
+    macroAvg: metrics?.report.macroAvg ?? null,
+    weightedAvg: metrics?.report.weightedAvg ?? null,
+    ...(metrics?.report.microAvg ? { microAvg: metrics.report.microAvg } : {}),
+    counts: {
+      total: X.n,
+      train: train.length,
+      test: test.length,
+      perClass: classes.map((label, k) => ({
+        label,
+        total: countByLabel.get(label) ?? 0,
+        train: trainCount[k] as number,
+        test: testCount[k] as number,
+      })),
+    },
+    split: { testSize: options.testSize, seed: options.seed, stratified: true },
+    solver: solver(fit),
+    ...(final !== fit ? { refitSolver: solver(final) } : {}),
+    timingsMs: {
+      ...(input.loadMs !== undefined ? { load: round(input.loadMs) } : {}),
+      fit: round(fitMs),
+      evaluate: round(evaluateMs),
+      ...(refitMs !== undefined ? { refit: round(refitMs) } : {}),
+    },
+    trainedAt,
+  };
+  return { model, report };
+}
+
+interface Evaluation {
+  accuracy: number;
+  logLoss: number;
+  confusionMatrix: number[][];
+  report: ReturnType<typeof classificationReport>;
+}
+
+/** Test metrics of a head on the rows `test` (read in place, no copy of the matrix). */
+function evaluate(
+  head: ReturnType<typeof headFromFit>,
+  X: Matrix,
+  y: Int32Array,
+  test: Int32Array,
+  classes: string[],
+): Evaluation {
+  const K = classes.length;
+  const proba = new Float64Array(test.length * K);
+  const yTrue = new Int32Array(test.length);
+  test.forEach((i, r) => {
+    const p = predictProba(head, X.data.subarray(i * X.d, (i + 1) * X.d));
+    proba.set(p, r * K);
+    yTrue[r] = y[i] as number;
+  });
+  const yPred = argmaxRows(proba, K);
+  const report = classificationReport(yTrue, yPred, classes);
+  return {
+    accuracy: report.accuracy,
+    logLoss: logLoss(yTrue, proba, K),
+    confusionMatrix: confusionMatrix(yTrue, yPred, K),
+    report,
+  };
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 10) / 10;
+}
+
+function specIsRandom(spec: string): boolean {
+  try {
+    return isRandomWeights(spec);
+  } catch {
+    // Not a parseable spec (e.g. features made elsewhere): it cannot claim random weights.
+    return false;
+  }
+}
