@@ -12,6 +12,7 @@ import {
 import { listImageFiles } from '../../features/local-dataset.ts';
 import { type FeatureSpec, featureDims, isRandomWeights, parseSpec } from '../../model/spec.ts';
 import type { WeightsSource } from '../../model/types.ts';
+import { checkHead, predictProba } from '../../training/head.ts';
 import type { Head } from '../../training/types.ts';
 import { consoleLog } from '../../util/log.ts';
 import { numberFlag, parseCommandArgs, UsageError } from '../args.ts';
@@ -117,48 +118,25 @@ export async function loadHeadFile(dirOrFile: string): Promise<LoadedHead> {
       `${path} is not a tlearn model: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
     );
   const { classes, coef, intercept, spec: specText } = parsed.data;
+  const head: Head = { classes, coef, intercept, spec: specText };
   const spec = parseSpec(specText);
-  const K = classes.length;
-  const rows = K === 2 ? 1 : K;
-  if (coef.length !== rows || intercept.length !== rows)
-    throw new ValidationError(
-      `${path}: ${K} classes need ${rows} coefficient row(s) and intercept(s), got ${coef.length} and ${intercept.length}`,
-    );
+  try {
+    checkHead(head);
+  } catch (err) {
+    throw new ValidationError(`${path}: ${(err as Error).message}`, { cause: err });
+  }
   const d = featureDims(spec);
   if (coef.some((row) => row.length !== d))
     throw new ValidationError(
       `${path}: coefficient rows must have ${d} values, the dims of spec ${specText}`,
     );
   return {
-    head: { classes, coef, intercept, spec: specText },
+    head,
     spec,
     path,
     version: parsed.data.version,
     trainedAt: parsed.data.trainedAt,
   };
-}
-
-/**
- * Class probabilities in `head.classes` order: sigmoid for a binary head ([1-p, p], p of
- * classes[1]), softmax otherwise; sums in float64.
- */
-// Local until lib/training/head.ts (predictProba) is committed; same maths.
-function scoreHead(head: Head, x: Float32Array): number[] {
-  const logits = head.coef.map((w, k) => {
-    let z = head.intercept[k] ?? 0;
-    for (let j = 0; j < w.length; j++) z += (x[j] ?? 0) * (w[j] ?? 0);
-    return z;
-  });
-  if (logits.length === 1) {
-    const z = logits[0] ?? 0;
-    const e = Math.exp(-Math.abs(z));
-    const p = z >= 0 ? 1 / (1 + e) : e / (1 + e);
-    return [1 - p, p];
-  }
-  const mx = Math.max(...logits);
-  const exps = logits.map((z) => Math.exp(z - mx));
-  const sum = exps.reduce((a, b) => a + b, 0);
-  return exps.map((e) => e / sum);
 }
 
 export interface Prediction {
@@ -280,7 +258,7 @@ async function runOffline(argv: string[], deps: Partial<ExtractDeps>): Promise<n
           });
           continue;
         }
-        const proba = scoreHead(head, r.vector);
+        const proba = predictProba(head, r.vector);
         const scores = head.classes
           .map((label, k) => ({ label, probability: proba[k] ?? 0 }))
           .sort((a, b) => b.probability - a.probability);

@@ -210,7 +210,7 @@ describe('loadHeadFile', () => {
     [{ classes: ['a'], coef: [[1]], intercept: [0], spec: SPEC }, /classes/],
     [
       { classes: ['a', 'b', 'c'], coef: [channelRow({})], intercept: [0], spec: SPEC },
-      /3 classes need 3 coefficient/,
+      /3 classes needs 3 coefficient row/,
     ],
     [{ classes: ['a', 'b'], coef: [[1, 2, 3]], intercept: [0], spec: SPEC }, /must have 512 values/],
     [{ classes: ['a', 'b'], coef: [channelRow({})], intercept: [0], spec: 'resnet' }, /not a feature spec/],
