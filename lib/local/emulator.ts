@@ -1,0 +1,283 @@
+/**
+ * The local S3 + SQS endpoint: fauxqs 1.9 (in-memory, wire-compatible with the AWS SDK) bound to
+ * loopback only, with a disk mirror so the bucket survives restarts.
+ *
+ * Why not `startFauxqs()`: it always listens on 0.0.0.0, which would publish an unauthenticated
+ * S3 endpoint to the local network. We build the same app with `buildApp()` and listen on
+ * 127.0.0.1 ourselves. fauxqs exports its store classes only as types, so they are loaded from
+ * the package's own files (pinned `~1.9.2` in package.json); a hook on the S3 store's spy gives
+ * every write and delete synchronously, with the stored object at hand.
+ */
+
+import { join } from 'node:path';
+import { buildApp } from 'fauxqs';
+import { ConfigError, describeError, TlearnError } from '../errors.ts';
+import { normalizeEtag } from '../storage/s3.ts';
+import type { Log } from '../util/log.ts';
+import { createDiskMirror, type DiskMirror } from './disk-mirror.ts';
+import { LOCAL_ACCOUNT_ID } from './lambda-context.ts';
+
+/** A stored object as the emulator reports it on a write. */
+export interface EmulatedObject {
+  key: string;
+  body: Uint8Array;
+  /** ETag without quotes. */
+  etag: string;
+  size: number;
+  contentType: string;
+  metadata: Record<string, string>;
+  lastModified: Date;
+}
+
+/** A change to a bucket, reported synchronously when the emulator applies it. */
+export type ObjectEvent =
+  | { type: 'created'; bucket: string; object: EmulatedObject }
+  | { type: 'removed'; bucket: string; key: string };
+
+/** A running emulator. */
+export interface LocalEmulator {
+  /** `http://127.0.0.1:PORT`: the S3 and SQS endpoint (AWS_ENDPOINT_URL). */
+  readonly endpoint: string;
+  readonly port: number;
+  readonly region: string;
+  /** Objects restored from the data dir at startup (they raised no events). */
+  readonly restoredObjects: number;
+  /** Creates a bucket (no-op if it exists). */
+  createBucket(name: string): void;
+  /** Creates a queue (no-op if it exists) and returns its URL and ARN. */
+  createQueue(name: string, attributes?: Record<string, string>): { queueUrl: string; queueArn: string };
+  /** Subscribes to object writes and deletes; returns an unsubscribe function. */
+  onObjectEvent(listener: (event: ObjectEvent) => void): () => void;
+  /** Resolves when the disk mirror has caught up with every write so far. */
+  flush(): Promise<void>;
+  /** Closes the server (open connections too) and flushes the mirror. */
+  stop(): Promise<void>;
+}
+
+/** Options of {@link startLocalEmulator}. */
+export interface LocalEmulatorOptions {
+  /** TCP port on 127.0.0.1; 0 picks a free one. @default 4566 */
+  port?: number;
+  region: string;
+  /** Buckets to create. */
+  buckets?: readonly string[];
+  /** Mirror buckets to `{dataDir}/s3/` and restore from there; in-memory only when absent. */
+  dataDir?: string;
+  log: Log;
+}
+
+/** A port could not be bound. */
+export class PortInUseError extends TlearnError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('PortInUse', message, 500, options);
+  }
+}
+
+// Shapes of fauxqs' internal stores that we use (see the module comment).
+interface FauxS3Object {
+  key: string;
+  body: Buffer;
+  contentType: string;
+  contentLength: number;
+  etag: string;
+  lastModified: Date;
+  metadata: Record<string, string>;
+}
+interface SpyLike {
+  addMessage(message: { service: string; status: string; bucket?: string; key?: string }): void;
+}
+interface FauxS3Store {
+  spy?: SpyLike;
+  createBucket(name: string): void;
+  putObject(
+    bucket: string,
+    key: string,
+    body: Buffer,
+    contentType?: string,
+    metadata?: Record<string, string>,
+  ): FauxS3Object;
+  headObject(bucket: string, key: string): FauxS3Object;
+}
+interface FauxSqsStore {
+  host: string;
+  region?: string;
+  createQueue(name: string, url: string, arn: string, attributes?: Record<string, string>): unknown;
+  getQueueByName(name: string): { url: string; arn: string } | undefined;
+}
+interface FauxSnsStore {
+  region?: string;
+}
+interface FauxStoreModules {
+  S3Store: new () => FauxS3Store;
+  SqsStore: new () => FauxSqsStore;
+  SnsStore: new () => FauxSnsStore;
+}
+
+async function loadFauxqsStores(): Promise<FauxStoreModules> {
+  const entry = import.meta.resolve('fauxqs');
+  try {
+    const [s3, sqs, sns] = await Promise.all([
+      import(new URL('./s3/s3Store.js', entry).href),
+      import(new URL('./sqs/sqsStore.js', entry).href),
+      import(new URL('./sns/snsStore.js', entry).href),
+    ]);
+    const mods = { S3Store: s3.S3Store, SqsStore: sqs.SqsStore, SnsStore: sns.SnsStore };
+    if (Object.values(mods).some((c) => typeof c !== 'function')) throw new Error('store classes not found');
+    return mods as FauxStoreModules;
+  } catch (err) {
+    throw new ConfigError(
+      `cannot load fauxqs' stores from ${entry}: the local stack needs fauxqs ~1.9 (npm ci)`,
+      { cause: err },
+    );
+  }
+}
+
+/**
+ * Starts the S3 + SQS emulator on 127.0.0.1. With `dataDir`, objects saved there by an earlier
+ * run are restored first, straight into the store, before the port opens: they keep their ETag
+ * and Last-Modified and raise no events (their features already exist).
+ *
+ * @example
+ * const emu = await startLocalEmulator({ port: 0, region: 'us-east-1', buckets: ['b'], log });
+ * emu.onObjectEvent((e) => console.log(e.type));
+ */
+export async function startLocalEmulator(opts: LocalEmulatorOptions): Promise<LocalEmulator> {
+  const { region, log } = opts;
+  const { S3Store, SqsStore, SnsStore } = await loadFauxqsStores();
+  const s3Store = new S3Store();
+  const sqsStore = new SqsStore();
+  const snsStore = new SnsStore();
+  // Empty host: queue URLs take the request's host (http://127.0.0.1:PORT/000000000000/name).
+  sqsStore.host = '';
+  sqsStore.region = region;
+  snsStore.region = region;
+
+  const listeners = new Set<(event: ObjectEvent) => void>();
+  let muted = false;
+  const emit = (event: ObjectEvent): void => {
+    for (const listener of listeners) {
+      try {
+        listener(event);
+      } catch (err) {
+        log.error('object event listener failed', { error: describeError(err) });
+      }
+    }
+  };
+  const snapshot = (o: FauxS3Object): EmulatedObject => ({
+    key: o.key,
+    body: o.body,
+    etag: normalizeEtag(o.etag),
+    size: o.contentLength,
+    contentType: o.contentType,
+    metadata: { ...o.metadata },
+    lastModified: o.lastModified,
+  });
+  // fauxqs calls the spy synchronously inside each store operation, after the change is applied.
+  s3Store.spy = {
+    addMessage(m) {
+      if (muted || m.service !== 's3' || m.bucket === undefined || m.key === undefined) return;
+      if (m.status === 'uploaded') {
+        let stored: FauxS3Object;
+        try {
+          stored = s3Store.headObject(m.bucket, m.key);
+        } catch {
+          return; // replaced or deleted in between: the later event tells the rest
+        }
+        emit({ type: 'created', bucket: m.bucket, object: snapshot(stored) });
+      } else if (m.status === 'deleted') {
+        emit({ type: 'removed', bucket: m.bucket, key: m.key });
+      }
+    },
+  };
+
+  let mirror: DiskMirror | undefined;
+  let restoredObjects = 0;
+  if (opts.dataDir !== undefined) {
+    mirror = await createDiskMirror({
+      root: join(opts.dataDir, 's3'),
+      tmpDir: join(opts.dataDir, 'tmp', 's3'),
+      log,
+    });
+    muted = true;
+    try {
+      for await (const { bucket, object } of mirror.readAll()) {
+        s3Store.createBucket(bucket);
+        const stored = s3Store.putObject(
+          bucket,
+          object.key,
+          Buffer.from(object.body),
+          object.contentType,
+          object.metadata,
+        );
+        // Keep the identity the object had: features reference the image's ETag.
+        stored.etag = `"${object.etag}"`;
+        stored.lastModified = object.lastModified;
+        restoredObjects++;
+      }
+    } finally {
+      muted = false;
+    }
+    const m = mirror;
+    listeners.add((event) => {
+      if (event.type === 'created') m.write(event.bucket, event.object);
+      else m.remove(event.bucket, event.key);
+    });
+  }
+  for (const b of opts.buckets ?? []) s3Store.createBucket(b);
+
+  const app = buildApp({
+    logger: false,
+    defaultRegion: region,
+    stores: { s3Store, sqsStore, snsStore } as unknown as NonNullable<
+      Parameters<typeof buildApp>[0]
+    >['stores'],
+  });
+  const wanted = opts.port ?? 4566;
+  try {
+    await app.listen({ port: wanted, host: '127.0.0.1' });
+  } catch (err) {
+    await app.close().catch(() => {});
+    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      throw new PortInUseError(
+        `port ${wanted} on 127.0.0.1 is in use (another 'tlearn local' or LocalStack?); pick another with --aws-port`,
+        { cause: err },
+      );
+    }
+    throw err;
+  }
+  const address = app.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : wanted;
+  const endpoint = `http://127.0.0.1:${port}`;
+  let stopped = false;
+
+  return {
+    endpoint,
+    port,
+    region,
+    restoredObjects,
+    createBucket(name) {
+      s3Store.createBucket(name);
+    },
+    createQueue(name, attributes) {
+      const existing = sqsStore.getQueueByName(name);
+      if (existing) return { queueUrl: existing.url, queueArn: existing.arn };
+      const queueUrl = `${endpoint}/${LOCAL_ACCOUNT_ID}/${name}`;
+      const queueArn = `arn:aws:sqs:${region}:${LOCAL_ACCOUNT_ID}:${name}`;
+      sqsStore.createQueue(name, queueUrl, queueArn, attributes);
+      return { queueUrl, queueArn };
+    },
+    onObjectEvent(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    async flush() {
+      await mirror?.flush();
+    },
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await app.close();
+      await mirror?.flush();
+    },
+  };
+}

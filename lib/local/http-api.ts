@@ -1,0 +1,460 @@
+/**
+ * A local stand-in for the API Gateway REST API (Lambda proxy integration, payload 1.0): a Node
+ * HTTP server on 127.0.0.1 that turns each request into the proxy event API Gateway would send
+ * (routes, path parameters, binary media types as base64, API key check) and the handler's
+ * result back into a response. The gateway's own answers are copied too: 403 "Missing
+ * Authentication Token" for an unknown route, 403 "Forbidden" for a missing API key, 502 for a
+ * failing or malformed handler result, 504 after the integration timeout.
+ */
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import { describeError } from '../errors.ts';
+import type { Log } from '../util/log.ts';
+import { PortInUseError } from './emulator.ts';
+import { createLambdaContext, type LambdaHandler, LOCAL_ACCOUNT_ID } from './lambda-context.ts';
+
+/** One API resource + method, as defined on the REST API. */
+export interface ApiRoute {
+  method: string;
+  /** Resource path with `{param}` (or a trailing `{param+}`) placeholders. */
+  resource: string;
+}
+
+/** The routes of DESIGN.md "HTTP API". */
+export const DEFAULT_API_ROUTES: readonly ApiRoute[] = [
+  { method: 'GET', resource: '/health' },
+  { method: 'GET', resource: '/datasets' },
+  { method: 'GET', resource: '/datasets/{d}' },
+  { method: 'POST', resource: '/datasets/{d}/predictions' },
+  { method: 'POST', resource: '/datasets/{d}/trainings' },
+  { method: 'GET', resource: '/datasets/{d}/model' },
+];
+
+/** Media types API Gateway passes base64-encoded (the REST API's binaryMediaTypes). */
+export const DEFAULT_BINARY_MEDIA_TYPES: readonly string[] = ['image/*', 'application/octet-stream'];
+
+/** Lambda's synchronous payload limit, which the API enforces before the handler runs. */
+export const DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024;
+
+/** Options of {@link startHttpApi}. */
+export interface HttpApiOptions {
+  /** TCP port on 127.0.0.1; 0 picks a free one. @default 3000 */
+  port?: number;
+  handler: LambdaHandler<APIGatewayProxyEvent, APIGatewayProxyResult>;
+  region: string;
+  routes?: readonly ApiRoute[];
+  binaryMediaTypes?: readonly string[];
+  /** Requests with a larger body get 413 without reaching the handler. @default 6 MiB */
+  maxBodyBytes?: number;
+  /** When set, requests need a matching `x-api-key` header (else 403, like API Gateway). */
+  apiKey?: string;
+  /** Stage name in `requestContext`. @default 'local' */
+  stage?: string;
+  /** Integration timeout (API Gateway's is 29 s). @default 29000 */
+  timeoutMs?: number;
+  log: Log;
+}
+
+/** A running API. */
+export interface HttpApi {
+  /** `http://127.0.0.1:PORT`. */
+  readonly url: string;
+  readonly port: number;
+  /** Stops accepting connections and waits (up to `graceMs`) for requests in flight. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+/** A route with its matcher. */
+export interface CompiledRoute extends ApiRoute {
+  regex: RegExp;
+  params: string[];
+}
+
+/** Compiles resource templates into matchers. */
+export function compileRoutes(routes: readonly ApiRoute[]): CompiledRoute[] {
+  return routes.map((r) => {
+    const params: string[] = [];
+    const pattern = r.resource
+      .split('/')
+      .map((seg) => {
+        const m = /^\{([A-Za-z0-9_-]+)(\+?)\}$/.exec(seg);
+        if (!m) return seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+        params.push(m[1] ?? '');
+        return m[2] === '+' ? '(.+)' : '([^/]+)';
+      })
+      .join('/');
+    return { ...r, method: r.method.toUpperCase(), regex: new RegExp(`^${pattern}$`), params };
+  });
+}
+
+/** The route matching a method and a raw (still percent-encoded) path, with decoded path parameters. */
+export function matchRoute(
+  routes: readonly CompiledRoute[],
+  method: string,
+  rawPath: string,
+): { route: CompiledRoute; pathParameters: Record<string, string> | null } | undefined {
+  const path = rawPath.length > 1 && rawPath.endsWith('/') ? rawPath.slice(0, -1) : rawPath;
+  for (const route of routes) {
+    if (route.method !== method && route.method !== 'ANY') continue;
+    const m = route.regex.exec(path);
+    if (!m) continue;
+    if (route.params.length === 0) return { route, pathParameters: null };
+    const pathParameters: Record<string, string> = {};
+    route.params.forEach((name, i) => {
+      const raw = m[i + 1] ?? '';
+      try {
+        pathParameters[name] = decodeURIComponent(raw);
+      } catch {
+        pathParameters[name] = raw;
+      }
+    });
+    return { route, pathParameters };
+  }
+  return undefined;
+}
+
+/** Whether a content type is one of the binary media types (`image/*` style wildcards allowed). */
+export function isBinaryMediaType(contentType: string | undefined, binaryTypes: readonly string[]): boolean {
+  const type = (contentType ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+  if (type === '') return false;
+  return binaryTypes.some((b) => {
+    const t = b.toLowerCase();
+    if (t === '*/*') return true;
+    if (t.endsWith('/*')) return type.startsWith(t.slice(0, -1));
+    return type === t;
+  });
+}
+
+/** Inputs of {@link buildProxyEvent}: what the server knows about one request. */
+export interface RawRequest {
+  method: string;
+  /** Path and query as sent, e.g. `/datasets/pets/predictions?top=3`. */
+  url: string;
+  /** Header name/value pairs in the client's spelling and order (Node's `rawHeaders` pairs). */
+  rawHeaders: readonly string[];
+  body: Buffer;
+  sourceIp: string;
+  httpVersion: string;
+}
+
+/**
+ * Builds the API Gateway REST proxy event (payload 1.0) for a matched request: headers keep the
+ * client's spelling (last value wins in `headers`, all in `multiValueHeaders`), query parameters
+ * are decoded, `path` keeps its percent-encoding while path parameters are decoded, and bodies of
+ * binary media types are base64 with `isBase64Encoded: true`.
+ */
+export function buildProxyEvent(
+  req: RawRequest,
+  match: { route: ApiRoute; pathParameters: Record<string, string> | null },
+  opts: { stage: string; binaryMediaTypes: readonly string[]; requestId: string; now?: Date },
+): APIGatewayProxyEvent {
+  const now = opts.now ?? new Date();
+  const headers: Record<string, string> = {};
+  const multiValueHeaders: Record<string, string[]> = {};
+  for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
+    const name = req.rawHeaders[i] ?? '';
+    const value = req.rawHeaders[i + 1] ?? '';
+    // Same header in another spelling: keep the first spelling seen, like one logical header.
+    const existing =
+      Object.keys(multiValueHeaders).find((k) => k.toLowerCase() === name.toLowerCase()) ?? name;
+    headers[existing] = value;
+    multiValueHeaders[existing] = [...(multiValueHeaders[existing] ?? []), value];
+  }
+  const url = new URL(req.url, 'http://local');
+  const rawPath = req.url.split('?')[0] ?? '/';
+  let queryStringParameters: Record<string, string> | null = null;
+  let multiValueQueryStringParameters: Record<string, string[]> | null = null;
+  for (const [k, v] of url.searchParams) {
+    queryStringParameters ??= {};
+    multiValueQueryStringParameters ??= {};
+    queryStringParameters[k] = v;
+    multiValueQueryStringParameters[k] = [...(multiValueQueryStringParameters[k] ?? []), v];
+  }
+  const lower = (name: string) => Object.entries(headers).find(([k]) => k.toLowerCase() === name)?.[1];
+  const binary = isBinaryMediaType(lower('content-type'), opts.binaryMediaTypes);
+  const body =
+    req.body.length === 0 ? null : binary ? req.body.toString('base64') : req.body.toString('utf8');
+  const requestTime = now.toUTCString().replace(/^\w+, (\d+) (\w+) (\d+) ([\d:]+) GMT$/, '$1/$2/$3:$4 +0000');
+  return {
+    resource: match.route.resource,
+    path: rawPath,
+    httpMethod: req.method,
+    headers,
+    multiValueHeaders,
+    queryStringParameters,
+    multiValueQueryStringParameters,
+    pathParameters: match.pathParameters,
+    stageVariables: null,
+    body,
+    isBase64Encoded: body !== null && binary,
+    requestContext: {
+      accountId: LOCAL_ACCOUNT_ID,
+      apiId: 'local',
+      authorizer: undefined,
+      domainName: lower('host') ?? '127.0.0.1',
+      domainPrefix: (lower('host') ?? '127').split('.')[0],
+      extendedRequestId: opts.requestId,
+      httpMethod: req.method,
+      identity: {
+        accessKey: null,
+        accountId: null,
+        apiKey: lower('x-api-key') ?? null,
+        apiKeyId: null,
+        caller: null,
+        clientCert: null,
+        cognitoAuthenticationProvider: null,
+        cognitoAuthenticationType: null,
+        cognitoIdentityId: null,
+        cognitoIdentityPoolId: null,
+        principalOrgId: null,
+        sourceIp: req.sourceIp,
+        user: null,
+        userAgent: lower('user-agent') ?? null,
+        userArn: null,
+      },
+      path: `/${opts.stage}${rawPath}`,
+      protocol: `HTTP/${req.httpVersion}`,
+      requestId: opts.requestId,
+      requestTime,
+      requestTimeEpoch: now.getTime(),
+      resourceId: createHash('sha1').update(match.route.resource).digest('hex').slice(0, 6),
+      resourcePath: match.route.resource,
+      stage: opts.stage,
+    },
+  };
+}
+
+/** A handler result API Gateway would accept, or undefined (→ 502). */
+function validResult(result: unknown): APIGatewayProxyResult | undefined {
+  if (typeof result !== 'object' || result === null) return undefined;
+  const r = result as Partial<APIGatewayProxyResult>;
+  if (
+    typeof r.statusCode !== 'number' ||
+    !Number.isInteger(r.statusCode) ||
+    r.statusCode < 100 ||
+    r.statusCode > 599
+  )
+    return undefined;
+  if (r.body !== undefined && r.body !== null && typeof r.body !== 'string') return undefined;
+  return r as APIGatewayProxyResult;
+}
+
+function safeEqual(a: string, b: string): boolean {
+  const x = createHash('sha256').update(a).digest();
+  const y = createHash('sha256').update(b).digest();
+  return timingSafeEqual(x, y);
+}
+
+type Outcome = { status: number; note?: string };
+
+/**
+ * Starts the API on 127.0.0.1. Never crashes on a bad request; logs one line per request.
+ *
+ * @example
+ * const api = await startHttpApi({ port: 3000, handler, region: 'us-east-1', log });
+ * // curl -s --data-binary @cat.png -H 'content-type: image/png' http://127.0.0.1:3000/datasets/demo/predictions
+ */
+export async function startHttpApi(opts: HttpApiOptions): Promise<HttpApi> {
+  const { log, region } = opts;
+  const routes = compileRoutes(opts.routes ?? DEFAULT_API_ROUTES);
+  const binaryMediaTypes = opts.binaryMediaTypes ?? DEFAULT_BINARY_MEDIA_TYPES;
+  const maxBody = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const stage = opts.stage ?? 'local';
+  const timeoutMs = opts.timeoutMs ?? 29_000;
+  const inFlight = new Set<Promise<void>>();
+
+  const gatewayJson = (
+    res: ServerResponse,
+    status: number,
+    body: unknown,
+    requestId: string,
+    errorType?: string,
+  ): Outcome => {
+    const text = JSON.stringify(body);
+    res.writeHead(status, {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(text),
+      'x-amzn-requestid': requestId,
+      ...(errorType ? { 'x-amzn-errortype': errorType } : {}),
+    });
+    res.end(text);
+    return { status };
+  };
+
+  /** Reads the body up to the limit; undefined when over it (413 already sent). */
+  const readBody = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    requestId: string,
+  ): Promise<Buffer | undefined> =>
+    new Promise((resolve, reject) => {
+      const tooLarge = () => {
+        // Stop buffering; answer now and close the connection once the answer is out.
+        res.setHeader('connection', 'close');
+        gatewayJson(res, 413, { message: `Request Too Long: body over ${maxBody} bytes` }, requestId);
+        req.removeAllListeners('data');
+        req.resume(); // drain without keeping anything, so the client can read the answer
+        resolve(undefined);
+      };
+      const declared = Number(req.headers['content-length'] ?? Number.NaN);
+      if (Number.isFinite(declared) && declared > maxBody) return tooLarge();
+      const chunks: Buffer[] = [];
+      let size = 0;
+      req.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > maxBody) return tooLarge();
+        chunks.push(chunk);
+      });
+      req.on('end', () => resolve(Buffer.concat(chunks)));
+      req.on('error', reject);
+    });
+
+  const handle = async (req: IncomingMessage, res: ServerResponse, requestId: string): Promise<Outcome> => {
+    const method = (req.method ?? 'GET').toUpperCase();
+    const rawUrl = req.url ?? '/';
+    const match = matchRoute(routes, method, rawUrl.split('?')[0] ?? '/');
+    if (!match) {
+      req.resume();
+      return gatewayJson(
+        res,
+        403,
+        { message: 'Missing Authentication Token' },
+        requestId,
+        'MissingAuthenticationTokenException',
+      );
+    }
+    if (opts.apiKey !== undefined) {
+      const given = req.headers['x-api-key'];
+      if (typeof given !== 'string' || !safeEqual(given, opts.apiKey)) {
+        req.resume();
+        return gatewayJson(res, 403, { message: 'Forbidden' }, requestId, 'ForbiddenException');
+      }
+    }
+    const body = await readBody(req, res, requestId);
+    if (body === undefined) return { status: 413 };
+    const event = buildProxyEvent(
+      {
+        method,
+        url: rawUrl,
+        rawHeaders: req.rawHeaders,
+        body,
+        sourceIp: req.socket.remoteAddress ?? '127.0.0.1',
+        httpVersion: req.httpVersion,
+      },
+      match,
+      { stage, binaryMediaTypes, requestId },
+    );
+    const context = createLambdaContext('api', { region, timeoutMs });
+    let timer: NodeJS.Timeout | undefined;
+    let raw: unknown;
+    try {
+      raw = await Promise.race([
+        opts.handler(event, context),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new IntegrationTimeout()), timeoutMs);
+        }),
+      ]);
+    } catch (err) {
+      if (err instanceof IntegrationTimeout) {
+        return {
+          ...gatewayJson(res, 504, { message: 'Endpoint request timed out' }, requestId),
+          note: 'timeout',
+        };
+      }
+      log.error(`api handler threw on ${method} ${rawUrl.split('?')[0]}`, { error: describeError(err) });
+      return {
+        ...gatewayJson(res, 502, { message: 'Internal server error' }, requestId),
+        note: 'handler threw',
+      };
+    } finally {
+      clearTimeout(timer);
+    }
+    const result = validResult(raw);
+    if (!result) {
+      log.error(`api handler returned a malformed proxy result on ${method} ${rawUrl.split('?')[0]}`);
+      return {
+        ...gatewayJson(res, 502, { message: 'Internal server error' }, requestId),
+        note: 'malformed result',
+      };
+    }
+    const headers: Record<string, string | string[]> = {};
+    for (const [k, v] of Object.entries(result.headers ?? {})) headers[k.toLowerCase()] = String(v);
+    for (const [k, vs] of Object.entries(result.multiValueHeaders ?? {}))
+      headers[k.toLowerCase()] = vs.map(String);
+    headers['x-amzn-requestid'] = requestId;
+    const out = result.isBase64Encoded
+      ? Buffer.from(result.body ?? '', 'base64')
+      : Buffer.from(result.body ?? '', 'utf8');
+    headers['content-length'] = String(out.length);
+    res.writeHead(result.statusCode, headers);
+    res.end(method === 'HEAD' ? undefined : out);
+    return { status: result.statusCode };
+  };
+
+  const server = createServer((req, res) => {
+    const started = Date.now();
+    const requestId = randomUUID();
+    const work = handle(req, res, requestId)
+      .catch((err: unknown): Outcome => {
+        log.error('api request failed', { error: describeError(err) });
+        if (!res.headersSent) return gatewayJson(res, 500, { message: 'Internal server error' }, requestId);
+        res.destroy();
+        return { status: 500 };
+      })
+      .then((outcome) => {
+        const path = (req.url ?? '/').split('?')[0];
+        log.info(
+          `${req.method} ${path} ${outcome.status} ${Date.now() - started} ms${outcome.note ? ` (${outcome.note})` : ''}`,
+        );
+      })
+      .finally(() => inFlight.delete(work));
+    inFlight.add(work);
+  });
+  server.on('clientError', (_err, socket) => {
+    if (socket.writable)
+      socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+    else socket.destroy();
+  });
+  server.requestTimeout = 60_000;
+
+  const wanted = opts.port ?? 3000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) => {
+      reject(
+        err.code === 'EADDRINUSE'
+          ? new PortInUseError(`port ${wanted} on 127.0.0.1 is in use; pick another with --port`, {
+              cause: err,
+            })
+          : err,
+      );
+    });
+    server.listen(wanted, '127.0.0.1', () => resolve());
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : wanted;
+  let stopped = false;
+
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    async stop(graceMs = 30_000) {
+      if (stopped) return;
+      stopped = true;
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        Promise.all([...inFlight]),
+        new Promise((resolve) => {
+          timer = setTimeout(resolve, graceMs);
+        }),
+      ]);
+      clearTimeout(timer);
+      server.closeAllConnections();
+      await closed;
+    },
+  };
+}
+
+class IntegrationTimeout extends Error {}

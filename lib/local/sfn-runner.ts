@@ -1,0 +1,574 @@
+/**
+ * Executions of Step Functions state machines on this machine: the definition (as CDK
+ * synthesizes it) runs in `aws-local-stepfunctions`, with every Task state bound to an in-process
+ * Lambda handler, and each execution keeps an AWS-shaped history (TaskStateEntered,
+ * LambdaFunctionSucceeded, ExecutionFailed …). `sfn-server.ts` puts the Step Functions API in
+ * front of it. Node 20 needs `lib/util/polyfills.ts` loaded before this module runs executions.
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { StateMachine } from 'aws-local-stepfunctions';
+import { ConfigError, describeError, TlearnError } from '../errors.ts';
+import type { Log } from '../util/log.ts';
+import { createLambdaContext, type LambdaHandler, LOCAL_ACCOUNT_ID } from './lambda-context.ts';
+
+/** The Resource of a Task that calls Lambda through the optimized integration. */
+const LAMBDA_INVOKE = /^arn:aws[a-z-]*:states:::lambda:invoke$/;
+
+/** A state machine the runner can execute. */
+export interface StateMachineSpec {
+  /** Name in the ARN, e.g. `tlearn-train`. */
+  name: string;
+  /** Amazon States Language definition (JSONPath). */
+  definition: Record<string, unknown>;
+  /**
+   * Handlers for the Task states, by the Lambda ARN the ASL names: the `Resource`, or
+   * `Parameters.FunctionName` for `arn:aws:states:::lambda:invoke` tasks.
+   */
+  taskHandlers: Record<string, LambdaHandler>;
+  /** Wait state durations to use instead of the definition's, ms, by state name. */
+  waitTimeOverrides?: Record<string, number>;
+}
+
+/** Execution status, as the Step Functions API spells it. */
+export type ExecutionStatus = 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'TIMED_OUT' | 'ABORTED';
+
+/** One event of an execution's history (the API's HistoryEvent, timestamps as Dates). */
+export interface HistoryEvent {
+  id: number;
+  previousEventId: number;
+  timestamp: Date;
+  type: string;
+  [details: string]: unknown;
+}
+
+/** An execution, running or closed. */
+export interface ExecutionRecord {
+  executionArn: string;
+  stateMachineArn: string;
+  name: string;
+  status: ExecutionStatus;
+  startDate: Date;
+  stopDate?: Date;
+  /** JSON text. */
+  input: string;
+  /** JSON text, when SUCCEEDED. */
+  output?: string;
+  error?: string;
+  cause?: string;
+  events: HistoryEvent[];
+}
+
+/** Errors the Step Functions API returns (`code` is the API's error type). */
+export class SfnApiError extends TlearnError {}
+
+/** Options of {@link createSfnRunner}. */
+export interface SfnRunnerOptions {
+  region: string;
+  stateMachines: readonly StateMachineSpec[];
+  /** Closed executions are written to `{dataDir}/sfn/executions/` and read back at start. */
+  dataDir?: string;
+  /** Lambda timeout for the handlers' context, ms. @default 900000 */
+  functionTimeoutMs?: number;
+  log: Log;
+}
+
+/** Runs and remembers executions. */
+export interface SfnRunner {
+  /** ARN of each state machine, by name. */
+  readonly stateMachineArns: Readonly<Record<string, string>>;
+  describeStateMachine(arn: string): { spec: StateMachineSpec; arn: string; creationDate: Date };
+  startExecution(req: { stateMachineArn: string; name?: string; input?: string }): {
+    executionArn: string;
+    startDate: Date;
+  };
+  getExecution(executionArn: string): ExecutionRecord;
+  /** Executions of a state machine, newest first. */
+  listExecutions(stateMachineArn: string): ExecutionRecord[];
+  stopExecution(executionArn: string, error?: string, cause?: string): { stopDate: Date };
+  /** Resolves when no execution is running. */
+  idle(): Promise<void>;
+  /** Waits up to `graceMs` for running executions, aborts the rest, writes every record. */
+  close(graceMs: number): Promise<void>;
+}
+
+/** Execution names: 1-80 chars, none of whitespace, brackets, wildcards, control chars (API rules). */
+const INVALID_NAME_CHARS = /[\s<>{}[\]?*"#%\\^|~`$&,;:/]/;
+const isInvalidName = (name: string): boolean =>
+  name.length < 1 ||
+  name.length > 80 ||
+  INVALID_NAME_CHARS.test(name) ||
+  [...name].some((ch) => {
+    const c = ch.codePointAt(0) ?? 0;
+    return c < 0x20 || (c >= 0x7f && c <= 0x9f);
+  });
+
+interface TaskBinding {
+  functionName: string;
+  handler: LambdaHandler;
+  invokeIntegration: boolean;
+}
+
+/** Finds every Task state (nested branches and iterators too) and binds it to its handler. */
+function bindTasks(spec: StateMachineSpec): Map<string, TaskBinding> {
+  const bindings = new Map<string, TaskBinding>();
+  const unbound: string[] = [];
+  const visit = (states: unknown): void => {
+    if (typeof states !== 'object' || states === null) return;
+    for (const [stateName, raw] of Object.entries(states as Record<string, unknown>)) {
+      const state = raw as Record<string, unknown>;
+      if (state.Type === 'Task') {
+        const resource = String(state.Resource ?? '');
+        const invokeIntegration = LAMBDA_INVOKE.test(resource);
+        const params = (state.Parameters ?? {}) as Record<string, unknown>;
+        const arn = invokeIntegration ? String(params.FunctionName ?? '') : resource;
+        const handler = spec.taskHandlers[arn];
+        if (!handler) unbound.push(`${stateName} (${arn || resource})`);
+        else
+          bindings.set(stateName, { functionName: arn.split(':').pop() ?? arn, handler, invokeIntegration });
+      }
+      for (const branch of (state.Branches as { States?: unknown }[] | undefined) ?? []) visit(branch.States);
+      visit((state.Iterator as { States?: unknown } | undefined)?.States);
+      visit((state.ItemProcessor as { States?: unknown } | undefined)?.States);
+    }
+  };
+  visit(spec.definition.States);
+  if (unbound.length > 0) {
+    // Without a local handler the interpreter would call the real AWS Lambda: refuse instead.
+    throw new ConfigError(
+      `state machine '${spec.name}': no local handler for Task state(s) ${unbound.join(', ')}; ` +
+        `bound resources: ${Object.keys(spec.taskHandlers).join(', ') || 'none'}`,
+    );
+  }
+  return bindings;
+}
+
+/** The error a Lambda invocation reports to Step Functions: Error = errorType, Cause = JSON. */
+class LambdaFunctionError extends Error {
+  constructor(errorType: string, cause: string) {
+    super(cause);
+    this.name = errorType;
+  }
+}
+
+function lambdaErrorOf(err: unknown): LambdaFunctionError {
+  const errorType = err instanceof Error ? err.name : 'Error';
+  const errorMessage = err instanceof Error ? err.message : String(err);
+  const trace = err instanceof Error && err.stack ? err.stack.split('\n') : [];
+  return new LambdaFunctionError(errorType, JSON.stringify({ errorType, errorMessage, trace }));
+}
+
+/** Record as written to disk (dates as ISO text). */
+type StoredRecord = Omit<ExecutionRecord, 'startDate' | 'stopDate' | 'events'> & {
+  startDate: string;
+  stopDate?: string;
+  events: (Omit<HistoryEvent, 'timestamp'> & { timestamp: string })[];
+};
+
+function toStored(r: ExecutionRecord): StoredRecord {
+  return {
+    ...r,
+    startDate: r.startDate.toISOString(),
+    stopDate: r.stopDate?.toISOString(),
+    events: r.events.map((e) => ({ ...e, timestamp: e.timestamp.toISOString() })),
+  };
+}
+
+function fromStored(s: StoredRecord): ExecutionRecord {
+  return {
+    ...s,
+    startDate: new Date(s.startDate),
+    stopDate: s.stopDate === undefined ? undefined : new Date(s.stopDate),
+    events: s.events.map((e) => ({ ...e, timestamp: new Date(e.timestamp) }) as HistoryEvent),
+  };
+}
+
+/**
+ * Creates the runner and loads executions recorded by earlier runs (names stay unique across
+ * restarts, as in AWS). Throws ConfigError when a Task state has no local handler or the
+ * definition does not validate.
+ */
+export async function createSfnRunner(opts: SfnRunnerOptions): Promise<SfnRunner> {
+  const { region, log } = opts;
+  const machines = new Map<
+    string,
+    { spec: StateMachineSpec; machine: StateMachine; tasks: Map<string, TaskBinding>; creationDate: Date }
+  >();
+  const arns: Record<string, string> = {};
+  for (const spec of opts.stateMachines) {
+    const arn = `arn:aws:states:${region}:${LOCAL_ACCOUNT_ID}:stateMachine:${spec.name}`;
+    const tasks = bindTasks(spec);
+    let machine: StateMachine;
+    try {
+      machine = new StateMachine(
+        spec.definition as unknown as ConstructorParameters<typeof StateMachine>[0],
+        {
+          validationOptions: { checkArn: false },
+        },
+      );
+    } catch (err) {
+      throw new ConfigError(`state machine '${spec.name}' has an invalid definition: ${describeError(err)}`, {
+        cause: err,
+      });
+    }
+    machines.set(arn, { spec, machine, tasks, creationDate: new Date() });
+    arns[spec.name] = arn;
+  }
+
+  const executions = new Map<string, ExecutionRecord>();
+  const running = new Map<string, { abort: () => void; done: Promise<void> }>();
+  const recordDir = opts.dataDir === undefined ? undefined : join(opts.dataDir, 'sfn', 'executions');
+  const tmpDir = opts.dataDir === undefined ? undefined : join(opts.dataDir, 'tmp', 'sfn');
+
+  if (recordDir !== undefined && tmpDir !== undefined) {
+    await mkdir(recordDir, { recursive: true });
+    await mkdir(tmpDir, { recursive: true });
+    for (const file of await readdir(recordDir)) {
+      if (!file.endsWith('.json')) continue;
+      try {
+        const rec = fromStored(JSON.parse(await readFile(join(recordDir, file), 'utf8')) as StoredRecord);
+        if (rec.status === 'RUNNING') rec.status = 'ABORTED'; // the process that ran it is gone
+        executions.set(rec.executionArn, rec);
+      } catch (err) {
+        log.warn(`ignoring unreadable execution record ${file}`, { error: describeError(err) });
+      }
+    }
+  }
+
+  const persist = async (rec: ExecutionRecord): Promise<void> => {
+    if (recordDir === undefined || tmpDir === undefined) return;
+    const file = `${encodeURIComponent(rec.executionArn.split(':').slice(-2).join('.'))}.json`;
+    const tmp = join(tmpDir, randomUUID());
+    try {
+      await writeFile(tmp, `${JSON.stringify(toStored(rec), null, 2)}\n`);
+      await rename(tmp, join(recordDir, file));
+    } catch (err) {
+      log.warn(`could not record execution ${rec.name}`, { error: describeError(err) });
+    }
+  };
+
+  const machineOf = (arn: string) => {
+    const m = machines.get(arn);
+    if (!m) throw new SfnApiError('StateMachineDoesNotExist', `State Machine Does Not Exist: '${arn}'`, 400);
+    return m;
+  };
+
+  const run = (rec: ExecutionRecord, input: unknown): void => {
+    const { spec, machine, tasks } = machineOf(rec.stateMachineArn);
+    let nextId = 1;
+    const push = (type: string, details: Record<string, unknown> = {}, at = new Date()): void => {
+      const id = nextId++;
+      rec.events.push({ id, previousEventId: id - 1, timestamp: at, type, ...details });
+    };
+    // Task events are raised by our handler wrapper, in real time; the interpreter's state events
+    // arrive through an async generator, a little later. Task events wait for their state's
+    // Entered event so the history reads in order.
+    const openStates = new Set<string>();
+    const queued = new Map<string, { type: string; details: Record<string, unknown>; at: Date }[]>();
+    const taskEvent = (stateName: string, type: string, details: Record<string, unknown>): void => {
+      if (openStates.has(stateName)) push(type, details);
+      else queued.set(stateName, [...(queued.get(stateName) ?? []), { type, details, at: new Date() }]);
+    };
+    const flush = (stateName: string): void => {
+      for (const e of queued.get(stateName) ?? []) push(e.type, e.details, e.at);
+      queued.delete(stateName);
+    };
+
+    const localHandlers: Record<string, (input: unknown) => Promise<unknown>> = {};
+    for (const [stateName, binding] of tasks) {
+      localHandlers[stateName] = async (taskInput: unknown) => {
+        const resource = binding.functionName;
+        const prefix = binding.invokeIntegration ? 'Task' : 'LambdaFunction';
+        const payload = binding.invokeIntegration
+          ? (taskInput as { Payload?: unknown } | null)?.Payload
+          : taskInput;
+        const input = JSON.stringify(payload ?? null);
+        taskEvent(
+          stateName,
+          `${prefix}Scheduled`,
+          binding.invokeIntegration
+            ? {
+                taskScheduledEventDetails: {
+                  resourceType: 'lambda',
+                  resource: 'invoke',
+                  region,
+                  parameters: input,
+                },
+              }
+            : { lambdaFunctionScheduledEventDetails: { resource, input } },
+        );
+        taskEvent(stateName, `${prefix}Started`, {});
+        const context = createLambdaContext(binding.functionName, {
+          region,
+          timeoutMs: opts.functionTimeoutMs,
+        });
+        let out: unknown;
+        try {
+          out = (await binding.handler(payload, context)) ?? null;
+        } catch (err) {
+          const e = lambdaErrorOf(err);
+          taskEvent(
+            stateName,
+            `${prefix}Failed`,
+            binding.invokeIntegration
+              ? {
+                  taskFailedEventDetails: {
+                    resourceType: 'lambda',
+                    resource: 'invoke',
+                    error: e.name,
+                    cause: e.message,
+                  },
+                }
+              : { lambdaFunctionFailedEventDetails: { error: e.name, cause: e.message } },
+          );
+          throw e;
+        }
+        const output = JSON.stringify(out);
+        taskEvent(
+          stateName,
+          `${prefix}Succeeded`,
+          binding.invokeIntegration
+            ? { taskSucceededEventDetails: { resourceType: 'lambda', resource: 'invoke', output } }
+            : { lambdaFunctionSucceededEventDetails: { output } },
+        );
+        // The optimized integration wraps the function's result like the Invoke API does.
+        return binding.invokeIntegration
+          ? { ExecutedVersion: '$LATEST', Payload: out, StatusCode: 200 }
+          : out;
+      };
+    }
+
+    const execution = machine.run(input as Parameters<StateMachine['run']>[0], {
+      overrides: {
+        taskResourceLocalHandlers: localHandlers as never,
+        waitTimeOverrides: spec.waitTimeOverrides,
+      },
+      context: {
+        Execution: {
+          Id: rec.executionArn,
+          Name: rec.name,
+          RoleArn: `arn:aws:iam::${LOCAL_ACCOUNT_ID}:role/local`,
+        },
+        StateMachine: { Id: rec.stateMachineArn, Name: spec.name },
+      },
+    });
+
+    const consume = async (): Promise<void> => {
+      for await (const ev of execution.eventLogs) {
+        const at = new Date(ev.timestamp);
+        switch (ev.type) {
+          case 'ExecutionStarted':
+            push(
+              'ExecutionStarted',
+              {
+                executionStartedEventDetails: {
+                  input: JSON.stringify(ev.input),
+                  roleArn: `arn:aws:iam::${LOCAL_ACCOUNT_ID}:role/local`,
+                },
+              },
+              at,
+            );
+            break;
+          case 'StateEntered':
+            push(
+              `${ev.state.type}StateEntered`,
+              { stateEnteredEventDetails: { name: ev.state.name, input: JSON.stringify(ev.state.input) } },
+              at,
+            );
+            openStates.add(ev.state.name);
+            flush(ev.state.name);
+            break;
+          case 'StateExited':
+            flush(ev.state.name);
+            openStates.delete(ev.state.name);
+            push(
+              `${ev.state.type}StateExited`,
+              {
+                stateExitedEventDetails: {
+                  name: ev.state.name,
+                  output: JSON.stringify(ev.state.output ?? null),
+                },
+              },
+              at,
+            );
+            break;
+          case 'StateFailed':
+            flush(ev.state.name);
+            openStates.delete(ev.state.name);
+            if (ev.Error === 'States.Timeout' && ev.state.type === 'Task') {
+              push(
+                'LambdaFunctionTimedOut',
+                { lambdaFunctionTimedOutEventDetails: { error: ev.Error, cause: String(ev.Cause) } },
+                at,
+              );
+            }
+            break;
+          case 'ExecutionSucceeded':
+            push(
+              'ExecutionSucceeded',
+              { executionSucceededEventDetails: { output: JSON.stringify(ev.output) } },
+              at,
+            );
+            break;
+          case 'ExecutionFailed':
+            push(
+              'ExecutionFailed',
+              { executionFailedEventDetails: { error: ev.Error, cause: String(ev.Cause) } },
+              at,
+            );
+            rec.error = ev.Error;
+            rec.cause = typeof ev.Cause === 'string' ? ev.Cause : describeError(ev.Cause);
+            break;
+          case 'ExecutionAborted':
+            push(
+              'ExecutionAborted',
+              { executionAbortedEventDetails: { error: rec.error, cause: rec.cause } },
+              at,
+            );
+            break;
+          case 'ExecutionTimeout':
+            push('ExecutionTimedOut', { executionTimedOutEventDetails: {} }, at);
+            break;
+          default:
+            break; // retries, catches, map/parallel bookkeeping: not part of our minimal history
+        }
+      }
+    };
+
+    const done = (async () => {
+      const consumed = consume().catch((err: unknown) =>
+        log.warn(`execution ${rec.name}: history incomplete`, { error: describeError(err) }),
+      );
+      try {
+        const result = await execution.result;
+        rec.status = 'SUCCEEDED';
+        rec.output = JSON.stringify(result ?? null);
+      } catch (err) {
+        const name = err instanceof Error ? err.name : '';
+        if (name === 'ExecutionAbortedError') rec.status = 'ABORTED';
+        else if (name === 'ExecutionTimeoutError') rec.status = 'TIMED_OUT';
+        else {
+          rec.status = 'FAILED';
+          if (rec.error === undefined) {
+            const inner = err instanceof Error && err.cause instanceof Error ? err.cause : err;
+            rec.error = inner instanceof Error ? inner.name : 'Error';
+            rec.cause = inner instanceof Error ? inner.message : String(inner);
+          }
+        }
+      }
+      await Promise.race([consumed, new Promise((r) => setTimeout(r, 1000))]);
+      rec.stopDate ??= new Date();
+      // The consumer may not have seen the failure yet; take error and cause from the history if so.
+      const failed = rec.events.find((e) => e.type === 'ExecutionFailed');
+      if (failed && rec.error === undefined) {
+        const d = failed.executionFailedEventDetails as { error?: string; cause?: string };
+        rec.error = d.error;
+        rec.cause = d.cause;
+      }
+      const line = `execution ${rec.name}: ${rec.status}${rec.error ? ` (${rec.error}: ${String(rec.cause).slice(0, 300)})` : ''}`;
+      if (rec.status === 'SUCCEEDED') log.info(line);
+      else log.warn(line);
+      running.delete(rec.executionArn);
+      await persist(rec);
+    })();
+    running.set(rec.executionArn, { abort: execution.abort, done });
+  };
+
+  const getExecution = (executionArn: string): ExecutionRecord => {
+    const rec = executions.get(executionArn);
+    if (!rec)
+      throw new SfnApiError('ExecutionDoesNotExist', `Execution Does Not Exist: '${executionArn}'`, 400);
+    return rec;
+  };
+
+  return {
+    stateMachineArns: arns,
+    describeStateMachine(arn) {
+      const m = machineOf(arn);
+      return { spec: m.spec, arn, creationDate: m.creationDate };
+    },
+    startExecution(req) {
+      const { spec } = machineOf(req.stateMachineArn);
+      const name = req.name ?? randomUUID();
+      if (isInvalidName(name)) {
+        throw new SfnApiError('InvalidName', `Invalid Name: '${name}'`, 400);
+      }
+      const inputText = req.input ?? '{}';
+      if (Buffer.byteLength(inputText, 'utf8') > 256 * 1024) {
+        throw new SfnApiError('InvalidExecutionInput', 'Execution input is larger than 256 KB', 400);
+      }
+      let input: unknown;
+      try {
+        input = JSON.parse(inputText);
+      } catch {
+        throw new SfnApiError(
+          'InvalidExecutionInput',
+          `Invalid State Machine Execution Input: '${inputText.slice(0, 100)}'`,
+          400,
+        );
+      }
+      const executionArn = `arn:aws:states:${region}:${LOCAL_ACCOUNT_ID}:execution:${spec.name}:${name}`;
+      const existing = executions.get(executionArn);
+      if (existing) {
+        // AWS: same name and input while running is idempotent; otherwise the name is taken.
+        if (existing.status === 'RUNNING' && existing.input === inputText) {
+          return { executionArn, startDate: existing.startDate };
+        }
+        throw new SfnApiError('ExecutionAlreadyExists', `Execution Already Exists: '${executionArn}'`, 400);
+      }
+      const rec: ExecutionRecord = {
+        executionArn,
+        stateMachineArn: req.stateMachineArn,
+        name,
+        status: 'RUNNING',
+        startDate: new Date(),
+        input: inputText,
+        events: [],
+      };
+      executions.set(executionArn, rec);
+      log.info(`execution ${name} started`);
+      run(rec, input);
+      return { executionArn, startDate: rec.startDate };
+    },
+    getExecution,
+    listExecutions(stateMachineArn) {
+      machineOf(stateMachineArn);
+      return [...executions.values()]
+        .filter((e) => e.stateMachineArn === stateMachineArn)
+        .sort((a, b) => b.startDate.getTime() - a.startDate.getTime());
+    },
+    stopExecution(executionArn, error, cause) {
+      const rec = getExecution(executionArn);
+      const r = running.get(executionArn);
+      if (r) {
+        rec.error = error;
+        rec.cause = cause;
+        rec.stopDate = new Date();
+        r.abort();
+      }
+      return { stopDate: rec.stopDate ?? new Date() };
+    },
+    async idle() {
+      while (running.size > 0) await Promise.all([...running.values()].map((r) => r.done));
+    },
+    async close(graceMs) {
+      const all = Promise.all([...running.values()].map((r) => r.done));
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = await Promise.race([
+        all.then(() => false),
+        new Promise<boolean>((resolve) => {
+          timer = setTimeout(() => resolve(true), graceMs);
+        }),
+      ]);
+      clearTimeout(timer);
+      if (timedOut) {
+        for (const [arn, r] of running) {
+          log.warn(`aborting execution ${arn.split(':').pop()} (still running at shutdown)`);
+          r.abort();
+        }
+        await Promise.all([...running.values()].map((r) => r.done));
+      }
+    },
+  };
+}
