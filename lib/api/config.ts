@@ -1,0 +1,59 @@
+/**
+ * API settings from the environment. The bucket and state machine come from `lib/config.ts`; the
+ * API-only knobs below have names here until they move into `ENV` (lead-owned).
+ */
+import { z } from 'zod';
+import { ENV, loadStateMachineConfig, loadStorageConfig } from '../config.ts';
+import { ConfigError } from '../errors.ts';
+import { DEFAULT_LIMIT_INPUT_PIXELS } from '../images/preprocess.ts';
+import { DEFAULT_MAX_BODY_BYTES } from './http.ts';
+import type { ApiConfig } from './types.ts';
+
+/** Environment variables only the API reads. */
+export const API_ENV = {
+  /** Seconds between checks of a dataset's current.json. @default 5 (0 = every request) */
+  MODEL_REFRESH_SECONDS: 'TLEARN_MODEL_REFRESH_SECONDS',
+  /** `Access-Control-Allow-Origin` value; unset = no CORS headers. */
+  CORS_ORIGIN: 'TLEARN_CORS_ORIGIN',
+} as const;
+
+/** API settings plus the model cache's refresh interval. */
+export interface ApiEnvConfig extends ApiConfig {
+  modelRefreshSeconds: number;
+}
+
+type Env = Record<string, string | undefined>;
+
+function read<S extends z.ZodTypeAny>(env: Env, name: string, schema: S): z.output<S> {
+  const raw = env[name] === '' ? undefined : env[name];
+  const result = schema.safeParse(raw);
+  if (!result.success) {
+    const msg = result.error.issues.map((i) => i.message).join('; ');
+    throw new ConfigError(
+      `environment variable ${name} is invalid: ${msg} (got ${JSON.stringify(raw ?? null)})`,
+    );
+  }
+  return result.data;
+}
+
+/**
+ * Reads everything the API needs and fails at cold start naming the bad variable.
+ * Requires TLEARN_BUCKET, AWS_REGION and TLEARN_STATE_MACHINE_ARN.
+ */
+export function loadApiConfig(env: Env): ApiEnvConfig {
+  const storage = loadStorageConfig(env);
+  const sm = loadStateMachineConfig(env);
+  return {
+    bucket: storage.bucket,
+    stateMachineArn: sm.stateMachineArn,
+    maxBodyBytes: DEFAULT_MAX_BODY_BYTES,
+    limitInputPixels: DEFAULT_LIMIT_INPUT_PIXELS,
+    maxBatch: read(env, ENV.EXTRACT_BATCH_SIZE, z.coerce.number().int().min(1).max(64).default(8)),
+    corsOrigin: read(env, API_ENV.CORS_ORIGIN, z.string().max(200).optional()),
+    modelRefreshSeconds: read(
+      env,
+      API_ENV.MODEL_REFRESH_SECONDS,
+      z.coerce.number().int().min(0).max(3600).default(5),
+    ),
+  };
+}

@@ -1,0 +1,175 @@
+/**
+ * Read-only dataset routes: `GET /datasets`, `GET /datasets/{d}`, `GET /datasets/{d}/model`.
+ * They read the bucket directly (no cache), so they always show the current state.
+ */
+import type { APIGatewayProxyEvent } from 'aws-lambda';
+import { isRandomWeights } from '../model/spec.ts';
+import type { CurrentPointer } from '../pipeline/current-pointer.ts';
+import { checkReadiness, type LabelReadiness } from '../pipeline/readiness.ts';
+import {
+  DATASETS_PREFIX,
+  datasetPrefix,
+  isValidDatasetName,
+  MODELS_PREFIX,
+  modelsPrefix,
+  parseImageKey,
+} from '../storage/keys.ts';
+import { listFolders, listObjects } from '../storage/s3.ts';
+import type { ModelDocument } from '../training/model-document.ts';
+import { mapWithConcurrency } from '../util/concurrency.ts';
+import { datasetParam } from './http.ts';
+import {
+  datasetNotFound,
+  missingModelError,
+  readCurrentPointer,
+  readModelFile,
+  readReport,
+  sortVersions,
+  versionTime,
+} from './store.ts';
+import type { RouteContext } from './types.ts';
+
+/** One dataset of `GET /datasets`. */
+export interface DatasetListItem {
+  name: string;
+  /** Usable images (keys that follow the layout's naming rules). */
+  images: number;
+  labels: number;
+  /** The promoted model, if any. */
+  model: { version: string; promotedAt: string } | null;
+}
+
+/** Summary of a promoted model (no weights). */
+export interface ModelSummary {
+  version: string;
+  promotedAt: string;
+  trainedAt: string;
+  spec: string;
+  randomWeights: boolean;
+  classes: string[];
+}
+
+// Listing datasets reads every key of each; a few at a time keeps S3 and the Lambda calm.
+const LIST_CONCURRENCY = 4;
+
+async function countImages(ctx: RouteContext, dataset: string): Promise<{ images: number; labels: number }> {
+  const labels = new Set<string>();
+  let images = 0;
+  for await (const o of listObjects(ctx.s3, ctx.config.bucket, datasetPrefix(dataset))) {
+    const parsed = parseImageKey(o.key);
+    if (!parsed.ok) continue;
+    images += 1;
+    labels.add(parsed.image.label);
+  }
+  return { images, labels: labels.size };
+}
+
+/** `GET /datasets`: every dataset with images or models, with image and label counts. */
+export async function listDatasetsRoute(ctx: RouteContext): Promise<{ datasets: DatasetListItem[] }> {
+  const { s3 } = ctx;
+  const { bucket } = ctx.config;
+  const [withImages, withModels] = await Promise.all([
+    listFolders(s3, bucket, DATASETS_PREFIX),
+    listFolders(s3, bucket, MODELS_PREFIX),
+  ]);
+  // Folders that break the naming rule are never processed by the pipeline; they are not datasets.
+  const names = [...new Set([...withImages, ...withModels])].filter(isValidDatasetName).sort();
+  const datasets = await mapWithConcurrency(names, LIST_CONCURRENCY, async (name) => {
+    const [counts, current] = await Promise.all([
+      countImages(ctx, name),
+      readCurrentPointer(s3, bucket, name),
+    ]);
+    return {
+      name,
+      ...counts,
+      model: current ? { version: current.pointer.version, promotedAt: current.pointer.promotedAt } : null,
+    };
+  });
+  return { datasets };
+}
+
+function summarize(pointer: CurrentPointer, doc: ModelDocument): ModelSummary {
+  return {
+    version: pointer.version,
+    promotedAt: pointer.promotedAt,
+    trainedAt: doc.trainedAt,
+    spec: doc.spec,
+    randomWeights: doc.randomWeights || isRandomWeights(doc.spec),
+    classes: doc.classes,
+  };
+}
+
+/** `GET /datasets/{d}` response. */
+export interface DatasetStatus {
+  dataset: string;
+  images: { total: number; ready: number; failed: number; pending: number; skipped: number };
+  labels: Record<string, LabelReadiness>;
+  /** Whether every usable image has a feature or an error record (a training would not wait). */
+  featuresSettled: boolean;
+  model: ModelSummary | null;
+  /** The newest model version written by a training (promoted or not). */
+  lastTraining: { version: string; at: string | null; promoted: boolean } | null;
+}
+
+/** `GET /datasets/{d}`: readiness counts, labels, the promoted model and the newest training. */
+export async function getDatasetRoute(
+  event: APIGatewayProxyEvent,
+  ctx: RouteContext,
+): Promise<DatasetStatus> {
+  const dataset = datasetParam(event);
+  const { s3 } = ctx;
+  const { bucket } = ctx.config;
+  const [readiness, current, folders] = await Promise.all([
+    checkReadiness(s3, bucket, dataset),
+    readCurrentPointer(s3, bucket, dataset),
+    listFolders(s3, bucket, modelsPrefix(dataset)),
+  ]);
+  const versions = sortVersions(folders);
+  if (readiness.total + readiness.skipped === 0 && current === undefined && versions.length === 0) {
+    throw datasetNotFound(dataset);
+  }
+  const model = current
+    ? summarize(current.pointer, await readModelFile(s3, bucket, dataset, current.pointer.version))
+    : null;
+  const newest = versions[versions.length - 1];
+  return {
+    dataset,
+    images: {
+      total: readiness.total,
+      ready: readiness.ready,
+      failed: readiness.failed,
+      pending: readiness.pending,
+      skipped: readiness.skipped,
+    },
+    labels: readiness.labels,
+    featuresSettled: readiness.pending === 0,
+    model,
+    lastTraining: newest
+      ? { version: newest, at: versionTime(newest) ?? null, promoted: newest === current?.pointer.version }
+      : null,
+  };
+}
+
+/** `GET /datasets/{d}/model`: the promoted model's metadata (without weights) and its report. */
+export async function getModelRoute(
+  event: APIGatewayProxyEvent,
+  ctx: RouteContext,
+): Promise<{ dataset: string; model: ModelSummary & Record<string, unknown>; report: unknown }> {
+  const dataset = datasetParam(event);
+  const { s3 } = ctx;
+  const { bucket } = ctx.config;
+  const current = await readCurrentPointer(s3, bucket, dataset);
+  if (current === undefined) throw await missingModelError(s3, bucket, dataset);
+  const { version } = current.pointer;
+  const [doc, report] = await Promise.all([
+    readModelFile(s3, bucket, dataset, version),
+    readReport(s3, bucket, dataset, version, ctx.log),
+  ]);
+  // The weights are large (up to 8192 × classes numbers) and not metadata.
+  const { coef: _coef, intercept: _intercept, ...meta } = doc;
+  return {
+    dataset,
+    model: { ...meta, ...summarize(current.pointer, doc), previous: current.pointer.previous ?? null },
+    report: report ?? null,
+  };
+}

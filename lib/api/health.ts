@@ -1,0 +1,60 @@
+/**
+ * `GET /health`: whether this container can predict, with what backend and spec, and which
+ * models it holds. Never waits for a loading extractor.
+ */
+import { isRandomWeights } from '../model/spec.ts';
+import type { BackendName } from '../model/types.ts';
+import type { CachedModelState } from './model-cache.ts';
+import type { RouteContext } from './types.ts';
+
+/** Body of `GET /health`. */
+export interface HealthResponse {
+  /** `ok`: ready to predict; `loading`: extractor still loading; `failed`: it could not load (503). */
+  status: 'ok' | 'loading' | 'failed';
+  backend: BackendName | null;
+  spec: string | null;
+  dims: number | null;
+  /** True when the base model runs on seeded random weights: predictions are not meaningful. */
+  randomWeights: boolean | null;
+  warnings: string[];
+  models: CachedModelState[];
+  queue: { waiting: number; passes: number; images: number; largestBatch: number } | null;
+}
+
+/** The health report and its status code (503 when the extractor failed to load). */
+export function healthRoute(ctx: RouteContext): { statusCode: number; body: HealthResponse } {
+  const state = ctx.extractorState();
+  const models = ctx.cache.state();
+  if (state.status !== 'ready') {
+    return {
+      statusCode: state.status === 'failed' ? 503 : 200,
+      body: {
+        status: state.status,
+        backend: null,
+        spec: null,
+        dims: null,
+        randomWeights: null,
+        warnings: state.status === 'failed' ? ['the feature extractor failed to load; see the logs'] : [],
+        models,
+        queue: null,
+      },
+    };
+  }
+  const { extractor, queue } = state;
+  const random = isRandomWeights(extractor.spec);
+  return {
+    statusCode: 200,
+    body: {
+      status: 'ok',
+      backend: extractor.backend,
+      spec: extractor.specId,
+      dims: extractor.dims,
+      randomWeights: random,
+      warnings: random
+        ? ['the base model runs on seeded RANDOM weights (local/test only): predictions are not meaningful']
+        : [],
+      models,
+      queue: { waiting: queue.waiting, ...queue.stats },
+    },
+  };
+}

@@ -1,0 +1,211 @@
+/**
+ * `POST /datasets/{d}/predictions`: one image in (raw bytes, base64 in JSON, or an S3 key of the
+ * same dataset), the promoted model's class probabilities out.
+ */
+import type { APIGatewayProxyEvent } from 'aws-lambda';
+import { z } from 'zod';
+import { NotFoundError, TlearnError, ValidationError } from '../errors.ts';
+import { preprocessImage } from '../images/preprocess.ts';
+import { DATASETS_PREFIX, datasetPrefix, parseImageKey } from '../storage/keys.ts';
+import { getObject } from '../storage/s3.ts';
+import { predictProba } from '../training/head.ts';
+import { ForbiddenError } from './errors.ts';
+import {
+  datasetParam,
+  decodeBase64,
+  formatIssues,
+  mediaType,
+  parseJsonBody,
+  readBodyBytes,
+  requireMediaType,
+} from './http.ts';
+import type { RouteContext } from './types.ts';
+
+/** Media types the prediction body may have. */
+export const PREDICTION_MEDIA_TYPES = ['image/*', 'application/octet-stream', 'application/json'] as const;
+
+/** One class and its probability. */
+export interface Score {
+  label: string;
+  probability: number;
+}
+
+/** The response body of a prediction. */
+export interface PredictionResponse {
+  dataset: string;
+  model: { version: string; trainedAt: string; spec: string; randomWeights: boolean };
+  label: string;
+  confidence: number;
+  scores: Score[];
+  timingsMs: { fetch?: number; decode: number; forward: number; head: number; total: number };
+}
+
+/** JSON body: exactly one of `image` (base64, optionally a `data:` URL) or `key`. */
+export const PredictionJsonBody = z
+  .object({
+    image: z.string().min(1, "'image' is empty").optional(),
+    key: z.string().min(1, "'key' is empty").max(1024, "'key' is longer than 1024 characters").optional(),
+  })
+  .strict()
+  .refine((b) => (b.image === undefined) !== (b.key === undefined), {
+    message: "send exactly one of 'image' (base64-encoded image) or 'key' (an image key datasets/{d}/…)",
+  });
+
+type ImageInput = { kind: 'bytes'; bytes: Uint8Array } | { kind: 'key'; key: string };
+
+const DATA_URL_RE = /^data:[^,]{0,100};base64,/;
+
+/** `top` query parameter: a whole number ≥ 1 (its upper bound needs the model's classes). */
+export function parseTop(raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  if (!/^\d{1,6}$/.test(raw) || Number(raw) < 1) {
+    throw new ValidationError(
+      `query parameter top must be a whole number from 1 to the number of classes (got '${raw.slice(0, 40)}')`,
+      { code: 'InvalidTop' },
+    );
+  }
+  return Number(raw);
+}
+
+/**
+ * An image key sent in a JSON body, checked to name an image of this dataset: anything else is a
+ * 400 (not an image key) or a 403 (another dataset's image: the API reads only the caller's dataset).
+ */
+export function checkImageKey(key: string, dataset: string): string {
+  const own = datasetPrefix(dataset);
+  if (!key.startsWith(DATASETS_PREFIX)) {
+    throw new ValidationError(`'key' must name an image under ${own} (got '${key.slice(0, 200)}')`, {
+      code: 'InvalidImageKey',
+    });
+  }
+  const parsed = parseImageKey(key);
+  if (parsed.ok && parsed.image.dataset !== dataset) {
+    throw new ForbiddenError(
+      `'key' names an image of dataset '${parsed.image.dataset}'; a prediction for '${dataset}' may only read images under ${own}`,
+      { code: 'KeyOutsideDataset' },
+    );
+  }
+  if (!parsed.ok) {
+    if (!key.startsWith(own)) {
+      throw new ForbiddenError(
+        `'key' is not under ${own}; a prediction for '${dataset}' may only read images of its own dataset`,
+        { code: 'KeyOutsideDataset' },
+      );
+    }
+    throw new ValidationError(`'key' is not a usable image key: ${parsed.detail}`, {
+      code: 'InvalidImageKey',
+    });
+  }
+  return key;
+}
+
+function readInput(event: APIGatewayProxyEvent, dataset: string, maxBytes: number): ImageInput {
+  const type = requireMediaType(mediaType(event), PREDICTION_MEDIA_TYPES);
+  const bytes = readBodyBytes(event, maxBytes);
+  if (bytes.length === 0) {
+    throw new ValidationError(
+      'request body is empty; send an image (Content-Type: image/*) or JSON { "image": "<base64>" } or { "key": "datasets/…" }',
+      { code: 'EmptyBody' },
+    );
+  }
+  if (type !== 'application/json') return { kind: 'bytes', bytes };
+  const json = parseJsonBody(bytes);
+  const parsed = PredictionJsonBody.safeParse(json);
+  if (!parsed.success) {
+    throw new ValidationError(`request body is invalid: ${formatIssues(parsed.error)}`, {
+      code: 'InvalidBody',
+    });
+  }
+  const { image, key } = parsed.data;
+  if (key !== undefined) return { kind: 'key', key: checkImageKey(key, dataset) };
+  const base64 = (image ?? '').replace(DATA_URL_RE, '');
+  return { kind: 'bytes', bytes: decodeBase64(base64, maxBytes, "'image'") };
+}
+
+async function readKey(ctx: RouteContext, key: string): Promise<Uint8Array> {
+  try {
+    return (await getObject(ctx.s3, ctx.config.bucket, key)).body;
+  } catch (err) {
+    if (err instanceof NotFoundError) {
+      throw new NotFoundError(`image '${key}' does not exist`, { code: 'ImageNotFound' });
+    }
+    throw err;
+  }
+}
+
+/** Sorts scores by probability, highest first (ties by label so the order is stable). */
+export function rankScores(classes: readonly string[], probabilities: readonly number[]): Score[] {
+  return classes
+    .map((label, i) => ({ label, probability: probabilities[i] ?? 0 }))
+    .sort((a, b) => b.probability - a.probability || (a.label < b.label ? -1 : a.label > b.label ? 1 : 0));
+}
+
+/**
+ * Answers one prediction request. Validation comes first (cheap, no model needed), then the model
+ * (404/409 before any image work), then decode → forward pass (queued) → head.
+ */
+export async function predictRoute(
+  event: APIGatewayProxyEvent,
+  ctx: RouteContext,
+): Promise<PredictionResponse> {
+  const started = performance.now();
+  const dataset = datasetParam(event);
+  const top = parseTop(event.queryStringParameters?.top);
+  const input = readInput(event, dataset, ctx.config.maxBodyBytes);
+
+  const { extractor, queue } = await ctx.inference();
+  const model = await ctx.cache.get(dataset, extractor.specId);
+  const k = model.head.classes.length;
+  if (top !== undefined && top > k) {
+    throw new ValidationError(
+      `query parameter top must be from 1 to ${k} (the model of '${dataset}' has ${k} classes; got ${top})`,
+      { code: 'InvalidTop' },
+    );
+  }
+
+  let fetchMs: number | undefined;
+  let bytes: Uint8Array;
+  if (input.kind === 'key') {
+    const t = performance.now();
+    bytes = await readKey(ctx, input.key);
+    fetchMs = performance.now() - t;
+  } else {
+    bytes = input.bytes;
+  }
+
+  const t0 = performance.now();
+  const pixels = await preprocessImage(bytes, {
+    size: extractor.spec.input,
+    resize: extractor.spec.resize,
+    limitInputPixels: ctx.config.limitInputPixels,
+  });
+  const t1 = performance.now();
+  const features = await queue.extract(pixels);
+  const t2 = performance.now();
+  const probabilities = predictProba(model.head, features);
+  const t3 = performance.now();
+
+  const scores = rankScores(model.head.classes, probabilities);
+  const best = scores[0];
+  if (best === undefined) throw new TlearnError('EmptyHead', `model ${model.version} has no classes`);
+  const round = (ms: number) => Math.round(ms * 100) / 100;
+  return {
+    dataset,
+    model: {
+      version: model.version,
+      trainedAt: model.trainedAt,
+      spec: model.spec,
+      randomWeights: model.randomWeights,
+    },
+    label: best.label,
+    confidence: best.probability,
+    scores: scores.slice(0, top ?? k),
+    timingsMs: {
+      ...(fetchMs !== undefined ? { fetch: round(fetchMs) } : {}),
+      decode: round(t1 - t0),
+      forward: round(t2 - t1),
+      head: round(t3 - t2),
+      total: round(performance.now() - started),
+    },
+  };
+}

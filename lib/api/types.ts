@@ -1,0 +1,66 @@
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { StartExecutionCommand, StartExecutionCommandOutput } from '@aws-sdk/client-sfn';
+import type { FeatureExtractor } from '../model/types.ts';
+import type { Log } from '../util/log.ts';
+import type { InferenceQueue } from './inference-queue.ts';
+import type { ModelCache } from './model-cache.ts';
+
+/** The one Step Functions call the API makes; an `SFNClient` fits, and so does a small test fake. */
+export interface StartExecutionClient {
+  send(command: StartExecutionCommand): Promise<StartExecutionCommandOutput>;
+}
+
+/** Settings of the API (see `loadApiConfig` for the environment variables behind them). */
+export interface ApiConfig {
+  bucket: string;
+  /** Training state machine started by `POST /datasets/{d}/trainings`. */
+  stateMachineArn: string;
+  /** Largest request body, and largest decoded `image` of a JSON body, in bytes. @default 6 MB */
+  maxBodyBytes: number;
+  /** Largest decoded image, width × height (sharp `limitInputPixels`). @default 40 megapixels */
+  limitInputPixels: number;
+  /** Images per forward pass when requests queue up. @default 8 */
+  maxBatch: number;
+  /** `Access-Control-Allow-Origin` sent on every response; no CORS headers when undefined. */
+  corsOrigin: string | undefined;
+}
+
+/** Counters the handler publishes (Powertools Metrics in Lambda; nothing locally). */
+export interface ApiMetrics {
+  /** A prediction answered 200, with its total latency. */
+  prediction(latencyMs: number): void;
+  /** A 4xx answer. */
+  clientError(status: number, code: string): void;
+}
+
+/** Everything `createApi` needs; built once per process by the handler or the local stack. */
+export interface ApiDeps {
+  s3: S3Client;
+  sfn: StartExecutionClient;
+  /**
+   * The container's extractor, loading or loaded: a promise, or a getter that is asked again after
+   * a failed load (e.g. `startLazy(...).get`). A failure is reported by `/health` and turns
+   * predictions into 500s; the other routes keep working.
+   */
+  extractor: Promise<FeatureExtractor> | (() => Promise<FeatureExtractor>);
+  cache: ModelCache;
+  config: ApiConfig;
+  log: Log;
+  metrics?: ApiMetrics;
+  /** Clock (tests). @default () => new Date() */
+  now?: () => Date;
+}
+
+/** Extractor load state, tracked without awaiting (for /health). */
+export type ExtractorState =
+  | { status: 'loading' }
+  | { status: 'ready'; extractor: FeatureExtractor; queue: InferenceQueue }
+  | { status: 'failed'; error: unknown };
+
+/** What route functions receive: the deps plus state derived once in `createApi`. */
+export interface RouteContext extends ApiDeps {
+  now: () => Date;
+  /** Resolves with the extractor and its queue, or rejects with a 500-class error. */
+  inference(): Promise<{ extractor: FeatureExtractor; queue: InferenceQueue }>;
+  extractorState(): ExtractorState;
+}
