@@ -351,7 +351,7 @@ export async function loadWeights(
   if (typeof claimed === 'string') {
     const seed = /^random-(\d+)$/.exec(claimed)?.[1];
     if (seed !== undefined) {
-      if (weightsSha256(randomWeights(Number(seed))) !== sha256) {
+      if (Number(seed) > MAX_RANDOM_SEED || weightsSha256(randomWeights(Number(seed))) !== sha256) {
         throw new WeightsError(`${where} says it holds ${claimed} but its weights differ from that seed's`);
       }
       weightsId = claimed;
@@ -388,7 +388,8 @@ export interface SavedWeights {
 /**
  * Writes weights as a tfjs layers model (model.json + 4 MiB `group1-shardNofM.bin` shards) to a
  * directory or `s3://bucket/prefix/`. The weights id goes into `userDefinedMetadata.tlearn`.
- * Pass `weightsId: 'random-<seed>'` for seeded random weights; otherwise it is the sha prefix.
+ * Pass `weightsId: 'random-<seed>'` for seeded random weights (checked against that seed);
+ * otherwise it is the sha prefix.
  */
 export async function saveWeights(
   target: string,
@@ -398,7 +399,12 @@ export async function saveWeights(
   const ordered = validateWeights(weights, opts.log);
   const sha256 = weightsSha256(ordered);
   const weightsId = opts.weightsId ?? sha256.slice(0, WEIGHTS_ID_LENGTH);
-  if (!weightsId.startsWith('random-') && weightsId !== sha256.slice(0, WEIGHTS_ID_LENGTH)) {
+  const seed = /^random-(\d{1,10})$/.exec(weightsId)?.[1];
+  const matches =
+    seed === undefined
+      ? weightsId === sha256.slice(0, WEIGHTS_ID_LENGTH)
+      : Number(seed) <= MAX_RANDOM_SEED && weightsSha256(randomWeights(Number(seed))) === sha256;
+  if (!matches) {
     throw new ValidationError(`weights id ${weightsId} does not match the weights (${sha256.slice(0, 16)})`);
   }
   const { handler, where } = handlerFor(target, opts.s3);

@@ -178,6 +178,23 @@ describe('saveWeights / loadWeights on disk', () => {
     );
   });
 
+  it('refuses a model.json that labels other weights as random-<seed>', async () => {
+    // Prepare: real-looking weights whose metadata is edited to pass them off as seed 7.
+    const out = join(dir, 'relabelled');
+    await saveWeights(out, randomWeights(14));
+    const path = join(out, 'model.json');
+    const json = JSON.parse(await readFile(path, 'utf8'));
+    json.userDefinedMetadata.tlearn.weightsId = 'random-7';
+    await writeFile(path, JSON.stringify(json));
+    // Act + assess
+    await expect(loadWeights({ kind: 'uri', uri: out })).rejects.toThrow(
+      /says it holds random-7 but its weights differ/,
+    );
+    await expect(saveWeights(join(dir, 'x'), randomWeights(14), { weightsId: 'random-7' })).rejects.toThrow(
+      /weights id random-7 does not match/,
+    );
+  });
+
   it('says which file is missing when a shard is gone', async () => {
     const out = join(dir, 'missing-shard');
     await saveWeights(out, randomWeights(13));
