@@ -80,11 +80,6 @@ export function backendFlag(raw: unknown): BackendName | undefined {
   return b;
 }
 
-/** One loud line for seeded random weights: such features only ever match other random ones. */
-export function randomWeightsBanner(specId: string): string {
-  return `WARNING: seeded RANDOM weights (${specId.split('/')[1]}): features are for testing the pipeline only and never mix with real ones`;
-}
-
 function shortPath(p: string): string {
   const rel = relative(process.cwd(), p);
   return rel.startsWith('..') || rel === '' ? p : rel;
@@ -93,6 +88,9 @@ function shortPath(p: string): string {
 function summary(result: ExtractFilesResult, out: string, skipped: number): string {
   const lines = [
     `features: ${shortPath(out)}  spec ${result.spec}  (${result.dims} values each)`,
+    ...(isRandomWeights(result.spec)
+      ? ['  WARNING: seeded RANDOM weights: these features are for testing the pipeline only']
+      : []),
     `  labels: ${
       Object.entries(result.labels)
         .map(([l, n]) => `${l} ${n}`)
@@ -157,7 +155,6 @@ export function createExtractCommand(deps: Partial<ExtractDeps> = {}): Command {
         log,
       });
       try {
-        if (isRandomWeights(extractor.spec)) console.error(randomWeightsBanner(extractor.specId));
         const progress = createProgress('extract', images.length, deps.progressStream ?? process.stderr);
         const result = await extractFiles({
           images,

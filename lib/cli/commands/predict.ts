@@ -19,7 +19,7 @@ import { numberFlag, parseCommandArgs, UsageError } from '../args.ts';
 import { EXIT } from '../exit-codes.ts';
 import type { Command } from '../main.ts';
 import { createProgress } from '../progress.ts';
-import { backendFlag, type ExtractDeps, loadRealExtractor, randomWeightsBanner } from './extract.ts';
+import { backendFlag, type ExtractDeps, loadRealExtractor } from './extract.ts';
 
 const HELP = `usage: tlearn predict --model DIR IMAGES_OR_FOLDERS… [options]     offline, on this machine
        tlearn predict DATASET IMAGES…  [target options]                against a stack
@@ -237,7 +237,6 @@ async function runOffline(argv: string[], deps: Partial<ExtractDeps>): Promise<n
         `the model was trained on features of spec ${head.spec}, but these weights give ${extractor.specId}; use ${hint}`,
       );
     }
-    if (isRandomWeights(extractor.spec)) console.error(randomWeightsBanner(extractor.specId));
     const progress = values.json
       ? undefined
       : createProgress('predict', files.length, deps.progressStream ?? process.stderr);

@@ -69,7 +69,7 @@ describe('tlearn extract', () => {
     expect(r.stdout).toMatch(/spec vgg16\/random-5\/32x32\/avg\/caffe\/bilinear/);
     expect(r.stdout).toMatch(/labels: cat 3, dog 3/);
     expect(r.stdout).toMatch(/written 6, up to date 0, failed 0, skipped 0/);
-    expect(r.stderr).toMatch(/WARNING: seeded RANDOM weights \(random-5\)/);
+    expect(r.stdout).toMatch(/WARNING: seeded RANDOM weights/);
     const fd = await readFeatureDir(out);
     expect(fd.X.n).toBe(6);
   });

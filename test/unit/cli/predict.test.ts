@@ -93,7 +93,6 @@ describe('tlearn predict --model', () => {
     expect(lines[0]).toMatch(/^IMAGE\s+LABEL\s+CONFIDENCE\s+SCORES$/);
     expect(lines[1]).toMatch(/red\.png\s+red\s+1\.000\s+red 1\.000 {2}blue 0\.000/);
     expect(lines[2]).toMatch(/blue\.jpg\s+blue\s+1\.000/);
-    expect(r.stderr).toMatch(/RANDOM weights/);
   });
 
   it('prints JSON with softmax scores of a multi-class head, top K', async () => {
