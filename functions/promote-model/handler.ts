@@ -1,4 +1,28 @@
-// Placeholder entry so the CDK app can bundle it; replaced by the real middy handler.
-export const handler = async (): Promise<never> => {
-  throw new Error('promote-model handler not built yet');
-};
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { Context } from 'aws-lambda';
+import { z } from 'zod';
+import { loadStorageConfig } from '../../lib/config.ts';
+import { ValidationError } from '../../lib/errors.ts';
+import { type PromoteResult, promoteModel } from '../../lib/pipeline/promote.ts';
+import { createAwsClients } from '../../lib/storage/clients.ts';
+import { DATASET_NAME_RE, MODEL_VERSION_RE } from '../../lib/storage/keys.ts';
+import { createObservability, withObservability } from '../shared/powertools.ts';
+
+const storage = loadStorageConfig();
+const { s3 } = createAwsClients(storage);
+const obs = createObservability('promote-model');
+
+const Input = z.object({
+  dataset: z.string().regex(DATASET_NAME_RE),
+  version: z.string().regex(MODEL_VERSION_RE),
+});
+
+/** State machine task: `{dataset, version}` → `{promoted, version, previous, reason?}`. */
+export const handler = withObservability(async (event: unknown, _ctx: Context): Promise<PromoteResult> => {
+  const input = Input.safeParse(event);
+  if (!input.success)
+    throw new ValidationError(`promote-model needs {dataset, version}: ${input.error.message}`);
+  const r = await promoteModel(input.data, { s3, bucket: storage.bucket, log: obs.log });
+  obs.metrics.addMetric(r.promoted ? 'ModelsPromoted' : 'PromotionsSkipped', MetricUnit.Count, 1);
+  return r;
+}, obs);

@@ -1,4 +1,46 @@
-// Placeholder entry so the CDK app can bundle it; replaced by the real middy handler.
-export const handler = async (): Promise<never> => {
-  throw new Error('train-head handler not built yet');
-};
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { Context } from 'aws-lambda';
+import { loadModelConfig, loadStorageConfig, loadTrainingConfig } from '../../lib/config.ts';
+import { ConfigError, ValidationError } from '../../lib/errors.ts';
+import { TrainingInput } from '../../lib/features/messages.ts';
+import {
+  EXTRACTOR_RESIZE,
+  runTrainingJob,
+  type SpecExpectation,
+  specExpectationFromModelConfig,
+  type TrainJobResult,
+} from '../../lib/pipeline/train-job.ts';
+import { createAwsClients } from '../../lib/storage/clients.ts';
+import { createObservability, withObservability } from '../shared/powertools.ts';
+
+const storage = loadStorageConfig();
+const training = loadTrainingConfig();
+const { s3 } = createAwsClients(storage);
+const obs = createObservability('train-head');
+// The trainer needs no model, but when the deployment's extractor settings are set here too it
+// trains only on features of that spec; otherwise the majority spec wins (and is reported).
+let expect: SpecExpectation | undefined;
+try {
+  expect = specExpectationFromModelConfig(loadModelConfig(), EXTRACTOR_RESIZE);
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err;
+  obs.log.warn('no extractor config: training on the majority feature spec', { reason: err.message });
+}
+
+/** State machine task: `{dataset, trigger, requestedAt}` → a new model version. */
+export const handler = withObservability(async (event: unknown, _ctx: Context): Promise<TrainJobResult> => {
+  const input = TrainingInput.safeParse(event);
+  if (!input.success)
+    throw new ValidationError(`train-head needs {dataset, trigger, requestedAt}: ${input.error.message}`);
+  const r = await runTrainingJob(input.data, {
+    s3,
+    bucket: storage.bucket,
+    training,
+    log: obs.log,
+    ...(expect ? { expect } : {}),
+  });
+  obs.metrics.addMetric('TrainingSamples', MetricUnit.Count, r.nTrain + r.nTest);
+  obs.metrics.addMetric('TrainingMs', MetricUnit.Milliseconds, r.timingsMs.total);
+  if (r.accuracy !== null) obs.metrics.addMetric('HoldoutAccuracy', MetricUnit.Percent, r.accuracy * 100);
+  return r;
+}, obs);

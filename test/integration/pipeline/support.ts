@@ -8,6 +8,11 @@ import { join } from 'node:path';
 import { ReceiveMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSEvent } from 'aws-lambda';
 import { ENV } from '../../../lib/config.ts';
+import { encodeNpy } from '../../../lib/features/npy.ts';
+import { featureDims, parseSpec } from '../../../lib/model/spec.ts';
+import { featureMetadata } from '../../../lib/pipeline/feature-metadata.ts';
+import { featureKey, parseImageKey } from '../../../lib/storage/keys.ts';
+import { putObject } from '../../../lib/storage/s3.ts';
 import type { Emulator } from '../../helpers/emulator.ts';
 
 const EVENTS_DIR = join(import.meta.dirname, '../../../events');
@@ -125,4 +130,48 @@ export function setHandlerEnv(emu: Emulator, extra: Record<string, string> = {})
       else process.env[k] = v;
     }
   };
+}
+
+/** Spec of the seeded random 32x32 extractor the handler env configures (flatten → 512 values). */
+export const TEST_SPEC = 'vgg16/random-1/32x32/flatten/caffe/bilinear';
+
+/**
+ * Writes an image (placeholder bytes) and, as the extractor would, its feature `.npy` with
+ * metadata; `vector` defaults to a label-dependent cluster so a head can separate labels.
+ * Returns the image's ETag.
+ */
+export async function putImageWithFeature(
+  emu: Emulator,
+  imageKey: string,
+  opts: { spec?: string; vector?: Float32Array; sourceEtag?: string; seed?: number } = {},
+): Promise<string> {
+  const parsed = parseImageKey(imageKey);
+  if (!parsed.ok) throw new Error(`bad test key ${imageKey}`);
+  const spec = opts.spec ?? TEST_SPEC;
+  const { etag } = await putObject(
+    emu.clients.s3,
+    emu.bucket,
+    imageKey,
+    `image ${imageKey} ${opts.seed ?? 0}`,
+  );
+  const d = featureDims(parseSpec(spec));
+  const vector = opts.vector ?? clusterVector(parsed.image.label, d, opts.seed ?? 0);
+  await putObject(emu.clients.s3, emu.bucket, featureKey(parsed.image), encodeNpy(vector), {
+    metadata: featureMetadata(opts.sourceEtag ?? etag, spec, parsed.image.label),
+  });
+  return etag;
+}
+
+/** A d-vector near a label-specific centre (deterministic per label and seed). */
+export function clusterVector(label: string, d: number, seed: number): Float32Array {
+  let h = 2166136261;
+  for (const ch of label) h = Math.imul(h ^ (ch.codePointAt(0) ?? 0), 16777619);
+  const v = new Float32Array(d);
+  let s = (h ^ Math.imul(seed + 1, 0x9e3779b1)) >>> 0;
+  for (let i = 0; i < d; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    const noise = (s / 2 ** 32 - 0.5) * 0.5;
+    v[i] = ((h >>> (i % 24)) & 1 ? 1 : -1) + noise;
+  }
+  return v;
 }

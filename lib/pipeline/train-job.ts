@@ -1,0 +1,356 @@
+import { randomBytes } from 'node:crypto';
+import type { S3Client } from '@aws-sdk/client-s3';
+import type { ModelConfig, TrainingConfig } from '../config.ts';
+import { describeError, InsufficientDataError, NotFoundError, SpecMismatchError } from '../errors.ts';
+import { decodeNpy } from '../features/npy.ts';
+import { type FeatureSpec, featureDims, parseSpec } from '../model/spec.ts';
+import { modelFileKey, newModelVersion } from '../storage/keys.ts';
+import { getObject, putJson, putObject } from '../storage/s3.ts';
+import { type ModelDocument, type ReportDocument, renderReportHtml } from '../training/model-document.ts';
+import { DEFAULT_TRAIN_OPTIONS, trainHead } from '../training/train.ts';
+import type { Matrix } from '../training/types.ts';
+import { mapWithConcurrency } from '../util/concurrency.ts';
+import type { Log } from '../util/log.ts';
+import { FEATURE_META } from './feature-metadata.ts';
+import { type ImageEntry, scanDataset } from './readiness.ts';
+
+/**
+ * train-head's domain logic: the dataset's ready features → one contiguous matrix → `trainHead`
+ * → a new model version under `models/{d}/{version}/`. `model.json` is written last, so a
+ * version that has a `model.json` is complete (promote relies on it).
+ */
+
+/**
+ * The resize kernel the extractor records in its spec (lib/model/extractor.ts `DEFAULT_RESIZE`;
+ * a test keeps them equal), repeated so the trainer does not bundle tfjs for one constant.
+ */
+export const EXTRACTOR_RESIZE: FeatureSpec['resize'] = 'bilinear';
+
+/** What the trainer should treat as the deployment's feature spec (fields that are known). */
+export type SpecExpectation = Partial<Pick<FeatureSpec, 'weights' | 'input' | 'pooling' | 'resize'>>;
+
+/**
+ * The spec fields a deployment's model config pins down without loading any weights: input size,
+ * pooling, the resize kernel the extractor uses, and the weights id when they are seeded random
+ * (`random-<seed>`); real weights are identified by a hash only the loaded weights give.
+ */
+export function specExpectationFromModelConfig(
+  cfg: ModelConfig,
+  resize: FeatureSpec['resize'],
+): SpecExpectation {
+  return {
+    input: [cfg.inputSize, cfg.inputSize],
+    pooling: cfg.pooling,
+    resize,
+    ...(cfg.weights.kind === 'random' ? { weights: `random-${cfg.weights.seed}` } : {}),
+  };
+}
+
+/** Input of a training (the state machine's execution input). */
+export interface TrainJobInput {
+  dataset: string;
+  trigger: 'auto' | 'manual';
+  requestedAt: string;
+}
+
+/** Dependencies of `runTrainingJob`. */
+export interface TrainJobDeps {
+  s3: S3Client;
+  bucket: string;
+  training: TrainingConfig;
+  log: Log;
+  /** Features of other specs are excluded (and reported); without it, the majority spec wins. */
+  expect?: SpecExpectation;
+  now?: () => Date;
+  /** Random part of the version id. @default 8 random [a-z0-9] */
+  shortId?: () => string;
+}
+
+/** Features of one spec that were left out, and why. */
+export interface Exclusion {
+  reason: 'other-spec' | 'stale' | 'vanished' | 'corrupt';
+  count: number;
+  spec?: string;
+}
+
+/** train-head's result (the state machine's `$.training`). */
+export interface TrainJobResult {
+  dataset: string;
+  version: string;
+  trigger: 'auto' | 'manual';
+  requestedAt: string;
+  spec: string;
+  classes: string[];
+  accuracy: number | null;
+  logLoss: number | null;
+  nTrain: number;
+  nTest: number;
+  converged: boolean;
+  nIter: number;
+  /** Features left out of the training (other spec, changed since the readiness check, …). */
+  excluded: Exclusion[];
+  timingsMs: { load: number; fit: number; total: number };
+}
+
+/** The loaded training data. */
+export interface LoadedFeatures {
+  X: Matrix;
+  labels: string[];
+  spec: string;
+  excluded: Exclusion[];
+}
+
+function shortRandomId(): string {
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
+  return [...randomBytes(8)].map((b) => alphabet[b % alphabet.length]).join('');
+}
+
+function matches(spec: string, expect: SpecExpectation | undefined): boolean {
+  if (!expect) return true;
+  let s: FeatureSpec;
+  try {
+    s = parseSpec(spec);
+  } catch {
+    return false;
+  }
+  return (
+    (expect.weights === undefined || s.weights === expect.weights) &&
+    (expect.pooling === undefined || s.pooling === expect.pooling) &&
+    (expect.resize === undefined || s.resize === expect.resize) &&
+    (expect.input === undefined || (s.input[0] === expect.input[0] && s.input[1] === expect.input[1]))
+  );
+}
+
+function describeExpectation(expect: SpecExpectation): string {
+  const parts = [
+    expect.weights && `weights ${expect.weights}`,
+    expect.input && `input ${expect.input[0]}x${expect.input[1]}`,
+    expect.pooling && `pooling ${expect.pooling}`,
+    expect.resize && `resize ${expect.resize}`,
+  ].filter(Boolean);
+  return parts.join(', ');
+}
+
+/**
+ * Reads the features of `entries` with bounded concurrency into one preallocated row-major
+ * matrix (rows in entry order), keeping only one feature spec: the expected one, else the
+ * majority. Rows of the first spec seen go straight into the matrix; rows of other specs are
+ * kept aside (they are rare: a deployment change) and only used if their spec wins. A feature
+ * whose `source-etag` no longer matches its image (replaced since the readiness check), that
+ * vanished, or that does not decode is left out and reported.
+ *
+ * @throws SpecMismatchError when no feature has the expected spec, or two specs tie
+ */
+export async function loadFeatures(
+  s3: S3Client,
+  bucket: string,
+  entries: readonly ImageEntry[],
+  opts: { concurrency: number; expect?: SpecExpectation; log: Log },
+): Promise<LoadedFeatures> {
+  const n = entries.length;
+  // The first spec seen decides the preallocated row width.
+  let primary: { spec: string; d: number; data: Float32Array } | undefined;
+  const rowSpec: (string | undefined)[] = new Array(n).fill(undefined);
+  const aside = new Map<number, Float32Array>();
+  const counts = new Map<string, number>();
+  const bad = { stale: 0, vanished: 0, corrupt: 0 };
+
+  await mapWithConcurrency(entries, opts.concurrency, async (entry, i) => {
+    let obj: Awaited<ReturnType<typeof getObject>>;
+    try {
+      obj = await getObject(s3, bucket, entry.featureKey);
+    } catch (err) {
+      if (err instanceof NotFoundError) {
+        bad.vanished += 1;
+        return;
+      }
+      throw err;
+    }
+    if (obj.metadata[FEATURE_META.sourceEtag] !== entry.etag) {
+      bad.stale += 1;
+      return;
+    }
+    const spec = obj.metadata[FEATURE_META.spec] ?? '';
+    let vector: Float32Array;
+    let d: number;
+    try {
+      d = featureDims(parseSpec(spec));
+      vector = decodeNpy(obj.body).data;
+      if (vector.length !== d) throw new Error(`${vector.length} values, spec says ${d}`);
+    } catch (err) {
+      opts.log.warn('feature does not decode; left out', {
+        key: entry.featureKey,
+        error: describeError(err),
+      });
+      bad.corrupt += 1;
+      return;
+    }
+    if (!matches(spec, opts.expect)) {
+      counts.set(spec, (counts.get(spec) ?? 0) + 1);
+      return;
+    }
+    primary ??= { spec, d, data: new Float32Array(n * d) };
+    if (spec === primary.spec) primary.data.set(vector, i * primary.d);
+    else aside.set(i, vector.slice());
+    rowSpec[i] = spec;
+    counts.set(spec, (counts.get(spec) ?? 0) + 1);
+  });
+
+  const candidates = [...counts].filter(([spec]) => matches(spec, opts.expect)).sort((a, b) => b[1] - a[1]);
+  const [best, second] = candidates;
+  if (!best) {
+    const found = [...counts.keys()];
+    if (opts.expect && found.length > 0) {
+      throw new SpecMismatchError(
+        `no feature of dataset matches the deployment's extractor (${describeExpectation(opts.expect)}); found ${found.map((s) => `'${s}'`).join(', ')}: re-extract the images with the current extractor`,
+      );
+    }
+    throw new InsufficientDataError(
+      'no usable features to train on: upload images and wait for their extraction',
+    );
+  }
+  if (second && second[1] === best[1]) {
+    throw new SpecMismatchError(
+      `features of two specs in equal numbers (${best[1]} each): '${best[0]}' and '${second[0]}'; re-extract the images with one extractor, or set the trainer's model config to choose`,
+    );
+  }
+  const chosen = best[0];
+  const d = featureDims(parseSpec(chosen));
+  let data: Float32Array;
+  let rows = 0;
+  const labels: string[] = [];
+  if (primary && primary.spec === chosen) {
+    // Compact in place: move each kept row down over the holes, keeping entry order.
+    data = primary.data;
+    for (let i = 0; i < n; i++) {
+      if (rowSpec[i] !== chosen) continue;
+      if (rows !== i) data.copyWithin(rows * d, i * d, (i + 1) * d);
+      labels.push(entries[i]?.image.label ?? '');
+      rows += 1;
+    }
+  } else {
+    data = new Float32Array(best[1] * d);
+    for (let i = 0; i < n; i++) {
+      const v = aside.get(i);
+      if (rowSpec[i] !== chosen || !v) continue;
+      data.set(v, rows * d);
+      labels.push(entries[i]?.image.label ?? '');
+      rows += 1;
+    }
+  }
+  const excluded: Exclusion[] = [...counts]
+    .filter(([spec]) => spec !== chosen)
+    .map(([spec, count]) => ({ reason: 'other-spec' as const, spec, count }));
+  for (const reason of ['stale', 'vanished', 'corrupt'] as const) {
+    if (bad[reason] > 0) excluded.push({ reason, count: bad[reason] });
+  }
+  return { X: { data: data.subarray(0, rows * d), n: rows, d }, labels, spec: chosen, excluded };
+}
+
+function describeExclusions(excluded: readonly Exclusion[], spec: string): string | undefined {
+  if (excluded.length === 0) return undefined;
+  const parts = excluded.map((e) =>
+    e.reason === 'other-spec'
+      ? `${e.count} feature(s) of spec '${e.spec}'`
+      : `${e.count} feature(s) ${e.reason === 'stale' ? 'of images replaced since the readiness check' : e.reason === 'vanished' ? 'deleted during loading' : 'that did not decode'}`,
+  );
+  return `Left out: ${parts.join('; ')}. Trained on spec '${spec}'.`;
+}
+
+/**
+ * Trains a new model version of a dataset from its ready features and writes `report.json`,
+ * `report.html` and, last, `model.json` under `models/{d}/{version}/`.
+ *
+ * @throws InsufficientDataError (fewer than 2 labels or 2 images per label), SpecMismatchError;
+ *   their messages say what to do and end up as the state machine's Fail cause.
+ */
+export async function runTrainingJob(input: TrainJobInput, deps: TrainJobDeps): Promise<TrainJobResult> {
+  const started = performance.now();
+  const now = deps.now ?? (() => new Date());
+  const { dataset } = input;
+  const scan = await scanDataset(deps.s3, deps.bucket, dataset);
+  const ready = scan.entries.filter((e) => e.status === 'ready');
+  const failed = scan.entries.filter((e) => e.status === 'failed').length;
+  const pending = scan.entries.length - ready.length - failed;
+  deps.log.info('loading features', { dataset, ready: ready.length, failed, pending });
+  if (ready.length === 0) {
+    throw new InsufficientDataError(
+      `dataset '${dataset}' has no ready features (${scan.entries.length} images: ${failed} unusable, ${pending} pending): upload images under datasets/${dataset}/{label}/ and wait for their extraction`,
+    );
+  }
+
+  const loadStart = performance.now();
+  const loaded = await loadFeatures(deps.s3, deps.bucket, ready, {
+    concurrency: deps.training.featureConcurrency,
+    ...(deps.expect ? { expect: deps.expect } : {}),
+    log: deps.log,
+  });
+  const loadMs = performance.now() - loadStart;
+  if (loaded.excluded.length > 0)
+    deps.log.warn('features left out of the training', { excluded: loaded.excluded });
+
+  const version = newModelVersion(now(), (deps.shortId ?? shortRandomId)());
+  const fitStart = performance.now();
+  const { model, report } = trainHead({
+    X: loaded.X,
+    labels: loaded.labels,
+    spec: loaded.spec,
+    options: {
+      ...DEFAULT_TRAIN_OPTIONS,
+      C: deps.training.C,
+      maxIter: deps.training.maxIter,
+      refitOnAll: deps.training.refitOnAll,
+    },
+    log: deps.log,
+    dataset,
+    version,
+    loadMs,
+    now,
+  });
+  const fitMs = performance.now() - fitStart;
+  const note = describeExclusions(loaded.excluded, loaded.spec);
+  const fullReport: ReportDocument = note
+    ? { ...report, note: [report.note, note].filter(Boolean).join(' ') }
+    : report;
+
+  await putJson(deps.s3, deps.bucket, modelFileKey(dataset, version, 'report.json'), fullReport);
+  await putObject(
+    deps.s3,
+    deps.bucket,
+    modelFileKey(dataset, version, 'report.html'),
+    renderReportHtml(fullReport),
+    {
+      contentType: 'text/html; charset=utf-8',
+    },
+  );
+  // Last: a version with a model.json is complete.
+  await putJson(
+    deps.s3,
+    deps.bucket,
+    modelFileKey(dataset, version, 'model.json'),
+    model satisfies ModelDocument,
+  );
+
+  const result: TrainJobResult = {
+    dataset,
+    version,
+    trigger: input.trigger,
+    requestedAt: input.requestedAt,
+    spec: loaded.spec,
+    classes: model.classes,
+    accuracy: model.metrics.accuracy,
+    logLoss: model.metrics.logLoss,
+    nTrain: model.metrics.nTrain,
+    nTest: model.metrics.nTest,
+    converged: model.metrics.converged,
+    nIter: model.metrics.nIter,
+    excluded: loaded.excluded,
+    timingsMs: {
+      load: Math.round(loadMs),
+      fit: Math.round(fitMs),
+      total: Math.round(performance.now() - started),
+    },
+  };
+  deps.log.info('model trained', { ...result, classes: result.classes.length });
+  return result;
+}
