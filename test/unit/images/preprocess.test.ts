@@ -178,22 +178,25 @@ describe('preprocessImage', () => {
     }
   });
 
-  it.each(['gif', 'tiff', 'webp'] as const)('uses only the first frame of a multi-frame %s', async (format) => {
-    // prepare: red frame, then blue frame
-    const img = await makeMultiFrameImage(format, [
-      [255, 0, 0],
-      [0, 0, 255],
-    ]);
-    expect((await imageInfo(img)).pages).toBe(2);
+  it.each(['gif', 'tiff', 'webp'] as const)(
+    'uses only the first frame of a multi-frame %s',
+    async (format) => {
+      // prepare: red frame, then blue frame
+      const img = await makeMultiFrameImage(format, [
+        [255, 0, 0],
+        [0, 0, 255],
+      ]);
+      expect((await imageInfo(img)).pages).toBe(2);
 
-    // act
-    const rgb = await decodeToRgb(img);
+      // act
+      const rgb = await decodeToRgb(img);
 
-    // assess
-    expect([rgb.width, rgb.height]).toEqual([8, 8]);
-    expect(Array.from(rgb.data.subarray(0, 3))).toEqual([255, 0, 0]);
-    expect(Array.from(rgb.data.subarray(-3))).toEqual([255, 0, 0]);
-  });
+      // assess
+      expect([rgb.width, rgb.height]).toEqual([8, 8]);
+      expect(Array.from(rgb.data.subarray(0, 3))).toEqual([255, 0, 0]);
+      expect(Array.from(rgb.data.subarray(-3))).toEqual([255, 0, 0]);
+    },
+  );
 
   it('resizes without keeping the aspect ratio, with either kernel', async () => {
     // prepare: 40x10 image, left half black, right half white
