@@ -42,6 +42,10 @@ export const ENV = {
   TRAIN_C: 'TLEARN_TRAIN_C',
   /** L-BFGS iterations. @default 100 */
   TRAIN_MAX_ITER: 'TLEARN_TRAIN_MAX_ITER',
+  /** API: seconds between checks of a dataset's current.json. @default 5 (0 = every request) */
+  MODEL_REFRESH_SECONDS: 'TLEARN_MODEL_REFRESH_SECONDS',
+  /** API: `Access-Control-Allow-Origin` value; unset = no CORS headers. */
+  CORS_ORIGIN: 'TLEARN_CORS_ORIGIN',
   /** Timeout of every AWS SDK call, milliseconds. @default 10000 */
   AWS_TIMEOUT_MS: 'TLEARN_AWS_TIMEOUT_MS',
 } as const;

@@ -1,6 +1,5 @@
 /**
- * API settings from the environment. The bucket and state machine come from `lib/config.ts`; the
- * API-only knobs below have names here until they move into `ENV` (lead-owned).
+ * API settings from the environment (variable names in `lib/config.ts` `ENV`).
  */
 import { z } from 'zod';
 import { ENV, loadStateMachineConfig, loadStorageConfig } from '../config.ts';
@@ -8,14 +7,6 @@ import { ConfigError } from '../errors.ts';
 import { DEFAULT_LIMIT_INPUT_PIXELS } from '../images/preprocess.ts';
 import { DEFAULT_MAX_BODY_BYTES } from './http.ts';
 import type { ApiConfig } from './types.ts';
-
-/** Environment variables only the API reads. */
-export const API_ENV = {
-  /** Seconds between checks of a dataset's current.json. @default 5 (0 = every request) */
-  MODEL_REFRESH_SECONDS: 'TLEARN_MODEL_REFRESH_SECONDS',
-  /** `Access-Control-Allow-Origin` value; unset = no CORS headers. */
-  CORS_ORIGIN: 'TLEARN_CORS_ORIGIN',
-} as const;
 
 /** API settings plus the model cache's refresh interval. */
 export interface ApiEnvConfig extends ApiConfig {
@@ -49,10 +40,10 @@ export function loadApiConfig(env: Env): ApiEnvConfig {
     maxBodyBytes: DEFAULT_MAX_BODY_BYTES,
     limitInputPixels: DEFAULT_LIMIT_INPUT_PIXELS,
     maxBatch: read(env, ENV.EXTRACT_BATCH_SIZE, z.coerce.number().int().min(1).max(64).default(8)),
-    corsOrigin: read(env, API_ENV.CORS_ORIGIN, z.string().max(200).optional()),
+    corsOrigin: read(env, ENV.CORS_ORIGIN, z.string().max(200).optional()),
     modelRefreshSeconds: read(
       env,
-      API_ENV.MODEL_REFRESH_SECONDS,
+      ENV.MODEL_REFRESH_SECONDS,
       z.coerce.number().int().min(0).max(3600).default(5),
     ),
   };

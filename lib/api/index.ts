@@ -1,6 +1,6 @@
 /** The HTTP API: `createApi(deps)` plus what a caller needs to build its deps. */
 export { type ApiHandler, createApi } from './app.ts';
-export { API_ENV, type ApiEnvConfig, loadApiConfig } from './config.ts';
+export { type ApiEnvConfig, loadApiConfig } from './config.ts';
 export { errorResponse, mapError } from './errors.ts';
 export { createInferenceQueue, type InferenceQueue } from './inference-queue.ts';
 export { type CachedModelState, createModelCache, type LoadedModel, type ModelCache } from './model-cache.ts';
