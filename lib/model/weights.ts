@@ -185,18 +185,6 @@ export function setVgg16Weights(model: tf.LayersModel, weights: readonly NamedWe
   }
 }
 
-/** Reads the weights of a built graph back as plain data, in canonical order. */
-export function getVgg16Weights(model: tf.LayersModel): NamedWeight[] {
-  return VGG16_CONV_LAYERS.flatMap((spec) => {
-    const values = model.getLayer(spec.name).getWeights();
-    return values.map((t, i) => ({
-      name: `${spec.name}/${i === 0 ? 'kernel' : 'bias'}`,
-      shape: [...t.shape],
-      data: t.dataSync() as Float32Array,
-    }));
-  });
-}
-
 const BYTES_PER: Record<string, number> = { float32: 4, int32: 4, bool: 1 };
 
 function concatWeightData(data: tf.io.WeightData): Uint8Array {
