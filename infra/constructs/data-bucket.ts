@@ -1,0 +1,101 @@
+import { Duration, RemovalPolicy } from 'aws-cdk-lib';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import { NagSuppressions } from 'cdk-nag';
+import { Construct } from 'constructs';
+
+export interface DataBucketProps {
+  /**
+   * What happens to the data when the stack is deleted. DESTROY also empties the bucket first
+   * (autoDeleteObjects), for throw-away dev stacks.
+   * @default RemovalPolicy.RETAIN
+   */
+  readonly removalPolicy?: RemovalPolicy;
+  /** Days a replaced or deleted object version is kept (undo window). @default 30 */
+  readonly noncurrentVersionDays?: number;
+  /** Days incomplete multipart uploads are kept before S3 aborts them. @default 1 */
+  readonly abortIncompleteUploadDays?: number;
+  /**
+   * Write S3 server access logs to a second bucket (who read or wrote which image).
+   * @default true
+   */
+  readonly serverAccessLogs?: boolean;
+  /** Days access logs are kept. @default 90 */
+  readonly accessLogDays?: number;
+}
+
+/**
+ * The one bucket of the S3 layout (datasets/, features/, models/, base-models/) with secure
+ * defaults: all public access blocked, S3-managed encryption, TLS-only bucket policy, versioning
+ * (a bad upload or a wrong promotion can be undone), lifecycle rules, and server access logs in a
+ * dedicated log bucket.
+ */
+export class DataBucket extends Construct {
+  readonly bucket: s3.Bucket;
+  readonly accessLogBucket: s3.Bucket | undefined;
+
+  constructor(scope: Construct, id: string, props: DataBucketProps = {}) {
+    super(scope, id);
+    const removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
+    if (removalPolicy !== RemovalPolicy.RETAIN && removalPolicy !== RemovalPolicy.DESTROY) {
+      throw new Error(`${id}: removalPolicy must be RETAIN or DESTROY (got ${removalPolicy})`);
+    }
+    const noncurrentVersionDays = props.noncurrentVersionDays ?? 30;
+    const abortDays = props.abortIncompleteUploadDays ?? 1;
+    const accessLogDays = props.accessLogDays ?? 90;
+    for (const [name, value] of [
+      ['noncurrentVersionDays', noncurrentVersionDays],
+      ['abortIncompleteUploadDays', abortDays],
+      ['accessLogDays', accessLogDays],
+    ] as const) {
+      if (!Number.isInteger(value) || value < 1) {
+        throw new Error(`${id}: ${name} must be a positive integer (got ${value})`);
+      }
+    }
+    const destroy = removalPolicy === RemovalPolicy.DESTROY;
+    const secure = {
+      blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+      encryption: s3.BucketEncryption.S3_MANAGED,
+      enforceSSL: true,
+      minimumTLSVersion: 1.2,
+      removalPolicy,
+      autoDeleteObjects: destroy,
+    };
+
+    if (props.serverAccessLogs ?? true) {
+      // Access log delivery only supports SSE-S3 on the target bucket, which `secure` uses.
+      this.accessLogBucket = new s3.Bucket(this, 'AccessLogs', {
+        ...secure,
+        lifecycleRules: [{ expiration: Duration.days(accessLogDays) }],
+      });
+      NagSuppressions.addResourceSuppressions(this.accessLogBucket, [
+        {
+          id: 'AwsSolutions-S1',
+          reason: 'This is the access-log bucket itself; logging it into itself would loop.',
+        },
+      ]);
+    }
+
+    this.bucket = new s3.Bucket(this, 'Bucket', {
+      ...secure,
+      versioned: true,
+      serverAccessLogsBucket: this.accessLogBucket,
+      serverAccessLogsPrefix: this.accessLogBucket ? 'data-bucket/' : undefined,
+      lifecycleRules: [
+        {
+          id: 'abort-incomplete-uploads-and-expire-old-versions',
+          abortIncompleteMultipartUploadAfter: Duration.days(abortDays),
+          noncurrentVersionExpiration: Duration.days(noncurrentVersionDays),
+        },
+      ],
+    });
+    if (!this.accessLogBucket) {
+      NagSuppressions.addResourceSuppressions(this.bucket, [
+        {
+          id: 'AwsSolutions-S1',
+          reason:
+            'Server access logs turned off on purpose (serverAccessLogs: false); CloudTrail data events can replace them.',
+        },
+      ]);
+    }
+  }
+}

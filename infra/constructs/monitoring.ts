@@ -1,0 +1,178 @@
+import { Duration } from 'aws-cdk-lib';
+import type * as apigw from 'aws-cdk-lib/aws-apigateway';
+import * as cw from 'aws-cdk-lib/aws-cloudwatch';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
+import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import { Construct } from 'constructs';
+import { METRICS_NAMESPACE } from './tlearn-function.ts';
+
+/** The application metrics the handlers emit (Powertools, namespace `Tlearn`), as the dashboard shows them. */
+export const APP_METRICS = {
+  imagesExtracted: 'ImagesExtracted',
+  imagesFailed: 'ImagesFailed',
+  extractionMs: 'ExtractionMs',
+  predictions: 'Predictions',
+  predictionLatencyMs: 'PredictionLatencyMs',
+  trainingAccuracy: 'TrainingAccuracy',
+} as const;
+
+export interface MonitoredQueue {
+  readonly name: string;
+  readonly queue: sqs.IQueue;
+  readonly deadLetterQueue: sqs.IQueue;
+}
+
+export interface MonitoringProps {
+  /** Queues whose dead-letter queues must stay empty. */
+  readonly queues: readonly MonitoredQueue[];
+  /** Functions whose errors raise an alarm, by short name. */
+  readonly functions: Readonly<Record<string, lambda.IFunction>>;
+  readonly stateMachine: sfn.IStateMachine;
+  readonly api: apigw.RestApi;
+  /** What alarms do when they fire (e.g. an SNS action). @default - none: alarms show on the console */
+  readonly alarmActions?: readonly cw.IAlarmAction[];
+  /** Period of the alarms' metrics. @default Duration.minutes(5) */
+  readonly period?: Duration;
+}
+
+/**
+ * Alarms on what needs a human (a message in a DLQ, function errors, failed trainings, API 5xx)
+ * and a dashboard with what users watch: extraction progress and failures, prediction volume and
+ * latency, training accuracy, queue depths, API latency.
+ */
+export class Monitoring extends Construct {
+  readonly alarms: cw.Alarm[] = [];
+  readonly dashboard: cw.Dashboard;
+
+  constructor(scope: Construct, id: string, props: MonitoringProps) {
+    super(scope, id);
+    const period = props.period ?? Duration.minutes(5);
+    if (period.toSeconds() < 60 || period.toSeconds() % 60 !== 0) {
+      throw new Error(`${id}: period must be a whole number of minutes (got ${period.toSeconds()} s)`);
+    }
+    const alarm = (alarmId: string, metric: cw.IMetric, description: string): cw.Alarm => {
+      const a = new cw.Alarm(this, alarmId, {
+        metric,
+        threshold: 0,
+        comparisonOperator: cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        evaluationPeriods: 1,
+        treatMissingData: cw.TreatMissingData.NOT_BREACHING,
+        alarmDescription: description,
+      });
+      for (const action of props.alarmActions ?? []) a.addAlarmAction(action);
+      this.alarms.push(a);
+      return a;
+    };
+
+    for (const q of props.queues) {
+      alarm(
+        `${pascal(q.name)}DeadLetters`,
+        q.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period, statistic: cw.Stats.MAXIMUM }),
+        `Messages in the ${q.name} dead-letter queue: they failed 5 times. Inspect them, fix the cause, then redrive.`,
+      );
+    }
+    for (const [name, fn] of Object.entries(props.functions)) {
+      alarm(
+        `${pascal(name)}Errors`,
+        fn.metricErrors({ period, statistic: cw.Stats.SUM }),
+        `The ${name} function threw (see its log group).`,
+      );
+    }
+    alarm(
+      'TrainingFailed',
+      props.stateMachine.metricFailed({ period, statistic: cw.Stats.SUM }),
+      'A training execution failed; its Fail state names the cause (Step Functions console).',
+    );
+    alarm(
+      'ApiServerErrors',
+      props.api.metricServerError({ period, statistic: cw.Stats.SUM }),
+      'The API answered 5xx (see the api function log group).',
+    );
+
+    // SEARCH matches the metric whatever dimensions a handler adds (Powertools adds `service`).
+    const app = (metricName: string, stat: string, label: string): cw.IMetric =>
+      new cw.MathExpression({
+        expression: `SEARCH('Namespace="${METRICS_NAMESPACE}" MetricName="${metricName}"', '${stat}', ${period.toSeconds()})`,
+        label,
+        period,
+        usingMetrics: {},
+      });
+    const widget = (title: string, left: cw.IMetric[], right: cw.IMetric[] = []): cw.GraphWidget =>
+      new cw.GraphWidget({ title, left, right, width: 12, height: 6 });
+
+    const queueDepths = props.queues.flatMap((q) => [
+      q.queue.metricApproximateNumberOfMessagesVisible({ period, label: `${q.name} visible` }),
+      q.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period, label: `${q.name} DLQ` }),
+    ]);
+    const queueAges = props.queues.map((q) =>
+      q.queue.metricApproximateAgeOfOldestMessage({ period, label: `${q.name} oldest (s)` }),
+    );
+
+    this.dashboard = new cw.Dashboard(this, 'Dashboard', {
+      defaultInterval: Duration.hours(3),
+      widgets: [
+        [
+          widget(
+            'Extraction',
+            [
+              app(APP_METRICS.imagesExtracted, 'Sum', 'images extracted'),
+              app(APP_METRICS.imagesFailed, 'Sum', 'images failed'),
+            ],
+            [app(APP_METRICS.extractionMs, 'p90', 'extraction ms p90')],
+          ),
+          widget('Queues', queueDepths, queueAges),
+        ],
+        [
+          widget(
+            'Predictions',
+            [app(APP_METRICS.predictions, 'Sum', 'predictions')],
+            [
+              app(APP_METRICS.predictionLatencyMs, 'p50', 'latency ms p50'),
+              app(APP_METRICS.predictionLatencyMs, 'p90', 'latency ms p90'),
+            ],
+          ),
+          widget(
+            'API',
+            [
+              props.api.metricLatency({ period, statistic: 'p50', label: 'latency p50' }),
+              props.api.metricLatency({ period, statistic: 'p90', label: 'latency p90' }),
+            ],
+            [
+              props.api.metricClientError({ period, label: '4xx' }),
+              props.api.metricServerError({ period, label: '5xx' }),
+            ],
+          ),
+        ],
+        [
+          widget(
+            'Training',
+            [
+              props.stateMachine.metricSucceeded({ period, label: 'succeeded' }),
+              props.stateMachine.metricFailed({ period, label: 'failed' }),
+            ],
+            [app(APP_METRICS.trainingAccuracy, 'Maximum', 'accuracy')],
+          ),
+          widget(
+            'Functions',
+            Object.entries(props.functions).map(([name, fn]) =>
+              fn.metricErrors({ period, statistic: cw.Stats.SUM, label: `${name} errors` }),
+            ),
+            Object.entries(props.functions).map(([name, fn]) =>
+              fn.metricThrottles({ period, statistic: cw.Stats.SUM, label: `${name} throttles` }),
+            ),
+          ),
+        ],
+        [new cw.AlarmStatusWidget({ title: 'Alarms', alarms: this.alarms, width: 24, height: 4 })],
+      ],
+    });
+  }
+}
+
+function pascal(name: string): string {
+  return name
+    .split(/[^A-Za-z0-9]+/)
+    .filter((p) => p.length > 0)
+    .map((p) => p.charAt(0).toUpperCase() + p.slice(1))
+    .join('');
+}
