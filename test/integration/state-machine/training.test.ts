@@ -1,0 +1,300 @@
+import type { Context } from 'aws-lambda';
+import { StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { synthesizeTrainingDefinition } from '../../../infra/definition.ts';
+import { ENV } from '../../../lib/config.ts';
+import { loadExtractor } from '../../../lib/model/extractor.ts';
+import type { FeatureExtractor } from '../../../lib/model/types.ts';
+import { CurrentPointer } from '../../../lib/pipeline/current-pointer.ts';
+import { extractImages, type ImageJob } from '../../../lib/pipeline/extract.ts';
+import { currentModelKey, modelFileKey } from '../../../lib/storage/keys.ts';
+import { getJson, getObject, putJson, putObject } from '../../../lib/storage/s3.ts';
+import { parseModelDocument } from '../../../lib/training/model-document.ts';
+import { silentLog } from '../../../lib/util/log.ts';
+import { type Emulator, startEmulator } from '../../helpers/emulator.ts';
+import { makeLabelledImages } from '../../helpers/images.ts';
+import { fakeContext, putImageWithFeature, setHandlerEnv, TEST_SPEC } from '../pipeline/support.ts';
+
+type TaskName = 'check-readiness' | 'train-head' | 'promote-model';
+type TaskFn = (input: unknown) => Promise<unknown>;
+type Execution = ReturnType<StateMachine['run']>;
+type EventLog = Execution['eventLogs'] extends AsyncGenerator<infer E> ? E : never;
+
+const MAX_ROUNDS = 2;
+const INPUT = { dataset: 'pets', trigger: 'auto', requestedAt: '2026-01-01T00:00:05.000Z' };
+
+/**
+ * What Lambda does with a function's error before Step Functions sees it: `Error` is the error
+ * type, `Cause` the JSON of `{errorType, errorMessage, trace}`.
+ */
+function asLambda(fn: TaskFn): (input: unknown) => Promise<never> {
+  return async (input) => {
+    try {
+      return (await fn(input)) as never;
+    } catch (err) {
+      const e = err instanceof Error ? err : new Error(String(err));
+      const lambdaError = new Error(
+        JSON.stringify({ errorType: e.name, errorMessage: e.message, trace: [] }),
+      );
+      lambdaError.name = e.name;
+      throw lambdaError;
+    }
+  };
+}
+
+describe('training state machine (CDK-synthesized definition, local interpreter, real handlers, emulated S3)', () => {
+  let emu: Emulator;
+  let restoreEnv: () => void;
+  let definition: StateMachineDefinition;
+  let taskStates: Record<string, TaskName>;
+  let handlers: Record<TaskName, TaskFn>;
+  let extractor: FeatureExtractor;
+  let featuresQueueUrl: string;
+
+  /** Uploads real PNGs of two separable classes; returns their keys and ETags as S3 events carry them. */
+  async function uploadImages(perClass: number): Promise<ImageJob[]> {
+    const images = await makeLabelledImages({ labels: ['cat', 'dog'], perClass, width: 32, height: 32 });
+    const jobs: ImageJob[] = [];
+    for (const img of images) {
+      const key = `datasets/pets/${img.label}/${img.file}`;
+      const { etag } = await putObject(emu.clients.s3, emu.bucket, key, img.data);
+      jobs.push({ recordId: key, key, etag });
+    }
+    return jobs;
+  }
+
+  async function extract(jobs: ImageJob[]): Promise<void> {
+    const r = await extractImages(jobs, {
+      s3: emu.clients.s3,
+      sqs: emu.clients.sqs,
+      bucket: emu.bucket,
+      featuresQueueUrl,
+      extractor,
+      batchSize: 8,
+      log: silentLog,
+    });
+    expect(r.counts.extracted).toBe(jobs.length);
+  }
+
+  /** Runs one execution with the task states bound to the handlers (or to `override`s of them). */
+  async function run(overrides: Partial<Record<TaskName, TaskFn>> = {}) {
+    const machine = new StateMachine(definition);
+    const taskResourceLocalHandlers = Object.fromEntries(
+      Object.entries(taskStates).map(([state, fn]) => [state, asLambda(overrides[fn] ?? handlers[fn])]),
+    );
+    const execution = machine.run(INPUT, {
+      overrides: {
+        taskResourceLocalHandlers,
+        waitTimeOverrides: { Settle: 0, WaitForFeatures: 0 },
+        retryIntervalOverrides: { CheckReadiness: 0, TrainHead: 0, Promote: 0 },
+      },
+    });
+    const events: EventLog[] = [];
+    const collecting = (async () => {
+      for await (const e of execution.eventLogs) events.push(e);
+    })();
+    const output = (await execution.result.catch(() => undefined)) as Record<string, unknown> | undefined;
+    await collecting;
+    const path = events.flatMap((e) => (e.type === 'StateEntered' ? [e.state.name] : []));
+    const failed = events.find((e) => e.type === 'ExecutionFailed');
+    return {
+      output,
+      path,
+      events,
+      failure:
+        failed?.type === 'ExecutionFailed' ? { error: failed.Error, cause: String(failed.Cause) } : undefined,
+    };
+  }
+
+  beforeAll(async () => {
+    emu = await startEmulator();
+    featuresQueueUrl = emu.createQueue('features').queueUrl;
+    restoreEnv = setHandlerEnv(emu, { [ENV.FEATURES_QUEUE_URL]: featuresQueueUrl });
+    vi.resetModules();
+    const ctx = (name: string): Context => fakeContext(name);
+    const checkReadiness = (await import('../../../functions/check-readiness/handler.ts')).handler;
+    const trainHead = (await import('../../../functions/train-head/handler.ts')).handler;
+    const promoteModel = (await import('../../../functions/promote-model/handler.ts')).handler;
+    handlers = {
+      'check-readiness': (input) => checkReadiness(input, ctx('check-readiness')),
+      'train-head': (input) => trainHead(input, ctx('train-head')),
+      'promote-model': (input) => promoteModel(input, ctx('promote-model')),
+    };
+    const synthesized = await synthesizeTrainingDefinition({
+      settleSeconds: 0,
+      pollSeconds: 1,
+      maxRounds: MAX_ROUNDS,
+    });
+    definition = synthesized.definition as unknown as StateMachineDefinition;
+    taskStates = synthesized.taskStates;
+    extractor = await loadExtractor({
+      weights: { kind: 'random', seed: 1 },
+      inputSize: 32,
+      pooling: 'flatten',
+      log: silentLog,
+    });
+    expect(extractor.specId).toBe(TEST_SPEC);
+  });
+  afterAll(async () => {
+    extractor?.dispose();
+    restoreEnv?.();
+    await emu.stop();
+  });
+  beforeEach(() => {
+    emu.reset();
+  });
+
+  it('happy path: images → features → ready → trained → promoted', async () => {
+    await extract(await uploadImages(4));
+
+    const r = await run();
+
+    expect(r.failure).toBeUndefined();
+    expect(r.path).toEqual([
+      'Start',
+      'Settle',
+      'CheckReadiness',
+      'FeaturesReady',
+      'TrainHead',
+      'Promote',
+      'Done',
+    ]);
+    const training = r.output?.training as { version: string; accuracy: number; spec: string };
+    expect(training.spec).toBe(TEST_SPEC);
+    expect(r.output?.readiness).toMatchObject({ total: 8, ready: 8, pending: 0 });
+    expect(r.output?.promotion).toEqual({ promoted: true, version: training.version, previous: null });
+    const current = await getJson(emu.clients.s3, emu.bucket, currentModelKey('pets'), CurrentPointer);
+    expect(current.version).toBe(training.version);
+    const modelObject = await getObject(
+      emu.clients.s3,
+      emu.bucket,
+      modelFileKey('pets', training.version, 'model.json'),
+    );
+    const model = parseModelDocument(Buffer.from(modelObject.body).toString('utf8'));
+    expect(model).toMatchObject({ classes: ['cat', 'dog'], spec: TEST_SPEC, dataset: 'pets' });
+  });
+
+  it('waits while features are pending and trains once the extractor has caught up', async () => {
+    const jobs = await uploadImages(3);
+    await extract(jobs.slice(0, -1));
+    const late = jobs.slice(-1);
+    let checks = 0;
+
+    const r = await run({
+      'check-readiness': async (input) => {
+        const result = await handlers['check-readiness'](input);
+        checks += 1;
+        // The last image's extraction lands while the machine waits.
+        if (checks === 1) await extract(late);
+        return result;
+      },
+    });
+
+    expect(r.failure).toBeUndefined();
+    expect(r.path).toEqual([
+      'Start',
+      'Settle',
+      'CheckReadiness',
+      'FeaturesReady',
+      'WaitForFeatures',
+      'NextRound',
+      'CheckReadiness',
+      'FeaturesReady',
+      'TrainHead',
+      'Promote',
+      'Done',
+    ]);
+    const firstCheck = r.events.find((e) => e.type === 'StateExited' && e.state.name === 'CheckReadiness');
+    expect(firstCheck?.type === 'StateExited' && firstCheck.state.output).toMatchObject({
+      readiness: { pending: 1, ready: 5 },
+    });
+    expect(r.output?.readiness).toMatchObject({ pending: 0, ready: 6 });
+  });
+
+  it('gives up with FeaturesNotReady after the polling rounds, saying how many are pending', async () => {
+    const jobs = await uploadImages(2);
+    await extract(jobs.slice(0, -1));
+
+    const r = await run();
+
+    expect(r.path.filter((s) => s === 'CheckReadiness')).toHaveLength(MAX_ROUNDS + 1);
+    expect(r.path.slice(-2)).toEqual(['DescribeNotReady', 'FeaturesNotReady']);
+    expect(r.failure?.error).toBe('FeaturesNotReady');
+    expect(r.failure?.cause).toMatch(
+      /Features of dataset pets are not ready: 1 of 4 images are still pending/,
+    );
+  });
+
+  it('fails in TrainHeadFailed with a readable cause when there are too few labels', async () => {
+    for (let i = 0; i < 3; i++) await putImageWithFeature(emu, `datasets/pets/cat/${i}.png`, { seed: i });
+
+    const r = await run();
+
+    expect(r.path.slice(-2)).toEqual(['TrainHead', 'TrainHeadFailed']);
+    expect(r.failure?.error).toBe('InsufficientDataError');
+    const cause = JSON.parse(r.failure?.cause ?? '{}');
+    expect(cause).toMatchObject({ errorType: 'InsufficientDataError' });
+    expect(cause.errorMessage).toMatch(/only one label \('cat'\) found: training needs at least 2 labels/);
+  });
+
+  it('retries a task that fails once with Lambda.ServiceException, then carries on', async () => {
+    for (const label of ['cat', 'dog']) {
+      for (let i = 0; i < 3; i++)
+        await putImageWithFeature(emu, `datasets/pets/${label}/${i}.png`, { seed: i });
+    }
+    let calls = 0;
+
+    const r = await run({
+      'train-head': async (input) => {
+        calls += 1;
+        if (calls === 1) {
+          const err = new Error('Lambda is unable to handle the request: Service Unavailable');
+          err.name = 'Lambda.ServiceException';
+          throw err;
+        }
+        return handlers['train-head'](input);
+      },
+    });
+
+    expect(r.failure).toBeUndefined();
+    expect(calls).toBe(2);
+    const retried = r.events.filter((e) => e.type === 'StateRetried');
+    expect(retried.map((e) => e.type === 'StateRetried' && e.state.name)).toEqual(['TrainHead']);
+    expect(r.path).toEqual([
+      'Start',
+      'Settle',
+      'CheckReadiness',
+      'FeaturesReady',
+      'TrainHead',
+      'Promote',
+      'Done',
+    ]);
+    expect(r.output?.promotion).toMatchObject({ promoted: true });
+  });
+
+  it('trains but does not promote when a newer version is already current', async () => {
+    for (const label of ['cat', 'dog']) {
+      for (let i = 0; i < 3; i++)
+        await putImageWithFeature(emu, `datasets/pets/${label}/${i}.png`, { seed: i });
+    }
+    const newer = '20991231T235959Z-zzzzzzzz';
+    await putJson(emu.clients.s3, emu.bucket, currentModelKey('pets'), {
+      version: newer,
+      promotedAt: '2026-01-01T00:00:00.000Z',
+      previous: null,
+    });
+
+    const r = await run();
+
+    expect(r.failure).toBeUndefined();
+    expect(r.path.slice(-2)).toEqual(['Promote', 'Done']);
+    const training = r.output?.training as { version: string };
+    expect(r.output?.promotion).toMatchObject({
+      promoted: false,
+      version: training.version,
+      previous: newer,
+    });
+    const current = await getJson(emu.clients.s3, emu.bucket, currentModelKey('pets'), CurrentPointer);
+    expect(current.version).toBe(newer);
+  });
+});
