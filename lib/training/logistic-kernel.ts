@@ -10,7 +10,9 @@
  * K = 1 for binary problems (sigmoid), K = number of classes otherwise (softmax).
  *
  * Rows come either dense (`dense` is the n×d float32 matrix, `rows` optionally maps local row r
- * to a matrix row) or as CSR (`rowPtr`/`idx`/`val` over the local rows, built once per fit).
+ * to a matrix row) or as CSR: `rowPtr` over the local rows, non-zeros in WebAssembly memory read
+ * by the `wx` kernel (see wasm-kernel.ts) at byte offsets `idxPtr`/`valPtr`; then `w`, `grad` and
+ * `z` are views of that memory at `wPtr`, `gPtr`, `zPtr` (the offsets are unused for dense rows).
  * Each row is read once for its logits and once more, while still in cache, for its gradient.
  * Sums are float64 in a fixed order, so a block's result does not depend on which thread ran it.
  *
@@ -21,15 +23,32 @@ export function lossGradBlock(
   d: number,
   rows: Int32Array | null,
   rowPtr: Int32Array | null,
-  idx: Uint16Array | Int32Array | null,
-  val: Float32Array | null,
+  wx: {
+    dot1(p: number, end: number, idxPtr: number, valPtr: number, wPtr: number): number;
+    axpy1(p: number, end: number, idxPtr: number, valPtr: number, gPtr: number, r: number): void;
+    dotK(p: number, end: number, idxPtr: number, valPtr: number, wPtr: number, K: number, zPtr: number): void;
+    axpyK(
+      p: number,
+      end: number,
+      idxPtr: number,
+      valPtr: number,
+      gPtr: number,
+      K: number,
+      rPtr: number,
+    ): void;
+  } | null,
+  idxPtr: number,
+  valPtr: number,
   y: Int32Array,
   K: number,
   start: number,
   end: number,
   w: Float64Array,
+  wPtr: number,
   grad: Float64Array,
+  gPtr: number,
   z: Float64Array,
+  zPtr: number,
 ): number {
   let loss = 0;
   const bOff = d * K;
@@ -39,7 +58,7 @@ export function lossGradBlock(
     let p0 = 0;
     let p1 = 0;
     let off = 0;
-    if (rowPtr !== null && idx !== null && val !== null) {
+    if (rowPtr !== null) {
       p0 = rowPtr[r] as number;
       p1 = rowPtr[r + 1] as number;
     } else if (dense !== null) {
@@ -51,15 +70,8 @@ export function lossGradBlock(
       let a1 = 0;
       let a2 = 0;
       let a3 = 0;
-      if (idx !== null && val !== null) {
-        let p = p0;
-        for (; p + 3 < p1; p += 4) {
-          a0 += (val[p] as number) * (w[idx[p] as number] as number);
-          a1 += (val[p + 1] as number) * (w[idx[p + 1] as number] as number);
-          a2 += (val[p + 2] as number) * (w[idx[p + 2] as number] as number);
-          a3 += (val[p + 3] as number) * (w[idx[p + 3] as number] as number);
-        }
-        for (; p < p1; p++) a0 += (val[p] as number) * (w[idx[p] as number] as number);
+      if (wx !== null) {
+        a0 = wx.dot1(p0, p1, idxPtr, valPtr, wPtr);
       } else if (dense !== null) {
         let j = 0;
         for (; j + 3 < d; j += 4) {
@@ -77,23 +89,16 @@ export function lossGradBlock(
       const prob = zr >= 0 ? 1 / (1 + e) : e / (1 + e);
       const res = prob - yr;
       // 3. Gradient from the same row.
-      if (idx !== null && val !== null) {
-        for (let p = p0; p < p1; p++) {
-          const j = idx[p] as number;
-          grad[j] = (grad[j] as number) + res * (val[p] as number);
-        }
+      if (wx !== null) {
+        wx.axpy1(p0, p1, idxPtr, valPtr, gPtr, res);
       } else if (dense !== null) {
         for (let j = 0; j < d; j++) grad[j] = (grad[j] as number) + res * (dense[off + j] as number);
       }
       grad[bOff] = (grad[bOff] as number) + res;
     } else {
       for (let k = 0; k < K; k++) z[k] = w[bOff + k] as number;
-      if (idx !== null && val !== null) {
-        for (let p = p0; p < p1; p++) {
-          const v = val[p] as number;
-          const base = (idx[p] as number) * K;
-          for (let k = 0; k < K; k++) z[k] = (z[k] as number) + v * (w[base + k] as number);
-        }
+      if (wx !== null) {
+        wx.dotK(p0, p1, idxPtr, valPtr, wPtr, K, zPtr);
       } else if (dense !== null) {
         for (let j = 0; j < d; j++) {
           const v = dense[off + j] as number;
@@ -110,12 +115,8 @@ export function lossGradBlock(
       loss += mx + Math.log(sum) - (z[yr] as number);
       for (let k = 0; k < K; k++) z[k] = Math.exp((z[k] as number) - mx) / sum;
       z[yr] = (z[yr] as number) - 1;
-      if (idx !== null && val !== null) {
-        for (let p = p0; p < p1; p++) {
-          const v = val[p] as number;
-          const base = (idx[p] as number) * K;
-          for (let k = 0; k < K; k++) grad[base + k] = (grad[base + k] as number) + (z[k] as number) * v;
-        }
+      if (wx !== null) {
+        wx.axpyK(p0, p1, idxPtr, valPtr, gPtr, K, zPtr);
       } else if (dense !== null) {
         for (let j = 0; j < d; j++) {
           const v = dense[off + j] as number;

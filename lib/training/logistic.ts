@@ -1,7 +1,8 @@
 import { ValidationError } from '../errors.ts';
 import { EPS, type LbfgsStop, minimizeLbfgs } from './lbfgs.ts';
-import { createBlockEvaluator, defaultThreads, isShared, type RowData } from './parallel.ts';
+import { createBlockEvaluator, csrLayout, defaultThreads, isShared, type RowData } from './parallel.ts';
 import type { FitOptions, FitResult, Matrix } from './types.ts';
+import { createSharedMemory, MAX_PAGES, type WasmMemory } from './wasm-kernel.ts';
 
 /** What {@link fitLogisticRegression} accepts besides the scikit-learn options. */
 export interface FitRunOptions extends FitOptions {
@@ -13,8 +14,11 @@ export interface FitRunOptions extends FitOptions {
   /** Threads for the loss/gradient (this one + workers). @default min(CPUs, 8) */
   threads?: number;
   /**
-   * Row storage for the fit: `csr` builds a compressed copy of the non-zeros once (faster when
-   * at most ~60 % of the values are non-zero, as with ReLU features), `dense` reads `X` as is.
+   * Row storage for the fit. `csr`: a compressed copy of the non-zeros in WebAssembly memory,
+   * built once (6 bytes per non-zero; the WebAssembly kernel is faster than reading dense rows
+   * even with no zeros at all, and ReLU features are mostly zeros). `dense`: reads `X` in place
+   * with JavaScript loops (no copy; threads only when `X.data` is in a SharedArrayBuffer).
+   * `auto`: csr when the copy fits (≤ 4 GiB, ≤ 65,536 features), else dense.
    * @default 'auto'
    */
   storage?: 'auto' | 'dense' | 'csr';
@@ -35,8 +39,6 @@ export interface FitDetails extends FitResult {
   storage: 'dense' | 'csr';
 }
 
-/** Non-zero fraction at or below which the CSR copy pays off (measured, see test/bench/fit.ts). */
-const CSR_MAX_DENSITY = 0.6;
 /** Work (non-zeros × outputs) below which worker threads cost more than they save. */
 const MIN_PARALLEL_WORK = 4_000_000;
 
@@ -93,10 +95,16 @@ export function fitLogisticRegression(
   const K = nClasses === 2 ? 1 : nClasses;
   const d = X.d;
   const threadsWanted = Math.max(1, Math.floor(opts.threads ?? defaultThreads()));
-  const storage = chooseStorage(X, rows, opts.storage ?? 'auto');
-  const share = threadsWanted > 1;
-  const data = storage === 'csr' ? toCsr(X, rows, y, share) : toDense(X, rows, y, share);
-  const work = (data.idx ? data.idx.length : n * d) * K;
+  const wanted = opts.storage ?? 'auto';
+  const csr = wanted === 'dense' ? null : toCsr(X, rows, y, K);
+  if (wanted === 'csr' && csr === null)
+    throw new ValidationError(
+      'the rows do not fit a CSR copy (over 4 GiB or 65,536 features); use dense storage',
+    );
+  const data = csr ?? toDense(X, rows, y);
+  const storage = csr ? 'csr' : 'dense';
+  const nonZeros = csr?.csr ? (csr.csr.rowPtr[n] as number) : n * d;
+  const work = nonZeros * K;
   const evaluator = createBlockEvaluator(
     data,
     K,
@@ -155,29 +163,6 @@ export function fitLogisticRegression(
   }
 }
 
-/** Fraction of non-zero values, estimated on up to 256 evenly spaced rows. */
-export function estimateDensity(X: Matrix, rows: Int32Array | null): number {
-  const n = rows ? rows.length : X.n;
-  if (n === 0 || X.d === 0) return 1;
-  const sample = Math.min(n, 256);
-  let nz = 0;
-  for (let s = 0; s < sample; s++) {
-    const r = Math.floor((s * n) / sample);
-    const off = (rows ? (rows[r] as number) : r) * X.d;
-    for (let j = 0; j < X.d; j++) if (X.data[off + j] !== 0) nz++;
-  }
-  return nz / (sample * X.d);
-}
-
-function chooseStorage(
-  X: Matrix,
-  rows: Int32Array | null,
-  wanted: 'auto' | 'dense' | 'csr',
-): 'dense' | 'csr' {
-  if (wanted !== 'auto') return wanted;
-  return estimateDensity(X, rows) <= CSR_MAX_DENSITY ? 'csr' : 'dense';
-}
-
 function int32(n: number, shared: boolean): Int32Array {
   return shared ? new Int32Array(new SharedArrayBuffer(n * 4)) : new Int32Array(n);
 }
@@ -189,45 +174,44 @@ function localLabels(y: Int32Array, rows: Int32Array | null, n: number, shared: 
 }
 
 /** Dense rows read in place; shared with workers only when the caller's matrix already is. */
-function toDense(X: Matrix, rows: Int32Array | null, y: Int32Array, share: boolean): RowData {
+function toDense(X: Matrix, rows: Int32Array | null, y: Int32Array): RowData {
   const n = rows ? rows.length : X.n;
-  const shared = share && isShared(X.data);
+  const shared = isShared(X.data);
   let rowMap: Int32Array | null = null;
   if (rows) {
     rowMap = int32(n, shared);
     rowMap.set(rows);
   }
-  return {
-    dense: X.data,
-    d: X.d,
-    rows: rowMap,
-    rowPtr: null,
-    idx: null,
-    val: null,
-    y: localLabels(y, rows, n, shared),
-    n,
-  };
+  return { n, d: X.d, y: localLabels(y, rows, n, shared), dense: X.data, rows: rowMap, csr: null };
 }
 
-/** CSR copy of the selected rows' non-zeros (built once per fit, in shared memory for workers). */
-function toCsr(X: Matrix, rows: Int32Array | null, y: Int32Array, shared: boolean): RowData {
+/**
+ * CSR copy of the selected rows' non-zeros in a shared WebAssembly memory (built once per fit),
+ * or null when it cannot hold them (more than 4 GiB, or more than 65,536 features).
+ */
+function toCsr(X: Matrix, rows: Int32Array | null, y: Int32Array, K: number): RowData | null {
   const n = rows ? rows.length : X.n;
-  const d = X.d;
-  const data = X.data;
-  const rowPtr = int32(n + 1, shared);
+  const { d, data } = X;
+  if (d > 65536) return null;
+  const rowPtr = int32(n + 1, true);
   let nnz = 0;
   for (let r = 0; r < n; r++) {
     rowPtr[r] = nnz;
     const off = (rows ? (rows[r] as number) : r) * d;
     for (let j = 0; j < d; j++) if (data[off + j] !== 0) nnz++;
-    if (nnz > 2 ** 31 - 1)
-      throw new ValidationError('too many non-zero values for a CSR copy; use storage dense');
   }
   rowPtr[n] = nnz;
-  const wide = d > 65536;
-  const idxBuf = shared ? new SharedArrayBuffer(nnz * (wide ? 4 : 2)) : new ArrayBuffer(nnz * (wide ? 4 : 2));
-  const idx = wide ? new Int32Array(idxBuf) : new Uint16Array(idxBuf);
-  const val = shared ? new Float32Array(new SharedArrayBuffer(nnz * 4)) : new Float32Array(nnz);
+  const layout = csrLayout(K, d, nnz);
+  const pages = Math.ceil(layout.bytes / 65536);
+  if (pages > MAX_PAGES) return null;
+  let memory: WasmMemory;
+  try {
+    memory = createSharedMemory(pages);
+  } catch {
+    return null; // not enough memory for the copy: read the dense rows instead
+  }
+  const val = new Float32Array(memory.buffer, layout.valPtr, nnz);
+  const idx = new Uint16Array(memory.buffer, layout.idxPtr, nnz);
   let p = 0;
   for (let r = 0; r < n; r++) {
     const off = (rows ? (rows[r] as number) : r) * d;
@@ -240,5 +224,5 @@ function toCsr(X: Matrix, rows: Int32Array | null, y: Int32Array, shared: boolea
       }
     }
   }
-  return { dense: null, d, rows: null, rowPtr, idx, val, y: localLabels(y, rows, n, shared), n };
+  return { n, d, y: localLabels(y, rows, n, true), dense: null, rows: null, csr: { rowPtr, memory, layout } };
 }

@@ -1,29 +1,70 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { lossGradBlock } from './logistic-kernel.ts';
-
-/**
- * Rows of a fit as the kernel reads them (see `lossGradBlock`): dense float32 rows, optionally
- * through a row index, or CSR. Arrays live in SharedArrayBuffers when threads are used.
- */
-export interface RowData {
-  dense: Float32Array | null;
-  d: number;
-  rows: Int32Array | null;
-  rowPtr: Int32Array | null;
-  idx: Uint16Array | Int32Array | null;
-  val: Float32Array | null;
-  /** Class index of each local row (0/1 for binary). */
-  y: Int32Array;
-  /** Number of local rows. */
-  n: number;
-}
+import {
+  instantiateSparseKernel,
+  type SparseKernel,
+  sparseKernelModule,
+  type WasmMemory,
+} from './wasm-kernel.ts';
 
 /**
  * Number of fixed row blocks. Each block has its own gradient accumulator and the blocks are
  * summed in order, so the result is bit-for-bit the same whether 1, 2, 4 or 8 threads ran them.
  */
 export const N_BLOCKS = 8;
+
+/**
+ * Non-zeros of the rows in a shared WebAssembly memory, with room for the evaluator's work
+ * arrays in front of them (see {@link csrLayout}).
+ */
+export interface CsrRows {
+  rowPtr: Int32Array;
+  memory: WasmMemory;
+  layout: CsrLayout;
+}
+
+/** Byte offsets inside the CSR memory. */
+export interface CsrLayout {
+  /** Weights, K·(d+1) f64. */
+  wPtr: number;
+  /** N_BLOCKS gradient accumulators of K·(d+1) f64 each. */
+  gradsPtr: number;
+  /** Scratch for logits / residuals: N_BLOCKS × K f64 (one per thread at most). */
+  zPtr: number;
+  /** nnz f32 values. */
+  valPtr: number;
+  /** nnz u16 column indices. */
+  idxPtr: number;
+  /** Total bytes. */
+  bytes: number;
+}
+
+/** Where everything goes in the CSR memory for K outputs, d features and nnz non-zeros. */
+export function csrLayout(K: number, d: number, nnz: number): CsrLayout {
+  const len = K * (d + 1);
+  const wPtr = 0;
+  const gradsPtr = wPtr + len * 8;
+  const zPtr = gradsPtr + N_BLOCKS * len * 8;
+  const valPtr = zPtr + N_BLOCKS * K * 8;
+  const idxPtr = valPtr + nnz * 4;
+  return { wPtr, gradsPtr, zPtr, valPtr, idxPtr, bytes: idxPtr + nnz * 2 };
+}
+
+/**
+ * Rows of a fit as the kernel reads them (see `lossGradBlock`): dense float32 rows (optionally
+ * through a row index) or CSR in WebAssembly memory.
+ */
+export interface RowData {
+  /** Number of local rows. */
+  n: number;
+  d: number;
+  /** Class index of each local row (0/1 for binary). */
+  y: Int32Array;
+  dense: Float32Array | null;
+  rows: Int32Array | null;
+  csr: CsrRows | null;
+}
 
 // Control slots of the shared Int32Array.
 const GEN = 0; // incremented by the main thread to start an evaluation
@@ -58,11 +99,86 @@ export function defaultThreads(): number {
   return Math.max(1, Math.min(N_BLOCKS, availableParallelism()));
 }
 
+/** Work arrays of an evaluation: views of the CSR memory, or shared arrays for dense rows. */
+interface Workspace {
+  w: Float64Array;
+  grads: Float64Array;
+  z: Float64Array;
+  layout: Pick<CsrLayout, 'wPtr' | 'gradsPtr' | 'zPtr' | 'idxPtr' | 'valPtr'>;
+}
+
+function workspaceOf(data: RowData, K: number, shared: boolean): Workspace {
+  const len = K * (data.d + 1);
+  if (data.csr) {
+    const { memory, layout } = data.csr;
+    return {
+      w: new Float64Array(memory.buffer, layout.wPtr, len),
+      grads: new Float64Array(memory.buffer, layout.gradsPtr, N_BLOCKS * len),
+      z: new Float64Array(memory.buffer, layout.zPtr, N_BLOCKS * K),
+      layout,
+    };
+  }
+  const alloc = (n: number) =>
+    shared ? new Float64Array(new SharedArrayBuffer(n * 8)) : new Float64Array(n);
+  return {
+    w: alloc(len),
+    grads: alloc(N_BLOCKS * len),
+    z: alloc(N_BLOCKS * K),
+    layout: { wPtr: 0, gradsPtr: 0, zPtr: 0, idxPtr: 0, valPtr: 0 },
+  };
+}
+
 /**
- * Creates the evaluator. With `threads > 1` and every array of `data` in shared memory, it starts
- * `threads - 1` workers that wait on an Atomics slot; each evaluation wakes them, this thread
- * computes its own share, then blocks (Atomics.wait) until they are done — so fitting stays a
- * synchronous call. Falls back to this thread alone if workers do not start.
+ * Runs block b with thread-slot t's scratch. Self-contained like the kernel (it is also the
+ * worker's loop body, from its source text).
+ */
+function runBlock(
+  kernel: typeof lossGradBlock,
+  data: {
+    dense: Float32Array | null;
+    d: number;
+    rows: Int32Array | null;
+    rowPtr: Int32Array | null;
+    y: Int32Array;
+  },
+  wx: SparseKernel | null,
+  ws: Workspace,
+  K: number,
+  bounds: Int32Array,
+  blockLoss: Float64Array,
+  b: number,
+  t: number,
+): void {
+  const len = K * (data.d + 1);
+  const g = ws.grads.subarray(b * len, (b + 1) * len);
+  g.fill(0);
+  blockLoss[b] = kernel(
+    data.dense,
+    data.d,
+    data.rows,
+    data.rowPtr,
+    wx,
+    ws.layout.idxPtr,
+    ws.layout.valPtr,
+    data.y,
+    K,
+    bounds[b] as number,
+    bounds[b + 1] as number,
+    ws.w,
+    ws.layout.wPtr,
+    g,
+    ws.layout.gradsPtr + b * len * 8,
+    ws.z.subarray(t * K, (t + 1) * K),
+    ws.layout.zPtr + t * K * 8,
+  );
+}
+
+/**
+ * Creates the evaluator. With `threads > 1` and the rows in shared memory (always for CSR; for
+ * dense rows only when the caller's matrix is in a SharedArrayBuffer) it starts `threads - 1`
+ * workers that wait on an Atomics slot; each evaluation wakes them, this thread computes its own
+ * blocks, then blocks (Atomics.wait) until they are done — so fitting stays a synchronous call.
+ * Falls back to this thread alone if workers do not start.
  */
 export function createBlockEvaluator(data: RowData, K: number, threads: number): BlockEvaluator {
   const len = K * (data.d + 1);
@@ -71,97 +187,87 @@ export function createBlockEvaluator(data: RowData, K: number, threads: number):
   const wantThreads = Math.max(1, Math.min(threads, N_BLOCKS));
   const sharable =
     wantThreads > 1 &&
-    [data.dense, data.rows, data.rowPtr, data.idx, data.val, data.y].every((a) => a === null || isShared(a));
-  const alloc = (n: number) =>
-    sharable ? new Float64Array(new SharedArrayBuffer(n * 8)) : new Float64Array(n);
-  const blockGrads = alloc(N_BLOCKS * len);
-  const blockLoss = alloc(N_BLOCKS);
-  const wShared = alloc(len);
-  const z = new Float64Array(K);
-
-  const runBlock = (b: number) => {
-    const g = blockGrads.subarray(b * len, (b + 1) * len);
-    g.fill(0);
-    blockLoss[b] = lossGradBlock(
-      data.dense,
-      data.d,
-      data.rows,
-      data.rowPtr,
-      data.idx,
-      data.val,
-      data.y,
-      K,
-      bounds[b] as number,
-      bounds[b + 1] as number,
-      wShared,
-      g,
-      z,
-    );
-  };
-  const reduce = (grad: Float64Array): number => {
-    grad.fill(0);
-    let loss = 0;
-    for (let b = 0; b < N_BLOCKS; b++) {
-      loss += blockLoss[b] as number;
-      const off = b * len;
-      for (let i = 0; i < len; i++) grad[i] = (grad[i] as number) + (blockGrads[off + i] as number);
-    }
-    return loss;
+    isShared(data.y) &&
+    (data.csr !== null ||
+      (data.dense !== null && isShared(data.dense) && (data.rows === null || isShared(data.rows))));
+  const ws = workspaceOf(data, K, sharable);
+  const blockLoss = sharable
+    ? new Float64Array(new SharedArrayBuffer(N_BLOCKS * 8))
+    : new Float64Array(N_BLOCKS);
+  const wx = data.csr ? instantiateSparseKernel(data.csr.memory) : null;
+  const plain = {
+    dense: data.dense,
+    d: data.d,
+    rows: data.rows,
+    rowPtr: data.csr?.rowPtr ?? null,
+    y: data.y,
   };
 
   let workers: Worker[] = [];
   let ctl: Int32Array | null = null;
-  if (sharable) {
-    ctl = new Int32Array(new SharedArrayBuffer(8 * 4));
-    const shared = { ...data, bounds, blockGrads, blockLoss, w: wShared, K, len, ctl };
-    for (let t = 1; t < wantThreads; t++) {
-      const w = new Worker(WORKER_SOURCE, {
-        eval: true,
-        workerData: { ...shared, tid: t, T: wantThreads },
-      });
-      w.unref();
-      workers.push(w);
-    }
-    if (!waitFor(ctl, READY, workers.length, START_TIMEOUT_MS)) {
-      stop();
-      workers = [];
-      ctl = null;
-    }
-  }
-  const T = workers.length + 1;
-
-  function stop() {
+  const stop = () => {
     if (ctl !== null) {
       Atomics.store(ctl, CMD, CMD_EXIT);
       Atomics.add(ctl, GEN, 1);
       Atomics.notify(ctl, GEN);
     }
     for (const w of workers) void w.terminate();
+    workers = [];
+    ctl = null;
+  };
+  if (sharable) {
+    ctl = new Int32Array(new SharedArrayBuffer(8 * 4));
+    const shared = {
+      ...plain,
+      K,
+      bounds,
+      blockLoss,
+      ctl,
+      T: wantThreads,
+      memory: data.csr?.memory ?? null,
+      module: data.csr ? sparseKernelModule() : null,
+      // Dense rows: the shared work arrays themselves; CSR: views are rebuilt from the memory.
+      ws: data.csr ? { layout: ws.layout } : ws,
+      len,
+    };
+    for (let t = 1; t < wantThreads; t++) {
+      const w = new Worker(WORKER_SOURCE, { eval: true, workerData: { ...shared, tid: t } });
+      w.unref();
+      workers.push(w);
+    }
+    if (!waitFor(ctl, READY, workers.length, START_TIMEOUT_MS)) stop();
   }
+  const T = workers.length + 1;
 
   return {
     threads: T,
     evaluate(w, grad) {
-      wShared.set(w);
-      if (ctl !== null && T > 1) {
-        Atomics.store(ctl, DONE, 0);
-        Atomics.store(ctl, CMD, CMD_EVAL);
-        Atomics.add(ctl, GEN, 1);
-        Atomics.notify(ctl, GEN);
-        for (let b = 0; b < N_BLOCKS; b += T) runBlock(b);
-        if (!waitFor(ctl, DONE, T - 1, EVAL_TIMEOUT_MS))
+      ws.w.set(w);
+      const c = ctl;
+      if (c !== null && T > 1) {
+        Atomics.store(c, DONE, 0);
+        Atomics.store(c, CMD, CMD_EVAL);
+        Atomics.add(c, GEN, 1);
+        Atomics.notify(c, GEN);
+        for (let b = 0; b < N_BLOCKS; b += T)
+          runBlock(lossGradBlock, plain, wx, ws, K, bounds, blockLoss, b, 0);
+        if (!waitFor(c, DONE, T - 1, EVAL_TIMEOUT_MS))
           throw new Error('a fit worker thread stopped responding');
-        if (Atomics.load(ctl, ERR) !== 0) throw new Error('a fit worker thread failed');
+        if (Atomics.load(c, ERR) !== 0) throw new Error('a fit worker thread failed');
       } else {
-        for (let b = 0; b < N_BLOCKS; b++) runBlock(b);
+        for (let b = 0; b < N_BLOCKS; b++) runBlock(lossGradBlock, plain, wx, ws, K, bounds, blockLoss, b, 0);
       }
-      return reduce(grad);
+      // Sum the blocks in order (deterministic whatever ran them).
+      grad.fill(0);
+      let loss = 0;
+      for (let b = 0; b < N_BLOCKS; b++) {
+        loss += blockLoss[b] as number;
+        const off = b * len;
+        for (let i = 0; i < len; i++) grad[i] = (grad[i] as number) + (ws.grads[off + i] as number);
+      }
+      return loss;
     },
-    close() {
-      stop();
-      workers = [];
-      ctl = null;
-    },
+    close: stop,
   };
 }
 
@@ -177,15 +283,28 @@ function waitFor(ctl: Int32Array, slot: number, target: number, timeoutMs: numbe
   }
 }
 
-// The worker runs the very same kernel, from its source text (it is self-contained by contract).
-// `__name` covers transpilers that wrap functions to keep their names.
+// The worker runs the very same kernel and block runner, from their source text (both are
+// self-contained by contract). `__name` covers transpilers that wrap functions to keep names.
 const WORKER_SOURCE = `
 'use strict';
 var __name = (f) => f;
 const { workerData } = require('node:worker_threads');
 const lossGradBlock = (${lossGradBlock.toString()});
-const { dense, d, rows, rowPtr, idx, val, y, K, len, bounds, blockGrads, blockLoss, w, ctl, tid, T } = workerData;
-const z = new Float64Array(K);
+const runBlock = (${runBlock.toString()});
+const { dense, d, rows, rowPtr, y, K, len, bounds, blockLoss, ctl, tid, T, memory, module } = workerData;
+const plain = { dense, d, rows, rowPtr, y };
+let ws = workerData.ws;
+let wx = null;
+if (memory) {
+  const L = ws.layout;
+  ws = {
+    w: new Float64Array(memory.buffer, L.wPtr, len),
+    grads: new Float64Array(memory.buffer, L.gradsPtr, ${N_BLOCKS} * len),
+    z: new Float64Array(memory.buffer, L.zPtr, ${N_BLOCKS} * K),
+    layout: L,
+  };
+  wx = new WebAssembly.Instance(module, { env: { mem: memory } }).exports;
+}
 Atomics.add(ctl, ${READY}, 1);
 Atomics.notify(ctl, ${READY});
 let gen = 0;
@@ -194,11 +313,7 @@ for (;;) {
   gen = Atomics.load(ctl, ${GEN});
   if (Atomics.load(ctl, ${CMD}) === ${CMD_EXIT}) break;
   try {
-    for (let b = tid; b < ${N_BLOCKS}; b += T) {
-      const g = blockGrads.subarray(b * len, (b + 1) * len);
-      g.fill(0);
-      blockLoss[b] = lossGradBlock(dense, d, rows, rowPtr, idx, val, y, K, bounds[b], bounds[b + 1], w, g, z);
-    }
+    for (let b = tid; b < ${N_BLOCKS}; b += T) runBlock(lossGradBlock, plain, wx, ws, K, bounds, blockLoss, b, tid);
   } catch (e) {
     Atomics.store(ctl, ${ERR}, 1);
   }

@@ -40,10 +40,10 @@ describe('fitLogisticRegression against scikit-learn', () => {
     expect(Math.abs(fit.objective - p.sklearn.objective) / p.sklearn.objective).toBeLessThan(1e-9);
   });
 
-  it.each(logisticFixture.problems.map((p) => p.name))(
-    'takes the same L-BFGS path as scikit-learn ≥ 1.4 (%s): iterations, evaluations, stop, coefficients',
-    (name) => {
-      const { p, X, fit } = fitProblem(name);
+  it.each(logisticFixture.problems.flatMap((p) => [[p.name, 'csr'] as const, [p.name, 'dense'] as const]))(
+    'takes the same L-BFGS path as scikit-learn ≥ 1.4 (%s, %s rows): iterations, evaluations, stop, coefficients',
+    (name, storage) => {
+      const { p, X, fit } = fitProblem(name, { storage });
 
       expect(fit.nIter).toBe(p.modern.n_iter);
       expect(fit.nEval).toBe(p.modern.nfev);
@@ -138,12 +138,33 @@ describe('fitLogisticRegression storage, threads and rows', () => {
     expect(fit.threads).toBe(1);
   });
 
-  it('chooses CSR for mostly-zero features and dense otherwise', () => {
-    const sparse = fitProblem('sparse_default', { storage: 'auto' });
-    const dense = fitProblem('multiclass', { storage: 'auto' });
+  it('copies the rows to CSR by default, and reads them dense beyond 65,536 features', () => {
+    const auto = fitProblem('multiclass', { storage: 'auto' });
+    const d = 65537;
+    const wide = { data: new Float32Array(4 * d), n: 4, d };
+    for (let i = 0; i < 4; i++) wide.data[i * d + (i % 2)] = 1;
+    const y = new Int32Array([0, 1, 0, 1]);
 
-    expect(sparse.fit.storage).toBe('csr');
-    expect(dense.fit.storage).toBe('dense');
+    const wideFit = fitLogisticRegression(wide, y, 2, { C: 1, maxIter: 5, tol: 1e-4, threads: 1 });
+
+    expect(auto.fit.storage).toBe('csr');
+    expect(wideFit.storage).toBe('dense');
+    expect(() => fitLogisticRegression(wide, y, 2, { C: 1, maxIter: 5, tol: 1e-4, storage: 'csr' })).toThrow(
+      /do not fit a CSR copy/,
+    );
+  });
+
+  it('agrees between the WebAssembly CSR kernel and the JavaScript dense loops on a binary problem', () => {
+    const p = problem('binary_default');
+    const { X, y } = matrixOf(p);
+    const opts = { C: p.C, maxIter: p.max_iter, tol: p.tol, threads: 1 };
+
+    const csr = fitLogisticRegression(X, y, 2, { ...opts, storage: 'csr' });
+    const dense = fitLogisticRegression(X, y, 2, { ...opts, storage: 'dense' });
+
+    // Same path; only the order of the dot-product partial sums differs (rounding).
+    expect(csr.nIter).toBe(dense.nIter);
+    expect(maxAbsDiff(csr.coef, dense.coef)).toBeLessThan(1e-9);
   });
 
   it('fits a subset of rows exactly as a copy of those rows', () => {
