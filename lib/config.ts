@@ -118,6 +118,11 @@ export interface ModelConfig {
   extractBatchSize: number;
 }
 
+/** Reads only the forced tensor backend (TLEARN_BACKEND), for tools that need no model source. */
+export function loadBackendConfig(env: Env = process.env): { backend: BackendName | undefined } {
+  return { backend: read(env, ENV.BACKEND, z.enum(['tensorflow', 'wasm', 'cpu']).optional()) };
+}
+
 /** Reads the base model source, pooling, input size and backend. */
 export function loadModelConfig(env: Env = process.env): ModelConfig {
   const weightsMode = read(
@@ -141,7 +146,7 @@ export function loadModelConfig(env: Env = process.env): ModelConfig {
     weights,
     pooling: read(env, ENV.POOLING, z.enum(POOLINGS as [Pooling, ...Pooling[]]).default('flatten')),
     inputSize: read(env, ENV.INPUT_SIZE, int(32, 1024, DEFAULT_INPUT_SIZE)),
-    backend: read(env, ENV.BACKEND, z.enum(['tensorflow', 'wasm', 'cpu']).optional()),
+    backend: loadBackendConfig(env).backend,
     extractBatchSize: read(env, ENV.EXTRACT_BATCH_SIZE, int(1, 64, 8)),
   };
 }

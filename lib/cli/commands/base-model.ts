@@ -47,12 +47,13 @@ function outFlag(raw: unknown): string | undefined {
 
 /** Loads tfjs + h5wasm only when there is something to convert, then converts. */
 async function convert(file: string, out: string | undefined, log: Log): Promise<ImportResult> {
-  const [{ selectBackend }, { importKerasH5 }] = await Promise.all([
+  const [{ selectBackend }, { importKerasH5 }, { loadBackendConfig }] = await Promise.all([
     import('../../model/backend.ts'),
     import('../../model/h5-import.ts'),
+    import('../../config.ts'),
   ]);
   // Only the saved topology needs tensors; picking the backend up front keeps tfjs quiet.
-  await selectBackend(undefined, { ...log, info: log.debug });
+  await selectBackend(loadBackendConfig().backend, { ...log, info: log.debug });
   return importKerasH5(file, { log, ...(out ? { out } : {}) });
 }
 
