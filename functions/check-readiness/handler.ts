@@ -1,3 +1,4 @@
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context } from 'aws-lambda';
 import { z } from 'zod';
 import { loadStorageConfig } from '../../lib/config.ts';
@@ -18,6 +19,7 @@ export const handler = withObservability(async (event: unknown, _ctx: Context): 
   const input = Input.safeParse(event);
   if (!input.success) throw new ValidationError(`check-readiness needs {dataset}: ${input.error.message}`);
   const report = await checkReadiness(s3, storage.bucket, input.data.dataset);
+  obs.metrics.addMetric('ImagesPending', MetricUnit.Count, report.pending);
   obs.log.info('readiness', { ...report, labels: Object.keys(report.labels).length });
   return report;
 }, obs);

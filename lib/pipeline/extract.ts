@@ -145,30 +145,34 @@ export async function extractImages(jobs: readonly ImageJob[], deps: ExtractDeps
     works.push(work);
   }
 
-  // 1. Read: skip current features, fetch and preprocess the rest.
-  await mapWithConcurrency(works, concurrency, (w) => prepare(w, deps, now).catch(retryOn(w, deps.log)));
-
-  // 2. Forward passes, batchSize images at a time.
+  // Chunks of batchSize images: read + preprocess, one forward pass, write. Only one chunk of
+  // network inputs (h*w*3 floats each) is in memory at a time, however large the SQS batch.
   let forwardMs = 0;
-  const toExtract = works.filter((w) => w.outcome === undefined && w.input !== undefined);
-  for (let i = 0; i < toExtract.length; i += deps.batchSize) {
-    const chunk = toExtract.slice(i, i + deps.batchSize);
-    const t0 = performance.now();
-    try {
-      const vectors = await deps.extractor.extractBatch(chunk.map((w) => w.input as Float32Array));
-      chunk.forEach((w, j) => {
-        w.vector = vectors[j];
-        w.input = undefined; // free the input early: the batch can be large
-      });
-    } catch (err) {
-      for (const w of chunk) retryOn(w, deps.log)(err);
-    } finally {
-      forwardMs += performance.now() - t0;
+  for (let i = 0; i < works.length; i += deps.batchSize) {
+    const chunk = works.slice(i, i + deps.batchSize);
+    // 1. Read: skip current features, fetch and preprocess the rest.
+    await mapWithConcurrency(chunk, concurrency, (w) => prepare(w, deps, now).catch(retryOn(w, deps.log)));
+    // 2. One forward pass.
+    const toExtract = chunk.filter((w) => w.outcome === undefined && w.input !== undefined);
+    if (toExtract.length > 0) {
+      const t0 = performance.now();
+      try {
+        const vectors = await deps.extractor.extractBatch(toExtract.map((w) => w.input as Float32Array));
+        toExtract.forEach((w, j) => {
+          w.vector = vectors[j];
+        });
+      } catch (err) {
+        for (const w of toExtract) retryOn(w, deps.log)(err);
+      } finally {
+        forwardMs += performance.now() - t0;
+      }
     }
+    for (const w of chunk) w.input = undefined;
+    // 3. Write objects (one PUT each).
+    await mapWithConcurrency(chunk, concurrency, (w) => write(w, deps, now).catch(retryOn(w, deps.log)));
   }
 
-  // 3. Write objects (one PUT each), then 4. announce them.
-  await mapWithConcurrency(works, concurrency, (w) => write(w, deps, now).catch(retryOn(w, deps.log)));
+  // 4. Announce them, after every object exists.
   await sendMessages(
     works.filter((w) => w.message !== undefined && w.outcome?.status !== 'retry'),
     deps,
@@ -240,7 +244,7 @@ async function prepare(w: Work, deps: ExtractDeps, now: () => Date): Promise<voi
     if (err instanceof NotFoundError) {
       // Deleted since the event: nothing to extract, and retrying cannot help.
       w.outcome = { status: 'skipped', cause: 'vanished' };
-      deps.log.info('image no longer exists; skipped', { key: w.key });
+      deps.log.debug('image no longer exists; skipped', { key: w.key });
       return;
     }
     throw err;
