@@ -209,8 +209,9 @@ export class TlearnStack extends Stack {
 
     // Training side first: start-training and the API need the state machine's ARN.
     const checkReadiness = make('check-readiness', { ...featureEnv });
+    // train-head loads no model; the model settings tell it which feature spec to train on.
     const trainHead = make('train-head', {
-      ...featureEnv,
+      ...modelEnv,
       [ENV.REFIT_ON_ALL]: String(props.training?.refitOnAll ?? false),
     });
     const promoteModel = make('promote-model', { [ENV.BUCKET]: bucket.bucketName });

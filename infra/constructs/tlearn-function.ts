@@ -7,9 +7,14 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
 
-/** Powertools settings every function gets (metrics namespace of the dashboard). */
+import { METRICS_NAMESPACE } from '../../functions/shared/powertools.ts';
+
+/**
+ * Powertools settings every function gets. The metrics namespace is the one the handlers pass to
+ * Powertools (which wins over the environment), imported so the dashboard cannot drift from it.
+ */
 export const POWERTOOLS_SERVICE_NAME = 'tlearn';
-export const METRICS_NAMESPACE = 'Tlearn';
+export { METRICS_NAMESPACE };
 
 /**
  * The container image's build context (the repo root) as a Docker ignore allowlist: everything is
@@ -127,6 +132,8 @@ export class TlearnFunction extends Construct {
       POWERTOOLS_SERVICE_NAME,
       POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
       POWERTOOLS_LOG_LEVEL: props.logLevel ?? 'INFO',
+      // Stack traces through the bundles' source maps (the image sets it in its Dockerfile).
+      ...(props.kind === 'bundled' ? { NODE_OPTIONS: '--enable-source-maps' } : {}),
       ...props.environment,
     };
     const common = {

@@ -2,6 +2,7 @@ import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BINARY_MEDIA_TYPES } from '../../infra/constructs/prediction-api.ts';
+import { METRICS_NAMESPACE } from '../../infra/constructs/tlearn-function.ts';
 import { IMAGE_BASE_MODEL_URI, type TlearnStack } from '../../infra/stack.ts';
 import { ENV } from '../../lib/config.ts';
 import { createTestApp, createTestStack, type TestApp } from './synth.ts';
@@ -260,7 +261,8 @@ describe('functions', () => {
       });
       expect((props.Environment as { Variables: Record<string, unknown> }).Variables).toMatchObject({
         POWERTOOLS_SERVICE_NAME: 'tlearn',
-        POWERTOOLS_METRICS_NAMESPACE: 'Tlearn',
+        POWERTOOLS_METRICS_NAMESPACE: METRICS_NAMESPACE,
+        NODE_OPTIONS: '--enable-source-maps',
         [ENV.BUCKET]: { Ref: logicalId(defaults, defaults.data.bucket) },
       });
     }
@@ -288,7 +290,12 @@ describe('functions', () => {
       [ENV.STATE_MACHINE_ARN]: smArn,
       [ENV.TRAIN_WINDOW_SECONDS]: '300',
     });
-    expect(vars('train-head')).toMatchObject({ [ENV.REFIT_ON_ALL]: 'false' });
+    expect(vars('train-head')).toMatchObject({
+      [ENV.REFIT_ON_ALL]: 'false',
+      [ENV.POOLING]: 'flatten',
+      [ENV.INPUT_SIZE]: '150',
+      [ENV.BASE_MODEL_URI]: IMAGE_BASE_MODEL_URI,
+    });
     for (const name of Object.keys(defaults.functions) as Array<keyof TlearnStack['functions']>) {
       expect(vars(name)).not.toHaveProperty('AWS_REGION');
     }
@@ -484,7 +491,7 @@ describe('monitoring', () => {
     ]) {
       expect(body).toContain(metric);
     }
-    expect(body).toContain('Namespace=\\\\\\"Tlearn\\\\\\"');
+    expect(body).toContain(`Namespace=\\\\\\"${METRICS_NAMESPACE}\\\\\\"`);
   });
 });
 
