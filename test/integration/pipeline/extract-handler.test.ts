@@ -215,7 +215,7 @@ describe('extract-features handler (emulated S3 + SQS, real random-weight VGG16 
     expect(msg).toMatchObject({ imageKey: key, label: 'chat noir' });
   });
 
-  it('skips keys that are not usable image names and the s3:TestEvent, without failing', async () => {
+  it('skips unusable keys, other buckets, the s3:TestEvent and unparsable bodies, without failing', async () => {
     const refs: PutRef[] = [];
     for (const key of [
       'datasets/Bad_Name/cat/1.png',
@@ -224,6 +224,8 @@ describe('extract-features handler (emulated S3 + SQS, real random-weight VGG16 
     ]) {
       refs.push(await putImage(key, await makeImage('png', { seed: 9 })));
     }
+    const usable = await putImage('datasets/pets/cat/elsewhere.png', await makeImage('png', { seed: 9 }));
+    refs.push({ ...usable, bucket: 'someone-elses-bucket' });
     const event = s3PutEvent(refs, emu.bucket);
     const testEvent = loadEvent<SQSEvent>('s3-test-event-in-sqs.json');
     event.Records.push(...testEvent.Records);
