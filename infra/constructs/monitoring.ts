@@ -15,6 +15,9 @@ export const APP_METRICS = {
   predictions: 'Predictions',
   predictionLatencyMs: 'PredictionLatencyMs',
   trainingAccuracy: 'TrainingAccuracy',
+  /** What train-head emits today (percent on the holdout); shown next to TrainingAccuracy. */
+  holdoutAccuracy: 'HoldoutAccuracy',
+  trainingsStarted: 'TrainingsStarted',
 } as const;
 
 export interface MonitoredQueue {
@@ -148,10 +151,14 @@ export class Monitoring extends Construct {
           widget(
             'Training',
             [
+              app(APP_METRICS.trainingsStarted, 'Sum', 'started'),
               props.stateMachine.metricSucceeded({ period, label: 'succeeded' }),
               props.stateMachine.metricFailed({ period, label: 'failed' }),
             ],
-            [app(APP_METRICS.trainingAccuracy, 'Maximum', 'accuracy')],
+            [
+              app(APP_METRICS.trainingAccuracy, 'Maximum', 'accuracy'),
+              app(APP_METRICS.holdoutAccuracy, 'Maximum', 'holdout accuracy %'),
+            ],
           ),
           widget(
             'Functions',

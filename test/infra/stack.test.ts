@@ -486,6 +486,8 @@ describe('monitoring', () => {
       'Predictions',
       'PredictionLatencyMs',
       'TrainingAccuracy',
+      'HoldoutAccuracy',
+      'TrainingsStarted',
       'ApproximateNumberOfMessagesVisible',
       'Latency',
     ]) {
