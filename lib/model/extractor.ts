@@ -4,6 +4,7 @@ import { ValidationError } from '../errors.ts';
 import { type Log, silentLog } from '../util/log.ts';
 import { selectBackend } from './backend.ts';
 import {
+  DEFAULT_RESIZE,
   type FeatureSpec,
   featureDims,
   POOLINGS,
@@ -18,8 +19,7 @@ import { loadWeights, setVgg16Weights } from './weights.ts';
 /** Largest input size accepted (as TLEARN_INPUT_SIZE). */
 export const MAX_INPUT_SIZE = 1024;
 
-/** Resize kernel recorded in the spec when the caller does not say (the spec.ts example's). */
-export const DEFAULT_RESIZE: ResizeKernel = 'bilinear';
+export { DEFAULT_RESIZE } from './spec.ts';
 
 /** Options of `loadExtractor`. */
 export interface LoadExtractorOptions {

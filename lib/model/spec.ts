@@ -22,6 +22,9 @@ export interface FeatureSpec {
   resize: ResizeKernel;
 }
 
+/** Resize kernel recorded in the spec when nobody says otherwise (extractor and trainer agree on it). */
+export const DEFAULT_RESIZE: ResizeKernel = 'bilinear';
+
 /** Default input size of the original recipe. */
 export const DEFAULT_INPUT_SIZE = 150;
 

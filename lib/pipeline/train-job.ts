@@ -3,7 +3,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { ModelConfig, TrainingConfig } from '../config.ts';
 import { describeError, InsufficientDataError, NotFoundError, SpecMismatchError } from '../errors.ts';
 import { decodeNpy } from '../features/npy.ts';
-import { type FeatureSpec, featureDims, parseSpec } from '../model/spec.ts';
+import { DEFAULT_RESIZE, type FeatureSpec, featureDims, parseSpec } from '../model/spec.ts';
 import { modelFileKey, newModelVersion } from '../storage/keys.ts';
 import { getObject, putJson, putObject } from '../storage/s3.ts';
 import { type ModelDocument, type ReportDocument, renderReportHtml } from '../training/model-document.ts';
@@ -20,11 +20,8 @@ import { type ImageEntry, scanDataset } from './readiness.ts';
  * version that has a `model.json` is complete (promote relies on it).
  */
 
-/**
- * The resize kernel the extractor records in its spec (lib/model/extractor.ts `DEFAULT_RESIZE`;
- * a test keeps them equal), repeated so the trainer does not bundle tfjs for one constant.
- */
-export const EXTRACTOR_RESIZE: FeatureSpec['resize'] = 'bilinear';
+/** The resize kernel the extractor records in its spec (defined in spec.ts so no tfjs is bundled). */
+export const EXTRACTOR_RESIZE: FeatureSpec['resize'] = DEFAULT_RESIZE;
 
 /** What the trainer should treat as the deployment's feature spec (fields that are known). */
 export type SpecExpectation = Partial<Pick<FeatureSpec, 'weights' | 'input' | 'pooling' | 'resize'>>;

@@ -83,7 +83,14 @@ export async function putObject(
   bucket: string,
   key: string,
   body: Uint8Array | string,
-  opts: { contentType?: string; metadata?: Record<string, string> } = {},
+  opts: {
+    contentType?: string;
+    metadata?: Record<string, string>;
+    /** Write only if the current object has this ETag (S3 conditional write; 412 otherwise). */
+    ifMatch?: string;
+    /** `'*'`: write only if no object exists at the key. */
+    ifNoneMatch?: '*';
+  } = {},
 ): Promise<{ etag: string }> {
   const out = await s3.send(
     new PutObjectCommand({
@@ -92,9 +99,26 @@ export async function putObject(
       Body: body,
       ContentType: opts.contentType,
       Metadata: opts.metadata,
+      ...(opts.ifMatch !== undefined ? { IfMatch: `"${normalizeEtag(opts.ifMatch)}"` } : {}),
+      ...(opts.ifNoneMatch !== undefined ? { IfNoneMatch: opts.ifNoneMatch } : {}),
     }),
   );
   return { etag: normalizeEtag(out.ETag) };
+}
+
+/**
+ * Whether an error is S3's answer to a failed conditional write (412 PreconditionFailed, or 409
+ * ConditionalRequestConflict when a concurrent conditional write won): the caller re-reads and decides again.
+ */
+export function isConditionFailed(err: unknown): boolean {
+  if (!(err instanceof S3ServiceException)) return false;
+  const status = err.$metadata.httpStatusCode;
+  return (
+    err.name === 'PreconditionFailed' ||
+    err.name === 'ConditionalRequestConflict' ||
+    status === 412 ||
+    status === 409
+  );
 }
 
 /** Reads and validates a JSON object; NotFoundError when absent, TlearnError when it does not parse. */

@@ -10,6 +10,7 @@ import {
   putJson,
   putObject,
 } from '../../../lib/storage/s3.ts';
+import { mapWithConcurrency } from '../../../lib/util/concurrency.ts';
 import { type Emulator, startEmulator } from '../../helpers/emulator.ts';
 
 describe('S3 helpers against the emulator', () => {
