@@ -226,3 +226,27 @@ describe('fitLogisticRegression input checks', () => {
     );
   });
 });
+
+describe('fitLogisticRegression with odd values', () => {
+  it('treats -0 like 0 in the CSR copy', () => {
+    const p = problem('sparse_default');
+    const { X, y } = matrixOf(p);
+    const negZero = Float32Array.from(X.data, (v) => (v === 0 ? -0 : v));
+    const opts = { C: 1, maxIter: 100, tol: 1e-4, threads: 1, storage: 'csr' as const };
+
+    const a = fitLogisticRegression(X, y, 4, opts);
+    const b = fitLogisticRegression({ ...X, data: negZero }, y, 4, opts);
+
+    expect(b.coef).toEqual(a.coef);
+  });
+
+  it('refuses NaN or infinite features with a message that says so', () => {
+    const data = new Float32Array([1, 0, 0, 1, Number.NaN, 1, 0, 0]);
+    const y = new Int32Array([0, 1, 0, 1]);
+
+    for (const storage of ['csr', 'dense'] as const)
+      expect(() =>
+        fitLogisticRegression({ data, n: 4, d: 2 }, y, 2, { C: 1, maxIter: 5, tol: 1e-4, storage }),
+      ).toThrow(/NaN or infinite/);
+  });
+});
