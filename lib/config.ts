@@ -50,6 +50,9 @@ export const ENV = {
   AWS_TIMEOUT_MS: 'TLEARN_AWS_TIMEOUT_MS',
 } as const;
 
+/** CloudWatch namespace of every metric the functions emit (the dashboard reads the same). */
+export const METRICS_NAMESPACE = 'Tlearn';
+
 type Env = Record<string, string | undefined>;
 
 function read<S extends z.ZodTypeAny>(env: Env, name: string, schema: S): z.output<S> {

@@ -4,6 +4,7 @@ import { Metrics } from '@aws-lambda-powertools/metrics';
 import { logMetrics } from '@aws-lambda-powertools/metrics/middleware';
 import middy, { type MiddyfiedHandler } from '@middy/core';
 import type { Context } from 'aws-lambda';
+import { METRICS_NAMESPACE } from '../../lib/config.ts';
 import type { Log } from '../../lib/util/log.ts';
 
 /**
@@ -13,8 +14,8 @@ import type { Log } from '../../lib/util/log.ts';
  * `POWERTOOLS_METRICS_DISABLED`, `POWERTOOLS_DEV`); nothing here reads process.env.
  */
 
-/** CloudWatch namespace of every custom metric. */
-export const METRICS_NAMESPACE = 'tlearn';
+/** CloudWatch namespace of every custom metric (defined in lib/config.ts, shared with infra). */
+export { METRICS_NAMESPACE };
 
 /** Logger + metrics of one function. */
 export interface Observability {

@@ -41,6 +41,6 @@ export const handler = withObservability(async (event: unknown, _ctx: Context): 
   });
   obs.metrics.addMetric('TrainingSamples', MetricUnit.Count, r.nTrain + r.nTest);
   obs.metrics.addMetric('TrainingMs', MetricUnit.Milliseconds, r.timingsMs.total);
-  if (r.accuracy !== null) obs.metrics.addMetric('HoldoutAccuracy', MetricUnit.Percent, r.accuracy * 100);
+  if (r.accuracy !== null) obs.metrics.addMetric('TrainingAccuracy', MetricUnit.Percent, r.accuracy * 100);
   return r;
 }, obs);

@@ -14,9 +14,8 @@ export const APP_METRICS = {
   extractionMs: 'ExtractionMs',
   predictions: 'Predictions',
   predictionLatencyMs: 'PredictionLatencyMs',
+  /** Holdout accuracy of each training, percent (train-head). */
   trainingAccuracy: 'TrainingAccuracy',
-  /** What train-head emits today (percent on the holdout); shown next to TrainingAccuracy. */
-  holdoutAccuracy: 'HoldoutAccuracy',
   trainingsStarted: 'TrainingsStarted',
 } as const;
 
@@ -155,10 +154,7 @@ export class Monitoring extends Construct {
               props.stateMachine.metricSucceeded({ period, label: 'succeeded' }),
               props.stateMachine.metricFailed({ period, label: 'failed' }),
             ],
-            [
-              app(APP_METRICS.trainingAccuracy, 'Maximum', 'accuracy'),
-              app(APP_METRICS.holdoutAccuracy, 'Maximum', 'holdout accuracy %'),
-            ],
+            [app(APP_METRICS.trainingAccuracy, 'Maximum', 'holdout accuracy %')],
           ),
           widget(
             'Functions',

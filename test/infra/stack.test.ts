@@ -486,7 +486,6 @@ describe('monitoring', () => {
       'Predictions',
       'PredictionLatencyMs',
       'TrainingAccuracy',
-      'HoldoutAccuracy',
       'TrainingsStarted',
       'ApproximateNumberOfMessagesVisible',
       'Latency',
