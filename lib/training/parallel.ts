@@ -194,7 +194,7 @@ export function createBlockEvaluator(data: RowData, K: number, threads: number):
   const blockLoss = sharable
     ? new Float64Array(new SharedArrayBuffer(N_BLOCKS * 8))
     : new Float64Array(N_BLOCKS);
-  const wx = data.csr ? instantiateSparseKernel(data.csr.memory) : null;
+  const wx = data.csr ? instantiateSparseKernel(data.csr.memory, K) : null;
   const plain = {
     dense: data.dense,
     d: data.d,
@@ -225,7 +225,7 @@ export function createBlockEvaluator(data: RowData, K: number, threads: number):
       ctl,
       T: wantThreads,
       memory: data.csr?.memory ?? null,
-      module: data.csr ? sparseKernelModule() : null,
+      module: data.csr ? sparseKernelModule(K) : null,
       // Dense rows: the shared work arrays themselves; CSR: views are rebuilt from the memory.
       ws: data.csr ? { layout: ws.layout } : ws,
       len,

@@ -14,7 +14,8 @@
  *   summed as (a0 + a1) + (a2 + a3), exactly like `lossGradBlock`'s JavaScript loop;
  * - `axpy1(p, end, idxPtr, valPtr, gPtr, r)`: g[idx[q]] += r·val[q];
  * - `dotK(p, end, idxPtr, valPtr, wPtr, K, zPtr)`: z[k] += val[q]·w[idx[q]·K + k] for k < K;
- * - `axpyK(p, end, idxPtr, valPtr, gPtr, K, rPtr)`: g[idx[q]·K + k] += r[k]·val[q].
+ * - `axpyK(p, end, idxPtr, valPtr, gPtr, K, rPtr)`: g[idx[q]·K + k] += r[k]·val[q]
+ *   (both unrolled for the K the module was made for, see {@link sparseKernelBytes}).
  */
 
 // LEB128 encodings and vectors of the binary format.
@@ -217,8 +218,67 @@ function rowK(isAxpy: boolean): number[] {
   ]);
 }
 
-/** Bytes of the module; it imports its memory as `env.mem` (shared, up to 4 GiB). */
-export function sparseKernelBytes(): Uint8Array {
+/** Outputs up to which `dotK`/`axpyK` are unrolled with the K accumulators in locals. */
+export const MAX_UNROLLED_K = 32;
+
+// Unrolled for a fixed K: the K running sums (dotK) or residuals (axpyK) live in locals instead
+// of memory, and the K weights of a feature are read at constant offsets. Same operations in
+// the same order as the loop version. Params as rowK; locals ip 7, vp 8, base 9, v 10: f64,
+// acc 11..11+K-1: f64.
+function rowKUnrolled(K: number, isAxpy: boolean): number[] {
+  const f = new Body();
+  const acc = (k: number) => 11 + k;
+  f.get(2).get(0).i32(1).op(OP.i32shl, OP.i32add).set(7);
+  f.get(3).get(0).i32(2).op(OP.i32shl, OP.i32add).set(8);
+  for (let k = 0; k < K; k++)
+    f.get(6)
+      .mem(OP.f64load, 3, 8 * k)
+      .set(acc(k));
+  f.op(OP.block, OP.void, OP.loop, OP.void);
+  f.get(0).get(1).op(OP.i32geu, OP.brIf, 1);
+  f.get(8).mem(OP.f32load, 2, 0).op(OP.promote).set(10);
+  f.get(4)
+    .get(7)
+    .mem(OP.load16u, 1, 0)
+    .i32(K * 8)
+    .op(OP.i32mul, OP.i32add)
+    .set(9);
+  for (let k = 0; k < K; k++) {
+    if (isAxpy) {
+      // g[base + 8k] = g[base + 8k] + r_k·v
+      f.get(9);
+      f.get(9).mem(OP.f64load, 3, 8 * k);
+      f.get(acc(k)).get(10).op(OP.f64mul, OP.f64add);
+      f.mem(OP.f64store, 3, 8 * k);
+    } else {
+      // z_k = z_k + v·w[base + 8k]
+      f.get(acc(k))
+        .get(10)
+        .get(9)
+        .mem(OP.f64load, 3, 8 * k)
+        .op(OP.f64mul, OP.f64add)
+        .set(acc(k));
+    }
+  }
+  f.inc(0, 1).inc(7, 2).inc(8, 4);
+  f.op(OP.br, 0, OP.end, OP.end);
+  if (!isAxpy)
+    for (let k = 0; k < K; k++)
+      f.get(6)
+        .get(acc(k))
+        .mem(OP.f64store, 3, 8 * k);
+  return f.encode([
+    [3, I32],
+    [1 + K, F64],
+  ]);
+}
+
+/**
+ * Bytes of the module; it imports its memory as `env.mem` (shared, up to 4 GiB). With
+ * 3 ≤ K ≤ MAX_UNROLLED_K, `dotK`/`axpyK` are specialized for that K (the K argument is then
+ * ignored); otherwise they loop over any K.
+ */
+export function sparseKernelBytes(K = 0): Uint8Array {
   const t5 = [0x60, ...vec([[I32], [I32], [I32], [I32], [I32]]), ...vec([[F64]])];
   const t6 = [0x60, ...vec([[I32], [I32], [I32], [I32], [I32], [F64]]), ...vec([])];
   const t7 = [0x60, ...vec([[I32], [I32], [I32], [I32], [I32], [I32], [I32]]), ...vec([])];
@@ -235,7 +295,16 @@ export function sparseKernelBytes(): Uint8Array {
       [...name('axpyK'), 0x00, 3],
     ]),
   );
-  const code = section(10, vec([dot1(), axpy1(), rowK(false), rowK(true)]));
+  const unrolled = K >= 3 && K <= MAX_UNROLLED_K;
+  const code = section(
+    10,
+    vec([
+      dot1(),
+      axpy1(),
+      unrolled ? rowKUnrolled(K, false) : rowK(false),
+      unrolled ? rowKUnrolled(K, true) : rowK(true),
+    ]),
+  );
   return new Uint8Array([
     0x00,
     0x61,
@@ -278,12 +347,17 @@ interface WasmApi {
 }
 const wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 
-let compiled: WasmModule | null = null;
+const compiled = new Map<number, WasmModule>();
 
-/** The compiled module (compiled once per process; it is ~600 bytes). */
-export function sparseKernelModule(): WasmModule {
-  compiled ??= new wasm.Module(sparseKernelBytes());
-  return compiled;
+/** The compiled module for K outputs (compiled once per K and process; a few KB at most). */
+export function sparseKernelModule(K: number): WasmModule {
+  const key = K >= 3 && K <= MAX_UNROLLED_K ? K : 0;
+  let m = compiled.get(key);
+  if (!m) {
+    m = new wasm.Module(sparseKernelBytes(key));
+    compiled.set(key, m);
+  }
+  return m;
 }
 
 /** WebAssembly pages (64 KiB) a shared memory may have: 4 GiB. */
@@ -294,8 +368,8 @@ export function createSharedMemory(pages: number): WasmMemory {
   return new wasm.Memory({ initial: pages, maximum: pages, shared: true });
 }
 
-/** Instantiates the kernel on a shared memory. */
-export function instantiateSparseKernel(memory: WasmMemory): SparseKernel {
-  const instance = new wasm.Instance(sparseKernelModule(), { env: { mem: memory } });
+/** Instantiates the kernel for K outputs on a shared memory. */
+export function instantiateSparseKernel(memory: WasmMemory, K: number): SparseKernel {
+  const instance = new wasm.Instance(sparseKernelModule(K), { env: { mem: memory } });
   return instance.exports as SparseKernel;
 }

@@ -250,3 +250,26 @@ describe('fitLogisticRegression with odd values', () => {
       ).toThrow(/NaN or infinite/);
   });
 });
+
+describe('fitLogisticRegression with many classes', () => {
+  it('gives the same fit through the looping WebAssembly kernel (K > 32) as through the dense loops', () => {
+    const K = 33;
+    const n = 2 * K;
+    const d = 6;
+    const data = new Float32Array(n * d);
+    const y = new Int32Array(n);
+    for (let i = 0; i < n; i++) {
+      y[i] = i % K;
+      for (let j = 0; j < d; j++)
+        data[i * d + j] = ((i * 7 + j * 3) % 5 === 0 ? 0 : Math.sin(i + j * K)) ** 2;
+    }
+    const opts = { C: 1, maxIter: 30, tol: 1e-6, threads: 1 };
+
+    const csr = fitLogisticRegression({ data, n, d }, y, K, { ...opts, storage: 'csr' });
+    const dense = fitLogisticRegression({ data, n, d }, y, K, { ...opts, storage: 'dense' });
+
+    expect(csr.coef.length).toBe(K);
+    expect(csr.coef).toEqual(dense.coef);
+    expect(csr.intercept).toEqual(dense.intercept);
+  });
+});
