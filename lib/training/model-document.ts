@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { ValidationError } from '../errors.ts';
+import { isRandomWeights } from '../model/spec.ts';
 import { checkHead } from './head.ts';
 import { formatFixed } from './metrics.ts';
 import type { Head } from './types.ts';
@@ -162,6 +163,15 @@ export function headFromModelDocument(doc: ModelDocument): Head {
   };
 }
 
+/** Whether a spec string names seeded random weights; false for specs that do not parse. */
+export function specIsRandom(spec: string): boolean {
+  try {
+    return isRandomWeights(spec);
+  } catch {
+    return false; // not a parseable spec: it cannot claim random weights
+  }
+}
+
 function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
@@ -190,6 +200,10 @@ code{font-size:12px}
 </style></head><body>
 <h1>${e(title)}</h1>
 <p>Spec <code>${e(report.spec)}</code> · trained ${e(report.trainedAt)}</p>`);
+  if (specIsRandom(report.spec))
+    parts.push(
+      '<p class="note"><strong>Demo model:</strong> these features come from seeded random VGG16 weights, not ImageNet ones.</p>',
+    );
   if (report.note) parts.push(`<p class="note">${e(report.note)}</p>`);
   parts.push(`<h2>Summary</h2>
 <table><tbody>

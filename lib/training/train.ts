@@ -1,10 +1,9 @@
 import { InsufficientDataError, ValidationError } from '../errors.ts';
-import { isRandomWeights } from '../model/spec.ts';
 import type { Log } from '../util/log.ts';
 import { argmaxRows, headFromFit, predictProba } from './head.ts';
 import { type FitDetails, fitLogisticRegression } from './logistic.ts';
 import { classificationReport, confusionMatrix, logLoss } from './metrics.ts';
-import type { ModelDocument, ReportDocument } from './model-document.ts';
+import { type ModelDocument, type ReportDocument, specIsRandom } from './model-document.ts';
 import { stratifiedSplit } from './split.ts';
 import { DEFAULT_FIT_OPTIONS, type FitOptions, type Matrix } from './types.ts';
 
@@ -276,13 +275,4 @@ function evaluate(
 
 function round(ms: number): number {
   return Math.round(ms * 10) / 10;
-}
-
-function specIsRandom(spec: string): boolean {
-  try {
-    return isRandomWeights(spec);
-  } catch {
-    // Not a parseable spec (e.g. features made elsewhere): it cannot claim random weights.
-    return false;
-  }
 }

@@ -180,6 +180,7 @@ describe('model and report documents', () => {
     expect(html).toContain('&#60;script&#62;alert(1)&#60;/script&#62;');
     expect(html).toContain('dog &#38; co');
     expect(html).toContain('Confusion matrix');
+    expect(html).toContain('seeded random VGG16 weights');
     expect(html).not.toMatch(/src=|href=/);
   });
 });
