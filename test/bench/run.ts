@@ -1,0 +1,236 @@
+/**
+ * `npm run bench`: the benchmark suite of issue 6. Prints a table, writes `bench/results.json`,
+ * judges the issue's targets. Never part of `npm test`. See docs/BENCHMARKS.md.
+ *
+ *   npm run bench                       full run (15-25 min on 2 cores)
+ *   npm run bench -- --quick            about a minute: for a before/after check of one change
+ *   npm run bench -- --only fit,decode  a subset (names, groups or name prefixes)
+ *   npm run bench -- --help
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { createFixtures } from './lib/fixtures.ts';
+import { loadAverage, machineHeader } from './lib/machine.ts';
+import {
+  evaluateTargets,
+  REFERENCE_DECODE_MS,
+  REFERENCE_FORWARD_MS,
+  REFERENCE_SKLEARN_FIT,
+} from './lib/reference.ts';
+import {
+  formatNumber,
+  headerLines,
+  markdownTable,
+  markdownTargets,
+  targetLines,
+  textTable,
+} from './lib/table.ts';
+import type { BenchContext, BenchMode, Benchmark, Figure } from './lib/types.ts';
+import { createSuite } from './suites.ts';
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+/** Format version of results.json. */
+const RESULTS_FORMAT = 'tlearn-bench/1';
+
+function help(benchmarks: readonly Benchmark[]): string {
+  const rows = benchmarks.map(
+    (b) => `  ${b.name.padEnd(34)} ${b.quick ? 'Q' : ' '}${b.byDefault ? ' ' : '+'} ${b.describe}`,
+  );
+  return `usage: npm run bench -- [options]
+
+Measures decode, forward pass, tlearn extract, fit, API latency and cold start. Each figure is the
+median of repeated runs after a warm-up, with min, max and the peak RSS of the process that did
+the work. Writes bench/results.json and prints a table (stderr: progress).
+
+options:
+  --quick            small sizes and few repetitions (about a minute; Q below)
+  --only NAMES       comma-separated benchmark names, groups (decode, forward, extract, fit, api)
+                     or name prefixes (forward-wasm); includes opt-in benchmarks (+ below)
+  --reps N           repetitions of every benchmark (overrides the defaults)
+  --out FILE         results file (default bench/results.json)
+  --markdown         print the table and targets as Markdown (for docs/BENCHMARKS.md)
+  --verbose          show the children's stderr
+  -h, --help         this help
+
+benchmarks (Q: in --quick, +: opt-in, only with --only):
+${rows.join('\n')}
+
+exit codes: 0 every selected benchmark ran, 1 a benchmark failed, 2 usage error`;
+}
+
+/** Whether `--only` tokens select a benchmark. */
+function selects(tokens: readonly string[], b: Pick<Benchmark, 'name' | 'group'>): boolean {
+  return tokens.some(
+    (t) => t === b.name || t === b.group || b.name.startsWith(`${t}-`) || t.startsWith(`${b.name}-`),
+  );
+}
+
+function usageError(message: string): never {
+  process.stderr.write(`bench: ${message} (see --help)\n`);
+  process.exit(2);
+}
+
+async function main(argv: string[]): Promise<number> {
+  const suite = createSuite();
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        quick: { type: 'boolean' },
+        only: { type: 'string' },
+        reps: { type: 'string' },
+        out: { type: 'string' },
+        markdown: { type: 'boolean' },
+        verbose: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (err) {
+    usageError(err instanceof Error ? err.message : String(err));
+  }
+  if (values.help) {
+    process.stdout.write(`${help(suite.benchmarks)}\n`);
+    return 0;
+  }
+  const reps = values.reps === undefined ? undefined : Number(values.reps);
+  if (reps !== undefined && !(Number.isInteger(reps) && reps >= 1 && reps <= 1000)) {
+    usageError(`--reps must be a whole number 1-1000 (got '${String(values.reps)}')`);
+  }
+  const mode: BenchMode = {
+    quick: values.quick === true,
+    verbose: values.verbose === true,
+    ...(reps ? { reps } : {}),
+  };
+  const tokens =
+    typeof values.only === 'string'
+      ? values.only
+          .split(',')
+          .map((s) => s.trim())
+          .filter(Boolean)
+      : [];
+  const selected = suite.benchmarks.filter((b) =>
+    tokens.length > 0 ? selects(tokens, b) : mode.quick ? b.quick : b.byDefault,
+  );
+  const unknown = tokens.filter((t) => !suite.benchmarks.some((b) => selects([t], b)));
+  if (unknown.length > 0) usageError(`no benchmark matches ${unknown.map((t) => `'${t}'`).join(', ')}`);
+
+  const outFile = resolve(typeof values.out === 'string' ? values.out : join(ROOT, 'bench', 'results.json'));
+  const workDir = join(ROOT, '.tlearn', 'bench');
+  await mkdir(workDir, { recursive: true });
+  const started = performance.now();
+  const progress = (m: string) => {
+    const s = ((performance.now() - started) / 1000).toFixed(0).padStart(4);
+    process.stderr.write(`[bench ${s}s] ${m}\n`);
+  };
+  const header = machineHeader(ROOT);
+  const modeName = mode.quick ? 'quick' : 'full';
+  for (const line of headerLines(header, modeName)) progress(line);
+
+  const ctx: BenchContext = {
+    mode,
+    root: ROOT,
+    workDir,
+    progress,
+    reps: (full, quick) => mode.reps ?? (mode.quick ? quick : full),
+    fixtures: createFixtures({ root: ROOT, workDir, verbose: mode.verbose, progress }),
+  };
+
+  const figures: Figure[] = [];
+  try {
+    for (const [i, b] of selected.entries()) {
+      progress(`▶ ${b.name} (${i + 1}/${selected.length}): ${b.describe}`);
+      const t = performance.now();
+      let produced: Figure[];
+      try {
+        produced = await b.run(ctx);
+      } catch (err) {
+        const message = err instanceof Error ? err.message : String(err);
+        produced = [
+          {
+            name: b.name,
+            group: b.group,
+            title: b.describe,
+            unit: '',
+            better: 'lower',
+            status: 'failed',
+            error: message,
+          },
+        ];
+      }
+      const wallMs = Math.round(performance.now() - t);
+      for (const f of produced) {
+        f.wallMs = wallMs;
+        figures.push(f);
+        if (f.status === 'ok' && f.summary) {
+          progress(
+            `  ${f.name}: ${formatNumber(f.summary.median)} ${f.unit} (min ${formatNumber(f.summary.min)}, max ${formatNumber(
+              f.summary.max,
+            )}, ${f.summary.n} runs)${f.peakRssMB ? `, peak RSS ${f.peakRssMB} MB` : ''}`,
+          );
+        } else {
+          progress(`  ${f.name}: ${f.status.toUpperCase()}: ${f.error ?? ''}`);
+        }
+      }
+    }
+  } finally {
+    await suite.cleanup();
+  }
+
+  header.loadAverageEnd = loadAverage();
+  // Tensor backends / engines only (decode is always sharp; the fit's column holds its storage).
+  header.backends = [
+    ...new Set(
+      figures
+        .filter((f) => f.status === 'ok' && f.backend && ['forward', 'extract', 'api'].includes(f.group))
+        .map((f) => f.backend as string),
+    ),
+  ];
+  const targets = evaluateTargets(figures);
+  const failed = figures.filter((f) => f.status === 'failed');
+  const results = {
+    format: RESULTS_FORMAT,
+    mode: modeName,
+    argv,
+    header,
+    totalWallMs: Math.round(performance.now() - started),
+    figures,
+    targets,
+    references: {
+      forwardMsPerImage150Batch1: REFERENCE_FORWARD_MS,
+      decode500x375To150Ms: REFERENCE_DECODE_MS,
+      sklearnFit20000x8192Binary: REFERENCE_SKLEARN_FIT,
+    },
+    failed: failed.map((f) => f.name),
+  };
+  await mkdir(dirname(outFile), { recursive: true });
+  await writeFile(outFile, `${JSON.stringify(results, null, 2)}\n`);
+
+  const shown = figures.filter((f) => f.status !== 'skipped');
+  const skipped = figures.filter((f) => f.status === 'skipped');
+  const lines: string[] = [];
+  if (values.markdown) {
+    lines.push(...headerLines(header, modeName).map((l) => `${l}  `), '', markdownTable(shown), '');
+    if (skipped.length)
+      lines.push(`Skipped: ${skipped.map((f) => `\`${f.name}\` (${f.error ?? ''})`).join('; ')}`, '');
+    lines.push(markdownTargets(targets));
+  } else {
+    lines.push(...headerLines(header, modeName), '', textTable(shown));
+    if (skipped.length) lines.push('', ...skipped.map((f) => `skipped ${f.name}: ${f.error ?? ''}`));
+    lines.push('', 'targets (issue 6):', ...targetLines(targets));
+  }
+  process.stdout.write(`${lines.join('\n')}\n`);
+  progress(`results written to ${outFile} (${Math.round((performance.now() - started) / 1000)} s)`);
+  if (failed.length > 0) {
+    progress(`${failed.length} benchmark(s) failed: ${failed.map((f) => f.name).join(', ')}`);
+    return 1;
+  }
+  return 0;
+}
+
+process.exitCode = await main(process.argv.slice(2));

@@ -1,0 +1,424 @@
+/**
+ * Every benchmark of `npm run bench`, with its sizes in full and `--quick` mode. Each returns one
+ * or more figures (median/min/max over repeated runs after warm-up, peak RSS of the process that
+ * did the work). Heavy work runs in child processes (`worker.ts`, the `tlearn` CLI,
+ * `api-server.ts`).
+ */
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Pooling } from '../../lib/model/spec.ts';
+import {
+  type ApiBenchEnv,
+  type ApiServerMode,
+  benchColdStart,
+  benchLatency,
+  startApiBenchEnv,
+} from './api.ts';
+import { ChildRunError, kbToMB, type ProcessUsage, runWorker, spawnNode } from './lib/child.ts';
+import { countFiles, labelledJpegFolder } from './lib/fixtures.ts';
+import {
+  PYTORCH_MS_PER_IMAGE,
+  REFERENCE_DECODE_MS,
+  REFERENCE_FORWARD_MS,
+  REFERENCE_SKLEARN_FIT,
+  vgg16Gflop,
+} from './lib/reference.ts';
+import { median, roundSig, summarize } from './lib/stats.ts';
+import type { BenchContext, Benchmark, Figure } from './lib/types.ts';
+import type { DecodeParams, Engine, ForwardParams, ForwardResult } from './worker.ts';
+
+type Usage = { usage: ProcessUsage };
+
+function decodeBench(
+  name: string,
+  title: string,
+  image: Pick<DecodeParams, 'format' | 'width' | 'height'>,
+  reps: { full: number; quick: number; warmup: number },
+): Benchmark {
+  return {
+    name,
+    group: 'decode',
+    describe: `${title}: decode + caffe preprocess to 150x150, ms/image`,
+    quick: true,
+    byDefault: true,
+    async run(ctx) {
+      const params: DecodeParams = {
+        ...image,
+        size: 150,
+        warmup: reps.warmup,
+        reps: ctx.reps(reps.full, reps.quick),
+      };
+      const r = await runWorker<{ samplesMs: number[]; bytes: number } & Usage>('decode', params, {
+        cwd: ctx.root,
+        timeoutMs: 300_000,
+        verbose: ctx.mode.verbose,
+      });
+      const isRef = image.format === 'jpeg' && image.width === 500;
+      return [
+        {
+          name,
+          group: 'decode',
+          title: `decode + preprocess ${title} → 150x150 (sharp)`,
+          unit: 'ms/image',
+          better: 'lower',
+          status: 'ok',
+          summary: summarize(r.samplesMs),
+          backend: 'sharp',
+          peakRssMB: kbToMB(r.usage.maxRssKB),
+          params: { ...params, fileKB: Math.round(r.bytes / 1024) },
+          note: `${Math.round(r.bytes / 1024)} KB file${isRef ? `; reference ~${REFERENCE_DECODE_MS} ms` : ''}`,
+        },
+      ];
+    },
+  };
+}
+
+interface ForwardConfig {
+  size: number;
+  pooling: Pooling;
+  batch: number;
+}
+
+const FORWARD_CONFIGS: readonly ForwardConfig[] = [
+  { size: 150, pooling: 'flatten', batch: 1 },
+  { size: 150, pooling: 'flatten', batch: 8 },
+  { size: 224, pooling: 'avg', batch: 1 },
+  { size: 224, pooling: 'avg', batch: 8 },
+];
+
+function forwardBench(engine: Engine, c: ForwardConfig, opts: { byDefault: boolean }): Benchmark {
+  const name = `forward-${engine}-${c.size}-${c.pooling}-b${c.batch}`;
+  const slow = engine === 'cpu';
+  return {
+    name,
+    group: 'forward',
+    describe: `VGG16 forward pass on ${engine}, ${c.size}x${c.size} ${c.pooling}, batch ${c.batch}, ms/image${
+      opts.byDefault ? '' : ' (opt-in)'
+    }`,
+    quick: !slow && c.size === 150 && c.batch === 1,
+    byDefault: opts.byDefault,
+    async run(ctx) {
+      const engines = await ctx.fixtures.engines();
+      if (!engines.available.includes(engine)) {
+        return [
+          {
+            ...base(),
+            status: 'skipped',
+            error: `${engine} engine not available: ${engines.unavailable[engine] ?? 'not probed'}`,
+          },
+        ];
+      }
+      const weights = await ctx.fixtures.weights();
+      const params: ForwardParams = {
+        engine,
+        weightsDir: weights.dir,
+        inputSize: c.size,
+        pooling: c.pooling,
+        batch: c.batch,
+        // The loader already ran one batch-1 pass; one more at this batch size warms the rest.
+        warmup: slow ? 0 : 1,
+        reps: slow ? ctx.reps(1, 1) : c.batch === 1 ? ctx.reps(5, 3) : ctx.reps(3, 2),
+      };
+      const r = await runWorker<ForwardResult & Usage>('forward', params, {
+        cwd: ctx.root,
+        timeoutMs: 1_800_000,
+        verbose: ctx.mode.verbose,
+      });
+      const summary = summarize(r.samplesMsPerImage);
+      const gflops = vgg16Gflop(c.size) / (summary.median / 1000);
+      const ref = REFERENCE_FORWARD_MS.find((x) => x.engine === engine);
+      const isRefConfig = c.size === 150 && c.batch === 1;
+      return [
+        {
+          ...base(),
+          status: 'ok',
+          summary,
+          backend: r.backend,
+          peakRssMB: kbToMB(r.usage.maxRssKB),
+          params: { ...params, weightsDir: undefined },
+          extra: {
+            gflopPerImage: roundSig(vgg16Gflop(c.size), 3),
+            gflops: roundSig(gflops, 3),
+            loadMs: Math.round(r.loadMs),
+          },
+          note: `${roundSig(gflops, 3)} GFLOP/s; load ${(r.loadMs / 1000).toFixed(1)} s${
+            isRefConfig && ref ? `; reference ~${ref.ms.toLocaleString('en-US')} ms` : ''
+          }`,
+        },
+      ];
+    },
+  };
+  function base(): Figure {
+    return {
+      name,
+      group: 'forward',
+      title: `VGG16 conv base forward pass, ${engine}, ${c.size}x${c.size} ${c.pooling}, batch ${c.batch}`,
+      unit: 'ms/image',
+      better: 'lower',
+      status: 'ok',
+    };
+  }
+}
+
+const extractBench: Benchmark = {
+  name: 'extract-cli',
+  group: 'extract',
+  describe: '`tlearn extract` on a folder of 200 (quick: 8) 500x375 JPEGs, whole job, images/s',
+  quick: true,
+  byDefault: true,
+  async run(ctx) {
+    const n = ctx.mode.quick ? 8 : 200;
+    const weights = await ctx.fixtures.weights();
+    ctx.progress(`  preparing ${n} JPEGs (once)`);
+    const images = await labelledJpegFolder(ctx.workDir, n);
+    const warm = await labelledJpegFolder(ctx.workDir, 4);
+    const out = join(ctx.workDir, 'extract-out');
+    const once = async (dir: string, count: number) => {
+      await rm(out, { recursive: true, force: true });
+      const res = await spawnNode(['bin/tlearn.js', 'extract', dir, '--out', out, '--weights', weights.dir], {
+        cwd: ctx.root,
+        timeoutMs: 3_600_000,
+        measureUsage: true,
+        verbose: ctx.mode.verbose,
+      });
+      if (res.code !== 0)
+        throw new ChildRunError(`tlearn extract exited with ${res.code ?? res.signal}`, res.stderrTail);
+      const written = await countFiles(out, '.npy');
+      if (written !== count)
+        throw new ChildRunError(
+          `tlearn extract wrote ${written} features for ${count} images`,
+          res.stderrTail,
+        );
+      return res;
+    };
+    // Warm-up on 4 images: OS file cache, tsx transpile cache.
+    await once(warm, 4);
+    const reps = ctx.reps(2, 1);
+    const walls: number[] = [];
+    const cores: number[] = [];
+    let rss = 0;
+    let backend: string | undefined;
+    for (let i = 0; i < reps; i++) {
+      const res = await once(images, n);
+      walls.push(res.wallMs);
+      if (res.usage) {
+        cores.push((res.usage.userCpuMs + res.usage.systemCpuMs) / res.wallMs);
+        rss = Math.max(rss, kbToMB(res.usage.maxRssKB));
+      }
+      const found = [...res.stderr.matchAll(/"(?:backend|engine)":"([\w-]+)"/g)].map((m) => m[1]);
+      backend ??= found[found.length - 1];
+      ctx.progress(`  extract ${i + 1}/${reps}: ${n} images in ${(res.wallMs / 1000).toFixed(1)} s`);
+    }
+    await rm(out, { recursive: true, force: true });
+    const whole = median(walls);
+    const pytorch = n * PYTORCH_MS_PER_IMAGE;
+    return [
+      {
+        name: 'extract-cli',
+        group: 'extract',
+        title: `tlearn extract, ${n} JPEGs 500x375 → 150x150 flatten, whole job (process start to exit)`,
+        unit: 'images/s',
+        better: 'higher',
+        status: 'ok',
+        summary: summarize(walls.map((w) => n / (w / 1000))),
+        ...(backend ? { backend } : {}),
+        ...(rss ? { peakRssMB: rss } : {}),
+        params: { images: n, reps, warmup: '1 run on 4 images', weights: 'real-size VGG16 from disk' },
+        extra: {
+          wholeJobMs: Math.round(whole),
+          msPerImage: roundSig(whole / n, 3),
+          coresBusy: cores.length ? roundSig(median(cores), 3) : undefined,
+          pytorchWholeJobMs: pytorch,
+          vsPytorch: roundSig(whole / pytorch, 3),
+        },
+        note: `${(whole / 1000).toFixed(1)} s whole job, ${Math.round(whole / n)} ms/image${
+          cores.length ? `, ${median(cores).toFixed(2)} cores busy` : ''
+        }; ${(whole / pytorch).toFixed(1)}x PyTorch`,
+      },
+    ];
+  },
+};
+
+interface FitConfig {
+  name: string;
+  n: number;
+  classes: number;
+  quick: boolean;
+}
+
+const FITS: readonly FitConfig[] = [
+  { name: 'fit-2000', n: 2000, classes: 2, quick: true },
+  { name: 'fit-10000', n: 10_000, classes: 2, quick: false },
+  { name: 'fit-20000', n: 20_000, classes: 2, quick: false },
+  { name: 'fit-10000x5', n: 10_000, classes: 5, quick: false },
+];
+
+const FIT_D = 8192;
+const FIT_SPARSITY = 0.6;
+
+function fitBench(c: FitConfig): Benchmark {
+  return {
+    name: c.name,
+    group: 'fit',
+    describe: `logistic-regression fit, ${c.n} × ${FIT_D}, ${c.classes} classes (lbfgs, C 1, 100 iterations), ms`,
+    quick: c.quick,
+    byDefault: true,
+    async run(ctx) {
+      const reps = ctx.reps(3, 2);
+      const runs: (Record<string, unknown> & Usage)[] = [];
+      for (let i = 0; i < reps; i++) {
+        const r = await runWorker<Record<string, unknown>>(
+          'fit',
+          { n: c.n, d: FIT_D, classes: c.classes, sparsity: FIT_SPARSITY, seed: 42, warmupN: 500 },
+          { cwd: ctx.root, timeoutMs: 1_800_000, verbose: ctx.mode.verbose },
+        );
+        runs.push(r);
+        ctx.progress(`  ${c.name} ${i + 1}/${reps}: ${r.ms} ms, ${r.nIter} iterations`);
+      }
+      const ms = runs.map((r) => Number(r.ms));
+      const mid = runs[ms.indexOf(median(ms))] ?? runs[0];
+      const matrixMB = (c.n * FIT_D * 4) / 2 ** 20;
+      const rss = Math.max(...runs.map((r) => kbToMB(r.usage.maxRssKB)));
+      const objectives = new Set(runs.map((r) => r.objective));
+      const isRef = c.n === 20_000 && c.classes === 2;
+      return [
+        {
+          name: c.name,
+          group: 'fit',
+          title: `fit ${c.n.toLocaleString('en-US')} × ${FIT_D} ${c.classes === 2 ? 'binary' : `${c.classes} classes`} (${
+            FIT_SPARSITY * 100
+          } % zeros, like ReLU features)`,
+          unit: 'ms',
+          better: 'lower',
+          status: 'ok',
+          summary: summarize(ms),
+          backend: `${String(mid?.storage ?? '?')}, ${String(mid?.threads ?? '?')} threads`,
+          peakRssMB: rss,
+          params: {
+            n: c.n,
+            d: FIT_D,
+            classes: c.classes,
+            sparsity: FIT_SPARSITY,
+            seed: 42,
+            reps,
+            warmup: 'a 500-row fit in the same process',
+          },
+          extra: {
+            nIter: mid?.nIter,
+            nEval: mid?.nEval,
+            objective: mid?.objective,
+            msPerEval: mid?.msPerEval,
+            converged: mid?.converged,
+            threads: mid?.threads,
+            storage: mid?.storage,
+            generateMs: mid?.generateMs,
+            matrixMB: Math.round(matrixMB),
+            rssOverMatrix: roundSig(rss / matrixMB, 3),
+            objectiveSameEveryRun: objectives.size === 1,
+          },
+          note: `${String(mid?.nIter)} it, ${String(mid?.nEval)} evals, ${String(mid?.msPerEval)} ms/eval, objective ${
+            typeof mid?.objective === 'number' ? mid.objective.toPrecision(6) : '?'
+          }; RSS ${roundSig(rss / matrixMB, 2)}x matrix${
+            isRef
+              ? `; sklearn ~${REFERENCE_SKLEARN_FIT.ms / 1000} s, ${REFERENCE_SKLEARN_FIT.msPerEval} ms/eval`
+              : ''
+          }`,
+        },
+      ];
+    },
+  };
+}
+
+/** The API benchmarks share one emulator with a promoted model per run. */
+function apiBenches(getEnv: (ctx: BenchContext) => Promise<ApiBenchEnv>): Benchmark[] {
+  const out: Benchmark[] = [];
+  for (const mode of ['handler', 'onnx'] as ApiServerMode[]) {
+    const p = mode === 'handler' ? 'api-' : `api-${mode}-`;
+    const needsEngine = async (ctx: BenchContext, names: string[]): Promise<Figure[] | undefined> => {
+      if (mode === 'handler') return undefined;
+      const engines = await ctx.fixtures.engines();
+      if (engines.available.includes(mode)) return undefined;
+      return names.map((name) => ({
+        name,
+        group: 'api',
+        title: `API on the ${mode} engine`,
+        unit: 'ms',
+        better: 'lower' as const,
+        status: 'skipped' as const,
+        error: `${mode} engine not available: ${engines.unavailable[mode] ?? 'not probed'}`,
+      }));
+    };
+    out.push({
+      name: `${p}cold-start`,
+      group: 'api',
+      describe: `cold start of the ${mode === 'handler' ? 'API handler' : `API on ${mode}`}: process start → first 200 prediction, ms`,
+      quick: mode === 'handler',
+      byDefault: true,
+      async run(ctx) {
+        return (await needsEngine(ctx, [`${p}cold-start`])) ?? benchColdStart(ctx, await getEnv(ctx), mode);
+      },
+    });
+    out.push({
+      name: `${p}latency`,
+      group: 'api',
+      describe: `warm prediction latency p50/p95/p99 and req/s at 1 and 4 clients (${mode === 'handler' ? 'API handler' : `API on ${mode}`})`,
+      quick: mode === 'handler',
+      byDefault: true,
+      async run(ctx) {
+        return (
+          (await needsEngine(ctx, [`${p}latency-c1`, `${p}latency-c4`])) ??
+          benchLatency(ctx, await getEnv(ctx), mode)
+        );
+      },
+    });
+  }
+  return out;
+}
+
+/** The suite and what to clean up after it. */
+export interface Suite {
+  benchmarks: Benchmark[];
+  cleanup(): Promise<void>;
+}
+
+/** Builds the suite (in table order). */
+export function createSuite(): Suite {
+  let apiEnv: Promise<ApiBenchEnv> | undefined;
+  const getEnv = async (ctx: BenchContext) => {
+    apiEnv ??= ctx.fixtures.weights().then((w) => startApiBenchEnv(w));
+    return apiEnv;
+  };
+  const benchmarks: Benchmark[] = [
+    decodeBench(
+      'decode-jpeg-500x375',
+      '500x375 JPEG',
+      { format: 'jpeg', width: 500, height: 375 },
+      { full: 30, quick: 10, warmup: 3 },
+    ),
+    decodeBench(
+      'decode-jpeg-4000x3000',
+      '4000x3000 JPEG',
+      { format: 'jpeg', width: 4000, height: 3000 },
+      { full: 10, quick: 3, warmup: 1 },
+    ),
+    decodeBench(
+      'decode-png-500x375',
+      '500x375 PNG',
+      { format: 'png', width: 500, height: 375 },
+      { full: 30, quick: 10, warmup: 3 },
+    ),
+    ...(['tensorflow', 'wasm', 'onnx'] as const).flatMap((engine) =>
+      FORWARD_CONFIGS.map((c) => forwardBench(engine, c, { byDefault: true })),
+    ),
+    forwardBench('cpu', { size: 150, pooling: 'flatten', batch: 1 }, { byDefault: false }),
+    extractBench,
+    ...FITS.map(fitBench),
+    ...apiBenches(getEnv),
+  ];
+  return {
+    benchmarks,
+    async cleanup() {
+      if (apiEnv) await (await apiEnv.catch(() => undefined))?.stop();
+    },
+  };
+}
