@@ -16,7 +16,11 @@ import { type ExecutionRecord, type ExecutionStatus, SfnApiError, type SfnRunner
 export interface SfnServerOptions {
   /** TCP port on 127.0.0.1 (Step Functions Local's is 8083); 0 picks a free one. @default 8083 */
   port?: number;
-  runner: SfnRunner;
+  /**
+   * The executions behind the API. A promise lets the server listen (and its endpoint go into the
+   * handlers' environment) before the handlers the runner binds are loaded; requests wait for it.
+   */
+  runner: SfnRunner | Promise<SfnRunner>;
   log: Log;
 }
 
@@ -193,7 +197,10 @@ async function readBody(req: IncomingMessage): Promise<string | undefined> {
  * new SFNClient({ endpoint: sfn.endpoint, region, credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
  */
 export async function startSfnServer(opts: SfnServerOptions): Promise<SfnServer> {
-  const { runner, log } = opts;
+  const { log } = opts;
+  const runnerReady = Promise.resolve(opts.runner);
+  // A rejected runner is reported by whoever created it; requests then answer 500.
+  runnerReady.catch(() => undefined);
   const server = createServer((req, res) => {
     const requestId = randomUUID();
     const handle = async (): Promise<void> => {
@@ -225,7 +232,7 @@ export async function startSfnServer(opts: SfnServerOptions): Promise<SfnServer>
         return sendError(res, 400, 'SerializationException', 'request body is not a JSON object', requestId);
       }
       try {
-        send(res, 200, handleSfnOperation(runner, operation, body), requestId);
+        send(res, 200, handleSfnOperation(await runnerReady, operation, body), requestId);
       } catch (err) {
         if (err instanceof SfnApiError) return sendError(res, err.status, err.code, err.message, requestId);
         log.error(`step functions ${operation} failed`, { error: describeError(err) });
@@ -264,7 +271,10 @@ export async function startSfnServer(opts: SfnServerOptions): Promise<SfnServer>
       stopped = true;
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
-      await runner.close(graceMs);
+      await runnerReady.then(
+        (runner) => runner.close(graceMs),
+        () => undefined,
+      );
       server.closeAllConnections();
       await closed;
     },

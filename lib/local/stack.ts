@@ -1,0 +1,563 @@
+/**
+ * `tlearn local` (= `npm start`): the whole pipeline on this machine, through the same handlers
+ * as in AWS. Wires the loopback S3 + SQS emulator (bucket mirrored under the data dir), the S3 →
+ * ingest queue notification, Lambda-style pollers for the two queues, the state machine CDK
+ * synthesizes (run by a local interpreter behind a Step Functions endpoint) and the HTTP API.
+ *
+ * Handlers read their configuration from the environment at import, exactly as in Lambda, so the
+ * stack sets `process.env` first and imports them after (in this process, which therefore runs
+ * one stack at a time; `stop()` restores the environment).
+ */
+import { mkdir } from 'node:fs/promises';
+import { join, relative, resolve } from 'node:path';
+import { StartExecutionCommand } from '@aws-sdk/client-sfn';
+import type { APIGatewayProxyEvent, APIGatewayProxyResult, SQSEvent } from 'aws-lambda';
+import { LOCAL_DEFAULTS } from '../cli/target.ts';
+import { ENV } from '../config.ts';
+import { ConfigError, describeError } from '../errors.ts';
+import { DEFAULT_RANDOM_SEED, findNewestBaseModel, parseWeightsFlag } from '../features/extract-files.ts';
+import { DEFAULT_INPUT_SIZE, type Pooling } from '../model/spec.ts';
+import type { WeightsSource } from '../model/types.ts';
+import { createAwsClients } from '../storage/clients.ts';
+import type { Log } from '../util/log.ts';
+import { type DemoOutcome, type DemoProgress, formatDemoOutcome, runDemo } from './demo.ts';
+import { startLocalEmulator } from './emulator.ts';
+import { startHttpApi } from './http-api.ts';
+import type { LambdaHandler } from './lambda-context.ts';
+import { notifyUnprocessedImages, startS3Notifications } from './s3-notifications.ts';
+import { createSfnRunner, type SfnRunner } from './sfn-runner.ts';
+import { startSfnServer } from './sfn-server.ts';
+import { startSqsPoller } from './sqs-poller.ts';
+
+/** The functions of the stack, as `functions/<name>/handler.ts` names them. */
+export type FunctionName =
+  | 'extract-features'
+  | 'start-training'
+  | 'check-readiness'
+  | 'train-head'
+  | 'promote-model'
+  | 'api';
+
+/** Every handler the stack runs. */
+export type LocalHandlers = Record<FunctionName, LambdaHandler>;
+
+/** The training state machine as `infra/definition.ts` synthesizes it. */
+export interface TrainingDefinitionLike {
+  definition: Record<string, unknown>;
+  /** Task `Resource` → the function it stands for. */
+  taskFunctions: Record<string, string>;
+}
+
+/** Options of {@link startLocalStack}. */
+export interface LocalStackOptions {
+  /** Where the bucket, executions, demo images and base models live. @default ./.tlearn */
+  dataDir?: string;
+  /** HTTP API port (0: a free one). @default 3000 */
+  apiPort?: number;
+  /** S3 + SQS port (0: a free one). @default 4566 */
+  awsPort?: number;
+  /** Step Functions port (0: a free one). @default 8083 */
+  sfnPort?: number;
+  /** `random`, `random:SEED` or a tfjs model folder/URI. @default the newest under `{dataDir}/base-models/`, else random:42 */
+  weights?: string;
+  /** Square network input, pixels. @default 150 */
+  inputSize?: number;
+  pooling?: Pooling;
+  /**
+   * Settle wait of the state machine, seconds; the automatic-training window (start-training's
+   * debounce) is the same length, so the settle covers every upload of its window. @default 5
+   */
+  settleSeconds?: number;
+  /** Upload and train a demo dataset when the bucket has none. @default true */
+  demo?: boolean;
+  /** Demo images per class. @default 12 */
+  demoPerClass?: number;
+  /** Require this `x-api-key` on the API (API Gateway style). */
+  apiKey?: string;
+  log: Log;
+  /** Where user-facing text goes (addresses, weights notice, demo report). @default stdout */
+  print?: (text: string) => void;
+  /** Demo progress (e.g. a progress bar); without it, progress is logged. */
+  onDemoProgress?: (p: DemoProgress) => void;
+  /** Handlers to use instead of `functions/<name>/handler.ts` (tests). */
+  handlers?: Partial<LocalHandlers>;
+  /** The state machine to run. @default `synthesizeTrainingDefinition` of infra/definition.ts */
+  definition?: (opts: {
+    settleSeconds: number;
+    pollSeconds: number;
+    maxRounds: number;
+  }) => Promise<TrainingDefinitionLike>;
+}
+
+/** Which base weights the stack runs with. */
+export interface ResolvedWeights {
+  source: WeightsSource;
+  /** One line for humans. */
+  description: string;
+  /** Set when falling back to random weights because none were found. */
+  fallback: boolean;
+}
+
+/** A running local stack. */
+export interface LocalStack {
+  apiUrl: string;
+  /** S3 + SQS endpoint. */
+  awsEndpoint: string;
+  sfnEndpoint: string;
+  bucket: string;
+  region: string;
+  stateMachineArn: string;
+  dataDir: string;
+  weights: ResolvedWeights;
+  /** Settles when the demo has a promoted model (undefined: no demo, or it was stopped). */
+  demo: Promise<DemoOutcome | undefined>;
+  /** Stops accepting, finishes work in flight, flushes the disk mirror, closes every server. */
+  stop(): Promise<void>;
+}
+
+const STATE_MACHINE_NAME = 'tlearn-train-local';
+/** Readiness polls, seconds apart: patient enough for a slow CPU extracting a large upload. */
+const POLL_SECONDS = 2;
+const MAX_ROUNDS = 900;
+
+/**
+ * Decides the base weights: an explicit `--weights`, else the newest imported model under
+ * `{dataDir}/base-models/`, else seeded random weights (offline fallback, announced loudly).
+ */
+export async function resolveStackWeights(
+  flag: string | undefined,
+  dataDir: string,
+): Promise<ResolvedWeights> {
+  if (flag !== undefined) {
+    const source = await parseWeightsFlag(flag);
+    return {
+      source,
+      description:
+        source.kind === 'random'
+          ? `seeded RANDOM weights (random:${source.seed}), as asked`
+          : `VGG16 weights from ${source.uri}`,
+      fallback: false,
+    };
+  }
+  const newest = await findNewestBaseModel(join(dataDir, 'base-models'));
+  if (newest !== undefined) {
+    return {
+      source: { kind: 'uri', uri: newest },
+      description: `VGG16 ImageNet weights from ${newest}`,
+      fallback: false,
+    };
+  }
+  return {
+    source: { kind: 'random', seed: DEFAULT_RANDOM_SEED },
+    description: `seeded RANDOM weights (random:${DEFAULT_RANDOM_SEED}): no imported VGG16 weights`,
+    fallback: true,
+  };
+}
+
+/** The notice printed once when the stack falls back to random weights. */
+export function randomWeightsNotice(dataDir: string, seed: number): string {
+  const dir = displayPath(join(dataDir, 'base-models'));
+  const lines = [
+    'REAL VGG16 WEIGHTS ARE NOT AVAILABLE',
+    `No imported weights under ${dir}/, and nothing is downloaded at runtime (no internet`,
+    `assumed). The stack runs with SEEDED RANDOM weights (${ENV.WEIGHTS}=random:${seed}): the`,
+    'pipeline works end to end, but features, accuracies and predictions are not meaningful.',
+    `Every feature, model, report and prediction says so in its spec ("random-${seed}").`,
+    'For real weights: tlearn base-model import vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5',
+    '(or tlearn base-model fetch where the internet is reachable), then restart.',
+  ];
+  const width = Math.max(...lines.map((l) => l.length));
+  const bar = `+${'-'.repeat(width + 2)}+`;
+  return [bar, ...lines.map((l) => `| ${l.padEnd(width)} |`), bar].join('\n');
+}
+
+/** A path as the user would type it: relative inside the working directory, absolute outside. */
+export function displayPath(path: string): string {
+  const rel = relative(process.cwd(), path);
+  return rel === '' ? '.' : rel.startsWith('..') ? path : rel;
+}
+
+let stacksStarted = 0;
+
+/**
+ * Imports the real handlers. Each stack imports fresh module instances (a query on the URL), since
+ * a handler binds its configuration at import and an earlier stack in this process had other ports.
+ */
+async function importHandlers(names: readonly FunctionName[]): Promise<Partial<LocalHandlers>> {
+  const out: Partial<LocalHandlers> = {};
+  for (const name of names) {
+    const url = new URL(`../../functions/${name}/handler.ts`, import.meta.url);
+    const href = stacksStarted > 1 ? `${url.href}?stack=${stacksStarted}` : url.href;
+    try {
+      const mod = (await import(href)) as { handler?: LambdaHandler };
+      if (typeof mod.handler !== 'function') throw new Error('it exports no handler function');
+      out[name] = mod.handler;
+    } catch (err) {
+      throw new ConfigError(
+        `cannot load the ${name} handler (${relative(process.cwd(), url.pathname)}): ${describeError(err)}`,
+        {
+          cause: err,
+        },
+      );
+    }
+  }
+  return out;
+}
+
+async function defaultDefinition(opts: {
+  settleSeconds: number;
+  pollSeconds: number;
+  maxRounds: number;
+}): Promise<TrainingDefinitionLike> {
+  const { synthesizeTrainingDefinition } = await import('../../infra/definition.ts');
+  return synthesizeTrainingDefinition(opts);
+}
+
+/** Sets variables and remembers the old values so `restore()` puts them back. */
+function envScope() {
+  const saved = new Map<string, string | undefined>();
+  return {
+    set(name: string, value: string | undefined) {
+      if (!saved.has(name)) saved.set(name, process.env[name]);
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    },
+    setDefault(name: string, value: string) {
+      if (process.env[name] === undefined) this.set(name, value);
+    },
+    restore() {
+      for (const [name, value] of saved) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+      saved.clear();
+    },
+  };
+}
+
+/**
+ * Starts the local stack and returns once every server listens; the demo (if any) continues in
+ * the background (`demo` settles when it is done).
+ *
+ * @example
+ * const stack = await startLocalStack({ dataDir: '.tlearn', log: consoleLog });
+ * process.once('SIGINT', () => stack.stop());
+ */
+export async function startLocalStack(opts: LocalStackOptions): Promise<LocalStack> {
+  const { log } = opts;
+  const print = opts.print ?? ((text: string) => process.stdout.write(`${text}\n`));
+  const dataDir = resolve(opts.dataDir ?? '.tlearn');
+  const region = LOCAL_DEFAULTS.region;
+  const bucket = LOCAL_DEFAULTS.bucket;
+  const settleSeconds = opts.settleSeconds ?? 5;
+  const inputSize = opts.inputSize ?? DEFAULT_INPUT_SIZE;
+  await mkdir(dataDir, { recursive: true });
+  stacksStarted++;
+
+  const weights = await resolveStackWeights(opts.weights, dataDir);
+  const env = envScope();
+  const cleanups: { name: string; run: () => Promise<void> }[] = [];
+  const stopAll = async () => {
+    // In reverse order of start: servers in front stop first, the emulator (their store) last.
+    for (const c of cleanups.reverse()) {
+      try {
+        await c.run();
+      } catch (err) {
+        log.warn(`stopping ${c.name} failed`, { error: describeError(err) });
+      }
+    }
+    cleanups.length = 0;
+    env.restore();
+  };
+
+  try {
+    const emulator = await startLocalEmulator({
+      port: opts.awsPort ?? LOCAL_DEFAULTS.s3Port,
+      region,
+      buckets: [bucket],
+      dataDir,
+      log,
+    });
+    cleanups.push({ name: 'the S3 + SQS emulator', run: () => emulator.stop() });
+    const ingestDlq = emulator.createQueue('tlearn-ingest-dlq', { MessageRetentionPeriod: '1209600' });
+    const ingest = emulator.createQueue('tlearn-ingest', {
+      VisibilityTimeout: '120',
+      RedrivePolicy: JSON.stringify({ deadLetterTargetArn: ingestDlq.queueArn, maxReceiveCount: 5 }),
+    });
+    const featuresDlq = emulator.createQueue('tlearn-features-dlq', { MessageRetentionPeriod: '1209600' });
+    const features = emulator.createQueue('tlearn-features', {
+      VisibilityTimeout: '60',
+      RedrivePolicy: JSON.stringify({ deadLetterTargetArn: featuresDlq.queueArn, maxReceiveCount: 5 }),
+    });
+
+    // The environment of every function, as the CDK stack sets it (plus the loopback endpoints).
+    env.set(ENV.BUCKET, bucket);
+    env.set(ENV.REGION, region);
+    env.set(ENV.ENDPOINT, emulator.endpoint);
+    env.set(ENV.FEATURES_QUEUE_URL, features.queueUrl);
+    env.set(ENV.WEIGHTS, weights.source.kind === 'random' ? `random:${weights.source.seed}` : 'uri');
+    env.set(ENV.BASE_MODEL_URI, weights.source.kind === 'uri' ? weights.source.uri : undefined);
+    env.set(ENV.INPUT_SIZE, String(inputSize));
+    env.set(ENV.POOLING, opts.pooling ?? 'flatten');
+    env.set(ENV.TRAIN_WINDOW_SECONDS, String(Math.max(1, settleSeconds)));
+    env.set(ENV.MODEL_REFRESH_SECONDS, '1');
+    // Nothing here may reach AWS: fixed credentials stop the SDK from probing for real ones.
+    env.set('AWS_ACCESS_KEY_ID', 'local');
+    env.set('AWS_SECRET_ACCESS_KEY', 'local');
+    env.set('AWS_SESSION_TOKEN', undefined);
+    env.set('AWS_PROFILE', undefined);
+    env.set('AWS_EC2_METADATA_DISABLED', 'true');
+    env.setDefault('POWERTOOLS_LOG_LEVEL', process.env.TLEARN_DEBUG ? 'DEBUG' : 'WARN');
+    env.setDefault('POWERTOOLS_METRICS_DISABLED', 'true');
+
+    let training: TrainingDefinitionLike;
+    try {
+      training = await (opts.definition ?? defaultDefinition)({
+        settleSeconds,
+        pollSeconds: POLL_SECONDS,
+        maxRounds: MAX_ROUNDS,
+      });
+    } catch (err) {
+      throw new ConfigError(
+        `cannot synthesize the training state machine from infra/: ${describeError(err)}`,
+        {
+          cause: err,
+        },
+      );
+    }
+
+    // The Step Functions endpoint listens first (its URL goes into the environment of the
+    // handlers that start executions); its runner follows once the task handlers are loaded.
+    let resolveRunner: (r: SfnRunner) => void = () => {};
+    let rejectRunner: (e: unknown) => void = () => {};
+    const runnerPromise = new Promise<SfnRunner>((res, rej) => {
+      resolveRunner = res;
+      rejectRunner = rej;
+    });
+    const sfnServer = await startSfnServer({ port: opts.sfnPort ?? 8083, runner: runnerPromise, log });
+    cleanups.push({ name: 'the Step Functions endpoint', run: () => sfnServer.stop(30_000) });
+    const stateMachineArn = `arn:aws:states:${region}:000000000000:stateMachine:${STATE_MACHINE_NAME}`;
+    env.set(ENV.SFN_ENDPOINT, sfnServer.endpoint);
+    env.set(ENV.STATE_MACHINE_ARN, stateMachineArn);
+
+    const wanted: FunctionName[] = [
+      'check-readiness',
+      'train-head',
+      'promote-model',
+      'extract-features',
+      'start-training',
+      'api',
+    ];
+    const handlers = {
+      ...(await importHandlers(wanted.filter((n) => opts.handlers?.[n] === undefined))),
+      ...opts.handlers,
+    } as LocalHandlers;
+
+    let runner: SfnRunner;
+    try {
+      const taskHandlers: Record<string, LambdaHandler> = {};
+      for (const [arn, fn] of Object.entries(training.taskFunctions)) {
+        const h = handlers[fn as FunctionName];
+        if (h) taskHandlers[arn] = h;
+      }
+      runner = await createSfnRunner({
+        region,
+        stateMachines: [{ name: STATE_MACHINE_NAME, definition: training.definition, taskHandlers }],
+        dataDir,
+        log,
+      });
+      resolveRunner(runner);
+    } catch (err) {
+      rejectRunner(err);
+      throw err;
+    }
+
+    const clients = createAwsClients({
+      bucket,
+      region,
+      endpoint: emulator.endpoint,
+      sfnEndpoint: sfnServer.endpoint,
+      awsTimeoutMs: 10_000,
+    });
+    cleanups.push({
+      name: 'the stack clients',
+      run: async () => {
+        clients.s3.destroy();
+        clients.sqs.destroy();
+        clients.sfn.destroy();
+      },
+    });
+
+    const extractPoller = await startSqsPoller({
+      sqs: clients.sqs,
+      queueUrl: ingest.queueUrl,
+      handler: handlers['extract-features'] as LambdaHandler<SQSEvent, unknown>,
+      functionName: 'extract-features',
+      region,
+      batchSize: 10,
+      maxBatchingWindowMs: 1000,
+      // Short long polls: each must end well within the clients' 10 s request timeout.
+      waitTimeSeconds: 5,
+      functionTimeoutMs: 300_000,
+      log,
+    });
+    cleanups.push({ name: 'the ingest poller', run: () => extractPoller.stop() });
+    const trainPoller = await startSqsPoller({
+      sqs: clients.sqs,
+      queueUrl: features.queueUrl,
+      handler: handlers['start-training'] as LambdaHandler<SQSEvent, unknown>,
+      functionName: 'start-training',
+      region,
+      batchSize: 100,
+      maxBatchingWindowMs: 2000,
+      waitTimeSeconds: 5,
+      functionTimeoutMs: 30_000,
+      log,
+    });
+    cleanups.push({ name: 'the features poller', run: () => trainPoller.stop() });
+
+    const notifier = startS3Notifications({
+      onObjectEvent: emulator.onObjectEvent,
+      sqs: clients.sqs,
+      queueUrl: ingest.queueUrl,
+      bucket,
+      region,
+      log,
+    });
+    cleanups.push({ name: 'S3 notifications', run: () => notifier.stop() });
+    const caughtUp = await notifyUnprocessedImages({ s3: clients.s3, bucket, notifier });
+    if (caughtUp > 0) log.info(`queued ${caughtUp} image(s) left unprocessed by the last run`);
+
+    const api = await startHttpApi({
+      port: opts.apiPort ?? LOCAL_DEFAULTS.apiPort,
+      handler: handlers.api as LambdaHandler<APIGatewayProxyEvent, APIGatewayProxyResult>,
+      region,
+      ...(opts.apiKey ? { apiKey: opts.apiKey } : {}),
+      log,
+    });
+    cleanups.push({ name: 'the HTTP API', run: () => api.stop(10_000) });
+
+    print(
+      describeStack({
+        apiUrl: api.url,
+        awsEndpoint: emulator.endpoint,
+        sfnEndpoint: sfnServer.endpoint,
+        bucket,
+        stateMachineArn,
+        dataDir,
+        restored: emulator.restoredObjects,
+        weights,
+        apiKey: opts.apiKey,
+      }),
+    );
+    if (weights.fallback && weights.source.kind === 'random')
+      print(randomWeightsNotice(dataDir, weights.source.seed));
+
+    const demoAbort = new AbortController();
+    const demo =
+      opts.demo === false
+        ? Promise.resolve(undefined)
+        : runDemo({
+            s3: clients.s3,
+            bucket,
+            dataDir,
+            perClass: opts.demoPerClass,
+            signal: demoAbort.signal,
+            onProgress: opts.onDemoProgress ?? ((p) => log.info(`demo: ${describeProgress(p)}`)),
+            startTraining: async (dataset) => {
+              await clients.sfn.send(
+                new StartExecutionCommand({
+                  stateMachineArn,
+                  input: JSON.stringify({
+                    dataset,
+                    trigger: 'manual',
+                    requestedAt: new Date().toISOString(),
+                  }),
+                }),
+              );
+            },
+            log,
+          }).then(
+            (outcome) => {
+              if (outcome)
+                print(
+                  formatDemoOutcome(outcome, {
+                    apiUrl: api.url,
+                    ...(opts.apiKey ? { apiKey: opts.apiKey } : {}),
+                  }),
+                );
+              return outcome;
+            },
+            (err: unknown) => {
+              log.error(`demo: ${describeError(err)}`);
+              return undefined;
+            },
+          );
+    // The demo's wait ends first on stop; the stack's own clients close after the servers.
+    cleanups.push({
+      name: 'the demo',
+      run: async () => {
+        demoAbort.abort();
+        await demo;
+      },
+    });
+
+    let stopping: Promise<void> | undefined;
+    return {
+      apiUrl: api.url,
+      awsEndpoint: emulator.endpoint,
+      sfnEndpoint: sfnServer.endpoint,
+      bucket,
+      region,
+      stateMachineArn,
+      dataDir,
+      weights,
+      demo,
+      stop() {
+        stopping ??= stopAll();
+        return stopping;
+      },
+    };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
+
+function describeProgress(p: DemoProgress): string {
+  switch (p.phase) {
+    case 'uploading':
+      return `uploaded ${p.done}/${p.total} images`;
+    case 'features':
+      return `features ready ${p.done}/${p.total}${p.failed ? ` (${p.failed} failed)` : ''}`;
+    case 'training':
+      return 'training';
+    case 'promoted':
+      return `model ${p.version} promoted`;
+  }
+}
+
+/** The "where everything listens" block. */
+export function describeStack(s: {
+  apiUrl: string;
+  awsEndpoint: string;
+  sfnEndpoint: string;
+  bucket: string;
+  stateMachineArn: string;
+  dataDir: string;
+  restored: number;
+  weights: ResolvedWeights;
+  apiKey?: string;
+}): string {
+  const dir = displayPath(s.dataDir);
+  return [
+    'tlearn local stack is up (loopback only)',
+    `  API             ${s.apiUrl}   GET /health, GET /datasets, POST /datasets/{d}/predictions …${s.apiKey ? ' (x-api-key required)' : ''}`,
+    `  S3 + SQS        ${s.awsEndpoint}   bucket ${s.bucket} (${ENV.ENDPOINT})`,
+    `  Step Functions  ${s.sfnEndpoint}   ${s.stateMachineArn} (${ENV.SFN_ENDPOINT})`,
+    `  data            ${dir}/ (${s.restored} objects restored)`,
+    `  weights         ${s.weights.description}`,
+    'add a dataset:    npx tlearn upload ./images --dataset pets   (folders per label, or cat.1.jpg names)',
+    `stop with Ctrl-C: work in flight finishes, everything stays under ${dir}/`,
+  ].join('\n');
+}

@@ -1,0 +1,127 @@
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { API_ROUTES, BINARY_MEDIA_TYPES } from '../../../infra/constructs/prediction-api.ts';
+import { DEFAULT_API_ROUTES, DEFAULT_BINARY_MEDIA_TYPES } from '../../../lib/local/http-api.ts';
+import {
+  type LocalStack,
+  randomWeightsNotice,
+  resolveStackWeights,
+  startLocalStack,
+} from '../../../lib/local/stack.ts';
+import { silentLog } from '../../../lib/util/log.ts';
+
+describe('the local stack, end to end with the real handlers', () => {
+  let dataDir: string;
+  let stack: LocalStack | undefined;
+  const printed: string[] = [];
+
+  const start = () =>
+    startLocalStack({
+      dataDir,
+      apiPort: 0,
+      awsPort: 0,
+      sfnPort: 0,
+      weights: 'random:7',
+      inputSize: 32,
+      settleSeconds: 1,
+      demoPerClass: 4,
+      log: silentLog,
+      print: (t) => printed.push(t),
+      onDemoProgress: () => {},
+    });
+
+  beforeAll(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'tlearn-stack-'));
+  });
+  afterAll(async () => {
+    await stack?.stop();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('trains the demo dataset to a promoted model and serves a prediction', async () => {
+    stack = await start();
+
+    const outcome = await stack.demo;
+    const sample = await readFile(outcome?.sampleFile ?? '');
+    const res = await fetch(`${stack.apiUrl}/datasets/demo/predictions`, {
+      method: 'POST',
+      headers: { 'content-type': 'image/png' },
+      body: sample,
+    });
+    const body = (await res.json()) as { label: string; model: { version: string; spec: string } };
+
+    expect(stack.apiUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(outcome?.uploaded).toBe(true);
+    expect(outcome?.report.classes).toEqual(['circle', 'square', 'stripes']);
+    expect(outcome?.report.spec).toContain('random-7');
+    expect(res.status).toBe(200);
+    expect(['circle', 'square', 'stripes']).toContain(body.label);
+    expect(body.model.spec).toContain('random-7');
+    expect(printed.join('\n')).toMatch(
+      /curl -s --data-binary @.*circle\.png -H 'content-type: image\/png' http:\/\/127\.0\.0\.1:\d+\/datasets\/demo\/predictions/,
+    );
+    expect(printed.join('\n')).toMatch(/RANDOM WEIGHTS/);
+  }, 240_000);
+
+  it('stops cleanly and comes back from the data dir with its model, without re-extracting', async () => {
+    await stack?.stop();
+    // After the stop: executions of later windows may still have been running before it.
+    const executionsBefore = (await readdir(join(dataDir, 'sfn', 'executions'))).sort();
+    const objects = await readdir(join(dataDir, 's3', 'tlearn-local', 'features', 'demo'), {
+      recursive: true,
+    });
+
+    stack = await start();
+    const outcome = await stack.demo;
+    const health = await fetch(`${stack.apiUrl}/health`);
+    await new Promise((r) => setTimeout(r, 1500)); // a training would have started by now
+    const executionsAfter = (await readdir(join(dataDir, 'sfn', 'executions'))).sort();
+
+    expect(objects.filter((f) => f.endsWith('.npy'))).toHaveLength(12);
+    expect(outcome?.uploaded).toBe(false);
+    expect(outcome?.version).toMatch(/^\d{8}T\d{6}Z-/);
+    expect(health.status).toBe(200);
+    expect(executionsAfter).toEqual(executionsBefore);
+  }, 240_000);
+});
+
+describe('base weights of the local stack', () => {
+  it('takes the newest imported model under {dataDir}/base-models/, else falls back to random:42', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tlearn-weights-'));
+    try {
+      const none = await resolveStackWeights(undefined, dir);
+      await mkdir(join(dir, 'base-models', 'vgg16-abc'), { recursive: true });
+      await writeFile(join(dir, 'base-models', 'vgg16-abc', 'model.json'), '{}');
+      const found = await resolveStackWeights(undefined, dir);
+      const asked = await resolveStackWeights('random:5', dir);
+
+      expect(none).toMatchObject({ source: { kind: 'random', seed: 42 }, fallback: true });
+      expect(found).toMatchObject({
+        source: { kind: 'uri', uri: join(dir, 'base-models', 'vgg16-abc') },
+        fallback: false,
+      });
+      expect(asked).toMatchObject({ source: { kind: 'random', seed: 5 }, fallback: false });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('announces the random fallback in one block naming the variable and how to get real weights', () => {
+    const notice = randomWeightsNotice('/data', 42);
+
+    expect(notice).toContain('TLEARN_WEIGHTS=random:42');
+    expect(notice).toContain('tlearn base-model import');
+    expect(notice.split('\n')[0]).toMatch(/^\+-+\+$/);
+  });
+});
+
+describe('parity with the CDK app', () => {
+  it('serves the routes and binary media types the REST API defines', () => {
+    expect(DEFAULT_API_ROUTES.map((r) => `${r.method} ${r.resource}`).sort()).toEqual(
+      API_ROUTES.map((r) => `${r.method} ${r.path}`).sort(),
+    );
+    expect([...DEFAULT_BINARY_MEDIA_TYPES].sort()).toEqual([...BINARY_MEDIA_TYPES].sort());
+  });
+});
