@@ -58,7 +58,12 @@ export interface ExecutionRecord {
   error?: string;
   cause?: string;
   events: HistoryEvent[];
+  /** Name of the execution that took over after this one was interrupted by a stop. */
+  resumedAs?: string;
 }
+
+/** Error of an execution aborted because the local stack stopped (resumed at the next start). */
+export const STACK_STOPPED_ERROR = 'Local.StackStopped';
 
 /** Errors the Step Functions API returns (`code` is the API's error type). */
 export class SfnApiError extends TlearnError {}
@@ -89,7 +94,16 @@ export interface SfnRunner {
   stopExecution(executionArn: string, error?: string, cause?: string): { stopDate: Date };
   /** Resolves when no execution is running. */
   idle(): Promise<void>;
-  /** Waits up to `graceMs` for running executions, aborts the rest, writes every record. */
+  /**
+   * Starts again, under a new name and with the same input, every execution an earlier stop
+   * interrupted (recorded under the data dir); returns the new executions' names.
+   */
+  resumeInterrupted(): string[];
+  /**
+   * Stops: executions sitting in a Wait state are aborted at once (they are resumed at the next
+   * start), the others get up to `graceMs` to finish their task before they are aborted too.
+   * Every record is written before it resolves.
+   */
   close(graceMs: number): Promise<void>;
 }
 
@@ -217,7 +231,15 @@ export async function createSfnRunner(opts: SfnRunnerOptions): Promise<SfnRunner
   }
 
   const executions = new Map<string, ExecutionRecord>();
-  const running = new Map<string, { abort: () => void; done: Promise<void> }>();
+  interface Running {
+    rec: ExecutionRecord;
+    abort: () => void;
+    done: Promise<void>;
+    /** Type of the state the execution is in (from its history). */
+    stateType?: string;
+    interrupted?: boolean;
+  }
+  const running = new Map<string, Running>();
   const recordDir = opts.dataDir === undefined ? undefined : join(opts.dataDir, 'sfn', 'executions');
   const tmpDir = opts.dataDir === undefined ? undefined : join(opts.dataDir, 'tmp', 'sfn');
 
@@ -228,7 +250,12 @@ export async function createSfnRunner(opts: SfnRunnerOptions): Promise<SfnRunner
       if (!file.endsWith('.json')) continue;
       try {
         const rec = fromStored(JSON.parse(await readFile(join(recordDir, file), 'utf8')) as StoredRecord);
-        if (rec.status === 'RUNNING') rec.status = 'ABORTED'; // the process that ran it is gone
+        if (rec.status === 'RUNNING') {
+          // The process that ran it is gone (killed): it counts as interrupted.
+          rec.status = 'ABORTED';
+          rec.error = STACK_STOPPED_ERROR;
+          rec.cause = 'the process running the local stack ended during this execution';
+        }
         executions.set(rec.executionArn, rec);
       } catch (err) {
         log.warn(`ignoring unreadable execution record ${file}`, { error: describeError(err) });
@@ -236,7 +263,13 @@ export async function createSfnRunner(opts: SfnRunnerOptions): Promise<SfnRunner
     }
   }
 
-  const persist = async (rec: ExecutionRecord): Promise<void> => {
+  const writes = new Set<Promise<void>>();
+  const persist = (rec: ExecutionRecord): Promise<void> => {
+    const p = writeRecord(rec).finally(() => writes.delete(p));
+    writes.add(p);
+    return p;
+  };
+  const writeRecord = async (rec: ExecutionRecord): Promise<void> => {
     if (recordDir === undefined || tmpDir === undefined) return;
     const file = `${encodeURIComponent(rec.executionArn.split(':').slice(-2).join('.'))}.json`;
     const tmp = join(tmpDir, randomUUID());
@@ -256,6 +289,10 @@ export async function createSfnRunner(opts: SfnRunnerOptions): Promise<SfnRunner
 
   const run = (rec: ExecutionRecord, input: unknown): void => {
     const { spec, machine, tasks } = machineOf(rec.stateMachineArn);
+    const setStateType = (type: string): void => {
+      const r = running.get(rec.executionArn);
+      if (r) r.stateType = type;
+    };
     let nextId = 1;
     const push = (type: string, details: Record<string, unknown> = {}, at = new Date()): void => {
       const id = nextId++;
@@ -378,6 +415,7 @@ export async function createSfnRunner(opts: SfnRunnerOptions): Promise<SfnRunner
             );
             openStates.add(ev.state.name);
             flush(ev.state.name);
+            setStateType(ev.state.type);
             break;
           case 'StateExited':
             flush(ev.state.name);
@@ -472,7 +510,51 @@ export async function createSfnRunner(opts: SfnRunnerOptions): Promise<SfnRunner
       running.delete(rec.executionArn);
       await persist(rec);
     })();
-    running.set(rec.executionArn, { abort: execution.abort, done });
+    running.set(rec.executionArn, { rec, abort: execution.abort, done });
+  };
+
+  const startExecution: SfnRunner['startExecution'] = (req) => {
+    const { spec } = machineOf(req.stateMachineArn);
+    const name = req.name ?? randomUUID();
+    if (isInvalidName(name)) {
+      throw new SfnApiError('InvalidName', `Invalid Name: '${name}'`, 400);
+    }
+    const inputText = req.input ?? '{}';
+    if (Buffer.byteLength(inputText, 'utf8') > 256 * 1024) {
+      throw new SfnApiError('InvalidExecutionInput', 'Execution input is larger than 256 KB', 400);
+    }
+    let input: unknown;
+    try {
+      input = JSON.parse(inputText);
+    } catch {
+      throw new SfnApiError(
+        'InvalidExecutionInput',
+        `Invalid State Machine Execution Input: '${inputText.slice(0, 100)}'`,
+        400,
+      );
+    }
+    const executionArn = `arn:aws:states:${region}:${LOCAL_ACCOUNT_ID}:execution:${spec.name}:${name}`;
+    const existing = executions.get(executionArn);
+    if (existing) {
+      // AWS: same name and input while running is idempotent; otherwise the name is taken.
+      if (existing.status === 'RUNNING' && existing.input === inputText) {
+        return { executionArn, startDate: existing.startDate };
+      }
+      throw new SfnApiError('ExecutionAlreadyExists', `Execution Already Exists: '${executionArn}'`, 400);
+    }
+    const rec: ExecutionRecord = {
+      executionArn,
+      stateMachineArn: req.stateMachineArn,
+      name,
+      status: 'RUNNING',
+      startDate: new Date(),
+      input: inputText,
+      events: [],
+    };
+    executions.set(executionArn, rec);
+    log.info(`execution ${name} started`);
+    run(rec, input);
+    return { executionArn, startDate: rec.startDate };
   };
 
   const getExecution = (executionArn: string): ExecutionRecord => {
@@ -488,49 +570,7 @@ export async function createSfnRunner(opts: SfnRunnerOptions): Promise<SfnRunner
       const m = machineOf(arn);
       return { spec: m.spec, arn, creationDate: m.creationDate };
     },
-    startExecution(req) {
-      const { spec } = machineOf(req.stateMachineArn);
-      const name = req.name ?? randomUUID();
-      if (isInvalidName(name)) {
-        throw new SfnApiError('InvalidName', `Invalid Name: '${name}'`, 400);
-      }
-      const inputText = req.input ?? '{}';
-      if (Buffer.byteLength(inputText, 'utf8') > 256 * 1024) {
-        throw new SfnApiError('InvalidExecutionInput', 'Execution input is larger than 256 KB', 400);
-      }
-      let input: unknown;
-      try {
-        input = JSON.parse(inputText);
-      } catch {
-        throw new SfnApiError(
-          'InvalidExecutionInput',
-          `Invalid State Machine Execution Input: '${inputText.slice(0, 100)}'`,
-          400,
-        );
-      }
-      const executionArn = `arn:aws:states:${region}:${LOCAL_ACCOUNT_ID}:execution:${spec.name}:${name}`;
-      const existing = executions.get(executionArn);
-      if (existing) {
-        // AWS: same name and input while running is idempotent; otherwise the name is taken.
-        if (existing.status === 'RUNNING' && existing.input === inputText) {
-          return { executionArn, startDate: existing.startDate };
-        }
-        throw new SfnApiError('ExecutionAlreadyExists', `Execution Already Exists: '${executionArn}'`, 400);
-      }
-      const rec: ExecutionRecord = {
-        executionArn,
-        stateMachineArn: req.stateMachineArn,
-        name,
-        status: 'RUNNING',
-        startDate: new Date(),
-        input: inputText,
-        events: [],
-      };
-      executions.set(executionArn, rec);
-      log.info(`execution ${name} started`);
-      run(rec, input);
-      return { executionArn, startDate: rec.startDate };
-    },
+    startExecution,
     getExecution,
     listExecutions(stateMachineArn) {
       machineOf(stateMachineArn);
@@ -552,23 +592,41 @@ export async function createSfnRunner(opts: SfnRunnerOptions): Promise<SfnRunner
     async idle() {
       while (running.size > 0) await Promise.all([...running.values()].map((r) => r.done));
     },
+    resumeInterrupted() {
+      const started: string[] = [];
+      for (const rec of [...executions.values()]) {
+        if (rec.status !== 'ABORTED' || rec.error !== STACK_STOPPED_ERROR || rec.resumedAs !== undefined)
+          continue;
+        const name = `${rec.name.slice(0, 64)}-r${Date.now().toString(36)}${started.length}`;
+        startExecution({ stateMachineArn: rec.stateMachineArn, name, input: rec.input });
+        rec.resumedAs = name;
+        void persist(rec);
+        started.push(name);
+      }
+      return started;
+    },
     async close(graceMs) {
-      const all = Promise.all([...running.values()].map((r) => r.done));
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = await Promise.race([
-        all.then(() => false),
-        new Promise<boolean>((resolve) => {
-          timer = setTimeout(() => resolve(true), graceMs);
-        }),
-      ]);
-      clearTimeout(timer);
-      if (timedOut) {
-        for (const [arn, r] of running) {
-          log.warn(`aborting execution ${arn.split(':').pop()} (still running at shutdown)`);
+      const deadline = Date.now() + graceMs;
+      while (running.size > 0) {
+        for (const r of running.values()) {
+          // Waiting is no work in flight; a task gets the grace period to finish.
+          if (r.interrupted || (r.stateType !== 'Wait' && Date.now() < deadline)) continue;
+          r.interrupted = true;
+          r.rec.error = STACK_STOPPED_ERROR;
+          r.rec.cause = `the local stack stopped during state type ${r.stateType ?? 'unknown'}; resumed at the next start`;
+          log.info(`execution ${r.rec.name} interrupted by the stop (resumed at the next start)`);
           r.abort();
         }
-        await Promise.all([...running.values()].map((r) => r.done));
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          Promise.all([...running.values()].map((r) => r.done)),
+          new Promise((resolve) => {
+            timer = setTimeout(resolve, 100);
+          }),
+        ]);
+        clearTimeout(timer);
       }
+      await Promise.all([...writes]);
     },
   };
 }

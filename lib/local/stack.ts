@@ -427,6 +427,8 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     cleanups.push({ name: 'S3 notifications', run: () => notifier.stop() });
     const caughtUp = await notifyUnprocessedImages({ s3: clients.s3, bucket, notifier });
     if (caughtUp > 0) log.info(`queued ${caughtUp} image(s) left unprocessed by the last run`);
+    const resumed = runner.resumeInterrupted();
+    if (resumed.length > 0) log.info(`resumed ${resumed.length} training(s) interrupted by the last stop`);
 
     const api = await startHttpApi({
       port: opts.apiPort ?? LOCAL_DEFAULTS.apiPort,

@@ -234,3 +234,65 @@ describe('binding Task states to handlers', () => {
     await expect(attempt).rejects.toThrow(/no local handler for Task state\(s\) TrainHead/);
   });
 });
+
+describe('stopping and resuming executions', () => {
+  const waitDefinition = {
+    StartAt: 'Settle',
+    States: {
+      Settle: { Type: 'Wait', Seconds: 3600, Next: 'CheckReadiness' },
+      CheckReadiness: { Type: 'Task', Resource: CHECK_ARN, End: true },
+    },
+  };
+
+  it('interrupts a waiting execution at once on close, and starts it again on the next start', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'tlearn-sfn-resume-'));
+    try {
+      const spec = (waitMs: number) => ({
+        name: 'm',
+        definition: waitDefinition,
+        taskHandlers: { [CHECK_ARN]: async (input: unknown) => ({ seen: input }) },
+        waitTimeOverrides: { Settle: waitMs },
+      });
+      const first = await createSfnRunner({
+        region: 'us-east-1',
+        stateMachines: [spec(3_600_000)],
+        dataDir,
+        log: silentLog,
+      });
+      const arn = first.stateMachineArns.m ?? '';
+      const { executionArn } = first.startExecution({
+        stateMachineArn: arn,
+        name: 'pets-1',
+        input: '{"dataset":"pets"}',
+      });
+      await new Promise((r) => setTimeout(r, 50));
+
+      const started = Date.now();
+      await first.close(30_000);
+      const closedAfterMs = Date.now() - started;
+      const interrupted = first.getExecution(executionArn);
+
+      const second = await createSfnRunner({
+        region: 'us-east-1',
+        stateMachines: [spec(0)],
+        dataDir,
+        log: silentLog,
+      });
+      const resumed = second.resumeInterrupted();
+      await second.idle();
+      const again = second.resumeInterrupted();
+      const rerun = second.getExecution(`arn:aws:states:us-east-1:000000000000:execution:m:${resumed[0]}`);
+
+      expect(closedAfterMs).toBeLessThan(5_000);
+      expect(interrupted).toMatchObject({ status: 'ABORTED', error: 'Local.StackStopped' });
+      expect(resumed).toHaveLength(1);
+      expect(resumed[0]).toMatch(/^pets-1-r/);
+      expect(rerun.status).toBe('SUCCEEDED');
+      expect(JSON.parse(rerun.output ?? '')).toEqual({ seen: { dataset: 'pets' } });
+      expect(again).toEqual([]);
+      await second.close(1000);
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});
