@@ -12,6 +12,11 @@ import {
 } from '../../../lib/local/stack.ts';
 import { silentLog } from '../../../lib/util/log.ts';
 
+async function readRecords(dir: string): Promise<{ name: string; error?: string }[]> {
+  const files = await readdir(dir);
+  return Promise.all(files.map(async (f) => JSON.parse(await readFile(join(dir, f), 'utf8'))));
+}
+
 describe('the local stack, end to end with the real handlers', () => {
   let dataDir: string;
   let stack: LocalStack | undefined;
@@ -68,22 +73,35 @@ describe('the local stack, end to end with the real handlers', () => {
   it('stops cleanly and comes back from the data dir with its model, without re-extracting', async () => {
     await stack?.stop();
     // After the stop: executions of later windows may still have been running before it.
-    const executionsBefore = (await readdir(join(dataDir, 'sfn', 'executions'))).sort();
-    const objects = await readdir(join(dataDir, 's3', 'tlearn-local', 'features', 'demo'), {
-      recursive: true,
-    });
+    const recordsDir = join(dataDir, 'sfn', 'executions');
+    const before = await readRecords(recordsDir);
+    const interrupted = before.filter((r) => r.error === 'Local.StackStopped').map((r) => r.name);
+    const featuresDir = join(dataDir, 's3', 'tlearn-local', 'features', 'demo');
+    const featureMetas = async () =>
+      Promise.all(
+        (await readdir(featuresDir, { recursive: true }))
+          .filter((f) => f.endsWith('.npy.meta.json'))
+          .sort()
+          .map((f) => readFile(join(featuresDir, f), 'utf8')),
+      );
+    const featuresBefore = await featureMetas();
 
     stack = await start();
     const outcome = await stack.demo;
     const health = await fetch(`${stack.apiUrl}/health`);
-    await new Promise((r) => setTimeout(r, 1500)); // a training would have started by now
-    const executionsAfter = (await readdir(join(dataDir, 'sfn', 'executions'))).sort();
+    await new Promise((r) => setTimeout(r, 1500)); // an extraction or training would have started by now
+    await stack.stop();
+    const after = await readRecords(recordsDir);
+    const added = after.filter((r) => !before.some((b) => b.name === r.name)).map((r) => r.name);
 
-    expect(objects.filter((f) => f.endsWith('.npy'))).toHaveLength(12);
+    expect(featuresBefore).toHaveLength(12);
+    expect(await featureMetas()).toEqual(featuresBefore);
     expect(outcome?.uploaded).toBe(false);
     expect(outcome?.version).toMatch(/^\d{8}T\d{6}Z-/);
     expect(health.status).toBe(200);
-    expect(executionsAfter).toEqual(executionsBefore);
+    // The only new executions are those resuming trainings the stop interrupted.
+    expect(added).toHaveLength(interrupted.length);
+    for (const name of added) expect(interrupted.some((i) => name.startsWith(`${i}-r`))).toBe(true);
   }, 240_000);
 });
 
