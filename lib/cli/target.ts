@@ -430,6 +430,8 @@ export function createTargetS3Client(s3: S3Target, timeoutMs: number): S3Client 
     requestHandler: new NodeHttpHandler({
       connectionTimeout: Math.min(timeoutMs, 5_000),
       requestTimeout: timeoutMs,
+      // Without this, smithy only logs a warning when requestTimeout passes and the call hangs on.
+      throwOnRequestTimeout: true,
     }),
     ...(s3.endpoint !== undefined ? { endpoint: s3.endpoint, forcePathStyle: true } : {}),
     ...(loopback

@@ -20,6 +20,8 @@ export function createAwsClients(cfg: StorageConfig): AwsClients {
   const requestHandler = new NodeHttpHandler({
     connectionTimeout: Math.min(cfg.awsTimeoutMs, 3_000),
     requestTimeout: cfg.awsTimeoutMs,
+    // Without this, smithy only logs a warning when requestTimeout passes and the call hangs on.
+    throwOnRequestTimeout: true,
   });
   const common = {
     region: cfg.region,

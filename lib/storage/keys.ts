@@ -32,7 +32,8 @@ export type SkipReason =
   | 'folder-marker'
   | 'not-an-image'
   | 'nested-too-deep'
-  | 'key-too-long';
+  | 'key-too-long'
+  | 'malformed-key';
 
 /** A training image's place in the layout. */
 export interface ImageRef {
@@ -78,6 +79,10 @@ function hasImageExtension(name: string): boolean {
  * @example parseImageKey('datasets/pets/cat.12.jpg') // label 'cat' (Kaggle style)
  */
 export function parseImageKey(key: string): ParsedImageKey {
+  // A lone UTF-16 surrogate cannot be UTF-8 encoded, so it can never name an S3 object.
+  if (/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(key)) {
+    return { ok: false, reason: 'malformed-key', detail: 'key is not valid Unicode (lone surrogate)' };
+  }
   if (!key.startsWith(DATASETS_PREFIX))
     return { ok: false, reason: 'not-a-dataset-key', detail: `key does not start with '${DATASETS_PREFIX}'` };
   // S3 keys are at most 1024 bytes; the feature key adds 'features/' - 'datasets/' + '.error.json'.
