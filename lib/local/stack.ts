@@ -256,16 +256,20 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
 
   const weights = await resolveStackWeights(opts.weights, dataDir);
   const env = envScope();
-  const cleanups: { name: string; run: () => Promise<void> }[] = [];
+  type Cleanup = { name: string; run: () => Promise<void> };
+  /** What takes requests from outside: stops first, so no new work arrives while the rest drains. */
+  const front: Cleanup[] = [];
+  const cleanups: Cleanup[] = [];
   const stopAll = async () => {
-    // In reverse order of start: servers in front stop first, the emulator (their store) last.
-    for (const c of cleanups.reverse()) {
+    // Front first, then the rest in reverse order of start: the emulator (everyone's store) last.
+    for (const c of [...front.reverse(), ...cleanups.reverse()]) {
       try {
         await c.run();
       } catch (err) {
         log.warn(`stopping ${c.name} failed`, { error: describeError(err) });
       }
     }
+    front.length = 0;
     cleanups.length = 0;
     env.restore();
   };
@@ -279,6 +283,29 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       log,
     });
     cleanups.push({ name: 'the S3 + SQS emulator', run: () => emulator.stop() });
+
+    // The API listens now (a taken port fails fast); requests wait for the handler to load.
+    let resolveApiHandler: (h: LambdaHandler<APIGatewayProxyEvent, APIGatewayProxyResult>) => void = () => {};
+    let rejectApiHandler: (e: unknown) => void = () => {};
+    const apiHandler = new Promise<LambdaHandler<APIGatewayProxyEvent, APIGatewayProxyResult>>((res, rej) => {
+      resolveApiHandler = res;
+      rejectApiHandler = rej;
+    });
+    apiHandler.catch(() => undefined);
+    const api = await startHttpApi({
+      port: opts.apiPort ?? LOCAL_DEFAULTS.apiPort,
+      handler: async (event, context) => (await apiHandler)(event, context),
+      region,
+      ...(opts.apiKey ? { apiKey: opts.apiKey } : {}),
+      log,
+    });
+    front.push({
+      name: 'the HTTP API',
+      run: async () => {
+        rejectApiHandler(new Error('the local stack stopped'));
+        await api.stop(10_000);
+      },
+    });
     const ingestDlq = emulator.createQueue('tlearn-ingest-dlq', { MessageRetentionPeriod: '1209600' });
     const ingest = emulator.createQueue('tlearn-ingest', {
       VisibilityTimeout: '120',
@@ -430,14 +457,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     const resumed = runner.resumeInterrupted();
     if (resumed.length > 0) log.info(`resumed ${resumed.length} training(s) interrupted by the last stop`);
 
-    const api = await startHttpApi({
-      port: opts.apiPort ?? LOCAL_DEFAULTS.apiPort,
-      handler: handlers.api as LambdaHandler<APIGatewayProxyEvent, APIGatewayProxyResult>,
-      region,
-      ...(opts.apiKey ? { apiKey: opts.apiKey } : {}),
-      log,
-    });
-    cleanups.push({ name: 'the HTTP API', run: () => api.stop(10_000) });
+    resolveApiHandler(handlers.api as LambdaHandler<APIGatewayProxyEvent, APIGatewayProxyResult>);
 
     print(
       describeStack({
@@ -496,7 +516,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
             },
           );
     // The demo's wait ends first on stop; the stack's own clients close after the servers.
-    cleanups.push({
+    front.push({
       name: 'the demo',
       run: async () => {
         demoAbort.abort();

@@ -47,7 +47,11 @@ function demoProgressRenderer() {
   return (p: DemoProgress) => {
     switch (p.phase) {
       case 'uploading':
-        if (p.done === p.total) console.error(`demo: uploaded ${p.total} images (dataset 'demo')`);
+        if (p.done === p.total) {
+          console.error(`demo: uploaded ${p.total} images (dataset 'demo')`);
+          // Started now, so its rate counts extraction time only.
+          bar = createProgress('demo: features ready', p.total);
+        }
         return;
       case 'features':
         bar ??= createProgress('demo: features ready', p.total);
