@@ -41,8 +41,11 @@ describe('the local stack, end to end with the real handlers', () => {
     dataDir = await mkdtemp(join(tmpdir(), 'tlearn-stack-'));
   });
   afterAll(async () => {
-    await stack?.stop();
-    await rm(dataDir, { recursive: true, force: true });
+    try {
+      await stack?.stop();
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 
   it('trains the demo dataset to a promoted model and serves a prediction', async () => {
