@@ -232,6 +232,7 @@ export async function startLocalEmulator(opts: LocalEmulatorOptions): Promise<Lo
       Parameters<typeof buildApp>[0]
     >['stores'],
   });
+  enforceConditionalPuts(app, s3Store);
   const wanted = opts.port ?? 4566;
   try {
     await app.listen({ port: wanted, host: '127.0.0.1' });
@@ -280,4 +281,73 @@ export async function startLocalEmulator(opts: LocalEmulatorOptions): Promise<Lo
       await mirror?.flush();
     },
   };
+}
+
+type FauxApp = ReturnType<typeof buildApp>;
+
+function s3ErrorXml(code: string, message: string): string {
+  return `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${message}</Message></Error>`;
+}
+
+/**
+ * S3 conditional writes (`If-Match: etag`, `If-None-Match: *` on PutObject), which fauxqs 1.9
+ * ignores on PUT. Promotion relies on them so an older model never overwrites a newer pointer.
+ * Like S3: a failed condition is 412 PreconditionFailed; a second conditional write to a key while
+ * one is in flight is 409 ConditionalRequestConflict (the caller re-reads and decides again). The
+ * check and the in-flight mark happen in one synchronous step, so two requests cannot both pass.
+ */
+function enforceConditionalPuts(app: FauxApp, store: FauxS3Store): void {
+  const inflight = new Set<string>();
+  const marked = new WeakSet<object>();
+  app.addHook('preHandler', async (request, reply) => {
+    if (request.method !== 'PUT') return;
+    const ifMatch = request.headers['if-match'];
+    const ifNoneMatch = request.headers['if-none-match'];
+    if (ifMatch === undefined && ifNoneMatch === undefined) return;
+    const [path = '', query = ''] = request.url.split('?');
+    if (/(^|&)(uploadId|partNumber)=/.test(query)) return; // multipart parts: not conditional in S3 either
+    const m = /^\/([^/]+)\/(.+)$/.exec(path);
+    if (!m) return;
+    let bucket: string;
+    let key: string;
+    try {
+      bucket = decodeURIComponent(m[1] ?? '');
+      key = decodeURIComponent(m[2] ?? '');
+    } catch {
+      return; // fauxqs answers the malformed key itself
+    }
+    const id = `${bucket}\u0000${key}`;
+    if (inflight.has(id)) {
+      return reply
+        .code(409)
+        .type('application/xml')
+        .send(s3ErrorXml('ConditionalRequestConflict', 'A conflicting conditional operation is in progress'));
+    }
+    let current: FauxS3Object | undefined;
+    try {
+      current = store.headObject(bucket, key);
+    } catch {
+      current = undefined;
+    }
+    const failed =
+      (ifNoneMatch !== undefined && ifNoneMatch.trim() === '*' && current !== undefined) ||
+      (ifMatch !== undefined &&
+        (current === undefined || normalizeEtag(current.etag) !== normalizeEtag(String(ifMatch))));
+    if (failed) {
+      return reply
+        .code(412)
+        .type('application/xml')
+        .send(
+          s3ErrorXml('PreconditionFailed', 'At least one of the pre-conditions you specified did not hold'),
+        );
+    }
+    inflight.add(id);
+    marked.add(request);
+    (request as unknown as { tlearnConditionalId?: string }).tlearnConditionalId = id;
+  });
+  app.addHook('onResponse', async (request) => {
+    if (!marked.has(request)) return;
+    const id = (request as unknown as { tlearnConditionalId?: string }).tlearnConditionalId;
+    if (id !== undefined) inflight.delete(id);
+  });
 }

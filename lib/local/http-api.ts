@@ -397,6 +397,11 @@ export async function startHttpApi(opts: HttpApiOptions): Promise<HttpApi> {
     const requestId = randomUUID();
     const work = handle(req, res, requestId)
       .catch((err: unknown): Outcome => {
+        // A client that hangs up mid-request is the client's business, not a server error.
+        if (req.destroyed && !res.headersSent) {
+          log.info('client closed the connection before the request was read', { error: describeError(err) });
+          return { status: 499, note: 'client closed request' };
+        }
         log.error('api request failed', { error: describeError(err) });
         if (!res.headersSent) return gatewayJson(res, 500, { message: 'Internal server error' }, requestId);
         res.destroy();

@@ -1,8 +1,7 @@
 /**
- * Failing tests for bugs found by the hardening work in code other people own. Kept out of the
- * suite as `known-bugs.test.ts.txt` (vitest does not pick it up) until the bugs are fixed; then
- * move each test into the matching hardening file. Each test names the file, the input, what it
- * should do and what it does.
+ * Regression tests for bugs the hardening work found in other modules (all fixed): AWS calls that
+ * never timed out, a lone-surrogate key answered with 500, a client hang-up logged at error level
+ * by the local HTTP adapter, and the local emulator ignoring conditional PUTs.
  */
 import { createServer, request } from 'node:http';
 import { connect } from 'node:net';
@@ -39,7 +38,7 @@ import {
 
 const V1 = '20261128T100000Z-aaaaaa';
 
-describe('known bugs (kept out of the suite until fixed)', () => {
+describe('regressions found by the hardening tests', () => {
   let em: Emulator;
   let api: ApiHandler;
   let log: RecordingLog;
