@@ -140,7 +140,7 @@ describe('regressions found by the hardening tests', () => {
 // @smithy/node-http-handler 4.x unless `throwOnRequestTimeout: true` is also set, so a call that
 // never answers is never abandoned (DESIGN: "timeouts on every AWS call"). Fix: add
 // `throwOnRequestTimeout: true` (lib/cli/target.ts createTargetS3Client has the same gap).
-describe('known bugs: AWS calls without a timeout', () => {
+describe('regression: AWS calls without a timeout', () => {
   it('abandons an S3 call that never answers after its retries of awsTimeoutMs each', async () => {
     // Prepare: a server that accepts requests and never answers.
     const silent = createServer(() => undefined);
@@ -243,7 +243,7 @@ describe('known bugs: AWS calls without a timeout', () => {
 // gets 412, re-reads and declines (test/hardening/model-faults.test.ts proves it through a proxy
 // that enforces them). Fix: enforce the two headers in the local emulator (a preHandler hook on
 // PUT object in the fauxqs app built in emulator.ts: HEAD the key, compare, answer 412).
-describe('known bugs: conditional writes in the local emulator', () => {
+describe('regression: conditional writes in the local emulator', () => {
   it('keeps the newer of two racing promotions current', async () => {
     // Prepare: a promoted V1, then two complete versions whose promotions interleave: both read
     // the pointer, the newer writes, then the older writes (its PUT held back 200 ms).
