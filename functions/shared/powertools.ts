@@ -28,7 +28,18 @@ export interface Observability {
 /** Creates the logger and metrics of a function (call once, at module scope). */
 export function createObservability(serviceName: string): Observability {
   const logger = new Logger({ serviceName });
-  const metrics = new Metrics({ namespace: METRICS_NAMESPACE, serviceName });
+  const metrics = new Metrics({
+    namespace: METRICS_NAMESPACE,
+    serviceName,
+    // Requests like GET /health publish no metric by design; Powertools' warning about that
+    // ("No application metrics to publish") would print on every such call, so it goes to debug.
+    logger: {
+      debug: (...args: unknown[]) => logger.debug(String(args[0] ?? '')),
+      info: (...args: unknown[]) => logger.info(String(args[0] ?? '')),
+      warn: (...args: unknown[]) => logger.debug(String(args[0] ?? '')),
+      error: (...args: unknown[]) => logger.error(String(args[0] ?? '')),
+    },
+  });
   return { logger, metrics, log: asLog(logger) };
 }
 

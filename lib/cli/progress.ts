@@ -22,9 +22,10 @@ export function createProgress(
     const width = 24;
     const filled = Math.round(frac * width);
     const elapsed = (Date.now() - start) / 1000;
-    const rate = elapsed > 0 ? count / elapsed : 0;
+    // A rate over the first fraction of a second is noise (one tick in 1 ms reads as 1000/s).
+    const rate = elapsed >= 0.5 ? count / elapsed : 0;
     const eta = rate > 0 ? Math.max(0, (total - count) / rate) : 0;
-    return `${label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${count}/${total} ${Math.round(frac * 100)}% ${rate.toFixed(1)}/s ETA ${Math.ceil(eta)}s${note ? ` ${note}` : ''}`;
+    return `${label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${count}/${total} ${Math.round(frac * 100)}% ${rate > 0 ? `${rate.toFixed(1)}/s ETA ${Math.ceil(eta)}s` : '…'}${note ? ` ${note}` : ''}`;
   };
   return {
     tick(n = 1, note) {
