@@ -1,5 +1,11 @@
 import { z } from 'zod';
+import type { DatasetStatus, ModelSummary } from '../api/datasets.ts';
+import type { PredictionResponse } from '../api/predict.ts';
+import type { startTrainingRoute } from '../api/trainings.ts';
 import { TlearnError } from '../errors.ts';
+import type { CurrentPointer } from '../pipeline/current-pointer.ts';
+import type { LabelReadiness } from '../pipeline/readiness.ts';
+import { type ModelDocument, ReportDocument, TrainingOptionsSchema } from '../training/model-document.ts';
 
 /**
  * A small client of the HTTP API (DESIGN.md "HTTP API") for the CLI: one timeout per request,
@@ -55,83 +61,130 @@ export function unreachableReason(err: unknown, depth = 0): string | undefined {
   return unreachableReason(e.cause, depth + 1);
 }
 
-/** A prediction (POST /datasets/{d}/predictions). */
-export const PredictionSchema = z
-  .object({
-    dataset: z.string(),
-    model: z.object({ version: z.string(), trainedAt: z.string().optional() }).passthrough(),
-    label: z.string(),
-    confidence: z.number(),
-    scores: z.array(z.object({ label: z.string(), probability: z.number() })),
-    timingsMs: z.record(z.number()).optional(),
-  })
-  .passthrough();
-export type Prediction = z.infer<typeof PredictionSchema>;
-
-/** A started training (POST /datasets/{d}/trainings → 202). */
-export const TrainingStartedSchema = z
-  .object({ executionArn: z.string(), startedAt: z.string().optional() })
-  .passthrough();
-export type TrainingStarted = z.infer<typeof TrainingStartedSchema>;
+/**
+ * A schema whose output is the API's own type. The response types are imported from `lib/api/`
+ * (type-only: nothing of the API is loaded), so when the API changes a field this file stops
+ * compiling instead of the CLI misreading answers at run time.
+ */
+type SchemaOf<T> = z.ZodType<T, z.ZodTypeDef, unknown>;
 
 const count = z.number().int().nonnegative();
-const LabelCountsSchema = z
-  .object({
-    images: count.optional(),
-    ready: count.optional(),
-    failed: count.optional(),
-    pending: count.optional(),
-  })
-  .passthrough();
+
+/** A prediction (POST /datasets/{d}/predictions → `PredictionResponse` of lib/api/predict.ts). */
+export const PredictionSchema: SchemaOf<PredictionResponse> = z.object({
+  dataset: z.string(),
+  model: z.object({
+    version: z.string(),
+    trainedAt: z.string(),
+    spec: z.string(),
+    randomWeights: z.boolean(),
+  }),
+  label: z.string(),
+  confidence: z.number(),
+  scores: z.array(z.object({ label: z.string(), probability: z.number() })),
+  timingsMs: z.object({
+    fetch: z.number().optional(),
+    decode: z.number(),
+    forward: z.number(),
+    head: z.number(),
+    total: z.number(),
+  }),
+});
+export type Prediction = PredictionResponse;
+
+/** A started training (POST /datasets/{d}/trainings → 202, lib/api/trainings.ts). */
+export type TrainingStarted = Awaited<ReturnType<typeof startTrainingRoute>>;
+export const TrainingStartedSchema: SchemaOf<TrainingStarted> = z.object({
+  dataset: z.string(),
+  executionArn: z.string(),
+  executionName: z.string(),
+  startedAt: z.string(),
+});
+
+const LabelReadinessSchema: SchemaOf<LabelReadiness> = z.object({
+  images: count,
+  ready: count,
+  failed: count,
+  pending: count,
+});
+
+/** The promoted model's summary (`ModelSummary` of lib/api/datasets.ts). */
+const ModelSummarySchema: SchemaOf<ModelSummary> = z.object({
+  version: z.string(),
+  promotedAt: z.string(),
+  trainedAt: z.string(),
+  spec: z.string(),
+  randomWeights: z.boolean(),
+  classes: z.array(z.string()),
+});
+
+/** GET /datasets/{d} (`DatasetStatus` of lib/api/datasets.ts). */
+export const DatasetStatusSchema: SchemaOf<DatasetStatus> = z.object({
+  dataset: z.string(),
+  images: z.object({ total: count, ready: count, failed: count, pending: count, skipped: count }),
+  labels: z.record(LabelReadinessSchema),
+  featuresSettled: z.boolean(),
+  model: ModelSummarySchema.nullable(),
+  lastTraining: z
+    .object({ version: z.string(), at: z.string().nullable(), promoted: z.boolean() })
+    .nullable(),
+});
+export type { DatasetStatus };
 
 /**
- * GET /datasets/{d}. Lenient on purpose: the CLI shows what is there and `--json` shows
- * everything. `labels` may be a list of rows or a map label → counts (or → image count).
+ * The model part of GET /datasets/{d}/model: `model.json` without its weights (lib/training/
+ * model-document.ts), the summary, and the version the current one replaced (current.json).
  */
-export const DatasetStatusSchema = z
-  .object({
-    dataset: z.string().optional(),
-    images: z.union([count, z.object({ total: count }).passthrough()]).optional(),
-    features: z
-      .object({ ready: count.optional(), failed: count.optional(), pending: count.optional() })
-      .passthrough()
-      .optional(),
-    labels: z
-      .union([
-        z.array(LabelCountsSchema.extend({ label: z.string() })),
-        z.record(z.union([count, LabelCountsSchema])),
-      ])
-      .optional(),
-    model: z
-      .object({
-        version: z.string(),
-        trainedAt: z.string().optional(),
-        promotedAt: z.string().optional(),
-        accuracy: z.number().optional(),
-      })
-      .passthrough()
-      .nullable()
-      .optional(),
-    lastTraining: z
-      .object({
-        executionArn: z.string().optional(),
-        status: z.string().optional(),
-        startedAt: z.string().optional(),
-        stoppedAt: z.string().optional(),
-        trigger: z.string().optional(),
-        error: z.string().optional(),
-        cause: z.string().optional(),
-      })
-      .passthrough()
-      .nullable()
-      .optional(),
-  })
-  .passthrough();
-export type DatasetStatus = z.infer<typeof DatasetStatusSchema>;
+export type ModelMeta = ModelSummary &
+  Pick<ModelDocument, 'metrics' | 'options'> & { previous: CurrentPointer['previous'] };
 
-/** GET /datasets/{d}/model: current model metadata + report (read leniently, see commands/model.ts). */
-export const ModelInfoSchema = z.record(z.unknown());
-export type ModelInfo = z.infer<typeof ModelInfoSchema>;
+const ModelMetaSchema: SchemaOf<ModelMeta> = ModelSummarySchema.and(
+  z.object({
+    metrics: z.object({
+      accuracy: z.number().nullable(),
+      logLoss: z.number().nullable(),
+      nTrain: count,
+      nTest: count,
+      converged: z.boolean(),
+      nIter: count,
+    }),
+    options: TrainingOptionsSchema,
+    previous: z.string().nullable(),
+  }),
+);
+
+/** GET /datasets/{d}/model as the CLI uses it. */
+export interface ModelInfo {
+  dataset: string;
+  model: ModelMeta;
+  /**
+   * report.json, or null when there is none or it does not match today's schema (the API passes
+   * an older report through as stored; `reportIssue` says why it is not shown).
+   */
+  report: ReportDocument | null;
+  reportIssue?: string;
+}
+
+const ModelResponseSchema = z.object({
+  dataset: z.string(),
+  model: ModelMetaSchema,
+  report: z.unknown(),
+});
+
+/** Reads GET /datasets/{d}/model: metadata strictly, the report by `ReportDocument` (null when it is older). */
+export function parseModelInfo(body: unknown, what: string): ModelInfo {
+  const { dataset, model, report } = parseWith(ModelResponseSchema, body, what);
+  if (report === null || report === undefined) return { dataset, model, report: null };
+  const r = ReportDocument.safeParse(report);
+  if (r.success) return { dataset, model, report: r.data };
+  const issue = r.error.issues[0];
+  return {
+    dataset,
+    model,
+    report: null,
+    reportIssue: `report.json does not match this CLI's schema (${issue ? `${issue.path.join('.') || 'body'}: ${issue.message}` : 'invalid'})`,
+  };
+}
 
 /** Options of `createApiClient`. */
 export interface ApiClientOptions {
@@ -159,7 +212,7 @@ export interface ApiClient {
   ): Promise<ApiResponse>;
   getDataset(dataset: string): Promise<{ parsed: DatasetStatus; raw: unknown }>;
   startTraining(dataset: string): Promise<TrainingStarted>;
-  getModel(dataset: string): Promise<ModelInfo>;
+  getModel(dataset: string): Promise<{ parsed: ModelInfo; raw: unknown }>;
   predict(dataset: string, image: Uint8Array, contentType: string, top?: number): Promise<Prediction>;
 }
 
@@ -266,7 +319,7 @@ export function createApiClient(opts: ApiClientOptions): ApiClient {
     },
     async getModel(dataset) {
       const { body } = await request('GET', `${ds(dataset)}/model`);
-      return parseWith(ModelInfoSchema, body, `GET ${ds(dataset)}/model`);
+      return { parsed: parseModelInfo(body, `GET ${ds(dataset)}/model`), raw: body };
     },
     async predict(dataset, image, contentType, top) {
       const { body } = await request('POST', `${ds(dataset)}/predictions`, {

@@ -26,6 +26,10 @@ export interface CliContext {
   sleep?: (ms: number) => Promise<void>;
 }
 
+/** The notice shown wherever a model of seeded random base weights appears (status, model, predict, train). */
+export const RANDOM_WEIGHTS_WARNING =
+  'WARNING: trained on features of seeded RANDOM base weights (no real VGG16 weights): predictions are not meaningful';
+
 /** The real process: env, cwd, stdout, stderr. */
 export function processContext(): CliContext {
   return {

@@ -1,6 +1,6 @@
 import { PutObjectCommand, type S3Client, S3ServiceException } from '@aws-sdk/client-s3';
-import { z } from 'zod';
 import { ConflictError, NotFoundError, TlearnError } from '../../errors.ts';
+import { CurrentPointer } from '../../pipeline/current-pointer.ts';
 import { currentModelKey, modelFileKey } from '../../storage/keys.ts';
 import { getObject, headObject } from '../../storage/s3.ts';
 import { parseCommandArgs } from '../args.ts';
@@ -14,6 +14,7 @@ import {
   formatTable,
   percent,
   processContext,
+  RANDOM_WEIGHTS_WARNING,
   reportRemoteError,
 } from '../remote.ts';
 import {
@@ -31,8 +32,9 @@ import {
 const HELP = `tlearn model D [--json]
 tlearn model D --rollback
 
-Shows a dataset's current model (GET /datasets/D/model): version, when it was trained, accuracy
-on the held-out images, the confusion matrix and precision / recall / F1 per label.
+Shows a dataset's current model (GET /datasets/D/model): version, when it was trained and
+promoted, classes, spec (with a warning when the base weights were random), accuracy on the
+held-out images, the confusion matrix and precision / recall / F1 per label.
 
 --rollback makes the previous model current again: it rewrites models/D/current.json in the
 stack's bucket (directly in S3, so it needs S3 write access: AWS credentials for an AWS stack)
@@ -52,15 +54,9 @@ examples:
 exit codes: 0 ok, 1 no model / nothing to roll back to / the API said no, 2 usage,
 4 the stack could not be reached`;
 
-/** `models/{d}/current.json` (DESIGN.md "S3 layout"). */
-export const CurrentPointerSchema = z
-  .object({
-    version: z.string().min(1),
-    promotedAt: z.string(),
-    previous: z.string().min(1).nullable().optional(),
-  })
-  .passthrough();
-export type CurrentPointer = z.infer<typeof CurrentPointerSchema>;
+/** `models/{d}/current.json`: the pipeline's own schema (lib/pipeline/current-pointer.ts). */
+export const CurrentPointerSchema = CurrentPointer;
+export type { CurrentPointer };
 
 /** What a rollback did. */
 export interface RollbackResult {
@@ -107,7 +103,7 @@ export async function rollbackModel(
     });
   }
   const previous = current.previous;
-  if (previous === undefined || previous === null)
+  if (previous === null)
     throw new ConflictError(
       `dataset '${dataset}' has no previous model to roll back to: ${current.version} is the only one promoted`,
     );
@@ -138,125 +134,64 @@ export async function rollbackModel(
   return { from: current.version, to: previous, pointer };
 }
 
-type Json = Record<string, unknown>;
-const obj = (v: unknown): Json | undefined =>
-  typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Json) : undefined;
-const str = (...vs: unknown[]): string | undefined => vs.find((v): v is string => typeof v === 'string');
-const num = (...vs: unknown[]): number | undefined => vs.find((v): v is number => typeof v === 'number');
-
-/** One row of the per-class table. */
-export interface ClassRow {
-  label: string;
-  precision: number | undefined;
-  recall: number | undefined;
-  f1: number | undefined;
-  support: number | undefined;
-}
-
-/** The parts of GET /datasets/{d}/model the CLI shows. */
-export interface ModelView {
-  version: string | undefined;
-  trainedAt: string | undefined;
-  promotedAt: string | undefined;
-  previous: string | undefined;
-  accuracy: number | undefined;
-  logLoss: number | undefined;
-  labels: string[] | undefined;
-  confusion: number[][] | undefined;
-  perClass: ClassRow[];
-}
-
-function classRow(label: string, v: unknown): ClassRow {
-  const o = obj(v) ?? {};
-  return {
-    label,
-    precision: num(o.precision),
-    recall: num(o.recall),
-    f1: num(o.f1, o.f1Score, o['f1-score']),
-    support: num(o.support),
-  };
-}
-
-/**
- * Reads GET /datasets/{d}/model leniently: metadata at the top or under `model` / `current`,
- * evaluation under `report` (report.json: accuracy, logLoss, labels, confusionMatrix, perClass as
- * a list of rows or a map label → scores, scikit-learn's `f1-score` spelling accepted).
- */
-export function modelView(body: ModelInfo): ModelView {
-  const model = obj(body.model) ?? {};
-  const current = obj(body.current) ?? {};
-  const report = obj(body.report) ?? body;
-  const metrics = obj(model.metrics) ?? obj(body.metrics) ?? {};
-  const cm = report.confusionMatrix ?? report.confusion_matrix;
-  const cmObj = obj(cm);
-  const labelsRaw = report.labels ?? cmObj?.labels ?? model.classes ?? body.classes;
-  const matrixRaw = cmObj ? cmObj.matrix : cm;
-  const labels =
-    Array.isArray(labelsRaw) && labelsRaw.every((l) => typeof l === 'string')
-      ? (labelsRaw as string[])
-      : undefined;
-  const confusion =
-    Array.isArray(matrixRaw) &&
-    matrixRaw.every((r) => Array.isArray(r) && r.every((x) => typeof x === 'number'))
-      ? (matrixRaw as number[][])
-      : undefined;
-  const pcRaw = report.perClass ?? report.classificationReport ?? report.classification_report;
-  let perClass: ClassRow[] = [];
-  if (Array.isArray(pcRaw)) perClass = pcRaw.map((r) => classRow(str(obj(r)?.label) ?? '?', r));
-  else if (obj(pcRaw))
-    perClass = Object.entries(obj(pcRaw) ?? {})
-      // scikit-learn's report mixes averages in with the classes.
-      .filter(([k]) => !['accuracy', 'macro avg', 'weighted avg', 'micro avg'].includes(k))
-      .map(([k, v]) => classRow(k, v));
-  return {
-    version: str(body.version, model.version, current.version),
-    trainedAt: str(body.trainedAt, model.trainedAt, report.trainedAt),
-    promotedAt: str(body.promotedAt, current.promotedAt),
-    previous: str(body.previous, current.previous),
-    accuracy: num(report.accuracy, metrics.accuracy, body.accuracy),
-    logLoss: num(report.logLoss, metrics.logLoss),
-    labels,
-    confusion,
-    perClass,
-  };
-}
-
-/** Lines describing a model, for humans. */
-export function formatModel(dataset: string, v: ModelView): string[] {
-  const lines = [`dataset   ${dataset}`, `model     ${v.version ?? '?'}`];
-  if (v.trainedAt) lines.push(`trained   ${v.trainedAt}`);
-  if (v.promotedAt) lines.push(`promoted  ${v.promotedAt}`);
-  if (v.previous) lines.push(`previous  ${v.previous} (tlearn model ${dataset} --rollback)`);
-  if (v.accuracy !== undefined)
+/** Lines describing a model (GET /datasets/{d}/model), for humans. */
+export function formatModel(info: ModelInfo): string[] {
+  const { model: m, report } = info;
+  const lines = [
+    `dataset   ${info.dataset}`,
+    `model     ${m.version}`,
+    `trained   ${m.trainedAt}`,
+    `promoted  ${m.promotedAt}`,
+  ];
+  if (m.previous) lines.push(`previous  ${m.previous} (tlearn model ${info.dataset} --rollback)`);
+  lines.push(`classes   ${m.classes.join(', ')}`, `spec      ${m.spec}`);
+  if (m.randomWeights) lines.push(`          ${RANDOM_WEIGHTS_WARNING}`);
+  // The report has the details; model.json's metrics summary stands in when it is missing or older.
+  const accuracy = report ? report.accuracy : m.metrics.accuracy;
+  const logLoss = report ? report.logLoss : m.metrics.logLoss;
+  const nTrain = report ? report.counts.train : m.metrics.nTrain;
+  const nTest = report ? report.counts.test : m.metrics.nTest;
+  if (accuracy !== null)
     lines.push(
-      `accuracy  ${percent(v.accuracy)}${v.logLoss !== undefined ? `   log loss ${v.logLoss.toFixed(4)}` : ''}`,
+      `accuracy  ${percent(accuracy)} on ${nTest} held-out images${logLoss !== null ? `   log loss ${logLoss.toFixed(4)}` : ''}`,
     );
-  if (v.confusion) {
-    const labels = v.labels ?? v.confusion.map((_, i) => String(i));
+  else lines.push(`accuracy  not measured (trained on all ${nTrain} images, no held-out part)`);
+  lines.push(`images    ${nTrain} train, ${nTest} test`);
+  if (info.reportIssue) lines.push(`report    not shown: ${info.reportIssue}; see --json`);
+  if (report === null) return lines;
+  if (report.note) lines.push(`note      ${report.note}`);
+  if (report.confusionMatrix) {
+    const labels = report.classes;
     lines.push('', 'confusion matrix (rows: true label, columns: predicted)');
     lines.push(
       ...formatTable(
         ['', ...labels],
-        v.confusion.map((row, i) => [labels[i] ?? String(i), ...row.map(String)]),
+        report.confusionMatrix.map((row, i) => [labels[i] ?? String(i), ...row.map(String)]),
         [false, ...labels.map(() => true)],
       ),
     );
   }
-  if (v.perClass.length > 0) {
-    const f = (x: number | undefined) => (x === undefined ? '-' : x.toFixed(3));
+  if (report.perClass.length > 0) {
+    type Scores = { precision: number; recall: number; f1: number; support: number };
+    const row = (label: string, r: Scores) => [
+      label,
+      r.precision.toFixed(3),
+      r.recall.toFixed(3),
+      r.f1.toFixed(3),
+      String(r.support),
+    ];
+    const rows = report.perClass.map((r) => row(r.label, r));
+    if (report.macroAvg) rows.push(row('macro avg', report.macroAvg));
+    if (report.weightedAvg) rows.push(row('weighted avg', report.weightedAvg));
     lines.push('');
     lines.push(
-      ...formatTable(
-        ['label', 'precision', 'recall', 'f1', 'support'],
-        v.perClass.map((r) => [
-          r.label,
-          f(r.precision),
-          f(r.recall),
-          f(r.f1),
-          r.support === undefined ? '-' : String(r.support),
-        ]),
-        [false, true, true, true, true],
-      ),
+      ...formatTable(['label', 'precision', 'recall', 'f1', 'support'], rows, [
+        false,
+        true,
+        true,
+        true,
+        true,
+      ]),
     );
   }
   return lines;
@@ -302,10 +237,10 @@ export async function runModel(argv: string[], ctx: CliContext): Promise<number>
   const target = resolveTarget(targetFlags(values), ctx.env, ctx.cwd);
   const api = apiClientFor(target, timeoutMsFlag(values), ctx);
   try {
-    const body = await api.getModel(dataset);
-    if (values.json) ctx.out(JSON.stringify(body, null, 2));
+    const { parsed, raw } = await api.getModel(dataset);
+    if (values.json) ctx.out(JSON.stringify(raw, null, 2));
     else {
-      for (const line of formatModel(dataset, modelView(body))) ctx.out(line);
+      for (const line of formatModel(parsed)) ctx.out(line);
       ctx.err(`(${describeTarget(target)})`);
     }
     return EXIT.OK;

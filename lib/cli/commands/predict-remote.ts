@@ -12,6 +12,7 @@ import {
   formatTable,
   percent,
   processContext,
+  RANDOM_WEIGHTS_WARNING,
   reportRemoteError,
 } from '../remote.ts';
 import { resolveTarget, TARGET_HELP, TARGET_OPTIONS, targetFlags, timeoutMsFlag } from '../target.ts';
@@ -134,9 +135,12 @@ export async function runRemotePredict(argv: string[], ctx: CliContext = process
       false,
     ]))
       ctx.out(line);
-    const first = done.find((r): r is Extract<Result, { prediction: Prediction }> => 'prediction' in r);
-    if (first) ctx.err(`(model ${first.prediction.model.version} of '${dataset}')`);
   }
+  const models = new Map<string, Prediction['model']>();
+  for (const r of done) if ('prediction' in r) models.set(r.prediction.model.version, r.prediction.model);
+  // A promotion can land between two requests: then the images were not all seen by one model.
+  if (models.size > 0) ctx.err(`(model ${[...models.keys()].join(', ')} of '${dataset}')`);
+  if ([...models.values()].some((m) => m.randomWeights)) ctx.err(RANDOM_WEIGHTS_WARNING);
   const failed = done.filter((r) => 'error' in r).length;
   if (failed === 0) return EXIT.OK;
   return failed === done.length ? EXIT.FAILURE : EXIT.PARTIAL;

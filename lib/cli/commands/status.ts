@@ -7,8 +7,8 @@ import {
   type CliContext,
   datasetArg,
   formatTable,
-  percent,
   processContext,
+  RANDOM_WEIGHTS_WARNING,
   reportRemoteError,
 } from '../remote.ts';
 import {
@@ -23,7 +23,8 @@ import {
 const HELP = `tlearn status D [--json]
 
 Shows a dataset of a stack (GET /datasets/D): images, features ready / failed / pending, a
-table per label, the current model and the last training.
+table per label, the current model (with a warning when it was trained on random base weights)
+and the last training (the newest model version, promoted or not).
 
 options:
   --json               print the API's answer as JSON
@@ -32,60 +33,50 @@ ${TARGET_HELP}
 
 examples:
   tlearn status pets
-  tlearn status pets --json | jq .features
+  tlearn status pets --json | jq .images
   tlearn status pets --endpoint https://abc123.execute-api.eu-west-1.amazonaws.com/prod --api-key …
 
 exit codes: 0 ok, 1 the API said no (e.g. no such dataset), 2 usage, 4 the stack could not be reached`;
 
-/** One row of the labels table, whatever form the API sent it in. */
-export interface LabelRow {
-  label: string;
-  images: number | undefined;
-  ready: number | undefined;
-  failed: number | undefined;
-  pending: number | undefined;
+/** `features: 30 ready, 1 failed, 5 pending` (+ skipped keys when there are any). */
+export function featureCounts(images: DatasetStatus['images']): string {
+  return (
+    `${images.ready} ready, ${images.failed} failed, ${images.pending} pending` +
+    (images.skipped > 0 ? ` (${images.skipped} unusable keys skipped)` : '')
+  );
 }
 
-/** Normalizes `labels` (a list of rows, or a map label → counts / image count) to rows sorted by label. */
-export function labelRows(labels: DatasetStatus['labels']): LabelRow[] {
-  if (labels === undefined) return [];
-  const rows: LabelRow[] = Array.isArray(labels)
-    ? labels.map((l) => ({
-        label: l.label,
-        images: l.images,
-        ready: l.ready,
-        failed: l.failed,
-        pending: l.pending,
-      }))
-    : Object.entries(labels).map(([label, v]) =>
-        typeof v === 'number'
-          ? { label, images: v, ready: undefined, failed: undefined, pending: undefined }
-          : { label, images: v.images, ready: v.ready, failed: v.failed, pending: v.pending },
-      );
-  return rows.sort((a, b) => (a.label < b.label ? -1 : a.label > b.label ? 1 : 0));
-}
-
-/** Total image count from `images` (a number or `{ total }`). */
-export function imageCount(s: DatasetStatus): number | undefined {
-  return typeof s.images === 'number' ? s.images : s.images?.total;
+/** One line about the newest training (a model version written by a training, promoted or not). */
+export function describeLastTraining(s: DatasetStatus): string {
+  const t = s.lastTraining;
+  if (t === null) return 'none yet';
+  const when = t.at ? ` at ${t.at}` : '';
+  if (t.promoted) return `${t.version}${when}, promoted`;
+  const current = s.model ? `; the current model is ${s.model.version}` : '';
+  return `${t.version}${when}, not promoted${current}`;
 }
 
 /** Lines describing a dataset's status, for humans. */
-export function formatStatus(dataset: string, s: DatasetStatus): string[] {
-  const n = (v: number | undefined) => (v === undefined ? '-' : String(v));
-  const lines: string[] = [`dataset   ${s.dataset ?? dataset}`];
-  const f = s.features;
-  lines.push(
-    `images    ${n(imageCount(s))}` +
-      (f ? `   features: ${n(f.ready)} ready, ${n(f.failed)} failed, ${n(f.pending)} pending` : ''),
-  );
-  const rows = labelRows(s.labels);
+export function formatStatus(s: DatasetStatus): string[] {
+  const lines: string[] = [
+    `dataset   ${s.dataset}`,
+    `images    ${s.images.total}   features: ${featureCounts(s.images)}`,
+  ];
+  if (!s.featuresSettled)
+    lines.push('          features are still being extracted; a training starts when they are ready');
+  const rows = Object.entries(s.labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   if (rows.length > 0) {
     lines.push('');
     lines.push(
       ...formatTable(
         ['label', 'images', 'ready', 'failed', 'pending'],
-        rows.map((r) => [r.label, n(r.images), n(r.ready), n(r.failed), n(r.pending)]),
+        rows.map(([label, c]) => [
+          label,
+          String(c.images),
+          String(c.ready),
+          String(c.failed),
+          String(c.pending),
+        ]),
         [false, true, true, true, true],
       ),
     );
@@ -93,27 +84,13 @@ export function formatStatus(dataset: string, s: DatasetStatus): string[] {
   }
   if (s.model) {
     const m = s.model;
-    lines.push(
-      `model     ${m.version}` +
-        (m.trainedAt ? `, trained ${m.trainedAt}` : '') +
-        (m.accuracy !== undefined ? `, accuracy ${percent(m.accuracy)}` : '') +
-        (m.promotedAt ? `, promoted ${m.promotedAt}` : ''),
-    );
+    lines.push(`model     ${m.version}, trained ${m.trainedAt}, promoted ${m.promotedAt}`);
+    lines.push(`          ${m.classes.length} classes (${m.classes.join(', ')}), spec ${m.spec}`);
+    if (m.randomWeights) lines.push(`          ${RANDOM_WEIGHTS_WARNING}`);
   } else {
-    lines.push(`model     none yet (tlearn train ${dataset})`);
+    lines.push(`model     none yet (tlearn train ${s.dataset})`);
   }
-  const t = s.lastTraining;
-  if (t) {
-    lines.push(
-      `training  ${t.status ?? 'unknown'}` +
-        (t.trigger ? ` (${t.trigger})` : '') +
-        (t.startedAt ? `, started ${t.startedAt}` : '') +
-        (t.stoppedAt ? `, stopped ${t.stoppedAt}` : ''),
-    );
-    if (t.error || t.cause) lines.push(`          ${[t.error, t.cause].filter(Boolean).join(': ')}`);
-  } else {
-    lines.push('training  none yet');
-  }
+  lines.push(`training  ${describeLastTraining(s)}`);
   return lines;
 }
 
@@ -128,7 +105,7 @@ export async function runStatus(argv: string[], ctx: CliContext): Promise<number
     const { parsed, raw } = await api.getDataset(dataset);
     if (values.json) ctx.out(JSON.stringify(raw, null, 2));
     else {
-      for (const line of formatStatus(dataset, parsed)) ctx.out(line);
+      for (const line of formatStatus(parsed)) ctx.out(line);
       ctx.err(`(${describeTarget(target)})`);
     }
     return EXIT.OK;

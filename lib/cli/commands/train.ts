@@ -1,3 +1,4 @@
+import { MIN_SAMPLES_PER_LABEL } from '../../training/train.ts';
 import { numberFlag, parseCommandArgs } from '../args.ts';
 import type { ApiClient, DatasetStatus } from '../client.ts';
 import { EXIT } from '../exit-codes.ts';
@@ -6,12 +7,11 @@ import {
   apiClientFor,
   type CliContext,
   datasetArg,
-  percent,
   processContext,
+  RANDOM_WEIGHTS_WARNING,
   reportRemoteError,
 } from '../remote.ts';
 import { resolveTarget, TARGET_HELP, TARGET_OPTIONS, targetFlags, timeoutMsFlag } from '../target.ts';
-import { imageCount } from './status.ts';
 
 const HELP = `tlearn train D [--wait] [--wait-timeout SECONDS] [--interval SECONDS]
 
@@ -20,7 +20,8 @@ features, fits the head, evaluates it and promotes the new model. Trainings also
 themselves after uploads; this is for retraining on demand.
 
 options:
-  --wait                 wait until a new model is promoted (or the training fails), with progress
+  --wait                 wait until a new model is promoted, with progress; stops early when the
+                         dataset cannot train (fewer than 2 labels with 2 usable images each)
   --wait-timeout S       give up waiting after S seconds (default 1800; the training goes on)
   --interval S           seconds between status checks while waiting (default 5)
 
@@ -33,72 +34,99 @@ examples:
 exit codes: 0 started (with --wait: a new model is promoted), 1 refused, failed or still running at
 --wait-timeout, 2 usage, 4 the stack could not be reached`;
 
-const FAILED_STATES = new Set(['FAILED', 'TIMED_OUT', 'ABORTED']);
+/**
+ * How long a version written by a training may stay unpromoted before --wait gives up on it: the
+ * promote step runs right after the trainer writes model.json, so a minute is far beyond normal.
+ */
+export const PROMOTION_GRACE_MS = 60_000;
+
+/**
+ * Why no training of this dataset can succeed as it stands, or undefined. Only decided once every
+ * feature is settled; the rule is the trainer's (lib/training/train.ts): at least 2 labels with
+ * usable images, and at least MIN_SAMPLES_PER_LABEL usable images in each of them.
+ */
+export function trainingBlocker(s: DatasetStatus): string | undefined {
+  if (!s.featuresSettled) return undefined;
+  const usable = Object.entries(s.labels).filter(([, c]) => c.ready > 0);
+  const need = `training needs at least 2 labels with at least ${MIN_SAMPLES_PER_LABEL} usable images each`;
+  if (usable.length === 0)
+    return `no image of '${s.dataset}' has a usable feature (${s.images.failed} failed); ${need}`;
+  const [only] = usable;
+  if (usable.length === 1 && only) return `only label '${only[0]}' has usable images; ${need}`;
+  const short = usable.filter(([, c]) => c.ready < MIN_SAMPLES_PER_LABEL);
+  if (short.length > 0)
+    return `too few usable images for ${short.map(([l, c]) => `'${l}' (${c.ready})`).join(', ')}; ${need}`;
+  return undefined;
+}
+
+/** Whether the newest training is one that started no earlier than `startedAt` (versions have seconds). */
+function isNewTraining(s: DatasetStatus, before: DatasetStatus, startedAt: string): boolean {
+  const t = s.lastTraining;
+  if (t === null || t.version === before.lastTraining?.version) return false;
+  if (t.at === null) return true;
+  return Date.parse(t.at) >= Math.floor(Date.parse(startedAt) / 1000) * 1000;
+}
 
 /** A one-line summary of where a training is, for the wait loop. */
-function waitLine(s: DatasetStatus, elapsedMs: number): string {
-  const f = s.features;
-  const total = imageCount(s);
-  const parts: string[] = [];
-  if (f)
-    parts.push(
-      `features ${f.ready ?? '?'}/${total ?? '?'} ready, ${f.failed ?? 0} failed, ${f.pending ?? 0} pending`,
-    );
-  if (s.lastTraining?.status) parts.push(`training ${s.lastTraining.status}`);
+function waitLine(s: DatasetStatus, newTraining: boolean, elapsedMs: number): string {
+  const i = s.images;
+  const parts = [`features ${i.ready}/${i.total} ready, ${i.failed} failed, ${i.pending} pending`];
+  if (newTraining && s.lastTraining) parts.push(`model ${s.lastTraining.version} written, promoting`);
+  else if (s.featuresSettled) parts.push('training');
   const secs = Math.round(elapsedMs / 1000);
   parts.push(`${Math.floor(secs / 60)}m${String(secs % 60).padStart(2, '0')}s`);
   return `waiting: ${parts.join('; ')}`;
 }
 
 /**
- * Polls the dataset until a model other than `before` is current (promoted), the training with
- * `executionArn` ends without one, or `timeoutMs` passes. Returns the exit code.
+ * Polls the dataset until a model other than the one current `before` is promoted. Gives up
+ * (exit 1) when the counts show no training can succeed, when a version this training wrote stays
+ * unpromoted for PROMOTION_GRACE_MS, or after `timeoutMs`. The API reports model versions, not
+ * executions, so a training that fails for another reason is seen only as no new model.
  */
 async function waitForModel(
   api: ApiClient,
-  dataset: string,
-  before: string | undefined,
-  executionArn: string,
-  startedAt: string | undefined,
+  before: DatasetStatus,
+  startedAt: string,
   opts: { timeoutMs: number; intervalMs: number },
   ctx: CliContext,
 ): Promise<number> {
   const now = ctx.now ?? Date.now;
   const sleep = ctx.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  const dataset = before.dataset;
   const start = now();
+  let unpromotedSince: number | undefined;
   let last = '';
   for (;;) {
     const { parsed: s } = await api.getDataset(dataset);
-    const version = s.model?.version;
-    if (version !== undefined && version !== before) {
-      const acc = s.model?.accuracy;
-      ctx.out(`promoted model ${version}${acc !== undefined ? ` (accuracy ${percent(acc)})` : ''}`);
+    const m = s.model;
+    if (m !== null && m.version !== before.model?.version) {
+      ctx.out(`promoted model ${m.version} (trained ${m.trainedAt}, classes ${m.classes.join(', ')})`);
+      if (m.randomWeights) ctx.err(RANDOM_WEIGHTS_WARNING);
       return EXIT.OK;
     }
-    const t = s.lastTraining;
-    // Without an ARN, only a training that started no earlier than ours can be ours.
-    const ours =
-      t?.executionArn !== undefined
-        ? t.executionArn === executionArn
-        : t?.startedAt !== undefined && startedAt !== undefined && t.startedAt >= startedAt;
-    if (t && ours && t.status !== undefined) {
-      if (FAILED_STATES.has(t.status)) {
+    const blocker = trainingBlocker(s);
+    if (blocker !== undefined) {
+      ctx.err(`tlearn train: the training cannot succeed: ${blocker} (tlearn status ${dataset})`);
+      return EXIT.FAILURE;
+    }
+    const newTraining = isNewTraining(s, before, startedAt);
+    if (newTraining && s.lastTraining && !s.lastTraining.promoted) {
+      unpromotedSince ??= now();
+      if (now() - unpromotedSince >= PROMOTION_GRACE_MS) {
         ctx.err(
-          `tlearn train: training ${t.status}${t.error || t.cause ? `: ${[t.error, t.cause].filter(Boolean).join(': ')}` : ''}`,
+          `tlearn train: the training wrote model ${s.lastTraining.version} but it was not promoted within ${PROMOTION_GRACE_MS / 1000} s` +
+            `${m ? `; ${m.version} is still current` : ''} (see the promote step's logs)`,
         );
         return EXIT.FAILURE;
       }
-      if (t.status === 'SUCCEEDED' && t.executionArn === executionArn) {
-        ctx.err('tlearn train: the training finished but promoted no new model (a newer one may be current)');
-        return EXIT.FAILURE;
-      }
     }
-    const line = waitLine(s, now() - start);
+    const line = waitLine(s, newTraining, now() - start);
     if (line.replace(/; \d+m\d+s$/, '') !== last.replace(/; \d+m\d+s$/, '')) ctx.err(line);
     last = line;
     if (now() - start >= opts.timeoutMs) {
       ctx.err(
-        `tlearn train: no new model after ${Math.round(opts.timeoutMs / 1000)} s; the training goes on, check with: tlearn status ${dataset}`,
+        `tlearn train: no new model after ${Math.round(opts.timeoutMs / 1000)} s; the training may still be running (or failed: see the state machine's executions), check with: tlearn status ${dataset}`,
       );
       return EXIT.FAILURE;
     }
@@ -122,25 +150,15 @@ export async function runTrain(argv: string[], ctx: CliContext): Promise<number>
   const target = resolveTarget(targetFlags(values), ctx.env, ctx.cwd);
   const api = apiClientFor(target, timeoutMs, ctx);
   try {
-    // The model before, so --wait can tell a newly promoted one.
-    const before = values.wait ? (await api.getDataset(dataset)).parsed.model?.version : undefined;
+    // The state before, so --wait can tell a newly promoted model and a newly written version.
+    const before = values.wait ? (await api.getDataset(dataset)).parsed : undefined;
     const started = await api.startTraining(dataset);
-    ctx.out(
-      `started training of '${dataset}'${started.startedAt ? ` at ${started.startedAt}` : ''}: ${started.executionArn}`,
-    );
-    if (!values.wait) {
+    ctx.out(`started training of '${dataset}' at ${started.startedAt}: ${started.executionArn}`);
+    if (before === undefined) {
       ctx.err(`follow with: tlearn status ${dataset}   (or tlearn train ${dataset} --wait)`);
       return EXIT.OK;
     }
-    return await waitForModel(
-      api,
-      dataset,
-      before,
-      started.executionArn,
-      started.startedAt,
-      { timeoutMs: waitTimeoutMs, intervalMs },
-      ctx,
-    );
+    return await waitForModel(api, before, started.startedAt, { timeoutMs: waitTimeoutMs, intervalMs }, ctx);
   } catch (err) {
     return reportRemoteError('train', target, 'api', err, ctx);
   }

@@ -6,24 +6,26 @@ import { UsageError } from '../../../lib/cli/args.ts';
 import { runModel } from '../../../lib/cli/commands/model.ts';
 import { runRemotePredict } from '../../../lib/cli/commands/predict-remote.ts';
 import { runStatus } from '../../../lib/cli/commands/status.ts';
-import { runTrain } from '../../../lib/cli/commands/train.ts';
+import { PROMOTION_GRACE_MS, runTrain, trainingBlocker } from '../../../lib/cli/commands/train.ts';
 import { EXIT } from '../../../lib/cli/exit-codes.ts';
+import { RANDOM_WEIGHTS_WARNING } from '../../../lib/cli/remote.ts';
 import { TargetError } from '../../../lib/cli/target.ts';
+import {
+  datasetStatus,
+  modelBody,
+  modelSummary,
+  NEWER,
+  PREVIOUS,
+  PROMOTED_AT,
+  predictionBody,
+  RANDOM_SPEC,
+  SPEC,
+  TRAINED_AT,
+  trainingStarted,
+  VERSION,
+  versionAt,
+} from './api-bodies.ts';
 import { closedPortUrl, type FakeApi, startFakeApi, testContext } from './helpers.ts';
-
-const MODEL = { version: '20261128T103418Z-abc123', trainedAt: '2026-11-28T10:34:18Z' };
-
-const statusBody = (version: string | null, training?: Record<string, unknown>) => ({
-  dataset: 'pets',
-  images: 12,
-  features: { ready: 10, failed: 1, pending: 1 },
-  labels: [
-    { label: 'dog', images: 5, ready: 4, failed: 1, pending: 0 },
-    { label: 'cat', images: 7, ready: 6, failed: 0, pending: 1 },
-  ],
-  model: version === null ? null : { version, trainedAt: MODEL.trainedAt, accuracy: 0.875 },
-  lastTraining: training ?? null,
-});
 
 describe('remote commands against a fake API', () => {
   let api: FakeApi;
@@ -46,17 +48,8 @@ describe('remote commands against a fake API', () => {
   });
 
   describe('status', () => {
-    it('prints counts, a labels table sorted by label, the model and the last training', async () => {
-      api.routes.set('GET /datasets/pets', () => ({
-        status: 200,
-        body: statusBody(MODEL.version, {
-          status: 'FAILED',
-          trigger: 'auto',
-          startedAt: '2026-11-28T10:00:00Z',
-          error: 'InsufficientData',
-          cause: "label 'dog' has 1 usable image",
-        }),
-      }));
+    it('prints image and feature totals, a labels table sorted by label, the model and the last training', async () => {
+      api.routes.set('GET /datasets/pets', () => ({ status: 200, body: datasetStatus() }));
       const { ctx, out } = testContext(cwd);
 
       const code = await runStatus(['pets', ...flags], ctx);
@@ -64,28 +57,80 @@ describe('remote commands against a fake API', () => {
       expect(code).toBe(EXIT.OK);
       expect(out).toEqual([
         'dataset   pets',
-        'images    12   features: 10 ready, 1 failed, 1 pending',
+        'images    12   features: 10 ready, 1 failed, 1 pending (2 unusable keys skipped)',
+        '          features are still being extracted; a training starts when they are ready',
         '',
         'label  images  ready  failed  pending',
         'cat         7      6       0        1',
         'dog         5      4       1        0',
         '',
-        `model     ${MODEL.version}, trained ${MODEL.trainedAt}, accuracy 87.5%`,
-        'training  FAILED (auto), started 2026-11-28T10:00:00Z',
-        "          InsufficientData: label 'dog' has 1 usable image",
+        `model     ${VERSION}, trained ${TRAINED_AT}, promoted ${PROMOTED_AT}`,
+        `          2 classes (cat, dog), spec ${SPEC}`,
+        `training  ${VERSION} at ${versionAt(VERSION)}, promoted`,
       ]);
+    });
+
+    it('warns about a model of random base weights and says when the last training is not the current model', async () => {
+      const body = datasetStatus({
+        featuresSettled: true,
+        images: { total: 12, ready: 11, failed: 1, pending: 0, skipped: 0 },
+        model: modelSummary({ spec: RANDOM_SPEC, randomWeights: true }),
+        lastTraining: { version: NEWER, at: versionAt(NEWER), promoted: false },
+      });
+      api.routes.set('GET /datasets/pets', () => ({ status: 200, body }));
+      const { ctx, out } = testContext(cwd);
+
+      const code = await runStatus(['pets', ...flags], ctx);
+
+      expect(code).toBe(EXIT.OK);
+      expect(out[1]).toBe('images    12   features: 11 ready, 1 failed, 0 pending');
+      expect(out).not.toContain(
+        '          features are still being extracted; a training starts when they are ready',
+      );
+      expect(out.slice(-3)).toEqual([
+        `          2 classes (cat, dog), spec ${RANDOM_SPEC}`,
+        `          ${RANDOM_WEIGHTS_WARNING}`,
+        `training  ${NEWER} at ${versionAt(NEWER)}, not promoted; the current model is ${VERSION}`,
+      ]);
+    });
+
+    it('says when a dataset has no model and no training yet', async () => {
+      api.routes.set('GET /datasets/pets', () => ({
+        status: 200,
+        body: datasetStatus({ model: null, lastTraining: null }),
+      }));
+      const { ctx, out } = testContext(cwd);
+
+      expect(await runStatus(['pets', ...flags], ctx)).toBe(EXIT.OK);
+      expect(out.slice(-2)).toEqual(['model     none yet (tlearn train pets)', 'training  none yet']);
     });
 
     it('prints the API answer with --json and sends the API key', async () => {
       api.apiKey = 'k-123';
-      api.routes.set('GET /datasets/pets', () => ({ status: 200, body: statusBody(null) }));
+      api.routes.set('GET /datasets/pets', () => ({ status: 200, body: datasetStatus({ model: null }) }));
       const { ctx, stdout } = testContext(cwd, { TLEARN_API_KEY: 'k-123' });
 
       const code = await runStatus(['pets', '--json', ...flags], ctx);
 
       expect(code).toBe(EXIT.OK);
-      expect(JSON.parse(stdout())).toEqual(statusBody(null));
+      expect(JSON.parse(stdout())).toEqual(datasetStatus({ model: null }));
       expect(api.requests[0]?.headers['x-api-key']).toBe('k-123');
+    });
+
+    it('refuses an answer of another shape, asking whether the CLI is as new as the stack', async () => {
+      // The shape this CLI was first written against: a bare image count and a features object.
+      api.routes.set('GET /datasets/pets', () => ({
+        status: 200,
+        body: { dataset: 'pets', images: 12, features: { ready: 10, failed: 1, pending: 1 } },
+      }));
+      const { ctx, stderr } = testContext(cwd);
+
+      const code = await runStatus(['pets', ...flags], ctx);
+
+      expect(code).toBe(EXIT.FAILURE);
+      expect(stderr()).toMatch(
+        /^tlearn status: UnexpectedResponse: GET \/datasets\/pets answered in an unexpected shape \(images: .*\); is the CLI as new as the stack\?/,
+      );
     });
 
     it('prints the server error as code: message and exits 1', async () => {
@@ -167,74 +212,132 @@ describe('remote commands against a fake API', () => {
 
   describe('train', () => {
     it('starts a training and prints the execution', async () => {
-      api.routes.set('POST /datasets/pets/trainings', () => ({
-        status: 202,
-        body: {
-          executionArn: 'arn:aws:states:us-east-1:1:execution:train:pets-1',
-          startedAt: '2026-11-28T11:00:00Z',
-        },
-      }));
+      api.routes.set('POST /datasets/pets/trainings', () => ({ status: 202, body: trainingStarted() }));
       const { ctx, stdout } = testContext(cwd);
 
       const code = await runTrain(['pets', ...flags], ctx);
 
       expect(code).toBe(EXIT.OK);
       expect(stdout()).toBe(
-        "started training of 'pets' at 2026-11-28T11:00:00Z: arn:aws:states:us-east-1:1:execution:train:pets-1",
+        `started training of 'pets' at 2026-11-28T11:00:00.000Z: ${trainingStarted().executionArn}`,
       );
       expect(api.requests.map((r) => `${r.method} ${r.path}`)).toEqual(['POST /datasets/pets/trainings']);
+      expect(JSON.parse(api.requests[0]?.body.toString() ?? '')).toEqual({});
     });
 
-    it('with --wait polls until a newer model is promoted', async () => {
-      const arn = 'arn:aws:states:us-east-1:1:execution:train:pets-2';
+    it('with --wait polls until a newer model is promoted, showing the version written meanwhile', async () => {
       let polls = 0;
-      api.routes.set('POST /datasets/pets/trainings', () => ({
-        status: 202,
-        body: { executionArn: arn, startedAt: '2026-11-28T11:00:00Z' },
-      }));
+      api.routes.set('POST /datasets/pets/trainings', () => ({ status: 202, body: trainingStarted() }));
       api.routes.set('GET /datasets/pets', () => {
         polls += 1;
-        // 1: before the POST; 2-3: running; 4: the new model is current.
-        const version = polls >= 4 ? '20261128T110500Z-new001' : MODEL.version;
-        return { status: 200, body: statusBody(version, { executionArn: arn, status: 'RUNNING' }) };
+        // 1: before the POST; 2: features pending; 3: the new version is written; 4: it is promoted.
+        if (polls <= 2) return { status: 200, body: datasetStatus() };
+        if (polls === 3)
+          return {
+            status: 200,
+            body: datasetStatus({ lastTraining: { version: NEWER, at: versionAt(NEWER), promoted: false } }),
+          };
+        return {
+          status: 200,
+          body: datasetStatus({
+            model: modelSummary({ version: NEWER, spec: RANDOM_SPEC, randomWeights: true }),
+            lastTraining: { version: NEWER, at: versionAt(NEWER), promoted: true },
+          }),
+        };
       });
-      const { ctx, stdout, stderr } = testContext(cwd);
+      const { ctx, stdout, err } = testContext(cwd);
 
       const code = await runTrain(['pets', '--wait', '--interval', '0.01', ...flags], ctx);
 
       expect(code).toBe(EXIT.OK);
       expect(polls).toBe(4);
-      expect(stdout()).toContain('promoted model 20261128T110500Z-new001 (accuracy 87.5%)');
-      expect(stderr()).toContain('waiting: features 10/12 ready, 1 failed, 1 pending; training RUNNING');
+      expect(stdout()).toContain(`promoted model ${NEWER} (trained ${TRAINED_AT}, classes cat, dog)`);
+      expect(err.map((l) => l.replace(/; \d+m\d+s$/, ''))).toEqual([
+        'waiting: features 10/12 ready, 1 failed, 1 pending',
+        `waiting: features 10/12 ready, 1 failed, 1 pending; model ${NEWER} written, promoting`,
+        RANDOM_WEIGHTS_WARNING,
+      ]);
     });
 
-    it('with --wait exits 1 with the cause when the training fails', async () => {
-      const arn = 'arn:x:pets-3';
-      let polls = 0;
-      api.routes.set('POST /datasets/pets/trainings', () => ({ status: 202, body: { executionArn: arn } }));
-      api.routes.set('GET /datasets/pets', () => {
-        polls += 1;
-        const training =
-          polls >= 3
-            ? { executionArn: arn, status: 'FAILED', error: 'InsufficientData', cause: 'needs 2 labels' }
-            : { executionArn: 'arn:x:older', status: 'FAILED', error: 'Old' };
-        return { status: 200, body: statusBody(null, training) };
-      });
+    it('with --wait stops at once when the settled features cannot train a model', async () => {
+      api.routes.set('POST /datasets/pets/trainings', () => ({ status: 202, body: trainingStarted() }));
+      api.routes.set('GET /datasets/pets', () => ({
+        status: 200,
+        body: datasetStatus({
+          featuresSettled: true,
+          images: { total: 9, ready: 7, failed: 2, pending: 0, skipped: 0 },
+          labels: {
+            cat: { images: 6, ready: 6, failed: 0, pending: 0 },
+            dog: { images: 3, ready: 1, failed: 2, pending: 0 },
+          },
+        }),
+      }));
       const { ctx, stderr } = testContext(cwd);
 
       const code = await runTrain(['pets', '--wait', '--interval', '0.01', ...flags], ctx);
 
       expect(code).toBe(EXIT.FAILURE);
-      expect(polls).toBe(3);
-      expect(stderr()).toContain('tlearn train: training FAILED: InsufficientData: needs 2 labels');
+      expect(stderr()).toBe(
+        "tlearn train: the training cannot succeed: too few usable images for 'dog' (1); training needs at least 2 labels with at least 2 usable images each (tlearn status pets)",
+      );
+    });
+
+    it('with --wait gives up when the version the training wrote stays unpromoted', async () => {
+      let polls = 0;
+      api.routes.set('POST /datasets/pets/trainings', () => ({ status: 202, body: trainingStarted() }));
+      api.routes.set('GET /datasets/pets', () => {
+        polls += 1;
+        return {
+          status: 200,
+          body:
+            polls === 1
+              ? datasetStatus()
+              : datasetStatus({ lastTraining: { version: NEWER, at: versionAt(NEWER), promoted: false } }),
+        };
+      });
+      let clock = 0;
+      const { ctx, stderr } = testContext(cwd);
+      ctx.now = () => clock;
+      ctx.sleep = async (ms) => {
+        clock += ms;
+      };
+
+      const code = await runTrain(['pets', '--wait', '--interval', '5', ...flags], ctx);
+
+      expect(code).toBe(EXIT.FAILURE);
+      expect(clock).toBe(PROMOTION_GRACE_MS);
+      expect(stderr()).toContain(
+        `tlearn train: the training wrote model ${NEWER} but it was not promoted within 60 s; ${VERSION} is still current`,
+      );
+    });
+
+    it('with --wait does not take an older unpromoted version for this training', async () => {
+      // A version written before this training started (e.g. the trainer ran, promote failed).
+      const old = '20261128T100000Z-old002';
+      const stale = datasetStatus({ lastTraining: { version: old, at: versionAt(old), promoted: false } });
+      api.routes.set('POST /datasets/pets/trainings', () => ({ status: 202, body: trainingStarted() }));
+      api.routes.set('GET /datasets/pets', () => ({ status: 200, body: stale }));
+      let clock = 0;
+      const { ctx, stderr } = testContext(cwd);
+      ctx.now = () => clock;
+      ctx.sleep = async (ms) => {
+        clock += ms;
+      };
+
+      const code = await runTrain(['pets', '--wait', '--wait-timeout', '120', ...flags], ctx);
+
+      expect(code).toBe(EXIT.FAILURE);
+      expect(clock).toBe(120_000);
+      expect(stderr()).toContain('no new model after 120 s');
+      expect(stderr()).not.toContain('written, promoting');
     });
 
     it('with --wait gives up after --wait-timeout', async () => {
-      api.routes.set('POST /datasets/pets/trainings', () => ({
-        status: 202,
-        body: { executionArn: 'arn:x:4' },
+      api.routes.set('POST /datasets/pets/trainings', () => ({ status: 202, body: trainingStarted() }));
+      api.routes.set('GET /datasets/pets', () => ({
+        status: 200,
+        body: datasetStatus({ model: null, lastTraining: null }),
       }));
-      api.routes.set('GET /datasets/pets', () => ({ status: 200, body: statusBody(null) }));
       let clock = 0;
       const { ctx, stderr } = testContext(cwd);
       ctx.now = () => clock;
@@ -246,35 +349,37 @@ describe('remote commands against a fake API', () => {
 
       expect(code).toBe(EXIT.FAILURE);
       expect(clock).toBe(30_000);
-      expect(stderr()).toContain('no new model after 30 s; the training goes on');
+      expect(stderr()).toContain('no new model after 30 s; the training may still be running');
+    });
+
+    it('tells from settled counts which datasets no training can fit', () => {
+      const settled = (labels: Record<string, number>) =>
+        datasetStatus({
+          featuresSettled: true,
+          labels: Object.fromEntries(
+            Object.entries(labels).map(([l, ready]) => [
+              l,
+              { images: 5, ready, failed: 5 - ready, pending: 0 },
+            ]),
+          ),
+        });
+
+      expect(trainingBlocker(settled({ cat: 5, dog: 2 }))).toBeUndefined();
+      expect(trainingBlocker(settled({ cat: 5, dog: 0 }))).toMatch(/^only label 'cat' has usable images/);
+      expect(trainingBlocker(settled({ cat: 0, dog: 0 }))).toMatch(
+        /^no image of 'pets' has a usable feature/,
+      );
+      expect(trainingBlocker(settled({ cat: 1, dog: 1, fox: 3 }))).toMatch(
+        /^too few usable images for 'cat' \(1\), 'dog' \(1\)/,
+      );
+      // While features are pending, more may become usable: no verdict yet.
+      expect(trainingBlocker({ ...settled({ cat: 5, dog: 0 }), featuresSettled: false })).toBeUndefined();
     });
   });
 
   describe('model', () => {
-    it('prints version, accuracy, the confusion matrix and the per-class table', async () => {
-      api.routes.set('GET /datasets/pets/model', () => ({
-        status: 200,
-        body: {
-          dataset: 'pets',
-          version: MODEL.version,
-          promotedAt: '2026-11-28T10:35:00Z',
-          previous: '20261127T090000Z-old001',
-          model: { trainedAt: MODEL.trainedAt, classes: ['cat', 'dog'] },
-          report: {
-            accuracy: 0.9,
-            logLoss: 0.2512,
-            labels: ['cat', 'dog'],
-            confusionMatrix: [
-              [5, 1],
-              [0, 4],
-            ],
-            perClass: [
-              { label: 'cat', precision: 1, recall: 0.8333, f1: 0.9091, support: 6 },
-              { label: 'dog', precision: 0.8, recall: 1, f1: 0.8889, support: 4 },
-            ],
-          },
-        },
-      }));
+    it('prints version, dates, classes, accuracy, the confusion matrix and the per-class table', async () => {
+      api.routes.set('GET /datasets/pets/model', () => ({ status: 200, body: modelBody() }));
       const { ctx, out } = testContext(cwd);
 
       const code = await runModel(['pets', ...flags], ctx);
@@ -282,43 +387,53 @@ describe('remote commands against a fake API', () => {
       expect(code).toBe(EXIT.OK);
       expect(out).toEqual([
         'dataset   pets',
-        `model     ${MODEL.version}`,
-        `trained   ${MODEL.trainedAt}`,
-        'promoted  2026-11-28T10:35:00Z',
-        'previous  20261127T090000Z-old001 (tlearn model pets --rollback)',
-        'accuracy  90.0%   log loss 0.2512',
+        `model     ${VERSION}`,
+        `trained   ${TRAINED_AT}`,
+        `promoted  ${PROMOTED_AT}`,
+        `previous  ${PREVIOUS} (tlearn model pets --rollback)`,
+        'classes   cat, dog',
+        `spec      ${SPEC}`,
+        'accuracy  90.0% on 10 held-out images   log loss 0.2512',
+        'images    40 train, 10 test',
         '',
         'confusion matrix (rows: true label, columns: predicted)',
         '     cat  dog',
         'cat    5    1',
         'dog    0    4',
         '',
-        'label  precision  recall     f1  support',
-        'cat        1.000   0.833  0.909        6',
-        'dog        0.800   1.000  0.889        4',
+        'label         precision  recall     f1  support',
+        'cat               1.000   0.833  0.909        6',
+        'dog               0.800   1.000  0.889        4',
+        'macro avg         0.900   0.917  0.899       10',
+        'weighted avg      0.920   0.900  0.901       10',
       ]);
     });
 
-    it('reads a scikit-learn style classification report too', async () => {
-      api.routes.set('GET /datasets/pets/model', () => ({
-        status: 200,
-        body: {
-          version: 'v',
-          report: {
-            classificationReport: {
-              cat: { precision: 0.5, recall: 1, 'f1-score': 0.667, support: 1 },
-              'macro avg': { precision: 0.5, recall: 0.5, 'f1-score': 0.5, support: 2 },
-            },
-          },
-        },
-      }));
+    it('warns about random base weights and falls back to model.json metrics for an older report', async () => {
+      const body = modelBody({ spec: RANDOM_SPEC, previous: null, report: { accuracy: 0.5, labels: ['x'] } });
+      api.routes.set('GET /datasets/pets/model', () => ({ status: 200, body }));
       const { ctx, out } = testContext(cwd);
 
-      expect(await runModel(['pets', ...flags], ctx)).toBe(EXIT.OK);
-      expect(out.slice(-2)).toEqual([
-        'label  precision  recall     f1  support',
-        'cat        0.500   1.000  0.667        1',
+      const code = await runModel(['pets', ...flags], ctx);
+
+      expect(code).toBe(EXIT.OK);
+      expect(out.join('\n')).not.toContain('previous');
+      expect(out.slice(4)).toEqual([
+        'classes   cat, dog',
+        `spec      ${RANDOM_SPEC}`,
+        `          ${RANDOM_WEIGHTS_WARNING}`,
+        'accuracy  90.0% on 10 held-out images   log loss 0.2512',
+        'images    40 train, 10 test',
+        'report    not shown: report.json does not match this CLI\'s schema (format: Invalid literal value, expected "tlearn-report"); see --json',
       ]);
+    });
+
+    it('prints the API answer as it came with --json', async () => {
+      api.routes.set('GET /datasets/pets/model', () => ({ status: 200, body: modelBody() }));
+      const { ctx, stdout } = testContext(cwd);
+
+      expect(await runModel(['pets', '--json', ...flags], ctx)).toBe(EXIT.OK);
+      expect(JSON.parse(stdout())).toEqual(JSON.parse(JSON.stringify(modelBody())));
     });
 
     it('exits 1 with the server message when there is no model yet (409)', async () => {
@@ -348,21 +463,11 @@ describe('remote commands against a fake API', () => {
       await rm(imgDir, { recursive: true, force: true });
     });
 
-    const prediction = (label: string) => ({
-      dataset: 'pets',
-      model: MODEL,
-      label,
-      confidence: 0.973,
-      scores: [
-        { label, probability: 0.973 },
-        { label: 'dog', probability: 0.027 },
-      ],
-      timingsMs: { total: 42 },
-    });
+    const prediction = (label: string) => predictionBody(label);
 
     it('posts raw image bytes with their content type and prints label, confidence and scores', async () => {
       api.routes.set('POST /datasets/pets/predictions', () => ({ status: 200, body: prediction('cat') }));
-      const { ctx, out } = testContext(cwd);
+      const { ctx, out, err } = testContext(cwd);
 
       const code = await runRemotePredict(['pets', join(imgDir, 'cat.jpg'), '--top', '2', ...flags], ctx);
 
@@ -372,6 +477,20 @@ describe('remote commands against a fake API', () => {
       expect([...(req?.body ?? [])]).toEqual([0xff, 0xd8, 0xff, 1, 2, 3]);
       expect(req?.query.get('top')).toBe('2');
       expect(out[1]).toMatch(/cat\.jpg\s+cat\s+97\.3%\s+cat 97\.3%, dog 2\.7%$/);
+      expect(err).toEqual([`(model ${VERSION} of 'pets')`]);
+    });
+
+    it('names the model that answered and warns when it was trained on random base weights', async () => {
+      api.routes.set('POST /datasets/pets/predictions', () => ({
+        status: 200,
+        body: predictionBody('cat', { spec: RANDOM_SPEC, randomWeights: true }),
+      }));
+      const { ctx, err } = testContext(cwd);
+
+      const code = await runRemotePredict(['pets', join(imgDir, 'cat.jpg'), ...flags], ctx);
+
+      expect(code).toBe(EXIT.OK);
+      expect(err).toEqual([`(model ${VERSION} of 'pets')`, RANDOM_WEIGHTS_WARNING]);
     });
 
     it('prints 4xx errors per image from the error body and exits 3 when some failed', async () => {

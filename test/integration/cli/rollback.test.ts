@@ -107,11 +107,22 @@ describe('tlearn model --rollback against the S3 emulator', () => {
     );
   });
 
-  it('treats a pointer without previous as nothing to roll back to', async () => {
-    await putJson(emu.clients.s3, emu.bucket, currentModelKey('pets'), { version: V2, promotedAt: 'x' });
+  it('treats the first promotion (previous: null) as nothing to roll back to', async () => {
+    const first = { version: V2, promotedAt: '2026-11-28T10:35:00.000Z', previous: null };
+    await putJson(emu.clients.s3, emu.bucket, currentModelKey('pets'), first);
 
     await expect(rollbackModel(emu.clients.s3, emu.bucket, 'pets', new Date())).rejects.toThrow(
       ConflictError,
+    );
+    const raw = await getJson(emu.clients.s3, emu.bucket, currentModelKey('pets'), z.record(z.unknown()));
+    expect(raw).toEqual(first);
+  });
+
+  it('refuses a pointer the promote step would never write, leaving it as it is', async () => {
+    await putJson(emu.clients.s3, emu.bucket, currentModelKey('pets'), { version: V2, promotedAt: 'x' });
+
+    await expect(rollbackModel(emu.clients.s3, emu.bucket, 'pets', new Date())).rejects.toThrow(
+      'is not a valid model pointer',
     );
     const raw = await getJson(emu.clients.s3, emu.bucket, currentModelKey('pets'), z.record(z.unknown()));
     expect(raw).toEqual({ version: V2, promotedAt: 'x' });
