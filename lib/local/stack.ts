@@ -22,6 +22,7 @@ import { createAwsClients } from '../storage/clients.ts';
 import type { Log } from '../util/log.ts';
 import { type DemoOutcome, type DemoProgress, formatDemoOutcome, runDemo } from './demo.ts';
 import { startLocalEmulator } from './emulator.ts';
+import { type FetchOutcome, tryFetchBaseWeights } from './fetch-weights.ts';
 import { startHttpApi } from './http-api.ts';
 import type { LambdaHandler } from './lambda-context.ts';
 import { notifyUnprocessedImages, startS3Notifications } from './s3-notifications.ts';
@@ -60,6 +61,8 @@ export interface LocalStackOptions {
   sfnPort?: number;
   /** `random`, `random:SEED` or a tfjs model folder/URI. @default the newest under `{dataDir}/base-models/`, else random:42 */
   weights?: string;
+  /** Without imported weights and without `weights`, try once to fetch the real ones. @default true */
+  fetchWeights?: boolean;
   /** Square network input, pixels. @default 150 */
   inputSize?: number;
   pooling?: Pooling;
@@ -96,6 +99,8 @@ export interface ResolvedWeights {
   description: string;
   /** Set when falling back to random weights because none were found. */
   fallback: boolean;
+  /** Why fetching the real weights failed, when it was tried. */
+  fetchError?: string;
 }
 
 /** A running local stack. */
@@ -127,6 +132,7 @@ const MAX_ROUNDS = 900;
 export async function resolveStackWeights(
   flag: string | undefined,
   dataDir: string,
+  opts: { fetch?: (baseModelsDir: string) => Promise<FetchOutcome> } = {},
 ): Promise<ResolvedWeights> {
   if (flag !== undefined) {
     const source = await parseWeightsFlag(flag);
@@ -147,20 +153,31 @@ export async function resolveStackWeights(
       fallback: false,
     };
   }
+  // Online, the first start gets the real weights; offline this fails within a second or two.
+  const fetched = opts.fetch ? await opts.fetch(join(dataDir, 'base-models')) : undefined;
+  if (fetched?.ok) {
+    return {
+      source: { kind: 'uri', uri: fetched.dir },
+      description: `VGG16 ImageNet weights fetched to ${fetched.dir}`,
+      fallback: false,
+    };
+  }
   return {
     source: { kind: 'random', seed: DEFAULT_RANDOM_SEED },
     description: `seeded RANDOM weights (random:${DEFAULT_RANDOM_SEED}): no imported VGG16 weights`,
     fallback: true,
+    ...(fetched && !fetched.ok ? { fetchError: fetched.reason } : {}),
   };
 }
 
 /** The notice printed once when the stack falls back to random weights. */
-export function randomWeightsNotice(dataDir: string, seed: number): string {
+export function randomWeightsNotice(dataDir: string, seed: number, fetchError?: string): string {
   const dir = displayPath(join(dataDir, 'base-models'));
   const lines = [
     'REAL VGG16 WEIGHTS ARE NOT AVAILABLE',
-    `No imported weights under ${dir}/, and nothing is downloaded at runtime (no internet`,
-    `assumed). The stack runs with SEEDED RANDOM weights (${ENV.WEIGHTS}=random:${seed}): the`,
+    `No imported weights under ${dir}/${fetchError ? ', and fetching them failed:' : '.'}`,
+    ...(fetchError ? [`  ${fetchError.slice(0, 90)}`] : []),
+    `The stack runs with SEEDED RANDOM weights (${ENV.WEIGHTS}=random:${seed}): the`,
     'pipeline works end to end, but features, accuracies and predictions are not meaningful.',
     `Every feature, model, report and prediction says so in its spec ("random-${seed}").`,
     'For real weights: tlearn base-model import vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5',
@@ -254,7 +271,11 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   await mkdir(dataDir, { recursive: true });
   stacksStarted++;
 
-  const weights = await resolveStackWeights(opts.weights, dataDir);
+  const weights = await resolveStackWeights(
+    opts.weights,
+    dataDir,
+    opts.fetchWeights === false ? {} : { fetch: (dir) => tryFetchBaseWeights(dir, { log }) },
+  );
   const env = envScope();
   type Cleanup = { name: string; run: () => Promise<void> };
   /** What takes requests from outside: stops first, so no new work arrives while the rest drains. */
@@ -473,7 +494,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       }),
     );
     if (weights.fallback && weights.source.kind === 'random')
-      print(randomWeightsNotice(dataDir, weights.source.seed));
+      print(randomWeightsNotice(dataDir, weights.source.seed, weights.fetchError));
 
     const demoAbort = new AbortController();
     const demo =

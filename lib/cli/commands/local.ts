@@ -28,6 +28,7 @@ options:
   --pooling P        flatten | avg | max (default flatten)
   --settle S         seconds the state machine waits before checking readiness; also the window
                      that collapses a burst of uploads into one training (default 5)
+  --no-fetch         without imported weights, do not try once to download the real ones
   --no-demo          do not create the demo dataset
   --api-key KEY      require this x-api-key on the API, like API Gateway (default: none)
   -h, --help         this help
@@ -86,6 +87,7 @@ export const command: Command = {
       pooling: { type: 'string' },
       settle: { type: 'string' },
       'no-demo': { type: 'boolean' },
+      'no-fetch': { type: 'boolean' },
       'api-key': { type: 'string' },
     });
     if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
@@ -103,6 +105,7 @@ export const command: Command = {
       settleSeconds: numberFlag('settle', values.settle, 5, { min: 0, max: 3600, integer: true }),
       pooling,
       demo: values['no-demo'] !== true,
+      fetchWeights: values['no-fetch'] !== true,
       ...(values.weights !== undefined ? { weights: values.weights } : {}),
       ...(apiKey !== undefined ? { apiKey } : {}),
     };

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { API_ROUTES, BINARY_MEDIA_TYPES } from '../../../infra/constructs/prediction-api.ts';
+import { tryFetchBaseWeights } from '../../../lib/local/fetch-weights.ts';
 import { DEFAULT_API_ROUTES, DEFAULT_BINARY_MEDIA_TYPES } from '../../../lib/local/http-api.ts';
 import {
   type LocalStack,
@@ -124,6 +125,49 @@ describe('base weights of the local stack', () => {
         fallback: false,
       });
       expect(asked).toMatchObject({ source: { kind: 'random', seed: 5 }, fallback: false });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('tries to fetch the real weights once before falling back, and says why it failed', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tlearn-weights-'));
+    try {
+      const calls: string[] = [];
+      const failed = await resolveStackWeights(undefined, dir, {
+        fetch: async (d) => {
+          calls.push(d);
+          return { ok: false, reason: 'Unavailable: cannot reach storage.googleapis.com (ENOTFOUND)' };
+        },
+      });
+      const fetched = await resolveStackWeights(undefined, dir, {
+        fetch: async (d) => ({ ok: true, dir: join(d, 'vgg16-keras') }),
+      });
+
+      expect(calls).toEqual([join(dir, 'base-models')]);
+      expect(failed).toMatchObject({ source: { kind: 'random', seed: 42 }, fallback: true });
+      expect(failed.fetchError).toContain('ENOTFOUND');
+      expect(fetched).toMatchObject({
+        source: { kind: 'uri', uri: join(dir, 'base-models', 'vgg16-keras') },
+        fallback: false,
+      });
+      expect(randomWeightsNotice(dir, 42, failed.fetchError)).toContain('fetching them failed');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('fails a fetch from an unreachable host fast, without throwing', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tlearn-weights-'));
+    try {
+      // Port 9 on loopback: nothing listens there, so the connection is refused at once.
+      const outcome = await tryFetchBaseWeights(join(dir, 'base-models'), {
+        url: 'http://127.0.0.1:9/vgg16.h5',
+        log: silentLog,
+      });
+
+      expect(outcome.ok).toBe(false);
+      expect(!outcome.ok && outcome.reason).toMatch(/127\.0\.0\.1:9|ECONNREFUSED|Unavailable/);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
