@@ -140,8 +140,9 @@ function forwardBench(engine: Engine, c: ForwardConfig, opts: { byDefault: boole
             gflopPerImage: roundSig(vgg16Gflop(c.size), 3),
             gflops: roundSig(gflops, 3),
             loadMs: Math.round(r.loadMs),
+            cpuOverWall: roundSig(r.cpuOverWall, 3),
           },
-          note: `${roundSig(gflops, 3)} GFLOP/s; load ${(r.loadMs / 1000).toFixed(1)} s${
+          note: `${roundSig(gflops, 3)} GFLOP/s; cpu/wall ${r.cpuOverWall.toFixed(2)}; load ${(r.loadMs / 1000).toFixed(1)} s${
             isRefConfig && ref ? `; reference ~${ref.ms.toLocaleString('en-US')} ms` : ''
           }`,
         },
@@ -304,14 +305,11 @@ function fitBench(c: FitConfig): Benchmark {
             warmup: 'a 500-row fit in the same process',
           },
           extra: {
-            nIter: mid?.nIter,
-            nEval: mid?.nEval,
-            objective: mid?.objective,
-            msPerEval: mid?.msPerEval,
-            converged: mid?.converged,
-            threads: mid?.threads,
-            storage: mid?.storage,
-            generateMs: mid?.generateMs,
+            // Everything benchFit reports (iterations, objective, ms and CPU ms per evaluation,
+            // preparation, threads, storage…) for the median run.
+            ...Object.fromEntries(
+              Object.entries(mid ?? {}).filter(([k]) => k !== 'usage' && k !== 'peakRssMB'),
+            ),
             matrixMB: Math.round(matrixMB),
             rssOverMatrix: roundSig(rss / matrixMB, 3),
             objectiveSameEveryRun: objectives.size === 1,

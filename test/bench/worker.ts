@@ -61,10 +61,11 @@ async function probeEngines(): Promise<{ available: string[]; unavailable: Recor
   return { available, unavailable };
 }
 
+/** The most specific one-line reason (a wrapped cause says what is missing). */
 function describe(err: unknown): string {
-  const msg = err instanceof Error ? err.message : String(err);
-  const cause = err instanceof Error && err.cause instanceof Error ? ` (${err.cause.message})` : '';
-  return `${msg}${cause}`.split('\n')[0] ?? '';
+  const inner = err instanceof Error && err.cause instanceof Error ? err.cause : err;
+  const msg = inner instanceof Error ? inner.message : String(inner);
+  return msg.split('\n')[0] ?? '';
 }
 
 async function prepareWeights(p: { dir: string; seed: number }): Promise<{ weightsId: string; ms: number }> {
@@ -127,6 +128,11 @@ export interface ForwardResult {
   /** Weights read + graph built + the loader's own warm-up pass. */
   loadMs: number;
   backend: string;
+  /**
+   * Process CPU time over wall time while timing: below the engine's thread count means other
+   * processes took the cores and the figure is pessimistic.
+   */
+  cpuOverWall: number;
 }
 
 async function loadEngine(p: ForwardParams): Promise<FeatureExtractor> {
@@ -173,6 +179,8 @@ async function forward(p: ForwardParams): Promise<ForwardResult> {
   );
   for (let i = 0; i < p.warmup; i++) await extractor.extractBatch(images);
   const samplesMsPerImage: number[] = [];
+  const cpu0 = process.cpuUsage();
+  const wall0 = performance.now();
   for (let i = 0; i < p.reps; i++) {
     const t0 = performance.now();
     const out = await extractor.extractBatch(images);
@@ -180,9 +188,11 @@ async function forward(p: ForwardParams): Promise<ForwardResult> {
     if (out.length !== p.batch) throw new Error(`extractBatch returned ${out.length} vectors for ${p.batch}`);
     say(`rep ${i + 1}/${p.reps}: ${Math.round(timeSince(t0) / p.batch)} ms/image`);
   }
+  const cpu = process.cpuUsage(cpu0);
+  const cpuOverWall = (cpu.user + cpu.system) / 1000 / timeSince(wall0);
   const backend = String(extractor.backend);
   extractor.dispose();
-  return { samplesMsPerImage, loadMs, backend };
+  return { samplesMsPerImage, loadMs, backend, cpuOverWall };
 }
 
 export interface FitParams {

@@ -16,6 +16,8 @@ export const REFERENCE_FORWARD_MS: readonly { runtime: string; engine: string; m
 export const REFERENCE_DECODE_MS = 7;
 /** scikit-learn 1.2 lbfgs, 20,000 × 8192 binary: whole fit, iterations, ms per objective+gradient. */
 export const REFERENCE_SKLEARN_FIT = { ms: 16_000, nIter: 100, msPerEval: 123 } as const;
+/** Objective+gradient evaluations in scikit-learn's reference fit (its time / time per evaluation). */
+export const REFERENCE_SKLEARN_EVALS = Math.round(REFERENCE_SKLEARN_FIT.ms / REFERENCE_SKLEARN_FIT.msPerEval);
 /** PyTorch's whole extraction job per image: decode (~7 ms) + forward (~138 ms). */
 export const PYTORCH_MS_PER_IMAGE = REFERENCE_DECODE_MS + 138;
 
@@ -83,6 +85,9 @@ export function evaluateTargets(figures: readonly Figure[]): TargetResult[] {
       goal: `≤ ${fmt(bound / 1000, 1)} s for ${images} images (3.5 × ${images} × ${PYTORCH_MS_PER_IMAGE} ms)`,
       actual: `${fmt(wholeMs / 1000, 1)} s (${fmt(wholeMs / (images * PYTORCH_MS_PER_IMAGE), 1)}x PyTorch; ${extract.backend ?? '?'}${cores !== undefined ? `, ${fmt(cores, 2)} cores busy` : ''})`,
       met: wholeMs <= bound,
+      ...(images < 200
+        ? { note: `only ${images} images (--quick): process start and weight loading weigh more than on 200` }
+        : {}),
     });
   } else {
     out.push(missing('extract', 'tlearn extract within 3.5x of PyTorch whole-job time', 'extract-cli'));
@@ -93,14 +98,34 @@ export function evaluateTargets(figures: readonly Figure[]): TargetResult[] {
     const bound = 1.5 * REFERENCE_SKLEARN_FIT.ms;
     const matrixMB = num(fit.extra?.matrixMB) ?? 0;
     const rss = fit.peakRssMB ?? Number.POSITIVE_INFINITY;
+    const msPerEval = num(fit.extra?.msPerEval);
+    const prepareMs = num(fit.extra?.prepareMs) ?? 0;
+    const nIter = num(fit.extra?.nIter);
+    // The synthetic data converge in fewer iterations than scikit-learn's real features did (100),
+    // so the whole-job time alone would flatter us: the target is judged on the same amount of
+    // work, scikit-learn's evaluation count at our cost per evaluation (plus our preparation).
+    const equalWork = msPerEval === undefined ? undefined : prepareMs + REFERENCE_SKLEARN_EVALS * msPerEval;
+    const cpuPerEval = num(fit.extra?.cpuMsPerEval);
+    const threads = num(fit.extra?.threads) ?? 1;
+    const idle =
+      cpuPerEval === undefined ? undefined : prepareMs + (REFERENCE_SKLEARN_EVALS * cpuPerEval) / threads;
+    const judged = equalWork ?? fit.summary.median;
     out.push({
       id: 'fit',
       description:
         '20,000 × 8192 binary fit within 1.5x of scikit-learn, peak memory ≤ 2 × the feature matrix',
-      goal: `≤ ${fmt(bound / 1000, 1)} s; peak RSS ≤ ${fmt(2 * matrixMB)} MB`,
-      actual: `${fmt(fit.summary.median / 1000, 1)} s (${fmt(fit.summary.median / REFERENCE_SKLEARN_FIT.ms, 2)}x sklearn); peak RSS ${fmt(rss)} MB (${fmt(rss / matrixMB, 2)}x the ${fmt(matrixMB)} MB matrix)`,
-      met: fit.summary.median <= bound && rss <= 2 * matrixMB,
-      note: 'accuracy and objective parity with scikit-learn are checked by the training tests (sklearn fixtures), not here: scikit-learn is not installed on this machine',
+      goal: `≤ ${fmt(bound / 1000, 1)} s (1.5 × ${fmt(REFERENCE_SKLEARN_FIT.ms / 1000)} s); peak RSS ≤ ${fmt(2 * matrixMB)} MB`,
+      actual: `${
+        equalWork === undefined
+          ? ''
+          : `${fmt(equalWork / 1000, 1)} s at scikit-learn's ${REFERENCE_SKLEARN_EVALS} evaluations (${fmt(msPerEval ?? 0)} vs ${REFERENCE_SKLEARN_FIT.msPerEval} ms each); `
+      }whole job ${fmt(fit.summary.median / 1000, 1)} s in ${nIter ?? '?'} iterations; peak RSS ${fmt(rss)} MB (${fmt(rss / matrixMB, 2)}x the ${fmt(matrixMB)} MB matrix)`,
+      met: judged <= bound && rss <= 2 * matrixMB,
+      note: `${
+        idle === undefined
+          ? ''
+          : `from CPU time, an idle machine would take ~${fmt(idle / 1000, 1)} s for the same work; `
+      }accuracy and objective parity with scikit-learn are checked by the training tests (sklearn fixtures), not here: scikit-learn is not installed on this machine`,
     });
   } else {
     out.push(missing('fit', '20,000 × 8192 binary fit within 1.5x of scikit-learn', 'fit-20000'));

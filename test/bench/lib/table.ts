@@ -88,7 +88,8 @@ export function headerLines(h: MachineHeader, mode: string): string[] {
 export function targetLines(targets: readonly TargetResult[]): string[] {
   return targets.map((t) => {
     const mark = t.met === null ? 'n/a ' : t.met ? 'MET ' : 'MISS';
-    return `${mark}  ${t.description}\n      ${t.actual}${t.goal ? `  (goal ${t.goal})` : ''}`;
+    const note = t.note ? `\n      note: ${t.note}` : '';
+    return `${mark}  ${t.description}\n      ${t.actual}${t.goal ? `  (goal ${t.goal})` : ''}${note}`;
   });
 }
 
@@ -99,7 +100,7 @@ export function markdownTargets(targets: readonly TargetResult[]): string {
     '|---|---|---|---|',
     ...targets.map(
       (t) =>
-        `| ${mdCell(t.description)} | ${mdCell(t.goal)} | ${mdCell(t.actual)} | ${t.met === null ? 'not measured' : t.met ? 'met' : 'not met'} |`,
+        `| ${mdCell(t.description)} | ${mdCell(t.goal)} | ${mdCell(t.actual + (t.note ? ` (${t.note})` : ''))} | ${t.met === null ? 'not measured' : t.met ? 'met' : 'not met'} |`,
     ),
   ].join('\n');
 }
