@@ -305,6 +305,8 @@ describe('the local stack end to end, driven by the CLI', () => {
       awsPort: 0,
       sfnPort: 0,
       weights: `random:${SEED}`,
+      // Never try the network in a test, whatever the default becomes.
+      fetchWeights: false,
       inputSize: 32,
       pooling: 'avg',
       settleSeconds: 1,
