@@ -36,6 +36,14 @@ export interface OnnxSessionTuning {
   enableMemPattern?: boolean;
   /** VGG16 is a chain, so 'parallel' has nothing to overlap. @default 'sequential' */
   executionMode?: 'sequential' | 'parallel';
+  /**
+   * Whether idle intra-op threads spin waiting for work (onnxruntime's own default is on).
+   * Off here: VGG16's ops take milliseconds, so the wake-up latency spinning saves is noise,
+   * while spinning threads burn CPU that other work needs whenever cores are shared (the local
+   * stack, CI, a laptop). Measured on 2 cores: equal when idle (~62 ms/image at 150x150),
+   * often faster when other processes compete. @default false
+   */
+  allowSpinning?: boolean;
   /** Fix the batch dimension of the graph instead of a symbolic `N`. @default 'dynamic' */
   batch?: 'dynamic' | number;
 }
@@ -83,14 +91,16 @@ function validate(opts: LoadOnnxExtractorOptions): void {
 
 /**
  * Loads VGG16's convolutional base into onnxruntime (CPU) as a FeatureExtractor. Same contract
- * and same numbers (to float32 rounding) as `loadExtractor`'s tfjs graph, ~8x faster than
- * tfjs' wasm backend on a 2-core machine: the graph is serialized in process by
+ * and same numbers (to float32 rounding) as `loadExtractor`'s tfjs graph, at about 1/7 of the
+ * CPU time of tfjs' wasm backend (150x150 on a 2-core AVX-512 machine: ~95 ms/image on 1
+ * thread, ~62 ms on 2, against ~700 ms for wasm; `test/bench/extract-engines.ts`). The graph is
+ * serialized in process by
  * `buildVgg16Onnx` (nothing is downloaded or written to disk) and optimized by onnxruntime
  * (level 'all': conv+relu fusion, NCHWc layout).
  *
  * `extractBatch` runs the whole batch as one `[n, h, w, 3]` tensor. Note that onnxruntime-node
  * runs inference synchronously on the JS thread (its `run` only defers to `setImmediate`), so the
- * event loop is blocked ~100 ms per 150x150 image; keep batches small where latency matters.
+ * event loop is blocked ~60-100 ms per 150x150 image; keep batches small where latency matters.
  *
  * @example
  * const loaded = await loadWeights(source, { log });
@@ -123,6 +133,7 @@ export async function loadOnnxExtractor(opts: LoadOnnxExtractorOptions): Promise
       enableCpuMemArena: tuning.enableCpuMemArena ?? true,
       enableMemPattern: tuning.enableMemPattern ?? true,
       logSeverityLevel: 3,
+      extra: { session: { intra_op: { allow_spinning: tuning.allowSpinning === true ? '1' : '0' } } },
     });
   } catch (err) {
     throw new OnnxRuntimeError(`onnxruntime could not load the VGG16 graph (${h}x${w}, ${spec.pooling})`, {
