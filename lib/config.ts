@@ -28,7 +28,7 @@ export const ENV = {
   POOLING: 'TLEARN_POOLING',
   /** Square input size in pixels. @default 150 */
   INPUT_SIZE: 'TLEARN_INPUT_SIZE',
-  /** Force a tensor backend: tensorflow | wasm | cpu. @default first that loads */
+  /** Force an inference engine: tensorflow | onnx | wasm | cpu. @default the first that loads, in that order */
   BACKEND: 'TLEARN_BACKEND',
   /** Images per forward pass in the extractor. @default 8 */
   EXTRACT_BATCH_SIZE: 'TLEARN_EXTRACT_BATCH_SIZE',
@@ -123,7 +123,7 @@ export interface ModelConfig {
 
 /** Reads only the forced tensor backend (TLEARN_BACKEND), for tools that need no model source. */
 export function loadBackendConfig(env: Env = process.env): { backend: BackendName | undefined } {
-  return { backend: read(env, ENV.BACKEND, z.enum(['tensorflow', 'wasm', 'cpu']).optional()) };
+  return { backend: read(env, ENV.BACKEND, z.enum(['tensorflow', 'onnx', 'wasm', 'cpu']).optional()) };
 }
 
 /** Reads the base model source, pooling, input size and backend. */

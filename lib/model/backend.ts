@@ -3,7 +3,7 @@ import { dirname, sep } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { TlearnError } from '../errors.ts';
 import { type Log, silentLog } from '../util/log.ts';
-import type { BackendName } from './types.ts';
+import type { TfjsBackendName as BackendName } from './types.ts';
 
 /** Fallback order when no backend is forced: libtensorflow → wasm (SIMD) → pure-JS cpu. */
 export const BACKEND_ORDER: readonly BackendName[] = ['tensorflow', 'wasm', 'cpu'];

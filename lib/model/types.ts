@@ -1,7 +1,16 @@
 import type { FeatureSpec } from './spec.ts';
 
-/** Tensor backends in fallback order: tfjs-node (libtensorflow) → wasm (SIMD) → cpu. */
-export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
+/**
+ * Inference engines in fallback order: tfjs-node (libtensorflow) → onnxruntime-node (the same graph
+ * built as ONNX from the same weights) → tfjs wasm (SIMD) → tfjs cpu.
+ */
+export type BackendName = 'tensorflow' | 'onnx' | 'wasm' | 'cpu';
+
+/** The tfjs tensor backends (everything but onnx). */
+export type TfjsBackendName = Exclude<BackendName, 'onnx'>;
+
+/** The order `loadExtractor` tries engines in when none is forced. */
+export const ENGINE_ORDER: readonly BackendName[] = ['tensorflow', 'onnx', 'wasm', 'cpu'];
 
 /**
  * Where base model weights come from.

@@ -53,7 +53,9 @@ async function convert(file: string, out: string | undefined, log: Log): Promise
     import('../../config.ts'),
   ]);
   // Only the saved topology needs tensors; picking the backend up front keeps tfjs quiet.
-  await selectBackend(loadBackendConfig().backend, { ...log, info: log.debug });
+  // onnx is an inference engine only; the import itself runs on a tfjs backend.
+  const forced = loadBackendConfig().backend;
+  await selectBackend(forced === 'onnx' ? undefined : forced, { ...log, info: log.debug });
   return importKerasH5(file, { log, ...(out ? { out } : {}) });
 }
 

@@ -15,7 +15,7 @@ import { EXIT } from '../exit-codes.ts';
 import type { Command } from '../main.ts';
 import { createProgress } from '../progress.ts';
 
-const BACKENDS: readonly BackendName[] = ['tensorflow', 'wasm', 'cpu'];
+const BACKENDS: readonly BackendName[] = ['tensorflow', 'onnx', 'wasm', 'cpu'];
 
 const HELP = `usage: tlearn extract IMAGES_OR_FOLDERS… --out DIR [options]
 

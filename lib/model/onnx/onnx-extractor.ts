@@ -9,14 +9,8 @@ import { VGG16_CONV_LAYERS, VGG16_MIN_INPUT } from '../vgg16.ts';
 import { type NamedWeight, validateWeights } from '../weights.ts';
 import { buildVgg16Onnx, ONNX_INPUT_NAME, ONNX_OUTPUT_NAME } from './vgg16-onnx.ts';
 
-/**
- * What this engine reports as `FeatureExtractor.backend`.
- *
- * `BackendName` (lib/model/types.ts, a lead-owned contract) is still `'tensorflow' | 'wasm' |
- * 'cpu'`; `'onnx'` has been asked to be added. Until then the value is forced through `string`
- * so `/health` and the logs still say which engine really runs. Drop the cast once it is added.
- */
-export const ONNX_BACKEND = 'onnx' as string as BackendName;
+/** What this engine reports as `FeatureExtractor.backend`. */
+export const ONNX_BACKEND: BackendName = 'onnx';
 
 /** onnxruntime refused the model or failed to run it. */
 export class OnnxRuntimeError extends TlearnError {

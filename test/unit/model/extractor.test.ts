@@ -28,7 +28,13 @@ let flat: FeatureExtractor;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'tlearn-extractor-'));
-  flat = await loadExtractor({ weights: { kind: 'random', seed: 5 }, inputSize: SIZE, pooling: 'flatten' });
+  // The tfjs graph is what these tests check (onnxruntime is checked in onnx-extractor.test.ts).
+  flat = await loadExtractor({
+    weights: { kind: 'random', seed: 5 },
+    inputSize: SIZE,
+    pooling: 'flatten',
+    backend: 'wasm',
+  });
 });
 afterAll(async () => {
   flat.dispose();
@@ -89,6 +95,7 @@ describe('loadExtractor', () => {
 
   it('is deterministic: the same seed gives bit-identical features', async () => {
     const again = await loadExtractor({
+      backend: 'wasm',
       weights: { kind: 'random', seed: 5 },
       inputSize: SIZE,
       pooling: 'flatten',
@@ -106,6 +113,7 @@ describe('loadExtractor', () => {
 
   it('gives a different spec and different features for another seed', async () => {
     const other = await loadExtractor({
+      backend: 'wasm',
       weights: { kind: 'random', seed: 6 },
       inputSize: SIZE,
       pooling: 'flatten',
@@ -128,6 +136,7 @@ describe('loadExtractor', () => {
     await saveWeights(out, randomWeights(5), { weightsId: 'random-5' });
     // Act
     const reloaded = await loadExtractor({
+      backend: 'wasm',
       weights: { kind: 'uri', uri: out },
       inputSize: SIZE,
       pooling: 'flatten',
@@ -150,6 +159,7 @@ describe('loadExtractor', () => {
     'at input 32 with %s pooling returns %i values per image (flatten: see spec test)',
     async (pooling, dims) => {
       const ex = await loadExtractor({
+        backend: 'wasm',
         weights: { kind: 'random', seed: 5 },
         inputSize: SIZE,
         pooling,
@@ -172,6 +182,7 @@ describe('loadExtractor', () => {
     const dims: Record<string, number> = {};
     for (const pooling of ['flatten', 'avg', 'max'] as const) {
       const ex = await loadExtractor({
+        backend: 'wasm',
         weights: { kind: 'random', seed: 5 },
         inputSize: 64,
         pooling,
@@ -197,15 +208,35 @@ describe('loadExtractor', () => {
 
   it('validates its options before loading anything', async () => {
     const base = { weights: { kind: 'random', seed: 1 } as const, pooling: 'avg' as const };
-    await expect(loadExtractor({ ...base, inputSize: 16 })).rejects.toThrow(
-      /input size must be a whole number from 32/,
-    );
-    await expect(loadExtractor({ ...base, inputSize: 33.5 })).rejects.toThrow(ValidationError);
     await expect(
-      loadExtractor({ ...base, inputSize: 32, pooling: 'sum' as unknown as 'avg' }),
+      loadExtractor({
+        backend: 'wasm',
+        ...base,
+        inputSize: 16,
+      }),
+    ).rejects.toThrow(/input size must be a whole number from 32/);
+    await expect(
+      loadExtractor({
+        backend: 'wasm',
+        ...base,
+        inputSize: 33.5,
+      }),
+    ).rejects.toThrow(ValidationError);
+    await expect(
+      loadExtractor({
+        backend: 'wasm',
+        ...base,
+        inputSize: 32,
+        pooling: 'sum' as unknown as 'avg',
+      }),
     ).rejects.toThrow(/pooling must be one of flatten, avg, max/);
     await expect(
-      loadExtractor({ weights: { kind: 'uri', uri: 's3://b/k/model.json' }, inputSize: 32, pooling: 'avg' }),
+      loadExtractor({
+        backend: 'wasm',
+        weights: { kind: 'uri', uri: 's3://b/k/model.json' },
+        inputSize: 32,
+        pooling: 'avg',
+      }),
     ).rejects.toThrow(/need an S3 client/);
   });
 
@@ -215,10 +246,54 @@ describe('loadExtractor', () => {
       inputSize: SIZE,
       pooling: 'max',
       warmUp: false,
+      backend: 'wasm',
     });
     const before = tf.memory().numTensors;
     ex.dispose();
     expect(before - tf.memory().numTensors).toBe(26);
     await expect(ex.extractBatch([image(1)])).rejects.toThrow(/disposed/);
+  });
+
+  it('picks onnxruntime where tfjs-node is absent, giving the tfjs features within 1e-4', async () => {
+    // Prepare: a 64x64 input so flatten keeps a 2x2 map, where the element order matters.
+    const opts = {
+      weights: { kind: 'random', seed: 5 } as const,
+      inputSize: 64,
+      pooling: 'flatten' as const,
+    };
+    const auto = await loadExtractor(opts);
+    const wasm = await loadExtractor({ ...opts, backend: 'wasm' });
+    try {
+      // Act
+      const [a] = await auto.extractBatch([image(3, 64)]);
+      const [b] = await wasm.extractBatch([image(3, 64)]);
+      // Assess
+      expect(auto.backend).toBe('onnx');
+      expect(auto.specId).toBe(wasm.specId);
+      const scale = Math.max(...Array.from(b ?? [], Math.abs));
+      let worst = 0;
+      for (let i = 0; i < (b?.length ?? 0); i++)
+        worst = Math.max(worst, Math.abs((a?.[i] ?? 0) - (b?.[i] ?? 0)));
+      expect(scale).toBeGreaterThan(0);
+      expect(worst / scale).toBeLessThan(1e-4);
+    } finally {
+      auto.dispose();
+      wasm.dispose();
+    }
+  });
+
+  it('uses onnxruntime when it is forced (TLEARN_BACKEND=onnx)', async () => {
+    const ex = await loadExtractor({
+      weights: { kind: 'random', seed: 5 },
+      inputSize: 32,
+      pooling: 'avg',
+      backend: 'onnx',
+    });
+    try {
+      expect(ex.backend).toBe('onnx');
+      expect((await ex.extractBatch([image(1)]))[0]).toHaveLength(512);
+    } finally {
+      ex.dispose();
+    }
   });
 });
