@@ -7,17 +7,18 @@
  *   npm run bench -- --only fit,decode  a subset (names, groups or name prefixes)
  *   npm run bench -- --help
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { createFixtures } from './lib/fixtures.ts';
-import { loadAverage, machineHeader } from './lib/machine.ts';
+import { loadAverage, type MachineHeader, machineHeader } from './lib/machine.ts';
 import {
   evaluateTargets,
   REFERENCE_DECODE_MS,
   REFERENCE_FORWARD_MS,
   REFERENCE_SKLEARN_FIT,
+  type TargetResult,
 } from './lib/reference.ts';
 import {
   formatNumber,
@@ -31,6 +32,8 @@ import type { BenchContext, BenchMode, Benchmark, Figure } from './lib/types.ts'
 import { createSuite } from './suites.ts';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+// The S3 emulator's SDK client runs in this process; its Node 20 support notice is only noise here.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 /** Format version of results.json. */
 const RESULTS_FORMAT = 'tlearn-bench/1';
@@ -52,6 +55,7 @@ options:
   --reps N           repetitions of every benchmark (overrides the defaults)
   --out FILE         results file (default bench/results.json)
   --markdown         print the table and targets as Markdown (for docs/BENCHMARKS.md)
+  --from FILE        print a saved results file again (targets judged by the current rules)
   --verbose          show the children's stderr
   -h, --help         this help
 
@@ -66,6 +70,51 @@ function selects(tokens: readonly string[], b: Pick<Benchmark, 'name' | 'group'>
   return tokens.some(
     (t) => t === b.name || t === b.group || b.name.startsWith(`${t}-`) || t.startsWith(`${b.name}-`),
   );
+}
+
+/** Skipped figures, one line per reason (four forward figures of a missing engine share one). */
+function skippedLines(skipped: readonly Figure[]): string[] {
+  const byReason = new Map<string, string[]>();
+  for (const f of skipped) byReason.set(f.error ?? '', [...(byReason.get(f.error ?? '') ?? []), f.name]);
+  return [...byReason].map(([reason, names]) => `skipped ${names.join(', ')}: ${reason}`);
+}
+
+/** The printed report: header, table, skipped figures, targets (text or Markdown). */
+function report(
+  header: MachineHeader,
+  modeName: string,
+  figures: readonly Figure[],
+  targets: readonly TargetResult[],
+  markdown: boolean,
+): string {
+  const shown = figures.filter((f) => f.status !== 'skipped');
+  const skipped = figures.filter((f) => f.status === 'skipped');
+  const lines: string[] = [];
+  if (markdown) {
+    lines.push(...headerLines(header, modeName).map((l) => `${l}  `), '', markdownTable(shown), '');
+    if (skipped.length) lines.push(...skippedLines(skipped).map((l) => `${l}  `), '');
+    lines.push(markdownTargets(targets));
+  } else {
+    lines.push(...headerLines(header, modeName), '', textTable(shown));
+    if (skipped.length) lines.push('', ...skippedLines(skipped));
+    lines.push('', 'targets (issue 6):', ...targetLines(targets));
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** `--from FILE`: prints a saved run again, its targets judged by the current rules. */
+async function reprint(file: string, markdown: boolean): Promise<number> {
+  const saved = JSON.parse(await readFile(file, 'utf8')) as {
+    format?: unknown;
+    mode: string;
+    header: MachineHeader;
+    figures: Figure[];
+  };
+  if (saved.format !== RESULTS_FORMAT) usageError(`${file} is not a ${RESULTS_FORMAT} results file`);
+  process.stdout.write(
+    report(saved.header, saved.mode, saved.figures, evaluateTargets(saved.figures), markdown),
+  );
+  return 0;
 }
 
 function usageError(message: string): never {
@@ -85,6 +134,7 @@ async function main(argv: string[]): Promise<number> {
         reps: { type: 'string' },
         out: { type: 'string' },
         markdown: { type: 'boolean' },
+        from: { type: 'string' },
         verbose: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -98,6 +148,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${help(suite.benchmarks)}\n`);
     return 0;
   }
+  if (typeof values.from === 'string') return reprint(resolve(values.from), values.markdown === true);
   const reps = values.reps === undefined ? undefined : Number(values.reps);
   if (reps !== undefined && !(Number.isInteger(reps) && reps >= 1 && reps <= 1000)) {
     usageError(`--reps must be a whole number 1-1000 (got '${String(values.reps)}')`);
@@ -211,20 +262,7 @@ async function main(argv: string[]): Promise<number> {
   await mkdir(dirname(outFile), { recursive: true });
   await writeFile(outFile, `${JSON.stringify(results, null, 2)}\n`);
 
-  const shown = figures.filter((f) => f.status !== 'skipped');
-  const skipped = figures.filter((f) => f.status === 'skipped');
-  const lines: string[] = [];
-  if (values.markdown) {
-    lines.push(...headerLines(header, modeName).map((l) => `${l}  `), '', markdownTable(shown), '');
-    if (skipped.length)
-      lines.push(`Skipped: ${skipped.map((f) => `\`${f.name}\` (${f.error ?? ''})`).join('; ')}`, '');
-    lines.push(markdownTargets(targets));
-  } else {
-    lines.push(...headerLines(header, modeName), '', textTable(shown));
-    if (skipped.length) lines.push('', ...skipped.map((f) => `skipped ${f.name}: ${f.error ?? ''}`));
-    lines.push('', 'targets (issue 6):', ...targetLines(targets));
-  }
-  process.stdout.write(`${lines.join('\n')}\n`);
+  process.stdout.write(report(header, modeName, figures, targets, values.markdown === true));
   progress(`results written to ${outFile} (${Math.round((performance.now() - started) / 1000)} s)`);
   if (failed.length > 0) {
     progress(`${failed.length} benchmark(s) failed: ${failed.map((f) => f.name).join(', ')}`);

@@ -139,20 +139,35 @@ export function evaluateTargets(figures: readonly Figure[]): TargetResult[] {
       continue;
     }
     const backend = latency.backend ?? 'unknown';
-    const forward = ok(figures, `forward-${backend}-150-flatten-b1`);
-    const lost = num(latency.extra?.failedRequests) ?? 0;
-    const c4 = ok(figures, `api-${server}latency-c4`);
-    const lostC4 = num(c4?.extra?.failedRequests) ?? 0;
+    const p50 = latency.summary.median;
+    // Requests lost at either concurrency (a figure with failed requests is itself 'failed').
+    const lost = [1, 4]
+      .map(
+        (c) => num(figures.find((f) => f.name === `api-${server}latency-c${c}`)?.extra?.failedRequests) ?? 0,
+      )
+      .reduce((a, b) => a + b, 0);
+    // The forward pass the same requests saw (server-side timings): on a shared machine the
+    // standalone forward figure was measured minutes earlier, under another load.
+    const inRequest = num(latency.extra?.serverForwardMs);
+    const standalone = ok(figures, `forward-${backend}-150-flatten-b1`)?.summary?.median;
+    const reference = inRequest ?? standalone;
+    const parts = [
+      inRequest === undefined
+        ? undefined
+        : `${fmt(p50 - inRequest)} ms over the forward pass of the same requests (${fmt(inRequest)} ms)`,
+      standalone === undefined
+        ? undefined
+        : `${fmt(p50 - standalone)} ms over the standalone ${backend} forward figure (${fmt(standalone)} ms)`,
+    ].filter((x): x is string => x !== undefined);
     out.push({
       id: `api${server ? '-onnx' : ''}`,
       description: `warm prediction latency p50 ≤ forward pass + 40 ms, no request lost (${server ? 'API on the onnx engine' : 'the API handler as deployed'})`,
-      goal: forward?.summary
-        ? `p50 ≤ ${fmt(forward.summary.median + 40)} ms (${backend} forward ${fmt(forward.summary.median)} ms + 40)`
-        : `p50 ≤ ${backend} forward pass + 40 ms (forward not measured in this run)`,
-      actual: `p50 ${fmt(latency.summary.median)} ms at 1 client; ${lost + lostC4} failed requests`,
-      met: forward?.summary
-        ? latency.summary.median <= forward.summary.median + 40 && lost + lostC4 === 0
-        : null,
+      goal: `p50 ≤ ${backend} forward pass (150x150, batch 1) + 40 ms; 0 failed requests`,
+      actual: `p50 ${fmt(p50)} ms at 1 client: ${parts.join('; ') || 'no forward time to compare'}; ${lost} failed requests`,
+      met: reference === undefined ? null : p50 <= reference + 40 && lost === 0,
+      ...(inRequest !== undefined && standalone !== undefined
+        ? { note: 'judged against the forward time of the same requests' }
+        : {}),
     });
   }
 
