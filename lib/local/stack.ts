@@ -176,7 +176,7 @@ export function randomWeightsNotice(dataDir: string, seed: number, fetchError?: 
   const lines = [
     'REAL VGG16 WEIGHTS ARE NOT AVAILABLE',
     `No imported weights under ${dir}/${fetchError ? ', and fetching them failed:' : '.'}`,
-    ...(fetchError ? [`  ${fetchError.slice(0, 90)}`] : []),
+    ...(fetchError ? wrapText(fetchError, 88).map((l) => `  ${l}`) : []),
     `The stack runs with SEEDED RANDOM weights (${ENV.WEIGHTS}=random:${seed}): the`,
     'pipeline works end to end, but features, accuracies and predictions are not meaningful.',
     `Every feature, model, report and prediction says so in its spec ("random-${seed}").`,
@@ -603,4 +603,23 @@ export function describeStack(s: {
     'add a dataset:    npx tlearn upload ./images --dataset pets   (folders per label, or cat.1.jpg names)',
     `stop with Ctrl-C: work in flight finishes, everything stays under ${dir}/`,
   ].join('\n');
+}
+
+/** Splits text into lines of at most `width` characters at spaces (long words are cut). */
+function wrapText(text: string, width: number): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(/\s+/)) {
+    for (let w = word; w.length > 0; w = w.slice(width)) {
+      const piece = w.slice(0, width);
+      if (line.length > 0 && line.length + 1 + piece.length > width) {
+        lines.push(line);
+        line = piece;
+      } else {
+        line = line.length > 0 ? `${line} ${piece}` : piece;
+      }
+    }
+  }
+  if (line.length > 0) lines.push(line);
+  return lines;
 }
