@@ -22,8 +22,11 @@ export const BENCH_DATASET = 'bench';
 export const BENCH_MODEL_VERSION = '20260101T000000Z-bench01';
 const STATE_MACHINE_ARN = 'arn:aws:states:us-east-1:000000000000:stateMachine:tlearn-bench';
 
-/** How the API process is built (see api-server.ts). */
-export type ApiServerMode = 'handler' | 'onnx';
+/**
+ * Which engine the API process runs: `default` lets the handler choose (tfjs-node → onnx → wasm →
+ * cpu), `wasm` forces the tfjs wasm fallback with TLEARN_BACKEND (where onnxruntime-node is absent).
+ */
+export type ApiServerMode = 'default' | 'wasm';
 
 /** The emulator with a promoted model, and the environment an API process needs to use it. */
 export interface ApiBenchEnv {
@@ -129,9 +132,9 @@ async function startServer(
   opts: { timeoutMs: number; verbose: boolean },
 ): Promise<ApiServer> {
   const spawnedAt = performance.now();
-  const child: ChildProcess = spawn(process.execPath, ['bin/run-ts.js', 'test/bench/api-server.ts', mode], {
+  const child: ChildProcess = spawn(process.execPath, ['bin/run-ts.js', 'test/bench/api-server.ts'], {
     cwd: root,
-    env: { ...process.env, ...env },
+    env: { ...process.env, ...env, ...(mode === 'default' ? {} : { TLEARN_BACKEND: mode }) },
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
   });
   let stderr = '';
@@ -226,9 +229,9 @@ async function healthBackend(url: string): Promise<string | undefined> {
   }
 }
 
-const prefix = (mode: ApiServerMode): string => (mode === 'handler' ? 'api-' : `api-${mode}-`);
+const prefix = (mode: ApiServerMode): string => (mode === 'default' ? 'api-' : `api-${mode}-`);
 const what = (mode: ApiServerMode): string =>
-  mode === 'handler' ? 'API Lambda handler as deployed' : `createApi on the ${mode} engine`;
+  mode === 'default' ? 'API Lambda handler as deployed' : `API Lambda handler forced to ${mode}`;
 
 /**
  * Cold start: spawn → the first 200 prediction, repeated (each in a new process) after a

@@ -65,10 +65,22 @@ ${rows.join('\n')}
 exit codes: 0 every selected benchmark ran, 1 a benchmark failed, 2 usage error`;
 }
 
-/** Whether `--only` tokens select a benchmark. */
-function selects(tokens: readonly string[], b: Pick<Benchmark, 'name' | 'group'>): boolean {
+/**
+ * Whether `--only` tokens select a benchmark: its name, its group, a prefix ending before a `-`
+ * (`forward-wasm`), or a figure it produces (`api-latency-c1`). A token that is itself a
+ * benchmark's name selects only that one (`extract-cli` is not `extract-cli-wasm`).
+ */
+function selects(
+  tokens: readonly string[],
+  b: Pick<Benchmark, 'name' | 'group'>,
+  names: ReadonlySet<string>,
+): boolean {
   return tokens.some(
-    (t) => t === b.name || t === b.group || b.name.startsWith(`${t}-`) || t.startsWith(`${b.name}-`),
+    (t) =>
+      t === b.name ||
+      t === b.group ||
+      (!names.has(t) && b.name.startsWith(`${t}-`)) ||
+      t.startsWith(`${b.name}-`),
   );
 }
 
@@ -165,10 +177,11 @@ async function main(argv: string[]): Promise<number> {
           .map((s) => s.trim())
           .filter(Boolean)
       : [];
+  const names = new Set(suite.benchmarks.map((b) => b.name));
   const selected = suite.benchmarks.filter((b) =>
-    tokens.length > 0 ? selects(tokens, b) : mode.quick ? b.quick : b.byDefault,
+    tokens.length > 0 ? selects(tokens, b, names) : mode.quick ? b.quick : b.byDefault,
   );
-  const unknown = tokens.filter((t) => !suite.benchmarks.some((b) => selects([t], b)));
+  const unknown = tokens.filter((t) => !suite.benchmarks.some((b) => selects([t], b, names)));
   if (unknown.length > 0) usageError(`no benchmark matches ${unknown.map((t) => `'${t}'`).join(', ')}`);
 
   const outFile = resolve(typeof values.out === 'string' ? values.out : join(ROOT, 'bench', 'results.json'));

@@ -7,6 +7,7 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Pooling } from '../../lib/model/spec.ts';
+import type { BackendName } from '../../lib/model/types.ts';
 import {
   type ApiBenchEnv,
   type ApiServerMode,
@@ -161,84 +162,93 @@ function forwardBench(engine: Engine, c: ForwardConfig, opts: { byDefault: boole
   }
 }
 
-const extractBench: Benchmark = {
-  name: 'extract-cli',
-  group: 'extract',
-  describe: '`tlearn extract` on a folder of 200 (quick: 8) 500x375 JPEGs, whole job, images/s',
-  quick: true,
-  byDefault: true,
-  async run(ctx) {
-    const n = ctx.mode.quick ? 8 : 200;
-    const weights = await ctx.fixtures.weights();
-    ctx.progress(`  preparing ${n} JPEGs (once)`);
-    const images = await labelledJpegFolder(ctx.workDir, n);
-    const warm = await labelledJpegFolder(ctx.workDir, 4);
-    const out = join(ctx.workDir, 'extract-out');
-    const once = async (dir: string, count: number) => {
-      await rm(out, { recursive: true, force: true });
-      const res = await spawnNode(['bin/tlearn.js', 'extract', dir, '--out', out, '--weights', weights.dir], {
-        cwd: ctx.root,
-        timeoutMs: 3_600_000,
-        measureUsage: true,
-        verbose: ctx.mode.verbose,
-      });
-      if (res.code !== 0)
-        throw new ChildRunError(`tlearn extract exited with ${res.code ?? res.signal}`, res.stderrTail);
-      const written = await countFiles(out, '.npy');
-      if (written !== count)
-        throw new ChildRunError(
-          `tlearn extract wrote ${written} features for ${count} images`,
-          res.stderrTail,
-        );
-      return res;
-    };
-    // Warm-up on 4 images: OS file cache, tsx transpile cache.
-    await once(warm, 4);
-    const reps = ctx.reps(2, 1);
-    const walls: number[] = [];
-    const cores: number[] = [];
-    let rss = 0;
-    let backend: string | undefined;
-    for (let i = 0; i < reps; i++) {
-      const res = await once(images, n);
-      walls.push(res.wallMs);
-      if (res.usage) {
-        cores.push((res.usage.userCpuMs + res.usage.systemCpuMs) / res.wallMs);
-        rss = Math.max(rss, kbToMB(res.usage.maxRssKB));
+/**
+ * `tlearn extract` as a user runs it (engine of its choice), or forced to a backend with
+ * `--backend` (opt-in: the wasm fallback takes minutes on 200 images).
+ */
+function extractBench(backend?: BackendName): Benchmark {
+  const name = backend ? `extract-cli-${backend}` : 'extract-cli';
+  return {
+    name,
+    group: 'extract',
+    describe: `\`tlearn extract${backend ? ` --backend ${backend}` : ''}\` on a folder of 200 (quick: 8) 500x375 JPEGs, whole job, images/s${backend ? ' (opt-in)' : ''}`,
+    quick: backend === undefined,
+    byDefault: backend === undefined,
+    async run(ctx) {
+      const n = ctx.mode.quick ? 8 : 200;
+      const weights = await ctx.fixtures.weights();
+      ctx.progress(`  preparing ${n} JPEGs (once)`);
+      const images = await labelledJpegFolder(ctx.workDir, n);
+      const warm = await labelledJpegFolder(ctx.workDir, 4);
+      const out = join(ctx.workDir, 'extract-out');
+      const once = async (dir: string, count: number) => {
+        await rm(out, { recursive: true, force: true });
+        const args = ['bin/tlearn.js', 'extract', dir, '--out', out, '--weights', weights.dir];
+        if (backend) args.push('--backend', backend);
+        const res = await spawnNode(args, {
+          cwd: ctx.root,
+          timeoutMs: 3_600_000,
+          measureUsage: true,
+          verbose: ctx.mode.verbose,
+        });
+        if (res.code !== 0)
+          throw new ChildRunError(`tlearn extract exited with ${res.code ?? res.signal}`, res.stderrTail);
+        const written = await countFiles(out, '.npy');
+        if (written !== count)
+          throw new ChildRunError(
+            `tlearn extract wrote ${written} features for ${count} images`,
+            res.stderrTail,
+          );
+        return res;
+      };
+      // Warm-up on 4 images: OS file cache, tsx transpile cache.
+      await once(warm, 4);
+      const reps = ctx.reps(2, 1);
+      const walls: number[] = [];
+      const cores: number[] = [];
+      let rss = 0;
+      let used: string | undefined;
+      for (let i = 0; i < reps; i++) {
+        const res = await once(images, n);
+        walls.push(res.wallMs);
+        if (res.usage) {
+          cores.push((res.usage.userCpuMs + res.usage.systemCpuMs) / res.wallMs);
+          rss = Math.max(rss, kbToMB(res.usage.maxRssKB));
+        }
+        const found = [...res.stderr.matchAll(/"(?:backend|engine)":"([\w-]+)"/g)].map((m) => m[1]);
+        used ??= found[found.length - 1];
+        ctx.progress(`  extract ${i + 1}/${reps}: ${n} images in ${(res.wallMs / 1000).toFixed(1)} s`);
       }
-      const found = [...res.stderr.matchAll(/"(?:backend|engine)":"([\w-]+)"/g)].map((m) => m[1]);
-      backend ??= found[found.length - 1];
-      ctx.progress(`  extract ${i + 1}/${reps}: ${n} images in ${(res.wallMs / 1000).toFixed(1)} s`);
-    }
-    await rm(out, { recursive: true, force: true });
-    const whole = median(walls);
-    const pytorch = n * PYTORCH_MS_PER_IMAGE;
-    return [
-      {
-        name: 'extract-cli',
-        group: 'extract',
-        title: `tlearn extract, ${n} JPEGs 500x375 → 150x150 flatten, whole job (process start to exit)`,
-        unit: 'images/s',
-        better: 'higher',
-        status: 'ok',
-        summary: summarize(walls.map((w) => n / (w / 1000))),
-        ...(backend ? { backend } : {}),
-        ...(rss ? { peakRssMB: rss } : {}),
-        params: { images: n, reps, warmup: '1 run on 4 images', weights: 'real-size VGG16 from disk' },
-        extra: {
-          wholeJobMs: Math.round(whole),
-          msPerImage: roundSig(whole / n, 3),
-          coresBusy: cores.length ? roundSig(median(cores), 3) : undefined,
-          pytorchWholeJobMs: pytorch,
-          vsPytorch: roundSig(whole / pytorch, 3),
+      await rm(out, { recursive: true, force: true });
+      const whole = median(walls);
+      const pytorch = n * PYTORCH_MS_PER_IMAGE;
+      return [
+        {
+          name,
+          group: 'extract',
+          title: `tlearn extract${backend ? ` --backend ${backend}` : ''}, ${n} JPEGs 500x375 → 150x150 flatten, whole job (process start to exit)`,
+          unit: 'images/s',
+          better: 'higher',
+          status: 'ok',
+          summary: summarize(walls.map((w) => n / (w / 1000))),
+          ...(used ? { backend: used } : {}),
+          ...(rss ? { peakRssMB: rss } : {}),
+          params: { images: n, reps, warmup: '1 run on 4 images', weights: 'real-size VGG16 from disk' },
+          extra: {
+            wholeJobMs: Math.round(whole),
+            msPerImage: roundSig(whole / n, 3),
+            coresBusy: cores.length ? roundSig(median(cores), 3) : undefined,
+            pytorchWholeJobMs: pytorch,
+            vsPytorch: roundSig(whole / pytorch, 3),
+          },
+          note: `${(whole / 1000).toFixed(1)} s whole job, ${Math.round(whole / n)} ms/image${
+            cores.length ? `, ${median(cores).toFixed(2)} cores busy` : ''
+          }; ${(whole / pytorch).toFixed(1)}x PyTorch`,
         },
-        note: `${(whole / 1000).toFixed(1)} s whole job, ${Math.round(whole / n)} ms/image${
-          cores.length ? `, ${median(cores).toFixed(2)} cores busy` : ''
-        }; ${(whole / pytorch).toFixed(1)}x PyTorch`,
-      },
-    ];
-  },
-};
+      ];
+    },
+  };
+}
 
 interface FitConfig {
   name: string;
@@ -330,16 +340,17 @@ function fitBench(c: FitConfig): Benchmark {
 /** The API benchmarks share one emulator with a promoted model per run. */
 function apiBenches(getEnv: (ctx: BenchContext) => Promise<ApiBenchEnv>): Benchmark[] {
   const out: Benchmark[] = [];
-  for (const mode of ['handler', 'onnx'] as ApiServerMode[]) {
-    const p = mode === 'handler' ? 'api-' : `api-${mode}-`;
+  for (const mode of ['default', 'wasm'] as ApiServerMode[]) {
+    const p = mode === 'default' ? 'api-' : `api-${mode}-`;
+    const who = mode === 'default' ? 'API handler' : `API handler forced to ${mode} (the fallback engine)`;
     const needsEngine = async (ctx: BenchContext, names: string[]): Promise<Figure[] | undefined> => {
-      if (mode === 'handler') return undefined;
+      if (mode === 'default') return undefined;
       const engines = await ctx.fixtures.engines();
       if (engines.available.includes(mode)) return undefined;
       return names.map((name) => ({
         name,
         group: 'api',
-        title: `API on the ${mode} engine`,
+        title: who,
         unit: 'ms',
         better: 'lower' as const,
         status: 'skipped' as const,
@@ -349,8 +360,8 @@ function apiBenches(getEnv: (ctx: BenchContext) => Promise<ApiBenchEnv>): Benchm
     out.push({
       name: `${p}cold-start`,
       group: 'api',
-      describe: `cold start of the ${mode === 'handler' ? 'API handler' : `API on ${mode}`}: process start → first 200 prediction, ms`,
-      quick: mode === 'handler',
+      describe: `cold start of the ${who}: process start → first 200 prediction, ms`,
+      quick: mode === 'default',
       byDefault: true,
       async run(ctx) {
         return (await needsEngine(ctx, [`${p}cold-start`])) ?? benchColdStart(ctx, await getEnv(ctx), mode);
@@ -359,8 +370,8 @@ function apiBenches(getEnv: (ctx: BenchContext) => Promise<ApiBenchEnv>): Benchm
     out.push({
       name: `${p}latency`,
       group: 'api',
-      describe: `warm prediction latency p50/p95/p99 and req/s at 1 and 4 clients (${mode === 'handler' ? 'API handler' : `API on ${mode}`})`,
-      quick: mode === 'handler',
+      describe: `warm prediction latency p50/p95/p99 and req/s at 1 and 4 clients (${who})`,
+      quick: mode === 'default',
       byDefault: true,
       async run(ctx) {
         return (
@@ -409,7 +420,8 @@ export function createSuite(): Suite {
       FORWARD_CONFIGS.map((c) => forwardBench(engine, c, { byDefault: true })),
     ),
     forwardBench('cpu', { size: 150, pooling: 'flatten', batch: 1 }, { byDefault: false }),
-    extractBench,
+    extractBench(),
+    extractBench('wasm'),
     ...FITS.map(fitBench),
     ...apiBenches(getEnv),
   ];

@@ -8,25 +8,16 @@
  * through `runWorker()`; runnable by hand to debug one figure.
  */
 import { pathToFileURL } from 'node:url';
-import type { FeatureSpec, Pooling } from '../../lib/model/spec.ts';
+import type { Pooling } from '../../lib/model/spec.ts';
 import type { BackendName, FeatureExtractor } from '../../lib/model/types.ts';
-import type { NamedWeight } from '../../lib/model/weights.ts';
 import { makeImage, seededRandom } from '../helpers/images.ts';
 import { ownUsage, RESULT_MARKER } from './lib/child.ts';
 
-/** Engines the forward benchmarks can measure. */
-export type Engine = 'wasm' | 'cpu' | 'onnx' | 'tensorflow';
+/** Engines the forward benchmarks can measure (`loadExtractor`'s backends). */
+export type Engine = BackendName;
 
-/** The ONNX engine (lib/model/onnx, optional): loaded by URL so this file compiles without it. */
+/** The ONNX engine (optional dependency): probed by URL so a tree without it still runs. */
 const ONNX_MODULE = new URL('../../lib/model/onnx/onnx-extractor.ts', import.meta.url).href;
-interface OnnxModule {
-  loadOnnxExtractor(opts: {
-    weights: readonly NamedWeight[];
-    spec: FeatureSpec;
-    threads?: number;
-    warmUp?: boolean;
-  }): Promise<FeatureExtractor>;
-}
 
 const say = (message: string): void => {
   process.stderr.write(`[worker] ${message}\n`);
@@ -49,7 +40,7 @@ async function probeEngines(): Promise<{ available: string[]; unavailable: Recor
     }
   }
   try {
-    const mod = (await import(ONNX_MODULE)) as Partial<OnnxModule>;
+    const mod = (await import(ONNX_MODULE)) as { loadOnnxExtractor?: unknown };
     if (typeof mod.loadOnnxExtractor !== 'function')
       throw new Error('lib/model/onnx has no loadOnnxExtractor');
     await import('onnxruntime-node');
@@ -118,8 +109,6 @@ export interface ForwardParams {
   batch: number;
   warmup: number;
   reps: number;
-  /** onnxruntime intra-op threads (default: the engine's). */
-  threads?: number;
 }
 
 export interface ForwardResult {
@@ -135,33 +124,14 @@ export interface ForwardResult {
   cpuOverWall: number;
 }
 
+/** The extractor through the production loader, with the engine forced. */
 async function loadEngine(p: ForwardParams): Promise<FeatureExtractor> {
-  const weights = { kind: 'uri' as const, uri: p.weightsDir };
-  if (p.engine === 'onnx') {
-    const { loadWeights } = await import('../../lib/model/weights.ts');
-    const onnx = (await import(ONNX_MODULE)) as OnnxModule;
-    const loaded = await loadWeights(weights);
-    const spec: FeatureSpec = {
-      model: 'vgg16',
-      weights: loaded.weightsId,
-      input: [p.inputSize, p.inputSize],
-      pooling: p.pooling,
-      preprocessing: 'caffe',
-      resize: 'bilinear',
-    };
-    return onnx.loadOnnxExtractor({
-      weights: loaded.weights,
-      spec,
-      warmUp: true,
-      ...(p.threads ? { threads: p.threads } : {}),
-    });
-  }
   const { loadExtractor } = await import('../../lib/model/extractor.ts');
   return loadExtractor({
-    weights,
+    weights: { kind: 'uri', uri: p.weightsDir },
     inputSize: p.inputSize,
     pooling: p.pooling,
-    backend: p.engine as BackendName,
+    backend: p.engine,
     warmUp: true,
   });
 }

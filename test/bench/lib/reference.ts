@@ -131,7 +131,7 @@ export function evaluateTargets(figures: readonly Figure[]): TargetResult[] {
     out.push(missing('fit', '20,000 × 8192 binary fit within 1.5x of scikit-learn', 'fit-20000'));
   }
 
-  for (const server of ['', 'onnx-'] as const) {
+  for (const server of ['', 'wasm-'] as const) {
     const latency = ok(figures, `api-${server}latency-c1`);
     if (latency?.summary === undefined) {
       if (server === '')
@@ -160,8 +160,8 @@ export function evaluateTargets(figures: readonly Figure[]): TargetResult[] {
         : `${fmt(p50 - standalone)} ms over the standalone ${backend} forward figure (${fmt(standalone)} ms)`,
     ].filter((x): x is string => x !== undefined);
     out.push({
-      id: `api${server ? '-onnx' : ''}`,
-      description: `warm prediction latency p50 ≤ forward pass + 40 ms, no request lost (${server ? 'API on the onnx engine' : 'the API handler as deployed'})`,
+      id: `api${server ? '-wasm' : ''}`,
+      description: `warm prediction latency p50 ≤ forward pass + 40 ms, no request lost (${server ? 'the API handler forced to the wasm fallback' : 'the API handler as deployed'})`,
       goal: `p50 ≤ ${backend} forward pass (150x150, batch 1) + 40 ms; 0 failed requests`,
       actual: `p50 ${fmt(p50)} ms at 1 client: ${parts.join('; ') || 'no forward time to compare'}; ${lost} failed requests`,
       met: reference === undefined ? null : p50 <= reference + 40 && lost === 0,
