@@ -96,6 +96,31 @@ export function reportRemoteError(
   throw err;
 }
 
+/**
+ * The shape of `status` and `model`: one GET through the API, printed as JSON (`--json`, the body
+ * as the API sent it) or as formatted lines, followed by the target on stderr.
+ */
+export async function showFromApi<T>(
+  command: string,
+  target: Target,
+  get: () => Promise<{ parsed: T; raw: unknown }>,
+  format: (parsed: T) => string[],
+  json: boolean,
+  ctx: CliContext,
+): Promise<number> {
+  try {
+    const { parsed, raw } = await get();
+    if (json) ctx.out(JSON.stringify(raw, null, 2));
+    else {
+      for (const line of format(parsed)) ctx.out(line);
+      ctx.err(`(${describeTarget(target)})`);
+    }
+    return EXIT.OK;
+  } catch (err) {
+    return reportRemoteError(command, target, 'api', err, ctx);
+  }
+}
+
 /** Formats rows as aligned columns; `right` marks numeric columns. */
 export function formatTable(header: string[], rows: string[][], right: boolean[] = []): string[] {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));

@@ -5,6 +5,7 @@
  * is downloaded.
  */
 import sharp from 'sharp';
+import { mulberry32 } from '../util/random.ts';
 
 /** The demo's classes (labels). */
 export const DEMO_LABELS = ['circle', 'square', 'stripes'] as const;
@@ -18,23 +19,11 @@ export interface DemoImage {
   png: Buffer;
 }
 
-/** mulberry32: same seed, same sequence, on every machine. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const clamp = (v: number): number => (v < 0 ? 0 : v > 255 ? 255 : Math.round(v));
 
 /** Raw RGB pixels of one image of `label`, varied by `seed` (position, size, hue, noise). */
 export function demoPixels(label: DemoLabel, size: number, seed: number): Buffer {
-  const rnd = seeded(seed * 7919 + DEMO_LABELS.indexOf(label) * 104_729);
+  const rnd = mulberry32(seed * 7919 + DEMO_LABELS.indexOf(label) * 104_729);
   const px = Buffer.alloc(size * size * 3);
   const jitter = (amp: number) => (rnd() - 0.5) * 2 * amp;
   const set = (x: number, y: number, rgb: readonly [number, number, number]) => {

@@ -1,19 +1,7 @@
 import { ValidationError } from '../errors.ts';
+import { mulberry32 } from '../util/random.ts';
 
-/**
- * Mulberry32: a small, fast, well-mixed 32-bit PRNG. Same seed → same sequence on every platform.
- * Returns floats in [0, 1).
- */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 } from '../util/random.ts';
 
 /**
  * Splits sample indices into train and test parts, class by class, like scikit-learn's

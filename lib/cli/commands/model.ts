@@ -16,11 +16,11 @@ import {
   processContext,
   RANDOM_WEIGHTS_WARNING,
   reportRemoteError,
+  showFromApi,
 } from '../remote.ts';
 import {
   createTargetS3Client,
   describeS3Target,
-  describeTarget,
   requireS3,
   resolveTarget,
   TARGET_HELP,
@@ -236,17 +236,7 @@ export async function runModel(argv: string[], ctx: CliContext): Promise<number>
   if (values.rollback) return runRollback(dataset, values, ctx);
   const target = resolveTarget(targetFlags(values), ctx.env, ctx.cwd);
   const api = apiClientFor(target, timeoutMsFlag(values), ctx);
-  try {
-    const { parsed, raw } = await api.getModel(dataset);
-    if (values.json) ctx.out(JSON.stringify(raw, null, 2));
-    else {
-      for (const line of formatModel(parsed)) ctx.out(line);
-      ctx.err(`(${describeTarget(target)})`);
-    }
-    return EXIT.OK;
-  } catch (err) {
-    return reportRemoteError('model', target, 'api', err, ctx);
-  }
+  return showFromApi('model', target, () => api.getModel(dataset), formatModel, values.json === true, ctx);
 }
 
 export const command: Command = {

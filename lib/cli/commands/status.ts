@@ -1,6 +1,5 @@
 import { parseCommandArgs } from '../args.ts';
 import type { DatasetStatus } from '../client.ts';
-import { EXIT } from '../exit-codes.ts';
 import type { Command } from '../main.ts';
 import {
   apiClientFor,
@@ -9,16 +8,9 @@ import {
   formatTable,
   processContext,
   RANDOM_WEIGHTS_WARNING,
-  reportRemoteError,
+  showFromApi,
 } from '../remote.ts';
-import {
-  describeTarget,
-  resolveTarget,
-  TARGET_HELP,
-  TARGET_OPTIONS,
-  targetFlags,
-  timeoutMsFlag,
-} from '../target.ts';
+import { resolveTarget, TARGET_HELP, TARGET_OPTIONS, targetFlags, timeoutMsFlag } from '../target.ts';
 
 const HELP = `tlearn status D [--json]
 
@@ -101,17 +93,14 @@ export async function runStatus(argv: string[], ctx: CliContext): Promise<number
   const timeoutMs = timeoutMsFlag(values);
   const target = resolveTarget(targetFlags(values), ctx.env, ctx.cwd);
   const api = apiClientFor(target, timeoutMs, ctx);
-  try {
-    const { parsed, raw } = await api.getDataset(dataset);
-    if (values.json) ctx.out(JSON.stringify(raw, null, 2));
-    else {
-      for (const line of formatStatus(parsed)) ctx.out(line);
-      ctx.err(`(${describeTarget(target)})`);
-    }
-    return EXIT.OK;
-  } catch (err) {
-    return reportRemoteError('status', target, 'api', err, ctx);
-  }
+  return showFromApi(
+    'status',
+    target,
+    () => api.getDataset(dataset),
+    formatStatus,
+    values.json === true,
+    ctx,
+  );
 }
 
 export const command: Command = {
