@@ -56,6 +56,7 @@ options:
   --out FILE         results file (default bench/results.json)
   --markdown         print the table and targets as Markdown (for docs/BENCHMARKS.md)
   --from FILE        print a saved results file again (targets judged by the current rules)
+  --list             print the benchmarks --quick/--only select, and exit
   --verbose          show the children's stderr
   -h, --help         this help
 
@@ -68,19 +69,15 @@ exit codes: 0 every selected benchmark ran, 1 a benchmark failed, 2 usage error`
 /**
  * Whether `--only` tokens select a benchmark: its name, its group, a prefix ending before a `-`
  * (`forward-wasm`), or a figure it produces (`api-latency-c1`). A token that is itself a
- * benchmark's name selects only that one (`extract-cli` is not `extract-cli-wasm`).
+ * benchmark's name selects only that one (`extract-cli` and `extract-cli-wasm` are two).
  */
 function selects(
   tokens: readonly string[],
   b: Pick<Benchmark, 'name' | 'group'>,
   names: ReadonlySet<string>,
 ): boolean {
-  return tokens.some(
-    (t) =>
-      t === b.name ||
-      t === b.group ||
-      (!names.has(t) && b.name.startsWith(`${t}-`)) ||
-      t.startsWith(`${b.name}-`),
+  return tokens.some((t) =>
+    names.has(t) ? t === b.name : t === b.group || b.name.startsWith(`${t}-`) || t.startsWith(`${b.name}-`),
   );
 }
 
@@ -147,6 +144,7 @@ async function main(argv: string[]): Promise<number> {
         out: { type: 'string' },
         markdown: { type: 'boolean' },
         from: { type: 'string' },
+        list: { type: 'boolean' },
         verbose: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -184,6 +182,10 @@ async function main(argv: string[]): Promise<number> {
   const unknown = tokens.filter((t) => !suite.benchmarks.some((b) => selects([t], b, names)));
   if (unknown.length > 0) usageError(`no benchmark matches ${unknown.map((t) => `'${t}'`).join(', ')}`);
 
+  if (values.list) {
+    process.stdout.write(`${selected.map((b) => b.name).join('\n')}\n`);
+    return 0;
+  }
   const outFile = resolve(typeof values.out === 'string' ? values.out : join(ROOT, 'bench', 'results.json'));
   const workDir = join(ROOT, '.tlearn', 'bench');
   await mkdir(workDir, { recursive: true });
