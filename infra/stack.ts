@@ -1,5 +1,6 @@
-import { CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import { ArnFormat, CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3n from 'aws-cdk-lib/aws-s3-notifications';
@@ -291,6 +292,26 @@ export class TlearnStack extends Stack {
       bucket.grantRead(api.function, all(prefix));
     }
     stateMachine.grantStartExecution(api.function);
+    // GET /datasets/{d} reports the newest training execution (status, error, cause).
+    api.function.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['states:ListExecutions'],
+        resources: [stateMachine.stateMachineArn],
+      }),
+    );
+    api.function.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['states:DescribeExecution'],
+        resources: [
+          Stack.of(this).formatArn({
+            service: 'states',
+            resource: 'execution',
+            resourceName: `${stateMachine.stateMachineName}:*`,
+            arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+          }),
+        ],
+      }),
+    );
 
     this.api = new PredictionApi(this, 'Api', {
       handler: api.function,
@@ -356,6 +377,14 @@ export class TlearnStack extends Stack {
             reason:
               'S3 grants are scoped to one prefix of the S3 layout (datasets/*, features/*, models/*, base-models/*): the objects under it are created at run time, so the keys cannot be listed in the policy.',
             appliesTo: [{ regex: `/^Resource::${bucketArn}\\/(${prefixes})\\/\\*$/` }],
+          },
+          {
+            id: 'AwsSolutions-IAM5',
+            reason:
+              "The API describes executions of this one state machine (to report a training's status and failure cause); execution names are made at run time, so they cannot be listed in the policy.",
+            appliesTo: [
+              { regex: '/^Resource::arn:[^:]+:states:[^:]+:[^:]+:execution:<[A-Za-z0-9]+\\.Name>:\\*$/' },
+            ],
           },
           {
             id: 'AwsSolutions-IAM5',

@@ -1,6 +1,6 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
-import { createApi, createModelCache, loadApiConfig } from '../../lib/api/index.ts';
+import { createApi, createExecutionHistory, createModelCache, loadApiConfig } from '../../lib/api/index.ts';
 import { loadModelConfig, loadStorageConfig } from '../../lib/config.ts';
 import { loadExtractor } from '../../lib/model/extractor.ts';
 import { createAwsClients } from '../../lib/storage/clients.ts';
@@ -30,6 +30,7 @@ await extractor.get().catch(() => undefined);
 const api = createApi({
   s3: clients.s3,
   sfn: clients.sfn,
+  executions: createExecutionHistory(clients.sfn, config.stateMachineArn),
   extractor: extractor.get,
   cache: createModelCache({
     s3: clients.s3,

@@ -17,6 +17,7 @@ import {
 import { listFolders, listObjects } from '../storage/s3.ts';
 import type { ModelDocument } from '../training/model-document.ts';
 import { mapWithConcurrency } from '../util/concurrency.ts';
+import type { ExecutionSummary } from './executions.ts';
 import { datasetParam } from './http.ts';
 import {
   datasetNotFound,
@@ -109,6 +110,8 @@ export interface DatasetStatus {
   model: ModelSummary | null;
   /** The newest model version written by a training (promoted or not). */
   lastTraining: { version: string; at: string | null; promoted: boolean } | null;
+  /** The newest training execution (running, succeeded or failed with its cause); null if unknown. */
+  lastExecution: ExecutionSummary | null;
 }
 
 /** `GET /datasets/{d}`: readiness counts, labels, the promoted model and the newest training. */
@@ -131,6 +134,13 @@ export async function getDatasetRoute(
   const model = current
     ? summarize(current.pointer, await readModelFile(s3, bucket, dataset, current.pointer.version))
     : null;
+  // Execution status is a nice-to-have next to the counts: a Step Functions hiccup must not fail the route.
+  const lastExecution = ctx.executions
+    ? await ctx.executions.latest(dataset).catch((err: unknown) => {
+        ctx.log.warn('could not read training executions', { dataset, error: String(err) });
+        return undefined;
+      })
+    : undefined;
   const newest = versions[versions.length - 1];
   return {
     dataset,
@@ -147,6 +157,7 @@ export async function getDatasetRoute(
     lastTraining: newest
       ? { version: newest, at: versionTime(newest) ?? null, promoted: newest === current?.pointer.version }
       : null,
+    lastExecution: lastExecution ?? null,
   };
 }
 

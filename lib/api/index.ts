@@ -2,6 +2,12 @@
 export { type ApiHandler, createApi } from './app.ts';
 export { type ApiEnvConfig, loadApiConfig } from './config.ts';
 export { errorResponse, mapError } from './errors.ts';
+export {
+  createExecutionHistory,
+  type ExecutionHistory,
+  type ExecutionReader,
+  type ExecutionSummary,
+} from './executions.ts';
 export { createInferenceQueue, type InferenceQueue } from './inference-queue.ts';
 export { type CachedModelState, createModelCache, type LoadedModel, type ModelCache } from './model-cache.ts';
 export type { ApiConfig, ApiDeps, ApiMetrics, StartExecutionClient } from './types.ts';

@@ -2,6 +2,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { StartExecutionCommand, StartExecutionCommandOutput } from '@aws-sdk/client-sfn';
 import type { FeatureExtractor } from '../model/types.ts';
 import type { Log } from '../util/log.ts';
+import type { ExecutionHistory } from './executions.ts';
 import type { InferenceQueue } from './inference-queue.ts';
 import type { ModelCache } from './model-cache.ts';
 
@@ -37,6 +38,8 @@ export interface ApiMetrics {
 export interface ApiDeps {
   s3: S3Client;
   sfn: StartExecutionClient;
+  /** Training executions, for `lastExecution` in `GET /datasets/{d}`; null there when absent. */
+  executions?: ExecutionHistory;
   /**
    * The container's extractor, loading or loaded: a promise, or a getter that is asked again after
    * a failed load (e.g. `startLazy(...).get`). A failure is reported by `/health` and turns

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { DatasetStatus, ModelSummary } from '../api/datasets.ts';
+import type { ExecutionSummary } from '../api/executions.ts';
 import type { PredictionResponse } from '../api/predict.ts';
 import type { startTrainingRoute } from '../api/trainings.ts';
 import { TlearnError } from '../errors.ts';
@@ -118,6 +119,18 @@ const ModelSummarySchema: SchemaOf<ModelSummary> = z.object({
   classes: z.array(z.string()),
 });
 
+/** The newest training execution (`ExecutionSummary` of lib/api/executions.ts). */
+const ExecutionSummarySchema: SchemaOf<ExecutionSummary> = z.object({
+  name: z.string(),
+  executionArn: z.string(),
+  status: z.string(),
+  startedAt: z.string(),
+  stoppedAt: z.string().nullable(),
+  trigger: z.enum(['auto', 'manual']).nullable(),
+  error: z.string().nullable(),
+  cause: z.string().nullable(),
+});
+
 /** GET /datasets/{d} (`DatasetStatus` of lib/api/datasets.ts). */
 export const DatasetStatusSchema: SchemaOf<DatasetStatus> = z.object({
   dataset: z.string(),
@@ -128,6 +141,8 @@ export const DatasetStatusSchema: SchemaOf<DatasetStatus> = z.object({
   lastTraining: z
     .object({ version: z.string(), at: z.string().nullable(), promoted: z.boolean() })
     .nullable(),
+  // Older stacks do not send it: absent reads as unknown (null).
+  lastExecution: ExecutionSummarySchema.nullable().default(null),
 });
 export type { DatasetStatus };
 

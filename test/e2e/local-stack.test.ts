@@ -374,7 +374,11 @@ describe('the local stack end to end, driven by the CLI', () => {
     expect(status.out).toContain('images    24   features: 24 ready, 0 failed, 0 pending');
     expect(status.out.join('\n')).toContain(`model     ${version}, trained `);
     expect(status.out).toContain(`          ${RANDOM_WEIGHTS_WARNING}`);
-    expect(status.out.at(-1)).toMatch(new RegExp(`^training  ${version} at .*, promoted$`));
+    expect(status.out.join('\n')).toMatch(new RegExp(`\\ntraining  ${version} at .*, promoted\\n`));
+    // The newest execution, read from the local Step Functions server through the API.
+    expect(quiet.lastExecution).toMatchObject({ status: 'SUCCEEDED', trigger: 'auto', error: null });
+    expect(quiet.lastExecution?.name.startsWith(`${DATASET}-`)).toBe(true);
+    expect(status.out.at(-1)).toMatch(new RegExp(`^execution ${DATASET}-\\S+ SUCCEEDED \\(auto trigger`));
     expect(modelCode).toBe(EXIT.OK);
     expect(model.out).toContain(`model     ${version}`);
     expect(model.out).toContain('classes   blue, green, red');

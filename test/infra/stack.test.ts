@@ -363,6 +363,14 @@ describe('least privilege', () => {
     expect(resourcesFor(s, 'states:StartExecution')).toContain(
       logicalId(defaults, defaults.training.stateMachine),
     );
+    // Execution status for GET /datasets/{d}: this machine's list and its executions only.
+    expect(resourcesFor(s, 'states:ListExecutions')).toContain(
+      logicalId(defaults, defaults.training.stateMachine),
+    );
+    expect(resourcesFor(s, 'states:DescribeExecution')).toContain(':execution:');
+    expect(resourcesFor(s, 'states:DescribeExecution')).toContain(
+      logicalId(defaults, defaults.training.stateMachine),
+    );
   });
 });
 

@@ -83,6 +83,16 @@ export function formatStatus(s: DatasetStatus): string[] {
     lines.push(`model     none yet (tlearn train ${s.dataset})`);
   }
   lines.push(`training  ${describeLastTraining(s)}`);
+  const e = s.lastExecution;
+  if (e !== null) {
+    const ended = e.stoppedAt ? `, ended ${e.stoppedAt}` : '';
+    lines.push(
+      `execution ${e.name} ${e.status} (${e.trigger ?? 'unknown'} trigger, started ${e.startedAt}${ended})`,
+    );
+    if (e.status !== 'RUNNING' && e.status !== 'SUCCEEDED' && (e.error || e.cause)) {
+      lines.push(`          ${e.error ?? 'Error'}: ${e.cause ?? ''}`);
+    }
+  }
   return lines;
 }
 

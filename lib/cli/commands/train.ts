@@ -81,13 +81,14 @@ function waitLine(s: DatasetStatus, newTraining: boolean, elapsedMs: number): st
 /**
  * Polls the dataset until a model other than the one current `before` is promoted. Gives up
  * (exit 1) when the counts show no training can succeed, when a version this training wrote stays
- * unpromoted for PROMOTION_GRACE_MS, or after `timeoutMs`. The API reports model versions, not
- * executions, so a training that fails for another reason is seen only as no new model.
+ * unpromoted for PROMOTION_GRACE_MS, when the API reports this training's execution as failed
+ * (with the state machine's error and cause), or after `timeoutMs`.
  */
 async function waitForModel(
   api: ApiClient,
   before: DatasetStatus,
   startedAt: string,
+  executionArn: string,
   opts: { timeoutMs: number; intervalMs: number },
   ctx: CliContext,
 ): Promise<number> {
@@ -104,6 +105,17 @@ async function waitForModel(
       ctx.out(`promoted model ${m.version} (trained ${m.trainedAt}, classes ${m.classes.join(', ')})`);
       if (m.randomWeights) ctx.err(RANDOM_WEIGHTS_WARNING);
       return EXIT.OK;
+    }
+    const e = s.lastExecution;
+    if (
+      e !== null &&
+      e.executionArn === executionArn &&
+      ['FAILED', 'TIMED_OUT', 'ABORTED'].includes(e.status)
+    ) {
+      ctx.err(
+        `tlearn train: the training ${e.status.toLowerCase()}: ${e.error ?? 'Error'}: ${e.cause ?? '(no cause given)'}`,
+      );
+      return EXIT.FAILURE;
     }
     const blocker = trainingBlocker(s);
     if (blocker !== undefined) {
@@ -158,7 +170,14 @@ export async function runTrain(argv: string[], ctx: CliContext): Promise<number>
       ctx.err(`follow with: tlearn status ${dataset}   (or tlearn train ${dataset} --wait)`);
       return EXIT.OK;
     }
-    return await waitForModel(api, before, started.startedAt, { timeoutMs: waitTimeoutMs, intervalMs }, ctx);
+    return await waitForModel(
+      api,
+      before,
+      started.startedAt,
+      started.executionArn,
+      { timeoutMs: waitTimeoutMs, intervalMs },
+      ctx,
+    );
   } catch (err) {
     return reportRemoteError('train', target, 'api', err, ctx);
   }

@@ -481,6 +481,8 @@ describe('HTTP API over the emulator with the real extractor', () => {
           classes: ['cat', 'dog', 'fox'],
         },
         lastTraining: { version: V2, at: '2026-11-28T11:00:00Z', promoted: false },
+        // No execution history in these deps (see test/unit/api/executions.test.ts and the e2e run).
+        lastExecution: null,
       });
     });
 
@@ -494,6 +496,7 @@ describe('HTTP API over the emulator with the real extractor', () => {
       expect(bodyOf(fresh)).toMatchObject({
         model: null,
         lastTraining: null,
+        lastExecution: null,
         images: { total: 2, pending: 2 },
       });
       expect(ghost.statusCode).toBe(404);

@@ -47,6 +47,7 @@ export function datasetStatus(over: Partial<DatasetStatus> = {}): DatasetStatus 
     featuresSettled: false,
     model: modelSummary(),
     lastTraining: { version: VERSION, at: versionAt(VERSION), promoted: true },
+    lastExecution: null,
     ...over,
   };
 }

@@ -282,6 +282,41 @@ describe('remote commands against a fake API', () => {
       );
     });
 
+    it("with --wait reports the state machine's error and cause when its execution failed", async () => {
+      const started = trainingStarted();
+      let polls = 0;
+      api.routes.set('POST /datasets/pets/trainings', () => ({ status: 202, body: started }));
+      api.routes.set('GET /datasets/pets', () => {
+        polls += 1;
+        return {
+          status: 200,
+          body: datasetStatus({
+            lastExecution:
+              polls === 1
+                ? null
+                : {
+                    name: started.executionName,
+                    executionArn: started.executionArn,
+                    status: 'FAILED',
+                    startedAt: started.startedAt,
+                    stoppedAt: '2026-11-28T11:00:05.000Z',
+                    trigger: 'manual',
+                    error: 'InsufficientData',
+                    cause: "label 'dog' has only 1 usable image",
+                  },
+          }),
+        };
+      });
+      const { ctx, stderr } = testContext(cwd);
+
+      const code = await runTrain(['pets', '--wait', '--interval', '0.01', ...flags], ctx);
+
+      expect(code).toBe(EXIT.FAILURE);
+      expect(stderr()).toContain(
+        "the training failed: InsufficientData: label 'dog' has only 1 usable image",
+      );
+    });
+
     it('with --wait gives up when the version the training wrote stays unpromoted', async () => {
       let polls = 0;
       api.routes.set('POST /datasets/pets/trainings', () => ({ status: 202, body: trainingStarted() }));
