@@ -382,9 +382,7 @@ export class TlearnStack extends Stack {
             id: 'AwsSolutions-IAM5',
             reason:
               "The API describes executions of this one state machine (to report a training's status and failure cause); execution names are made at run time, so they cannot be listed in the policy.",
-            appliesTo: [
-              { regex: '/^Resource::arn:[^:]+:states:[^:]+:[^:]+:execution:<[A-Za-z0-9]+\\.Name>:\\*$/' },
-            ],
+            appliesTo: [{ regex: '/^Resource::arn:.+:states:.+:execution:<[A-Za-z0-9]+\\.Name>:\\*$/' }],
           },
           {
             id: 'AwsSolutions-IAM5',
