@@ -11,8 +11,8 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { describeError } from '../errors.ts';
 import type { Log } from '../util/log.ts';
-import { PortInUseError } from './emulator.ts';
 import { createLambdaContext, type LambdaHandler, LOCAL_ACCOUNT_ID } from './lambda-context.ts';
+import { listenOnLoopback } from './listen.ts';
 
 /** One API resource + method, as defined on the REST API. */
 export interface ApiRoute {
@@ -423,21 +423,7 @@ export async function startHttpApi(opts: HttpApiOptions): Promise<HttpApi> {
   });
   server.requestTimeout = 60_000;
 
-  const wanted = opts.port ?? 3000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) => {
-      reject(
-        err.code === 'EADDRINUSE'
-          ? new PortInUseError(`port ${wanted} on 127.0.0.1 is in use; pick another with --port`, {
-              cause: err,
-            })
-          : err,
-      );
-    });
-    server.listen(wanted, '127.0.0.1', () => resolve());
-  });
-  const address = server.address();
-  const port = typeof address === 'object' && address !== null ? address.port : wanted;
+  const port = await listenOnLoopback(server, opts.port ?? 3000, '--port');
   let stopped = false;
 
   return {

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { describeError } from '../errors.ts';
 import type { Log } from '../util/log.ts';
-import { PortInUseError } from './emulator.ts';
+import { listenOnLoopback } from './listen.ts';
 import { type ExecutionRecord, type ExecutionStatus, SfnApiError, type SfnRunner } from './sfn-runner.ts';
 
 /** Options of {@link startSfnServer}. */
@@ -247,21 +247,7 @@ export async function startSfnServer(opts: SfnServerOptions): Promise<SfnServer>
   });
   server.on('clientError', (_err, socket) => socket.destroy());
 
-  const wanted = opts.port ?? 8083;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (err: NodeJS.ErrnoException) => {
-      reject(
-        err.code === 'EADDRINUSE'
-          ? new PortInUseError(`port ${wanted} on 127.0.0.1 is in use; pick another with --sfn-port`, {
-              cause: err,
-            })
-          : err,
-      );
-    });
-    server.listen(wanted, '127.0.0.1', () => resolve());
-  });
-  const address = server.address();
-  const port = typeof address === 'object' && address !== null ? address.port : wanted;
+  const port = await listenOnLoopback(server, opts.port ?? 8083, '--sfn-port');
   let stopped = false;
   return {
     endpoint: `http://127.0.0.1:${port}`,
