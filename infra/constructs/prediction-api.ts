@@ -5,18 +5,9 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
 
-/** Request body types API Gateway passes to the function base64-encoded (raw image uploads). */
-export const BINARY_MEDIA_TYPES: readonly string[] = ['image/*', 'application/octet-stream'];
+import { API_ROUTES, BINARY_MEDIA_TYPES } from '../../lib/api/routes.ts';
 
-/** The routes of DESIGN.md's HTTP API table (all served by one proxy-integrated function). */
-export const API_ROUTES: ReadonlyArray<{ method: 'GET' | 'POST'; path: string }> = [
-  { method: 'GET', path: '/health' },
-  { method: 'GET', path: '/datasets' },
-  { method: 'GET', path: '/datasets/{d}' },
-  { method: 'POST', path: '/datasets/{d}/predictions' },
-  { method: 'POST', path: '/datasets/{d}/trainings' },
-  { method: 'GET', path: '/datasets/{d}/model' },
-];
+export { API_ROUTES, BINARY_MEDIA_TYPES };
 
 /** JSON Schema (draft 4, API Gateway models) of a JSON prediction request. */
 export const PREDICTION_REQUEST_SCHEMA: apigw.JsonSchema = {

@@ -13,6 +13,7 @@ import { healthRoute } from './health.ts';
 import { jsonResponse } from './http.ts';
 import { createInferenceQueue, type InferenceQueue } from './inference-queue.ts';
 import { predictRoute } from './predict.ts';
+import { API_ROUTES, type RouteKey } from './routes.ts';
 import { startTrainingRoute } from './trainings.ts';
 import type { ApiDeps, ExtractorState, RouteContext } from './types.ts';
 
@@ -32,15 +33,21 @@ const ok =
   async (event, ctx) =>
     jsonResponse(statusCode, await fn(event, ctx));
 
-/** Every route of DESIGN.md "HTTP API". */
-const ROUTES: readonly RouteDef[] = [
-  { method: 'GET', path: '/health', run: async (_e, ctx) => toResult(healthRoute(ctx)) },
-  { method: 'GET', path: '/datasets', run: ok((_e, ctx) => listDatasetsRoute(ctx)) },
-  { method: 'GET', path: '/datasets/{d}', run: ok(getDatasetRoute) },
-  { method: 'GET', path: '/datasets/{d}/model', run: ok(getModelRoute) },
-  { method: 'POST', path: '/datasets/{d}/predictions', run: ok(predictRoute) },
-  { method: 'POST', path: '/datasets/{d}/trainings', run: ok(startTrainingRoute, 202) },
-];
+/** The handler of every route of lib/api/routes.ts (a missing or extra route fails type-checking). */
+const HANDLERS: Record<RouteKey, RouteFn> = {
+  'GET /health': async (_e, ctx) => toResult(healthRoute(ctx)),
+  'GET /datasets': ok((_e, ctx) => listDatasetsRoute(ctx)),
+  'GET /datasets/{d}': ok(getDatasetRoute),
+  'GET /datasets/{d}/model': ok(getModelRoute),
+  'POST /datasets/{d}/predictions': ok(predictRoute),
+  'POST /datasets/{d}/trainings': ok(startTrainingRoute, 202),
+};
+
+const ROUTES: readonly RouteDef[] = API_ROUTES.map((r) => ({
+  method: r.method,
+  path: r.path,
+  run: HANDLERS[`${r.method} ${r.path}` as RouteKey],
+}));
 
 function toResult(r: { statusCode: number; body: unknown }): APIGatewayProxyResult {
   return jsonResponse(r.statusCode, r.body);

@@ -9,6 +9,7 @@
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import { API_ROUTES, BINARY_MEDIA_TYPES } from '../api/routes.ts';
 import { describeError } from '../errors.ts';
 import type { Log } from '../util/log.ts';
 import { createLambdaContext, type LambdaHandler, LOCAL_ACCOUNT_ID } from './lambda-context.ts';
@@ -21,18 +22,14 @@ export interface ApiRoute {
   resource: string;
 }
 
-/** The routes of DESIGN.md "HTTP API". */
-export const DEFAULT_API_ROUTES: readonly ApiRoute[] = [
-  { method: 'GET', resource: '/health' },
-  { method: 'GET', resource: '/datasets' },
-  { method: 'GET', resource: '/datasets/{d}' },
-  { method: 'POST', resource: '/datasets/{d}/predictions' },
-  { method: 'POST', resource: '/datasets/{d}/trainings' },
-  { method: 'GET', resource: '/datasets/{d}/model' },
-];
+/** The routes of DESIGN.md "HTTP API" (lib/api/routes.ts, as the REST API defines them). */
+export const DEFAULT_API_ROUTES: readonly ApiRoute[] = API_ROUTES.map((r) => ({
+  method: r.method,
+  resource: r.path,
+}));
 
 /** Media types API Gateway passes base64-encoded (the REST API's binaryMediaTypes). */
-export const DEFAULT_BINARY_MEDIA_TYPES: readonly string[] = ['image/*', 'application/octet-stream'];
+export const DEFAULT_BINARY_MEDIA_TYPES: readonly string[] = BINARY_MEDIA_TYPES;
 
 /** Lambda's synchronous payload limit, which the API enforces before the handler runs. */
 export const DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024;
