@@ -349,17 +349,7 @@ function readyMessage(w: Work, etag: string, spec: string, at: Date): FeatureRea
 }
 
 function failedMessage(w: Work, etag: string, spec: string, at: Date, reason: string): FeatureFailedMessage {
-  return {
-    type: 'feature.failed',
-    dataset: w.image.dataset,
-    label: w.image.label,
-    imageKey: w.key,
-    featureKey: featureKey(w.image),
-    sourceEtag: etag,
-    spec,
-    at: at.toISOString(),
-    reason,
-  };
+  return { ...readyMessage(w, etag, spec, at), type: 'feature.failed', reason };
 }
 
 /** SendMessageBatch takes at most 10 entries; a failed entry (or call) retries just its image. */
