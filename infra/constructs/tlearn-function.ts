@@ -6,8 +6,7 @@ import { NodejsFunction, OutputFormat, SourceMapMode } from 'aws-cdk-lib/aws-lam
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
-
-import { METRICS_NAMESPACE } from '../../functions/shared/powertools.ts';
+import { METRICS_NAMESPACE } from '../../lib/config.ts';
 
 /**
  * Powertools settings every function gets. The metrics namespace is the one the handlers pass to

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { S3Client } from '@aws-sdk/client-s3';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { TlearnError } from '../errors.ts';
+import { LOCAL_DEFAULTS } from '../local/defaults.ts';
 import { numberFlag, UsageError } from './args.ts';
 
 /**
@@ -10,20 +11,8 @@ import { numberFlag, UsageError } from './args.ts';
  * the local stack by default, an AWS stack from `cdk-outputs.json`, or whatever flags / env name.
  */
 
-/**
- * Where `npm start` (the local stack) listens. The local stack imports these so the CLI's
- * defaults and the servers cannot drift.
- */
-export const LOCAL_DEFAULTS = {
-  /** The HTTP API. */
-  apiUrl: 'http://127.0.0.1:3000',
-  apiPort: 3000,
-  /** The S3 + SQS emulator (the port LocalStack users know). */
-  s3Endpoint: 'http://127.0.0.1:4566',
-  s3Port: 4566,
-  bucket: 'tlearn-local',
-  region: 'us-east-1',
-} as const;
+/** Where the local stack listens: the defaults of every remote command. */
+export { LOCAL_DEFAULTS };
 
 /** What `npm run deploy` writes (`cdk deploy --outputs-file cdk-outputs.json`). */
 export const CDK_OUTPUTS_FILE = 'cdk-outputs.json';
