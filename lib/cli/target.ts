@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { S3Client } from '@aws-sdk/client-s3';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { TlearnError } from '../errors.ts';
 import { LOCAL_DEFAULTS } from '../local/defaults.ts';
+import { createS3Client } from '../storage/clients.ts';
 import { numberFlag, UsageError } from './args.ts';
 
 /**
@@ -413,18 +413,12 @@ export function requireS3(t: Target): S3Target {
  */
 export function createTargetS3Client(s3: S3Target, timeoutMs: number): S3Client {
   const loopback = s3.endpoint !== undefined && isLoopbackUrl(s3.endpoint);
-  return new S3Client({
+  return createS3Client({
     region: s3.region,
-    maxAttempts: 3,
-    requestHandler: new NodeHttpHandler({
-      connectionTimeout: Math.min(timeoutMs, 5_000),
-      requestTimeout: timeoutMs,
-      // Without this, smithy only logs a warning when requestTimeout passes and the call hangs on.
-      throwOnRequestTimeout: true,
-    }),
-    ...(s3.endpoint !== undefined ? { endpoint: s3.endpoint, forcePathStyle: true } : {}),
-    ...(loopback
-      ? { credentials: { accessKeyId: 'local', secretAccessKey: 'local' } }
-      : { followRegionRedirects: true }),
+    endpoint: s3.endpoint,
+    timeoutMs,
+    maxConnectMs: 5_000,
+    localCredentials: loopback,
+    followRegionRedirects: !loopback,
   });
 }
