@@ -121,14 +121,26 @@ export function isConditionFailed(err: unknown): boolean {
   );
 }
 
-/** Reads and validates a JSON object; NotFoundError when absent, TlearnError when it does not parse. */
-export async function getJson<S extends z.ZodTypeAny>(
+/** Reads an object; undefined when it does not exist (other errors are thrown). */
+export async function getObjectIfExists(
   s3: S3Client,
   bucket: string,
   key: string,
+): Promise<S3Object | undefined> {
+  try {
+    return await getObject(s3, bucket, key);
+  } catch (err) {
+    if (err instanceof NotFoundError) return undefined;
+    throw err;
+  }
+}
+
+function parseJsonObject<S extends z.ZodTypeAny>(
+  obj: S3Object,
+  bucket: string,
+  key: string,
   schema: S,
-): Promise<z.output<S>> {
-  const obj = await getObject(s3, bucket, key);
+): z.output<S> {
   let value: unknown;
   try {
     value = JSON.parse(Buffer.from(obj.body).toString('utf8'));
@@ -147,6 +159,27 @@ export async function getJson<S extends z.ZodTypeAny>(
     );
   }
   return parsed.data;
+}
+
+/** Reads and validates a JSON object; NotFoundError when absent, TlearnError when it does not parse. */
+export async function getJson<S extends z.ZodTypeAny>(
+  s3: S3Client,
+  bucket: string,
+  key: string,
+  schema: S,
+): Promise<z.output<S>> {
+  return parseJsonObject(await getObject(s3, bucket, key), bucket, key, schema);
+}
+
+/** Reads and validates a JSON object like {@link getJson}; undefined when it does not exist. */
+export async function getJsonIfExists<S extends z.ZodTypeAny>(
+  s3: S3Client,
+  bucket: string,
+  key: string,
+  schema: S,
+): Promise<z.output<S> | undefined> {
+  const obj = await getObjectIfExists(s3, bucket, key);
+  return obj === undefined ? undefined : parseJsonObject(obj, bucket, key, schema);
 }
 
 /** Writes a value as pretty JSON. */
