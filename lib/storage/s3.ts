@@ -9,6 +9,7 @@ import {
 } from '@aws-sdk/client-s3';
 import type { z } from 'zod';
 import { NotFoundError, TlearnError } from '../errors.ts';
+import { parseJson } from '../util/json-file.ts';
 
 /**
  * Thin, typed S3 helpers shared by every function, the CLI and the local stack. They take the
@@ -141,24 +142,19 @@ function parseJsonObject<S extends z.ZodTypeAny>(
   key: string,
   schema: S,
 ): z.output<S> {
-  let value: unknown;
-  try {
-    value = JSON.parse(Buffer.from(obj.body).toString('utf8'));
-  } catch (err) {
-    throw new TlearnError('CorruptObject', `s3://${bucket}/${key} is not valid JSON`, 500, { cause: err });
-  }
-  const parsed = schema.safeParse(value);
-  if (!parsed.success) {
-    throw new TlearnError(
-      'CorruptObject',
-      `s3://${bucket}/${key} does not match its schema: ${parsed.error.issues[0]?.message ?? ''}`,
-      500,
-      {
-        cause: parsed.error,
-      },
-    );
-  }
-  return parsed.data;
+  return parseJson(
+    Buffer.from(obj.body).toString('utf8'),
+    schema,
+    (p) =>
+      new TlearnError(
+        'CorruptObject',
+        p.kind === 'syntax'
+          ? `s3://${bucket}/${key} is not valid JSON`
+          : `s3://${bucket}/${key} does not match its schema: ${p.detail}`,
+        500,
+        { cause: p.cause },
+      ),
+  );
 }
 
 /** Reads and validates a JSON object; NotFoundError when absent, TlearnError when it does not parse. */
