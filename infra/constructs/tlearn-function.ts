@@ -6,8 +6,8 @@ import { NodejsFunction, OutputFormat, SourceMapMode } from 'aws-cdk-lib/aws-lam
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
-
-import { METRICS_NAMESPACE } from '../../functions/shared/powertools.ts';
+import { BUNDLE_SETTINGS, ESM_REQUIRE_BANNER, ZIP_EXTERNALS } from '../../lib/bundling.ts';
+import { METRICS_NAMESPACE } from '../../lib/config.ts';
 
 /**
  * Powertools settings every function gets. The metrics namespace is the one the handlers pass to
@@ -86,17 +86,9 @@ export interface ImageFunctionProps extends TlearnFunctionBaseProps {
 
 export type TlearnFunctionProps = BundledFunctionProps | ImageFunctionProps;
 
-/** Packages the light (zip) functions never bundle: native addons and wasm carriers of the image. */
-export const LIGHT_FUNCTION_EXTERNALS: readonly string[] = [
-  '@tensorflow/tfjs-node',
-  'onnxruntime-node',
-  'sharp',
-  'h5wasm',
-];
-
-/** The esbuild banner that lets bundled CommonJS dependencies `require` Node built-ins from ESM. */
-export const ESM_REQUIRE_BANNER =
-  "import { createRequire as __tlearnCreateRequire } from 'node:module'; const require = __tlearnCreateRequire(import.meta.url);";
+/** Packages the light (zip) functions never bundle (lib/bundling.ts says why they differ from the image's). */
+export const LIGHT_FUNCTION_EXTERNALS = ZIP_EXTERNALS;
+export { ESM_REQUIRE_BANNER };
 
 /**
  * One Lambda function with the project's secure defaults: its own role whose only log permission
@@ -159,17 +151,16 @@ export class TlearnFunction extends Construct {
         bundling: {
           // esbuild is a devDependency: bundle on this machine, never in a Docker container.
           forceDockerBundling: false,
+          // The settings of lib/bundling.ts, which the container image's bundles use too.
           format: OutputFormat.ESM,
-          target: 'node22',
-          mainFields: ['module', 'main'],
+          target: BUNDLE_SETTINGS.target,
+          mainFields: [...BUNDLE_SETTINGS.mainFields],
           banner: ESM_REQUIRE_BANNER,
-          sourceMap: true,
+          sourceMap: BUNDLE_SETTINGS.sourcemap,
           sourceMapMode: SourceMapMode.DEFAULT,
-          sourcesContent: false,
-          minify: true,
-          // Error classes name themselves (`this.name = new.target.name`); those names are the API's
-          // error codes and the state machine's error names, so minification must keep them.
-          keepNames: true,
+          sourcesContent: BUNDLE_SETTINGS.sourcesContent,
+          minify: BUNDLE_SETTINGS.minify,
+          keepNames: BUNDLE_SETTINGS.keepNames,
           // Everything else is bundled, the AWS SDK included (the version the local stack and the
           // tests run, not whatever the runtime ships). Native / wasm packages belong to the
           // container image; a light function never loads them (the tensor backend is imported

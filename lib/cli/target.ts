@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { S3Client } from '@aws-sdk/client-s3';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { TlearnError } from '../errors.ts';
+import { LOCAL_DEFAULTS } from '../local/defaults.ts';
+import { createS3Client } from '../storage/clients.ts';
 import { numberFlag, UsageError } from './args.ts';
 
 /**
@@ -10,20 +11,8 @@ import { numberFlag, UsageError } from './args.ts';
  * the local stack by default, an AWS stack from `cdk-outputs.json`, or whatever flags / env name.
  */
 
-/**
- * Where `npm start` (the local stack) listens. The local stack imports these so the CLI's
- * defaults and the servers cannot drift.
- */
-export const LOCAL_DEFAULTS = {
-  /** The HTTP API. */
-  apiUrl: 'http://127.0.0.1:3000',
-  apiPort: 3000,
-  /** The S3 + SQS emulator (the port LocalStack users know). */
-  s3Endpoint: 'http://127.0.0.1:4566',
-  s3Port: 4566,
-  bucket: 'tlearn-local',
-  region: 'us-east-1',
-} as const;
+/** Where the local stack listens: the defaults of every remote command. */
+export { LOCAL_DEFAULTS };
 
 /** What `npm run deploy` writes (`cdk deploy --outputs-file cdk-outputs.json`). */
 export const CDK_OUTPUTS_FILE = 'cdk-outputs.json';
@@ -424,18 +413,12 @@ export function requireS3(t: Target): S3Target {
  */
 export function createTargetS3Client(s3: S3Target, timeoutMs: number): S3Client {
   const loopback = s3.endpoint !== undefined && isLoopbackUrl(s3.endpoint);
-  return new S3Client({
+  return createS3Client({
     region: s3.region,
-    maxAttempts: 3,
-    requestHandler: new NodeHttpHandler({
-      connectionTimeout: Math.min(timeoutMs, 5_000),
-      requestTimeout: timeoutMs,
-      // Without this, smithy only logs a warning when requestTimeout passes and the call hangs on.
-      throwOnRequestTimeout: true,
-    }),
-    ...(s3.endpoint !== undefined ? { endpoint: s3.endpoint, forcePathStyle: true } : {}),
-    ...(loopback
-      ? { credentials: { accessKeyId: 'local', secretAccessKey: 'local' } }
-      : { followRegionRedirects: true }),
+    endpoint: s3.endpoint,
+    timeoutMs,
+    maxConnectMs: 5_000,
+    localCredentials: loopback,
+    followRegionRedirects: !loopback,
   });
 }

@@ -19,6 +19,7 @@ import { featureDims, parseSpec } from '../model/spec.ts';
 import { IMAGE_EXTENSIONS, isValidLabel, parseImageKey, type SkipReason } from '../storage/keys.ts';
 import type { Matrix } from '../training/types.ts';
 import { mapWithConcurrency } from '../util/concurrency.ts';
+import { parseJsonFile } from '../util/json-file.ts';
 import { decodeNpy } from './npy.ts';
 
 /** A labelled image file on disk. */
@@ -222,17 +223,9 @@ export async function readFeaturesManifest(
     throw err;
   });
   if (text !== undefined) {
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch (err) {
-      throw new ValidationError(`${manifestPath} is not valid JSON`, { cause: err });
-    }
-    const parsed = FeaturesManifest.safeParse(json);
-    if (!parsed.success)
-      throw new ValidationError(`${manifestPath} is not a tlearn features manifest: ${parsed.error.message}`);
-    parseSpec(parsed.data.spec);
-    return { spec: parsed.data.spec, manifest: parsed.data };
+    const manifest = parseJsonFile(text, FeaturesManifest, manifestPath, 'a tlearn features manifest');
+    parseSpec(manifest.spec);
+    return { spec: manifest.spec, manifest };
   }
   const specTxt = await fs.readFile(join(dir, SPEC_TXT), 'utf8').catch(() => undefined);
   if (specTxt === undefined) return undefined;

@@ -7,12 +7,12 @@
 import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { describeError, NotFoundError, TlearnError } from '../errors.ts';
+import { describeError, TlearnError } from '../errors.ts';
 import { isRandomWeights } from '../model/spec.ts';
 import { CurrentPointer } from '../pipeline/current-pointer.ts';
 import { checkReadiness } from '../pipeline/readiness.ts';
 import { currentModelKey, imageKey, modelFileKey } from '../storage/keys.ts';
-import { getJson, getObject, listFolders, putObject } from '../storage/s3.ts';
+import { getJsonIfExists, getObject, listFolders, putObject } from '../storage/s3.ts';
 import { formatClassificationReport, formatConfusionMatrix } from '../training/metrics.ts';
 import { parseReportDocument, type ReportDocument } from '../training/model-document.ts';
 import type { Log } from '../util/log.ts';
@@ -121,12 +121,7 @@ export async function uploadDemoDataset(opts: DemoOptions): Promise<void> {
 
 /** The promoted version of a dataset, or undefined. */
 async function currentVersion(s3: S3Client, bucket: string, dataset: string): Promise<string | undefined> {
-  try {
-    return (await getJson(s3, bucket, currentModelKey(dataset), CurrentPointer)).version;
-  } catch (err) {
-    if (err instanceof NotFoundError) return undefined;
-    throw err;
-  }
+  return (await getJsonIfExists(s3, bucket, currentModelKey(dataset), CurrentPointer))?.version;
 }
 
 /** Reads and validates a model version's report. */

@@ -9,6 +9,7 @@ import {
 } from '@aws-sdk/client-s3';
 import type { z } from 'zod';
 import { NotFoundError, TlearnError } from '../errors.ts';
+import { parseJson } from '../util/json-file.ts';
 
 /**
  * Thin, typed S3 helpers shared by every function, the CLI and the local stack. They take the
@@ -121,6 +122,41 @@ export function isConditionFailed(err: unknown): boolean {
   );
 }
 
+/** Reads an object; undefined when it does not exist (other errors are thrown). */
+export async function getObjectIfExists(
+  s3: S3Client,
+  bucket: string,
+  key: string,
+): Promise<S3Object | undefined> {
+  try {
+    return await getObject(s3, bucket, key);
+  } catch (err) {
+    if (err instanceof NotFoundError) return undefined;
+    throw err;
+  }
+}
+
+function parseJsonObject<S extends z.ZodTypeAny>(
+  obj: S3Object,
+  bucket: string,
+  key: string,
+  schema: S,
+): z.output<S> {
+  return parseJson(
+    Buffer.from(obj.body).toString('utf8'),
+    schema,
+    (p) =>
+      new TlearnError(
+        'CorruptObject',
+        p.kind === 'syntax'
+          ? `s3://${bucket}/${key} is not valid JSON`
+          : `s3://${bucket}/${key} does not match its schema: ${p.detail}`,
+        500,
+        { cause: p.cause },
+      ),
+  );
+}
+
 /** Reads and validates a JSON object; NotFoundError when absent, TlearnError when it does not parse. */
 export async function getJson<S extends z.ZodTypeAny>(
   s3: S3Client,
@@ -128,25 +164,18 @@ export async function getJson<S extends z.ZodTypeAny>(
   key: string,
   schema: S,
 ): Promise<z.output<S>> {
-  const obj = await getObject(s3, bucket, key);
-  let value: unknown;
-  try {
-    value = JSON.parse(Buffer.from(obj.body).toString('utf8'));
-  } catch (err) {
-    throw new TlearnError('CorruptObject', `s3://${bucket}/${key} is not valid JSON`, 500, { cause: err });
-  }
-  const parsed = schema.safeParse(value);
-  if (!parsed.success) {
-    throw new TlearnError(
-      'CorruptObject',
-      `s3://${bucket}/${key} does not match its schema: ${parsed.error.issues[0]?.message ?? ''}`,
-      500,
-      {
-        cause: parsed.error,
-      },
-    );
-  }
-  return parsed.data;
+  return parseJsonObject(await getObject(s3, bucket, key), bucket, key, schema);
+}
+
+/** Reads and validates a JSON object like {@link getJson}; undefined when it does not exist. */
+export async function getJsonIfExists<S extends z.ZodTypeAny>(
+  s3: S3Client,
+  bucket: string,
+  key: string,
+  schema: S,
+): Promise<z.output<S> | undefined> {
+  const obj = await getObjectIfExists(s3, bucket, key);
+  return obj === undefined ? undefined : parseJsonObject(obj, bucket, key, schema);
 }
 
 /** Writes a value as pretty JSON. */

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IMAGE_CONTEXT_IGNORE, imageHandlerCmd } from '../../infra/constructs/tlearn-function.ts';
 import { handlerEntry, REPO_ROOT } from '../../infra/paths.ts';
 import { FUNCTION_NAMES, IMAGE_BASE_MODEL_URI, IMAGE_FUNCTIONS } from '../../infra/stack.ts';
+import { imageBundleOptions } from '../../lib/bundling.ts';
 import { ENV } from '../../lib/config.ts';
 import { createTestApp, createTestStack, type TestApp } from './synth.ts';
 
@@ -31,16 +32,19 @@ describe('functions/Dockerfile', () => {
   it('bundles exactly the container-image handlers to the files their CMD names', () => {
     const loop = dockerfile.match(/for fn in ([a-z -]+); do/);
     expect(loop?.[1]?.trim().split(/\s+/).sort()).toEqual([...IMAGE_FUNCTIONS].sort());
-    expect(dockerfile).toContain(`--outfile="/build/dist/functions/${ref('fn')}/handler.mjs"`);
+    expect(dockerfile).toContain(
+      `node bin/run-ts.js bin/bundle-function.ts "functions/${ref('fn')}/handler.ts" \\\n        "/build/dist/functions/${ref('fn')}/handler.mjs"`,
+    );
     expect(dockerfile).toContain(
       `COPY --from=build /build/dist/functions ${ref('LAMBDA_TASK_ROOT')}/functions`,
     );
     for (const name of IMAGE_FUNCTIONS)
       expect(imageHandlerCmd(name)).toEqual([`functions/${name}/handler.handler`]);
-    expect(dockerfile).toContain('--keep-names');
-    for (const external of ['@tensorflow/*', 'sharp', 'onnxruntime-node', 'h5wasm']) {
-      expect(dockerfile).toContain(`--external:${external}`);
-    }
+    const options = imageBundleOptions('functions/api/handler.ts', 'handler.mjs');
+    expect(options.keepNames).toBe(true);
+    expect(options.external).toEqual(
+      expect.arrayContaining(['@tensorflow/*', 'sharp', 'onnxruntime-node', 'h5wasm']),
+    );
   });
 
   it('imports the VGG16 weights at build time where BASE_MODEL_URI points', () => {

@@ -1,8 +1,8 @@
-import { PutObjectCommand, type S3Client, S3ServiceException } from '@aws-sdk/client-s3';
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { ConflictError, NotFoundError, TlearnError } from '../../errors.ts';
 import { CurrentPointer } from '../../pipeline/current-pointer.ts';
 import { currentModelKey, modelFileKey } from '../../storage/keys.ts';
-import { getObject, headObject } from '../../storage/s3.ts';
+import { getObject, headObject, isConditionFailed } from '../../storage/s3.ts';
 import { parseCommandArgs } from '../args.ts';
 import type { ModelInfo } from '../client.ts';
 import { EXIT } from '../exit-codes.ts';
@@ -124,7 +124,7 @@ export async function rollbackModel(
       }),
     );
   } catch (err) {
-    if (err instanceof S3ServiceException && err.$metadata.httpStatusCode === 412)
+    if (isConditionFailed(err))
       throw new ConflictError(
         `models/${dataset}/current.json changed while rolling back (a new model was promoted?); run again`,
         { cause: err },

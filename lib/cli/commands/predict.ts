@@ -14,6 +14,7 @@ import { type FeatureSpec, featureDims, isRandomWeights, parseSpec } from '../..
 import type { WeightsSource } from '../../model/types.ts';
 import { checkHead, predictProba } from '../../training/head.ts';
 import type { Head } from '../../training/types.ts';
+import { parseJsonFile } from '../../util/json-file.ts';
 import { consoleLog } from '../../util/log.ts';
 import { numberFlag, parseCommandArgs, UsageError } from '../args.ts';
 import { EXIT } from '../exit-codes.ts';
@@ -106,18 +107,8 @@ export async function loadHeadFile(dirOrFile: string): Promise<LoadedHead> {
       cause: err,
     });
   }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (err) {
-    throw new ValidationError(`${path} is not valid JSON`, { cause: err });
-  }
-  const parsed = HeadFile.safeParse(json);
-  if (!parsed.success)
-    throw new ValidationError(
-      `${path} is not a tlearn model: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
-    );
-  const { classes, coef, intercept, spec: specText } = parsed.data;
+  const file = parseJsonFile(text, HeadFile, path, 'a tlearn model');
+  const { classes, coef, intercept, spec: specText } = file;
   const head: Head = { classes, coef, intercept, spec: specText };
   const spec = parseSpec(specText);
   try {
@@ -134,8 +125,8 @@ export async function loadHeadFile(dirOrFile: string): Promise<LoadedHead> {
     head,
     spec,
     path,
-    version: parsed.data.version,
-    trainedAt: parsed.data.trainedAt,
+    version: file.version,
+    trainedAt: file.trainedAt,
   };
 }
 

@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PutObjectCommand, type S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { CurrentPointerSchema, rollbackModel, runModel } from '../../../lib/cli/commands/model.ts';
@@ -116,6 +117,28 @@ describe('tlearn model --rollback against the S3 emulator', () => {
     );
     const raw = await getJson(emu.clients.s3, emu.bucket, currentModelKey('pets'), z.record(z.unknown()));
     expect(raw).toEqual(first);
+  });
+
+  it('reports a rollback that loses a race to a concurrent conditional write (409) as a conflict', async () => {
+    // S3 answers 409 ConditionalRequestConflict (not 412) when another conditional write won.
+    const real = emu.clients.s3;
+    const racing = Object.create(real) as S3Client;
+    racing.send = ((command: unknown, ...rest: unknown[]) => {
+      if (command instanceof PutObjectCommand)
+        return Promise.reject(
+          new S3ServiceException({
+            name: 'ConditionalRequestConflict',
+            $fault: 'client',
+            $metadata: { httpStatusCode: 409 },
+          }),
+        );
+      return (real.send as (...a: unknown[]) => unknown)(command, ...rest);
+    }) as S3Client['send'];
+
+    await expect(rollbackModel(racing, emu.bucket, 'pets', new Date())).rejects.toThrow(
+      /current\.json changed while rolling back/,
+    );
+    expect((await current()).version).toBe(V2);
   });
 
   it('refuses a pointer the promote step would never write, leaving it as it is', async () => {
