@@ -1,3 +1,6 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Emulator, startEmulator } from '../../helpers/emulator.ts';
@@ -51,10 +54,18 @@ function parseJsonLines(text: string): Record<string, unknown>[] {
 describe('functions/api/handler (middy + Powertools around lib/api)', () => {
   let em: Emulator;
   let handler: Handler;
+  let keysDir: string;
 
   beforeAll(async () => {
     em = await startEmulator();
+    // The events' API key id (events/api-*.json) as an admin key of a local key file: API
+    // Gateway's own keys are what the function reads on AWS (lib/api/keys-aws.ts).
+    keysDir = await mkdtemp(join(tmpdir(), 'tlearn-keys-'));
+    const keysFile = join(keysDir, 'api-keys.json');
+    const adminKey = { id: 'k1l2m3n4o5', name: 'events', role: 'admin', datasets: [], enabled: true };
+    await writeFile(keysFile, JSON.stringify([{ ...adminKey, createdAt: null, value: 'secret' }]));
     Object.assign(process.env, {
+      TLEARN_API_KEYS_FILE: keysFile,
       TLEARN_BUCKET: em.bucket,
       AWS_REGION: em.region,
       AWS_ENDPOINT_URL: em.endpoint,
@@ -71,6 +82,7 @@ describe('functions/api/handler (middy + Powertools around lib/api)', () => {
 
   afterAll(async () => {
     await em?.stop();
+    await rm(keysDir, { recursive: true, force: true });
   });
 
   it('answers /health with the extractor loaded at init', async () => {
