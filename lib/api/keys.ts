@@ -121,7 +121,8 @@ export interface LocalKeyStore extends KeyStore {
 /**
  * The local stack's keys, in a JSON file (mode 0600) that the local API Gateway stand-in and the
  * API function both read (each call reads it again, so a key created through one is seen by the
- * other). `local-admin` is the admin key: the `--api-key` value (`adminKey`) on the stand-in's side.
+ * other). `local-admin` is the admin key (listed always): the `--api-key` value (`adminKey`) on the
+ * stand-in's side; without `--api-key`, requests without a key are admin (lib/api/auth.ts).
  */
 export function createLocalKeyStore(opts: {
   file: string;
@@ -164,7 +165,7 @@ export function createLocalKeyStore(opts: {
       return (await load()).find((x) => x.enabled && x.value === value)?.id;
     },
     async list() {
-      return [...(opts.adminKey !== undefined ? [admin] : []), ...(await load())].map(info);
+      return [admin, ...(await load())].map(info);
     },
     async create(input) {
       const keys = await load();
