@@ -8,6 +8,10 @@ import { loadExtractor } from '../../../lib/model/extractor.ts';
 import { parseSpec } from '../../../lib/model/spec.ts';
 import type { FeatureExtractor } from '../../../lib/model/types.ts';
 import { randomWeights, saveWeights } from '../../../lib/model/weights.ts';
+import { tfjsNodeAvailability } from '../../helpers/engines.ts';
+
+// tfjs-node loads first where it is installed (the Lambda image); engine expectations follow it.
+const tfjsNode = await tfjsNodeAvailability();
 
 const SIZE = 32;
 
@@ -254,7 +258,7 @@ describe('loadExtractor', () => {
     await expect(ex.extractBatch([image(1)])).rejects.toThrow(/disposed/);
   });
 
-  it('picks onnxruntime where tfjs-node is absent, giving the tfjs features within 1e-4', async () => {
+  it('picks the first engine that loads (tfjs-node, else onnxruntime), giving the wasm features within 1e-4', async () => {
     // Prepare: a 64x64 input so flatten keeps a 2x2 map, where the element order matters.
     const opts = {
       weights: { kind: 'random', seed: 5 } as const,
@@ -268,7 +272,7 @@ describe('loadExtractor', () => {
       const [a] = await auto.extractBatch([image(3, 64)]);
       const [b] = await wasm.extractBatch([image(3, 64)]);
       // Assess
-      expect(auto.backend).toBe('onnx');
+      expect(auto.backend).toBe(tfjsNode.available ? 'tensorflow' : 'onnx');
       expect(auto.specId).toBe(wasm.specId);
       const scale = Math.max(...Array.from(b ?? [], Math.abs));
       let worst = 0;
@@ -281,6 +285,34 @@ describe('loadExtractor', () => {
       wasm.dispose();
     }
   });
+
+  // The Lambda image's engine; skipped (with the reason printed) where tfjs-node does not load.
+  it.runIf(tfjsNode.available)(
+    'extracts on tfjs-node when forced, the wasm features within 1e-4',
+    async () => {
+      const opts = {
+        weights: { kind: 'random', seed: 5 } as const,
+        inputSize: 64,
+        pooling: 'flatten' as const,
+      };
+      const node = await loadExtractor({ ...opts, backend: 'tensorflow' });
+      const wasm = await loadExtractor({ ...opts, backend: 'wasm' });
+      try {
+        const [a] = await node.extractBatch([image(3, 64)]);
+        const [b] = await wasm.extractBatch([image(3, 64)]);
+        expect(node.backend).toBe('tensorflow');
+        const scale = Math.max(...Array.from(b ?? [], Math.abs));
+        let worst = 0;
+        for (let i = 0; i < (b?.length ?? 0); i++)
+          worst = Math.max(worst, Math.abs((a?.[i] ?? 0) - (b?.[i] ?? 0)));
+        expect(scale).toBeGreaterThan(0);
+        expect(worst / scale).toBeLessThan(1e-4);
+      } finally {
+        node.dispose();
+        wasm.dispose();
+      }
+    },
+  );
 
   it('uses onnxruntime when it is forced (TLEARN_BACKEND=onnx)', async () => {
     const ex = await loadExtractor({
