@@ -19,7 +19,7 @@ export function tfjsNodeAvailability(): Promise<EngineAvailability> {
   checked ??= import(/* @vite-ignore */ TFJS_NODE).then(
     () => ({ available: true, reason: '' }),
     (err: unknown) => {
-      const reason = `${TFJS_NODE} does not load here (${err instanceof Error ? err.message.split('\n')[0] : String(err)}); the tfjs-node tests are skipped. It is an optional dependency whose install downloads libtensorflow: run \`npm rebuild ${TFJS_NODE}\` with internet to test that path.`;
+      const reason = `${TFJS_NODE} does not load here (${err instanceof Error ? err.message.split('\n')[0] : String(err)}); the tfjs-node tests are skipped. It is an optional dependency whose install downloads libtensorflow: it is present only where \`npm ci\` ran with internet access (and in the Lambda image).`;
       console.info(`[skip] ${reason}`);
       return { available: false, reason };
     },
