@@ -308,10 +308,12 @@ export class TlearnStack extends Stack {
     });
 
     // The API reads what it serves: images (predictions by key, counts), features (status counts),
-    // models; base weights only from S3 when configured so.
+    // models; base weights only from S3 when configured so. It writes only the pointers
+    // (POST /datasets/{d}/model/promote, admin keys only).
     grantS3Access(api.function, bucket, {
       list: [DATASETS_PREFIX, FEATURES_PREFIX, MODELS_PREFIX, ...baseModels],
       read: [DATASETS_PREFIX, FEATURES_PREFIX, MODELS_PREFIX, ...baseModels].map(all),
+      write: [currentPointers],
     });
     // Scoped API keys (lib/api/keys-aws.ts): API Gateway's keys and usage plans. API keys have no
     // per-API ARN; the function only touches keys of its own usage plan (checked in code).

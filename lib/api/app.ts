@@ -15,6 +15,7 @@ import { jsonResponse } from './http.ts';
 import { createInferenceQueue, type InferenceQueue } from './inference-queue.ts';
 import { createKeyRoute, listKeysRoute, revokeKeyRoute } from './keys-routes.ts';
 import { predictRoute } from './predict.ts';
+import { promoteRoute } from './promote-route.ts';
 import { API_ROUTES, type RouteKey, type RouteRole } from './routes.ts';
 import { startTrainingRoute } from './trainings.ts';
 import type { ApiDeps, ExtractorState, RouteContext } from './types.ts';
@@ -48,6 +49,7 @@ const HANDLERS: Record<RouteKey, RouteFn> = {
   'GET /datasets/{d}/model': ok(getModelRoute),
   'POST /datasets/{d}/predictions': ok(predictRoute),
   'POST /datasets/{d}/trainings': ok(startTrainingRoute, 202),
+  'POST /datasets/{d}/model/promote': ok(promoteRoute),
   'GET /keys': ok(listKeysRoute),
   'POST /keys': ok(createKeyRoute, 201),
   'DELETE /keys/{id}': ok(revokeKeyRoute),

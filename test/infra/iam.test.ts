@@ -141,10 +141,10 @@ describe('least privilege on the data bucket', () => {
     expect(allowed(s, 's3:GetObject')).toEqual(['features/*']);
   });
 
-  it('lets the API read only what it serves, and write or delete nothing', () => {
+  it('lets the API read only what it serves, write only the pointers (promote) and delete nothing', () => {
     const s = statementsOf(stack, template, 'api');
     expect(allowed(s, 's3:GetObject')).toEqual(['datasets/*', 'features/*', 'models/*']);
-    expect(allowed(s, 's3:PutObject')).toEqual([]);
+    expect(allowed(s, 's3:PutObject')).toEqual(['models/*/current.json']);
     expect(allowed(s, 's3:DeleteObject')).toEqual([]);
   });
 

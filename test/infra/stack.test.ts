@@ -358,11 +358,11 @@ describe('least privilege', () => {
     expect(resourcesFor(promote, 's3:GetObject')).not.toMatch(/datasets|features/);
   });
 
-  it('lets the API read what it serves and start trainings, but write nothing', () => {
+  it('lets the API read what it serves, start trainings and write only model pointers', () => {
     const s = statementsOf(defaults, template, 'api');
     const reads = resourcesFor(s, 's3:GetObject');
     for (const prefix of ['/datasets/*', '/features/*', '/models/*']) expect(reads).toContain(prefix);
-    expect(resourcesFor(s, 's3:PutObject')).toBe('');
+    expect(resourcesFor(s, 's3:PutObject')).toContain('/models/*/current.json');
     expect(resourcesFor(s, 's3:DeleteObject')).toBe('');
     expect(resourcesFor(s, 'states:StartExecution')).toContain(
       logicalId(defaults, defaults.training.stateMachine),
@@ -422,7 +422,7 @@ describe('API', () => {
       (r) => (r as Resource).Properties.PathPart,
     );
     expect(paths.sort()).toEqual(
-      ['datasets', 'health', 'keys', '{id}', 'model', 'predictions', 'trainings', '{d}'].sort(),
+      ['datasets', 'health', 'keys', '{id}', 'model', 'predictions', 'promote', 'trainings', '{d}'].sort(),
     );
   });
 

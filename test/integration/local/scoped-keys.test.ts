@@ -22,6 +22,7 @@ import { makeHead, promote, seedModel } from '../api/support.ts';
 
 const ADMIN = 'admin-secret-for-this-test';
 const V1 = '20261128T100000Z-aaaaaa';
+const V2 = '20261129T100000Z-bbbbbb';
 
 describe('scoped API keys through the local stand-in, end to end', () => {
   let em: Emulator;
@@ -67,7 +68,8 @@ describe('scoped API keys through the local stand-in, end to end', () => {
     });
     for (const d of ['pets', 'cars']) {
       await seedModel(s3, em.bucket, d, V1, makeHead(['a', 'b'], extractor.dims, extractor.specId, 5));
-      await promote(s3, em.bucket, d, V1);
+      await seedModel(s3, em.bucket, d, V2, makeHead(['a', 'b'], extractor.dims, extractor.specId, 6));
+      await promote(s3, em.bucket, d, V2, V1);
       await putObject(s3, em.bucket, `datasets/${d}/a/1.png`, png);
     }
     const file = join(dir, LOCAL_KEYS_FILE);
@@ -154,6 +156,8 @@ describe('scoped API keys through the local stand-in, end to end', () => {
       call('GET', '/datasets/pets', key),
       call('GET', '/keys', key),
       call('POST', '/keys', key, JSON.stringify({ role: 'admin' }), 'application/json'),
+      // A rollback: promoting the previous version.
+      call('POST', '/datasets/pets/model/promote', key, JSON.stringify({ version: V1 }), 'application/json'),
     ]);
 
     for (const res of answers) {
@@ -161,6 +165,8 @@ describe('scoped API keys through the local stand-in, end to end', () => {
       expect(((await res.json()) as { error: { code: string } }).error.code).toBe('Forbidden');
     }
     expect(started).toEqual([]);
+    const model = (await (await call('GET', '/datasets/pets/model', key)).json()) as { model: { version: string } };
+    expect(model.model.version).toBe(V2);
   });
 
   it('lists keys without their values and revokes one, after which the gateway refuses it', async () => {
@@ -185,10 +191,29 @@ describe('scoped API keys through the local stand-in, end to end', () => {
     expect(again.err.join('\n')).toMatch(/KeyNotFound/);
   });
 
-  it('keeps the admin key working for everything, and refuses a key revoking itself', async () => {
+  it('keeps the admin key working for everything (a rollback too), and refuses a key revoking itself', async () => {
     const training = await call('POST', '/datasets/cars/trainings', ADMIN, '{}', 'application/json');
+    const rollback = await call(
+      'POST',
+      '/datasets/cars/model/promote',
+      ADMIN,
+      JSON.stringify({ version: V1 }),
+      'application/json',
+    );
+    const served = (await (await call('GET', '/datasets/cars/model', ADMIN)).json()) as { model: { version: string } };
+    const missing = await call(
+      'POST',
+      '/datasets/cars/model/promote',
+      ADMIN,
+      JSON.stringify({ version: '20200101T000000Z-nope00' }),
+      'application/json',
+    );
     const self = await call('DELETE', '/keys/local-admin', ADMIN);
 
+    expect(rollback.status).toBe(200);
+    expect(await rollback.json()).toMatchObject({ version: V1, previous: V2 });
+    expect(served.model.version).toBe(V1);
+    expect(missing.status).toBe(404);
     expect(training.status).toBe(202);
     expect(self.status).toBe(409);
     expect(started).toEqual(['training']);
