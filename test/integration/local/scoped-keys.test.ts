@@ -165,7 +165,9 @@ describe('scoped API keys through the local stand-in, end to end', () => {
       expect(((await res.json()) as { error: { code: string } }).error.code).toBe('Forbidden');
     }
     expect(started).toEqual([]);
-    const model = (await (await call('GET', '/datasets/pets/model', key)).json()) as { model: { version: string } };
+    const model = (await (await call('GET', '/datasets/pets/model', key)).json()) as {
+      model: { version: string };
+    };
     expect(model.model.version).toBe(V2);
   });
 
@@ -200,7 +202,9 @@ describe('scoped API keys through the local stand-in, end to end', () => {
       JSON.stringify({ version: V1 }),
       'application/json',
     );
-    const served = (await (await call('GET', '/datasets/cars/model', ADMIN)).json()) as { model: { version: string } };
+    const served = (await (await call('GET', '/datasets/cars/model', ADMIN)).json()) as {
+      model: { version: string };
+    };
     const missing = await call(
       'POST',
       '/datasets/cars/model/promote',
