@@ -17,6 +17,7 @@ import { QueueConsumer } from './constructs/queue-consumer.ts';
 import { TlearnFunction } from './constructs/tlearn-function.ts';
 import { TrainingStateMachine } from './constructs/training-state-machine.ts';
 import { handlerEntry, REPO_ROOT } from './paths.ts';
+import { grantS3Access } from './s3-access.ts';
 
 /** The functions of the app, by their folder under functions/. */
 export const FUNCTION_NAMES = [
@@ -271,26 +272,64 @@ export class TlearnStack extends Stack {
     });
     extractor.function.addEnvironment(ENV.FEATURES_QUEUE_URL, this.features.queue.queueUrl);
 
-    // Least privilege, by prefix of the S3 layout.
+    // Least privilege, by prefix of the S3 layout (infra/s3-access.ts; test/infra/iam.test.ts).
     const all = (prefix: string) => `${prefix}*`;
-    bucket.grantRead(extractor.function, all(DATASETS_PREFIX));
-    bucket.grantReadWrite(extractor.function, all(FEATURES_PREFIX));
-    bucket.grantRead(extractor.function, all(BASE_MODELS_PREFIX));
+    const currentPointers = `${MODELS_PREFIX}*/current.json`;
+    // Base weights from S3 only when the stack is told to load them from there.
+    const baseModelsFromS3 = (props.baseModelUri ?? IMAGE_BASE_MODEL_URI).startsWith('s3://');
+    const baseModels = baseModelsFromS3 ? [BASE_MODELS_PREFIX] : [];
+    grantS3Access(extractor.function, bucket, {
+      list: [DATASETS_PREFIX, FEATURES_PREFIX, ...baseModels],
+      read: [DATASETS_PREFIX, FEATURES_PREFIX, ...baseModels].map(all),
+      write: [all(FEATURES_PREFIX)],
+      delete: [all(FEATURES_PREFIX)],
+    });
     this.features.queue.grantSendMessages(extractor.function);
 
     stateMachine.grantStartExecution(startTraining.function);
 
-    bucket.grantRead(checkReadiness.function, all(DATASETS_PREFIX));
-    bucket.grantRead(checkReadiness.function, all(FEATURES_PREFIX));
+    grantS3Access(checkReadiness.function, bucket, {
+      list: [DATASETS_PREFIX, FEATURES_PREFIX],
+      read: [all(DATASETS_PREFIX), all(FEATURES_PREFIX)],
+    });
 
-    bucket.grantRead(trainHead.function, all(FEATURES_PREFIX));
-    bucket.grantPut(trainHead.function, all(MODELS_PREFIX));
+    // train-head writes new versions; only promote-model moves the pointer.
+    grantS3Access(trainHead.function, bucket, {
+      list: [DATASETS_PREFIX, FEATURES_PREFIX],
+      read: [all(FEATURES_PREFIX)],
+      write: [all(MODELS_PREFIX)],
+      denyWrite: [currentPointers],
+    });
 
-    bucket.grantReadWrite(promoteModel.function, all(MODELS_PREFIX));
+    grantS3Access(promoteModel.function, bucket, {
+      list: [MODELS_PREFIX],
+      read: [all(MODELS_PREFIX)],
+      write: [currentPointers],
+    });
 
-    for (const prefix of [DATASETS_PREFIX, FEATURES_PREFIX, MODELS_PREFIX, BASE_MODELS_PREFIX]) {
-      bucket.grantRead(api.function, all(prefix));
-    }
+    // The API reads what it serves: images (predictions by key, counts), features (status counts),
+    // models; base weights only from S3 when configured so. It writes only the pointers
+    // (POST /datasets/{d}/model/promote, admin keys only).
+    grantS3Access(api.function, bucket, {
+      list: [DATASETS_PREFIX, FEATURES_PREFIX, MODELS_PREFIX, ...baseModels],
+      read: [DATASETS_PREFIX, FEATURES_PREFIX, MODELS_PREFIX, ...baseModels].map(all),
+      write: [currentPointers],
+    });
+    // Scoped API keys (lib/api/keys-aws.ts): API Gateway's keys and usage plans. API keys have no
+    // per-API ARN; the function only touches keys of its own usage plan (checked in code).
+    api.function.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['apigateway:GET', 'apigateway:POST', 'apigateway:DELETE', 'apigateway:PUT'],
+        resources: [
+          `arn:${this.partition}:apigateway:${this.region}::/apikeys`,
+          `arn:${this.partition}:apigateway:${this.region}::/apikeys/*`,
+          `arn:${this.partition}:apigateway:${this.region}::/usageplans`,
+          `arn:${this.partition}:apigateway:${this.region}::/usageplans/*/keys`,
+          `arn:${this.partition}:apigateway:${this.region}::/usageplans/*/keys/*`,
+          `arn:${this.partition}:apigateway:${this.region}::/tags/*`,
+        ],
+      }),
+    );
     stateMachine.grantStartExecution(api.function);
     // GET /datasets/{d} reports the newest training execution (status, error, cause).
     api.function.addToRolePolicy(
@@ -375,8 +414,14 @@ export class TlearnStack extends Stack {
           {
             id: 'AwsSolutions-IAM5',
             reason:
-              'S3 grants are scoped to one prefix of the S3 layout (datasets/*, features/*, models/*, base-models/*): the objects under it are created at run time, so the keys cannot be listed in the policy.',
-            appliesTo: [{ regex: `/^Resource::${bucketArn}\\/(${prefixes})\\/\\*$/` }],
+              'S3 grants are scoped to one prefix of the S3 layout (datasets/*, features/*, models/*, base-models/*) or to the models/*/current.json pointers: the objects are created at run time, so the keys cannot be listed in the policy.',
+            appliesTo: [{ regex: `/^Resource::${bucketArn}\\/(${prefixes})\\/\\*(\\/current\\.json)?$/` }],
+          },
+          {
+            id: 'AwsSolutions-IAM5',
+            reason:
+              'Scoped API keys are API Gateway API keys and usage plan keys created at run time (POST /keys); API keys have no ARN per API, and the function touches only keys of its own usage plan.',
+            appliesTo: [{ regex: '/^Resource::arn:.+:apigateway:.+::\\/(apikeys|usageplans|tags)\\/.*$/' }],
           },
           {
             id: 'AwsSolutions-IAM5',

@@ -48,6 +48,8 @@ export const ENV = {
   CORS_ORIGIN: 'TLEARN_CORS_ORIGIN',
   /** Timeout of every AWS SDK call, milliseconds. @default 10000 */
   AWS_TIMEOUT_MS: 'TLEARN_AWS_TIMEOUT_MS',
+  /** API, local stack only: scoped API keys live in this JSON file instead of API Gateway. */
+  API_KEYS_FILE: 'TLEARN_API_KEYS_FILE',
 } as const;
 
 /** CloudWatch namespace of every metric the functions emit (the dashboard reads the same). */

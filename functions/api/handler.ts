@@ -1,16 +1,36 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
+import { APIGatewayClient } from '@aws-sdk/client-api-gateway';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import type { AuthOptions } from '../../lib/api/auth.ts';
 import { createApi, createExecutionHistory, createModelCache, loadApiConfig } from '../../lib/api/index.ts';
+import { createLocalKeyStore } from '../../lib/api/keys.ts';
+import { createApiGatewayKeyStore } from '../../lib/api/keys-aws.ts';
 import { loadModelConfig, loadStorageConfig } from '../../lib/config.ts';
 import { loadExtractor } from '../../lib/model/extractor.ts';
 import { createAwsClients } from '../../lib/storage/clients.ts';
-import { createObservability, startLazy, withObservability } from '../shared/powertools.ts';
+import {
+  API_GATEWAY_REQUEST_ID_PATH,
+  createObservability,
+  startLazy,
+  traceClients,
+  withObservability,
+} from '../shared/powertools.ts';
 
 // Everything below runs once per container, during the Lambda init phase.
 const obs = createObservability('api');
 const config = loadApiConfig(process.env);
 const modelConfig = loadModelConfig(process.env);
-const clients = createAwsClients(loadStorageConfig(process.env));
+const storage = loadStorageConfig(process.env);
+const clients = traceClients(obs, createAwsClients(storage));
+// Scoped keys: API Gateway's own keys on AWS; the local stack's JSON file when it names one.
+const auth: AuthOptions = config.apiKeysFile
+  ? { keys: createLocalKeyStore({ file: config.apiKeysFile }), openWithoutKey: true }
+  : {
+      keys: createApiGatewayKeyStore(
+        obs.tracer.captureAWSv3Client(new APIGatewayClient({ region: storage.region, maxAttempts: 3 })),
+      ),
+      openWithoutKey: false,
+    };
 
 const extractor = startLazy(() =>
   loadExtractor({
@@ -40,6 +60,7 @@ const api = createApi({
   }),
   config,
   log: obs.log,
+  auth,
   metrics: {
     prediction(latencyMs) {
       obs.metrics.addMetric('Predictions', MetricUnit.Count, 1);
@@ -55,4 +76,5 @@ const api = createApi({
 export const handler = withObservability<APIGatewayProxyEvent, APIGatewayProxyResult>(
   (event, context) => api(event, context),
   obs,
+  { correlationIdPath: API_GATEWAY_REQUEST_ID_PATH },
 );

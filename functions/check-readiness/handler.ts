@@ -6,11 +6,11 @@ import { ValidationError } from '../../lib/errors.ts';
 import { checkReadiness, type ReadinessReport } from '../../lib/pipeline/readiness.ts';
 import { createAwsClients } from '../../lib/storage/clients.ts';
 import { DATASET_NAME_RE } from '../../lib/storage/keys.ts';
-import { createObservability, withObservability } from '../shared/powertools.ts';
+import { createObservability, traceClients, withObservability } from '../shared/powertools.ts';
 
 const storage = loadStorageConfig();
-const { s3 } = createAwsClients(storage);
 const obs = createObservability('check-readiness');
+const { s3 } = traceClients(obs, createAwsClients(storage));
 
 const Input = z.object({ dataset: z.string().regex(DATASET_NAME_RE) });
 

@@ -5,15 +5,15 @@ import { loadExtractor } from '../../lib/model/extractor.ts';
 import { extractImages } from '../../lib/pipeline/extract.ts';
 import { imageJobsFromMessages } from '../../lib/pipeline/ingest.ts';
 import { createAwsClients } from '../../lib/storage/clients.ts';
-import { createObservability, startLazy, withObservability } from '../shared/powertools.ts';
+import { createObservability, startLazy, traceClients, withObservability } from '../shared/powertools.ts';
 import { toQueueMessages } from '../shared/sqs.ts';
 
 // Config is read once, at cold start, and fails there naming the variable.
 const storage = loadStorageConfig();
 const model = loadModelConfig();
 const { featuresQueueUrl } = loadExtractorConfig();
-const { s3, sqs } = createAwsClients(storage);
 const obs = createObservability('extract-features');
+const { s3, sqs } = traceClients(obs, createAwsClients(storage));
 // Loading VGG16 takes seconds: started during init, awaited by each invocation.
 const extractor = startLazy(() =>
   loadExtractor({ ...model, ...(model.backend ? { backend: model.backend } : {}), s3, log: obs.log }),

@@ -6,11 +6,11 @@ import { ValidationError } from '../../lib/errors.ts';
 import { type PromoteResult, promoteModel } from '../../lib/pipeline/promote.ts';
 import { createAwsClients } from '../../lib/storage/clients.ts';
 import { DATASET_NAME_RE, MODEL_VERSION_RE } from '../../lib/storage/keys.ts';
-import { createObservability, withObservability } from '../shared/powertools.ts';
+import { createObservability, traceClients, withObservability } from '../shared/powertools.ts';
 
 const storage = loadStorageConfig();
-const { s3 } = createAwsClients(storage);
 const obs = createObservability('promote-model');
+const { s3 } = traceClients(obs, createAwsClients(storage));
 
 const Input = z.object({
   dataset: z.string().regex(DATASET_NAME_RE),

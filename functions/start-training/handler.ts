@@ -3,12 +3,12 @@ import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { loadStateMachineConfig, loadStorageConfig } from '../../lib/config.ts';
 import { startTrainings } from '../../lib/pipeline/start-training.ts';
 import { createAwsClients } from '../../lib/storage/clients.ts';
-import { createObservability, withObservability } from '../shared/powertools.ts';
+import { createObservability, traceClients, withObservability } from '../shared/powertools.ts';
 import { toQueueMessages } from '../shared/sqs.ts';
 
-const { sfn } = createAwsClients(loadStorageConfig());
-const { stateMachineArn, trainWindowSeconds } = loadStateMachineConfig();
 const obs = createObservability('start-training');
+const { sfn } = traceClients(obs, createAwsClients(loadStorageConfig()));
+const { stateMachineArn, trainWindowSeconds } = loadStateMachineConfig();
 
 /** Features queue batch → one debounced training execution per dataset. */
 export const handler = withObservability(async (event: SQSEvent): Promise<SQSBatchResponse> => {

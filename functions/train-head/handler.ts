@@ -11,12 +11,12 @@ import {
   type TrainJobResult,
 } from '../../lib/pipeline/train-job.ts';
 import { createAwsClients } from '../../lib/storage/clients.ts';
-import { createObservability, withObservability } from '../shared/powertools.ts';
+import { createObservability, traceClients, withObservability } from '../shared/powertools.ts';
 
 const storage = loadStorageConfig();
 const training = loadTrainingConfig();
-const { s3 } = createAwsClients(storage);
 const obs = createObservability('train-head');
+const { s3 } = traceClients(obs, createAwsClients(storage));
 // The trainer needs no model, but when the deployment's extractor settings are set here too it
 // trains only on features of that spec; otherwise the majority spec wins (and is reported).
 let expect: SpecExpectation | undefined;

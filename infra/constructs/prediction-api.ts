@@ -1,60 +1,20 @@
-import { RemovalPolicy } from 'aws-cdk-lib';
+import { RemovalPolicy, Tags } from 'aws-cdk-lib';
 import * as apigw from 'aws-cdk-lib/aws-apigateway';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
 
+import {
+  GATEWAY_ERRORS,
+  type GatewayError,
+  gatewayErrorBody,
+  gatewayMethods,
+} from '../../lib/api/gateway.ts';
+import { KEY_ROLE_TAG } from '../../lib/api/keys.ts';
 import { API_ROUTES, BINARY_MEDIA_TYPES } from '../../lib/api/routes.ts';
 
 export { API_ROUTES, BINARY_MEDIA_TYPES };
-
-/** JSON Schema (draft 4, API Gateway models) of a JSON prediction request. */
-export const PREDICTION_REQUEST_SCHEMA: apigw.JsonSchema = {
-  schema: apigw.JsonSchemaVersion.DRAFT4,
-  title: 'PredictionRequest',
-  type: apigw.JsonSchemaType.OBJECT,
-  oneOf: [
-    {
-      type: apigw.JsonSchemaType.OBJECT,
-      required: ['image'],
-      properties: { image: { type: apigw.JsonSchemaType.STRING, minLength: 1 } },
-    },
-    {
-      type: apigw.JsonSchemaType.OBJECT,
-      required: ['key'],
-      properties: { key: { type: apigw.JsonSchemaType.STRING, pattern: '^datasets/', maxLength: 1024 } },
-    },
-  ],
-};
-
-/**
- * API Gateway rejections rewritten to the API's error shape: [status (undefined = keep API
- * Gateway's), code, message].
- */
-export const GATEWAY_ERRORS: ReadonlyArray<[apigw.ResponseType, [string | undefined, string, string]]> = [
-  [
-    apigw.ResponseType.BAD_REQUEST_BODY,
-    ['400', 'ValidationError', 'JSON body must be {"image": "<base64>"} or {"key": "datasets/..."}'],
-  ],
-  [
-    apigw.ResponseType.BAD_REQUEST_PARAMETERS,
-    ['400', 'ValidationError', 'missing or invalid request parameters'],
-  ],
-  [apigw.ResponseType.INVALID_API_KEY, ['403', 'Forbidden', 'missing or invalid x-api-key header']],
-  [
-    apigw.ResponseType.MISSING_AUTHENTICATION_TOKEN,
-    ['404', 'NotFound', 'no such route; see GET /health and the /datasets routes'],
-  ],
-  [apigw.ResponseType.REQUEST_TOO_LARGE, ['413', 'PayloadTooLarge', 'request body too large (limit 6 MB)']],
-  [
-    apigw.ResponseType.THROTTLED,
-    ['429', 'TooManyRequests', 'rate limit of this API key exceeded; retry later'],
-  ],
-  [apigw.ResponseType.QUOTA_EXCEEDED, ['429', 'QuotaExceeded', 'daily quota of this API key used up']],
-  [apigw.ResponseType.INTEGRATION_TIMEOUT, ['504', 'Timeout', 'the request took too long; retry']],
-  [apigw.ResponseType.DEFAULT_5XX, [undefined, 'InternalError', 'internal error']],
-];
 
 export interface PredictionApiProps {
   /** The function behind every route (Lambda proxy integration). */
@@ -146,47 +106,33 @@ export class PredictionApi extends Construct {
       },
     });
 
-    // Parameters are checked on every method; bodies only where a model is attached (JSON bodies
-    // of predictions: raw image bodies have no schema and go through to the function).
     // The stack publishes the URL as ApiUrl; RestApi's own generated output would duplicate it.
     this.api.node.tryRemoveChild('Endpoint');
 
-    const validator = new apigw.RequestValidator(this, 'RequestValidator', {
-      restApi: this.api,
-      validateRequestParameters: true,
-      validateRequestBody: true,
-    });
-    const predictionJson = this.api.addModel('PredictionRequest', {
-      contentType: 'application/json',
-      description: 'POST /datasets/{d}/predictions JSON body: {"image": base64} or {"key": "datasets/..."}',
-      schema: PREDICTION_REQUEST_SCHEMA,
-    });
+    // No request validation on the gateway: the function validates every request with the same
+    // zod schemas locally and on AWS (one set of rules and codes). Methods come from the route
+    // table (lib/api/gateway.ts): declared methods, OPTIONS without a key, ANY for the rest (405).
     // allowTestInvoke off: one Lambda permission per method instead of two.
     const integration = new apigw.LambdaIntegration(props.handler, { proxy: true, allowTestInvoke: false });
-    for (const route of API_ROUTES) {
-      const resource = this.api.root.resourceForPath(route.path);
-      const requestParameters: Record<string, boolean> = {};
-      if (route.path.includes('{d}')) requestParameters['method.request.path.d'] = true;
-      const predictions = route.path.endsWith('/predictions');
-      if (predictions) requestParameters['method.request.querystring.top'] = false;
-      resource.addMethod(route.method, integration, {
-        apiKeyRequired: true,
-        requestParameters,
-        requestValidator: validator,
-        ...(predictions ? { requestModels: { 'application/json': predictionJson } } : {}),
-      });
+    for (const m of gatewayMethods(API_ROUTES)) {
+      const resource = m.resource === '/' ? this.api.root : this.api.root.resourceForPath(m.resource);
+      resource.addMethod(m.method, integration, { apiKeyRequired: m.apiKeyRequired });
     }
     // API Gateway's own rejections in the API's error shape {"error": {"code", "message"}}.
-    for (const [type, [statusCode, code, message]] of GATEWAY_ERRORS) {
-      this.api.addGatewayResponse(`Gateway${type.responseType}`, {
-        type,
-        statusCode,
+    for (const [name, row] of Object.entries(GATEWAY_ERRORS) as Array<
+      [keyof typeof GATEWAY_ERRORS, GatewayError]
+    >) {
+      this.api.addGatewayResponse(`Gateway${row.type}`, {
+        type: apigw.ResponseType.of(row.type),
+        statusCode: row.status === undefined ? undefined : String(row.status),
         responseHeaders: { 'Content-Type': "'application/json'" },
-        templates: { 'application/json': JSON.stringify({ error: { code, message } }) },
+        templates: { 'application/json': gatewayErrorBody(name) },
       });
     }
 
-    this.apiKey = this.api.addApiKey('ApiKey', { description: 'tlearn API key' });
+    // The stack's one admin key; scoped keys are created through the API (POST /keys).
+    this.apiKey = this.api.addApiKey('ApiKey', { description: 'tlearn admin API key' });
+    Tags.of(this.apiKey).add(KEY_ROLE_TAG, 'admin');
     this.usagePlan = this.api.addUsagePlan('UsagePlan', {
       description: 'tlearn API usage plan',
       throttle: { rateLimit, burstLimit },
@@ -198,6 +144,11 @@ export class PredictionApi extends Construct {
     NagSuppressions.addResourceSuppressions(
       this.api,
       [
+        {
+          id: 'AwsSolutions-APIG2',
+          reason:
+            'Request validation happens once, in the function, with the same zod schemas and error codes locally and on AWS (lib/api/http.ts); a gateway validator would answer the same request differently on each side.',
+        },
         {
           id: 'AwsSolutions-APIG3',
           reason:

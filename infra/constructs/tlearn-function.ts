@@ -26,7 +26,6 @@ export const IMAGE_CONTEXT_IGNORE: readonly string[] = [
   '*',
   '!package.json',
   '!package-lock.json',
-  '!.npmrc',
   '!tsconfig.json',
   '!bin',
   '!lib',

@@ -7,13 +7,16 @@ import httpRouterHandler, { type Method, type Route } from '@middy/http-router';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { NotFoundError, TlearnError } from '../errors.ts';
 import type { FeatureExtractor } from '../model/types.ts';
+import { authorize, coversDataset, NO_SCOPE, OPEN_SCOPE, scopeOfRequest } from './auth.ts';
 import { getDatasetRoute, getModelRoute, listDatasetsRoute } from './datasets.ts';
 import { errorForLog, errorResponse, MethodNotAllowedError } from './errors.ts';
 import { healthRoute } from './health.ts';
 import { jsonResponse } from './http.ts';
 import { createInferenceQueue, type InferenceQueue } from './inference-queue.ts';
+import { createKeyRoute, listKeysRoute, revokeKeyRoute } from './keys-routes.ts';
 import { predictRoute } from './predict.ts';
-import { API_ROUTES, type RouteKey } from './routes.ts';
+import { promoteRoute } from './promote-route.ts';
+import { API_ROUTES, type RouteKey, type RouteRole } from './routes.ts';
 import { startTrainingRoute } from './trainings.ts';
 import type { ApiDeps, ExtractorState, RouteContext } from './types.ts';
 
@@ -25,6 +28,7 @@ type RouteFn = (event: APIGatewayProxyEvent, ctx: RouteContext) => Promise<APIGa
 interface RouteDef {
   method: Exclude<Method, 'ANY'>;
   path: string;
+  role: RouteRole;
   run: RouteFn;
 }
 
@@ -36,16 +40,25 @@ const ok =
 /** The handler of every route of lib/api/routes.ts (a missing or extra route fails type-checking). */
 const HANDLERS: Record<RouteKey, RouteFn> = {
   'GET /health': async (_e, ctx) => toResult(healthRoute(ctx)),
-  'GET /datasets': ok((_e, ctx) => listDatasetsRoute(ctx)),
+  'GET /datasets': ok(async (_e, ctx) => {
+    const { datasets } = await listDatasetsRoute(ctx);
+    // A predict key sees only its own datasets.
+    return { datasets: datasets.filter((d) => coversDataset(ctx.scope, d.name)) };
+  }),
   'GET /datasets/{d}': ok(getDatasetRoute),
   'GET /datasets/{d}/model': ok(getModelRoute),
   'POST /datasets/{d}/predictions': ok(predictRoute),
   'POST /datasets/{d}/trainings': ok(startTrainingRoute, 202),
+  'POST /datasets/{d}/model/promote': ok(promoteRoute),
+  'GET /keys': ok(listKeysRoute),
+  'POST /keys': ok(createKeyRoute, 201),
+  'DELETE /keys/{id}': ok(revokeKeyRoute),
 };
 
 const ROUTES: readonly RouteDef[] = API_ROUTES.map((r) => ({
   method: r.method,
   path: r.path,
+  role: r.role,
   run: HANDLERS[`${r.method} ${r.path}` as RouteKey],
 }));
 
@@ -126,6 +139,7 @@ export function createApi(deps: ApiDeps): ApiHandler {
     now: deps.now ?? (() => new Date()),
     inference,
     extractorState: state,
+    scope: OPEN_SCOPE,
   };
   const cors: Record<string, string> = deps.config.corsOrigin
     ? { 'access-control-allow-origin': deps.config.corsOrigin, vary: 'Origin' }
@@ -133,7 +147,13 @@ export function createApi(deps: ApiDeps): ApiHandler {
   const routes: Route<APIGatewayProxyEvent, APIGatewayProxyResult>[] = ROUTES.map((r) => ({
     method: r.method,
     path: r.path,
-    handler: (event: APIGatewayProxyEvent) => r.run(event, ctx),
+    // Authorized from the request's API key id before the route runs (lib/api/auth.ts).
+    handler: async (event: APIGatewayProxyEvent) => {
+      if (r.role === 'none') return r.run(event, { ...ctx, scope: NO_SCOPE });
+      const scope = await scopeOfRequest(event, deps.auth);
+      authorize(r.role, scope, event);
+      return r.run(event, { ...ctx, scope: scope ?? NO_SCOPE });
+    },
   }));
   const router = httpRouterHandler({ routes, notFoundResponse: routeNotFound });
 
@@ -177,7 +197,7 @@ function preflight(cors: Record<string, string>): APIGatewayProxyResult {
     statusCode: 204,
     headers: {
       ...cors,
-      'access-control-allow-methods': 'GET, POST, OPTIONS',
+      'access-control-allow-methods': 'GET, POST, DELETE, OPTIONS',
       'access-control-allow-headers': 'Content-Type, X-Api-Key, Authorization',
       'access-control-max-age': '600',
     },

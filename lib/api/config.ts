@@ -11,6 +11,8 @@ import type { ApiConfig } from './types.ts';
 /** API settings plus the model cache's refresh interval. */
 export interface ApiEnvConfig extends ApiConfig {
   modelRefreshSeconds: number;
+  /** Local stack only: the scoped keys' file (else keys are API Gateway's). */
+  apiKeysFile: string | undefined;
 }
 
 type Env = Record<string, string | undefined>;
@@ -46,5 +48,6 @@ export function loadApiConfig(env: Env): ApiEnvConfig {
       ENV.MODEL_REFRESH_SECONDS,
       z.coerce.number().int().min(0).max(3600).default(5),
     ),
+    apiKeysFile: read(env, ENV.API_KEYS_FILE, z.string().min(1).optional()),
   };
 }

@@ -19,6 +19,7 @@ import type { ModelDocument } from '../training/model-document.ts';
 import { mapWithConcurrency } from '../util/concurrency.ts';
 import type { ExecutionSummary } from './executions.ts';
 import { datasetParam } from './http.ts';
+import { publicErrorCode, publicReason } from './public-error.ts';
 import {
   datasetNotFound,
   missingModelError,
@@ -135,12 +136,16 @@ export async function getDatasetRoute(
     ? summarize(current.pointer, await readModelFile(s3, bucket, dataset, current.pointer.version))
     : null;
   // Execution status is a nice-to-have next to the counts: a Step Functions hiccup must not fail the route.
-  const lastExecution = ctx.executions
+  const latest = ctx.executions
     ? await ctx.executions.latest(dataset).catch((err: unknown) => {
         ctx.log.warn('could not read training executions', { dataset, error: String(err) });
         return undefined;
       })
     : undefined;
+  // A code and one line for clients (lib/api/public-error.ts), never a stack or a bucket path.
+  const lastExecution = latest
+    ? { ...latest, error: publicErrorCode(latest.error), cause: publicReason(latest.cause) }
+    : latest;
   const newest = versions[versions.length - 1];
   return {
     dataset,

@@ -4,15 +4,26 @@
  * lib/api/app.ts all read them, so the three cannot drift.
  */
 
+/**
+ * Who may call a route: `none` needs no API key (the gateway lets it through without one),
+ * `predict` is open to predict keys for their own datasets and to admin keys, `admin` to admin keys
+ * only (lib/api/auth.ts). A new route declares its role here; DESIGN.md's API table lists them.
+ */
+export type RouteRole = 'none' | 'predict' | 'admin';
+
 /** Every route (all served by one proxy-integrated function). */
 export const API_ROUTES = [
-  { method: 'GET', path: '/health' },
-  { method: 'GET', path: '/datasets' },
-  { method: 'GET', path: '/datasets/{d}' },
-  { method: 'POST', path: '/datasets/{d}/predictions' },
-  { method: 'POST', path: '/datasets/{d}/trainings' },
-  { method: 'GET', path: '/datasets/{d}/model' },
-] as const satisfies ReadonlyArray<{ method: 'GET' | 'POST'; path: string }>;
+  { method: 'GET', path: '/health', role: 'none' },
+  { method: 'GET', path: '/datasets', role: 'predict' },
+  { method: 'GET', path: '/datasets/{d}', role: 'admin' },
+  { method: 'POST', path: '/datasets/{d}/predictions', role: 'predict' },
+  { method: 'POST', path: '/datasets/{d}/trainings', role: 'admin' },
+  { method: 'GET', path: '/datasets/{d}/model', role: 'predict' },
+  { method: 'POST', path: '/datasets/{d}/model/promote', role: 'admin' },
+  { method: 'GET', path: '/keys', role: 'admin' },
+  { method: 'POST', path: '/keys', role: 'admin' },
+  { method: 'DELETE', path: '/keys/{id}', role: 'admin' },
+] as const satisfies ReadonlyArray<{ method: 'GET' | 'POST' | 'DELETE'; path: string; role: RouteRole }>;
 
 type ApiRoute = (typeof API_ROUTES)[number];
 

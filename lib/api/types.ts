@@ -2,8 +2,10 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { StartExecutionCommand, StartExecutionCommandOutput } from '@aws-sdk/client-sfn';
 import type { FeatureExtractor } from '../model/types.ts';
 import type { Log } from '../util/log.ts';
+import type { AuthOptions } from './auth.ts';
 import type { ExecutionHistory } from './executions.ts';
 import type { InferenceQueue } from './inference-queue.ts';
+import type { KeyScope } from './keys.ts';
 import type { ModelCache } from './model-cache.ts';
 
 /** The one Step Functions call the API makes; an `SFNClient` fits, and so does a small test fake. */
@@ -50,6 +52,8 @@ export interface ApiDeps {
   config: ApiConfig;
   log: Log;
   metrics?: ApiMetrics;
+  /** Scoped API keys (lib/api/auth.ts). @default - none: every request is admin (tests) */
+  auth?: AuthOptions;
   /** Clock (tests). @default () => new Date() */
   now?: () => Date;
 }
@@ -66,4 +70,6 @@ export interface RouteContext extends ApiDeps {
   /** Resolves with the extractor and its queue, or rejects with a 500-class error. */
   inference(): Promise<{ extractor: FeatureExtractor; queue: InferenceQueue }>;
   extractorState(): ExtractorState;
+  /** The scope of the request's API key (admin when the API runs without keys). */
+  scope: KeyScope;
 }

@@ -1,15 +1,27 @@
 /**
- * A local stand-in for the API Gateway REST API (Lambda proxy integration, payload 1.0): a Node
- * HTTP server on 127.0.0.1 that turns each request into the proxy event API Gateway would send
- * (routes, path parameters, binary media types as base64, API key check) and the handler's
- * result back into a response. The gateway's own answers are copied too: 403 "Missing
- * Authentication Token" for an unknown route, 403 "Forbidden" for a missing API key, 502 for a
- * failing or malformed handler result, 504 after the integration timeout.
+ * A local stand-in for this stack's API Gateway REST API (Lambda proxy integration, payload 1.0): a
+ * Node HTTP server on 127.0.0.1 that turns each request into the proxy event API Gateway would send
+ * (resources and methods from lib/api/gateway.ts, path parameters, binary media types as base64,
+ * API key check with the key's id in the event) and the handler's result back into a response.
+ * The gateway's own answers come from the same table the CDK stack turns into gateway responses
+ * (GATEWAY_ERRORS): 404 RouteNotFound, 403 Forbidden, 413 PayloadTooLarge over 10 MB, 502
+ * BadGateway for an event over Lambda's 6 MB or a crashed / malformed handler, 504 Timeout.
  */
 import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
-import { API_ROUTES, BINARY_MEDIA_TYPES } from '../api/routes.ts';
+import {
+  GATEWAY_ERRORS,
+  GATEWAY_MAX_BODY_BYTES,
+  GATEWAY_TIMEOUT_MS,
+  type GatewayErrorName,
+  type GatewayMethod,
+  gatewayErrorBody,
+  gatewayMethods,
+  LAMBDA_MAX_EVENT_BYTES,
+} from '../api/gateway.ts';
+import { LOCAL_ADMIN_KEY_ID, type LocalKeyStore } from '../api/keys.ts';
+import { BINARY_MEDIA_TYPES } from '../api/routes.ts';
 import { describeError } from '../errors.ts';
 import type { Log } from '../util/log.ts';
 import { createLambdaContext, type LambdaHandler, LOCAL_ACCOUNT_ID } from './lambda-context.ts';
@@ -17,22 +29,23 @@ import { listenOnLoopback } from './listen.ts';
 
 /** One API resource + method, as defined on the REST API. */
 export interface ApiRoute {
+  /** An HTTP method or `ANY`. */
   method: string;
   /** Resource path with `{param}` (or a trailing `{param+}`) placeholders. */
   resource: string;
+  /** Whether the gateway asks for an API key on this method. @default true */
+  apiKeyRequired?: boolean;
 }
 
-/** The routes of DESIGN.md "HTTP API" (lib/api/routes.ts, as the REST API defines them). */
-export const DEFAULT_API_ROUTES: readonly ApiRoute[] = API_ROUTES.map((r) => ({
-  method: r.method,
-  resource: r.path,
+/** The REST API's methods (lib/api/gateway.ts, as the CDK stack defines them). */
+export const DEFAULT_API_ROUTES: readonly ApiRoute[] = gatewayMethods().map((m: GatewayMethod) => ({
+  method: m.method,
+  resource: m.resource,
+  apiKeyRequired: m.apiKeyRequired,
 }));
 
 /** Media types API Gateway passes base64-encoded (the REST API's binaryMediaTypes). */
 export const DEFAULT_BINARY_MEDIA_TYPES: readonly string[] = BINARY_MEDIA_TYPES;
-
-/** Lambda's synchronous payload limit, which the API enforces before the handler runs. */
-export const DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024;
 
 /** Options of {@link startHttpApi}. */
 export interface HttpApiOptions {
@@ -42,13 +55,21 @@ export interface HttpApiOptions {
   region: string;
   routes?: readonly ApiRoute[];
   binaryMediaTypes?: readonly string[];
-  /** Requests with a larger body get 413 without reaching the handler. @default 6 MiB */
+  /** Requests with a larger body get 413 without reaching the handler. @default 10 MiB (API Gateway's) */
   maxBodyBytes?: number;
-  /** When set, requests need a matching `x-api-key` header (else 403, like API Gateway). */
+  /** Proxy events over this size get 502 BadGateway, as Lambda refuses them. @default 6 MiB */
+  maxEventBytes?: number;
+  /**
+   * When set, methods that need a key need this one or one of `keys` in `x-api-key` (else 403, like
+   * API Gateway); it is the admin key `local-admin`. Without it a request with no key gets through
+   * (an unknown key is still refused).
+   */
   apiKey?: string;
+  /** Scoped keys (lib/api/keys.ts): a request's key id goes into `requestContext.identity.apiKeyId`. */
+  keys?: LocalKeyStore;
   /** Stage name in `requestContext`. @default 'local' */
   stage?: string;
-  /** Integration timeout (API Gateway's is 29 s). @default 29000 */
+  /** Integration timeout. @default GATEWAY_TIMEOUT_MS (29 s, API Gateway's) */
   timeoutMs?: number;
   log: Log;
 }
@@ -92,8 +113,9 @@ export function matchRoute(
   rawPath: string,
 ): { route: CompiledRoute; pathParameters: Record<string, string> | null } | undefined {
   const path = rawPath.length > 1 && rawPath.endsWith('/') ? rawPath.slice(0, -1) : rawPath;
-  for (const route of routes) {
-    if (route.method !== method && route.method !== 'ANY') continue;
+  // API Gateway picks the declared method over the resource's ANY.
+  const ordered = [...routes.filter((r) => r.method === method), ...routes.filter((r) => r.method === 'ANY')];
+  for (const route of ordered) {
     const m = route.regex.exec(path);
     if (!m) continue;
     if (route.params.length === 0) return { route, pathParameters: null };
@@ -144,7 +166,14 @@ export interface RawRequest {
 export function buildProxyEvent(
   req: RawRequest,
   match: { route: ApiRoute; pathParameters: Record<string, string> | null },
-  opts: { stage: string; binaryMediaTypes: readonly string[]; requestId: string; now?: Date },
+  opts: {
+    stage: string;
+    binaryMediaTypes: readonly string[];
+    requestId: string;
+    now?: Date;
+    /** The id of the request's API key (API Gateway sets it on methods that need a key). */
+    apiKeyId?: string | null;
+  },
 ): APIGatewayProxyEvent {
   const now = opts.now ?? new Date();
   const headers: Record<string, string> = {};
@@ -197,7 +226,7 @@ export function buildProxyEvent(
         accessKey: null,
         accountId: null,
         apiKey: lower('x-api-key') ?? null,
-        apiKeyId: null,
+        apiKeyId: opts.apiKeyId ?? null,
         caller: null,
         clientCert: null,
         cognitoAuthenticationProvider: null,
@@ -256,27 +285,38 @@ export async function startHttpApi(opts: HttpApiOptions): Promise<HttpApi> {
   const { log, region } = opts;
   const routes = compileRoutes(opts.routes ?? DEFAULT_API_ROUTES);
   const binaryMediaTypes = opts.binaryMediaTypes ?? DEFAULT_BINARY_MEDIA_TYPES;
-  const maxBody = opts.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const maxBody = opts.maxBodyBytes ?? GATEWAY_MAX_BODY_BYTES;
+  const maxEvent = opts.maxEventBytes ?? LAMBDA_MAX_EVENT_BYTES;
   const stage = opts.stage ?? 'local';
-  const timeoutMs = opts.timeoutMs ?? 29_000;
+  const timeoutMs = opts.timeoutMs ?? GATEWAY_TIMEOUT_MS;
   const inFlight = new Set<Promise<void>>();
 
-  const gatewayJson = (
+  /** One of the gateway's own answers (lib/api/gateway.ts), as API Gateway sends it. */
+  const gatewayError = (
     res: ServerResponse,
-    status: number,
-    body: unknown,
+    name: GatewayErrorName,
     requestId: string,
-    errorType?: string,
+    status?: number,
   ): Outcome => {
-    const text = JSON.stringify(body);
-    res.writeHead(status, {
+    const row = GATEWAY_ERRORS[name];
+    const code = row.status ?? status ?? 500;
+    const text = gatewayErrorBody(name);
+    res.writeHead(code, {
       'content-type': 'application/json',
       'content-length': Buffer.byteLength(text),
       'x-amzn-requestid': requestId,
-      ...(errorType ? { 'x-amzn-errortype': errorType } : {}),
+      'x-amzn-errortype': row.type,
     });
     res.end(text);
-    return { status };
+    return { status: code };
+  };
+
+  /** The id of the request's key: undefined = no key, null = a key that is not valid. */
+  const keyIdOf = async (req: IncomingMessage): Promise<string | null | undefined> => {
+    const given = req.headers['x-api-key'];
+    if (typeof given !== 'string' || given === '') return undefined;
+    if (opts.apiKey !== undefined && safeEqual(given, opts.apiKey)) return LOCAL_ADMIN_KEY_ID;
+    return (await opts.keys?.idForValue(given)) ?? null;
   };
 
   /** Reads the body up to the limit; undefined when over it (413 already sent). */
@@ -289,7 +329,7 @@ export async function startHttpApi(opts: HttpApiOptions): Promise<HttpApi> {
       const tooLarge = () => {
         // Stop buffering; answer now and close the connection once the answer is out.
         res.setHeader('connection', 'close');
-        gatewayJson(res, 413, { message: `Request Too Long: body over ${maxBody} bytes` }, requestId);
+        gatewayError(res, 'payloadTooLarge', requestId);
         req.removeAllListeners('data');
         req.resume(); // drain without keeping anything, so the client can read the answer
         resolve(undefined);
@@ -313,20 +353,14 @@ export async function startHttpApi(opts: HttpApiOptions): Promise<HttpApi> {
     const match = matchRoute(routes, method, rawUrl.split('?')[0] ?? '/');
     if (!match) {
       req.resume();
-      return gatewayJson(
-        res,
-        403,
-        { message: 'Missing Authentication Token' },
-        requestId,
-        'MissingAuthenticationTokenException',
-      );
+      return gatewayError(res, 'routeNotFound', requestId);
     }
-    if (opts.apiKey !== undefined) {
-      const given = req.headers['x-api-key'];
-      if (typeof given !== 'string' || !safeEqual(given, opts.apiKey)) {
-        req.resume();
-        return gatewayJson(res, 403, { message: 'Forbidden' }, requestId, 'ForbiddenException');
-      }
+    const keyId = await keyIdOf(req);
+    const keyNeeded =
+      match.route.apiKeyRequired !== false && (opts.apiKey !== undefined || keyId !== undefined);
+    if (keyNeeded && (keyId === undefined || keyId === null)) {
+      req.resume();
+      return gatewayError(res, 'invalidApiKey', requestId);
     }
     const body = await readBody(req, res, requestId);
     if (body === undefined) return { status: 413 };
@@ -340,8 +374,12 @@ export async function startHttpApi(opts: HttpApiOptions): Promise<HttpApi> {
         httpVersion: req.httpVersion,
       },
       match,
-      { stage, binaryMediaTypes, requestId },
+      { stage, binaryMediaTypes, requestId, apiKeyId: keyNeeded ? keyId : null },
     );
+    // Lambda refuses an invoke over 6 MB (the event, body as base64) before the function runs.
+    if (Buffer.byteLength(JSON.stringify(event)) > maxEvent) {
+      return { ...gatewayError(res, 'integrationFailure', requestId), note: 'event over the Lambda limit' };
+    }
     const context = createLambdaContext('api', { region, timeoutMs });
     let timer: NodeJS.Timeout | undefined;
     let raw: unknown;
@@ -354,26 +392,17 @@ export async function startHttpApi(opts: HttpApiOptions): Promise<HttpApi> {
       ]);
     } catch (err) {
       if (err instanceof IntegrationTimeout) {
-        return {
-          ...gatewayJson(res, 504, { message: 'Endpoint request timed out' }, requestId),
-          note: 'timeout',
-        };
+        return { ...gatewayError(res, 'timeout', requestId), note: 'timeout' };
       }
       log.error(`api handler threw on ${method} ${rawUrl.split('?')[0]}`, { error: describeError(err) });
-      return {
-        ...gatewayJson(res, 502, { message: 'Internal server error' }, requestId),
-        note: 'handler threw',
-      };
+      return { ...gatewayError(res, 'integrationFailure', requestId), note: 'handler threw' };
     } finally {
       clearTimeout(timer);
     }
     const result = validResult(raw);
     if (!result) {
       log.error(`api handler returned a malformed proxy result on ${method} ${rawUrl.split('?')[0]}`);
-      return {
-        ...gatewayJson(res, 502, { message: 'Internal server error' }, requestId),
-        note: 'malformed result',
-      };
+      return { ...gatewayError(res, 'integrationFailure', requestId), note: 'malformed result' };
     }
     const headers: Record<string, string | string[]> = {};
     for (const [k, v] of Object.entries(result.headers ?? {})) headers[k.toLowerCase()] = String(v);
@@ -400,7 +429,7 @@ export async function startHttpApi(opts: HttpApiOptions): Promise<HttpApi> {
           return { status: 499, note: 'client closed request' };
         }
         log.error('api request failed', { error: describeError(err) });
-        if (!res.headersSent) return gatewayJson(res, 500, { message: 'Internal server error' }, requestId);
+        if (!res.headersSent) return gatewayError(res, 'default5xx', requestId, 500);
         res.destroy();
         return { status: 500 };
       })

@@ -12,6 +12,7 @@ import { mkdir } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import { StartExecutionCommand } from '@aws-sdk/client-sfn';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, SQSEvent } from 'aws-lambda';
+import { createLocalKeyStore, LOCAL_KEYS_FILE } from '../api/keys.ts';
 import { ENV } from '../config.ts';
 import { ConfigError, describeError } from '../errors.ts';
 import { DEFAULT_RANDOM_SEED, findNewestBaseModel, parseWeightsFlag } from '../features/extract-files.ts';
@@ -318,6 +319,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       handler: async (event, context) => (await apiHandler)(event, context),
       region,
       ...(opts.apiKey ? { apiKey: opts.apiKey } : {}),
+      keys: createLocalKeyStore({ file: join(dataDir, LOCAL_KEYS_FILE), adminKey: opts.apiKey }),
       log,
     });
     front.push({
@@ -349,6 +351,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     env.set(ENV.POOLING, opts.pooling ?? 'flatten');
     env.set(ENV.TRAIN_WINDOW_SECONDS, String(Math.max(1, settleSeconds)));
     env.set(ENV.MODEL_REFRESH_SECONDS, '1');
+    env.set(ENV.API_KEYS_FILE, join(dataDir, LOCAL_KEYS_FILE));
     // Nothing here may reach AWS: fixed credentials stop the SDK from probing for real ones.
     env.set('AWS_ACCESS_KEY_ID', 'local');
     env.set('AWS_SECRET_ACCESS_KEY', 'local');

@@ -427,9 +427,10 @@ describe('bad input through the API (emulated S3, real extractor at 32x32)', () 
       expect(errorLines(gatewayLog)).toEqual([]);
     });
 
-    it('refuses a body over 6 MB with 413 before the handler runs, declared or streamed', async () => {
-      // Prepare
-      const over = Buffer.alloc(6 * 1024 * 1024 + 1);
+    it('refuses a body the function cannot take before the handler runs, as the deployed gateway does', async () => {
+      // Prepare: over API Gateway's 10 MB (declared), and 7 MB streamed (under 10 MB, but over
+      // Lambda's 6 MB event limit once base64-encoded).
+      const over = Buffer.alloc(10 * 1024 * 1024 + 1);
       const streamed = new ReadableStream<Uint8Array>({
         start(c) {
           for (let i = 0; i < 7; i++) c.enqueue(new Uint8Array(1024 * 1024));
@@ -446,13 +447,13 @@ describe('bad input through the API (emulated S3, real extractor at 32x32)', () 
         duplex: 'half',
       } as RequestInit);
 
-      // Assess: the gateway's own JSON answer, as API Gateway gives it.
+      // Assess: the gateway's answers in the API's error shape (lib/api/gateway.ts).
       expect(declared.statusCode).toBe(413);
-      expect(JSON.parse(declared.body)).toMatchObject({ message: expect.stringMatching(/too long/i) });
-      expect(chunked.status).toBe(413);
+      expect(JSON.parse(declared.body)).toMatchObject({ error: { code: 'PayloadTooLarge' } });
+      expect(chunked.status).toBe(502);
       expect(chunked.headers.get('content-type')).toBe('application/json');
       expect((await chunked.json()) as unknown).toMatchObject({
-        message: expect.stringMatching(/too long/i),
+        error: { code: 'BadGateway', message: expect.stringMatching(/6 MB/) },
       });
       await expectHttpServing();
     });

@@ -110,7 +110,6 @@ describe('the staged image asset', () => {
     expect(top).toEqual(
       [
         '.dockerignore',
-        '.npmrc',
         'bin',
         'functions',
         'lib',

@@ -1,9 +1,10 @@
 import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BINARY_MEDIA_TYPES } from '../../infra/constructs/prediction-api.ts';
+import { API_ROUTES, BINARY_MEDIA_TYPES } from '../../infra/constructs/prediction-api.ts';
 import { METRICS_NAMESPACE } from '../../infra/constructs/tlearn-function.ts';
 import { IMAGE_BASE_MODEL_URI, TlearnStack } from '../../infra/stack.ts';
+import { gatewayMethods } from '../../lib/api/gateway.ts';
 import { ENV } from '../../lib/config.ts';
 import { createTestApp, createTestStack, type TestApp } from './synth.ts';
 
@@ -317,12 +318,12 @@ describe('functions', () => {
 });
 
 describe('least privilege', () => {
-  it('lets the extractor read images and base models, write features and send to the features queue only', () => {
+  // The S3 rules in full (prefix conditions, pointers, no version deletes): test/infra/iam.test.ts.
+  it('lets the extractor read images, write features and send to the features queue only', () => {
     const s = statementsOf(defaults, template, 'extract-features');
-    const reads = resourcesFor(s, 's3:GetObject*');
+    const reads = resourcesFor(s, 's3:GetObject');
     expect(reads).toContain('/datasets/*');
     expect(reads).toContain('/features/*');
-    expect(reads).toContain('/base-models/*');
     expect(reads).not.toContain('/models/*');
     expect(resourcesFor(s, 's3:PutObject')).toContain('/features/*');
     expect(resourcesFor(s, 's3:PutObject')).not.toMatch(/datasets|models/);
@@ -335,35 +336,34 @@ describe('least privilege', () => {
     expect(resourcesFor(s, 'states:StartExecution')).toContain(
       logicalId(defaults, defaults.training.stateMachine),
     );
-    expect(resourcesFor(s, 's3:GetObject*')).toBe('');
+    expect(resourcesFor(s, 's3:GetObject')).toBe('');
     expect(resourcesFor(s, 's3:PutObject')).toBe('');
   });
 
   it('keeps check-readiness read-only and the trainer away from images and features writes', () => {
     const check = statementsOf(defaults, template, 'check-readiness');
-    expect(resourcesFor(check, 's3:GetObject*')).toMatch(
+    expect(resourcesFor(check, 's3:GetObject')).toMatch(
       /datasets\/\*.*features\/\*|features\/\*.*datasets\/\*/,
     );
     expect(resourcesFor(check, 's3:PutObject')).toBe('');
 
     const train = statementsOf(defaults, template, 'train-head');
-    expect(resourcesFor(train, 's3:GetObject*')).toContain('/features/*');
-    expect(resourcesFor(train, 's3:GetObject*')).not.toContain('/datasets/*');
+    expect(resourcesFor(train, 's3:GetObject')).toContain('/features/*');
+    expect(resourcesFor(train, 's3:GetObject')).not.toContain('/datasets/*');
     expect(resourcesFor(train, 's3:PutObject')).toContain('/models/*');
     expect(resourcesFor(train, 's3:PutObject')).not.toContain('/features/*');
 
     const promote = statementsOf(defaults, template, 'promote-model');
     expect(resourcesFor(promote, 's3:PutObject')).toContain('/models/*');
-    expect(resourcesFor(promote, 's3:GetObject*')).not.toMatch(/datasets|features/);
+    expect(resourcesFor(promote, 's3:GetObject')).not.toMatch(/datasets|features/);
   });
 
-  it('lets the API read what it serves and start trainings, but write nothing', () => {
+  it('lets the API read what it serves, start trainings and write only model pointers', () => {
     const s = statementsOf(defaults, template, 'api');
-    const reads = resourcesFor(s, 's3:GetObject*');
-    for (const prefix of ['/datasets/*', '/features/*', '/models/*', '/base-models/*'])
-      expect(reads).toContain(prefix);
-    expect(resourcesFor(s, 's3:PutObject')).toBe('');
-    expect(resourcesFor(s, 's3:DeleteObject*')).toBe('');
+    const reads = resourcesFor(s, 's3:GetObject');
+    for (const prefix of ['/datasets/*', '/features/*', '/models/*']) expect(reads).toContain(prefix);
+    expect(resourcesFor(s, 's3:PutObject')).toContain('/models/*/current.json');
+    expect(resourcesFor(s, 's3:DeleteObject')).toBe('');
     expect(resourcesFor(s, 'states:StartExecution')).toContain(
       logicalId(defaults, defaults.training.stateMachine),
     );
@@ -408,17 +408,22 @@ describe('API', () => {
     template.hasResourceProperties('AWS::ApiGateway::RestApi', { BinaryMediaTypes: [...BINARY_MEDIA_TYPES] });
   });
 
-  it('requires an API key on every method of the documented routes', () => {
+  it('routes every method of each documented resource to the function, with a key where the route needs one', () => {
     const methods = Object.values(template.findResources('AWS::ApiGateway::Method')) as Resource[];
-    expect(methods).toHaveLength(6);
-    for (const m of methods) {
-      expect(m.Properties.ApiKeyRequired).toBe(true);
-      expect(m.Properties.RequestValidatorId).toBeDefined();
-    }
+    expect(methods).toHaveLength(gatewayMethods().length);
+    for (const m of methods) expect(m.Properties.RequestValidatorId).toBeUndefined();
+    const keyless = methods
+      .filter((m) => m.Properties.ApiKeyRequired !== true)
+      .map((m) => m.Properties.HttpMethod);
+    // GET /health, the OPTIONS of every resource, and ANY on /health (a wrong method there is a 405 without a key).
+    expect(keyless.filter((m) => m === 'OPTIONS')).toHaveLength(new Set(API_ROUTES.map((r) => r.path)).size);
+    expect(keyless.filter((m) => m !== 'OPTIONS').sort()).toEqual(['ANY', 'GET']);
     const paths = Object.values(template.findResources('AWS::ApiGateway::Resource')).map(
       (r) => (r as Resource).Properties.PathPart,
     );
-    expect(paths.sort()).toEqual(['datasets', 'health', 'model', 'predictions', 'trainings', '{d}'].sort());
+    expect(paths.sort()).toEqual(
+      ['datasets', 'health', 'keys', '{id}', 'model', 'predictions', 'promote', 'trainings', '{d}'].sort(),
+    );
   });
 
   it('throttles and limits each key with a usage plan from props', () => {
@@ -431,6 +436,10 @@ describe('API', () => {
       Quota: { Limit: 100, Period: 'DAY' },
     });
     template.resourceCountIs('AWS::ApiGateway::ApiKey', 1);
+    // The stack's one key is the admin key (scoped keys come from POST /keys).
+    template.hasResourceProperties('AWS::ApiGateway::ApiKey', {
+      Tags: [{ Key: 'tlearn-role', Value: 'admin' }],
+    });
     template.resourceCountIs('AWS::ApiGateway::UsagePlanKey', 1);
   });
 
@@ -450,12 +459,9 @@ describe('API', () => {
     template.resourceCountIs('AWS::ApiGateway::Account', 1);
   });
 
-  it('validates parameters and JSON prediction bodies, and answers its own errors in the API error shape', () => {
-    template.hasResourceProperties('AWS::ApiGateway::RequestValidator', {
-      ValidateRequestBody: true,
-      ValidateRequestParameters: true,
-    });
-    template.hasResourceProperties('AWS::ApiGateway::Model', { ContentType: 'application/json' });
+  it('leaves body validation to the function and answers its own errors in the API error shape', () => {
+    template.resourceCountIs('AWS::ApiGateway::RequestValidator', 0);
+    template.resourceCountIs('AWS::ApiGateway::Model', 0);
     template.hasResourceProperties('AWS::ApiGateway::GatewayResponse', {
       ResponseType: 'INVALID_API_KEY',
       StatusCode: '403',

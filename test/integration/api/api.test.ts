@@ -655,6 +655,8 @@ describe('HTTP API over the emulator with the real extractor', () => {
       expect(errorOf(res).message).toContain('POST /datasets/{d}/predictions');
     });
 
+    // Reachable: the REST API routes every other method of a known resource to the function (ANY),
+    // as test/integration/local/gateway-parity.test.ts checks against the synthesized template.
     it('answers 405 with Allow for a known path and another method', async () => {
       const get = await call(
         requestEvent('GET', '/datasets/pets/predictions', {

@@ -1,3 +1,6 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Emulator, startEmulator } from '../../helpers/emulator.ts';
@@ -51,10 +54,18 @@ function parseJsonLines(text: string): Record<string, unknown>[] {
 describe('functions/api/handler (middy + Powertools around lib/api)', () => {
   let em: Emulator;
   let handler: Handler;
+  let keysDir: string;
 
   beforeAll(async () => {
     em = await startEmulator();
+    // The events' API key id (events/api-*.json) as an admin key of a local key file: API
+    // Gateway's own keys are what the function reads on AWS (lib/api/keys-aws.ts).
+    keysDir = await mkdtemp(join(tmpdir(), 'tlearn-keys-'));
+    const keysFile = join(keysDir, 'api-keys.json');
+    const adminKey = { id: 'k1l2m3n4o5', name: 'events', role: 'admin', datasets: [], enabled: true };
+    await writeFile(keysFile, JSON.stringify([{ ...adminKey, createdAt: null, value: 'secret' }]));
     Object.assign(process.env, {
+      TLEARN_API_KEYS_FILE: keysFile,
       TLEARN_BUCKET: em.bucket,
       AWS_REGION: em.region,
       AWS_ENDPOINT_URL: em.endpoint,
@@ -71,6 +82,7 @@ describe('functions/api/handler (middy + Powertools around lib/api)', () => {
 
   afterAll(async () => {
     await em?.stop();
+    await rm(keysDir, { recursive: true, force: true });
   });
 
   it('answers /health with the extractor loaded at init', async () => {
@@ -108,6 +120,28 @@ describe('functions/api/handler (middy + Powertools around lib/api)', () => {
     expect(lines.find((l) => '_aws' in l)).toMatchObject({ ClientErrors: 1 });
     const rejected = lines.find((l) => l.message === 'request rejected');
     expect(rejected).toMatchObject({ level: 'INFO', function_request_id: context.awsRequestId, status: 400 });
+    // The API Gateway request id is the correlation id of every line the request logs.
+    const event = predictBinary('Nope', Buffer.from('x'));
+    expect(rejected?.correlation_id).toBe(event.requestContext.requestId);
     expect(lines.some((l) => l.level === 'ERROR')).toBe(false);
+  });
+
+  it('manages scoped keys from the sample events, and refuses a key outside its scope', async () => {
+    const created = await handler(loadEvent('api-create-key'), context);
+    const key = bodyOf<{ id: string; value: string; role: string; datasets: string[] }>(created);
+    const listed = await handler(loadEvent('api-list-keys'), context);
+    const unknown = await handler(loadEvent('api-revoke-key'), context);
+    // The sample training request made with the new predict key's id: 403.
+    const training = loadEvent('api-start-training');
+    training.requestContext.identity.apiKeyId = key.id;
+    const refused = await handler(training, context);
+
+    expect(created.statusCode).toBe(201);
+    expect(key).toMatchObject({ role: 'predict', datasets: ['pets'] });
+    expect(bodyOf<{ keys: Array<{ id: string }> }>(listed).keys.map((k) => k.id)).toContain(key.id);
+    expect(unknown.statusCode).toBe(404);
+    expect(errorOf(unknown).code).toBe('KeyNotFound');
+    expect(refused.statusCode).toBe(403);
+    expect(errorOf(refused).code).toBe('Forbidden');
   });
 });

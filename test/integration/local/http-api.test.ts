@@ -1,6 +1,7 @@
 import { request } from 'node:http';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { gatewayErrorBody } from '../../../lib/api/gateway.ts';
 import { type HttpApi, startHttpApi } from '../../../lib/local/http-api.ts';
 import { silentLog } from '../../../lib/util/log.ts';
 
@@ -49,6 +50,7 @@ describe('the local API Gateway adapter', () => {
       handler: rec.handler,
       region: 'us-east-1',
       maxBodyBytes: 1024,
+      maxEventBytes: 8 * 1024,
       log: silentLog,
     });
   });
@@ -117,7 +119,7 @@ describe('the local API Gateway adapter', () => {
     expect(res.headers.get('content-type')).toBe('image/png');
   });
 
-  it('answers 413 for a body over the limit without calling the handler', async () => {
+  it('answers 413 PayloadTooLarge in the API error shape for a body over the limit, without calling the handler', async () => {
     const declared = await rawRequest(`${api.url}/datasets/pets/predictions`, {
       method: 'POST',
       headers: { 'content-type': 'image/png', 'content-length': 3 * 1024 * 1024 },
@@ -131,21 +133,40 @@ describe('the local API Gateway adapter', () => {
 
     expect(declared.status).toBe(413);
     expect(chunked.status).toBe(413);
-    expect(JSON.parse(declared.body.toString()).message).toMatch(/Request Too Long/);
+    expect(JSON.parse(declared.body.toString())).toEqual(JSON.parse(gatewayErrorBody('payloadTooLarge')));
     expect(rec.events).toHaveLength(0);
   });
 
-  it('answers an unknown route like API Gateway: 403 Missing Authentication Token', async () => {
+  it('answers 502 BadGateway when the event (body as base64) is over the Lambda limit, as Lambda refuses it', async () => {
+    const small = await fetch(`${api.url}/datasets/pets/predictions`, {
+      method: 'POST',
+      headers: { 'content-type': 'image/png' },
+      body: Buffer.alloc(800),
+    });
+    // 1000 bytes pass the body limit, but base64 in an event of several KB is over maxEventBytes.
+    const big = await fetch(`${api.url}/datasets/pets/predictions`, {
+      method: 'POST',
+      headers: { 'content-type': 'image/png', 'x-padding': 'p'.repeat(6000) },
+      body: Buffer.alloc(1000),
+    });
+
+    expect(small.status).toBe(200);
+    expect(big.status).toBe(502);
+    expect(await big.json()).toEqual(JSON.parse(gatewayErrorBody('integrationFailure')));
+    expect(rec.events).toHaveLength(1);
+  });
+
+  it('answers an unknown path 404 RouteNotFound and passes a wrong method on a known path to the function', async () => {
     const unknown = await fetch(`${api.url}/nope`);
     const wrongMethod = await fetch(`${api.url}/datasets`, { method: 'DELETE' });
 
-    expect(unknown.status).toBe(403);
-    expect(await unknown.json()).toEqual({ message: 'Missing Authentication Token' });
-    expect(wrongMethod.status).toBe(403);
-    expect(rec.events).toHaveLength(0);
+    expect(unknown.status).toBe(404);
+    expect(await unknown.json()).toEqual(JSON.parse(gatewayErrorBody('routeNotFound')));
+    expect(wrongMethod.status).toBe(200);
+    expect(rec.events.map((e) => `${e.httpMethod} ${e.resource}`)).toEqual(['DELETE /datasets']);
   });
 
-  it('answers 502 when the handler throws or returns a malformed result, and keeps serving', async () => {
+  it('answers 502 BadGateway when the handler throws or returns a malformed result, and keeps serving', async () => {
     rec.set(() => {
       throw new Error('boom');
     });
@@ -156,7 +177,7 @@ describe('the local API Gateway adapter', () => {
     const fine = await fetch(`${api.url}/health`);
 
     expect(threw.status).toBe(502);
-    expect(await threw.json()).toEqual({ message: 'Internal server error' });
+    expect(await threw.json()).toEqual(JSON.parse(gatewayErrorBody('integrationFailure')));
     expect(malformed.status).toBe(502);
     expect(fine.status).toBe(201);
     expect(fine.headers.getSetCookie()).toEqual(['a=1', 'b=2']);
@@ -196,17 +217,32 @@ describe('the local API Gateway adapter with an API key', () => {
   afterAll(async () => {
     await api.stop(1000);
   });
+  beforeEach(() => {
+    rec.events.length = 0;
+  });
 
-  it('refuses requests without the right x-api-key with 403 Forbidden', async () => {
-    const missing = await fetch(`${api.url}/health`);
-    const wrong = await fetch(`${api.url}/health`, { headers: { 'x-api-key': 'guess' } });
-    const right = await fetch(`${api.url}/health`, { headers: { 'x-api-key': 's3cret' } });
+  it('refuses requests without the right x-api-key with 403 Forbidden in the API error shape', async () => {
+    const missing = await fetch(`${api.url}/datasets`);
+    const wrong = await fetch(`${api.url}/datasets`, { headers: { 'x-api-key': 'guess' } });
+    const right = await fetch(`${api.url}/datasets`, { headers: { 'x-api-key': 's3cret' } });
 
     expect(missing.status).toBe(403);
-    expect(await missing.json()).toEqual({ message: 'Forbidden' });
+    expect(await missing.json()).toEqual(JSON.parse(gatewayErrorBody('invalidApiKey')));
     expect(wrong.status).toBe(403);
     expect(right.status).toBe(200);
     expect(rec.events).toHaveLength(1);
     expect(rec.events[0]?.requestContext.identity.apiKey).toBe('s3cret');
+    expect(rec.events[0]?.requestContext.identity.apiKeyId).toBe('local-admin');
+  });
+
+  it('lets GET /health and CORS preflights through without a key, as the gateway does', async () => {
+    const health = await fetch(`${api.url}/health`);
+    const preflight = await fetch(`${api.url}/datasets/pets/predictions`, { method: 'OPTIONS' });
+
+    expect(health.status).toBe(200);
+    expect(preflight.status).toBe(200);
+    expect(
+      rec.events.map((e) => `${e.httpMethod} ${e.resource} ${e.requestContext.identity.apiKeyId}`),
+    ).toEqual(['GET /health null', 'OPTIONS /datasets/{d}/predictions null']);
   });
 });

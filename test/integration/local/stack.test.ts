@@ -2,9 +2,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { API_ROUTES, BINARY_MEDIA_TYPES } from '../../../infra/constructs/prediction-api.ts';
 import { tryFetchBaseWeights } from '../../../lib/local/fetch-weights.ts';
-import { DEFAULT_API_ROUTES, DEFAULT_BINARY_MEDIA_TYPES } from '../../../lib/local/http-api.ts';
 import {
   type LocalStack,
   randomWeightsNotice,
@@ -182,11 +180,4 @@ describe('base weights of the local stack', () => {
   });
 });
 
-describe('parity with the CDK app', () => {
-  it('serves the routes and binary media types the REST API defines', () => {
-    expect(DEFAULT_API_ROUTES.map((r) => `${r.method} ${r.resource}`).sort()).toEqual(
-      API_ROUTES.map((r) => `${r.method} ${r.path}`).sort(),
-    );
-    expect([...DEFAULT_BINARY_MEDIA_TYPES].sort()).toEqual([...BINARY_MEDIA_TYPES].sort());
-  });
-});
+// Parity of the local API Gateway stand-in with the synthesized REST API: gateway-parity.test.ts.

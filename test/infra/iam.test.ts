@@ -1,0 +1,186 @@
+import { Template } from 'aws-cdk-lib/assertions';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FUNCTION_NAMES, type FunctionName, type TlearnStack } from '../../infra/stack.ts';
+import { createTestApp, createTestStack, type TestApp } from './synth.ts';
+
+type Resource = { Type: string; Properties: Record<string, unknown> };
+
+/** One IAM statement of a role, resources as the bucket-relative key patterns where they are. */
+interface Statement {
+  effect: string;
+  actions: string[];
+  /** Object key patterns (`models/*`) for bucket object ARNs, the raw JSON otherwise. */
+  resources: string[];
+  condition: Record<string, unknown> | undefined;
+}
+
+let testApp: TestApp;
+let stack: TlearnStack;
+let template: Template;
+let s3Weights: TlearnStack;
+let s3WeightsTemplate: Template;
+
+beforeAll(() => {
+  testApp = createTestApp();
+  stack = createTestStack(testApp.app, 'Iam');
+  s3Weights = createTestStack(testApp.app, 'IamS3Weights', {
+    baseModelUri: 's3://weights/base-models/vgg16/model.json',
+  });
+  template = Template.fromStack(stack);
+  s3WeightsTemplate = Template.fromStack(s3Weights);
+});
+
+afterAll(() => testApp.cleanup());
+
+/** Bucket ARNs appear as `{"Fn::Join": ["", [{"Fn::GetAtt": [Bucket, "Arn"]}, "/models/*"]]}`. */
+function keyPattern(resource: unknown): string {
+  const join = (resource as { 'Fn::Join'?: [string, unknown[]] })['Fn::Join'];
+  if (join) {
+    const [first, ...rest] = join[1];
+    if (JSON.stringify(first).includes('DataBucket') && rest.every((p) => typeof p === 'string')) {
+      return (rest as string[]).join('').replace(/^\//, '');
+    }
+  }
+  const getAtt = (resource as { 'Fn::GetAtt'?: [string, string] })['Fn::GetAtt'];
+  if (getAtt?.[0]?.startsWith('DataBucket')) return '(bucket)';
+  return JSON.stringify(resource);
+}
+
+function statementsOf(s: TlearnStack, t: Template, name: FunctionName): Statement[] {
+  const roleId = s.getLogicalId(
+    s.functions[name].role.node.defaultChild as Parameters<TlearnStack['getLogicalId']>[0],
+  );
+  return (Object.values(t.findResources('AWS::IAM::Policy')) as Resource[])
+    .filter((p) => JSON.stringify(p.Properties.Roles).includes(`"${roleId}"`))
+    .flatMap((p) => (p.Properties.PolicyDocument as { Statement: Array<Record<string, unknown>> }).Statement)
+    .map((st) => ({
+      effect: String(st.Effect),
+      actions: ([] as string[]).concat(st.Action as string | string[]),
+      resources: ([] as unknown[]).concat(st.Resource).map(keyPattern),
+      condition: st.Condition as Record<string, unknown> | undefined,
+    }));
+}
+
+/** Key patterns a role may use an S3 action on (Allow statements). */
+function allowed(statements: Statement[], action: string): string[] {
+  return statements
+    .filter(
+      (s) =>
+        s.effect === 'Allow' &&
+        s.actions.some((a) => a === action || (a.endsWith('*') && action.startsWith(a.slice(0, -1)))),
+    )
+    .flatMap((s) => s.resources)
+    .sort();
+}
+
+/** Prefixes a role may list (the s3:prefix condition of its ListBucket statements). */
+function listable(statements: Statement[]): string[] {
+  return statements
+    .filter((s) => s.effect === 'Allow' && s.actions.includes('s3:ListBucket'))
+    .flatMap((s) =>
+      ([] as string[]).concat(
+        (s.condition?.StringLike as Record<string, string[]> | undefined)?.['s3:prefix'] ?? [],
+      ),
+    )
+    .sort();
+}
+
+describe('least privilege on the data bucket', () => {
+  it('lists only under each role’s prefixes: every ListBucket carries an s3:prefix condition, no s3:List* anywhere', () => {
+    for (const name of FUNCTION_NAMES) {
+      for (const s of statementsOf(stack, template, name)) {
+        expect(s.actions, name).not.toContain('s3:List*');
+        if (s.actions.includes('s3:ListBucket')) {
+          expect(s.condition, name).toEqual({ StringLike: { 's3:prefix': expect.any(Array) } });
+        }
+      }
+    }
+    expect(listable(statementsOf(stack, template, 'promote-model'))).toEqual(['models/*']);
+    expect(listable(statementsOf(stack, template, 'check-readiness'))).toEqual(['datasets/*', 'features/*']);
+    expect(listable(statementsOf(stack, template, 'api'))).toEqual(['datasets/*', 'features/*', 'models/*']);
+    expect(listable(statementsOf(stack, template, 'start-training'))).toEqual([]);
+  });
+
+  it('grants no DeleteObjectVersion anywhere: no Allow statement names it or a wildcard that covers it', () => {
+    const covers = (action: string) =>
+      action === '*' || /^s3:(\*|Delete\*|DeleteObject\*|DeleteObjectV\*|DeleteObjectVersion)$/.test(action);
+    const policies = Object.values(template.toJSON().Resources as Record<string, Resource>).flatMap((r) => {
+      if (r.Type === 'AWS::IAM::Policy' || r.Type === 'AWS::S3::BucketPolicy')
+        return [r.Properties.PolicyDocument];
+      if (r.Type === 'AWS::IAM::Role') {
+        return ((r.Properties.Policies as Array<{ PolicyDocument: unknown }> | undefined) ?? []).map(
+          (p) => p.PolicyDocument,
+        );
+      }
+      return [];
+    }) as Array<{ Statement: Array<Record<string, unknown>> }>;
+    const allows = policies.flatMap((p) => p.Statement).filter((st) => st.Effect === 'Allow');
+    expect(allows.length).toBeGreaterThan(10);
+    for (const st of allows) {
+      for (const action of ([] as string[]).concat(st.Action as string | string[]))
+        expect(covers(action)).toBe(false);
+    }
+  });
+
+  it('lets promote-model read models and write only the current.json pointers', () => {
+    const s = statementsOf(stack, template, 'promote-model');
+    expect(allowed(s, 's3:GetObject')).toEqual(['models/*']);
+    expect(allowed(s, 's3:PutObject')).toEqual(['models/*/current.json']);
+    expect(allowed(s, 's3:DeleteObject')).toEqual([]);
+  });
+
+  it('lets train-head write model versions but never current.json (an explicit Deny)', () => {
+    const s = statementsOf(stack, template, 'train-head');
+    expect(allowed(s, 's3:PutObject')).toEqual(['models/*']);
+    expect(s).toContainEqual({
+      effect: 'Deny',
+      actions: ['s3:PutObject'],
+      resources: ['models/*/current.json'],
+      condition: undefined,
+    });
+    expect(allowed(s, 's3:GetObject')).toEqual(['features/*']);
+  });
+
+  it('lets the API read only what it serves, write only the pointers (promote) and delete nothing', () => {
+    const s = statementsOf(stack, template, 'api');
+    expect(allowed(s, 's3:GetObject')).toEqual(['datasets/*', 'features/*', 'models/*']);
+    expect(allowed(s, 's3:PutObject')).toEqual(['models/*/current.json']);
+    expect(allowed(s, 's3:DeleteObject')).toEqual([]);
+  });
+
+  it('reads base-models/ only when the stack loads the weights from S3', () => {
+    expect(allowed(statementsOf(stack, template, 'extract-features'), 's3:GetObject')).not.toContain(
+      'base-models/*',
+    );
+    expect(allowed(statementsOf(s3Weights, s3WeightsTemplate, 'extract-features'), 's3:GetObject')).toContain(
+      'base-models/*',
+    );
+    expect(allowed(statementsOf(s3Weights, s3WeightsTemplate, 'api'), 's3:GetObject')).toContain(
+      'base-models/*',
+    );
+  });
+
+  it('lets the extractor write and delete features only', () => {
+    const s = statementsOf(stack, template, 'extract-features');
+    expect(allowed(s, 's3:PutObject')).toEqual(['features/*']);
+    expect(allowed(s, 's3:DeleteObject')).toEqual(['features/*']);
+    expect(allowed(s, 's3:GetObject')).toEqual(['datasets/*', 'features/*']);
+  });
+
+  it('lets only the API manage API keys, and only keys and usage plan keys', () => {
+    for (const name of FUNCTION_NAMES) {
+      const apigw = statementsOf(stack, template, name).filter((s) =>
+        s.actions.some((a) => a.startsWith('apigateway:')),
+      );
+      if (name !== 'api') {
+        expect(apigw, name).toEqual([]);
+        continue;
+      }
+      const resources = apigw.flatMap((s) => s.resources).join(' ');
+      expect(resources).toContain('/apikeys');
+      expect(resources).toContain('/usageplans/*/keys');
+      expect(resources).not.toContain('/restapis');
+      expect(apigw.flatMap((s) => s.resources)).not.toContain('"*"');
+    }
+  });
+});
