@@ -292,6 +292,9 @@ export class TlearnStack extends Stack {
       bucket.grantRead(api.function, all(prefix));
     }
     stateMachine.grantStartExecution(api.function);
+    // The console: presigned image uploads (signed by this role) and promote/rollback of current.json.
+    bucket.grantPut(api.function, all(DATASETS_PREFIX));
+    bucket.grantPut(api.function, `${MODELS_PREFIX}*/current.json`);
     // GET /datasets/{d} reports the newest training execution (status, error, cause).
     api.function.addToRolePolicy(
       new iam.PolicyStatement({
@@ -323,6 +326,10 @@ export class TlearnStack extends Stack {
       logRetention,
       logRemovalPolicy: removalPolicy,
     });
+    // The console (served by the API at GET /) uploads straight to the bucket.
+    this.data.allowBrowserUploads([
+      `https://${this.api.api.restApiId}.execute-api.${Stack.of(this).region}.${Stack.of(this).urlSuffix}`,
+    ]);
 
     this.monitoring = new Monitoring(this, 'Monitoring', {
       queues: [

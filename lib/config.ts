@@ -48,6 +48,8 @@ export const ENV = {
   CORS_ORIGIN: 'TLEARN_CORS_ORIGIN',
   /** Timeout of every AWS SDK call, milliseconds. @default 10000 */
   AWS_TIMEOUT_MS: 'TLEARN_AWS_TIMEOUT_MS',
+  /** API: folder of the built console served at `GET /` (the container image sets it). */
+  CONSOLE_DIR: 'TLEARN_CONSOLE_DIR',
 } as const;
 
 /** CloudWatch namespace of every metric the functions emit (the dashboard reads the same). */

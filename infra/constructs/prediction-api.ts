@@ -170,7 +170,8 @@ export class PredictionApi extends Construct {
       const predictions = route.path.endsWith('/predictions');
       if (predictions) requestParameters['method.request.querystring.top'] = false;
       resource.addMethod(route.method, integration, {
-        apiKeyRequired: true,
+        // The console page is public (static, no data); its data calls send the key.
+        apiKeyRequired: !('role' in route && route.role === 'none'),
         requestParameters,
         requestValidator: validator,
         ...(predictions ? { requestModels: { 'application/json': predictionJson } } : {}),

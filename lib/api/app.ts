@@ -7,15 +7,19 @@ import httpRouterHandler, { type Method, type Route } from '@middy/http-router';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { NotFoundError, TlearnError } from '../errors.ts';
 import type { FeatureExtractor } from '../model/types.ts';
+import { consolePageRoute } from './console-page.ts';
 import { getDatasetRoute, getModelRoute, listDatasetsRoute } from './datasets.ts';
 import { errorForLog, errorResponse, MethodNotAllowedError } from './errors.ts';
 import { healthRoute } from './health.ts';
 import { jsonResponse } from './http.ts';
+import { thumbnailRoute } from './images.ts';
 import { createInferenceQueue, type InferenceQueue } from './inference-queue.ts';
+import { listFailuresRoute, listModelVersionsRoute, promoteVersionRoute } from './model-versions.ts';
 import { predictRoute } from './predict.ts';
 import { API_ROUTES, type RouteKey } from './routes.ts';
 import { startTrainingRoute } from './trainings.ts';
 import type { ApiDeps, ExtractorState, RouteContext } from './types.ts';
+import { createUploadsRoute } from './uploads.ts';
 
 /** The API as a Lambda-style function; `context` is optional for callers outside Lambda. */
 export type ApiHandler = (event: APIGatewayProxyEvent, context?: Context) => Promise<APIGatewayProxyResult>;
@@ -41,6 +45,12 @@ const HANDLERS: Record<RouteKey, RouteFn> = {
   'GET /datasets/{d}/model': ok(getModelRoute),
   'POST /datasets/{d}/predictions': ok(predictRoute),
   'POST /datasets/{d}/trainings': ok(startTrainingRoute, 202),
+  'GET /': consolePageRoute,
+  'POST /datasets/{d}/uploads': ok(createUploadsRoute),
+  'GET /datasets/{d}/images': thumbnailRoute,
+  'GET /datasets/{d}/failures': ok(listFailuresRoute),
+  'GET /datasets/{d}/models': ok(listModelVersionsRoute),
+  'POST /datasets/{d}/model/promote': ok(promoteVersionRoute),
 };
 
 const ROUTES: readonly RouteDef[] = API_ROUTES.map((r) => ({

@@ -12,7 +12,18 @@ export const API_ROUTES = [
   { method: 'POST', path: '/datasets/{d}/predictions' },
   { method: 'POST', path: '/datasets/{d}/trainings' },
   { method: 'GET', path: '/datasets/{d}/model' },
-] as const satisfies ReadonlyArray<{ method: 'GET' | 'POST'; path: string }>;
+  // The console (issue 11): the page itself is public (static, no data); its data calls need the key.
+  { method: 'GET', path: '/', role: 'none' },
+  { method: 'POST', path: '/datasets/{d}/uploads', role: 'admin' },
+  { method: 'GET', path: '/datasets/{d}/images', role: 'admin' },
+  { method: 'GET', path: '/datasets/{d}/failures', role: 'admin' },
+  { method: 'GET', path: '/datasets/{d}/models', role: 'admin' },
+  { method: 'POST', path: '/datasets/{d}/model/promote', role: 'admin' },
+] as const satisfies ReadonlyArray<{
+  method: 'GET' | 'POST';
+  path: string;
+  role?: 'none' | 'predict' | 'admin';
+}>;
 
 type ApiRoute = (typeof API_ROUTES)[number];
 

@@ -20,12 +20,15 @@ export interface ApiRoute {
   method: string;
   /** Resource path with `{param}` (or a trailing `{param+}`) placeholders. */
   resource: string;
+  /** 'none': public (the console page), no API key asked even when one is set. */
+  role?: string;
 }
 
 /** The routes of DESIGN.md "HTTP API" (lib/api/routes.ts, as the REST API defines them). */
 export const DEFAULT_API_ROUTES: readonly ApiRoute[] = API_ROUTES.map((r) => ({
   method: r.method,
   resource: r.path,
+  ...('role' in r ? { role: r.role } : {}),
 }));
 
 /** Media types API Gateway passes base64-encoded (the REST API's binaryMediaTypes). */
@@ -321,7 +324,7 @@ export async function startHttpApi(opts: HttpApiOptions): Promise<HttpApi> {
         'MissingAuthenticationTokenException',
       );
     }
-    if (opts.apiKey !== undefined) {
+    if (opts.apiKey !== undefined && match.route.role !== 'none') {
       const given = req.headers['x-api-key'];
       if (typeof given !== 'string' || !safeEqual(given, opts.apiKey)) {
         req.resume();
