@@ -14,7 +14,7 @@ import { DataBucket } from './constructs/data-bucket.ts';
 import { Monitoring } from './constructs/monitoring.ts';
 import { PredictionApi } from './constructs/prediction-api.ts';
 import { QueueConsumer } from './constructs/queue-consumer.ts';
-import { TlearnFunction } from './constructs/tlearn-function.ts';
+import { CONSOLE_IMAGE_DIR, TlearnFunction } from './constructs/tlearn-function.ts';
 import { TrainingStateMachine } from './constructs/training-state-machine.ts';
 import { handlerEntry, REPO_ROOT } from './paths.ts';
 
@@ -292,6 +292,8 @@ export class TlearnStack extends Stack {
       bucket.grantRead(api.function, all(prefix));
     }
     stateMachine.grantStartExecution(api.function);
+    // The console page, built into the container image by functions/Dockerfile.
+    api.function.addEnvironment(ENV.CONSOLE_DIR, CONSOLE_IMAGE_DIR);
     // The console: presigned image uploads (signed by this role) and promote/rollback of current.json.
     bucket.grantPut(api.function, all(DATASETS_PREFIX));
     bucket.grantPut(api.function, `${MODELS_PREFIX}*/current.json`);
@@ -384,6 +386,12 @@ export class TlearnStack extends Stack {
             reason:
               'S3 grants are scoped to one prefix of the S3 layout (datasets/*, features/*, models/*, base-models/*): the objects under it are created at run time, so the keys cannot be listed in the policy.',
             appliesTo: [{ regex: `/^Resource::${bucketArn}\\/(${prefixes})\\/\\*$/` }],
+          },
+          {
+            id: 'AwsSolutions-IAM5',
+            reason:
+              "The API (console: promote / roll back) rewrites each dataset's models/{d}/current.json pointer; datasets are created at run time, so the key has one wildcard for the dataset name.",
+            appliesTo: [{ regex: `/^Resource::${bucketArn}\\/models\\/\\*\\/current\\.json$/` }],
           },
           {
             id: 'AwsSolutions-IAM5',

@@ -1,0 +1,247 @@
+/**
+ * The web console in a real browser (issue 11): Debian's chromium (/usr/bin/chromium, never a
+ * downloaded build) driven by playwright-core, against the local stack in this process on free
+ * ports (random weights, no fetch). The page is opened without a key, asks for the stack's key
+ * once, uploads a labelled folder through the folder picker straight to the S3 emulator
+ * (presigned PUTs + CORS), waits for the model, opens a confusion-matrix cell and sees its
+ * images, and predicts an image through "try it". It prints the page weight and the render time
+ * of a 10-class report (measured, not asserted).
+ *
+ * UPDATE_SCREENSHOTS=1 writes the 1280x800 screenshots to docs/screenshots/ (else to a temp dir).
+ */
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { type BrowserContext, chromium, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTargetS3Client } from '../../lib/cli/target.ts';
+import { type LocalStack, startLocalStack } from '../../lib/local/stack.ts';
+import { silentLog } from '../../lib/util/log.ts';
+import { makeLabelledImages } from '../helpers/images.ts';
+
+const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+const API_KEY = 'console-test-key';
+const LABELS = ['red', 'green', 'blue'];
+const PER_CLASS = 8;
+const TEN = 'ten-classes';
+const SCREENSHOTS =
+  process.env.UPDATE_SCREENSHOTS === '1' ? join(process.cwd(), 'docs', 'screenshots') : undefined;
+
+describe.skipIf(!existsSync(CHROMIUM))('the web console in chromium, on the local stack', () => {
+  let tmp: string;
+  let stack: LocalStack | undefined;
+  let context: BrowserContext | undefined;
+  let page: Page;
+  let shots: string;
+  const dirs = { upload: '', tryIt: '' };
+
+  const url = (path = '/') => `${stack?.apiUrl ?? ''}${path}`;
+  const shot = (name: string) => page.screenshot({ path: join(shots, `${name}.png`) });
+
+  beforeAll(async () => {
+    tmp = await mkdtemp(join(tmpdir(), 'tlearn-console-'));
+    dirs.upload = join(tmp, 'photos');
+    dirs.tryIt = join(tmp, 'try');
+    shots = SCREENSHOTS ?? join(tmp, 'screenshots');
+    await mkdir(shots, { recursive: true });
+    await mkdir(dirs.tryIt);
+    for (const img of await makeLabelledImages({ labels: LABELS, perClass: PER_CLASS + 1, seed: 5 })) {
+      const index = Number(/(\d+)/.exec(img.file)?.[1]);
+      if (index < PER_CLASS) {
+        await mkdir(join(dirs.upload, img.label), { recursive: true });
+        await writeFile(join(dirs.upload, img.label, img.file), img.data);
+      } else await writeFile(join(dirs.tryIt, `${img.label}.png`), img.data);
+    }
+    stack = await startLocalStack({
+      dataDir: join(tmp, 'data'),
+      apiPort: 0,
+      awsPort: 0,
+      sfnPort: 0,
+      weights: 'random:11',
+      fetchWeights: false,
+      inputSize: 32,
+      pooling: 'avg',
+      settleSeconds: 1,
+      demo: false,
+      apiKey: API_KEY,
+      log: silentLog,
+      print: () => {},
+    });
+    // A second dataset of 10 classes, uploaded with the S3 API like `aws s3 cp` (its report is the big one).
+    const s3 = createTargetS3Client(
+      { bucket: stack.bucket, region: stack.region, endpoint: stack.awsEndpoint },
+      10_000,
+    );
+    try {
+      for (const img of await makeLabelledImages({ labels: 10, perClass: 5, seed: 9 }))
+        await s3.send(
+          new PutObjectCommand({
+            Bucket: stack.bucket,
+            Key: `datasets/${TEN}/${img.label}/${img.file}`,
+            Body: img.data,
+            ContentType: 'image/png',
+          }),
+        );
+    } finally {
+      s3.destroy();
+    }
+    context = await chromium.launchPersistentContext(join(tmp, 'profile'), {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_ARGS,
+      viewport: { width: 1280, height: 800 },
+    });
+    page = context.pages()[0] ?? (await context.newPage());
+  }, 120_000);
+
+  afterAll(async () => {
+    await context?.close();
+    await stack?.stop();
+    if (tmp) await rm(tmp, { recursive: true, force: true });
+  });
+
+  it('serves the page without a key, self-contained and under 150 KB compressed', async () => {
+    const res = await fetch(url('/'));
+    const html = Buffer.from(await res.arrayBuffer());
+    const data = await fetch(url('/datasets'));
+    const gzip = gzipSync(html).length;
+    console.log(
+      `console first load: ${(html.length / 1024).toFixed(1)} KB, ${(gzip / 1024).toFixed(1)} KB gzip`,
+    );
+
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    expect(res.headers.get('content-security-policy')).toContain("script-src 'sha256-");
+    expect(html.toString()).not.toMatch(/<(script|link)[^>]+(src|href)=/);
+    expect(gzip).toBeLessThan(150 * 1024);
+    expect(data.status).toBe(403);
+  });
+
+  it('asks for the key once, keeps it for the tab, and lists the datasets', async () => {
+    await page.goto(url('/'));
+    await page.getByLabel('Key', { exact: true }).fill(API_KEY);
+    await page.getByRole('button', { name: 'Use this key' }).click();
+    await page.getByRole('link', { name: TEN }).waitFor();
+
+    const stored = await page.evaluate(() => sessionStorage.getItem('tlearn.apiKey'));
+
+    expect(stored).toBe(API_KEY);
+    await expect(page.getByRole('heading', { name: 'Datasets' }).isVisible()).resolves.toBe(true);
+  });
+
+  it('uploads a labelled folder through the page straight to S3 and trains a model', async () => {
+    await page.getByLabel('New dataset').fill('colours');
+    await page.getByRole('button', { name: 'Open' }).click();
+    await page.getByText('This dataset has no images yet').waitFor();
+
+    await page.getByTestId('folder-input').setInputFiles(dirs.upload);
+    await page.getByText(`Ready to upload: ${LABELS.length * PER_CLASS} image(s)`).waitFor();
+    await page.getByRole('button', { name: `Upload ${LABELS.length * PER_CLASS} image(s)` }).click();
+    await page.getByText(`Uploaded ${LABELS.length * PER_CLASS} image(s)`).waitFor({ timeout: 30_000 });
+    await page.goto(url('/#/d/colours/training'));
+    await page.getByText('★ current').waitFor({ timeout: 90_000 });
+    await page.goto(url('/#/d/colours/data'));
+    const rows = page.locator('table.labels tbody tr');
+    await rows.first().waitFor();
+
+    expect(await rows.allInnerTexts()).toEqual(
+      LABELS.sort().map((l) => `${l}\t${PER_CLASS}\t${PER_CLASS}\t0\t0`),
+    );
+    await shot('dataset-data');
+    await page.goto(url('/#/d/colours/training'));
+    await page.getByText('★ current').waitFor();
+    await shot('dataset-training');
+  }, 150_000);
+
+  it('opens a confusion-matrix cell and shows its held-out images with true, predicted and probability', async () => {
+    await page.goto(url('/#/d/colours/report'));
+    const cell = page.locator('button.cell[data-t="0"][data-p="0"]');
+    await cell.waitFor();
+    const count = Number(await cell.innerText());
+
+    await cell.click();
+    const thumbs = page.locator('.cell-images figure');
+    await page
+      .getByRole('heading', { name: `True ${LABELS[0]}, predicted ${LABELS[0]}: ${count} image(s)` })
+      .waitFor();
+    await page.locator('.cell-images img').first().waitFor();
+    const loaded = await page
+      .locator('.cell-images img')
+      .evaluateAll((imgs) =>
+        imgs.every((i) => (i as HTMLImageElement).complete && (i as HTMLImageElement).naturalWidth > 0),
+      );
+    const captions = await thumbs.allInnerTexts();
+
+    expect(count).toBeGreaterThan(0);
+    expect(captions).toHaveLength(count);
+    expect(loaded).toBe(true);
+    for (const c of captions)
+      expect(c).toMatch(new RegExp(`true ${LABELS[0]}\\s+✔ predicted ${LABELS[0]} \\d+\\.\\d %`));
+    // Keyboard: arrows move between cells, Enter opens one.
+    await cell.focus();
+    await page.keyboard.press('ArrowRight');
+    await page.keyboard.press('Enter');
+    await page
+      .getByRole('heading', { name: new RegExp(`^True ${LABELS[0]}, predicted ${LABELS[1]}: `) })
+      .waitFor();
+  }, 60_000);
+
+  it('predicts an image through "try it" as the API does', async () => {
+    const file = join(dirs.tryIt, 'green.png');
+    const api = await fetch(url('/datasets/colours/predictions'), {
+      method: 'POST',
+      headers: { 'content-type': 'image/png', 'x-api-key': API_KEY },
+      body: await readFile(file),
+    });
+    const expected = (await api.json()) as { label: string; model: { version: string } };
+    await page.goto(url('/#/d/colours/try'));
+
+    await page.getByTestId('try-input').setInputFiles(file);
+    const label = page.getByTestId('predicted-label');
+    await label.waitFor();
+    const bars = await page.locator('.prediction .bar-row').allInnerTexts();
+
+    expect(await label.innerText()).toBe(expected.label);
+    expect(bars).toHaveLength(LABELS.length);
+    await expect(page.getByText(/timings: .*forward/).isVisible()).resolves.toBe(true);
+    await expect(page.getByText('⚠ random weights').first().isVisible()).resolves.toBe(true);
+    await shot('dataset-try');
+  }, 60_000);
+
+  it('renders the dataset page with a 10-class report (time printed, not asserted)', async () => {
+    await page.goto(url(`/#/d/${TEN}/training`));
+    await page.getByText('★ current').waitFor({ timeout: 90_000 });
+    await page.goto(url('/#/'));
+    await page.getByRole('link', { name: TEN }).waitFor();
+    await page
+      .getByText(/\d+\.\d %/)
+      .first()
+      .waitFor();
+    await shot('datasets');
+
+    const started = Date.now();
+    await page.goto(url(`/#/d/${TEN}/report`));
+    await page.locator('button.cell[data-t="9"][data-p="9"]').waitFor();
+    const ms = Date.now() - started;
+    console.log(`dataset page with a 10-class report rendered in ${ms} ms`);
+    const cells = await page.locator('button.cell').count();
+    await page.locator('button.cell[data-t="1"][data-p="1"]').click();
+    await page.locator('.cell-images img').first().waitFor();
+    await shot('dataset-report');
+
+    expect(cells).toBe(100);
+  }, 150_000);
+});
