@@ -136,7 +136,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the web console in chromium, on the loca
     await page.getByRole('button', { name: 'Use this key' }).click();
     await page.getByRole('link', { name: TEN }).waitFor();
 
-    const stored = await page.evaluate(() => sessionStorage.getItem('tlearn.apiKey'));
+    const stored = await page.evaluate("sessionStorage.getItem('tlearn.apiKey')");
 
     expect(stored).toBe(API_KEY);
     await expect(page.getByRole('heading', { name: 'Datasets' }).isVisible()).resolves.toBe(true);
@@ -181,7 +181,11 @@ describe.skipIf(!existsSync(CHROMIUM))('the web console in chromium, on the loca
     const loaded = await page
       .locator('.cell-images img')
       .evaluateAll((imgs) =>
-        imgs.every((i) => (i as HTMLImageElement).complete && (i as HTMLImageElement).naturalWidth > 0),
+        imgs.every(
+          (i) =>
+            (i as unknown as { complete: boolean; naturalWidth: number }).complete &&
+            (i as unknown as { complete: boolean; naturalWidth: number }).naturalWidth > 0,
+        ),
       );
     const captions = await thumbs.allInnerTexts();
 
