@@ -45,11 +45,22 @@ export function ErrorLine({ error }: { error: unknown }) {
 }
 
 /** A horizontal bar with its value written out (readable without colour). */
-export function Bar({ value, label, kind = 'plain' }: { value: number; label: string; kind?: string }) {
+export function Bar({
+  value,
+  label,
+  kind = 'plain',
+  compact = false,
+}: {
+  value: number;
+  label: string;
+  kind?: string;
+  /** Inside a table whose column names the bar: no label text. */
+  compact?: boolean;
+}) {
   const w = Math.max(0, Math.min(1, value)) * 100;
   return (
-    <div class="bar-row">
-      <span class="bar-label">{label}</span>
+    <div class={`bar-row ${compact ? 'compact' : ''}`}>
+      {compact ? null : <span class="bar-label">{label}</span>}
       <span class="bar" role="img" aria-label={`${label}: ${(value * 100).toFixed(1)} %`}>
         <span class={`bar-fill ${kind}`} style={{ width: `${w}%` }} />
       </span>

@@ -158,49 +158,71 @@ export function ReportView(props: { dataset: string; report: Report; random: boo
           )}
         </div>
         <div>
-          <h2>Per class</h2>
-          {report.perClass.map((c) => (
-            <div key={c.label} class="class-scores">
-              <h3>
-                {c.label} <span class="muted">({c.support} held out)</span>
-              </h3>
-              <Bar label="precision" value={c.precision} kind="p" />
-              <Bar label="recall" value={c.recall} kind="r" />
-              <Bar label="F1" value={c.f1} kind="f" />
-            </div>
-          ))}
-          <RandomBadge show={random && report.perClass.length > 0} />
+          {cell ? (
+            <section class="cell-images" aria-live="polite">
+              <h2>
+                True {classes[cell.t]}, predicted {classes[cell.p]}: {inCell.length} image(s)
+              </h2>
+              {report.predictions === undefined ? (
+                <p class="muted">This report predates held-out predictions: retrain to see images.</p>
+              ) : null}
+              <div class="thumbs">
+                {inCell.slice(0, CELL_SHOWN).map((p) => (
+                  <Thumb key={p.key} dataset={dataset} p={p} classes={classes} />
+                ))}
+              </div>
+            </section>
+          ) : null}
+          {cell ? null : <p class="note">Pick a cell of the matrix to see its held-out images here.</p>}
+          <section>
+            <h2>
+              Most confidently wrong <RandomBadge show={random} />
+            </h2>
+            {wrong.length === 0 ? (
+              <p class="muted">
+                {report.predictions ? 'No held-out image is wrong.' : 'Retrain to list them.'}
+              </p>
+            ) : (
+              <div class="thumbs">
+                {wrong.map((p) => (
+                  <Thumb key={p.key} dataset={dataset} p={p} classes={classes} />
+                ))}
+              </div>
+            )}
+          </section>
         </div>
       </div>
-      {cell ? (
-        <section class="cell-images" aria-live="polite">
-          <h2>
-            True {classes[cell.t]}, predicted {classes[cell.p]}: {inCell.length} image(s)
-          </h2>
-          {report.predictions === undefined ? (
-            <p class="muted">This report predates held-out predictions: retrain to see images.</p>
-          ) : null}
-          <div class="thumbs">
-            {inCell.slice(0, CELL_SHOWN).map((p) => (
-              <Thumb key={p.key} dataset={dataset} p={p} classes={classes} />
-            ))}
-          </div>
-        </section>
-      ) : null}
-      <section>
-        <h2>
-          Most confidently wrong <RandomBadge show={random} />
-        </h2>
-        {wrong.length === 0 ? (
-          <p class="muted">{report.predictions ? 'No held-out image is wrong.' : 'Retrain to list them.'}</p>
-        ) : (
-          <div class="thumbs">
-            {wrong.map((p) => (
-              <Thumb key={p.key} dataset={dataset} p={p} classes={classes} />
-            ))}
-          </div>
-        )}
-      </section>
+      <h2>
+        Per class: precision, recall, F1 <RandomBadge show={random} />
+      </h2>
+      <table class="grid per-class">
+        <thead>
+          <tr>
+            <th scope="col">Label</th>
+            <th scope="col">Precision</th>
+            <th scope="col">Recall</th>
+            <th scope="col">F1</th>
+            <th scope="col">Held out</th>
+          </tr>
+        </thead>
+        <tbody>
+          {report.perClass.map((c) => (
+            <tr key={c.label}>
+              <th scope="row">{c.label}</th>
+              <td>
+                <Bar compact label={`${c.label} precision`} value={c.precision} kind="p" />
+              </td>
+              <td>
+                <Bar compact label={`${c.label} recall`} value={c.recall} kind="r" />
+              </td>
+              <td>
+                <Bar compact label={`${c.label} F1`} value={c.f1} kind="f" />
+              </td>
+              <td class="num">{c.support}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
     </div>
   );
 }
