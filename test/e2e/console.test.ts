@@ -245,8 +245,9 @@ describe.skipIf(!existsSync(CHROMIUM))('the web console in chromium, on the loca
     console.log(`dataset page with a 10-class report rendered in ${ms} ms`);
     const cells = await page.locator('button.cell').count();
     // The fullest off-diagonal cell, else the fullest cell: one with images to show.
-    const fullest = await page.locator('button.cell').evaluateAll((cells) => {
-      const n = (c: Element) => Number.parseInt(c.textContent ?? '0', 10);
+    type Cell = { textContent: string | null; getAttribute(name: string): string | null };
+    const fullest = await page.locator('button.cell').evaluateAll((cells: Cell[]) => {
+      const n = (c: Cell) => Number.parseInt(c.textContent ?? '0', 10);
       const off = cells.filter((c) => c.getAttribute('data-t') !== c.getAttribute('data-p') && n(c) > 0);
       const pick = (off.length > 0 ? off : cells).reduce((a, b) => (n(b) > n(a) ? b : a));
       return [pick.getAttribute('data-t'), pick.getAttribute('data-p')];
