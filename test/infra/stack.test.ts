@@ -357,12 +357,16 @@ describe('least privilege', () => {
     expect(resourcesFor(promote, 's3:GetObject*')).not.toMatch(/datasets|features/);
   });
 
-  it('lets the API read what it serves and start trainings, but write nothing', () => {
+  it('lets the API read what it serves, start trainings, and write only images and current.json (the console)', () => {
     const s = statementsOf(defaults, template, 'api');
     const reads = resourcesFor(s, 's3:GetObject*');
     for (const prefix of ['/datasets/*', '/features/*', '/models/*', '/base-models/*'])
       expect(reads).toContain(prefix);
-    expect(resourcesFor(s, 's3:PutObject')).toBe('');
+    // Presigned uploads are signed by this role; promote / roll back rewrites the pointer.
+    const writes = resourcesFor(s, 's3:PutObject');
+    expect(writes).toContain('"/datasets/*"');
+    expect(writes).toContain('"/models/*/current.json"');
+    expect(writes).not.toMatch(/features|base-models|"\/models\/\*"/);
     expect(resourcesFor(s, 's3:DeleteObject*')).toBe('');
     expect(resourcesFor(s, 'states:StartExecution')).toContain(
       logicalId(defaults, defaults.training.stateMachine),
@@ -408,17 +412,33 @@ describe('API', () => {
     template.hasResourceProperties('AWS::ApiGateway::RestApi', { BinaryMediaTypes: [...BINARY_MEDIA_TYPES] });
   });
 
-  it('requires an API key on every method of the documented routes', () => {
+  it('requires an API key on every method of the documented routes but the console page', () => {
     const methods = Object.values(template.findResources('AWS::ApiGateway::Method')) as Resource[];
-    expect(methods).toHaveLength(6);
+    expect(methods).toHaveLength(12);
     for (const m of methods) {
-      expect(m.Properties.ApiKeyRequired).toBe(true);
+      // GET / (the console page, on the root resource) is public: see test/infra/console.test.ts.
+      const page = JSON.stringify(m.Properties.ResourceId).includes('RootResourceId');
+      expect(m.Properties.ApiKeyRequired).toBe(!page);
       expect(m.Properties.RequestValidatorId).toBeDefined();
     }
     const paths = Object.values(template.findResources('AWS::ApiGateway::Resource')).map(
       (r) => (r as Resource).Properties.PathPart,
     );
-    expect(paths.sort()).toEqual(['datasets', 'health', 'model', 'predictions', 'trainings', '{d}'].sort());
+    expect(paths.sort()).toEqual(
+      [
+        'datasets',
+        'health',
+        'model',
+        'predictions',
+        'trainings',
+        '{d}',
+        'uploads',
+        'images',
+        'failures',
+        'models',
+        'promote',
+      ].sort(),
+    );
   });
 
   it('throttles and limits each key with a usage plan from props', () => {
