@@ -3,6 +3,7 @@ import { useCallback, useEffect, useState } from 'preact/hooks';
 import { ApiError, api } from './api.ts';
 import { StatusWord } from './datasets-page.tsx';
 import { ErrorLine, pct, RandomBadge, when } from './format.tsx';
+import { QualityFindings } from './quality.tsx';
 import { ReportView } from './report.tsx';
 import { TryIt } from './try-it.tsx';
 import type { DatasetStatus, FailureItem, ModelResponse, ModelVersionItem } from './types.ts';
@@ -189,6 +190,7 @@ function DataTab(props: {
             </tbody>
           </table>
         ) : null}
+        <QualityFindings dataset={props.name} version={status?.lastTraining?.version} />
         {failures && failures.length > 0 ? (
           <>
             <h2>Images that cannot be used</h2>

@@ -22,7 +22,7 @@ import { getObject, putJson, putObject } from '../../../lib/storage/s3.ts';
 import { silentLog } from '../../../lib/util/log.ts';
 import { fakeExtractor } from '../../helpers/fake-extractor.ts';
 import { makeImage } from '../../helpers/images.ts';
-import { bodyOf, errorOf, makeHead, promote, requestEvent, seedModel } from './support.ts';
+import { bodyOf, errorOf, loadEvent, makeHead, promote, requestEvent, seedModel } from './support.ts';
 
 const BUCKET = 'console-test';
 const V1 = '20261101T100000Z-aaaaaa';
@@ -295,5 +295,17 @@ describe('the console routes', () => {
       expect(res.headers?.['content-security-policy']).toContain(`script-src 'sha256-${hash}'`);
       expect(again.statusCode).toBe(304);
     });
+  });
+
+  it('answers the sample events of events/ (as API Gateway sends them) on the console routes', async () => {
+    const page = await call(loadEvent('api-console-page'));
+    const uploads = await call(loadEvent('api-create-uploads'));
+    const thumb = await call(loadEvent('api-thumbnail'));
+    const promoted = await call(loadEvent('api-promote-model'));
+
+    expect(page.statusCode).toBe(200);
+    expect(bodyOf<{ uploads: unknown[] }>(uploads).uploads).toHaveLength(2);
+    expect(errorOf(thumb).code).toBe('ImageNotFound');
+    expect(promoted.statusCode).toBe(200);
   });
 });
