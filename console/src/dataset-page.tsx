@@ -197,7 +197,8 @@ function DataTab(props: {
             <ul class="failures">
               {failures.map((f) => (
                 <li key={f.key}>
-                  <code>{f.key.split('/').slice(2).join('/')}</code>: {f.reason}
+                  <code>{f.key.split('/').slice(2).join('/')}</code>:{' '}
+                  {f.code ? <strong>{f.code}</strong> : null} {f.reason}
                 </li>
               ))}
             </ul>

@@ -20,7 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTargetS3Client } from '../../lib/cli/target.ts';
 import { type LocalStack, startLocalStack } from '../../lib/local/stack.ts';
 import { silentLog } from '../../lib/util/log.ts';
-import { makeLabelledImages } from '../helpers/images.ts';
+import { makeLabelledImages, truncateImage } from '../helpers/images.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
@@ -67,6 +67,9 @@ describe.skipIf(!existsSync(CHROMIUM))('the web console in chromium, on the loca
         await writeFile(join(dirs.upload, img.label, img.file), img.data);
       } else await writeFile(join(dirs.tryIt, `${img.label}.png`), img.data);
     }
+    // One unusable image: the page lists it with the extractor's reason; training goes on without it.
+    const [first] = await makeLabelledImages({ labels: ['red'], perClass: 1, seed: 6 });
+    await writeFile(join(dirs.upload, 'red', 'broken.png'), truncateImage(first?.data ?? Buffer.alloc(0)));
     stack = await startLocalStack({
       dataDir: join(tmp, 'data'),
       apiPort: 0,
@@ -150,18 +153,24 @@ describe.skipIf(!existsSync(CHROMIUM))('the web console in chromium, on the loca
     await page.getByText('This dataset has no images yet').waitFor();
 
     await page.getByTestId('folder-input').setInputFiles(dirs.upload);
-    await page.getByText(`Ready to upload: ${LABELS.length * PER_CLASS} image(s)`).waitFor();
-    await page.getByRole('button', { name: `Upload ${LABELS.length * PER_CLASS} image(s)` }).click();
-    await page.getByText(`Uploaded ${LABELS.length * PER_CLASS} image(s)`).waitFor({ timeout: 30_000 });
+    const files = LABELS.length * PER_CLASS + 1;
+    await page.getByText(`Ready to upload: ${files} image(s)`).waitFor();
+    await page.getByRole('button', { name: `Upload ${files} image(s)` }).click();
+    await page.getByText(`Uploaded ${files} image(s)`).waitFor({ timeout: 30_000 });
     await page.goto(url('/#/d/colours/training'));
     await page.getByText('★ current').waitFor({ timeout: 90_000 });
     await page.goto(url('/#/d/colours/data'));
     const rows = page.locator('table.labels tbody tr');
     await rows.first().waitFor();
+    const failure = page.locator('ul.failures li');
+    await failure.waitFor();
 
     expect((await rows.allInnerTexts()).map((r) => r.replace(/\s+/g, ' '))).toEqual(
-      CLASSES.map((l) => `${l} ${PER_CLASS} ${PER_CLASS} 0 0`),
+      CLASSES.map((l) =>
+        l === 'red' ? `red ${PER_CLASS + 1} ${PER_CLASS} 0 1` : `${l} ${PER_CLASS} ${PER_CLASS} 0 0`,
+      ),
     );
+    expect(await failure.innerText()).toMatch(/^red\/broken\.png: CorruptImage .*truncated/);
     await shot('dataset-data');
     await page.goto(url('/#/d/colours/training'));
     await page.getByText('★ current').waitFor();
