@@ -267,4 +267,26 @@ describe.skipIf(!existsSync(CHROMIUM))('the web console in chromium, on the loca
 
     expect(cells).toBe(100);
   }, 150_000);
+
+  it('uploads loose files dropped on the page under the label typed for them', async () => {
+    const bytes = [...(await readFile(join(dirs.tryIt, 'red.png')))];
+    await page.goto(url('/#/d/colours/data'));
+    await page.locator('table.labels').waitFor();
+    await page.getByLabel('Label for images dropped without a folder').fill('red');
+
+    // A drop as the browser delivers it: a DataTransfer holding one file and no folder.
+    const transfer = await page.evaluateHandle(
+      `(() => { const t = new DataTransfer(); t.items.add(new File([new Uint8Array(${JSON.stringify(bytes)})], 'dropped.png', { type: 'image/png' })); return t; })()`,
+    );
+    await page
+      .getByRole('region', { name: 'drop images or folders' })
+      .dispatchEvent('drop', { dataTransfer: transfer });
+    await page.getByText('Ready to upload: 1 image(s) — red 1').waitFor();
+    await page.getByRole('button', { name: 'Upload 1 image(s)' }).click();
+    await page.getByText('Uploaded 1 image(s)').waitFor({ timeout: 30_000 });
+    const red = page.locator('table.labels tbody tr', { hasText: 'red' });
+    await red.filter({ hasText: `${PER_CLASS + 2}` }).waitFor({ timeout: 30_000 });
+
+    expect((await red.innerText()).replace(/\s+/g, ' ')).toMatch(new RegExp(`^red ${PER_CLASS + 2} `));
+  }, 90_000);
 });
