@@ -2,7 +2,7 @@
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import { ApiError, api } from './api.ts';
 import { StatusWord } from './datasets-page.tsx';
-import { ErrorLine, pct, RandomBadge, when } from './format.tsx';
+import { ErrorLine, pct, RandomBadge, TableHead, when } from './format.tsx';
 import { QualityFindings } from './quality.tsx';
 import { ReportView } from './report.tsx';
 import { TryIt } from './try-it.tsx';
@@ -161,15 +161,7 @@ function DataTab(props: {
         ) : null}
         {labels.length > 0 ? (
           <table class="grid labels">
-            <thead>
-              <tr>
-                <th scope="col">Label</th>
-                <th scope="col">Images</th>
-                <th scope="col">Ready</th>
-                <th scope="col">Pending</th>
-                <th scope="col">Failed</th>
-              </tr>
-            </thead>
+            <TableHead columns={['Label', 'Images', 'Ready', 'Pending', 'Failed']} />
             <tbody>
               {labels.map(([label, l]) => (
                 <tr key={label}>
@@ -285,15 +277,7 @@ function TrainingTab(props: {
       <h2>Model versions</h2>
       {versions && versions.length > 0 ? (
         <table class="grid versions">
-          <thead>
-            <tr>
-              <th scope="col">Version</th>
-              <th scope="col">Trained</th>
-              <th scope="col">Accuracy</th>
-              <th scope="col">Served</th>
-              <th scope="col">Action</th>
-            </tr>
-          </thead>
+          <TableHead columns={['Version', 'Trained', 'Accuracy', 'Served', 'Action']} />
           <tbody>
             {versions.map((v, i) => (
               <tr key={v.version} class={v.current ? 'current' : ''}>

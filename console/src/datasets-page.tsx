@@ -1,7 +1,7 @@
 /** Datasets page: every dataset with counts, features, current model and last training. */
 import { useEffect, useState } from 'preact/hooks';
 import { api } from './api.ts';
-import { ErrorLine, pct, RandomBadge, when } from './format.tsx';
+import { ErrorLine, pct, RandomBadge, TableHead, when } from './format.tsx';
 import type { DatasetListItem, DatasetStatus, ModelVersionItem } from './types.ts';
 
 interface Row {
@@ -58,16 +58,16 @@ export function DatasetsPage() {
       ) : null}
       {rows !== null && rows.length > 0 ? (
         <table class="grid datasets">
-          <thead>
-            <tr>
-              <th scope="col">Dataset</th>
-              <th scope="col">Images</th>
-              <th scope="col">Features ready / pending / failed</th>
-              <th scope="col">Current model</th>
-              <th scope="col">Accuracy</th>
-              <th scope="col">Training</th>
-            </tr>
-          </thead>
+          <TableHead
+            columns={[
+              'Dataset',
+              'Images',
+              'Features ready / pending / failed',
+              'Current model',
+              'Accuracy',
+              'Training',
+            ]}
+          />
           <tbody>
             {rows.map(({ item, status, current, error: rowError }) => (
               <tr key={item.name}>

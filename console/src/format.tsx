@@ -1,4 +1,6 @@
 /** Small formatting helpers and shared bits of UI. */
+import type { ComponentChildren } from 'preact';
+import { useState } from 'preact/hooks';
 
 export function pct(x: number | null | undefined, digits = 1): string {
   return x === null || x === undefined ? '—' : `${(x * 100).toFixed(digits)} %`;
@@ -66,5 +68,47 @@ export function Bar({
       </span>
       <span class="bar-value">{(value * 100).toFixed(1)} %</span>
     </div>
+  );
+}
+
+/** A table head of column names. */
+export function TableHead({ columns }: { columns: readonly string[] }) {
+  return (
+    <thead>
+      <tr>
+        {columns.map((c) => (
+          <th key={c} scope="col">
+            {c}
+          </th>
+        ))}
+      </tr>
+    </thead>
+  );
+}
+
+/** A drop target: highlighted while something is dragged over it, `onDrop` gets the drop. */
+export function DropZone(props: {
+  label: string;
+  onDrop: (e: DragEvent) => void;
+  children: ComponentChildren;
+}) {
+  const [over, setOver] = useState(false);
+  return (
+    <section
+      aria-label={props.label}
+      class={`dropzone ${over ? 'over' : ''}`}
+      onDragOver={(e) => {
+        e.preventDefault();
+        setOver(true);
+      }}
+      onDragLeave={() => setOver(false)}
+      onDrop={(e) => {
+        e.preventDefault();
+        setOver(false);
+        props.onDrop(e);
+      }}
+    >
+      {props.children}
+    </section>
   );
 }

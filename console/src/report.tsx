@@ -5,7 +5,7 @@
  */
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { thumbnail } from './api.ts';
-import { Bar, pct, RandomBadge, when } from './format.tsx';
+import { Bar, pct, RandomBadge, TableHead, when } from './format.tsx';
 import type { HeldOutPrediction, Report } from './types.ts';
 
 const WRONG_SHOWN = 12;
@@ -35,7 +35,9 @@ function Thumb({ dataset, p, classes }: { dataset: string; p: HeldOutPrediction;
         <div class="thumb-placeholder">{failed ? 'no preview' : '…'}</div>
       )}
       <figcaption>
-        <span title={p.key}>{file}</span>
+        <span class="thumb-file" title={p.key}>
+          {file}
+        </span>
         <br />
         true <strong>{p.true}</strong>
         <br />
@@ -196,15 +198,7 @@ export function ReportView(props: { dataset: string; report: Report; random: boo
         Per class: precision, recall, F1 <RandomBadge show={random} />
       </h2>
       <table class="grid per-class">
-        <thead>
-          <tr>
-            <th scope="col">Label</th>
-            <th scope="col">Precision</th>
-            <th scope="col">Recall</th>
-            <th scope="col">F1</th>
-            <th scope="col">Held out</th>
-          </tr>
-        </thead>
+        <TableHead columns={['Label', 'Precision', 'Recall', 'F1', 'Held out']} />
         <tbody>
           {report.perClass.map((c) => (
             <tr key={c.label}>

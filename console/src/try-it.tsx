@@ -1,7 +1,7 @@
 /** "Try it": drop, paste or pick an image; see the label, every class's probability and the timings. */
 import { useEffect, useState } from 'preact/hooks';
 import { api } from './api.ts';
-import { Bar, ErrorLine, ms, RandomBadge } from './format.tsx';
+import { Bar, DropZone, ErrorLine, ms, RandomBadge } from './format.tsx';
 import type { Prediction } from './types.ts';
 
 export function TryIt({ dataset, hasModel }: { dataset: string; hasModel: boolean }) {
@@ -9,7 +9,6 @@ export function TryIt({ dataset, hasModel }: { dataset: string; hasModel: boolea
   const [result, setResult] = useState<Prediction | null>(null);
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
-  const [over, setOver] = useState(false);
 
   const predict = async (file: File | Blob) => {
     setError(null);
@@ -44,17 +43,9 @@ export function TryIt({ dataset, hasModel }: { dataset: string; hasModel: boolea
   return (
     <div class="cols">
       <div>
-        <section
-          aria-label="image to predict"
-          class={`dropzone ${over ? 'over' : ''}`}
-          onDragOver={(e) => {
-            e.preventDefault();
-            setOver(true);
-          }}
-          onDragLeave={() => setOver(false)}
+        <DropZone
+          label="image to predict"
           onDrop={(e) => {
-            e.preventDefault();
-            setOver(false);
             const f = e.dataTransfer?.files[0];
             if (f) void predict(f);
           }}
@@ -76,7 +67,7 @@ export function TryIt({ dataset, hasModel }: { dataset: string; hasModel: boolea
             </label>
           </p>
           {preview ? <img class="try-preview" src={preview} alt="being predicted" /> : null}
-        </section>
+        </DropZone>
       </div>
       <div aria-live="polite">
         {busy ? <p>Predicting…</p> : null}

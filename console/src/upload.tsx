@@ -5,7 +5,7 @@
  */
 import { useRef, useState } from 'preact/hooks';
 import { api, putWithProgress } from './api.ts';
-import { ErrorLine } from './format.tsx';
+import { DropZone, ErrorLine } from './format.tsx';
 import type { PresignedUpload } from './types.ts';
 
 const IMAGE_RE = /\.(jpe?g|png|webp|gif|tiff?)$/i;
@@ -54,7 +54,6 @@ export function Upload(props: {
   } | null>(null);
   const [message, setMessage] = useState<string | null>(null);
   const [error, setError] = useState<unknown>(null);
-  const [over, setOver] = useState(false);
   const filesInput = useRef<HTMLInputElement>(null);
   const folderInput = useRef<HTMLInputElement>(null);
 
@@ -69,8 +68,6 @@ export function Upload(props: {
   };
 
   const onDrop = async (e: DragEvent) => {
-    e.preventDefault();
-    setOver(false);
     const out: Pending[] = [];
     const items = [...(e.dataTransfer?.items ?? [])];
     const entries = items.map((i) => i.webkitGetAsEntry?.()).filter((x): x is FileSystemEntry => Boolean(x));
@@ -149,16 +146,7 @@ export function Upload(props: {
   const busy = progress !== null && progress.done < progress.files && !error;
   return (
     <div>
-      <section
-        aria-label="drop images or folders"
-        class={`dropzone ${over ? 'over' : ''}`}
-        onDragOver={(e) => {
-          e.preventDefault();
-          setOver(true);
-        }}
-        onDragLeave={() => setOver(false)}
-        onDrop={onDrop}
-      >
+      <DropZone label="drop images or folders" onDrop={onDrop}>
         <p>
           <strong>Drop images or folders here.</strong> A folder's name is the label of the images in it (drop
           several label folders at once).
@@ -190,7 +178,7 @@ export function Upload(props: {
           accept="image/*"
           onChange={(e) => fromInput(e.target as HTMLInputElement)}
         />
-      </section>
+      </DropZone>
       <label class="block">
         Label for images dropped without a folder{' '}
         <input
