@@ -14,7 +14,7 @@ import { DataBucket } from './constructs/data-bucket.ts';
 import { Monitoring } from './constructs/monitoring.ts';
 import { PredictionApi } from './constructs/prediction-api.ts';
 import { QueueConsumer } from './constructs/queue-consumer.ts';
-import { TlearnFunction } from './constructs/tlearn-function.ts';
+import { CONSOLE_IMAGE_DIR, TlearnFunction } from './constructs/tlearn-function.ts';
 import { TrainingStateMachine } from './constructs/training-state-machine.ts';
 import { handlerEntry, REPO_ROOT } from './paths.ts';
 import { grantS3Access } from './s3-access.ts';
@@ -309,11 +309,12 @@ export class TlearnStack extends Stack {
 
     // The API reads what it serves: images (predictions by key, counts), features (status counts),
     // models; base weights only from S3 when configured so. It writes only the pointers
-    // (POST /datasets/{d}/model/promote, admin keys only).
+    // (POST /datasets/{d}/model/promote, admin keys only) and images: the console's presigned
+    // uploads (POST /datasets/{d}/uploads) are signed by this role.
     grantS3Access(api.function, bucket, {
       list: [DATASETS_PREFIX, FEATURES_PREFIX, MODELS_PREFIX, ...baseModels],
       read: [DATASETS_PREFIX, FEATURES_PREFIX, MODELS_PREFIX, ...baseModels].map(all),
-      write: [currentPointers],
+      write: [currentPointers, all(DATASETS_PREFIX)],
     });
     // Scoped API keys (lib/api/keys-aws.ts): API Gateway's keys and usage plans. API keys have no
     // per-API ARN; the function only touches keys of its own usage plan (checked in code).
@@ -331,6 +332,8 @@ export class TlearnStack extends Stack {
       }),
     );
     stateMachine.grantStartExecution(api.function);
+    // The console page, built into the container image by functions/Dockerfile.
+    api.function.addEnvironment(ENV.CONSOLE_DIR, CONSOLE_IMAGE_DIR);
     // GET /datasets/{d} reports the newest training execution (status, error, cause).
     api.function.addToRolePolicy(
       new iam.PolicyStatement({
@@ -362,6 +365,10 @@ export class TlearnStack extends Stack {
       logRetention,
       logRemovalPolicy: removalPolicy,
     });
+    // The console (served by the API at GET /) uploads straight to the bucket.
+    this.data.allowBrowserUploads([
+      `https://${this.api.api.restApiId}.execute-api.${Stack.of(this).region}.${Stack.of(this).urlSuffix}`,
+    ]);
 
     this.monitoring = new Monitoring(this, 'Monitoring', {
       queues: [

@@ -50,6 +50,8 @@ export const ENV = {
   AWS_TIMEOUT_MS: 'TLEARN_AWS_TIMEOUT_MS',
   /** API, local stack only: scoped API keys live in this JSON file instead of API Gateway. */
   API_KEYS_FILE: 'TLEARN_API_KEYS_FILE',
+  /** API: folder of the built console served at `GET /` (the container image sets it). */
+  CONSOLE_DIR: 'TLEARN_CONSOLE_DIR',
 } as const;
 
 /** CloudWatch namespace of every metric the functions emit (the dashboard reads the same). */

@@ -5,7 +5,8 @@
  *   infra/              → lib/ (not lib/local, lib/cli)       the CDK app
  *   lib/cli/            → the rest of lib/, lib/local/        the command line
  *   lib/local/          → the rest of lib/; and, as the local stand-in of the CDK app, the
- *                         handlers (functions/<name>/handler.ts) and infra/definition.ts
+ *                         handlers (functions/<name>/handler.ts), infra/definition.ts and the
+ *                         console's build (console/build.ts, as the image build runs it)
  *   lib/ (the rest)     → lib/ only (never lib/local, lib/cli, functions/, infra/)
  *   bin/, scripts/, test/ → anything
  *
@@ -50,7 +51,8 @@ export function mayImport(from: Layer, target: string): boolean {
         to === 'lib' ||
         to === 'lib/local' ||
         /^functions\/([^/]+\/)?(handler\.ts)?$/.test(target) ||
-        target === 'infra/definition.ts'
+        target === 'infra/definition.ts' ||
+        target === 'console/build.ts'
       );
   }
 }

@@ -2,6 +2,7 @@ import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
+import { UPLOAD_CORS } from '../../lib/storage/upload-cors.ts';
 
 export interface DataBucketProps {
   /**
@@ -97,5 +98,21 @@ export class DataBucket extends Construct {
         },
       ]);
     }
+  }
+
+  /**
+   * Lets pages served from `origins` (the API's origin: the console) PUT images to presigned URLs
+   * of this bucket (CORS, UPLOAD_CORS of lib/storage/upload-cors.ts). Nothing else is allowed
+   * cross-origin; the presigned URL itself is the authorization.
+   */
+  allowBrowserUploads(origins: readonly string[]): void {
+    if (origins.length === 0) throw new Error('allowBrowserUploads: name at least one origin');
+    this.bucket.addCorsRule({
+      allowedMethods: UPLOAD_CORS.allowedMethods.map((m) => s3.HttpMethods[m]),
+      allowedOrigins: [...origins],
+      allowedHeaders: [...UPLOAD_CORS.allowedHeaders],
+      exposedHeaders: [...UPLOAD_CORS.exposedHeaders],
+      maxAge: UPLOAD_CORS.maxAgeSeconds,
+    });
   }
 }

@@ -30,7 +30,11 @@ export const IMAGE_CONTEXT_IGNORE: readonly string[] = [
   '!bin',
   '!lib',
   '!functions',
+  '!console',
 ];
+
+/** Where functions/Dockerfile puts the built console (index.html) in the image (TLEARN_CONSOLE_DIR of the API). */
+export const CONSOLE_IMAGE_DIR = '/var/task/console';
 
 /** Path of the Dockerfile inside the build context. */
 export const IMAGE_DOCKERFILE = 'functions/Dockerfile';

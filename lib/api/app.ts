@@ -8,17 +8,20 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-l
 import { NotFoundError, TlearnError } from '../errors.ts';
 import type { FeatureExtractor } from '../model/types.ts';
 import { authorize, coversDataset, NO_SCOPE, OPEN_SCOPE, scopeOfRequest } from './auth.ts';
+import { consolePageRoute } from './console-page.ts';
 import { getDatasetRoute, getModelRoute, listDatasetsRoute } from './datasets.ts';
 import { errorForLog, errorResponse, MethodNotAllowedError } from './errors.ts';
 import { healthRoute } from './health.ts';
 import { jsonResponse } from './http.ts';
+import { thumbnailRoute } from './images.ts';
 import { createInferenceQueue, type InferenceQueue } from './inference-queue.ts';
 import { createKeyRoute, listKeysRoute, revokeKeyRoute } from './keys-routes.ts';
+import { listFailuresRoute, listModelVersionsRoute, promoteVersionRoute } from './model-versions.ts';
 import { predictRoute } from './predict.ts';
-import { promoteRoute } from './promote-route.ts';
 import { API_ROUTES, type RouteKey, type RouteRole } from './routes.ts';
 import { startTrainingRoute } from './trainings.ts';
 import type { ApiDeps, ExtractorState, RouteContext } from './types.ts';
+import { createUploadsRoute } from './uploads.ts';
 
 /** The API as a Lambda-style function; `context` is optional for callers outside Lambda. */
 export type ApiHandler = (event: APIGatewayProxyEvent, context?: Context) => Promise<APIGatewayProxyResult>;
@@ -49,10 +52,15 @@ const HANDLERS: Record<RouteKey, RouteFn> = {
   'GET /datasets/{d}/model': ok(getModelRoute),
   'POST /datasets/{d}/predictions': ok(predictRoute),
   'POST /datasets/{d}/trainings': ok(startTrainingRoute, 202),
-  'POST /datasets/{d}/model/promote': ok(promoteRoute),
   'GET /keys': ok(listKeysRoute),
   'POST /keys': ok(createKeyRoute, 201),
   'DELETE /keys/{id}': ok(revokeKeyRoute),
+  'GET /': consolePageRoute,
+  'POST /datasets/{d}/uploads': ok(createUploadsRoute),
+  'GET /datasets/{d}/images': thumbnailRoute,
+  'GET /datasets/{d}/failures': ok(listFailuresRoute),
+  'GET /datasets/{d}/models': ok(listModelVersionsRoute),
+  'POST /datasets/{d}/model/promote': ok(promoteVersionRoute),
 };
 
 const ROUTES: readonly RouteDef[] = API_ROUTES.map((r) => ({

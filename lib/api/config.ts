@@ -43,6 +43,7 @@ export function loadApiConfig(env: Env): ApiEnvConfig {
     limitInputPixels: DEFAULT_LIMIT_INPUT_PIXELS,
     maxBatch: read(env, ENV.EXTRACT_BATCH_SIZE, z.coerce.number().int().min(1).max(64).default(8)),
     corsOrigin: read(env, ENV.CORS_ORIGIN, z.string().max(200).optional()),
+    consoleDir: read(env, ENV.CONSOLE_DIR, z.string().max(1000).optional()),
     modelRefreshSeconds: read(
       env,
       ENV.MODEL_REFRESH_SECONDS,

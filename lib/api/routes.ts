@@ -23,6 +23,12 @@ export const API_ROUTES = [
   { method: 'GET', path: '/keys', role: 'admin' },
   { method: 'POST', path: '/keys', role: 'admin' },
   { method: 'DELETE', path: '/keys/{id}', role: 'admin' },
+  // The console: the page itself is public (static, no data); its data calls need the key.
+  { method: 'GET', path: '/', role: 'none' },
+  { method: 'POST', path: '/datasets/{d}/uploads', role: 'admin' },
+  { method: 'GET', path: '/datasets/{d}/images', role: 'admin' },
+  { method: 'GET', path: '/datasets/{d}/failures', role: 'admin' },
+  { method: 'GET', path: '/datasets/{d}/models', role: 'admin' },
 ] as const satisfies ReadonlyArray<{ method: 'GET' | 'POST' | 'DELETE'; path: string; role: RouteRole }>;
 
 type ApiRoute = (typeof API_ROUTES)[number];

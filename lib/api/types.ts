@@ -26,6 +26,8 @@ export interface ApiConfig {
   maxBatch: number;
   /** `Access-Control-Allow-Origin` sent on every response; no CORS headers when undefined. */
   corsOrigin: string | undefined;
+  /** Folder of the built console (`index.html`) served at `GET /`; 404 there when absent. */
+  consoleDir?: string;
 }
 
 /** Counters the handler publishes (Powertools Metrics in Lambda; nothing locally). */

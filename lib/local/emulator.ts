@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { buildApp } from 'fauxqs';
 import { ConfigError, describeError, TlearnError } from '../errors.ts';
 import { normalizeEtag } from '../storage/s3.ts';
+import { isAllowedUploadHeader, UPLOAD_CORS } from '../storage/upload-cors.ts';
 import type { Log } from '../util/log.ts';
 import { createDiskMirror, type DiskMirror } from './disk-mirror.ts';
 import { LOCAL_ACCOUNT_ID } from './lambda-context.ts';
@@ -233,6 +234,7 @@ export async function startLocalEmulator(opts: LocalEmulatorOptions): Promise<Lo
     >['stores'],
   });
   enforceConditionalPuts(app, s3Store);
+  allowBrowserUploads(app);
   const wanted = opts.port ?? 4566;
   try {
     await app.listen({ port: wanted, host: '127.0.0.1' });
@@ -349,5 +351,58 @@ function enforceConditionalPuts(app: FauxApp, store: FauxS3Store): void {
     if (!marked.has(request)) return;
     const id = (request as unknown as { tlearnConditionalId?: string }).tlearnConditionalId;
     if (id !== undefined) inflight.delete(id);
+  });
+}
+
+/** Pages on this machine (the local console at http://127.0.0.1:3000): the local stand-in for the API's origin. */
+const LOOPBACK_ORIGIN_RE = /^http:\/\/(127\.0\.0\.1|localhost)(:\d+)?$/;
+
+/**
+ * The bucket CORS rule of lib/storage/upload-cors.ts, as S3 applies it: a preflight for an allowed
+ * method and headers gets 200 with the allow headers, anything else 403; actual requests from the
+ * origin get `Access-Control-Allow-Origin` and the exposed headers. The origin is any loopback page
+ * (the deployed rule names the API's origin). fauxqs 1.9 has no CORS at all.
+ */
+function allowBrowserUploads(app: FauxApp): void {
+  const allowedOrigin = (origin: unknown): origin is string =>
+    typeof origin === 'string' && LOOPBACK_ORIGIN_RE.test(origin);
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.method !== 'OPTIONS') return;
+    const origin = request.headers.origin;
+    const method = String(request.headers['access-control-request-method'] ?? '').toUpperCase();
+    const headers = String(request.headers['access-control-request-headers'] ?? '')
+      .split(',')
+      .map((h) => h.trim())
+      .filter((h) => h !== '');
+    const ok =
+      allowedOrigin(origin) &&
+      (UPLOAD_CORS.allowedMethods as readonly string[]).includes(method) &&
+      headers.every(isAllowedUploadHeader);
+    if (!ok) {
+      return reply
+        .code(403)
+        .type('application/xml')
+        .send(s3ErrorXml('AccessForbidden', 'CORSResponse: This CORS request is not allowed.'));
+    }
+    return reply
+      .code(200)
+      .headers({
+        'access-control-allow-origin': origin,
+        'access-control-allow-methods': UPLOAD_CORS.allowedMethods.join(', '),
+        'access-control-allow-headers': headers.join(', '),
+        'access-control-expose-headers': UPLOAD_CORS.exposedHeaders.join(', '),
+        'access-control-max-age': String(UPLOAD_CORS.maxAgeSeconds),
+        vary: 'Origin, Access-Control-Request-Headers, Access-Control-Request-Method',
+      })
+      .send('');
+  });
+  app.addHook('onSend', async (request, reply, payload) => {
+    const origin = request.headers.origin;
+    if (request.method === 'PUT' && allowedOrigin(origin)) {
+      reply.header('access-control-allow-origin', origin);
+      reply.header('access-control-expose-headers', UPLOAD_CORS.exposedHeaders.join(', '));
+      reply.header('vary', 'Origin');
+    }
+    return payload;
   });
 }

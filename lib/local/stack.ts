@@ -20,6 +20,7 @@ import { DEFAULT_INPUT_SIZE, type Pooling } from '../model/spec.ts';
 import type { WeightsSource } from '../model/types.ts';
 import { createAwsClients } from '../storage/clients.ts';
 import type { Log } from '../util/log.ts';
+import { buildLocalConsole } from './console-build.ts';
 import { LOCAL_DEFAULTS } from './defaults.ts';
 import { type DemoOutcome, type DemoProgress, formatDemoOutcome, runDemo } from './demo.ts';
 import { startLocalEmulator } from './emulator.ts';
@@ -352,6 +353,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     env.set(ENV.TRAIN_WINDOW_SECONDS, String(Math.max(1, settleSeconds)));
     env.set(ENV.MODEL_REFRESH_SECONDS, '1');
     env.set(ENV.API_KEYS_FILE, join(dataDir, LOCAL_KEYS_FILE));
+    env.set(ENV.CONSOLE_DIR, await buildLocalConsole(dataDir, log));
     // Nothing here may reach AWS: fixed credentials stop the SDK from probing for real ones.
     env.set('AWS_ACCESS_KEY_ID', 'local');
     env.set('AWS_SECRET_ACCESS_KEY', 'local');
@@ -598,6 +600,7 @@ export function describeStack(s: {
   const dir = displayPath(s.dataDir);
   return [
     'tlearn local stack is up (loopback only)',
+    `  Console         ${s.apiUrl}/   (the web console: upload, training, report, try it)`,
     `  API             ${s.apiUrl}   GET /health, GET /datasets, POST /datasets/{d}/predictions …${s.apiKey ? ' (x-api-key required)' : ''}`,
     `  S3 + SQS        ${s.awsEndpoint}   bucket ${s.bucket} (${ENV.ENDPOINT})`,
     `  Step Functions  ${s.sfnEndpoint}   ${s.stateMachineArn} (${ENV.SFN_ENDPOINT})`,

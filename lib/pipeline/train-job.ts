@@ -93,6 +93,8 @@ export interface TrainJobResult {
 export interface LoadedFeatures {
   X: Matrix;
   labels: string[];
+  /** Image key of each row (for the report's held-out predictions). */
+  keys: string[];
   spec: string;
   excluded: Exclusion[];
 }
@@ -216,6 +218,7 @@ export async function loadFeatures(
   let data: Float32Array;
   let rows = 0;
   const labels: string[] = [];
+  const keys: string[] = [];
   if (primary && primary.spec === chosen) {
     // Compact in place: move each kept row down over the holes, keeping entry order.
     data = primary.data;
@@ -223,6 +226,7 @@ export async function loadFeatures(
       if (rowSpec[i] !== chosen) continue;
       if (rows !== i) data.copyWithin(rows * d, i * d, (i + 1) * d);
       labels.push(entries[i]?.image.label ?? '');
+      keys.push(entries[i]?.image.key ?? '');
       rows += 1;
     }
   } else {
@@ -232,6 +236,7 @@ export async function loadFeatures(
       if (rowSpec[i] !== chosen || !v) continue;
       data.set(v, rows * d);
       labels.push(entries[i]?.image.label ?? '');
+      keys.push(entries[i]?.image.key ?? '');
       rows += 1;
     }
   }
@@ -241,7 +246,7 @@ export async function loadFeatures(
   for (const reason of ['stale', 'vanished', 'corrupt'] as const) {
     if (bad[reason] > 0) excluded.push({ reason, count: bad[reason] });
   }
-  return { X: { data: data.subarray(0, rows * d), n: rows, d }, labels, spec: chosen, excluded };
+  return { X: { data: data.subarray(0, rows * d), n: rows, d }, labels, keys, spec: chosen, excluded };
 }
 
 function describeExclusions(excluded: readonly Exclusion[], spec: string): string | undefined {
@@ -291,6 +296,7 @@ export async function runTrainingJob(input: TrainJobInput, deps: TrainJobDeps): 
   const { model, report } = trainHead({
     X: loaded.X,
     labels: loaded.labels,
+    keys: loaded.keys,
     spec: loaded.spec,
     options: {
       ...DEFAULT_TRAIN_OPTIONS,

@@ -121,6 +121,21 @@ export const ReportDocument = z.object({
     refit: z.number().nonnegative().optional(),
   }),
   trainedAt: z.string().datetime(),
+  /**
+   * The held-out predictions (the console's confusion-matrix drill-down): image key, true and
+   * predicted label, every class's probability in `classes` order. Absent in older reports and
+   * when the trainer did not know the images' keys (`tlearn fit` on a features folder).
+   */
+  predictions: z
+    .array(
+      z.object({
+        key: z.string(),
+        true: z.string(),
+        predicted: z.string(),
+        probabilities: z.array(z.number().min(0).max(1)),
+      }),
+    )
+    .optional(),
 });
 export type ReportDocument = z.infer<typeof ReportDocument>;
 

@@ -38,6 +38,8 @@ export interface TrainHeadInput {
   log?: Log;
   dataset?: string;
   version?: string;
+  /** Image key of each row: the report then lists the held-out predictions (optional). */
+  keys?: readonly string[];
   /** Milliseconds spent loading the features, to put in the report. */
   loadMs?: number;
   /** Clock (tests pin it). @default () => new Date() */
@@ -79,6 +81,8 @@ export function trainHead(input: TrainHeadInput): { model: ModelDocument; report
   const now = input.now ?? (() => new Date());
   const log = input.log;
   if (labels.length !== X.n) throw new ValidationError(`${labels.length} labels for ${X.n} feature rows`);
+  if (input.keys !== undefined && input.keys.length !== X.n)
+    throw new ValidationError(`${input.keys.length} image keys for ${X.n} feature rows`);
   if (!(options.testSize >= 0 && options.testSize < 1))
     throw new ValidationError(`test size must be a fraction in [0, 1) (got ${options.testSize})`);
 
@@ -236,11 +240,16 @@ export function trainHead(input: TrainHeadInput): { model: ModelDocument; report
       ...(refitMs !== undefined ? { refit: round(refitMs) } : {}),
     },
     trainedAt,
+    ...(metrics && input.keys ? { predictions: heldOutPredictions(metrics, test, input.keys, classes) } : {}),
   };
   return { model, report };
 }
 
 interface Evaluation {
+  /** Test rows × K probabilities, row-major, in `test` order. */
+  proba: Float64Array;
+  yTrue: Int32Array;
+  yPred: Int32Array;
   accuracy: number;
   logLoss: number;
   confusionMatrix: number[][];
@@ -266,11 +275,30 @@ function evaluate(
   const yPred = argmaxRows(proba, K);
   const report = classificationReport(yTrue, yPred, classes);
   return {
+    proba,
+    yTrue,
+    yPred,
     accuracy: report.accuracy,
     logLoss: logLoss(yTrue, proba, K),
     confusionMatrix: confusionMatrix(yTrue, yPred, K),
     report,
   };
+}
+
+/** The held-out rows as report entries (probabilities to 6 decimals: the report stays small). */
+function heldOutPredictions(
+  m: Evaluation,
+  test: Int32Array,
+  keys: readonly string[],
+  classes: readonly string[],
+): NonNullable<ReportDocument['predictions']> {
+  const K = classes.length;
+  return Array.from(test, (i, r) => ({
+    key: keys[i] ?? '',
+    true: classes[m.yTrue[r] as number] ?? '',
+    predicted: classes[m.yPred[r] as number] ?? '',
+    probabilities: Array.from(m.proba.subarray(r * K, (r + 1) * K), (p) => Math.round(p * 1e6) / 1e6),
+  }));
 }
 
 function round(ms: number): number {

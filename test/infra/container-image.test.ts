@@ -1,7 +1,11 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IMAGE_CONTEXT_IGNORE, imageHandlerCmd } from '../../infra/constructs/tlearn-function.ts';
+import {
+  CONSOLE_IMAGE_DIR,
+  IMAGE_CONTEXT_IGNORE,
+  imageHandlerCmd,
+} from '../../infra/constructs/tlearn-function.ts';
 import { handlerEntry, REPO_ROOT } from '../../infra/paths.ts';
 import { FUNCTION_NAMES, IMAGE_BASE_MODEL_URI, IMAGE_FUNCTIONS } from '../../infra/stack.ts';
 import { imageBundleOptions } from '../../lib/bundling.ts';
@@ -61,6 +65,12 @@ describe('functions/Dockerfile', () => {
     expect(dockerfile).toContain(`node -e "require('sharp')"`);
   });
 
+  it('builds the web console and puts it where the API function looks for it', () => {
+    expect(dockerfile).toContain('RUN node bin/run-ts.js console/build.ts --out /build/dist/console');
+    expect(dockerfile).toContain(`COPY --from=build /build/dist/console ${ref('LAMBDA_TASK_ROOT')}/console`);
+    expect(CONSOLE_IMAGE_DIR).toBe('/var/task/console');
+  });
+
   it('has an entry file for every function of the stack', () => {
     for (const name of FUNCTION_NAMES) expect(existsSync(join(REPO_ROOT, handlerEntry(name)))).toBe(true);
   });
@@ -111,6 +121,7 @@ describe('the staged image asset', () => {
       [
         '.dockerignore',
         'bin',
+        'console',
         'functions',
         'lib',
         'package-lock.json',

@@ -358,11 +358,14 @@ describe('least privilege', () => {
     expect(resourcesFor(promote, 's3:GetObject')).not.toMatch(/datasets|features/);
   });
 
-  it('lets the API read what it serves, start trainings and write only model pointers', () => {
+  it('lets the API read what it serves, start trainings and write only model pointers and images (presigned uploads)', () => {
     const s = statementsOf(defaults, template, 'api');
     const reads = resourcesFor(s, 's3:GetObject');
     for (const prefix of ['/datasets/*', '/features/*', '/models/*']) expect(reads).toContain(prefix);
-    expect(resourcesFor(s, 's3:PutObject')).toContain('/models/*/current.json');
+    const writes = resourcesFor(s, 's3:PutObject');
+    expect(writes).toContain('/models/*/current.json');
+    expect(writes).toContain('/datasets/*');
+    expect(writes).not.toMatch(/features|base-models|"\/models\/\*"/);
     expect(resourcesFor(s, 's3:DeleteObject')).toBe('');
     expect(resourcesFor(s, 'states:StartExecution')).toContain(
       logicalId(defaults, defaults.training.stateMachine),
@@ -415,14 +418,28 @@ describe('API', () => {
     const keyless = methods
       .filter((m) => m.Properties.ApiKeyRequired !== true)
       .map((m) => m.Properties.HttpMethod);
-    // GET /health, the OPTIONS of every resource, and ANY on /health (a wrong method there is a 405 without a key).
+    // GET /health and GET / (the console page), the OPTIONS of every resource, and ANY on both (a wrong method there is a 405 without a key).
     expect(keyless.filter((m) => m === 'OPTIONS')).toHaveLength(new Set(API_ROUTES.map((r) => r.path)).size);
-    expect(keyless.filter((m) => m !== 'OPTIONS').sort()).toEqual(['ANY', 'GET']);
+    expect(keyless.filter((m) => m !== 'OPTIONS').sort()).toEqual(['ANY', 'ANY', 'GET', 'GET']);
     const paths = Object.values(template.findResources('AWS::ApiGateway::Resource')).map(
       (r) => (r as Resource).Properties.PathPart,
     );
     expect(paths.sort()).toEqual(
-      ['datasets', 'health', 'keys', '{id}', 'model', 'predictions', 'promote', 'trainings', '{d}'].sort(),
+      [
+        'datasets',
+        'health',
+        'keys',
+        '{id}',
+        'model',
+        'predictions',
+        'promote',
+        'trainings',
+        '{d}',
+        'uploads',
+        'images',
+        'failures',
+        'models',
+      ].sort(),
     );
   });
 

@@ -44,6 +44,30 @@ describe('trainHead', () => {
     expect(report.split).toEqual({ testSize: 0.2, seed: 42, stratified: true });
   });
 
+  it('lists the held-out predictions with image keys when given the keys, matching the confusion matrix', () => {
+    const { X, labels } = multiclassInput();
+    const keys = labels.map((l, i) => `datasets/zoo/${l}/${i}.png`);
+
+    const { report } = trainHead({ X, labels, keys, spec: SPEC, options: DEFAULT_TRAIN_OPTIONS, now: NOW });
+    const without = trainHead({ X, labels, spec: SPEC, options: DEFAULT_TRAIN_OPTIONS, now: NOW }).report;
+    const predictions = report.predictions ?? [];
+    const counted = report.classes.map((t) =>
+      report.classes.map((p) => predictions.filter((x) => x.true === t && x.predicted === p).length),
+    );
+
+    expect(parseReportDocument(JSON.parse(JSON.stringify(report)))).toEqual(report);
+    expect(predictions).toHaveLength(report.counts.test);
+    expect(counted).toEqual(report.confusionMatrix);
+    for (const x of predictions) {
+      const i = Number(/(\d+)\.png$/.exec(x.key)?.[1]);
+      expect(x.true).toBe(labels[i]);
+      expect(x.probabilities).toHaveLength(3);
+      expect(x.probabilities.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 5);
+      expect(report.classes[x.probabilities.indexOf(Math.max(...x.probabilities))]).toBe(x.predicted);
+    }
+    expect(without.predictions).toBeUndefined();
+  });
+
   it('is deterministic: the same input gives the same documents', () => {
     const { X, labels } = multiclassInput();
 

@@ -1,0 +1,102 @@
+/** "Try it": drop, paste or pick an image; see the label, every class's probability and the timings. */
+import { useEffect, useState } from 'preact/hooks';
+import { api } from './api.ts';
+import { Bar, DropZone, ErrorLine, ms, RandomBadge } from './format.tsx';
+import type { Prediction } from './types.ts';
+
+export function TryIt({ dataset, hasModel }: { dataset: string; hasModel: boolean }) {
+  const [preview, setPreview] = useState<string | null>(null);
+  const [result, setResult] = useState<Prediction | null>(null);
+  const [error, setError] = useState<unknown>(null);
+  const [busy, setBusy] = useState(false);
+
+  const predict = async (file: File | Blob) => {
+    setError(null);
+    setResult(null);
+    if (preview) URL.revokeObjectURL(preview);
+    setPreview(URL.createObjectURL(file));
+    setBusy(true);
+    try {
+      setResult(
+        await api<Prediction>('POST', `datasets/${dataset}/predictions`, undefined, {
+          raw: file,
+          contentType: file.type || 'application/octet-stream',
+        }),
+      );
+    } catch (err) {
+      setError(err);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  useEffect(() => {
+    const onPaste = (e: ClipboardEvent) => {
+      const file = [...(e.clipboardData?.files ?? [])].find((f) => f.type.startsWith('image/'));
+      if (file) void predict(file);
+    };
+    window.addEventListener('paste', onPaste);
+    return () => window.removeEventListener('paste', onPaste);
+  });
+
+  if (!hasModel) return <p class="muted">No model is served yet: upload images first.</p>;
+  return (
+    <div class="cols">
+      <div>
+        <DropZone
+          label="image to predict"
+          onDrop={(e) => {
+            const f = e.dataTransfer?.files[0];
+            if (f) void predict(f);
+          }}
+        >
+          <p>
+            <strong>Drop an image here</strong>, paste one (Ctrl+V), or{' '}
+            <label class="button">
+              choose a file
+              <input
+                type="file"
+                accept="image/*"
+                class="hidden"
+                data-testid="try-input"
+                onChange={(e) => {
+                  const f = (e.target as HTMLInputElement).files?.[0];
+                  if (f) void predict(f);
+                }}
+              />
+            </label>
+          </p>
+          {preview ? <img class="try-preview" src={preview} alt="being predicted" /> : null}
+        </DropZone>
+      </div>
+      <div aria-live="polite">
+        {busy ? <p>Predicting…</p> : null}
+        <ErrorLine error={error} />
+        {result ? (
+          <div class="prediction">
+            <p class="big">
+              <span class="muted">label</span> <strong data-testid="predicted-label">{result.label}</strong>{' '}
+              {(result.confidence * 100).toFixed(1)} % <RandomBadge show={result.model.randomWeights} />
+            </p>
+            {[...result.scores]
+              .sort((a, b) => b.probability - a.probability)
+              .map((s) => (
+                <Bar
+                  key={s.label}
+                  label={s.label}
+                  value={s.probability}
+                  kind={s.label === result.label ? 'top' : 'plain'}
+                />
+              ))}
+            <p class="muted">
+              model <code>{result.model.version}</code> · timings:{' '}
+              {Object.entries(result.timingsMs)
+                .map(([k, v]) => `${k} ${ms(v)}`)
+                .join(' · ')}
+            </p>
+          </div>
+        ) : null}
+      </div>
+    </div>
+  );
+}

@@ -1,0 +1,22 @@
+/**
+ * The bucket's CORS rule for browser uploads (the console PUTs images to presigned URLs from
+ * `POST /datasets/{d}/uploads`). One definition: the CDK bucket (infra/constructs/data-bucket.ts)
+ * and the local emulator (lib/local/emulator.ts) both apply it, so a page that uploads locally
+ * uploads deployed too.
+ */
+
+/** What a browser may do cross-origin on the bucket: PUT to a presigned URL, nothing else. */
+export const UPLOAD_CORS = {
+  allowedMethods: ['PUT'] as const,
+  /** The presigned PUT signs `content-type`; the SDK's checksum headers may come along. */
+  allowedHeaders: ['content-type', 'x-amz-*'] as const,
+  /** The page reads the ETag of what it uploaded. */
+  exposedHeaders: ['ETag'] as const,
+  maxAgeSeconds: 3000,
+};
+
+/** Whether a request header name is allowed by {@link UPLOAD_CORS} (`x-amz-*` is a prefix). */
+export function isAllowedUploadHeader(name: string): boolean {
+  const n = name.trim().toLowerCase();
+  return UPLOAD_CORS.allowedHeaders.some((h) => (h.endsWith('*') ? n.startsWith(h.slice(0, -1)) : n === h));
+}

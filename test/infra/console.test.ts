@@ -1,0 +1,63 @@
+/**
+ * The console in the CDK stack (issue 11): `GET /` is the one method without an API key, the
+ * bucket lets the API's origin PUT to presigned URLs (and nothing else cross-origin), the API
+ * function may write only what the console needs, and it knows where the image keeps the page.
+ */
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CONSOLE_IMAGE_DIR } from '../../infra/constructs/tlearn-function.ts';
+import { ENV } from '../../lib/config.ts';
+import { UPLOAD_CORS } from '../../lib/storage/upload-cors.ts';
+import { createTestApp, createTestStack, type TestApp } from './synth.ts';
+
+describe('the console in the stack', () => {
+  let testApp: TestApp;
+  let template: Template;
+
+  beforeAll(() => {
+    testApp = createTestApp({ nag: true });
+    template = Template.fromStack(createTestStack(testApp.app, 'Console'));
+  });
+
+  afterAll(() => testApp?.cleanup());
+
+  it('serves GET / without an API key and every other method with one', () => {
+    const methods = Object.values(template.findResources('AWS::ApiGateway::Method')) as {
+      Properties: { HttpMethod: string; ApiKeyRequired?: boolean; ResourceId: unknown };
+    }[];
+    const open = methods.filter((m) => m.Properties.ApiKeyRequired !== true);
+
+    expect(open).toHaveLength(1);
+    expect(open[0]?.Properties.HttpMethod).toBe('GET');
+    // The root resource of the REST API, not a child resource.
+    expect(JSON.stringify(open[0]?.Properties.ResourceId)).toContain('RootResourceId');
+  });
+
+  it("lets only the API's origin PUT to the bucket cross-origin", () => {
+    template.hasResourceProperties('AWS::S3::Bucket', {
+      VersioningConfiguration: { Status: 'Enabled' },
+      CorsConfiguration: {
+        CorsRules: [
+          {
+            AllowedMethods: ['PUT'],
+            AllowedHeaders: [...UPLOAD_CORS.allowedHeaders],
+            ExposedHeaders: [...UPLOAD_CORS.exposedHeaders],
+            MaxAge: UPLOAD_CORS.maxAgeSeconds,
+            AllowedOrigins: [{ 'Fn::Join': ['', Match.arrayWith(['https://', { Ref: Match.anyValue() }])] }],
+          },
+        ],
+      },
+    });
+  });
+
+  it('gives the API function the console folder and write access to images and current.json only', () => {
+    const fn = Object.values(template.findResources('AWS::Lambda::Function')).find((f) =>
+      JSON.stringify(f).includes(ENV.CONSOLE_DIR),
+    ) as { Properties: { Environment: { Variables: Record<string, unknown> } } } | undefined;
+    const policies = JSON.stringify(template.findResources('AWS::IAM::Policy'));
+
+    expect(fn?.Properties.Environment.Variables[ENV.CONSOLE_DIR]).toBe(CONSOLE_IMAGE_DIR);
+    expect(policies).toContain('/datasets/*');
+    expect(policies).toContain('/models/*/current.json');
+  });
+});

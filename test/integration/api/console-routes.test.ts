@@ -1,0 +1,311 @@
+/**
+ * The console's API routes (issue 11) against the local S3 emulator (conditional writes and the
+ * bucket's CORS rule as the stack applies them): presigned uploads a browser can PUT to, thumbnails
+ * scoped to the dataset, failed images with their reason, model versions, promote / roll back,
+ * and the page at `GET /`.
+ */
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { APIGatewayProxyResult } from 'aws-lambda';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type ApiHandler, createApi } from '../../../lib/api/app.ts';
+import { createModelCache } from '../../../lib/api/model-cache.ts';
+import type { ApiConfig } from '../../../lib/api/types.ts';
+import { type LocalEmulator, startLocalEmulator } from '../../../lib/local/emulator.ts';
+import { featureMetadata } from '../../../lib/pipeline/feature-metadata.ts';
+import { type AwsClients, createAwsClients } from '../../../lib/storage/clients.ts';
+import { featureErrorKey, modelFileKey } from '../../../lib/storage/keys.ts';
+import { getObject, putJson, putObject } from '../../../lib/storage/s3.ts';
+import { silentLog } from '../../../lib/util/log.ts';
+import { fakeExtractor } from '../../helpers/fake-extractor.ts';
+import { makeImage } from '../../helpers/images.ts';
+import { bodyOf, errorOf, loadEvent, makeHead, promote, requestEvent, seedModel } from './support.ts';
+
+const BUCKET = 'console-test';
+const V1 = '20261101T100000Z-aaaaaa';
+const V2 = '20261102T100000Z-bbbbbb';
+const V3 = '20261103T100000Z-cccccc';
+const PAGE_ORIGIN = 'http://127.0.0.1:3000';
+
+describe('the console routes', () => {
+  let emulator: LocalEmulator;
+  let clients: AwsClients;
+  let api: ApiHandler;
+  let consoleDir: string;
+  let png: Buffer;
+  const extractor = fakeExtractor();
+
+  const call = (event: Parameters<ApiHandler>[0]): Promise<APIGatewayProxyResult> => api(event);
+  const json = (method: string, path: string, resource: string, dataset: string, body?: unknown) =>
+    call(
+      requestEvent(method, path, {
+        resource,
+        dataset,
+        ...(body !== undefined ? { contentType: 'application/json', body: JSON.stringify(body) } : {}),
+      }),
+    );
+
+  beforeAll(async () => {
+    emulator = await startLocalEmulator({ port: 0, region: 'us-east-1', buckets: [BUCKET], log: silentLog });
+    clients = createAwsClients({
+      bucket: BUCKET,
+      region: 'us-east-1',
+      endpoint: emulator.endpoint,
+      awsTimeoutMs: 5_000,
+    });
+    consoleDir = await mkdtemp(join(tmpdir(), 'tlearn-console-page-'));
+    await writeFile(
+      join(consoleDir, 'index.html'),
+      '<!doctype html><html><body><div id="app"></div><script type="module">console.log(1)</script></body></html>',
+    );
+    png = await makeImage('png', { width: 300, height: 200, color: [220, 40, 40], pattern: 'hstripes' });
+    const { s3 } = clients;
+    const head = makeHead(['cat', 'dog'], extractor.dims, extractor.specId, 3);
+    await seedModel(s3, BUCKET, 'pets', V1, head);
+    await seedModel(s3, BUCKET, 'pets', V2, head);
+    // V3: a training that wrote its report but not (yet) its model.json.
+    await putJson(s3, BUCKET, modelFileKey('pets', V3, 'report.json'), { partial: true });
+    await promote(s3, BUCKET, 'pets', V1);
+    await seedModel(s3, BUCKET, 'fresh', V1, head);
+    await putObject(s3, BUCKET, 'datasets/pets/cat/1.png', png, { contentType: 'image/png' });
+    await putObject(s3, BUCKET, 'datasets/other/cat/1.png', png, { contentType: 'image/png' });
+    const bad = await putObject(s3, BUCKET, 'datasets/pets/dog/broken.jpg', 'not a jpeg');
+    // The error record counts only when written after the image and tagged with its ETag.
+    await putObject(
+      s3,
+      BUCKET,
+      featureErrorKey({ dataset: 'pets', label: 'dog', file: 'broken.jpg' }),
+      JSON.stringify({
+        imageKey: 'datasets/pets/dog/broken.jpg',
+        sourceEtag: bad.etag,
+        spec: extractor.specId,
+        reason: 'CorruptImage: jpeg image is truncated or corrupt',
+        code: 'CorruptImage',
+        at: '2026-11-01T10:00:00.000Z',
+      }),
+      { metadata: featureMetadata(bad.etag, extractor.specId, 'dog') },
+    );
+    const config: ApiConfig = {
+      bucket: BUCKET,
+      stateMachineArn: 'arn:aws:states:us-east-1:000000000000:stateMachine:t',
+      maxBodyBytes: 6 * 1024 * 1024,
+      limitInputPixels: 40_000_000,
+      maxBatch: 4,
+      corsOrigin: undefined,
+      consoleDir,
+    };
+    api = createApi({
+      s3,
+      sfn: { send: async () => ({ executionArn: 'x', startDate: new Date(), $metadata: {} }) },
+      extractor: Promise.resolve(extractor),
+      cache: createModelCache({ s3, bucket: BUCKET, refreshSeconds: 0, log: silentLog }),
+      config,
+      log: silentLog,
+    });
+  });
+
+  afterAll(async () => {
+    clients?.s3.destroy();
+    await emulator?.stop();
+    if (consoleDir) await rm(consoleDir, { recursive: true, force: true });
+  });
+
+  describe('POST /datasets/{d}/uploads', () => {
+    it('presigns PUTs under datasets/{d}/{label}/ that a page on another origin can use, and rejects what is not an image', async () => {
+      const res = await json('POST', '/datasets/pets/uploads', '/datasets/{d}/uploads', 'pets', {
+        files: [
+          { label: 'cat', name: 'new cat.png', size: png.length },
+          { label: 'cat', name: '.DS_Store' },
+          { label: 'dog', name: 'notes.txt' },
+          { label: '..', name: 'x.png' },
+        ],
+      });
+      const body = bodyOf<{
+        uploads: { key: string; url: string; headers: Record<string, string> }[];
+        rejected: { name: string; reason: string }[];
+      }>(res);
+      const upload = body.uploads[0];
+      if (!upload) throw new Error('no upload');
+      const preflight = await fetch(upload.url, {
+        method: 'OPTIONS',
+        headers: {
+          origin: PAGE_ORIGIN,
+          'access-control-request-method': 'PUT',
+          'access-control-request-headers': 'content-type',
+        },
+      });
+      const put = await fetch(upload.url, {
+        method: 'PUT',
+        headers: { ...upload.headers, origin: PAGE_ORIGIN },
+        body: png,
+      });
+      const stored = await getObject(clients.s3, BUCKET, upload.key);
+      const foreign = await fetch(upload.url, {
+        method: 'OPTIONS',
+        headers: { origin: 'https://evil.example', 'access-control-request-method': 'PUT' },
+      });
+
+      expect(res.statusCode).toBe(200);
+      expect(body.uploads).toHaveLength(1);
+      expect(upload.key).toBe('datasets/pets/cat/new cat.png');
+      expect(upload.headers).toEqual({ 'content-type': 'image/png' });
+      expect(upload.url).toContain('X-Amz-Signature=');
+      expect(body.rejected.map((r) => r.name)).toEqual(['.DS_Store', 'notes.txt', 'x.png']);
+      expect(preflight.status).toBe(200);
+      expect(preflight.headers.get('access-control-allow-origin')).toBe(PAGE_ORIGIN);
+      expect(preflight.headers.get('access-control-allow-methods')).toBe('PUT');
+      expect(put.status).toBe(200);
+      expect(put.headers.get('access-control-allow-origin')).toBe(PAGE_ORIGIN);
+      expect(Buffer.from(stored.body).equals(png)).toBe(true);
+      expect(foreign.status).toBe(403);
+    });
+
+    it('refuses an empty list and a bad dataset name with a 400 that says why', async () => {
+      const empty = await json('POST', '/datasets/pets/uploads', '/datasets/{d}/uploads', 'pets', {
+        files: [],
+      });
+      const badName = await json('POST', '/datasets/Pets/uploads', '/datasets/{d}/uploads', 'Pets', {
+        files: [{ label: 'a', name: 'b.png' }],
+      });
+
+      expect(empty.statusCode).toBe(400);
+      expect(errorOf(empty).message).toContain('send at least one file');
+      expect(badName.statusCode).toBe(400);
+      expect(errorOf(badName).code).toBe('InvalidDatasetName');
+    });
+  });
+
+  describe('GET /datasets/{d}/images', () => {
+    const thumb = (dataset: string, query: Record<string, string>, headers: Record<string, string> = {}) => {
+      const event = requestEvent('GET', `/datasets/${dataset}/images`, {
+        resource: '/datasets/{d}/images',
+        dataset,
+        query,
+      });
+      event.headers = { ...event.headers, ...headers };
+      return call(event);
+    };
+
+    it('answers a cached JPEG thumbnail no larger than asked, and 304 for the same ETag', async () => {
+      const res = await thumb('pets', { key: 'datasets/pets/cat/1.png', size: '64' });
+      const meta = await sharp(Buffer.from(res.body, 'base64')).metadata();
+      const again = await thumb(
+        'pets',
+        { key: 'datasets/pets/cat/1.png', size: '64' },
+        { 'If-None-Match': String(res.headers?.etag) },
+      );
+
+      expect(res.statusCode).toBe(200);
+      expect(res.isBase64Encoded).toBe(true);
+      expect(res.headers?.['content-type']).toBe('image/jpeg');
+      expect(res.headers?.['cache-control']).toBe('private, max-age=3600');
+      expect(meta.format).toBe('jpeg');
+      expect([meta.width, meta.height]).toEqual([64, 43]);
+      expect(again.statusCode).toBe(304);
+    });
+
+    it("refuses another dataset's image with 403, and names a missing one with 404", async () => {
+      const other = await thumb('pets', { key: 'datasets/other/cat/1.png' });
+      const missing = await thumb('pets', { key: 'datasets/pets/cat/nope.png' });
+      const tooBig = await thumb('pets', { key: 'datasets/pets/cat/1.png', size: '4096' });
+
+      expect(other.statusCode).toBe(403);
+      expect(errorOf(other).code).toBe('KeyOutsideDataset');
+      expect(missing.statusCode).toBe(404);
+      expect(errorOf(missing).code).toBe('ImageNotFound');
+      expect(tooBig.statusCode).toBe(400);
+    });
+  });
+
+  it('GET /datasets/{d}/failures lists unusable images with the reason from their error record', async () => {
+    const res = await json('GET', '/datasets/pets/failures', '/datasets/{d}/failures', 'pets');
+
+    expect(res.statusCode).toBe(200);
+    expect(bodyOf(res)).toEqual({
+      dataset: 'pets',
+      total: 1,
+      failures: [
+        {
+          key: 'datasets/pets/dog/broken.jpg',
+          label: 'dog',
+          code: 'CorruptImage',
+          reason: 'CorruptImage: jpeg image is truncated or corrupt',
+        },
+      ],
+    });
+  });
+
+  describe('model versions, promote and roll back', () => {
+    type Versions = {
+      current: string | null;
+      versions: { version: string; complete: boolean; current: boolean }[];
+    };
+    const versions = async () =>
+      bodyOf<Versions>(await json('GET', '/datasets/pets/models', '/datasets/{d}/models', 'pets'));
+    const promoteTo = (version: string, dataset = 'pets') =>
+      json('POST', `/datasets/${dataset}/model/promote`, '/datasets/{d}/model/promote', dataset, { version });
+
+    it('lists versions newest first with the served one, promotes a newer one and rolls back to the older', async () => {
+      const before = await versions();
+      const forward = await promoteTo(V2);
+      const afterForward = await versions();
+      const back = await promoteTo(V1);
+      const pointer = JSON.parse(
+        Buffer.from((await getObject(clients.s3, BUCKET, 'models/pets/current.json')).body).toString('utf8'),
+      ) as { version: string; previous: string };
+
+      expect(before.versions.map((v) => [v.version, v.complete, v.current])).toEqual([
+        [V3, false, false],
+        [V2, true, false],
+        [V1, true, true],
+      ]);
+      expect(forward.statusCode).toBe(200);
+      expect(afterForward.current).toBe(V2);
+      expect(back.statusCode).toBe(200);
+      expect(pointer).toMatchObject({ version: V1, previous: V2 });
+    });
+
+    it('refuses an incomplete or unknown version with 404, and creates the first pointer of a dataset', async () => {
+      const incomplete = await promoteTo(V3);
+      const bad = await promoteTo('latest');
+      const first = await promoteTo(V1, 'fresh');
+
+      expect(incomplete.statusCode).toBe(404);
+      expect(errorOf(incomplete).code).toBe('ModelVersionNotFound');
+      expect(bad.statusCode).toBe(400);
+      expect(first.statusCode).toBe(200);
+      expect(bodyOf<{ pointer: { previous: string | null } }>(first).pointer.previous).toBeNull();
+    });
+  });
+
+  describe('GET /', () => {
+    it('serves the built page without data, with a CSP naming its one script, and 304 when unchanged', async () => {
+      const res = await call(requestEvent('GET', '/', { resource: '/' }));
+      const hash = createHash('sha256').update('console.log(1)').digest('base64');
+      const event = requestEvent('GET', '/', { resource: '/' });
+      event.headers = { ...event.headers, 'If-None-Match': String(res.headers?.etag) };
+      const again = await call(event);
+
+      expect(res.statusCode).toBe(200);
+      expect(res.headers?.['content-type']).toBe('text/html; charset=utf-8');
+      expect(res.body).toContain('<div id="app">');
+      expect(res.headers?.['content-security-policy']).toContain(`script-src 'sha256-${hash}'`);
+      expect(again.statusCode).toBe(304);
+    });
+  });
+
+  it('answers the sample events of events/ (as API Gateway sends them) on the console routes', async () => {
+    const page = await call(loadEvent('api-console-page'));
+    const uploads = await call(loadEvent('api-create-uploads'));
+    const thumb = await call(loadEvent('api-thumbnail'));
+    const promoted = await call(loadEvent('api-promote-model'));
+
+    expect(page.statusCode).toBe(200);
+    expect(bodyOf<{ uploads: unknown[] }>(uploads).uploads).toHaveLength(2);
+    expect(errorOf(thumb).code).toBe('ImageNotFound');
+    expect(promoted.statusCode).toBe(200);
+  });
+});
