@@ -292,6 +292,8 @@ export class TlearnStack extends Stack {
       bucket.grantRead(api.function, all(prefix));
     }
     stateMachine.grantStartExecution(api.function);
+    // GET /datasets/{d}/model/export writes each version's model.onnx once (issue 12).
+    bucket.grantPut(api.function, `${MODELS_PREFIX}*/model.onnx`);
     // GET /datasets/{d} reports the newest training execution (status, error, cause).
     api.function.addToRolePolicy(
       new iam.PolicyStatement({

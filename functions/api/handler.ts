@@ -3,6 +3,7 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { createApi, createExecutionHistory, createModelCache, loadApiConfig } from '../../lib/api/index.ts';
 import { loadModelConfig, loadStorageConfig } from '../../lib/config.ts';
 import { loadExtractor } from '../../lib/model/extractor.ts';
+import { loadWeights } from '../../lib/model/weights.ts';
 import { createAwsClients } from '../../lib/storage/clients.ts';
 import { createObservability, startLazy, withObservability } from '../shared/powertools.ts';
 
@@ -38,6 +39,8 @@ const api = createApi({
     refreshSeconds: config.modelRefreshSeconds,
     log: obs.log,
   }),
+  // Only for a version's first ONNX export; not kept in memory afterwards.
+  baseWeights: () => loadWeights(modelConfig.weights, { s3: clients.s3, log: obs.log }),
   config,
   log: obs.log,
   metrics: {

@@ -9,6 +9,7 @@ import { NotFoundError, TlearnError } from '../errors.ts';
 import type { FeatureExtractor } from '../model/types.ts';
 import { getDatasetRoute, getModelRoute, listDatasetsRoute } from './datasets.ts';
 import { errorForLog, errorResponse, MethodNotAllowedError } from './errors.ts';
+import { exportModelRoute } from './export.ts';
 import { healthRoute } from './health.ts';
 import { jsonResponse } from './http.ts';
 import { createInferenceQueue, type InferenceQueue } from './inference-queue.ts';
@@ -39,6 +40,7 @@ const HANDLERS: Record<RouteKey, RouteFn> = {
   'GET /datasets': ok((_e, ctx) => listDatasetsRoute(ctx)),
   'GET /datasets/{d}': ok(getDatasetRoute),
   'GET /datasets/{d}/model': ok(getModelRoute),
+  'GET /datasets/{d}/model/export': exportModelRoute,
   'POST /datasets/{d}/predictions': ok(predictRoute),
   'POST /datasets/{d}/trainings': ok(startTrainingRoute, 202),
 };
