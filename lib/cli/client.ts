@@ -80,8 +80,11 @@ export const PredictionSchema: SchemaOf<PredictionResponse> = z.object({
     spec: z.string(),
     randomWeights: z.boolean(),
   }),
-  label: z.string(),
+  label: z.string().nullable(),
   confidence: z.number(),
+  // Stacks from before thresholds do not send it: they never abstain.
+  abstained: z.boolean().default(false),
+  threshold: z.number().nullable().optional(),
   scores: z.array(z.object({ label: z.string(), probability: z.number() })),
   timingsMs: z.object({
     fetch: z.number().optional(),

@@ -297,6 +297,9 @@ export async function runTrainingJob(input: TrainJobInput, deps: TrainJobDeps): 
       C: deps.training.C,
       maxIter: deps.training.maxIter,
       refitOnAll: deps.training.refitOnAll,
+      ...(deps.training.targetPrecision !== undefined
+        ? { targetPrecision: deps.training.targetPrecision }
+        : {}),
     },
     log: deps.log,
     dataset,

@@ -3,6 +3,7 @@ import { ValidationError } from '../errors.ts';
 import { isRandomWeights } from '../model/spec.ts';
 import { checkHead } from './head.ts';
 import { formatFixed } from './metrics.ts';
+import { ThresholdReportSchema, ThresholdsSchema } from './thresholds.ts';
 import type { Head } from './types.ts';
 
 /**
@@ -52,6 +53,8 @@ export const ModelDocument = z
     }),
     /** Trained on features of seeded random VGG16 weights (a demo, never a real model). */
     randomWeights: z.boolean(),
+    /** Per-class confidence thresholds (`?threshold=auto`); absent without a holdout. */
+    thresholds: ThresholdsSchema.optional(),
   })
   .superRefine((doc, ctx) => {
     try {
@@ -121,6 +124,8 @@ export const ReportDocument = z.object({
     refit: z.number().nonnegative().optional(),
   }),
   trainedAt: z.string().datetime(),
+  /** Per-class thresholds with the precision/recall curves behind them; absent without a holdout. */
+  thresholds: ThresholdReportSchema.optional(),
 });
 export type ReportDocument = z.infer<typeof ReportDocument>;
 

@@ -48,7 +48,7 @@ function predictionRows(results: readonly Result[]): string[][] {
     'prediction' in r
       ? [
           r.file,
-          r.prediction.label,
+          r.prediction.label ?? '(abstained)',
           percent(r.prediction.confidence),
           r.prediction.scores.map((s) => `${s.label} ${percent(s.probability)}`).join(', '),
         ]

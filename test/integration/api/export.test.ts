@@ -10,7 +10,7 @@ import { decodeToRgb, preprocessImage } from '../../../lib/images/preprocess.ts'
 import { loadExtractor } from '../../../lib/model/extractor.ts';
 import type { FeatureExtractor } from '../../../lib/model/types.ts';
 import { loadWeights } from '../../../lib/model/weights.ts';
-import { headObject, putObject } from '../../../lib/storage/s3.ts';
+import { getObject, headObject, putJson, putObject } from '../../../lib/storage/s3.ts';
 import type { Head } from '../../../lib/training/types.ts';
 import { type Emulator, startEmulator } from '../../helpers/emulator.ts';
 import { makeLabelledImages } from '../../helpers/images.ts';
@@ -29,7 +29,10 @@ const V1 = '20261128T100000Z-aaaaaa';
 const V2 = '20261128T110000Z-bbbbbb';
 
 interface Prediction {
-  label: string;
+  label: string | null;
+  confidence: number;
+  abstained: boolean;
+  threshold?: number | null;
   scores: { label: string; probability: number }[];
 }
 
@@ -135,7 +138,7 @@ describe('ONNX export of the whole model', () => {
         [EXPORT_INPUT_NAME]: new ort.Tensor('float32', batch, [images.length, 150, 150, 3]),
       });
       const probs = out[EXPORT_OUTPUT_NAME];
-      const predictions = [];
+      const predictions: Prediction[] = [];
       for (const img of images) {
         predictions.push(bodyOf<Prediction>(await api(predictBinary(dataset, img.data))));
       }
@@ -195,5 +198,68 @@ describe('ONNX export of the whole model', () => {
       const res = await api(exportEvent(dataset, query));
       expect({ status: res.statusCode, code: errorOf(res).code }).toEqual({ status, code });
     }
+  });
+
+  it("abstains below the threshold asked for (auto: the model's per-class one) and still lists the scores", async () => {
+    // Prepare: thresholds that let exactly the first image's label pass at its own confidence.
+    const plain: Prediction[] = [];
+    for (const img of images) plain.push(bodyOf<Prediction>(await api(predictBinary('pets', img.data))));
+    const first = plain[0] as Prediction;
+    const passLabel = first.label as string;
+    const classes = (heads.pets as Head).classes;
+    const thresholds = {
+      targetPrecision: 0.95,
+      samples: 6,
+      perClass: classes.map((label) => ({
+        label,
+        threshold: label === passLabel ? first.confidence : label === classes[2] ? null : 1,
+        precision: 1,
+        recall: 1,
+        predicted: 2,
+        support: 2,
+      })),
+    };
+    const { s3 } = em.clients;
+    await seedModel(s3, em.bucket, 'gated', V1, heads.pets as Head);
+    const doc = JSON.parse(
+      Buffer.from((await getObject(s3, em.bucket, `models/gated/${V1}/model.json`)).body).toString(),
+    ) as Record<string, unknown>;
+    await putJson(s3, em.bucket, `models/gated/${V1}/model.json`, { ...doc, thresholds });
+    await promote(s3, em.bucket, 'gated', V1);
+    // Act
+    const auto: Prediction[] = [];
+    for (const img of images) {
+      auto.push(
+        bodyOf<Prediction>(await api(predictBinary('gated', img.data, { query: { threshold: 'auto' } }))),
+      );
+    }
+    const fixed = bodyOf<Prediction>(
+      await api(predictBinary('gated', images[0]?.data ?? Buffer.alloc(0), { query: { threshold: '1' } })),
+    );
+    const zero = bodyOf<Prediction>(
+      await api(predictBinary('gated', images[0]?.data ?? Buffer.alloc(0), { query: { threshold: '0' } })),
+    );
+    const bad = await api(
+      predictBinary('gated', images[0]?.data ?? Buffer.alloc(0), { query: { threshold: 'high' } }),
+    );
+    const none = await api(
+      predictBinary('pets', images[0]?.data ?? Buffer.alloc(0), { query: { threshold: 'auto' } }),
+    );
+    // Assess
+    auto.forEach((p, i) => {
+      const before = plain[i] as Prediction;
+      const passes = before.label === passLabel && before.confidence >= first.confidence;
+      expect(p.abstained).toBe(!passes);
+      expect(p.label).toBe(passes ? before.label : null);
+      expect(p.scores).toEqual(before.scores);
+      expect(p.confidence).toBe(before.confidence);
+    });
+    expect(auto[0]).toMatchObject({ label: passLabel, abstained: false, threshold: first.confidence });
+    expect(plain.every((p) => p.abstained === false && p.threshold === undefined)).toBe(true);
+    expect(fixed).toMatchObject({ label: null, abstained: true, threshold: 1 });
+    expect(fixed.scores).toHaveLength(classes.length);
+    expect(zero).toMatchObject({ label: passLabel, abstained: false, threshold: 0 });
+    expect([bad.statusCode, errorOf(bad).code]).toEqual([400, 'InvalidThreshold']);
+    expect([none.statusCode, errorOf(none).code]).toEqual([400, 'NoThresholds']);
   });
 });
