@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { ModelConfig, TrainingConfig } from '../config.ts';
+import { type TrainerRuntime, trainingUsageDocument } from '../cost/training.ts';
+import { countS3Requests } from '../cost/usage.ts';
 import { describeError, InsufficientDataError, NotFoundError, SpecMismatchError } from '../errors.ts';
 import { decodeNpy } from '../features/npy.ts';
 import { DEFAULT_RESIZE, type FeatureSpec, featureDims, parseSpec } from '../model/spec.ts';
@@ -61,6 +63,8 @@ export interface TrainJobDeps {
   now?: () => Date;
   /** Random part of the version id. @default 8 random [a-z0-9] */
   shortId?: () => string;
+  /** Region, memory and architecture of the trainer, for the report's `usage` (none without it). */
+  runtime?: TrainerRuntime;
 }
 
 /** Features of one spec that were left out, and why. */
@@ -265,6 +269,8 @@ export async function runTrainingJob(input: TrainJobInput, deps: TrainJobDeps): 
   const started = performance.now();
   const now = deps.now ?? (() => new Date());
   const { dataset } = input;
+  const s3Counts = countS3Requests(deps.s3);
+  const s3Before = { ...s3Counts };
   const scan = await scanDataset(deps.s3, deps.bucket, dataset);
   const ready = scan.entries.filter((e) => e.status === 'ready');
   const failed = scan.entries.filter((e) => e.status === 'failed').length;
@@ -309,9 +315,21 @@ export async function runTrainingJob(input: TrainJobInput, deps: TrainJobDeps): 
   });
   const fitMs = performance.now() - fitStart;
   const note = describeExclusions(loaded.excluded, loaded.spec);
-  const fullReport: ReportDocument = note
+  const withNote: ReportDocument = note
     ? { ...report, note: [report.note, note].filter(Boolean).join(' ') }
     : report;
+  // Usage so far plus the three documents written below.
+  const fullReport: ReportDocument = deps.runtime
+    ? {
+        ...withNote,
+        usage: trainingUsageDocument(
+          deps.runtime,
+          performance.now() - started,
+          { put: s3Counts.put - s3Before.put, get: s3Counts.get - s3Before.get },
+          3,
+        ),
+      }
+    : withNote;
 
   await putJson(deps.s3, deps.bucket, modelFileKey(dataset, version, 'report.json'), fullReport);
   await putObject(

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { UsageDocumentSchema } from '../cost/usage.ts';
 import { ValidationError } from '../errors.ts';
 import { isRandomWeights } from '../model/spec.ts';
 import { checkHead } from './head.ts';
@@ -126,6 +127,8 @@ export const ReportDocument = z.object({
   trainedAt: z.string().datetime(),
   /** Per-class thresholds with the precision/recall curves behind them; absent without a holdout. */
   thresholds: ThresholdReportSchema.optional(),
+  /** AWS resources the training used and their list price (lib/cost/). */
+  usage: UsageDocumentSchema.optional(),
 });
 export type ReportDocument = z.infer<typeof ReportDocument>;
 
