@@ -120,6 +120,11 @@ export interface TlearnStackProps extends StackProps {
   };
   /** SNS topic the alarms notify. @default - none */
   readonly alarmTopicArn?: string;
+  /**
+   * The alarms and the dashboard (they bill while idle: `tlearn cost` lists them); false for a
+   * near-zero idle bill. @default true
+   */
+  readonly monitoring?: boolean;
   /** `docker build --build-arg`s of the container image (e.g. TFJS_NODE_CDN_STORAGE). @default - none */
   readonly imageBuildArgs?: Record<string, string>;
 }
@@ -136,7 +141,8 @@ export class TlearnStack extends Stack {
   readonly functions: Readonly<Record<FunctionName, TlearnFunction>>;
   readonly training: TrainingStateMachine;
   readonly api: PredictionApi;
-  readonly monitoring: Monitoring;
+  /** Undefined when `monitoring: false`. */
+  readonly monitoring: Monitoring | undefined;
 
   constructor(scope: Construct, id: string, props: TlearnStackProps = {}) {
     super(scope, id, props);
@@ -326,18 +332,25 @@ export class TlearnStack extends Stack {
       logRemovalPolicy: removalPolicy,
     });
 
-    this.monitoring = new Monitoring(this, 'Monitoring', {
-      queues: [
-        { name: 'ingest', queue: this.ingest.queue, deadLetterQueue: this.ingest.deadLetterQueue },
-        { name: 'features', queue: this.features.queue, deadLetterQueue: this.features.deadLetterQueue },
-      ],
-      functions: Object.fromEntries(Object.entries(this.functions).map(([n, f]) => [n, f.function])),
-      stateMachine,
-      api: this.api.api,
-      alarmActions: props.alarmTopicArn
-        ? [new cwActions.SnsAction(sns.Topic.fromTopicArn(this, 'AlarmTopic', props.alarmTopicArn))]
-        : [],
-    });
+    this.monitoring =
+      props.monitoring === false
+        ? undefined
+        : new Monitoring(this, 'Monitoring', {
+            queues: [
+              { name: 'ingest', queue: this.ingest.queue, deadLetterQueue: this.ingest.deadLetterQueue },
+              {
+                name: 'features',
+                queue: this.features.queue,
+                deadLetterQueue: this.features.deadLetterQueue,
+              },
+            ],
+            functions: Object.fromEntries(Object.entries(this.functions).map(([n, f]) => [n, f.function])),
+            stateMachine,
+            api: this.api.api,
+            alarmActions: props.alarmTopicArn
+              ? [new cwActions.SnsAction(sns.Topic.fromTopicArn(this, 'AlarmTopic', props.alarmTopicArn))]
+              : [],
+          });
 
     new CfnOutput(this, 'ApiUrl', { value: this.api.api.url, description: 'Base URL of the HTTP API' });
     new CfnOutput(this, 'ApiKeyId', {
@@ -379,6 +392,12 @@ export class TlearnStack extends Stack {
             reason:
               'S3 grants are scoped to one prefix of the S3 layout (datasets/*, features/*, models/*, base-models/*): the objects under it are created at run time, so the keys cannot be listed in the policy.',
             appliesTo: [{ regex: `/^Resource::${bucketArn}\\/(${prefixes})\\/\\*$/` }],
+          },
+          {
+            id: 'AwsSolutions-IAM5',
+            reason:
+              "The API writes each model version's one-file ONNX export (models/{d}/{version}/model.onnx) on its first request; versions are made at run time.",
+            appliesTo: [{ regex: `/^Resource::${bucketArn}\\/models\\/\\*\\/model\\.onnx$/` }],
           },
           {
             id: 'AwsSolutions-IAM5',

@@ -357,12 +357,14 @@ describe('least privilege', () => {
     expect(resourcesFor(promote, 's3:GetObject*')).not.toMatch(/datasets|features/);
   });
 
-  it('lets the API read what it serves and start trainings, but write nothing', () => {
+  it('lets the API read what it serves and start trainings, and write only ONNX exports', () => {
     const s = statementsOf(defaults, template, 'api');
     const reads = resourcesFor(s, 's3:GetObject*');
     for (const prefix of ['/datasets/*', '/features/*', '/models/*', '/base-models/*'])
       expect(reads).toContain(prefix);
-    expect(resourcesFor(s, 's3:PutObject')).toBe('');
+    // The only write: each version's one-file ONNX export, built on its first request.
+    expect(resourcesFor(s, 's3:PutObject')).toContain('/models/*/model.onnx');
+    expect(resourcesFor(s, 's3:PutObject').match(/Fn::Join/g)).toHaveLength(1);
     expect(resourcesFor(s, 's3:DeleteObject*')).toBe('');
     expect(resourcesFor(s, 'states:StartExecution')).toContain(
       logicalId(defaults, defaults.training.stateMachine),
@@ -410,7 +412,7 @@ describe('API', () => {
 
   it('requires an API key on every method of the documented routes', () => {
     const methods = Object.values(template.findResources('AWS::ApiGateway::Method')) as Resource[];
-    expect(methods).toHaveLength(6);
+    expect(methods).toHaveLength(7);
     for (const m of methods) {
       expect(m.Properties.ApiKeyRequired).toBe(true);
       expect(m.Properties.RequestValidatorId).toBeDefined();
@@ -418,7 +420,9 @@ describe('API', () => {
     const paths = Object.values(template.findResources('AWS::ApiGateway::Resource')).map(
       (r) => (r as Resource).Properties.PathPart,
     );
-    expect(paths.sort()).toEqual(['datasets', 'health', 'model', 'predictions', 'trainings', '{d}'].sort());
+    expect(paths.sort()).toEqual(
+      ['datasets', 'export', 'health', 'model', 'predictions', 'trainings', '{d}'].sort(),
+    );
   });
 
   it('throttles and limits each key with a usage plan from props', () => {
