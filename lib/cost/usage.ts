@@ -4,6 +4,7 @@
  * see them (S3 requests through an SDK middleware, the function's own duration and memory);
  * what only AWS sees (the state machine's other steps) is an estimate and says so in `notes`.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { z } from 'zod';
 import { PRICES_AS_OF, pricesFor } from './prices.ts';
@@ -118,32 +119,39 @@ export interface S3RequestCounts {
   get: number;
 }
 
-const counters = new WeakMap<S3Client, S3RequestCounts>();
+const scope = new AsyncLocalStorage<S3RequestCounts>();
+const instrumented = new WeakSet<S3Client>();
 
 /**
- * Counts every request an S3 client sends from now on, by price class (an SDK middleware added
- * once per client; retries are not counted separately). Returns the live counts: take a copy
- * before and after a piece of work and subtract.
+ * Runs `work` and counts the S3 requests it sends through `s3`, by price class. The count
+ * follows the async context (an SDK middleware added once per client reads it), so concurrent
+ * work on the same client (the local stack runs several trainings in one process) is counted
+ * apart. Retries are not counted separately.
  *
- * @example
- * const counts = countS3Requests(s3); const before = { ...counts };
- * await work(); const used = { put: counts.put - before.put, get: counts.get - before.get };
+ * @example const { result, counts } = await countS3Requests(s3, () => runTraining());
  */
-export function countS3Requests(s3: S3Client): S3RequestCounts {
-  const existing = counters.get(s3);
-  if (existing) return existing;
+export async function countS3Requests<T>(
+  s3: S3Client,
+  work: (counts: S3RequestCounts) => Promise<T>,
+): Promise<{ result: T; counts: S3RequestCounts }> {
+  if (!instrumented.has(s3)) {
+    instrumented.add(s3);
+    s3.middlewareStack.add(
+      (next, context) => async (args) => {
+        const counts = scope.getStore();
+        if (counts) {
+          const name = String((context as { commandName?: string }).commandName ?? '');
+          if (S3_PUT_CLASS.test(name)) counts.put++;
+          else if (!S3_FREE.test(name)) counts.get++;
+        }
+        return next(args);
+      },
+      { step: 'initialize', name: 'tlearnS3RequestCounter' },
+    );
+  }
   const counts: S3RequestCounts = { put: 0, get: 0 };
-  counters.set(s3, counts);
-  s3.middlewareStack.add(
-    (next, context) => async (args) => {
-      const name = String((context as { commandName?: string }).commandName ?? '');
-      if (S3_PUT_CLASS.test(name)) counts.put++;
-      else if (!S3_FREE.test(name)) counts.get++;
-      return next(args);
-    },
-    { step: 'initialize', name: 'tlearnS3RequestCounter' },
-  );
-  return counts;
+  const result = await scope.run(counts, () => work(counts));
+  return { result, counts };
 }
 
 /**

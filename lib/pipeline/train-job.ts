@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { ModelConfig, TrainingConfig } from '../config.ts';
 import { type TrainerRuntime, trainingUsageDocument } from '../cost/training.ts';
-import { countS3Requests } from '../cost/usage.ts';
+import { countS3Requests, type S3RequestCounts } from '../cost/usage.ts';
 import { describeError, InsufficientDataError, NotFoundError, SpecMismatchError } from '../errors.ts';
 import { decodeNpy } from '../features/npy.ts';
 import { DEFAULT_RESIZE, type FeatureSpec, featureDims, parseSpec } from '../model/spec.ts';
@@ -266,11 +266,18 @@ function describeExclusions(excluded: readonly Exclusion[], spec: string): strin
  *   their messages say what to do and end up as the state machine's Fail cause.
  */
 export async function runTrainingJob(input: TrainJobInput, deps: TrainJobDeps): Promise<TrainJobResult> {
+  // S3 requests are counted per run (for the report's usage), even with runs in parallel.
+  return (await countS3Requests(deps.s3, (s3Counts) => trainingJob(input, deps, s3Counts))).result;
+}
+
+async function trainingJob(
+  input: TrainJobInput,
+  deps: TrainJobDeps,
+  s3Counts: S3RequestCounts,
+): Promise<TrainJobResult> {
   const started = performance.now();
   const now = deps.now ?? (() => new Date());
   const { dataset } = input;
-  const s3Counts = countS3Requests(deps.s3);
-  const s3Before = { ...s3Counts };
   const scan = await scanDataset(deps.s3, deps.bucket, dataset);
   const ready = scan.entries.filter((e) => e.status === 'ready');
   const failed = scan.entries.filter((e) => e.status === 'failed').length;
@@ -322,12 +329,7 @@ export async function runTrainingJob(input: TrainJobInput, deps: TrainJobDeps): 
   const fullReport: ReportDocument = deps.runtime
     ? {
         ...withNote,
-        usage: trainingUsageDocument(
-          deps.runtime,
-          performance.now() - started,
-          { put: s3Counts.put - s3Before.put, get: s3Counts.get - s3Before.get },
-          3,
-        ),
+        usage: trainingUsageDocument(deps.runtime, performance.now() - started, { ...s3Counts }, 3),
       }
     : withNote;
 

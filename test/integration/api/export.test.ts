@@ -17,6 +17,7 @@ import { makeLabelledImages } from '../../helpers/images.ts';
 import {
   bodyOf,
   errorOf,
+  loadEvent,
   makeHead,
   predictBinary,
   promote,
@@ -160,6 +161,12 @@ describe('ONNX export of the whole model', () => {
       await session.release();
     });
   }
+
+  it('answers the sample event events/api-export-model.json with a redirect to the file', async () => {
+    const res = await api(loadEvent('api-export-model'));
+    expect(res.statusCode).toBe(302);
+    expect(res.headers?.location).toContain('/models/pets/');
+  });
 
   it('writes model.onnx once per version and carries the labels, spec, version and input contract', async () => {
     // Prepare

@@ -67,4 +67,41 @@ describe("a training report's resources and price", () => {
       15,
     );
   });
+
+  it('counts the S3 requests of two trainings running at once apart', async () => {
+    for (const label of ['a', 'b']) {
+      for (let i = 0; i < 4; i++)
+        await putImageWithFeature(emu, `datasets/more/${label}/${i}.png`, { seed: i });
+    }
+    const deps = {
+      s3: emu.clients.s3,
+      bucket: emu.bucket,
+      training: { featureConcurrency: 4, refitOnAll: false, C: 1, maxIter: 100 },
+      log: silentLog,
+      runtime: { region: 'us-east-1' },
+    };
+    const at = '2026-01-01T00:00:00.000Z';
+    commands.length = 0;
+
+    const runs = await Promise.all(
+      ['pets', 'more'].map((dataset) =>
+        runTrainingJob({ dataset, trigger: 'manual', requestedAt: at }, deps),
+      ),
+    );
+
+    const sent = [...commands];
+    const usages = [];
+    for (const r of runs) {
+      const key = modelFileKey(r.dataset, r.version, 'report.json');
+      const body = (await getObject(emu.clients.s3, emu.bucket, key)).body;
+      usages.push(parseReportDocument(JSON.parse(Buffer.from(body).toString())).usage?.usage.s3);
+    }
+    const [pets, more] = usages;
+    expect((pets?.get ?? 0) + (more?.get ?? 0)).toBe(sent.filter((c) => /^(Get|Head)/.test(c)).length);
+    expect((pets?.put ?? 0) + (more?.put ?? 0)).toBe(sent.filter((c) => /^(Put|List)/.test(c)).length);
+    // Each run read its own features: 10 for pets, 8 for more (at least).
+    expect(pets?.get).toBeGreaterThanOrEqual(10);
+    expect(more?.get).toBeGreaterThanOrEqual(8);
+    expect(pets?.get).not.toBe(more?.get);
+  });
 });
