@@ -33,38 +33,26 @@ export interface RegionPrices {
   logsStorageGbMonth: number;
 }
 
-/** List prices by region (us-east-1 and eu-west-1 as of {@link PRICES_AS_OF}). */
+const US_EAST_1: RegionPrices = {
+  lambdaGbSecond: { arm64: 0.0000133334, x86_64: 0.0000166667 },
+  lambdaRequest: 0.2 / 1e6,
+  sfnTransition: 0.025 / 1e3,
+  s3PutRequest: 0.005 / 1e3,
+  s3GetRequest: 0.0004 / 1e3,
+  s3StorageGbMonth: 0.023,
+  sqsRequest: 0.4 / 1e6,
+  apiGatewayRequest: 3.5 / 1e6,
+  cloudwatchAlarmMonth: 0.1,
+  cloudwatchDashboardMonth: 3,
+  ecrStorageGbMonth: 0.1,
+  logsIngestGb: 0.5,
+  logsStorageGbMonth: 0.03,
+};
+
+/** List prices by region (as of {@link PRICES_AS_OF}); eu-west-1 differs only in log ingestion. */
 export const PRICES: Readonly<Record<string, RegionPrices>> = {
-  'us-east-1': {
-    lambdaGbSecond: { arm64: 0.0000133334, x86_64: 0.0000166667 },
-    lambdaRequest: 0.2 / 1e6,
-    sfnTransition: 0.025 / 1e3,
-    s3PutRequest: 0.005 / 1e3,
-    s3GetRequest: 0.0004 / 1e3,
-    s3StorageGbMonth: 0.023,
-    sqsRequest: 0.4 / 1e6,
-    apiGatewayRequest: 3.5 / 1e6,
-    cloudwatchAlarmMonth: 0.1,
-    cloudwatchDashboardMonth: 3,
-    ecrStorageGbMonth: 0.1,
-    logsIngestGb: 0.5,
-    logsStorageGbMonth: 0.03,
-  },
-  'eu-west-1': {
-    lambdaGbSecond: { arm64: 0.0000133334, x86_64: 0.0000166667 },
-    lambdaRequest: 0.2 / 1e6,
-    sfnTransition: 0.025 / 1e3,
-    s3PutRequest: 0.005 / 1e3,
-    s3GetRequest: 0.0004 / 1e3,
-    s3StorageGbMonth: 0.023,
-    sqsRequest: 0.4 / 1e6,
-    apiGatewayRequest: 3.5 / 1e6,
-    cloudwatchAlarmMonth: 0.1,
-    cloudwatchDashboardMonth: 3,
-    ecrStorageGbMonth: 0.1,
-    logsIngestGb: 0.57,
-    logsStorageGbMonth: 0.03,
-  },
+  'us-east-1': US_EAST_1,
+  'eu-west-1': { ...US_EAST_1, logsIngestGb: 0.57 },
 };
 
 /** Region whose prices are used when none is named (the CDK app's usual one). */

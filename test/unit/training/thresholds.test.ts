@@ -9,15 +9,7 @@ import {
   thresholdsForModel,
 } from '../../../lib/training/thresholds.ts';
 import { DEFAULT_TRAIN_OPTIONS, trainHead } from '../../../lib/training/train.ts';
-import { matrixOf, problem } from './fixtures.ts';
-
-const SPEC = 'vgg16/random-7/64x64/avg/caffe/bilinear';
-const NOW = () => new Date('2025-01-02T03:04:05.000Z');
-
-function multiclassInput() {
-  const p = problem('multiclass');
-  return { X: matrixOf(p).X, labels: p.y };
-}
+import { multiclassInput, NOW, SPEC } from './fixtures.ts';
 
 /**
  * Six held-out samples of a, b, c, checked by hand:
