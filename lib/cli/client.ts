@@ -231,7 +231,14 @@ export interface ApiClient {
   getDataset(dataset: string): Promise<{ parsed: DatasetStatus; raw: unknown }>;
   startTraining(dataset: string): Promise<TrainingStarted>;
   getModel(dataset: string): Promise<{ parsed: ModelInfo; raw: unknown }>;
-  predict(dataset: string, image: Uint8Array, contentType: string, top?: number): Promise<Prediction>;
+  /** `threshold`: `auto` or a number 0..1 (abstains below it). */
+  predict(
+    dataset: string,
+    image: Uint8Array,
+    contentType: string,
+    top?: number,
+    threshold?: string,
+  ): Promise<Prediction>;
 }
 
 const ErrorBodySchema = z.object({
@@ -339,11 +346,14 @@ export function createApiClient(opts: ApiClientOptions): ApiClient {
       const { body } = await request('GET', `${ds(dataset)}/model`);
       return { parsed: parseModelInfo(body, `GET ${ds(dataset)}/model`), raw: body };
     },
-    async predict(dataset, image, contentType, top) {
+    async predict(dataset, image, contentType, top, threshold) {
       const { body } = await request('POST', `${ds(dataset)}/predictions`, {
         body: image,
         contentType,
-        query: top !== undefined ? { top: String(top) } : {},
+        query: {
+          ...(top !== undefined ? { top: String(top) } : {}),
+          ...(threshold !== undefined ? { threshold } : {}),
+        },
       });
       return parseWith(PredictionSchema, body, `POST ${ds(dataset)}/predictions`);
     },
