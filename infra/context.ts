@@ -27,6 +27,7 @@ export const CONTEXT_KEYS = {
   apiQuotaPerDay: 'tlearn:apiQuotaPerDay',
   manageApiCloudWatchRole: 'tlearn:manageApiCloudWatchRole',
   alarmTopicArn: 'tlearn:alarmTopicArn',
+  monitoring: 'tlearn:monitoring',
 } as const;
 
 /** @default stack name */
@@ -108,6 +109,7 @@ export function stackSettingsFromContext(node: Node): { stackName: string; props
         manageCloudWatchRole: bool(CONTEXT_KEYS.manageApiCloudWatchRole),
       },
       alarmTopicArn: str(CONTEXT_KEYS.alarmTopicArn),
+      monitoring: bool(CONTEXT_KEYS.monitoring),
     },
   };
 }

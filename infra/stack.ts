@@ -121,6 +121,11 @@ export interface TlearnStackProps extends StackProps {
   };
   /** SNS topic the alarms notify. @default - none */
   readonly alarmTopicArn?: string;
+  /**
+   * The alarms and the dashboard (they bill while idle: `tlearn cost` lists them); false for a
+   * near-zero idle bill. @default true
+   */
+  readonly monitoring?: boolean;
   /** `docker build --build-arg`s of the container image (e.g. TFJS_NODE_CDN_STORAGE). @default - none */
   readonly imageBuildArgs?: Record<string, string>;
 }
@@ -137,7 +142,8 @@ export class TlearnStack extends Stack {
   readonly functions: Readonly<Record<FunctionName, TlearnFunction>>;
   readonly training: TrainingStateMachine;
   readonly api: PredictionApi;
-  readonly monitoring: Monitoring;
+  /** Undefined when `monitoring: false`. */
+  readonly monitoring: Monitoring | undefined;
 
   constructor(scope: Construct, id: string, props: TlearnStackProps = {}) {
     super(scope, id, props);
@@ -309,12 +315,13 @@ export class TlearnStack extends Stack {
 
     // The API reads what it serves: images (predictions by key, counts), features (status counts),
     // models; base weights only from S3 when configured so. It writes only the pointers
-    // (POST /datasets/{d}/model/promote, admin keys only) and images: the console's presigned
-    // uploads (POST /datasets/{d}/uploads) are signed by this role.
+    // (POST /datasets/{d}/model/promote, admin keys only), each version's one-file ONNX export
+    // (GET /datasets/{d}/model/export, written once on its first request) and images: the
+    // console's presigned uploads (POST /datasets/{d}/uploads) are signed by this role.
     grantS3Access(api.function, bucket, {
       list: [DATASETS_PREFIX, FEATURES_PREFIX, MODELS_PREFIX, ...baseModels],
       read: [DATASETS_PREFIX, FEATURES_PREFIX, MODELS_PREFIX, ...baseModels].map(all),
-      write: [currentPointers, all(DATASETS_PREFIX)],
+      write: [currentPointers, `${MODELS_PREFIX}*/model.onnx`, all(DATASETS_PREFIX)],
     });
     // Scoped API keys (lib/api/keys-aws.ts): API Gateway's keys and usage plans. API keys have no
     // per-API ARN; the function only touches keys of its own usage plan (checked in code).
@@ -370,18 +377,25 @@ export class TlearnStack extends Stack {
       `https://${this.api.api.restApiId}.execute-api.${Stack.of(this).region}.${Stack.of(this).urlSuffix}`,
     ]);
 
-    this.monitoring = new Monitoring(this, 'Monitoring', {
-      queues: [
-        { name: 'ingest', queue: this.ingest.queue, deadLetterQueue: this.ingest.deadLetterQueue },
-        { name: 'features', queue: this.features.queue, deadLetterQueue: this.features.deadLetterQueue },
-      ],
-      functions: Object.fromEntries(Object.entries(this.functions).map(([n, f]) => [n, f.function])),
-      stateMachine,
-      api: this.api.api,
-      alarmActions: props.alarmTopicArn
-        ? [new cwActions.SnsAction(sns.Topic.fromTopicArn(this, 'AlarmTopic', props.alarmTopicArn))]
-        : [],
-    });
+    this.monitoring =
+      props.monitoring === false
+        ? undefined
+        : new Monitoring(this, 'Monitoring', {
+            queues: [
+              { name: 'ingest', queue: this.ingest.queue, deadLetterQueue: this.ingest.deadLetterQueue },
+              {
+                name: 'features',
+                queue: this.features.queue,
+                deadLetterQueue: this.features.deadLetterQueue,
+              },
+            ],
+            functions: Object.fromEntries(Object.entries(this.functions).map(([n, f]) => [n, f.function])),
+            stateMachine,
+            api: this.api.api,
+            alarmActions: props.alarmTopicArn
+              ? [new cwActions.SnsAction(sns.Topic.fromTopicArn(this, 'AlarmTopic', props.alarmTopicArn))]
+              : [],
+          });
 
     new CfnOutput(this, 'ApiUrl', { value: this.api.api.url, description: 'Base URL of the HTTP API' });
     new CfnOutput(this, 'ApiKeyId', {
@@ -421,8 +435,12 @@ export class TlearnStack extends Stack {
           {
             id: 'AwsSolutions-IAM5',
             reason:
-              'S3 grants are scoped to one prefix of the S3 layout (datasets/*, features/*, models/*, base-models/*) or to the models/*/current.json pointers: the objects are created at run time, so the keys cannot be listed in the policy.',
-            appliesTo: [{ regex: `/^Resource::${bucketArn}\\/(${prefixes})\\/\\*(\\/current\\.json)?$/` }],
+              'S3 grants are scoped to one prefix of the S3 layout (datasets/*, features/*, models/*, base-models/*), to the models/*/current.json pointers or to the models/*/model.onnx exports: the objects are created at run time, so the keys cannot be listed in the policy.',
+            appliesTo: [
+              {
+                regex: `/^Resource::${bucketArn}\\/(${prefixes})\\/\\*(\\/current\\.json|\\/model\\.onnx)?$/`,
+              },
+            ],
           },
           {
             id: 'AwsSolutions-IAM5',

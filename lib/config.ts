@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { ConfigError } from './errors.ts';
 import { DEFAULT_INPUT_SIZE, POOLINGS, type Pooling } from './model/spec.ts';
 import type { BackendName, WeightsSource } from './model/types.ts';
+import { DEFAULT_TARGET_PRECISION } from './training/thresholds.ts';
 
 /**
  * Every environment variable the code reads, by name. `infra/` imports these constants to set
@@ -42,6 +43,8 @@ export const ENV = {
   TRAIN_C: 'TLEARN_TRAIN_C',
   /** L-BFGS iterations. @default 100 */
   TRAIN_MAX_ITER: 'TLEARN_TRAIN_MAX_ITER',
+  /** Precision the per-class confidence thresholds aim for. @default 0.95 */
+  TARGET_PRECISION: 'TLEARN_TARGET_PRECISION',
   /** API: seconds between checks of a dataset's current.json. @default 5 (0 = every request) */
   MODEL_REFRESH_SECONDS: 'TLEARN_MODEL_REFRESH_SECONDS',
   /** API: `Access-Control-Allow-Origin` value; unset = no CORS headers. */
@@ -186,6 +189,8 @@ export interface TrainingConfig {
   refitOnAll: boolean;
   C: number;
   maxIter: number;
+  /** @default 0.95 */
+  targetPrecision?: number;
 }
 
 export function loadTrainingConfig(env: Env = process.env): TrainingConfig {
@@ -194,5 +199,10 @@ export function loadTrainingConfig(env: Env = process.env): TrainingConfig {
     refitOnAll: read(env, ENV.REFIT_ON_ALL, bool(false)),
     C: read(env, ENV.TRAIN_C, z.coerce.number().positive().default(1.0)),
     maxIter: read(env, ENV.TRAIN_MAX_ITER, int(1, 10_000, 100)),
+    targetPrecision: read(
+      env,
+      ENV.TARGET_PRECISION,
+      z.coerce.number().gt(0).max(1).default(DEFAULT_TARGET_PRECISION),
+    ),
   };
 }

@@ -7,6 +7,7 @@ import { createLocalKeyStore } from '../../lib/api/keys.ts';
 import { createApiGatewayKeyStore } from '../../lib/api/keys-aws.ts';
 import { loadModelConfig, loadStorageConfig } from '../../lib/config.ts';
 import { loadExtractor } from '../../lib/model/extractor.ts';
+import { loadWeights } from '../../lib/model/weights.ts';
 import { createAwsClients } from '../../lib/storage/clients.ts';
 import {
   API_GATEWAY_REQUEST_ID_PATH,
@@ -58,6 +59,8 @@ const api = createApi({
     refreshSeconds: config.modelRefreshSeconds,
     log: obs.log,
   }),
+  // Only for a version's first ONNX export; not kept in memory afterwards.
+  baseWeights: () => loadWeights(modelConfig.weights, { s3: clients.s3, log: obs.log }),
   config,
   log: obs.log,
   auth,

@@ -28,7 +28,7 @@ try {
 }
 
 /** State machine task: `{dataset, trigger, requestedAt}` → a new model version. */
-export const handler = withObservability(async (event: unknown, _ctx: Context): Promise<TrainJobResult> => {
+export const handler = withObservability(async (event: unknown, ctx: Context): Promise<TrainJobResult> => {
   const input = TrainingInput.safeParse(event);
   if (!input.success)
     throw new ValidationError(`train-head needs {dataset, trigger, requestedAt}: ${input.error.message}`);
@@ -38,6 +38,11 @@ export const handler = withObservability(async (event: unknown, _ctx: Context): 
     training,
     log: obs.log,
     ...(expect ? { expect } : {}),
+    runtime: {
+      region: storage.region,
+      memoryMb: Number(ctx.memoryLimitInMB) || undefined,
+      architecture: process.arch === 'arm64' ? 'arm64' : 'x86_64',
+    },
   });
   obs.metrics.addMetric('TrainingSamples', MetricUnit.Count, r.nTrain + r.nTest);
   obs.metrics.addMetric('TrainingMs', MetricUnit.Milliseconds, r.timingsMs.total);

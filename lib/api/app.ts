@@ -11,6 +11,7 @@ import { authorize, coversDataset, NO_SCOPE, OPEN_SCOPE, scopeOfRequest } from '
 import { consolePageRoute } from './console-page.ts';
 import { getDatasetRoute, getModelRoute, listDatasetsRoute } from './datasets.ts';
 import { errorForLog, errorResponse, MethodNotAllowedError } from './errors.ts';
+import { exportModelRoute } from './export.ts';
 import { healthRoute } from './health.ts';
 import { jsonResponse } from './http.ts';
 import { thumbnailRoute } from './images.ts';
@@ -50,6 +51,7 @@ const HANDLERS: Record<RouteKey, RouteFn> = {
   }),
   'GET /datasets/{d}': ok(getDatasetRoute),
   'GET /datasets/{d}/model': ok(getModelRoute),
+  'GET /datasets/{d}/model/export': exportModelRoute,
   'POST /datasets/{d}/predictions': ok(predictRoute),
   'POST /datasets/{d}/trainings': ok(startTrainingRoute, 202),
   'GET /keys': ok(listKeysRoute),

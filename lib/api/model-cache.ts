@@ -15,6 +15,7 @@ import { SpecMismatchError } from '../errors.ts';
 import { isRandomWeights } from '../model/spec.ts';
 import { currentModelKey, modelFileKey } from '../storage/keys.ts';
 import { headObject } from '../storage/s3.ts';
+import type { Thresholds } from '../training/thresholds.ts';
 import type { Head } from '../training/types.ts';
 import { type Log, silentLog } from '../util/log.ts';
 import { headFromModelFile, missingModelError, readCurrentPointer, readModelFile } from './store.ts';
@@ -27,6 +28,8 @@ export interface LoadedModel {
   readonly spec: string;
   readonly randomWeights: boolean;
   readonly trainedAt: string;
+  /** Per-class confidence thresholds (`?threshold=auto`), when the training had a holdout. */
+  readonly thresholds?: Thresholds;
   readonly promotedAt: string;
   /** When this process loaded it (ISO-8601). */
   readonly loadedAt: string;
@@ -129,6 +132,7 @@ export function createModelCache(opts: ModelCacheOptions): ModelCache {
       spec: doc.spec,
       randomWeights: doc.randomWeights || isRandomWeights(doc.spec),
       trainedAt: doc.trainedAt,
+      ...(doc.thresholds ? { thresholds: doc.thresholds } : {}),
       promotedAt: pointer.promotedAt,
       loadedAt: new Date(now()).toISOString(),
     });

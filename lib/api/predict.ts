@@ -9,6 +9,7 @@ import { preprocessImage } from '../images/preprocess.ts';
 import { DATASETS_PREFIX, datasetPrefix, parseImageKey } from '../storage/keys.ts';
 import { getObject } from '../storage/s3.ts';
 import { predictProba } from '../training/head.ts';
+import { applyThreshold, parseThresholdParam } from '../training/thresholds.ts';
 import { ForbiddenError } from './errors.ts';
 import {
   datasetParam,
@@ -34,8 +35,13 @@ export interface Score {
 export interface PredictionResponse {
   dataset: string;
   model: { version: string; trainedAt: string; spec: string; randomWeights: boolean };
-  label: string;
+  /** The top label, or null when the prediction abstained (below the threshold asked for). */
+  label: string | null;
   confidence: number;
+  /** True when `threshold` was given and the confidence is below it (scores are still listed). */
+  abstained: boolean;
+  /** The threshold applied, when one was asked for (`auto`: the top label's; null if it has none). */
+  threshold?: number | null;
   scores: Score[];
   timingsMs: { fetch?: number; decode: number; forward: number; head: number; total: number };
 }
@@ -151,6 +157,7 @@ export async function predictRoute(
   const started = performance.now();
   const dataset = datasetParam(event);
   const top = parseTop(event.queryStringParameters?.top);
+  const thresholdChoice = parseThresholdParam(event.queryStringParameters?.threshold);
   const input = readInput(event, dataset, ctx.config.maxBodyBytes);
 
   const { extractor, queue } = await ctx.inference();
@@ -188,6 +195,7 @@ export async function predictRoute(
   const scores = rankScores(model.head.classes, probabilities);
   const best = scores[0];
   if (best === undefined) throw new TlearnError('EmptyHead', `model ${model.version} has no classes`);
+  const outcome = applyThreshold(thresholdChoice, best.label, best.probability, model.thresholds);
   const round = (ms: number) => Math.round(ms * 100) / 100;
   return {
     dataset,
@@ -197,8 +205,10 @@ export async function predictRoute(
       spec: model.spec,
       randomWeights: model.randomWeights,
     },
-    label: best.label,
+    label: outcome.label,
     confidence: best.probability,
+    abstained: outcome.abstained,
+    ...(thresholdChoice.kind !== 'none' ? { threshold: outcome.threshold } : {}),
     scores: scores.slice(0, top ?? k),
     timingsMs: {
       ...(fetchMs !== undefined ? { fetch: round(fetchMs) } : {}),

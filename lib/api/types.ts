@@ -1,6 +1,7 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { StartExecutionCommand, StartExecutionCommandOutput } from '@aws-sdk/client-sfn';
 import type { FeatureExtractor } from '../model/types.ts';
+import type { LoadedWeights } from '../model/weights.ts';
 import type { Log } from '../util/log.ts';
 import type { AuthOptions } from './auth.ts';
 import type { ExecutionHistory } from './executions.ts';
@@ -51,6 +52,11 @@ export interface ApiDeps {
    */
   extractor: Promise<FeatureExtractor> | (() => Promise<FeatureExtractor>);
   cache: ModelCache;
+  /**
+   * Loads the deployment's VGG16 weights for `GET /datasets/{d}/model/export` (called only when a
+   * version's export does not exist yet); without it that route answers 501.
+   */
+  baseWeights?: () => Promise<LoadedWeights>;
   config: ApiConfig;
   log: Log;
   metrics?: ApiMetrics;

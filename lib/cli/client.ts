@@ -80,8 +80,11 @@ export const PredictionSchema: SchemaOf<PredictionResponse> = z.object({
     spec: z.string(),
     randomWeights: z.boolean(),
   }),
-  label: z.string(),
+  label: z.string().nullable(),
   confidence: z.number(),
+  // Stacks from before thresholds do not send it: they never abstain.
+  abstained: z.boolean().default(false),
+  threshold: z.number().nullable().optional(),
   scores: z.array(z.object({ label: z.string(), probability: z.number() })),
   timingsMs: z.object({
     fetch: z.number().optional(),
@@ -228,7 +231,14 @@ export interface ApiClient {
   getDataset(dataset: string): Promise<{ parsed: DatasetStatus; raw: unknown }>;
   startTraining(dataset: string): Promise<TrainingStarted>;
   getModel(dataset: string): Promise<{ parsed: ModelInfo; raw: unknown }>;
-  predict(dataset: string, image: Uint8Array, contentType: string, top?: number): Promise<Prediction>;
+  /** `threshold`: `auto` or a number 0..1 (abstains below it). */
+  predict(
+    dataset: string,
+    image: Uint8Array,
+    contentType: string,
+    top?: number,
+    threshold?: string,
+  ): Promise<Prediction>;
 }
 
 const ErrorBodySchema = z.object({
@@ -336,11 +346,14 @@ export function createApiClient(opts: ApiClientOptions): ApiClient {
       const { body } = await request('GET', `${ds(dataset)}/model`);
       return { parsed: parseModelInfo(body, `GET ${ds(dataset)}/model`), raw: body };
     },
-    async predict(dataset, image, contentType, top) {
+    async predict(dataset, image, contentType, top, threshold) {
       const { body } = await request('POST', `${ds(dataset)}/predictions`, {
         body: image,
         contentType,
-        query: top !== undefined ? { top: String(top) } : {},
+        query: {
+          ...(top !== undefined ? { top: String(top) } : {}),
+          ...(threshold !== undefined ? { threshold } : {}),
+        },
       });
       return parseWith(PredictionSchema, body, `POST ${ds(dataset)}/predictions`);
     },

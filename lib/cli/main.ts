@@ -21,6 +21,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   train: async () => (await import('./commands/train.ts')).command,
   model: async () => (await import('./commands/model.ts')).command,
   keys: async () => (await import('./commands/keys.ts')).command,
+  export: async () => (await import('./commands/export.ts')).command,
+  cost: async () => (await import('./commands/cost.ts')).command,
 };
 
 const SUMMARIES: Record<string, string> = {
@@ -34,6 +36,8 @@ const SUMMARIES: Record<string, string> = {
   train: 'start a training of a dataset',
   model: "show a dataset's current model, or --rollback to the previous one",
   keys: 'create, list or revoke scoped API keys (predict or admin)',
+  export: 'write a model as one ONNX file (from a stack, or offline from a tlearn fit folder)',
+  cost: "estimate a dataset's extraction, training and serving cost, and the stack's idle cost",
 };
 
 function usage(): string {

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { ModelConfig, TrainingConfig } from '../config.ts';
+import { type TrainerRuntime, trainingUsageDocument } from '../cost/training.ts';
+import { countS3Requests, type S3RequestCounts } from '../cost/usage.ts';
 import { describeError, InsufficientDataError, NotFoundError, SpecMismatchError } from '../errors.ts';
 import { decodeNpy } from '../features/npy.ts';
 import { DEFAULT_RESIZE, type FeatureSpec, featureDims, parseSpec } from '../model/spec.ts';
@@ -61,6 +63,8 @@ export interface TrainJobDeps {
   now?: () => Date;
   /** Random part of the version id. @default 8 random [a-z0-9] */
   shortId?: () => string;
+  /** Region, memory and architecture of the trainer, for the report's `usage` (none without it). */
+  runtime?: TrainerRuntime;
 }
 
 /** Features of one spec that were left out, and why. */
@@ -267,6 +271,15 @@ function describeExclusions(excluded: readonly Exclusion[], spec: string): strin
  *   their messages say what to do and end up as the state machine's Fail cause.
  */
 export async function runTrainingJob(input: TrainJobInput, deps: TrainJobDeps): Promise<TrainJobResult> {
+  // S3 requests are counted per run (for the report's usage), even with runs in parallel.
+  return (await countS3Requests(deps.s3, (s3Counts) => trainingJob(input, deps, s3Counts))).result;
+}
+
+async function trainingJob(
+  input: TrainJobInput,
+  deps: TrainJobDeps,
+  s3Counts: S3RequestCounts,
+): Promise<TrainJobResult> {
   const started = performance.now();
   const now = deps.now ?? (() => new Date());
   const { dataset } = input;
@@ -303,6 +316,9 @@ export async function runTrainingJob(input: TrainJobInput, deps: TrainJobDeps): 
       C: deps.training.C,
       maxIter: deps.training.maxIter,
       refitOnAll: deps.training.refitOnAll,
+      ...(deps.training.targetPrecision !== undefined
+        ? { targetPrecision: deps.training.targetPrecision }
+        : {}),
     },
     log: deps.log,
     dataset,
@@ -312,9 +328,16 @@ export async function runTrainingJob(input: TrainJobInput, deps: TrainJobDeps): 
   });
   const fitMs = performance.now() - fitStart;
   const note = describeExclusions(loaded.excluded, loaded.spec);
-  const fullReport: ReportDocument = note
+  const withNote: ReportDocument = note
     ? { ...report, note: [report.note, note].filter(Boolean).join(' ') }
     : report;
+  // Usage so far plus the three documents written below.
+  const fullReport: ReportDocument = deps.runtime
+    ? {
+        ...withNote,
+        usage: trainingUsageDocument(deps.runtime, performance.now() - started, { ...s3Counts }, 3),
+      }
+    : withNote;
 
   await putJson(deps.s3, deps.bucket, modelFileKey(dataset, version, 'report.json'), fullReport);
   await putObject(

@@ -1,8 +1,10 @@
 import { z } from 'zod';
+import { UsageDocumentSchema } from '../cost/usage.ts';
 import { ValidationError } from '../errors.ts';
 import { isRandomWeights } from '../model/spec.ts';
 import { checkHead } from './head.ts';
 import { formatFixed } from './metrics.ts';
+import { ThresholdReportSchema, ThresholdsSchema } from './thresholds.ts';
 import type { Head } from './types.ts';
 
 /**
@@ -52,6 +54,8 @@ export const ModelDocument = z
     }),
     /** Trained on features of seeded random VGG16 weights (a demo, never a real model). */
     randomWeights: z.boolean(),
+    /** Per-class confidence thresholds (`?threshold=auto`); absent without a holdout. */
+    thresholds: ThresholdsSchema.optional(),
   })
   .superRefine((doc, ctx) => {
     try {
@@ -136,6 +140,10 @@ export const ReportDocument = z.object({
       }),
     )
     .optional(),
+  /** Per-class thresholds with the precision/recall curves behind them; absent without a holdout. */
+  thresholds: ThresholdReportSchema.optional(),
+  /** AWS resources the training used and their list price (lib/cost/). */
+  usage: UsageDocumentSchema.optional(),
 });
 export type ReportDocument = z.infer<typeof ReportDocument>;
 

@@ -5,6 +5,7 @@ import { type FitDetails, fitLogisticRegression } from './logistic.ts';
 import { classificationReport, confusionMatrix, logLoss } from './metrics.ts';
 import { type ModelDocument, type ReportDocument, specIsRandom } from './model-document.ts';
 import { stratifiedSplit } from './split.ts';
+import { computeThresholds, DEFAULT_TARGET_PRECISION, thresholdsForModel } from './thresholds.ts';
 import { DEFAULT_FIT_OPTIONS, type FitOptions, type Matrix } from './types.ts';
 
 /** Options of a training run (DESIGN.md defaults: C 1, 100 iterations, tol 1e-4, 20 % test, seed 42). */
@@ -14,6 +15,8 @@ export interface TrainOptions extends FitOptions {
   seed: number;
   /** After evaluating, fit again on all samples and ship those coefficients. */
   refitOnAll: boolean;
+  /** Precision the per-class thresholds aim for on the held-out part. @default DEFAULT_TARGET_PRECISION */
+  targetPrecision?: number;
 }
 
 export const DEFAULT_TRAIN_OPTIONS: TrainOptions = {
@@ -140,6 +143,16 @@ export function trainHead(input: TrainHeadInput): { model: ModelDocument; report
   let metrics: Evaluation | null = null;
   if (evaluated) metrics = evaluate(head, X, y, test, classes);
   const evaluateMs = performance.now() - t0;
+  // Per-class thresholds for "none of these" (issue 12), from the held-out predictions.
+  const thresholds =
+    metrics === null
+      ? undefined
+      : computeThresholds(
+          metrics.yTrue,
+          metrics.proba,
+          classes,
+          options.targetPrecision ?? DEFAULT_TARGET_PRECISION,
+        );
 
   let final: FitDetails = fit;
   let refitMs: number | undefined;
@@ -186,6 +199,7 @@ export function trainHead(input: TrainHeadInput): { model: ModelDocument; report
       nIter: final.nIter,
     },
     randomWeights: specIsRandom(spec),
+    ...(thresholds ? { thresholds: thresholdsForModel(thresholds) } : {}),
   };
 
   const solver = (f: FitDetails) => ({
@@ -241,12 +255,13 @@ export function trainHead(input: TrainHeadInput): { model: ModelDocument; report
     },
     trainedAt,
     ...(metrics && input.keys ? { predictions: heldOutPredictions(metrics, test, input.keys, classes) } : {}),
+    ...(thresholds ? { thresholds } : {}),
   };
   return { model, report };
 }
 
 interface Evaluation {
-  /** Test rows × K probabilities, row-major, in `test` order. */
+  /** Test rows × K probabilities, row-major, in `test` order (thresholds, held-out predictions). */
   proba: Float64Array;
   yTrue: Int32Array;
   yPred: Int32Array;

@@ -358,13 +358,14 @@ describe('least privilege', () => {
     expect(resourcesFor(promote, 's3:GetObject')).not.toMatch(/datasets|features/);
   });
 
-  it('lets the API read what it serves, start trainings and write only model pointers and images (presigned uploads)', () => {
+  it('lets the API read what it serves, start trainings and write only model pointers, ONNX exports and images (presigned uploads)', () => {
     const s = statementsOf(defaults, template, 'api');
     const reads = resourcesFor(s, 's3:GetObject');
     for (const prefix of ['/datasets/*', '/features/*', '/models/*']) expect(reads).toContain(prefix);
     const writes = resourcesFor(s, 's3:PutObject');
     expect(writes).toContain('/models/*/current.json');
     expect(writes).toContain('/datasets/*');
+    expect(writes).toContain('/models/*/model.onnx');
     expect(writes).not.toMatch(/features|base-models|"\/models\/\*"/);
     expect(resourcesFor(s, 's3:DeleteObject')).toBe('');
     expect(resourcesFor(s, 'states:StartExecution')).toContain(
@@ -439,6 +440,7 @@ describe('API', () => {
         'images',
         'failures',
         'models',
+        'export',
       ].sort(),
     );
   });

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { readFeatureDir } from '../../features/local-dataset.ts';
 import { formatClassificationReport, formatConfusionMatrix } from '../../training/metrics.ts';
 import { type ReportDocument, renderReportHtml } from '../../training/model-document.ts';
+import { DEFAULT_TARGET_PRECISION } from '../../training/thresholds.ts';
 import { DEFAULT_TRAIN_OPTIONS, type TrainOptions, trainHead } from '../../training/train.ts';
 import { consoleLog, silentLog } from '../../util/log.ts';
 import { numberFlag, parseCommandArgs, UsageError } from '../args.ts';
@@ -29,6 +30,8 @@ options:
                        0 = fit on everything, with no test metrics
   --seed N             seed of the split (default 42)
   --refit              after evaluating, refit on all samples (the model ships those)
+  --target-precision P precision the per-class confidence thresholds aim for on the held-out
+                       part (default 0.95; predictions with threshold=auto abstain below them)
   --threads N          threads for the fit (default: CPUs, at most 8)
   --quiet              no progress on stderr
 
@@ -47,6 +50,7 @@ const OPTIONS = {
   'test-size': { type: 'string' },
   seed: { type: 'string' },
   refit: { type: 'boolean' },
+  'target-precision': { type: 'string' },
   threads: { type: 'string' },
   quiet: { type: 'boolean' },
 } as const;
@@ -77,6 +81,15 @@ export function parseFitArgs(argv: string[]): {
   const testSize = numberFlag('test-size', values['test-size'], DEFAULT_TRAIN_OPTIONS.testSize, { min: 0 });
   if (testSize >= 1) throw new UsageError(`--test-size must be below 1 (got ${testSize})`);
   const seed = numberFlag('seed', values.seed, DEFAULT_TRAIN_OPTIONS.seed, { integer: true });
+  const targetPrecision = numberFlag(
+    'target-precision',
+    values['target-precision'],
+    DEFAULT_TARGET_PRECISION,
+    {
+      min: Number.MIN_VALUE,
+      max: 1,
+    },
+  );
   const threads =
     values.threads === undefined
       ? undefined
@@ -84,7 +97,7 @@ export function parseFitArgs(argv: string[]): {
   return {
     dir,
     out: values.out,
-    options: { C, maxIter, tol, testSize, seed, refitOnAll: values.refit === true },
+    options: { C, maxIter, tol, testSize, seed, refitOnAll: values.refit === true, targetPrecision },
     threads,
     quiet: values.quiet === true,
   };

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { IMAGE_EXTENSIONS } from '../../storage/keys.ts';
+import { parseThresholdParam } from '../../training/thresholds.ts';
 import { imageContentType } from '../../upload/content-type.ts';
 import { mapWithConcurrency } from '../../util/concurrency.ts';
 import { numberFlag, parseCommandArgs, UsageError } from '../args.ts';
@@ -27,6 +28,8 @@ options:
   --top K              how many scores to return per image (default: the server's)
   --json               print a JSON array: [{ file, prediction } | { file, error: { code, message } }]
   --concurrency N      requests in flight (default 4, 1-32)
+  --threshold T        auto (the model's per-class thresholds) or 0..1: below it the image
+                       is shown as (abstained), its scores still listed
 
 ${TARGET_HELP}
 
@@ -48,7 +51,7 @@ function predictionRows(results: readonly Result[]): string[][] {
     'prediction' in r
       ? [
           r.file,
-          r.prediction.label,
+          r.prediction.label ?? '(abstained)',
           percent(r.prediction.confidence),
           r.prediction.scores.map((s) => `${s.label} ${percent(s.probability)}`).join(', '),
         ]
@@ -66,6 +69,7 @@ export async function runRemotePredict(argv: string[], ctx: CliContext = process
     top: { type: 'string', short: 'k' },
     json: { type: 'boolean' },
     concurrency: { type: 'string' },
+    threshold: { type: 'string' },
   });
   const [rawDataset, ...files] = positionals;
   const dataset = datasetArg(rawDataset, 'a dataset name (or --model DIR for an offline prediction)');
@@ -75,6 +79,14 @@ export async function runRemotePredict(argv: string[], ctx: CliContext = process
       ? undefined
       : numberFlag('top', values.top, 5, { min: 1, max: 1000, integer: true });
   const concurrency = numberFlag('concurrency', values.concurrency, 4, { min: 1, max: 32, integer: true });
+  const threshold = values.threshold;
+  if (threshold !== undefined) {
+    try {
+      parseThresholdParam(threshold);
+    } catch {
+      throw new UsageError(`--threshold must be 'auto' or a number from 0 to 1 (got '${threshold}')`);
+    }
+  }
   const target = resolveTarget(targetFlags(values), ctx.env, ctx.cwd);
   const api = apiClientFor(target, timeoutMsFlag(values), ctx);
 
@@ -99,7 +111,7 @@ export async function runRemotePredict(argv: string[], ctx: CliContext = process
       return { file, error: { code: 'ReadError', message: (err as Error).message }, cause: err };
     }
     try {
-      return { file, prediction: await api.predict(dataset, bytes, contentType, top) };
+      return { file, prediction: await api.predict(dataset, bytes, contentType, top, threshold) };
     } catch (err) {
       if (
         (err instanceof ApiError && err.status === 409) ||

@@ -142,8 +142,8 @@ export interface FailedPrediction {
 }
 
 /** Weights to use for a head: the flag, else the head's own random seed, else the newest base model. */
-async function weightsFor(
-  loaded: LoadedHead,
+export async function weightsFor(
+  loaded: Pick<LoadedHead, 'spec'>,
   flag: string | undefined,
   baseModelsDir: string | undefined,
 ): Promise<WeightsSource> {

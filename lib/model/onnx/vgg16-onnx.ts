@@ -8,8 +8,17 @@ import { float32LeBytes, ProtoMessage } from './protobuf.ts';
  * Field numbers of onnx/onnx.proto (proto2, package `onnx`) used below. Checked against the
  * upstream file; only the fields this writer emits are listed.
  */
-const F = {
-  model: { irVersion: 1, producerName: 2, producerVersion: 3, docString: 6, graph: 7, opsetImport: 8 },
+export const F = {
+  model: {
+    irVersion: 1,
+    producerName: 2,
+    producerVersion: 3,
+    docString: 6,
+    graph: 7,
+    opsetImport: 8,
+    metadataProps: 14,
+  },
+  stringEntry: { key: 1, value: 2 },
   opset: { domain: 1, version: 2 },
   graph: { node: 1, name: 2, initializer: 5, input: 11, output: 12 },
   node: { input: 1, output: 2, name: 3, opType: 4, attribute: 5 },
@@ -25,8 +34,10 @@ const F = {
 /** `AttributeProto.AttributeType` values. */
 const ATTR_INT = 2;
 const ATTR_INTS = 7;
-/** `TensorProto.DataType.FLOAT`. */
-const FLOAT = 1;
+/** `TensorProto.DataType` values. */
+export const FLOAT = 1;
+export const INT64 = 7;
+export const DOUBLE = 11;
 
 /** IR version 8 (2021-07-30) is read by every onnxruntime since 1.10; opset 17 has every op used. */
 export const ONNX_IR_VERSION = 8;
@@ -50,7 +61,8 @@ export interface BuildVgg16OnnxOptions {
   batch?: 'dynamic' | number;
 }
 
-type Attr = { name: string; int: number } | { name: string; ints: readonly number[] };
+/** A node attribute: one int or a list of ints (the only kinds the graphs here use). */
+export type Attr = { name: string; int: number } | { name: string; ints: readonly number[] };
 
 function attribute(a: Attr): ProtoMessage {
   const m = new ProtoMessage().string(F.attribute.name, a.name);
@@ -58,7 +70,8 @@ function attribute(a: Attr): ProtoMessage {
   return m.ints(F.attribute.ints, a.ints).int(F.attribute.type, ATTR_INTS);
 }
 
-function node(
+/** A NodeProto. */
+export function node(
   opType: string,
   name: string,
   inputs: string[],
@@ -73,7 +86,8 @@ function node(
   return m;
 }
 
-function initializer(name: string, dims: number[], data: Float32Array): ProtoMessage {
+/** A float32 TensorProto initializer (little-endian `raw_data`). */
+export function initializer(name: string, dims: number[], data: Float32Array): ProtoMessage {
   return new ProtoMessage()
     .ints(F.tensor.dims, dims)
     .int(F.tensor.dataType, FLOAT)
@@ -81,7 +95,8 @@ function initializer(name: string, dims: number[], data: Float32Array): ProtoMes
     .bytes(F.tensor.rawData, float32LeBytes(data));
 }
 
-function valueInfo(name: string, dims: (number | string)[]): ProtoMessage {
+/** A float32 ValueInfoProto of a graph input or output; a string dim is symbolic. */
+export function valueInfo(name: string, dims: (number | string)[]): ProtoMessage {
   const shape = new ProtoMessage();
   for (const d of dims) {
     const dim =
@@ -171,14 +186,62 @@ function checkOptions(opts: BuildVgg16OnnxOptions): void {
  * const session = await ort.InferenceSession.create(bytes);
  */
 export function buildVgg16Onnx(weights: readonly NamedWeight[], opts: BuildVgg16OnnxOptions): Uint8Array {
+  const { nodes, inits, dims } = vgg16GraphParts(weights, opts);
+  const [h, w] = opts.inputSize;
+  const batch: number | string =
+    opts.batch === undefined || opts.batch === 'dynamic' ? ONNX_BATCH_DIM : opts.batch;
+  const graph = new ProtoMessage();
+  for (const n of nodes) graph.message(F.graph.node, n);
+  graph.string(F.graph.name, `vgg16_${opts.pooling}_${h}x${w}`);
+  for (const i of inits) graph.message(F.graph.initializer, i);
+  graph.message(F.graph.input, valueInfo(ONNX_INPUT_NAME, [batch, h, w, 3]));
+  graph.message(F.graph.output, valueInfo(ONNX_OUTPUT_NAME, [batch, dims]));
+  return modelProto(
+    graph,
+    'VGG16 convolutional base (Keras applications.VGG16(include_top=False)) for tlearn',
+  );
+}
+
+/**
+ * A ModelProto (IR 8, opset 17, producer tlearn) around a graph, with optional `metadata_props`.
+ */
+export function modelProto(
+  graph: ProtoMessage,
+  docString: string,
+  metadata: Record<string, string> = {},
+): Uint8Array {
+  const model = new ProtoMessage()
+    .int(F.model.irVersion, ONNX_IR_VERSION)
+    .string(F.model.producerName, 'tlearn')
+    .string(F.model.producerVersion, '0.1.0')
+    .string(F.model.docString, docString)
+    .message(F.model.graph, graph)
+    .message(
+      F.model.opsetImport,
+      new ProtoMessage().string(F.opset.domain, '').int(F.opset.version, ONNX_OPSET),
+    );
+  for (const [key, value] of Object.entries(metadata)) {
+    model.message(
+      F.model.metadataProps,
+      new ProtoMessage().string(F.stringEntry.key, key).string(F.stringEntry.value, value),
+    );
+  }
+  return model.finish();
+}
+
+/**
+ * The nodes and initializers of VGG16's base, from the value `input` (NHWC float32, BGR,
+ * caffe-preprocessed) to the value `features` (`[N, dims]`), for a caller that embeds them in a
+ * larger graph (the one-file export of `lib/export/`). See `buildVgg16Onnx` for what they compute.
+ */
+export function vgg16GraphParts(
+  weights: readonly NamedWeight[],
+  opts: BuildVgg16OnnxOptions,
+): { nodes: ProtoMessage[]; inits: ProtoMessage[]; dims: number } {
   checkOptions(opts);
   const ordered = validateWeights(weights);
   const byName = new Map(ordered.map((w) => [w.name, w]));
   const [h, w] = opts.inputSize;
-  const batch: number | string =
-    opts.batch === undefined || opts.batch === 'dynamic' ? ONNX_BATCH_DIM : opts.batch;
-
-  const graph = new ProtoMessage();
   const nodes: ProtoMessage[] = [];
   const inits: ProtoMessage[] = [];
 
@@ -259,24 +322,5 @@ export function buildVgg16Onnx(weights: readonly NamedWeight[], opts: BuildVgg16
     dims = VGG16_FEATURE_CHANNELS;
   }
 
-  for (const n of nodes) graph.message(F.graph.node, n);
-  graph.string(F.graph.name, `vgg16_${opts.pooling}_${h}x${w}`);
-  for (const i of inits) graph.message(F.graph.initializer, i);
-  graph.message(F.graph.input, valueInfo(ONNX_INPUT_NAME, [batch, h, w, 3]));
-  graph.message(F.graph.output, valueInfo(ONNX_OUTPUT_NAME, [batch, dims]));
-
-  return new ProtoMessage()
-    .int(F.model.irVersion, ONNX_IR_VERSION)
-    .string(F.model.producerName, 'tlearn')
-    .string(F.model.producerVersion, '0.1.0')
-    .string(
-      F.model.docString,
-      'VGG16 convolutional base (Keras applications.VGG16(include_top=False)) for tlearn',
-    )
-    .message(F.model.graph, graph)
-    .message(
-      F.model.opsetImport,
-      new ProtoMessage().string(F.opset.domain, '').int(F.opset.version, ONNX_OPSET),
-    )
-    .finish();
+  return { nodes, inits, dims };
 }

@@ -155,6 +155,7 @@ export function predictionBody(
     model: { version: VERSION, trainedAt: TRAINED_AT, spec: SPEC, randomWeights: false, ...over },
     label,
     confidence: 0.973,
+    abstained: false,
     scores: [
       { label, probability: 0.973 },
       { label: 'dog', probability: 0.027 },

@@ -515,6 +515,26 @@ describe('remote commands against a fake API', () => {
       expect(err).toEqual([`(model ${VERSION} of 'pets')`]);
     });
 
+    it('passes --threshold to the API and shows an abstained prediction with its scores', async () => {
+      api.routes.set('POST /datasets/pets/predictions', () => ({
+        status: 200,
+        body: { ...prediction('cat'), label: null, abstained: true, threshold: 0.99 },
+      }));
+      const { ctx, out } = testContext(cwd);
+
+      const code = await runRemotePredict(
+        ['pets', join(imgDir, 'cat.jpg'), '--threshold', 'auto', ...flags],
+        ctx,
+      );
+
+      expect(code).toBe(EXIT.OK);
+      expect(api.requests.at(-1)?.query.get('threshold')).toBe('auto');
+      expect(out[1]).toMatch(/cat\.jpg\s+\(abstained\)\s+97\.3%\s+cat 97\.3%, dog 2\.7%$/);
+      await expect(runRemotePredict(['pets', 'x.jpg', '--threshold', 'high', ...flags], ctx)).rejects.toThrow(
+        /--threshold must be 'auto' or a number/,
+      );
+    });
+
     it('names the model that answered and warns when it was trained on random base weights', async () => {
       api.routes.set('POST /datasets/pets/predictions', () => ({
         status: 200,

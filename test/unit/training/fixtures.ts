@@ -105,3 +105,15 @@ export function rowsOf(a: Float64Array, K: number): number[][] {
   for (let i = 0; i < a.length; i += K) out.push(Array.from(a.subarray(i, i + K)));
   return out;
 }
+
+/** Feature spec of the synthetic training problems. */
+export const SPEC = 'vgg16/random-7/64x64/avg/caffe/bilinear';
+/** Pinned clock of training tests. */
+export const NOW = (): Date => new Date('2025-01-02T03:04:05.000Z');
+
+/** The scikit-learn multiclass fixture as trainHead input. */
+export function multiclassInput() {
+  const p = problem('multiclass');
+  const { X } = matrixOf(p);
+  return { X, labels: p.y, p };
+}

@@ -10,16 +10,7 @@ import {
 import { stratifiedSplit } from '../../../lib/training/split.ts';
 import { compareCodePoints, DEFAULT_TRAIN_OPTIONS, trainHead } from '../../../lib/training/train.ts';
 import type { Matrix } from '../../../lib/training/types.ts';
-import { matrixOf, problem } from './fixtures.ts';
-
-const SPEC = 'vgg16/random-7/64x64/avg/caffe/bilinear';
-const NOW = () => new Date('2025-01-02T03:04:05.000Z');
-
-function multiclassInput() {
-  const p = problem('multiclass');
-  const { X } = matrixOf(p);
-  return { X, labels: p.y, p };
-}
+import { matrixOf, multiclassInput, NOW, problem, SPEC } from './fixtures.ts';
 
 describe('trainHead', () => {
   it('splits, fits, evaluates and returns documents that parse with the shared schemas', () => {

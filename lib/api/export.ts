@@ -1,0 +1,76 @@
+/**
+ * `GET /datasets/{d}/model/export?format=onnx[&version=V]`: a 302 to a presigned S3 URL of the
+ * version's one-file ONNX export (`lib/export/`), built on the first request for that version.
+ */
+import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
+import { TlearnError, ValidationError } from '../errors.ts';
+import { EXPORT_URL_TTL_SECONDS, ensureModelExport, presignedDownloadUrl } from '../export/model-export.ts';
+import { MODEL_VERSION_RE } from '../storage/keys.ts';
+import { datasetParam, jsonResponse } from './http.ts';
+import { missingModelError, readCurrentPointer } from './store.ts';
+import type { RouteContext } from './types.ts';
+
+/** Export formats the route knows. */
+export const EXPORT_FORMATS = ['onnx'] as const;
+
+/** The body sent with the 302 (clients that do not follow redirects read the URL here). */
+export interface ExportResponse {
+  dataset: string;
+  version: string;
+  format: (typeof EXPORT_FORMATS)[number];
+  url: string;
+  bytes: number;
+  expiresInSeconds: number;
+}
+
+/** Answers the export route with a 302 whose `Location` is a presigned GET of `model.onnx`. */
+export async function exportModelRoute(
+  event: APIGatewayProxyEvent,
+  ctx: RouteContext,
+): Promise<APIGatewayProxyResult> {
+  const dataset = datasetParam(event);
+  const query = event.queryStringParameters ?? {};
+  const format = query.format ?? 'onnx';
+  if (!(EXPORT_FORMATS as readonly string[]).includes(format)) {
+    throw new ValidationError(
+      `format must be one of ${EXPORT_FORMATS.join(', ')} (got '${format.slice(0, 40)}')`,
+      { code: 'InvalidFormat' },
+    );
+  }
+  let version = query.version;
+  if (version !== undefined && !MODEL_VERSION_RE.test(version)) {
+    throw new ValidationError(
+      `version must look like 20261128T103418Z-ab12cd (got '${version.slice(0, 40)}'); omit it for the promoted model`,
+      { code: 'InvalidVersion' },
+    );
+  }
+  const { s3 } = ctx;
+  const { bucket } = ctx.config;
+  if (version === undefined) {
+    const current = await readCurrentPointer(s3, bucket, dataset);
+    if (current === undefined) throw await missingModelError(s3, bucket, dataset);
+    version = current.pointer.version;
+  }
+  if (ctx.baseWeights === undefined) {
+    throw new TlearnError(
+      'ExportUnavailable',
+      'this API was started without base weights to export with',
+      501,
+    );
+  }
+  const out = await ensureModelExport(
+    { s3, bucket, baseWeights: ctx.baseWeights, log: ctx.log },
+    dataset,
+    version,
+  );
+  const url = await presignedDownloadUrl(s3, bucket, out.key, `${dataset}-${version}.onnx`);
+  const body: ExportResponse = {
+    dataset,
+    version,
+    format: 'onnx',
+    url,
+    bytes: out.bytes,
+    expiresInSeconds: EXPORT_URL_TTL_SECONDS,
+  };
+  return jsonResponse(302, body, { location: url, 'cache-control': 'no-store' });
+}

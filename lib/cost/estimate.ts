@@ -1,0 +1,205 @@
+/**
+ * `tlearn cost`: what a dataset of N images costs to extract and train, what serving M
+ * predictions a month costs, and what the stack bills when nothing happens (its idle cost).
+ * Estimates from the dated list prices (prices.ts) and the per-image figures below, each of
+ * which the command lets a user override with their own measurement (a training report's
+ * `usage` is the measured counterpart).
+ */
+import { featureDims, parseSpec } from '../model/spec.ts';
+import { PRICES_AS_OF, pricesFor } from './prices.ts';
+import {
+  type CostLine,
+  emptyUsage,
+  priceUsage,
+  TRAINING_TRANSITIONS_HAPPY_PATH,
+  type Usage,
+} from './usage.ts';
+
+/** Alarms and dashboards the Monitoring construct creates (an infra test keeps these true). */
+export const MONITORING_ALARMS = 10;
+export const MONITORING_DASHBOARDS = 1;
+/** SQS queues a Lambda event source mapping polls (ingest, features). */
+export const POLLED_QUEUES = 2;
+/**
+ * ReceiveMessage calls an idle event source mapping makes: Lambda keeps (at least) 5 pollers
+ * long-polling (20 s) each queue, so ≈ 5 × 3 per minute × 43,200 minutes a month.
+ */
+export const IDLE_POLLS_PER_QUEUE_MONTH = 5 * 3 * 43_200;
+
+/** Function memory (MB) of the stack's defaults (infra/stack.ts DEFAULT_FUNCTION_SETTINGS). */
+const EXTRACT_MB = 3008;
+const TRAIN_MB = 3008;
+const API_MB = 3008;
+const SMALL_MB = 256;
+
+/** Inputs of {@link estimateCost}; everything but `images` has a documented default. */
+export interface CostEstimateInput {
+  images: number;
+  predictionsPerMonth?: number;
+  region?: string;
+  /** The stack's spec (for the feature size). @default 150x150 flatten */
+  spec?: string;
+  /** Whether the alarms and dashboard are deployed (CDK context tlearn:monitoring). @default true */
+  monitoring?: boolean;
+  /** Lambda ms per image in extract-features. @default 150 */
+  extractMsPerImage?: number;
+  /** train-head ms per image (loading + fit), plus 5 s fixed. @default 10 */
+  trainMsPerImage?: number;
+  /** API ms per prediction (decode + forward + head). @default 200 */
+  predictMs?: number;
+  /** Average stored image size. @default 100 KB */
+  imageKb?: number;
+  /** Container image size in ECR. @default 0.7 GB */
+  imageGb?: number;
+  /** Model versions exported as ONNX (~60 MB each, kept in S3). @default 1 */
+  exportedVersions?: number;
+}
+
+/** One part of the estimate. */
+export interface CostPart {
+  name: 'extraction' | 'training' | 'serving per month' | 'idle per month';
+  lines: CostLine[];
+  totalUsd: number;
+}
+
+/** The estimate. */
+export interface CostEstimate {
+  region: string;
+  pricesAsOf: string;
+  assumptions: Record<string, number | string | boolean>;
+  parts: CostPart[];
+}
+
+function part(name: CostPart['name'], lines: CostLine[]): CostPart {
+  return { name, lines, totalUsd: lines.reduce((s, l) => s + l.usd, 0) };
+}
+
+/**
+ * Estimates the cost of a dataset of `images` images and `predictionsPerMonth` predictions,
+ * and the stack's idle bill, listing every item.
+ *
+ * @example estimateCost({ images: 25_000, predictionsPerMonth: 100_000 }).parts[3].totalUsd
+ */
+export function estimateCost(input: CostEstimateInput): CostEstimate {
+  const region = input.region ?? 'us-east-1';
+  const p = pricesFor(region);
+  const n = input.images;
+  const m = input.predictionsPerMonth ?? 0;
+  const a = {
+    extractMsPerImage: input.extractMsPerImage ?? 150,
+    trainMsPerImage: input.trainMsPerImage ?? 10,
+    predictMs: input.predictMs ?? 200,
+    imageKb: input.imageKb ?? 100,
+    imageGb: input.imageGb ?? 0.7,
+    exportedVersions: input.exportedVersions ?? 1,
+    monitoring: input.monitoring ?? true,
+    spec: input.spec ?? 'vgg16/w/150x150/flatten/caffe/bilinear',
+  };
+  const featureBytes = featureDims(parseSpec(a.spec)) * 4 + 128;
+
+  // Extraction: per image the upload's PUT, one S3 GET (image) + HEAD (is the feature current?)
+  // + PUT (.npy);
+  // SQS: S3's send, and the features message's send, plus receive + delete per batch of 10.
+  const ex: Usage = emptyUsage();
+  ex.lambda.push({
+    function: 'extract-features',
+    architecture: 'arm64',
+    memoryMb: EXTRACT_MB,
+    invocations: Math.ceil(n / 10),
+    durationMs: n * a.extractMsPerImage,
+  });
+  ex.lambda.push({
+    function: 'start-training',
+    architecture: 'arm64',
+    memoryMb: SMALL_MB,
+    invocations: Math.ceil(n / 10),
+    durationMs: Math.ceil(n / 10) * 50,
+  });
+  ex.s3 = { put: 2 * n, get: 2 * n };
+  ex.sqs.requests = Math.ceil(2 * n + 4 * (n / 10));
+
+  // Training: one execution; train-head reads every feature once (plus listings of 1000 keys).
+  const tr: Usage = emptyUsage();
+  tr.lambda.push({
+    function: 'train-head',
+    architecture: 'arm64',
+    memoryMb: TRAIN_MB,
+    invocations: 1,
+    durationMs: 5000 + n * a.trainMsPerImage,
+  });
+  tr.lambda.push({
+    function: 'check-readiness + promote-model',
+    architecture: 'arm64',
+    memoryMb: SMALL_MB,
+    invocations: 2,
+    durationMs: 1000 + n / 10,
+  });
+  tr.stepFunctions.transitions = TRAINING_TRANSITIONS_HAPPY_PATH;
+  tr.s3 = { put: 4 + 2 * Math.ceil(n / 1000) * 2, get: n + 2 };
+
+  // Serving: every prediction is one API Gateway request and one api invocation; the model
+  // cache checks current.json at most every 5 s.
+  const sv: Usage = emptyUsage();
+  sv.apiGateway.requests = m;
+  sv.lambda.push({
+    function: 'api',
+    architecture: 'arm64',
+    memoryMb: API_MB,
+    invocations: m,
+    durationMs: m * a.predictMs,
+  });
+  sv.s3.get = Math.min(m, (30 * 86_400) / 5);
+
+  const gb = (bytes: number) => bytes / 1024 ** 3;
+  const storedGb = gb(n * a.imageKb * 1024 + n * featureBytes + 59e6 + a.exportedVersions * 60e6);
+  const idle: CostLine[] = [];
+  if (a.monitoring) {
+    idle.push({
+      item: `CloudWatch alarms (${MONITORING_ALARMS})`,
+      quantity: MONITORING_ALARMS,
+      unit: 'alarm-months',
+      usd: MONITORING_ALARMS * p.cloudwatchAlarmMonth,
+    });
+    idle.push({
+      item: 'CloudWatch dashboard (free if the account has fewer than 3)',
+      quantity: MONITORING_DASHBOARDS,
+      unit: 'dashboard-months',
+      usd: MONITORING_DASHBOARDS * p.cloudwatchDashboardMonth,
+    });
+  }
+  idle.push({
+    item: 'ECR container image (extract-features, api)',
+    quantity: round(a.imageGb),
+    unit: 'GB-months',
+    usd: a.imageGb * p.ecrStorageGbMonth,
+  });
+  idle.push({
+    item: 'S3 storage (images, features, base model, exports)',
+    quantity: round(storedGb),
+    unit: 'GB-months',
+    usd: storedGb * p.s3StorageGbMonth,
+  });
+  const polls = POLLED_QUEUES * IDLE_POLLS_PER_QUEUE_MONTH;
+  idle.push({
+    item: `SQS long polls of ${POLLED_QUEUES} idle queues by Lambda`,
+    quantity: polls,
+    unit: 'requests',
+    usd: polls * p.sqsRequest,
+  });
+
+  return {
+    region,
+    pricesAsOf: PRICES_AS_OF,
+    assumptions: { images: n, predictionsPerMonth: m, ...a },
+    parts: [
+      part('extraction', priceUsage(ex, region).lines),
+      part('training', priceUsage(tr, region).lines),
+      part('serving per month', priceUsage(sv, region).lines),
+      part('idle per month', idle),
+    ],
+  };
+}
+
+function round(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}

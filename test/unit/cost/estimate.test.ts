@@ -1,0 +1,66 @@
+import { describe, expect, it } from 'vitest';
+import { runCost } from '../../../lib/cli/commands/cost.ts';
+import type { CliContext } from '../../../lib/cli/remote.ts';
+import { estimateCost, MONITORING_ALARMS } from '../../../lib/cost/estimate.ts';
+
+function capture(): CliContext & { lines: string[] } {
+  const lines: string[] = [];
+  return { env: {}, cwd: '/', lines, out: (l) => lines.push(l), err: (l) => lines.push(l) };
+}
+
+describe('cost estimate', () => {
+  it('lists every idle item, and drops the alarms and the dashboard without monitoring', () => {
+    const on = estimateCost({ images: 1000 });
+    const off = estimateCost({ images: 1000, monitoring: false });
+
+    const idleOn = on.parts.find((p) => p.name === 'idle per month');
+    const idleOff = off.parts.find((p) => p.name === 'idle per month');
+    expect(idleOn?.lines.map((l) => l.item.split(' (')[0])).toEqual([
+      'CloudWatch alarms',
+      'CloudWatch dashboard',
+      'ECR container image',
+      'S3 storage',
+      'SQS long polls of 2 idle queues by Lambda',
+    ]);
+    expect(idleOn?.lines[0]?.usd).toBeCloseTo(MONITORING_ALARMS * 0.1, 10);
+    expect(idleOn?.lines[1]?.usd).toBe(3);
+    expect(idleOff?.lines.some((l) => l.item.startsWith('CloudWatch'))).toBe(false);
+    expect((idleOn?.totalUsd ?? 0) - (idleOff?.totalUsd ?? 0)).toBeCloseTo(4, 10);
+  });
+
+  it('scales extraction with the images and serving with the predictions (hand-checked)', () => {
+    const e = estimateCost({
+      images: 2000,
+      predictionsPerMonth: 10_000,
+      extractMsPerImage: 100,
+      predictMs: 100,
+    });
+
+    const extraction = e.parts.find((p) => p.name === 'extraction');
+    const compute = extraction?.lines.find((l) => l.item.startsWith('Lambda extract-features compute'));
+    // 2000 × 0.1 s × 3008/1024 GB = 587.5 GB-s at $0.0000133334.
+    expect(compute?.quantity).toBeCloseTo(587.5, 6);
+    expect(compute?.usd).toBeCloseTo(587.5 * 0.0000133334, 10);
+    const serving = e.parts.find((p) => p.name === 'serving per month');
+    expect(serving?.lines.find((l) => l.item === 'API Gateway requests')?.usd).toBeCloseTo(
+      10_000 * 3.5e-6,
+      10,
+    );
+    for (const p of e.parts)
+      expect(p.totalUsd).toBeCloseTo(
+        p.lines.reduce((s, l) => s + l.usd, 0),
+        12,
+      );
+  });
+
+  it('prints the four parts with their totals, and refuses a missing --images', async () => {
+    const ctx = capture();
+    expect(await runCost(['--images', '500', '--no-monitoring'], ctx)).toBe(0);
+    const text = ctx.lines.join('\n');
+    for (const part of ['extraction: $', 'training: $', 'serving per month: $', 'idle per month: $'])
+      expect(text).toContain(part);
+    expect(text).not.toContain('CloudWatch alarms');
+    await expect(runCost([], capture())).rejects.toThrow(/--images N is required/);
+    await expect(runCost(['--images', '5', '--region', 'mars-1'], capture())).rejects.toThrow(/--region/);
+  });
+});
