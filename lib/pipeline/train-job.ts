@@ -4,6 +4,8 @@ import type { ModelConfig, TrainingConfig } from '../config.ts';
 import { describeError, InsufficientDataError, NotFoundError, SpecMismatchError } from '../errors.ts';
 import { decodeNpy } from '../features/npy.ts';
 import { DEFAULT_RESIZE, type FeatureSpec, featureDims, parseSpec } from '../model/spec.ts';
+import { completeQualitySafely, findDuplicatesSafely, type QualityInput } from '../quality/assess.ts';
+import { rowsOfMatrix } from '../quality/similarity.ts';
 import { modelFileKey, newModelVersion } from '../storage/keys.ts';
 import { getObject, putJson, putObject } from '../storage/s3.ts';
 import { type ModelDocument, type ReportDocument, renderReportHtml } from '../training/model-document.ts';
@@ -95,6 +97,10 @@ export interface LoadedFeatures {
   labels: string[];
   spec: string;
   excluded: Exclusion[];
+  /** Image key of each row (for the quality pass). */
+  keys: string[];
+  /** Image ETag of each row (content identity, for exact duplicates). */
+  etags: string[];
 }
 
 function shortRandomId(): string {
@@ -216,13 +222,20 @@ export async function loadFeatures(
   let data: Float32Array;
   let rows = 0;
   const labels: string[] = [];
+  const keys: string[] = [];
+  const etags: string[] = [];
+  const keep = (i: number) => {
+    labels.push(entries[i]?.image.label ?? '');
+    keys.push(entries[i]?.image.key ?? '');
+    etags.push(entries[i]?.etag ?? '');
+  };
   if (primary && primary.spec === chosen) {
     // Compact in place: move each kept row down over the holes, keeping entry order.
     data = primary.data;
     for (let i = 0; i < n; i++) {
       if (rowSpec[i] !== chosen) continue;
       if (rows !== i) data.copyWithin(rows * d, i * d, (i + 1) * d);
-      labels.push(entries[i]?.image.label ?? '');
+      keep(i);
       rows += 1;
     }
   } else {
@@ -231,7 +244,7 @@ export async function loadFeatures(
       const v = aside.get(i);
       if (rowSpec[i] !== chosen || !v) continue;
       data.set(v, rows * d);
-      labels.push(entries[i]?.image.label ?? '');
+      keep(i);
       rows += 1;
     }
   }
@@ -241,7 +254,7 @@ export async function loadFeatures(
   for (const reason of ['stale', 'vanished', 'corrupt'] as const) {
     if (bad[reason] > 0) excluded.push({ reason, count: bad[reason] });
   }
-  return { X: { data: data.subarray(0, rows * d), n: rows, d }, labels, spec: chosen, excluded };
+  return { X: { data: data.subarray(0, rows * d), n: rows, d }, labels, spec: chosen, excluded, keys, etags };
 }
 
 function describeExclusions(excluded: readonly Exclusion[], spec: string): string | undefined {
@@ -288,7 +301,16 @@ export async function runTrainingJob(input: TrainJobInput, deps: TrainJobDeps): 
 
   const version = newModelVersion(now(), (deps.shortId ?? shortRandomId)());
   const fitStart = performance.now();
-  const { model, report } = trainHead({
+  // Data quality (issue 13): duplicates before the split (their groups stay on one side)…
+  const qualityInput: QualityInput = {
+    rows: rowsOfMatrix(loaded.X),
+    labels: loaded.labels,
+    keys: loaded.keys,
+    contentIds: loaded.etags,
+    log: deps.log,
+  };
+  const found = findDuplicatesSafely(qualityInput);
+  const { model, report, details } = trainHead({
     X: loaded.X,
     labels: loaded.labels,
     spec: loaded.spec,
@@ -303,8 +325,21 @@ export async function runTrainingJob(input: TrainJobInput, deps: TrainJobDeps): 
     version,
     loadMs,
     now,
+    ...(found?.groups ? { groups: found.groups } : {}),
   });
   const fitMs = performance.now() - fitStart;
+  // …the rest after it. Never blocks the training: failures become notes.
+  const quality = completeQualitySafely(
+    qualityInput,
+    found,
+    {
+      classes: model.classes,
+      details,
+      accuracy: report.accuracy,
+      fit: { C: deps.training.C, maxIter: deps.training.maxIter, tol: DEFAULT_TRAIN_OPTIONS.tol },
+    },
+    { dataset, version },
+  );
   const note = describeExclusions(loaded.excluded, loaded.spec);
   const fullReport: ReportDocument = note
     ? { ...report, note: [report.note, note].filter(Boolean).join(' ') }
@@ -315,11 +350,12 @@ export async function runTrainingJob(input: TrainJobInput, deps: TrainJobDeps): 
     deps.s3,
     deps.bucket,
     modelFileKey(dataset, version, 'report.html'),
-    renderReportHtml(fullReport),
+    renderReportHtml(fullReport, quality),
     {
       contentType: 'text/html; charset=utf-8',
     },
   );
+  await putJson(deps.s3, deps.bucket, modelFileKey(dataset, version, 'quality.json'), quality);
   // Last: a version with a model.json is complete.
   await putJson(
     deps.s3,

@@ -108,8 +108,11 @@ export interface SimilarPairsOptions {
   /** Bits per table (more: fewer candidates per table); ≤ 30. */
   bits: number;
   seed: number;
-  /** Margin below `threshold` a candidate's sketch cosine may fall and still be checked exactly. */
-  sketchMargin: number;
+  /**
+   * How much larger than 1 − threshold a candidate's 1 − sketch cosine may be and still be checked
+   * exactly (the sketch estimates 1 − cosine within a relative error of about √(2/m)).
+   */
+  sketchSlack: number;
   /** Largest bucket compared all-pairs; larger buckets compare each row with its `window` neighbours. */
   maxBucket: number;
   window: number;
@@ -190,7 +193,7 @@ export function findSimilarPairs(
     }
   }
 
-  const minSketch = opts.threshold - opts.sketchMargin;
+  const minSketch = 1 - (1 - opts.threshold) * opts.sketchSlack - 0.005;
   const found = new Map<number, SimilarPair>();
   const scratch = new Float32Array(rows.d);
   const sketchCos = (a: number, b: number): number => {

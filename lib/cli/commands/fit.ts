@@ -1,6 +1,15 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readFeatureDir } from '../../features/local-dataset.ts';
+import {
+  completeQualitySafely,
+  DEFAULT_QUALITY_SETTINGS,
+  findDuplicatesSafely,
+  type QualityInput,
+  type QualitySettings,
+} from '../../quality/assess.ts';
+import { summarizeQuality } from '../../quality/format.ts';
+import { rowsOfMatrix } from '../../quality/similarity.ts';
 import { formatClassificationReport, formatConfusionMatrix } from '../../training/metrics.ts';
 import { type ReportDocument, renderReportHtml } from '../../training/model-document.ts';
 import { DEFAULT_TRAIN_OPTIONS, type TrainOptions, trainHead } from '../../training/train.ts';
@@ -17,8 +26,10 @@ const HELP = `tlearn fit FEATURES_DIR --out DIR [options]
 Fits the logistic-regression head (scikit-learn's LogisticRegression(solver="lbfgs"): L2,
 multinomial for 3+ labels, intercept not penalized) on the features of FEATURES_DIR
 ({label}/**/*.npy, as written by tlearn extract), evaluates it on a stratified holdout, and
-writes DIR/model.json, DIR/report.json and DIR/report.html. Prints the classification
-report, the confusion matrix and whether L-BFGS converged.
+writes DIR/model.json, DIR/report.json, DIR/report.html and DIR/quality.json (duplicates,
+conflicts across labels, leaks across the split, likely label errors: see tlearn quality).
+Prints the classification report, the confusion matrix, whether L-BFGS converged and a
+one-line data-quality summary.
 
 options:
   --out DIR            where to write the model and report (created if missing)
@@ -30,6 +41,10 @@ options:
   --seed N             seed of the split (default 42)
   --refit              after evaluating, refit on all samples (the model ships those)
   --threads N          threads for the fit (default: CPUs, at most 8)
+  --near-threshold X   cosine similarity from which two images are near duplicates in
+                       quality.json (default 0.994)
+  --no-group-split     do not keep duplicate groups on one side of the split (quality.json
+                       then lists the leaks and the accuracy without them)
   --quiet              no progress on stderr
 
 examples:
@@ -49,6 +64,8 @@ const OPTIONS = {
   refit: { type: 'boolean' },
   threads: { type: 'string' },
   quiet: { type: 'boolean' },
+  'near-threshold': { type: 'string' },
+  'no-group-split': { type: 'boolean' },
 } as const;
 
 /** Parses `tlearn fit` arguments into the features folder, output folder and options. */
@@ -58,6 +75,7 @@ export function parseFitArgs(argv: string[]): {
   options: TrainOptions;
   threads: number | undefined;
   quiet: boolean;
+  quality: Partial<QualitySettings>;
 } {
   const { values, positionals } = parseCommandArgs(argv, OPTIONS);
   if (positionals.length !== 1)
@@ -87,6 +105,18 @@ export function parseFitArgs(argv: string[]): {
     options: { C, maxIter, tol, testSize, seed, refitOnAll: values.refit === true },
     threads,
     quiet: values.quiet === true,
+    quality: {
+      nearThreshold: numberFlag(
+        'near-threshold',
+        values['near-threshold'],
+        DEFAULT_QUALITY_SETTINGS.nearThreshold,
+        {
+          min: 0,
+          max: 1,
+        },
+      ),
+      groupSplit: values['no-group-split'] !== true,
+    },
   };
 }
 
@@ -133,7 +163,7 @@ export const command: Command = {
   summary: 'fit the logistic-regression head on a features folder, offline',
   help: HELP,
   async run(argv) {
-    const { dir, out, options, threads, quiet } = parseFitArgs(argv);
+    const { dir, out, options, threads, quiet, quality: qualitySettings } = parseFitArgs(argv);
     const log = quiet ? silentLog : consoleLog;
     const t0 = performance.now();
     const features = await readFeatureDir(dir);
@@ -151,13 +181,23 @@ export const command: Command = {
     // Progress for long fits: at most one line a second, and only once a fit has run for a second.
     const fitStart = performance.now();
     let lastLine = fitStart;
-    const { model, report } = trainHead({
+    const qualityInput: QualityInput = {
+      rows: rowsOfMatrix(features.X),
+      labels: features.labels,
+      keys: features.files,
+      settings: qualitySettings,
+      log: { ...silentLog, warn: log.warn },
+      ...(threads !== undefined ? { threads } : {}),
+    };
+    const found = findDuplicatesSafely(qualityInput);
+    const { model, report, details } = trainHead({
       X: features.X,
       labels: features.labels,
       spec,
       options,
       loadMs,
       threads,
+      ...(found?.groups ? { groups: found.groups } : {}),
       // Only warnings (e.g. not converged); the summary below says the rest.
       log: { ...silentLog, warn: log.warn },
       onIteration: quiet
@@ -171,6 +211,13 @@ export const command: Command = {
             );
           },
     });
+    if (!quiet) console.error('fit: data quality (duplicates, leaks, K-fold refit for label errors)');
+    const quality = completeQualitySafely(
+      qualityInput,
+      found,
+      { classes: model.classes, details, accuracy: report.accuracy, fit: options },
+      { dataset: null, version: null },
+    );
     if (model.randomWeights)
       log.warn(
         `these features come from seeded RANDOM VGG16 weights (spec ${spec}): the model is a demo, not a real classifier`,
@@ -178,9 +225,13 @@ export const command: Command = {
     await mkdir(out, { recursive: true });
     await writeFile(join(out, 'model.json'), `${JSON.stringify(model)}\n`);
     await writeFile(join(out, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
-    await writeFile(join(out, 'report.html'), renderReportHtml(report));
+    await writeFile(join(out, 'report.html'), renderReportHtml(report, quality));
+    await writeFile(join(out, 'quality.json'), `${JSON.stringify(quality, null, 2)}\n`);
     process.stdout.write(formatFitSummary(report));
-    process.stdout.write(`wrote ${join(out, 'model.json')}, report.json, report.html\n`);
+    process.stdout.write(
+      `data quality: ${summarizeQuality(quality)} (tlearn quality --file ${join(out, 'quality.json')})\n`,
+    );
+    process.stdout.write(`wrote ${join(out, 'model.json')}, report.json, report.html, quality.json\n`);
     return EXIT.OK;
   },
 };
