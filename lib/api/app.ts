@@ -7,6 +7,7 @@ import httpRouterHandler, { type Method, type Route } from '@middy/http-router';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { NotFoundError, TlearnError } from '../errors.ts';
 import type { FeatureExtractor } from '../model/types.ts';
+import { getQualityRoute } from '../quality/route.ts';
 import { getDatasetRoute, getModelRoute, listDatasetsRoute } from './datasets.ts';
 import { errorForLog, errorResponse, MethodNotAllowedError } from './errors.ts';
 import { healthRoute } from './health.ts';
@@ -41,6 +42,7 @@ const HANDLERS: Record<RouteKey, RouteFn> = {
   'GET /datasets/{d}/model': ok(getModelRoute),
   'POST /datasets/{d}/predictions': ok(predictRoute),
   'POST /datasets/{d}/trainings': ok(startTrainingRoute, 202),
+  'GET /datasets/{d}/quality': ok(getQualityRoute),
 };
 
 const ROUTES: readonly RouteDef[] = API_ROUTES.map((r) => ({

@@ -20,6 +20,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   status: async () => (await import('./commands/status.ts')).command,
   train: async () => (await import('./commands/train.ts')).command,
   model: async () => (await import('./commands/model.ts')).command,
+  quality: async () => (await import('./commands/quality.ts')).command,
 };
 
 const SUMMARIES: Record<string, string> = {
@@ -32,6 +33,7 @@ const SUMMARIES: Record<string, string> = {
   status: "show a dataset's images, features and model",
   train: 'start a training of a dataset',
   model: "show a dataset's current model, or --rollback to the previous one",
+  quality: "show a dataset's duplicates, leaks and likely label errors",
 };
 
 function usage(): string {

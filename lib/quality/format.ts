@@ -36,7 +36,7 @@ export function formatQuality(
     ['kind', 'similarity', 'images (label)'],
     q.duplicates.map((d) => [
       d.kind,
-      d.similarity.toFixed(3),
+      d.similarity.toFixed(4),
       d.keys.map((k, i) => `${k} (${d.labels[i]})`).join(', '),
     ]),
   );
@@ -48,7 +48,7 @@ export function formatQuality(
   section(
     'leaks (held-out image with a copy in train)',
     ['held out', 'train', 'similarity'],
-    q.leaks.map((l) => [l.heldOutKey, l.trainKey, l.similarity.toFixed(3)]),
+    q.leaks.map((l) => [l.heldOutKey, l.trainKey, l.similarity.toFixed(4)]),
   );
   section(
     'likely label errors (most suspicious first)',
@@ -94,7 +94,7 @@ ${rows.map((r) => `<tr>${r.map((c) => `<td>${e(c)}</td>`).join('')}</tr>`).join(
         ['kind', 'similarity', 'images (label)'],
         q.duplicates.map((d) => [
           d.kind,
-          d.similarity.toFixed(3),
+          d.similarity.toFixed(4),
           d.keys.map((k, i) => `${k} (${d.labels[i]})`).join(', '),
         ]),
       )}`,
@@ -110,7 +110,7 @@ ${rows.map((r) => `<tr>${r.map((c) => `<td>${e(c)}</td>`).join('')}</tr>`).join(
     parts.push(
       `<h3>Leaks across the split</h3>\n${tableOf(
         ['held out', 'train', 'similarity'],
-        q.leaks.map((l) => [l.heldOutKey, l.trainKey, l.similarity.toFixed(3)]),
+        q.leaks.map((l) => [l.heldOutKey, l.trainKey, l.similarity.toFixed(4)]),
       )}`,
     );
   if (q.labelErrors.length > 0)
