@@ -8,6 +8,7 @@ import { findLabelErrors } from './label-errors.ts';
 import {
   type FeatureRows,
   findSimilarPairs,
+  foldSketch,
   type SimilarPair,
   type Sketch,
   sketchRows,
@@ -39,6 +40,13 @@ export interface QualitySettings {
   lshBits: number;
   /** K of the K-fold refit for label errors. */
   folds: number;
+  /**
+   * L-BFGS iteration cap of each refit (out-of-fold probabilities need no tight optimum; the
+   * refits are most of the pass's cost).
+   */
+  refitMaxIter: number;
+  /** Width of the features of the refits: the sketch folded to this many values. */
+  refitDims: number;
   seed: number;
   /** Longest list written (each list is sorted, most important first; `totals` has the counts). */
   maxListed: number;
@@ -56,6 +64,8 @@ export const DEFAULT_QUALITY_SETTINGS: QualitySettings = {
   lshTables: 24,
   lshBits: 0,
   folds: 5,
+  refitMaxIter: 30,
+  refitDims: 128,
   seed: 42,
   maxListed: 200,
   maxNearImages: 200_000,
@@ -382,8 +392,10 @@ export function completeQuality(
     try {
       const sketch = found.sketch ?? sketchRows(rows, settings.sketchDims, settings.seed);
       const K = training.classes.length;
-      const r = findLabelErrors({ data: sketch.data, n, d: sketch.m }, details.y, K, {
+      const features = foldSketch(sketch, Math.min(sketch.m, settings.refitDims));
+      const r = findLabelErrors(features, details.y, K, {
         ...training.fit,
+        maxIter: Math.min(training.fit.maxIter, settings.refitMaxIter),
         folds: settings.folds,
         seed: settings.seed,
         ...(input.threads !== undefined ? { threads: input.threads } : {}),
@@ -398,7 +410,7 @@ export function completeQuality(
         probabilityOfSuggested: round4(f.probabilityOfSuggested),
       }));
       notes.push(
-        `label errors: out-of-fold probabilities of ${r.foldsFit} of ${settings.folds} refits of the head (same C) on the ${sketch.m}-value sketch, duplicate groups kept in one fold; flagged when the most probable class reaching its threshold (mean out-of-fold probability of that class on its own images: ${r.thresholds.map((t, k) => `${training.classes[k]} ${t.toFixed(2)}`).join(', ')}) is not the label; most suspicious (lowest p(label) − p(suggested)) first`,
+        `label errors: out-of-fold probabilities of ${r.foldsFit} of ${settings.folds} refits of the head (same C, at most ${Math.min(training.fit.maxIter, settings.refitMaxIter)} iterations) on the count sketch folded to ${features.d} values, duplicate groups kept in one fold; flagged when the most probable class reaching its threshold (mean out-of-fold probability of that class on its own images: ${r.thresholds.map((t, k) => `${training.classes[k]} ${t.toFixed(2)}`).join(', ')}) is not the label; most suspicious (lowest p(label) − p(suggested)) first`,
       );
       parts.labelErrors = 'done';
     } catch (err) {

@@ -41,7 +41,7 @@ export interface Sketch {
 }
 
 /**
- * Count sketch of every row into m buckets (one pass over the rows; zeros skipped). Deterministic
+ * Count sketch of every row into m buckets (one pass over the rows). Deterministic
  * for a seed.
  *
  * @example const s = sketchRows(rowsOfMatrix(X), 256, 42); // s.data is X.n × 256
@@ -65,11 +65,13 @@ export function sketchRows(rows: FeatureRows, m: number, seed: number): Sketch {
     const r = rows.row(i);
     acc.fill(0);
     let sq = 0;
+    // No branch on zeros: with ReLU features they are unpredictable, and mispredictions cost
+    // more than adding the zeros.
     for (let j = 0; j < d; j++) {
       const v = r[j] as number;
-      if (v === 0) continue;
       sq += v * v;
-      acc[bucket[j] as number] = (acc[bucket[j] as number] as number) + (sign[j] as number) * v;
+      const b = bucket[j] as number;
+      acc[b] = (acc[b] as number) + (sign[j] as number) * v;
     }
     norms[i] = Math.sqrt(sq);
     let s = 0;
@@ -253,4 +255,23 @@ export function findSimilarPairs(
   }
   const pairs = [...found.values()].sort((p, q) => p.i - q.i || p.j - q.j);
   return { pairs, stats };
+}
+
+/**
+ * A narrower count sketch from a wider one: bucket k of m/f is the sum of buckets k, k + m/f, …
+ * (a count sketch with bucket h(j) mod m/f), so no second pass over the rows. Returns an
+ * n × (m/f) matrix.
+ */
+export function foldSketch(sketch: Sketch, width: number): Matrix {
+  const { n, m } = sketch;
+  if (!(width >= 1 && width <= m && m % width === 0))
+    throw new ValidationError(`sketch of ${m} values cannot fold to ${width}`);
+  if (width === m) return { data: sketch.data, n, d: m };
+  const data = new Float32Array(n * width);
+  for (let i = 0; i < n; i++)
+    for (let k = 0; k < m; k++) {
+      const o = i * width + (k % width);
+      data[o] = (data[o] as number) + (sketch.data[i * m + k] as number);
+    }
+  return { data, n, d: width };
 }
