@@ -4,12 +4,11 @@ import type { ModelConfig, TrainingConfig } from '../config.ts';
 import { describeError, InsufficientDataError, NotFoundError, SpecMismatchError } from '../errors.ts';
 import { decodeNpy } from '../features/npy.ts';
 import { DEFAULT_RESIZE, type FeatureSpec, featureDims, parseSpec } from '../model/spec.ts';
-import { completeQualitySafely, findDuplicatesSafely, type QualityInput } from '../quality/assess.ts';
-import { rowsOfMatrix } from '../quality/similarity.ts';
+import { trainHeadWithQuality } from '../quality/assess.ts';
 import { modelFileKey, newModelVersion } from '../storage/keys.ts';
 import { getObject, putJson, putObject } from '../storage/s3.ts';
 import { type ModelDocument, type ReportDocument, renderReportHtml } from '../training/model-document.ts';
-import { DEFAULT_TRAIN_OPTIONS, trainHead } from '../training/train.ts';
+import { DEFAULT_TRAIN_OPTIONS } from '../training/train.ts';
 import type { Matrix } from '../training/types.ts';
 import { mapWithConcurrency } from '../util/concurrency.ts';
 import type { Log } from '../util/log.ts';
@@ -301,45 +300,29 @@ export async function runTrainingJob(input: TrainJobInput, deps: TrainJobDeps): 
 
   const version = newModelVersion(now(), (deps.shortId ?? shortRandomId)());
   const fitStart = performance.now();
-  // Data quality (issue 13): duplicates before the split (their groups stay on one side)…
-  const qualityInput: QualityInput = {
-    rows: rowsOfMatrix(loaded.X),
-    labels: loaded.labels,
-    keys: loaded.keys,
-    contentIds: loaded.etags,
-    log: deps.log,
-  };
-  const found = findDuplicatesSafely(qualityInput);
-  const { model, report, details } = trainHead({
-    X: loaded.X,
-    labels: loaded.labels,
-    spec: loaded.spec,
-    options: {
-      ...DEFAULT_TRAIN_OPTIONS,
-      C: deps.training.C,
-      maxIter: deps.training.maxIter,
-      refitOnAll: deps.training.refitOnAll,
-    },
-    log: deps.log,
-    dataset,
-    version,
-    loadMs,
-    now,
-    ...(found?.groups ? { groups: found.groups } : {}),
-  });
-  const fitMs = performance.now() - fitStart;
-  // …the rest after it. Never blocks the training: failures become notes.
-  const quality = completeQualitySafely(
-    qualityInput,
-    found,
+  const { model, report, quality } = trainHeadWithQuality(
     {
-      classes: model.classes,
-      details,
-      accuracy: report.accuracy,
-      fit: { C: deps.training.C, maxIter: deps.training.maxIter, tol: DEFAULT_TRAIN_OPTIONS.tol },
+      X: loaded.X,
+      labels: loaded.labels,
+      spec: loaded.spec,
+      options: {
+        ...DEFAULT_TRAIN_OPTIONS,
+        C: deps.training.C,
+        maxIter: deps.training.maxIter,
+        refitOnAll: deps.training.refitOnAll,
+      },
+      log: deps.log,
+      dataset,
+      version,
+      loadMs,
+      now,
     },
+    // Data quality (issue 13): duplicates (by ETag and features), leaks, label errors; never
+    // blocks the training.
+    { keys: loaded.keys, contentIds: loaded.etags },
     { dataset, version },
   );
+  const fitMs = performance.now() - fitStart;
   const note = describeExclusions(loaded.excluded, loaded.spec);
   const fullReport: ReportDocument = note
     ? { ...report, note: [report.note, note].filter(Boolean).join(' ') }

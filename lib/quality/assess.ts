@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describeError } from '../errors.ts';
-import type { TrainDetails } from '../training/train.ts';
+import { type TrainDetails, type TrainHeadInput, trainHead } from '../training/train.ts';
 import type { FitOptions } from '../training/types.ts';
 import type { Log } from '../util/log.ts';
 import type { Conflict, Duplicate, LabelError, Leak, QualityDocument } from './document.ts';
@@ -9,6 +9,7 @@ import {
   type FeatureRows,
   findSimilarPairs,
   foldSketch,
+  rowsOfMatrix,
   type SimilarPair,
   type Sketch,
   sketchRows,
@@ -566,4 +567,42 @@ export function completeQualitySafely(
     parts: { exact: 'skipped', near: 'skipped', labelErrors: 'skipped' },
     timingsMs: {},
   };
+}
+
+/**
+ * `trainHead` with the quality pass around it, as train-head and `tlearn fit` run it: duplicates
+ * first (their groups go to the split), then the training, then the rest of the pass. A failing
+ * pass never fails the training (see {@link completeQualitySafely}).
+ *
+ * @example
+ * const { model, report, quality } = trainHeadWithQuality(
+ *   { X, labels, spec, options }, { keys, contentIds: etags }, { dataset: 'pets', version });
+ */
+export function trainHeadWithQuality(
+  train: TrainHeadInput,
+  source: Pick<QualityInput, 'keys' | 'contentIds' | 'settings'>,
+  meta: { dataset: string | null; version: string | null },
+): ReturnType<typeof trainHead> & { quality: QualityDocument; found: DuplicateFindings | undefined } {
+  const input: QualityInput = {
+    ...source,
+    rows: rowsOfMatrix(train.X),
+    labels: train.labels,
+    ...(train.log ? { log: train.log } : {}),
+    ...(train.threads !== undefined ? { threads: train.threads } : {}),
+  };
+  const found = findDuplicatesSafely(input);
+  const trained = trainHead({ ...train, ...(found?.groups ? { groups: found.groups } : {}) });
+  const { C, maxIter, tol } = train.options;
+  const quality = completeQualitySafely(
+    input,
+    found,
+    {
+      classes: trained.model.classes,
+      details: trained.details,
+      accuracy: trained.report.accuracy,
+      fit: { C, maxIter, tol },
+    },
+    meta,
+  );
+  return { ...trained, quality, found };
 }

@@ -18,6 +18,48 @@ export function summarizeQuality(q: QualityDocument): string {
   return `${exact} exact + ${near} near duplicate group(s)${more}, ${q.totals.conflicts} conflict(s) across labels, ${q.totals.leaks} leak(s) across the split, ${q.totals.labelErrors} likely label error(s)`;
 }
 
+/** The finding tables of a document (title, header, rows), shared by the text and HTML views. */
+export function qualityTables(
+  q: QualityDocument,
+): { id: string; title: string; header: string[]; rows: string[][] }[] {
+  return [
+    {
+      id: 'duplicates',
+      title: 'duplicates',
+      header: ['kind', 'similarity', 'images (label)'],
+      rows: q.duplicates.map((d) => [
+        d.kind,
+        d.similarity.toFixed(4),
+        d.keys.map((k, i) => `${k} (${d.labels[i]})`).join(', '),
+      ]),
+    },
+    {
+      id: 'conflicts',
+      title: 'conflicts (one image, several labels)',
+      header: ['labels', 'images'],
+      rows: q.conflicts.map((c) => [[...new Set(c.labels)].join(' / '), c.keys.join(', ')]),
+    },
+    {
+      id: 'leaks',
+      title: 'leaks across the split (held-out image with a copy in train)',
+      header: ['held out', 'train', 'similarity'],
+      rows: q.leaks.map((l) => [l.heldOutKey, l.trainKey, l.similarity.toFixed(4)]),
+    },
+    {
+      id: 'label-errors',
+      title: 'likely label errors (most suspicious first)',
+      header: ['image', 'label', 'p(label)', 'suggested', 'p(suggested)'],
+      rows: q.labelErrors.map((e) => [
+        e.key,
+        e.label,
+        e.probabilityOfLabel.toFixed(3),
+        e.suggested,
+        e.probabilityOfSuggested.toFixed(3),
+      ]),
+    },
+  ];
+}
+
 /** The tables of a quality document as text lines (`tlearn quality`, `tlearn fit`). */
 export function formatQuality(
   q: QualityDocument,
@@ -27,40 +69,8 @@ export function formatQuality(
   lines.push(
     `data quality${q.dataset ? ` of ${q.dataset}` : ''}${q.version ? ` ${q.version}` : ''}: ${q.images} images; ${summarizeQuality(q)}`,
   );
-  const section = (title: string, header: string[], rows: string[][]) => {
-    if (rows.length === 0) return;
-    lines.push('', title, ...table(header, rows));
-  };
-  section(
-    'duplicates',
-    ['kind', 'similarity', 'images (label)'],
-    q.duplicates.map((d) => [
-      d.kind,
-      d.similarity.toFixed(4),
-      d.keys.map((k, i) => `${k} (${d.labels[i]})`).join(', '),
-    ]),
-  );
-  section(
-    'conflicts (one image, several labels)',
-    ['labels', 'images'],
-    q.conflicts.map((c) => [[...new Set(c.labels)].join(' / '), c.keys.join(', ')]),
-  );
-  section(
-    'leaks (held-out image with a copy in train)',
-    ['held out', 'train', 'similarity'],
-    q.leaks.map((l) => [l.heldOutKey, l.trainKey, l.similarity.toFixed(4)]),
-  );
-  section(
-    'likely label errors (most suspicious first)',
-    ['image', 'label', 'p(label)', 'suggested', 'p(suggested)'],
-    q.labelErrors.map((e) => [
-      e.key,
-      e.label,
-      e.probabilityOfLabel.toFixed(3),
-      e.suggested,
-      e.probabilityOfSuggested.toFixed(3),
-    ]),
-  );
+  for (const t of qualityTables(q))
+    if (t.rows.length > 0) lines.push('', t.title, ...table(t.header, t.rows));
   lines.push('');
   lines.push(
     `accuracy ${pct(q.accuracy.plain)} as reported${q.accuracy.heldOutRemoved > 0 ? `, ${pct(q.accuracy.withoutLeaks)} without the ${q.accuracy.heldOutRemoved} leaked held-out image(s)` : ''}; split ${q.split.groupAware ? `kept ${q.split.groups} duplicate group(s) on one side` : 'not group-aware'}`,
@@ -88,44 +98,9 @@ ${rows.map((r) => `<tr>${r.map((c) => `<td>${e(c)}</td>`).join('')}</tr>`).join(
 <tr><th>split</th><td>${q.split.groupAware ? `duplicate groups kept on one side (${q.split.groups} groups, ${q.split.groupedImages} images)` : 'not group-aware'}</td></tr>
 <tr><th>label imbalance (largest / smallest)</th><td>${q.imbalance.ratio}</td></tr>
 </tbody></table>`);
-  if (q.duplicates.length > 0)
-    parts.push(
-      `<h3>Duplicates</h3>\n${tableOf(
-        ['kind', 'similarity', 'images (label)'],
-        q.duplicates.map((d) => [
-          d.kind,
-          d.similarity.toFixed(4),
-          d.keys.map((k, i) => `${k} (${d.labels[i]})`).join(', '),
-        ]),
-      )}`,
-    );
-  if (q.conflicts.length > 0)
-    parts.push(
-      `<h3>Conflicts</h3>\n${tableOf(
-        ['labels', 'images'],
-        q.conflicts.map((c) => [[...new Set(c.labels)].join(' / '), c.keys.join(', ')]),
-      )}`,
-    );
-  if (q.leaks.length > 0)
-    parts.push(
-      `<h3>Leaks across the split</h3>\n${tableOf(
-        ['held out', 'train', 'similarity'],
-        q.leaks.map((l) => [l.heldOutKey, l.trainKey, l.similarity.toFixed(4)]),
-      )}`,
-    );
-  if (q.labelErrors.length > 0)
-    parts.push(
-      `<h3>Likely label errors</h3>\n${tableOf(
-        ['image', 'label', 'p(label)', 'suggested', 'p(suggested)'],
-        q.labelErrors.map((x) => [
-          x.key,
-          x.label,
-          x.probabilityOfLabel.toFixed(3),
-          x.suggested,
-          x.probabilityOfSuggested.toFixed(3),
-        ]),
-      )}`,
-    );
+  for (const t of qualityTables(q))
+    if (t.rows.length > 0)
+      parts.push(`<h3 id="quality-${t.id}">${e(t.title)}</h3>\n${tableOf(t.header, t.rows)}`);
   if (q.notes.length > 0) parts.push(`<ul>\n${q.notes.map((n) => `<li>${e(n)}</li>`).join('\n')}\n</ul>`);
   return parts.join('\n');
 }

@@ -2,17 +2,14 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readFeatureDir } from '../../features/local-dataset.ts';
 import {
-  completeQualitySafely,
   DEFAULT_QUALITY_SETTINGS,
-  findDuplicatesSafely,
-  type QualityInput,
   type QualitySettings,
+  trainHeadWithQuality,
 } from '../../quality/assess.ts';
 import { summarizeQuality } from '../../quality/format.ts';
-import { rowsOfMatrix } from '../../quality/similarity.ts';
 import { formatClassificationReport, formatConfusionMatrix } from '../../training/metrics.ts';
 import { type ReportDocument, renderReportHtml } from '../../training/model-document.ts';
-import { DEFAULT_TRAIN_OPTIONS, type TrainOptions, trainHead } from '../../training/train.ts';
+import { DEFAULT_TRAIN_OPTIONS, type TrainOptions } from '../../training/train.ts';
 import { consoleLog, silentLog } from '../../util/log.ts';
 import { numberFlag, parseCommandArgs, UsageError } from '../args.ts';
 import { EXIT } from '../exit-codes.ts';
@@ -181,41 +178,29 @@ export const command: Command = {
     // Progress for long fits: at most one line a second, and only once a fit has run for a second.
     const fitStart = performance.now();
     let lastLine = fitStart;
-    const qualityInput: QualityInput = {
-      rows: rowsOfMatrix(features.X),
-      labels: features.labels,
-      keys: features.files,
-      settings: qualitySettings,
-      log: { ...silentLog, warn: log.warn },
-      ...(threads !== undefined ? { threads } : {}),
-    };
-    const found = findDuplicatesSafely(qualityInput);
-    const { model, report, details } = trainHead({
-      X: features.X,
-      labels: features.labels,
-      spec,
-      options,
-      loadMs,
-      threads,
-      ...(found?.groups ? { groups: found.groups } : {}),
-      // Only warnings (e.g. not converged); the summary below says the rest.
-      log: { ...silentLog, warn: log.warn },
-      onIteration: quiet
-        ? undefined
-        : (i) => {
-            const now = performance.now();
-            if (now - lastLine < 1000) return;
-            lastLine = now;
-            console.error(
-              `fit${i.phase === 'refit' ? ' (refit)' : ''}: iteration ${i.iter}/${options.maxIter} objective ${i.objective.toPrecision(8)} max|g| ${i.gnorm.toExponential(2)}`,
-            );
-          },
-    });
-    if (!quiet) console.error('fit: data quality (duplicates, leaks, K-fold refit for label errors)');
-    const quality = completeQualitySafely(
-      qualityInput,
-      found,
-      { classes: model.classes, details, accuracy: report.accuracy, fit: options },
+    const { model, report, quality } = trainHeadWithQuality(
+      {
+        X: features.X,
+        labels: features.labels,
+        spec,
+        options,
+        loadMs,
+        threads,
+        // Only warnings (e.g. not converged); the summary below says the rest.
+        log: { ...silentLog, warn: log.warn },
+        onIteration: quiet
+          ? undefined
+          : (i) => {
+              const now = performance.now();
+              if (now - lastLine < 1000) return;
+              lastLine = now;
+              console.error(
+                `fit${i.phase === 'refit' ? ' (refit)' : ''}: iteration ${i.iter}/${options.maxIter} objective ${i.objective.toPrecision(8)} max|g| ${i.gnorm.toExponential(2)}`,
+              );
+            },
+      },
+      // Data quality: duplicates (identical feature vectors, near copies), leaks, label errors.
+      { keys: features.files, settings: qualitySettings },
       { dataset: null, version: null },
     );
     if (model.randomWeights)
