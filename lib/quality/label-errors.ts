@@ -1,5 +1,6 @@
 import { headFromFit, predictProbaBatch } from '../training/head.ts';
 import { fitLogisticRegression } from '../training/logistic.ts';
+import { shuffleInPlace } from '../training/split.ts';
 import type { FitOptions, Matrix } from '../training/types.ts';
 import { mulberry32 } from '../util/random.ts';
 
@@ -46,13 +47,7 @@ export function groupedStratifiedFolds(
   const fold = new Int32Array(n);
   const sizes = new Array<number>(k).fill(0);
   for (const c of [...byClass.keys()].sort((a, b) => a - b)) {
-    const list = byClass.get(c) as number[][];
-    for (let i = list.length - 1; i > 0; i--) {
-      const j = Math.floor(rand() * (i + 1));
-      const t = list[i] as number[];
-      list[i] = list[j] as number[];
-      list[j] = t;
-    }
+    const list = shuffleInPlace(byClass.get(c) as number[][], rand);
     // Largest units first, each to the fold with the fewest rows of this class so far.
     list.sort((a, b) => b.length - a.length);
     const classSizes = new Array<number>(k).fill(0);

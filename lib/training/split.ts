@@ -134,13 +134,7 @@ export function stratifiedGroupSplit(
   const test: number[] = [];
   const train: number[] = [];
   for (const c of classes) {
-    const units = unitsOf.get(c) as number[][];
-    for (let i = units.length - 1; i > 0; i--) {
-      const j = Math.floor(rand() * (i + 1));
-      const t = units[i] as number[];
-      units[i] = units[j] as number[];
-      units[j] = t;
-    }
+    const units = shuffleInPlace(unitsOf.get(c) as number[][], rand);
     for (const unit of units) {
       const need = new Map<number, number>();
       for (const i of unit) need.set(labels[i] as number, (need.get(labels[i] as number) ?? 0) + 1);
@@ -152,6 +146,17 @@ export function stratifiedGroupSplit(
   train.sort((a, b) => a - b);
   test.sort((a, b) => a - b);
   return { train: Int32Array.from(train), test: Int32Array.from(test), grouped: true };
+}
+
+/** Fisher-Yates shuffle of `items` in place with `rand` (e.g. `mulberry32(seed)`); returns `items`. */
+export function shuffleInPlace<T>(items: T[], rand: () => number): T[] {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    const t = items[i] as T;
+    items[i] = items[j] as T;
+    items[j] = t;
+  }
+  return items;
 }
 
 /**
