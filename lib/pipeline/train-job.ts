@@ -319,7 +319,13 @@ export async function runTrainingJob(input: TrainJobInput, deps: TrainJobDeps): 
     },
     // Data quality (issue 13): duplicates (by ETag and features), leaks, label errors; never
     // blocks the training.
-    { keys: loaded.keys, contentIds: loaded.etags },
+    {
+      keys: loaded.keys,
+      contentIds: loaded.etags,
+      ...(deps.training.nearDuplicateThreshold !== undefined
+        ? { settings: { nearThreshold: deps.training.nearDuplicateThreshold } }
+        : {}),
+    },
     { dataset, version },
   );
   const fitMs = performance.now() - fitStart;

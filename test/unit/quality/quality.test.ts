@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { loadTrainingConfig } from '../../../lib/config.ts';
 import {
   completeQualitySafely,
   findDuplicatesSafely,
@@ -232,5 +233,15 @@ describe('stratifiedGroupSplit', () => {
         expect([...s.train].filter((i) => labels[i] === c).length).toBeGreaterThan(0);
       }
     }
+  });
+});
+
+describe('near-duplicate threshold of the deployed trainer', () => {
+  it('comes from TLEARN_NEAR_DUPLICATE_THRESHOLD when set, and is refused outside 0..1', () => {
+    expect(loadTrainingConfig({}).nearDuplicateThreshold).toBeUndefined();
+    expect(loadTrainingConfig({ TLEARN_NEAR_DUPLICATE_THRESHOLD: '0.98' }).nearDuplicateThreshold).toBe(0.98);
+    expect(() => loadTrainingConfig({ TLEARN_NEAR_DUPLICATE_THRESHOLD: '2' })).toThrow(
+      /TLEARN_NEAR_DUPLICATE_THRESHOLD is invalid/,
+    );
   });
 });
