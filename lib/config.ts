@@ -1,3 +1,4 @@
+import { totalmem } from 'node:os';
 import { z } from 'zod';
 import { ConfigError } from './errors.ts';
 import { DEFAULT_INPUT_SIZE, POOLINGS, type Pooling } from './model/spec.ts';
@@ -42,6 +43,8 @@ export const ENV = {
   TRAIN_C: 'TLEARN_TRAIN_C',
   /** L-BFGS iterations. @default 100 */
   TRAIN_MAX_ITER: 'TLEARN_TRAIN_MAX_ITER',
+  /** Set by Lambda: the function's configured memory in MB (the trainer sizes its limit from it). */
+  LAMBDA_MEMORY_MB: 'AWS_LAMBDA_FUNCTION_MEMORY_SIZE',
   /** API: seconds between checks of a dataset's current.json. @default 5 (0 = every request) */
   MODEL_REFRESH_SECONDS: 'TLEARN_MODEL_REFRESH_SECONDS',
   /** API: `Access-Control-Allow-Origin` value; unset = no CORS headers. */
@@ -182,13 +185,20 @@ export interface TrainingConfig {
   refitOnAll: boolean;
   C: number;
   maxIter: number;
+  /**
+   * Memory the trainer may use, bytes: the Lambda function's configured memory, else this
+   * machine's. @default os.totalmem()
+   */
+  memoryBytes?: number;
 }
 
 export function loadTrainingConfig(env: Env = process.env): TrainingConfig {
+  const lambdaMb = read(env, ENV.LAMBDA_MEMORY_MB, z.coerce.number().int().min(128).optional());
   return {
     featureConcurrency: read(env, ENV.FEATURE_CONCURRENCY, int(1, 256, 32)),
     refitOnAll: read(env, ENV.REFIT_ON_ALL, bool(false)),
     C: read(env, ENV.TRAIN_C, z.coerce.number().positive().default(1.0)),
     maxIter: read(env, ENV.TRAIN_MAX_ITER, int(1, 10_000, 100)),
+    memoryBytes: lambdaMb !== undefined ? lambdaMb * 2 ** 20 : totalmem(),
   };
 }
