@@ -95,6 +95,8 @@ export interface TrainJobResult {
   /** Features left out of the training (other spec, changed since the readiness check, …). */
   excluded: Exclusion[];
   timingsMs: { load: number; fit: number; total: number };
+  /** The compact feature matrix: bytes held, and the share of non-zero values it found. */
+  matrix: { bytes: number; density: number };
 }
 
 /** The loaded training data. */
@@ -378,6 +380,10 @@ export async function runTrainingJob(input: TrainJobInput, deps: TrainJobDeps): 
     converged: model.metrics.converged,
     nIter: model.metrics.nIter,
     excluded: loaded.excluded,
+    matrix: {
+      bytes: loaded.X.bytes,
+      density: Math.round((loaded.X.nnz / Math.max(1, loaded.X.n * loaded.X.d)) * 1e4) / 1e4,
+    },
     timingsMs: {
       load: Math.round(loadMs),
       fit: Math.round(fitMs),

@@ -26,6 +26,7 @@ import {
 } from './lib/reference.ts';
 import { median, roundSig, summarize } from './lib/stats.ts';
 import type { BenchContext, Benchmark, Figure } from './lib/types.ts';
+import { scaleBench } from './scale.ts';
 import type { DecodeParams, Engine, ForwardParams, ForwardResult } from './worker.ts';
 
 type Usage = { usage: ProcessUsage };
@@ -424,6 +425,7 @@ export function createSuite(): Suite {
     extractBench('wasm'),
     ...FITS.map(fitBench),
     ...apiBenches(getEnv),
+    scaleBench(),
   ];
   return {
     benchmarks,
