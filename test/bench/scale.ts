@@ -8,12 +8,13 @@
  * another process, with each state's time and the process's RSS before and after it.
  *
  * Sizes: `--scale-n 25000,100000,200000` (or TLEARN_BENCH_SCALE_N) for readiness; training at
- * those ≤ 100,000 unless TLEARN_BENCH_SCALE_TRAIN_N lists others. The fit's iterations are capped
+ * those ≤ 100,000 unless TLEARN_BENCH_SCALE_TRAIN_N lists others (`none`: readiness only). The fit's iterations are capped
  * (TLEARN_BENCH_SCALE_MAX_ITER, default 10): memory does not depend on them, time per
- * iteration is reported.
+ * iteration is reported. TLEARN_BENCH_SCALE_KEEP=1 keeps the seeded data dirs
+ * (`.tlearn/bench/scale-N/`, 33 KB per image) and reuses them on the next run.
  */
 import { spawn } from 'node:child_process';
-import { readFile, rm } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { compactMatrixBytes, MEASURED_DENSITY } from '../../lib/training/capacity.ts';
 import { ChildRunError, RESULT_MARKER, spawnNode } from './lib/child.ts';
@@ -27,6 +28,7 @@ const D = 8192;
 
 function sizes(value: string | undefined, fallback: number[]): number[] {
   if (!value) return fallback;
+  if (value === 'none') return [];
   const out = value.split(',').map((s) => Number(s.trim().replace(/_/g, '')));
   if (out.some((n) => !Number.isInteger(n) || n < 2 * LABELS))
     throw new Error(`scale sizes must be whole numbers ≥ ${2 * LABELS} (got '${value}')`);
@@ -135,14 +137,23 @@ const mb = (kb: number) => Math.round(kb / 1024);
 
 async function measureSize(ctx: BenchContext, n: number, train: boolean, maxIter: number): Promise<Figure[]> {
   const dataDir = join(ctx.workDir, `scale-${n}`);
-  await rm(dataDir, { recursive: true, force: true });
-  ctx.progress(`scale: seeding ${n.toLocaleString('en-US')} images + features into ${dataDir}`);
-  const seeded = await runChild<{ ms: number; bytes: number }>(
-    ctx,
-    'seed',
-    { dataDir, dataset: DATASET, n, labels: LABELS },
-    3_600_000,
-  );
+  const marker = join(dataDir, '.seeded');
+  const keep = process.env.TLEARN_BENCH_SCALE_KEEP === '1';
+  let seeded: { ms: number; bytes: number; reused?: boolean };
+  if (keep && (await readFile(marker, 'utf8').catch(() => '')).trim() === String(n)) {
+    ctx.progress(`scale: reusing the ${n.toLocaleString('en-US')} images + features seeded in ${dataDir}`);
+    seeded = { ms: 0, bytes: 0, reused: true };
+  } else {
+    await rm(dataDir, { recursive: true, force: true });
+    ctx.progress(`scale: seeding ${n.toLocaleString('en-US')} images + features into ${dataDir}`);
+    seeded = await runChild<{ ms: number; bytes: number }>(
+      ctx,
+      'seed',
+      { dataDir, dataset: DATASET, n, labels: LABELS },
+      3_600_000,
+    );
+    await writeFile(marker, `${n}\n`);
+  }
   ctx.progress(`scale: seeded in ${(seeded.ms / 1000).toFixed(0)} s; starting the emulator`);
   const emu = await startEmulatorChild(ctx, dataDir);
   ctx.progress(`scale: emulator restored ${emu.restored} objects in ${(emu.startMs / 1000).toFixed(0)} s`);
@@ -175,7 +186,7 @@ async function measureSize(ctx: BenchContext, n: number, train: boolean, maxIter
         params: { images: n, labels: LABELS, reps },
         extra: {
           report: runs[0]?.report,
-          seedMs: Math.round(seeded.ms),
+          seedMs: seeded.reused ? 'reused' : Math.round(seeded.ms),
           emulatorRestoreMs: Math.round(emu.startMs),
           featureBytes: seeded.bytes,
           emulatorPeakMB: await emu.peakMB(),
@@ -225,7 +236,7 @@ async function measureSize(ctx: BenchContext, n: number, train: boolean, maxIter
     return figures;
   } finally {
     await emu.stop();
-    await rm(dataDir, { recursive: true, force: true });
+    if (!keep) await rm(dataDir, { recursive: true, force: true });
   }
 }
 
