@@ -101,7 +101,8 @@ export function tooLargeMessage(n: number, memoryBytes: number, shape: TrainerSh
   const limit = trainerImageLimit(memoryBytes, shape);
   return (
     `${n.toLocaleString('en-US')} images of ${shape.d} features need about ${mb(trainerBytes(n, shape))} MB in the trainer, ` +
-    `which has ${mb(memoryBytes)} MB: its limit is about ${limit.toLocaleString('en-US')} images of ${shape.d} features. ` +
+    `which plans with ${mb(memoryBytes * TRAINER_MEMORY_SHARE)} MB of its ${mb(memoryBytes)} MB: ` +
+    `its limit is about ${limit.toLocaleString('en-US')} images of ${shape.d} features. ` +
     tooLargeRemedies(memoryBytes, shape)
   );
 }

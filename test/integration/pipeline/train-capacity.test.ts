@@ -68,7 +68,7 @@ describe('trainer memory limit (emulated S3, synthetic features)', () => {
     expect(err).toBeInstanceOf(TrainingTooLargeError);
     expect((err as TrainingTooLargeError).code).toBe('TrainingTooLarge');
     expect((err as Error).message).toMatch(
-      /6 images of 512 features need about [\d,]+ MB in the trainer, which has 300 MB/,
+      /6 images of 512 features need about [\d,]+ MB in the trainer, which plans with 270 MB of its 300 MB/,
     );
     expect((err as Error).message).toMatch(/--pooling avg/);
     expect((err as Error).message).toMatch(/tlearn:pooling=avg/);
