@@ -106,25 +106,29 @@ async function readiness(p: { endpoint: string; dataset: string }): Promise<void
   emit({ ms: performance.now() - t0, rssBeforeMB: rssBefore, report });
 }
 
-type TaskName = 'check-readiness' | 'train-head' | 'promote-model';
+type Handler = (input: unknown, ctx: Context) => Promise<unknown>;
 
 async function train(p: { endpoint: string; dataset: string; maxIter: number }): Promise<void> {
   handlerEnv(p.endpoint, { [ENV.TRAIN_MAX_ITER]: String(p.maxIter), [ENV.LAMBDA_MEMORY_MB]: '10240' });
-  const handlers: Record<TaskName, (input: unknown, ctx: Context) => Promise<unknown>> = {
-    'check-readiness': (await import('../../functions/check-readiness/handler.ts')).handler,
-    'train-head': (await import('../../functions/train-head/handler.ts')).handler,
-    'promote-model': (await import('../../functions/promote-model/handler.ts')).handler,
-  };
   const synthesized = await synthesizeTrainingDefinition({ settleSeconds: 0, pollSeconds: 1, maxRounds: 2 });
-  const steps: { state: string; task: TaskName; ms: number; rssBeforeMB: number; peakRssMB: number }[] = [];
+  // Every task state's function, by name: functions/{name}/handler.ts (as the CDK app packages them).
+  const handlers = new Map<string, Handler>();
+  for (const task of new Set(Object.values(synthesized.taskStates)))
+    handlers.set(
+      task,
+      ((await import(`../../functions/${task}/handler.ts`)) as { handler: Handler }).handler,
+    );
+  const steps: { state: string; task: string; ms: number; rssBeforeMB: number; peakRssMB: number }[] = [];
   const bound = Object.fromEntries(
     Object.entries(synthesized.taskStates).map(([state, task]) => [
       state,
       async (input: unknown) => {
+        const handler = handlers.get(task);
+        if (!handler) throw new Error(`no handler for task ${task}`);
         const rssBeforeMB = rssMB();
         const t0 = performance.now();
         try {
-          return (await handlers[task](input, context(task))) as never;
+          return (await handler(input, context(task))) as never;
         } finally {
           steps.push({
             state,
