@@ -23,7 +23,7 @@ import { createGrowableSharedMemory, MAX_PAGES, type WasmMemory } from './wasm-k
  * Built by {@link CompactMatrixBuilder} (straight from decoded rows) or {@link compactFromDense}.
  */
 export class CompactMatrix {
-  /** Dense view of one row's record, for read access. */
+  /** Use {@link CompactMatrixBuilder}, {@link compactFromDense} or {@link CompactMatrix.selectRows}. */
   private constructor(
     /** Columns. */
     readonly d: number,
