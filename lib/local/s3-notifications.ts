@@ -1,5 +1,5 @@
 /**
- * The S3 → SQS event notification AWS sends for `ObjectCreated:*` under `datasets/` (DESIGN.md
+ * The S3 → SQS event notifications AWS sends for `ObjectCreated:*` and `ObjectRemoved:*` under `datasets/` (DESIGN.md
  * flow), rebuilt for the local stack: same JSON shape, same key encoding, same test event when the
  * notification is first configured. The extractor cannot tell it from the real thing.
  */
@@ -72,6 +72,22 @@ const requestId = (): string => randomBytes(8).toString('hex').toUpperCase();
  * or a completed multipart upload apart, and the pipeline only tests for `ObjectCreated:`.
  */
 export function buildObjectCreatedEvent(obj: CreatedObjectInfo, ctx: NotificationContext): object {
+  return buildEvent('ObjectCreated:Put', obj, ctx);
+}
+
+/** The notification S3 sends for a deleted object (no ETag or size, as S3 sends it). */
+export function buildObjectRemovedEvent(
+  obj: { bucket: string; key: string },
+  ctx: NotificationContext,
+): object {
+  return buildEvent('ObjectRemoved:Delete', obj, ctx);
+}
+
+function buildEvent(
+  eventName: string,
+  obj: { bucket: string; key: string; size?: number; etag?: string },
+  ctx: NotificationContext,
+): object {
   return {
     Records: [
       {
@@ -79,7 +95,7 @@ export function buildObjectCreatedEvent(obj: CreatedObjectInfo, ctx: Notificatio
         eventSource: 'aws:s3',
         awsRegion: ctx.region,
         eventTime: (ctx.now?.() ?? new Date()).toISOString(),
-        eventName: 'ObjectCreated:Put',
+        eventName,
         userIdentity: { principalId: 'AWS:LOCAL' },
         requestParameters: { sourceIPAddress: '127.0.0.1' },
         responseElements: {
@@ -96,8 +112,8 @@ export function buildObjectCreatedEvent(obj: CreatedObjectInfo, ctx: Notificatio
           },
           object: {
             key: encodeS3EventKey(obj.key),
-            size: obj.size,
-            eTag: obj.etag,
+            ...(obj.size === undefined ? {} : { size: obj.size }),
+            ...(obj.etag === undefined ? {} : { eTag: obj.etag }),
             sequencer: ctx.sequencer(),
           },
         },
@@ -174,8 +190,16 @@ export function startS3Notifications(opts: S3NotificationOptions): S3Notifier {
 
   if (opts.sendTestEvent ?? true) send(buildS3TestEvent(opts.bucket), 's3:TestEvent');
   const unsubscribe = opts.onObjectEvent((event) => {
-    if (event.type !== 'created' || event.bucket !== opts.bucket || !event.object.key.startsWith(prefix))
+    if (event.bucket !== opts.bucket) return;
+    if (event.type === 'removed') {
+      if (event.key.startsWith(prefix))
+        send(
+          buildObjectRemovedEvent({ bucket: event.bucket, key: event.key }, ctx),
+          `s3://${event.bucket}/${event.key}`,
+        );
       return;
+    }
+    if (!event.object.key.startsWith(prefix)) return;
     notifyCreated({
       bucket: event.bucket,
       key: event.object.key,

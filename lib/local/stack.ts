@@ -10,7 +10,6 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
-import { StartExecutionCommand } from '@aws-sdk/client-sfn';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, SQSEvent } from 'aws-lambda';
 import { LOCAL_DEFAULTS } from '../cli/target.ts';
 import { ENV } from '../config.ts';
@@ -18,6 +17,13 @@ import { ConfigError, describeError } from '../errors.ts';
 import { DEFAULT_RANDOM_SEED, findNewestBaseModel, parseWeightsFlag } from '../features/extract-files.ts';
 import { DEFAULT_INPUT_SIZE, type Pooling } from '../model/spec.ts';
 import type { WeightsSource } from '../model/types.ts';
+import {
+  localPipelineSettings,
+  type PipelineSettings,
+  type QueueSettings,
+  visibilityTimeoutSeconds,
+} from '../pipeline/settings.ts';
+import { requestTraining } from '../pipeline/training-lock.ts';
 import { createAwsClients } from '../storage/clients.ts';
 import type { Log } from '../util/log.ts';
 import { type DemoOutcome, type DemoProgress, formatDemoOutcome, runDemo } from './demo.ts';
@@ -37,6 +43,7 @@ export type FunctionName =
   | 'check-readiness'
   | 'train-head'
   | 'promote-model'
+  | 'finish-training'
   | 'api';
 
 /** Every handler the stack runs. */
@@ -66,10 +73,7 @@ export interface LocalStackOptions {
   /** Square network input, pixels. @default 150 */
   inputSize?: number;
   pooling?: Pooling;
-  /**
-   * Settle wait of the state machine, seconds; the automatic-training window (start-training's
-   * debounce) is the same length, so the settle covers every upload of its window. @default 5
-   */
+  /** Settle wait of the state machine, seconds. @default localPipelineSettings().training.settleSeconds */
   settleSeconds?: number;
   /** Upload and train a demo dataset when the bucket has none. @default true */
   demo?: boolean;
@@ -85,11 +89,7 @@ export interface LocalStackOptions {
   /** Handlers to use instead of `functions/<name>/handler.ts` (tests). */
   handlers?: Partial<LocalHandlers>;
   /** The state machine to run. @default `synthesizeTrainingDefinition` of infra/definition.ts */
-  definition?: (opts: {
-    settleSeconds: number;
-    pollSeconds: number;
-    maxRounds: number;
-  }) => Promise<TrainingDefinitionLike>;
+  definition?: (opts: TrainingLoopSettings) => Promise<TrainingDefinitionLike>;
 }
 
 /** Which base weights the stack runs with. */
@@ -121,9 +121,14 @@ export interface LocalStack {
 }
 
 const STATE_MACHINE_NAME = 'tlearn-train-local';
-/** Readiness polls, seconds apart: patient enough for a slow CPU extracting a large upload. */
-const POLL_SECONDS = 2;
-const MAX_ROUNDS = 900;
+
+/** The state machine's wait and loop settings the local stack synthesizes it with. */
+export interface TrainingLoopSettings {
+  settleSeconds: number;
+  pollSeconds: number;
+  maxRounds: number;
+  maxRetrains: number;
+}
 
 /**
  * Decides the base weights: an explicit `--weights`, else the newest imported model under
@@ -221,11 +226,7 @@ async function importHandlers(names: readonly FunctionName[]): Promise<Partial<L
   return out;
 }
 
-async function defaultDefinition(opts: {
-  settleSeconds: number;
-  pollSeconds: number;
-  maxRounds: number;
-}): Promise<TrainingDefinitionLike> {
+async function defaultDefinition(opts: TrainingLoopSettings): Promise<TrainingDefinitionLike> {
   const { synthesizeTrainingDefinition } = await import('../../infra/definition.ts');
   return synthesizeTrainingDefinition(opts);
 }
@@ -266,7 +267,9 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   const dataDir = resolve(opts.dataDir ?? '.tlearn');
   const region = LOCAL_DEFAULTS.region;
   const bucket = LOCAL_DEFAULTS.bucket;
-  const settleSeconds = opts.settleSeconds ?? 5;
+  // Queues, windows, timeouts and the training loop: the deployed settings, scaled (settings.ts).
+  const settings = localPipelineSettings();
+  const settleSeconds = opts.settleSeconds ?? settings.training.settleSeconds;
   const inputSize = opts.inputSize ?? DEFAULT_INPUT_SIZE;
   await mkdir(dataDir, { recursive: true });
   stacksStarted++;
@@ -327,27 +330,38 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
         await api.stop(10_000);
       },
     });
-    const ingestDlq = emulator.createQueue('tlearn-ingest-dlq', { MessageRetentionPeriod: '1209600' });
-    const ingest = emulator.createQueue('tlearn-ingest', {
-      VisibilityTimeout: '120',
-      RedrivePolicy: JSON.stringify({ deadLetterTargetArn: ingestDlq.queueArn, maxReceiveCount: 5 }),
+    const queueAttributes = (
+      q: QueueSettings,
+      consumer: keyof PipelineSettings['timeoutSeconds'],
+      dlqArn: string,
+    ) => ({
+      VisibilityTimeout: String(
+        visibilityTimeoutSeconds(settings.timeoutSeconds[consumer], q, settings.visibilityScale),
+      ),
+      RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: q.maxReceiveCount }),
     });
-    const featuresDlq = emulator.createQueue('tlearn-features-dlq', { MessageRetentionPeriod: '1209600' });
-    const features = emulator.createQueue('tlearn-features', {
-      VisibilityTimeout: '60',
-      RedrivePolicy: JSON.stringify({ deadLetterTargetArn: featuresDlq.queueArn, maxReceiveCount: 5 }),
-    });
+    const dlqRetention = { MessageRetentionPeriod: '1209600' };
+    const ingestDlq = emulator.createQueue('tlearn-ingest-dlq', dlqRetention);
+    const ingest = emulator.createQueue(
+      'tlearn-ingest',
+      queueAttributes(settings.ingest, 'extract-features', ingestDlq.queueArn),
+    );
+    const featuresDlq = emulator.createQueue('tlearn-features-dlq', dlqRetention);
+    const features = emulator.createQueue(
+      'tlearn-features',
+      queueAttributes(settings.features, 'start-training', featuresDlq.queueArn),
+    );
 
     // The environment of every function, as the CDK stack sets it (plus the loopback endpoints).
     env.set(ENV.BUCKET, bucket);
     env.set(ENV.REGION, region);
     env.set(ENV.ENDPOINT, emulator.endpoint);
     env.set(ENV.FEATURES_QUEUE_URL, features.queueUrl);
+    env.set(ENV.INGEST_QUEUE_URL, ingest.queueUrl);
     env.set(ENV.WEIGHTS, weights.source.kind === 'random' ? `random:${weights.source.seed}` : 'uri');
     env.set(ENV.BASE_MODEL_URI, weights.source.kind === 'uri' ? weights.source.uri : undefined);
     env.set(ENV.INPUT_SIZE, String(inputSize));
     env.set(ENV.POOLING, opts.pooling ?? 'flatten');
-    env.set(ENV.TRAIN_WINDOW_SECONDS, String(Math.max(1, settleSeconds)));
     env.set(ENV.MODEL_REFRESH_SECONDS, '1');
     // Nothing here may reach AWS: fixed credentials stop the SDK from probing for real ones.
     env.set('AWS_ACCESS_KEY_ID', 'local');
@@ -362,8 +376,9 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     try {
       training = await (opts.definition ?? defaultDefinition)({
         settleSeconds,
-        pollSeconds: POLL_SECONDS,
-        maxRounds: MAX_ROUNDS,
+        pollSeconds: settings.training.pollSeconds,
+        maxRounds: settings.training.maxRounds,
+        maxRetrains: settings.training.maxRetrains,
       });
     } catch (err) {
       throw new ConfigError(
@@ -392,6 +407,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       'check-readiness',
       'train-head',
       'promote-model',
+      'finish-training',
       'extract-features',
       'start-training',
       'api',
@@ -442,11 +458,11 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       handler: handlers['extract-features'] as LambdaHandler<SQSEvent, unknown>,
       functionName: 'extract-features',
       region,
-      batchSize: 10,
-      maxBatchingWindowMs: 1000,
+      batchSize: settings.ingest.batchSize,
+      maxBatchingWindowMs: settings.ingest.maxBatchingWindowSeconds * 1000,
       // Short long polls: each must end well within the clients' 10 s request timeout.
       waitTimeSeconds: 5,
-      functionTimeoutMs: 300_000,
+      functionTimeoutMs: settings.timeoutSeconds['extract-features'] * 1000,
       log,
     });
     cleanups.push({ name: 'the ingest poller', run: () => extractPoller.stop() });
@@ -456,10 +472,10 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       handler: handlers['start-training'] as LambdaHandler<SQSEvent, unknown>,
       functionName: 'start-training',
       region,
-      batchSize: 100,
-      maxBatchingWindowMs: 2000,
+      batchSize: settings.features.batchSize,
+      maxBatchingWindowMs: settings.features.maxBatchingWindowSeconds * 1000,
       waitTimeSeconds: 5,
-      functionTimeoutMs: 30_000,
+      functionTimeoutMs: settings.timeoutSeconds['start-training'] * 1000,
       log,
     });
     cleanups.push({ name: 'the features poller', run: () => trainPoller.stop() });
@@ -508,15 +524,19 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
             signal: demoAbort.signal,
             onProgress: opts.onDemoProgress ?? ((p) => log.info(`demo: ${describeProgress(p)}`)),
             startTraining: async (dataset) => {
-              await clients.sfn.send(
-                new StartExecutionCommand({
+              // Through the lock, like every training: a running one is told to train again.
+              await requestTraining(
+                dataset,
+                'manual',
+                { whenRunning: 'mark' },
+                {
+                  s3: clients.s3,
+                  bucket,
+                  sfn: clients.sfn,
                   stateMachineArn,
-                  input: JSON.stringify({
-                    dataset,
-                    trigger: 'manual',
-                    requestedAt: new Date().toISOString(),
-                  }),
-                }),
+                  graceSeconds: settings.training.lockGraceSeconds,
+                  log,
+                },
               );
             },
             log,

@@ -37,12 +37,20 @@ export interface S3ObjectCreated {
   eventName: string;
 }
 
+/** One removed object (`ObjectRemoved:*`: a delete, or the second half of a move). */
+export interface S3ObjectRemoved {
+  bucket: string;
+  key: string;
+  eventName: string;
+}
+
 /** What an SQS body holding an S3 notification turned out to be. */
 export type ParsedS3Body =
   | {
       kind: 'objects';
       objects: S3ObjectCreated[];
-      /** Records that are not ObjectCreated (e.g. ObjectRemoved), ignored with a reason. */
+      removed: S3ObjectRemoved[];
+      /** Records that are neither ObjectCreated nor ObjectRemoved, ignored with a reason. */
       ignored: { key: string; eventName: string }[];
     }
   | { kind: 'test-event' }
@@ -80,6 +88,7 @@ export function parseS3EventBody(body: string): ParsedS3Body {
     };
   }
   const objects: S3ObjectCreated[] = [];
+  const removed: S3ObjectRemoved[] = [];
   const ignored: { key: string; eventName: string }[] = [];
   for (const record of parsed.data.Records) {
     let key: string;
@@ -87,6 +96,10 @@ export function parseS3EventBody(body: string): ParsedS3Body {
       key = decodeS3EventKey(record.s3.object.key);
     } catch {
       return { kind: 'invalid', reason: 'object key is not valid URL encoding' };
+    }
+    if (record.eventName.startsWith('ObjectRemoved:')) {
+      removed.push({ bucket: record.s3.bucket.name, key, eventName: record.eventName });
+      continue;
     }
     if (!record.eventName.startsWith('ObjectCreated:')) {
       ignored.push({ key, eventName: record.eventName });
@@ -100,5 +113,5 @@ export function parseS3EventBody(body: string): ParsedS3Body {
       eventName: record.eventName,
     });
   }
-  return { kind: 'objects', objects, ignored };
+  return { kind: 'objects', objects, removed, ignored };
 }
