@@ -13,6 +13,7 @@ import { healthRoute } from './health.ts';
 import { jsonResponse } from './http.ts';
 import { createInferenceQueue, type InferenceQueue } from './inference-queue.ts';
 import { predictRoute } from './predict.ts';
+import { reindexRoute } from './reindex.ts';
 import { API_ROUTES, type RouteKey } from './routes.ts';
 import { startTrainingRoute } from './trainings.ts';
 import type { ApiDeps, ExtractorState, RouteContext } from './types.ts';
@@ -41,6 +42,7 @@ const HANDLERS: Record<RouteKey, RouteFn> = {
   'GET /datasets/{d}/model': ok(getModelRoute),
   'POST /datasets/{d}/predictions': ok(predictRoute),
   'POST /datasets/{d}/trainings': ok(startTrainingRoute, 202),
+  'POST /datasets/{d}/reindex': ok(reindexRoute, 202),
 };
 
 const ROUTES: readonly RouteDef[] = API_ROUTES.map((r) => ({

@@ -12,6 +12,7 @@ export const API_ROUTES = [
   { method: 'POST', path: '/datasets/{d}/predictions' },
   { method: 'POST', path: '/datasets/{d}/trainings' },
   { method: 'GET', path: '/datasets/{d}/model' },
+  { method: 'POST', path: '/datasets/{d}/reindex' },
 ] as const satisfies ReadonlyArray<{ method: 'GET' | 'POST'; path: string }>;
 
 type ApiRoute = (typeof API_ROUTES)[number];

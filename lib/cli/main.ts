@@ -20,6 +20,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   status: async () => (await import('./commands/status.ts')).command,
   train: async () => (await import('./commands/train.ts')).command,
   model: async () => (await import('./commands/model.ts')).command,
+  reindex: async () => (await import('./commands/reindex.ts')).command,
 };
 
 const SUMMARIES: Record<string, string> = {
@@ -32,6 +33,7 @@ const SUMMARIES: Record<string, string> = {
   status: "show a dataset's images, features and model",
   train: 'start a training of a dataset',
   model: "show a dataset's current model, or --rollback to the previous one",
+  reindex: 'send the images of a dataset without a current feature to the extractor (backfill)',
 };
 
 function usage(): string {

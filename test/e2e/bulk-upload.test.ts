@@ -37,6 +37,7 @@ async function pollUntil<T>(
   what: string,
   probe: () => Promise<T | undefined>,
   timeoutMs: number,
+  lastSeen: () => string = () => '',
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
@@ -48,7 +49,9 @@ async function pollUntil<T>(
       last = err;
     }
     if (Date.now() > deadline)
-      throw new Error(`gave up after ${timeoutMs / 1000} s waiting for ${what}`, { cause: last });
+      throw new Error(`gave up after ${timeoutMs / 1000} s waiting for ${what}; last seen ${lastSeen()}`, {
+        cause: last,
+      });
     await new Promise((r) => setTimeout(r, 250));
   }
 }
@@ -111,7 +114,7 @@ describe('a bulk upload into the local stack (1,000 images through the AWS SDK)'
         if (!m || m.total !== total || m.version === notVersion) return undefined;
         return running.length === 0 ? m : undefined;
       },
-      480_000,
+      300_000,
       () => seen,
     );
   }

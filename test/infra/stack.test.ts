@@ -424,7 +424,7 @@ describe('API', () => {
 
   it('requires an API key on every method of the documented routes', () => {
     const methods = Object.values(template.findResources('AWS::ApiGateway::Method')) as Resource[];
-    expect(methods).toHaveLength(6);
+    expect(methods).toHaveLength(7);
     for (const m of methods) {
       expect(m.Properties.ApiKeyRequired).toBe(true);
       expect(m.Properties.RequestValidatorId).toBeDefined();
@@ -432,7 +432,9 @@ describe('API', () => {
     const paths = Object.values(template.findResources('AWS::ApiGateway::Resource')).map(
       (r) => (r as Resource).Properties.PathPart,
     );
-    expect(paths.sort()).toEqual(['datasets', 'health', 'model', 'predictions', 'trainings', '{d}'].sort());
+    expect(paths.sort()).toEqual(
+      ['datasets', 'health', 'model', 'predictions', 'reindex', 'trainings', '{d}'].sort(),
+    );
   });
 
   it('throttles and limits each key with a usage plan from props', () => {
