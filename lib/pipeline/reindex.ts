@@ -157,8 +157,9 @@ export async function reindexDataset(
     const ranges = new Map<string, { min: string; max: string }>();
     for (const i of images) {
       const r = ranges.get(i.folder);
-      const lo = i.err < i.npy ? i.err : i.npy;
-      const hi = i.err < i.npy ? i.npy : i.err;
+      // `{file}.error.json` sorts before `{file}.npy` ('e' < 'n'): the image's two keys span [err, npy].
+      const lo = i.err;
+      const hi = i.npy;
       if (!r) ranges.set(i.folder, { min: lo, max: hi });
       else {
         if (lo < r.min) r.min = lo;

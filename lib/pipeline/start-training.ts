@@ -1,6 +1,5 @@
 import { describeError } from '../errors.ts';
 import { FeatureMessage, TrainingInput, type TrainingTrigger } from '../features/messages.ts';
-import type { Log } from '../util/log.ts';
 import type { QueueMessage } from './ingest.ts';
 import { requestTraining, type TrainingLockDeps, type TrainingRequestOutcome } from './training-lock.ts';
 

@@ -52,7 +52,7 @@ async function pollUntil<T>(
       throw new Error(`gave up after ${timeoutMs / 1000} s waiting for ${what}; last seen ${lastSeen()}`, {
         cause: last,
       });
-    await new Promise((r) => setTimeout(r, 250));
+    await new Promise((r) => setTimeout(r, 1000));
   }
 }
 
@@ -104,17 +104,12 @@ describe('a bulk upload into the local stack (1,000 images through the AWS SDK)'
       async () => {
         const m = await model();
         const running = await executions('RUNNING');
-        const status = await fetch(`${the().apiUrl}/datasets/${DATASET}`).then((r) => r.json());
-        seen = JSON.stringify({
-          model: m,
-          running: running.length,
-          all: (await executions()).map((e) => e.status),
-          status,
-        });
+        seen = JSON.stringify({ model: m, running: running.map((e) => e.name) });
         if (!m || m.total !== total || m.version === notVersion) return undefined;
         return running.length === 0 ? m : undefined;
       },
-      300_000,
+      // Generous: the machine running the suite may be shared and slow.
+      600_000,
       () => seen,
     );
   }
@@ -152,7 +147,7 @@ describe('a bulk upload into the local stack (1,000 images through the AWS SDK)'
         },
         () => undefined,
       );
-    }, 200);
+    }, 500);
   }, 120_000);
 
   afterAll(async () => {
@@ -239,5 +234,5 @@ describe('a bulk upload into the local stack (1,000 images through the AWS SDK)'
         `  executions: ${afterUpload.length} for the upload, ${deleteExecutions} after the delete (${(deleteMs / 1000).toFixed(1)} s), ${moveExecutions} after the move (${(moveMs / 1000).toFixed(1)} s); failed: 0; at most ${maxRunning} running (${samples} samples)`,
       ].join('\n'),
     );
-  }, 600_000);
+  }, 1_500_000);
 });

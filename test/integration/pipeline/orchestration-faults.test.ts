@@ -7,7 +7,9 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { ReindexBody } from '../../../lib/api/reindex.ts';
 import { FeatureMessage } from '../../../lib/features/messages.ts';
 import { EXTRACTION_FAILED, type ExtractDeps, extractImages } from '../../../lib/pipeline/extract.ts';
 import { FeatureErrorRecord } from '../../../lib/pipeline/feature-metadata.ts';
@@ -15,12 +17,16 @@ import { imageJobsFromMessages } from '../../../lib/pipeline/ingest.ts';
 import { checkReadiness } from '../../../lib/pipeline/readiness.ts';
 import { removeImages } from '../../../lib/pipeline/remove.ts';
 import { PIPELINE_SETTINGS } from '../../../lib/pipeline/settings.ts';
+import { FinishTrainingInput } from '../../../lib/pipeline/training-lock.ts';
 import { getJson, headObject, putObject } from '../../../lib/storage/s3.ts';
 import { silentLog } from '../../../lib/util/log.ts';
 import { type Emulator, startEmulator } from '../../helpers/emulator.ts';
 import { fakeExtractor } from '../../helpers/fake-extractor.ts';
 import { makeImage } from '../../helpers/images.ts';
-import { drainQueue } from './support.ts';
+import { drainQueue, loadEvent } from './support.ts';
+
+const toMessages = (e: SQSEvent) =>
+  e.Records.map((r) => ({ id: r.messageId, body: r.body, receiveCount: 1 }));
 
 /** Counts the S3 requests of one kind made through a client. */
 function countRequests(s3: S3Client, command: string): { count: () => number; remove: () => void } {
@@ -164,5 +170,22 @@ describe('orchestration faults (emulated S3 + SQS)', () => {
     expect(await headObject(emu.clients.s3, emu.bucket, 'features/faults/cat/1.png.npy')).toBeDefined();
     const sent = (await drainQueue(emu.clients.sqs, queueUrl)).map((b) => FeatureMessage.parse(b));
     expect(sent).toMatchObject([{ type: 'feature.removed', dataset: 'faults', imageKey: deleted.key }]);
+  });
+
+  it('parses the sample events of deletes, removals and the Finish step', () => {
+    const del = loadEvent<SQSEvent>('s3-delete-in-sqs.json');
+    const batch = imageJobsFromMessages(toMessages(del), 'tlearn-test', silentLog);
+    const removed = loadEvent<SQSEvent>('feature-removed-in-sqs.json');
+
+    expect(batch.removals).toEqual([
+      { recordId: del.Records[0]?.messageId, key: expect.stringMatching(/^datasets\//) },
+    ]);
+    expect(FeatureMessage.parse(JSON.parse(removed.Records[0]?.body ?? '')).type).toBe('feature.removed');
+    expect(FinishTrainingInput.parse(loadEvent('finish-training.json'))).toMatchObject({
+      outcome: 'trained',
+    });
+    expect(ReindexBody.parse(JSON.parse(loadEvent<{ body: string }>('api-reindex.json').body))).toEqual({
+      all: false,
+    });
   });
 });
