@@ -59,6 +59,7 @@ import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import type { TrainingInput } from '../../lib/features/messages.ts';
+import type { ReadinessCounts } from '../../lib/pipeline/readiness.ts';
 import { PIPELINE_SETTINGS } from '../../lib/pipeline/settings.ts';
 
 export type { TrainingInput };
@@ -66,19 +67,8 @@ export type { TrainingInput };
 export interface CheckReadinessInput {
   dataset: string;
 }
-/** Result of check-readiness. */
-export interface CheckReadinessResult {
-  total: number;
-  ready: number;
-  failed: number;
-  pending: number;
-  skipped: number;
-  orphaned: number;
-  /** How many labels (counts only: the payload stays small whatever the label count). */
-  labels: number;
-  /** The dataset lock's generation, read before listing. */
-  generation: number;
-}
+/** Result of check-readiness: counts only (lib/pipeline/readiness.ts). */
+export type CheckReadinessResult = ReadinessCounts;
 /** Event of train-head. */
 export type TrainHeadInput = TrainingInput;
 /** Result of train-head (more fields allowed; `version` is required by Promote). */

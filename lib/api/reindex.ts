@@ -6,10 +6,11 @@
  */
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { z } from 'zod';
-import { ConfigError, UnsupportedMediaTypeError, ValidationError } from '../errors.ts';
+import { ConfigError } from '../errors.ts';
 import { type ReindexPage, reindexDataset } from '../pipeline/reindex.ts';
-import { datasetParam, formatIssues, mediaType, parseJsonBody, readBodyBytes } from './http.ts';
+import { datasetParam } from './http.ts';
 import { datasetNotFound } from './store.ts';
+import { parseOptionalJsonBody } from './trainings.ts';
 import type { RouteContext } from './types.ts';
 
 /** The body, when one is sent. */
@@ -23,25 +24,10 @@ export const ReindexBody = z
   .strict();
 export type ReindexBody = z.infer<typeof ReindexBody>;
 
-function parseBody(event: APIGatewayProxyEvent, maxBytes: number): ReindexBody {
-  const bytes = readBodyBytes(event, maxBytes);
-  if (bytes.length === 0) return {};
-  if (mediaType(event) !== 'application/json') {
-    throw new UnsupportedMediaTypeError('send no body, or a JSON object with Content-Type: application/json');
-  }
-  const parsed = ReindexBody.safeParse(parseJsonBody(bytes));
-  if (!parsed.success) {
-    throw new ValidationError(`request body is invalid: ${formatIssues(parsed.error)}`, {
-      code: 'InvalidBody',
-    });
-  }
-  return parsed.data;
-}
-
 /** One page of a reindex; 404 when the first page finds no key at all. */
 export async function reindexRoute(event: APIGatewayProxyEvent, ctx: RouteContext): Promise<ReindexPage> {
   const dataset = datasetParam(event);
-  const body = parseBody(event, ctx.config.maxBodyBytes);
+  const body: ReindexBody = parseOptionalJsonBody(event, ReindexBody, ctx.config.maxBodyBytes);
   const { ingestQueueUrl } = ctx.config;
   if (!ctx.sqs || !ingestQueueUrl)
     throw new ConfigError('reindex needs the ingest queue (TLEARN_INGEST_QUEUE_URL)');

@@ -16,18 +16,27 @@ import type { RouteContext } from './types.ts';
 /** The body, when one is sent: an empty JSON object (no options yet; unknown fields are refused). */
 export const TrainingBody = z.object({}).strict();
 
-function checkBody(event: APIGatewayProxyEvent, maxBytes: number): void {
+/**
+ * An optional JSON body: none at all is `{}`; otherwise it must be `application/json` and match
+ * `schema` (unknown fields refused when the schema is strict).
+ */
+export function parseOptionalJsonBody<S extends z.ZodTypeAny>(
+  event: APIGatewayProxyEvent,
+  schema: S,
+  maxBytes: number,
+): z.output<S> | Record<string, never> {
   const bytes = readBodyBytes(event, maxBytes);
-  if (bytes.length === 0) return;
+  if (bytes.length === 0) return {};
   if (mediaType(event) !== 'application/json') {
     throw new UnsupportedMediaTypeError('send no body, or a JSON object with Content-Type: application/json');
   }
-  const parsed = TrainingBody.safeParse(parseJsonBody(bytes));
+  const parsed = schema.safeParse(parseJsonBody(bytes));
   if (!parsed.success) {
     throw new ValidationError(`request body is invalid: ${formatIssues(parsed.error)}`, {
       code: 'InvalidBody',
     });
   }
+  return parsed.data;
 }
 
 async function hasImages(ctx: RouteContext, dataset: string): Promise<boolean> {
@@ -47,7 +56,7 @@ export async function startTrainingRoute(
   ctx: RouteContext,
 ): Promise<{ dataset: string; executionArn: string; executionName: string; startedAt: string }> {
   const dataset = datasetParam(event);
-  checkBody(event, ctx.config.maxBodyBytes);
+  parseOptionalJsonBody(event, TrainingBody, ctx.config.maxBodyBytes);
   if (!(await hasImages(ctx, dataset))) throw datasetNotFound(dataset);
   const now = ctx.now();
   const r = await requestTraining(

@@ -221,18 +221,12 @@ export async function checkReadiness(
 }
 
 /** CheckReadiness's result: counts only, so the state machine's payload stays small whatever the label count. */
-export interface ReadinessCounts {
-  total: number;
-  ready: number;
-  failed: number;
-  pending: number;
-  skipped: number;
-  orphaned: number;
+export type ReadinessCounts = Omit<ReadinessReport, 'dataset' | 'labels'> & {
   /** Number of labels. */
   labels: number;
   /** The dataset lock's generation, read before listing (Finish compares it; see training-lock.ts). */
   generation: number;
-}
+};
 
 /**
  * The state machine's CheckReadiness step: the lock generation first, then the listings, so any
@@ -246,15 +240,6 @@ export async function checkReadinessStep(
   opts: ReadinessOptions = {},
 ): Promise<ReadinessCounts> {
   const generation = await lockGeneration(s3, bucket, dataset);
-  const r = await checkReadiness(s3, bucket, dataset, opts);
-  return {
-    total: r.total,
-    ready: r.ready,
-    failed: r.failed,
-    pending: r.pending,
-    skipped: r.skipped,
-    orphaned: r.orphaned,
-    labels: Object.keys(r.labels).length,
-    generation,
-  };
+  const { dataset: _dataset, labels, ...counts } = await checkReadiness(s3, bucket, dataset, opts);
+  return { ...counts, labels: Object.keys(labels).length, generation };
 }

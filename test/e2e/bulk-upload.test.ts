@@ -19,6 +19,7 @@ import { headObject } from '../../lib/storage/s3.ts';
 import { mapWithConcurrency } from '../../lib/util/concurrency.ts';
 import { silentLog } from '../../lib/util/log.ts';
 import { makeLabelledImages } from '../helpers/images.ts';
+import { pollUntil } from '../helpers/poll.ts';
 
 const DATASET = 'bulk';
 const LABELS = ['red', 'green', 'blue', 'yellow'];
@@ -31,29 +32,6 @@ interface ModelInfo {
   version: string;
   total: number;
   perClass: Record<string, number>;
-}
-
-async function pollUntil<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  timeoutMs: number,
-  lastSeen: () => string = () => '',
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`gave up after ${timeoutMs / 1000} s waiting for ${what}; last seen ${lastSeen()}`, {
-        cause: last,
-      });
-    await new Promise((r) => setTimeout(r, 1000));
-  }
 }
 
 describe('a bulk upload into the local stack (1,000 images through the AWS SDK)', () => {
@@ -110,6 +88,7 @@ describe('a bulk upload into the local stack (1,000 images through the AWS SDK)'
       },
       // Generous: the machine running the suite may be shared and slow.
       600_000,
+      1000,
       () => seen,
     );
   }
@@ -213,6 +192,7 @@ describe('a bulk upload into the local stack (1,000 images through the AWS SDK)'
         return m.perClass.blue === PER_CLASS + 1 ? m : undefined;
       },
       240_000,
+      1000,
     );
     const moveMs = performance.now() - t2;
     expect(afterMove.perClass).toMatchObject({

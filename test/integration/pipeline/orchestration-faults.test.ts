@@ -6,7 +6,7 @@
  * pipeline/start-training.test.ts; 409 TrainingInProgress: api/api.test.ts.)
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DeleteObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand } from '@aws-sdk/client-s3';
 import type { SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ReindexBody } from '../../../lib/api/reindex.ts';
@@ -20,6 +20,7 @@ import { PIPELINE_SETTINGS } from '../../../lib/pipeline/settings.ts';
 import { FinishTrainingInput } from '../../../lib/pipeline/training-lock.ts';
 import { getJson, headObject, putObject } from '../../../lib/storage/s3.ts';
 import { silentLog } from '../../../lib/util/log.ts';
+import { countRequests } from '../../helpers/count-requests.ts';
 import { type Emulator, startEmulator } from '../../helpers/emulator.ts';
 import { fakeExtractor } from '../../helpers/fake-extractor.ts';
 import { makeImage } from '../../helpers/images.ts';
@@ -27,20 +28,6 @@ import { drainQueue, loadEvent } from './support.ts';
 
 const toMessages = (e: SQSEvent) =>
   e.Records.map((r) => ({ id: r.messageId, body: r.body, receiveCount: 1 }));
-
-/** Counts the S3 requests of one kind made through a client. */
-function countRequests(s3: S3Client, command: string): { count: () => number; remove: () => void } {
-  let n = 0;
-  const name = `count-${command}-${Math.random()}`;
-  s3.middlewareStack.add(
-    (next, context) => async (args) => {
-      if (context.commandName === command) n += 1;
-      return next(args);
-    },
-    { step: 'initialize', name },
-  );
-  return { count: () => n, remove: () => s3.middlewareStack.remove(name) };
-}
 
 describe('orchestration faults (emulated S3 + SQS)', () => {
   let emu: Emulator;

@@ -5,24 +5,11 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vites
 import { featureMetadata } from '../../../lib/pipeline/feature-metadata.ts';
 import { checkReadiness, checkReadinessStep, scanDataset } from '../../../lib/pipeline/readiness.ts';
 import { putObject, touchObject } from '../../../lib/storage/s3.ts';
+import { countRequests } from '../../helpers/count-requests.ts';
 import { type Emulator, startEmulator } from '../../helpers/emulator.ts';
 import { fakeContext, loadEvent, setHandlerEnv } from './support.ts';
 
 const SPEC = 'vgg16/random-1/32x32/flatten/caffe/bilinear';
-
-/** Counts HeadObject calls made through a client (to check when readiness pays for a HEAD). */
-function countHeads(s3: S3Client): { count: () => number; remove: () => void } {
-  let n = 0;
-  const name = `count-heads-${Math.random()}`;
-  s3.middlewareStack.add(
-    (next, context) => async (args) => {
-      if (context.commandName === 'HeadObjectCommand') n += 1;
-      return next(args);
-    },
-    { step: 'initialize', name },
-  );
-  return { count: () => n, remove: () => s3.middlewareStack.remove(name) };
-}
 
 describe('dataset readiness (emulated S3)', () => {
   let emu: Emulator;
@@ -96,7 +83,7 @@ describe('dataset readiness (emulated S3)', () => {
     await feature('datasets/pets/cat/b.png', b);
     await sleep(1_100);
     await image('datasets/pets/cat/b.png'); // re-uploaded, same bytes: same ETag, newer LastModified
-    const heads = countHeads(s3);
+    const heads = countRequests(s3, 'HeadObjectCommand');
     try {
       const before = await scanDataset(s3, emu.bucket, 'pets');
       // What the extractor does when it skips b (feature current by its metadata): stamp it again.
@@ -129,7 +116,7 @@ describe('dataset readiness (emulated S3)', () => {
         if (i < 2) await feature(key, etag);
       }
     }
-    const heads = countHeads(s3);
+    const heads = countRequests(s3, 'HeadObjectCommand');
     try {
       const counts = await checkReadinessStep(s3, emu.bucket, 'pets');
 
