@@ -452,20 +452,23 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       },
     });
 
-    const extractPoller = await startSqsPoller({
-      sqs: clients.sqs,
-      queueUrl: ingest.queueUrl,
-      handler: handlers['extract-features'] as LambdaHandler<SQSEvent, unknown>,
-      functionName: 'extract-features',
-      region,
-      batchSize: settings.ingest.batchSize,
-      maxBatchingWindowMs: settings.ingest.maxBatchingWindowSeconds * 1000,
-      // Short long polls: each must end well within the clients' 10 s request timeout.
-      waitTimeSeconds: 5,
-      functionTimeoutMs: settings.timeoutSeconds['extract-features'] * 1000,
-      log,
-    });
-    cleanups.push({ name: 'the ingest poller', run: () => extractPoller.stop() });
+    // As many extractor pollers as the (scaled) deployed event source's concurrency.
+    for (let i = 0; i < (settings.ingest.maxConcurrency ?? 1); i++) {
+      const extractPoller = await startSqsPoller({
+        sqs: clients.sqs,
+        queueUrl: ingest.queueUrl,
+        handler: handlers['extract-features'] as LambdaHandler<SQSEvent, unknown>,
+        functionName: 'extract-features',
+        region,
+        batchSize: settings.ingest.batchSize,
+        maxBatchingWindowMs: settings.ingest.maxBatchingWindowSeconds * 1000,
+        // Short long polls: each must end well within the clients' 10 s request timeout.
+        waitTimeSeconds: 5,
+        functionTimeoutMs: settings.timeoutSeconds['extract-features'] * 1000,
+        log,
+      });
+      cleanups.push({ name: `ingest poller ${i + 1}`, run: () => extractPoller.stop() });
+    }
     const trainPoller = await startSqsPoller({
       sqs: clients.sqs,
       queueUrl: features.queueUrl,

@@ -77,11 +77,19 @@ export const PIPELINE_SETTINGS: Readonly<PipelineSettings> = {
  * - `rounds`: × 5 polling rounds, so the bounded wait for pending images lasts about as long in
  *   seconds on one slow CPU as the deployed one (which extracts with 10 functions in parallel).
  * - `batchingWindow`: ÷ 10 (floor 1 s): the SQS poller is local, gathering longer only adds latency.
+ * - `concurrency`: × 0.2 (floor 1): the deployed 10 concurrent extractors become 2 local pollers
+ *   (they share one process and its CPU; two overlap one batch's S3 waits with another's compute).
  * - `visibility`: ÷ 15 (floor 10 s): a failed local batch is retried within minutes, not half an
  *   hour (the deployed 6x rule covers Lambda's own retries, which the local poller does not make).
  * Batch sizes, maxReceiveCount, retrains, timeouts and the lock grace are the deployed values.
  */
-export const LOCAL_SCALE = { wait: 0.1, rounds: 5, batchingWindow: 0.1, visibility: 1 / 15 } as const;
+export const LOCAL_SCALE = {
+  wait: 0.1,
+  rounds: 5,
+  batchingWindow: 0.1,
+  concurrency: 0.2,
+  visibility: 1 / 15,
+} as const;
 
 /** The settings the local stack runs with: {@link PIPELINE_SETTINGS} scaled by {@link LOCAL_SCALE}. */
 export function localPipelineSettings(
