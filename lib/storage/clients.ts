@@ -18,7 +18,9 @@ export interface AwsClients {
  */
 export function createAwsClients(cfg: StorageConfig): AwsClients {
   const requestHandler = new NodeHttpHandler({
-    connectionTimeout: Math.min(cfg.awsTimeoutMs, 3_000),
+    // A loopback emulator accepts on the event loop of a busy process (the local stack runs the
+    // handlers next to it): there a connect may wait as long as the call; over a network, 3 s.
+    connectionTimeout: cfg.endpoint ? cfg.awsTimeoutMs : Math.min(cfg.awsTimeoutMs, 3_000),
     requestTimeout: cfg.awsTimeoutMs,
     // Without this, smithy only logs a warning when requestTimeout passes and the call hangs on.
     throwOnRequestTimeout: true,
