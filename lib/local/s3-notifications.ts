@@ -30,6 +30,9 @@ export {
   type NotificationContext,
 } from '../pipeline/s3-events.ts';
 
+/** Delivery attempts of one notification. */
+const SEND_ATTEMPTS = 6;
+
 /** The message S3 sends once when a notification configuration is created or changed. */
 export function buildS3TestEvent(bucket: string, now: Date = new Date()): object {
   return {
@@ -71,7 +74,7 @@ export interface S3NotificationOptions {
 
 /**
  * Forwards every object created under `prefix` in `bucket` to `queueUrl` as an S3 event
- * notification. Sends are asynchronous (S3's are too); a failed send is logged, not retried,
+ * notification. Sends are asynchronous (S3's are too) and retried; one that still fails is logged,
  * and the startup catch-up (`notifyUnprocessedImages`) picks such images up on the next start.
  */
 export function startS3Notifications(opts: S3NotificationOptions): S3Notifier {
@@ -82,15 +85,24 @@ export function startS3Notifications(opts: S3NotificationOptions): S3Notifier {
     sequencer: createSequencer(),
   };
   const inFlight = new Set<Promise<void>>();
+  // S3 retries a delivery that fails; so does this (a lost notification would leave an image
+  // pending until readiness stops waiting for it): up to SEND_ATTEMPTS tries, backing off.
+  const deliver = async (body: string, what: string): Promise<void> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await opts.sqs.send(new SendMessageCommand({ QueueUrl: opts.queueUrl, MessageBody: body }));
+        return;
+      } catch (err) {
+        if (attempt >= SEND_ATTEMPTS) {
+          opts.log.warn(`could not send the S3 notification for ${what}`, { error: describeError(err) });
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 200 * 2 ** attempt));
+      }
+    }
+  };
   const send = (body: object, what: string): void => {
-    const p = opts.sqs
-      .send(new SendMessageCommand({ QueueUrl: opts.queueUrl, MessageBody: JSON.stringify(body) }))
-      .then(
-        () => undefined,
-        (err: unknown) =>
-          opts.log.warn(`could not send the S3 notification for ${what}`, { error: describeError(err) }),
-      )
-      .finally(() => inFlight.delete(p));
+    const p = deliver(JSON.stringify(body), what).finally(() => inFlight.delete(p));
     inFlight.add(p);
   };
   const notifyCreated = (obj: CreatedObjectInfo): void =>
