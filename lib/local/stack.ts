@@ -452,36 +452,31 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       },
     });
 
-    // As many extractor pollers as the (scaled) deployed event source's concurrency.
-    for (let i = 0; i < (settings.ingest.maxConcurrency ?? 1); i++) {
-      const extractPoller = await startSqsPoller({
-        sqs: clients.sqs,
-        queueUrl: ingest.queueUrl,
-        handler: handlers['extract-features'] as LambdaHandler<SQSEvent, unknown>,
-        functionName: 'extract-features',
-        region,
-        batchSize: settings.ingest.batchSize,
-        maxBatchingWindowMs: settings.ingest.maxBatchingWindowSeconds * 1000,
-        // Short long polls: each must end well within the clients' 10 s request timeout.
-        waitTimeSeconds: 5,
-        functionTimeoutMs: settings.timeoutSeconds['extract-features'] * 1000,
-        log,
-      });
-      cleanups.push({ name: `ingest poller ${i + 1}`, run: () => extractPoller.stop() });
-    }
-    const trainPoller = await startSqsPoller({
-      sqs: clients.sqs,
-      queueUrl: features.queueUrl,
-      handler: handlers['start-training'] as LambdaHandler<SQSEvent, unknown>,
-      functionName: 'start-training',
-      region,
-      batchSize: settings.features.batchSize,
-      maxBatchingWindowMs: settings.features.maxBatchingWindowSeconds * 1000,
-      waitTimeSeconds: 5,
-      functionTimeoutMs: settings.timeoutSeconds['start-training'] * 1000,
-      log,
-    });
-    cleanups.push({ name: 'the features poller', run: () => trainPoller.stop() });
+    // Each queue's event source: as many pollers as its (scaled) deployed concurrency, Lambda-style batches.
+    const consume = async (
+      queueUrl: string,
+      q: QueueSettings,
+      fn: 'extract-features' | 'start-training',
+    ): Promise<void> => {
+      for (let i = 0; i < (q.maxConcurrency ?? 1); i++) {
+        const poller = await startSqsPoller({
+          sqs: clients.sqs,
+          queueUrl,
+          handler: handlers[fn] as LambdaHandler<SQSEvent, unknown>,
+          functionName: fn,
+          region,
+          batchSize: q.batchSize,
+          maxBatchingWindowMs: q.maxBatchingWindowSeconds * 1000,
+          // Short long polls: each must end well within the clients' 10 s request timeout.
+          waitTimeSeconds: 5,
+          functionTimeoutMs: settings.timeoutSeconds[fn] * 1000,
+          log,
+        });
+        cleanups.push({ name: `the ${fn} poller ${i + 1}`, run: () => poller.stop() });
+      }
+    };
+    await consume(ingest.queueUrl, settings.ingest, 'extract-features');
+    await consume(features.queueUrl, settings.features, 'start-training');
 
     const notifier = startS3Notifications({
       onObjectEvent: emulator.onObjectEvent,
