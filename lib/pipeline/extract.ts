@@ -37,6 +37,8 @@ export interface ImageJob {
   redelivered?: boolean;
   /** SQS ApproximateReceiveCount of the record (1 on the first delivery). */
   receiveCount?: number;
+  /** The event's time (≈ the image's LastModified); unknown: treated as newer than any feature. */
+  eventTime?: Date;
 }
 
 /** Dependencies, created once per container by the handler (or by a test). */
@@ -324,6 +326,19 @@ async function prepare(w: Work, deps: ExtractDeps, now: () => Date): Promise<voi
   }
 }
 
+/**
+ * Whether a current feature is older than the (re-)upload its event reports, so listings would call
+ * it stale: an identical re-upload. A duplicate or redelivered event of the same upload is not.
+ */
+function isOlderThanEvent(lastModified: Date | undefined, jobs: readonly ImageJob[]): boolean {
+  if (lastModified === undefined) return true;
+  return jobs.some(
+    (j) =>
+      j.eventTime === undefined ||
+      Math.floor(j.eventTime.getTime() / 1000) >= Math.floor(lastModified.getTime() / 1000),
+  );
+}
+
 /** Marks the work skipped when its feature (or error record) is current for `etag`. */
 async function skipIfCurrent(
   w: Work,
@@ -335,7 +350,7 @@ async function skipIfCurrent(
   if (isCurrent(w.featureHead, etag, spec) && etag !== undefined) {
     // An identical re-upload is newer than its feature: stamp the feature again so readiness,
     // which decides from listings, sees it current (one copy instead of a HEAD on every poll).
-    if (w.featureHead)
+    if (w.featureHead && isOlderThanEvent(w.featureHead.lastModified, w.jobs))
       await touchObject(deps.s3, deps.bucket, featureKey(w.image), {
         metadata: w.featureHead.metadata,
         contentType: 'application/octet-stream',
@@ -349,7 +364,7 @@ async function skipIfCurrent(
     return true;
   }
   if (isCurrent(w.errorHead, etag, spec) && etag !== undefined) {
-    if (w.errorHead)
+    if (w.errorHead && isOlderThanEvent(w.errorHead.lastModified, w.jobs))
       await touchObject(deps.s3, deps.bucket, featureErrorKey(w.image), {
         metadata: w.errorHead.metadata,
         contentType: 'application/json',

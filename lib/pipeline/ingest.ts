@@ -74,6 +74,7 @@ export function imageJobsFromMessages(
         size: o.size,
         redelivered: m.receiveCount > 1,
         receiveCount: m.receiveCount,
+        ...(o.eventTime ? { eventTime: o.eventTime } : {}),
       });
     }
   }

@@ -36,6 +36,8 @@ export interface S3ObjectCreated {
   etag: string | undefined;
   size: number | undefined;
   eventName: string;
+  /** When S3 saw the write (the event's `eventTime`; ≈ the object's LastModified). */
+  eventTime: Date | undefined;
 }
 
 /** One removed object (`ObjectRemoved:*`: a delete, or the second half of a move). */
@@ -112,6 +114,10 @@ export function parseS3EventBody(body: string): ParsedS3Body {
       etag: record.s3.object.eTag === undefined ? undefined : normalizeEtag(record.s3.object.eTag),
       size: record.s3.object.size,
       eventName: record.eventName,
+      eventTime:
+        record.eventTime === undefined || Number.isNaN(Date.parse(record.eventTime))
+          ? undefined
+          : new Date(record.eventTime),
     });
   }
   return { kind: 'objects', objects, removed, ignored };

@@ -135,7 +135,14 @@ describe('S3 notifications through the emulator', () => {
       {
         kind: 'objects',
         objects: [
-          { bucket: BUCKET, key, etag: put.ETag?.replace(/"/g, ''), size: 3, eventName: 'ObjectCreated:Put' },
+          {
+            bucket: BUCKET,
+            key,
+            etag: put.ETag?.replace(/"/g, ''),
+            size: 3,
+            eventName: 'ObjectCreated:Put',
+            eventTime: expect.any(Date),
+          },
         ],
         removed: [],
         ignored: [],

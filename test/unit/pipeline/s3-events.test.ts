@@ -25,6 +25,7 @@ describe('S3 event notifications in SQS bodies', () => {
           etag: 'd41d8cd98f00b204e9800998ecf8427e',
           size: 1024,
           eventName: 'ObjectCreated:Put',
+          eventTime: expect.any(Date),
         },
       ],
       removed: [],
