@@ -21,8 +21,8 @@ import { lockGeneration } from './training-lock.ts';
  * listing: 1,000 keys per request, labels listed in parallel). A feature (or `.error.json`) is
  * current when its LastModified is at or after the image's: the extractor writes only after
  * reading the image, S3 stamps both with its own clock, and when the extractor skips an image
- * whose feature is already current (an identical re-upload, a duplicate event, a reindex) it
- * refreshes the feature's LastModified (CopyObject onto itself), so the listing stays the truth.
+ * whose feature is already current but older than the upload (an identical re-upload, a reindex)
+ * it refreshes the feature's LastModified (CopyObject onto itself), so the listing stays the truth.
  * What a listing cannot see: an image replaced within the same second after its feature was
  * written (second-precision timestamps) counts as ready until its new feature lands; the trainer
  * reads every feature's `source-etag` anyway and leaves such a feature out (reported as stale).
