@@ -8,11 +8,11 @@ import {
   finishTraining,
 } from '../../lib/pipeline/training-lock.ts';
 import { createAwsClients } from '../../lib/storage/clients.ts';
-import { createObservability, withObservability } from '../shared/powertools.ts';
+import { createObservability, traceClients, withObservability } from '../shared/powertools.ts';
 
-const storage = loadStorageConfig();
-const { s3 } = createAwsClients(storage);
 const obs = createObservability('finish-training');
+const storage = loadStorageConfig();
+const { s3 } = traceClients(obs, createAwsClients(storage));
 
 /** State machine task (Finish, ReleaseAfter*): train again if the lock generation moved, else release it. */
 export const handler = withObservability(
