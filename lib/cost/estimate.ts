@@ -16,7 +16,7 @@ import {
 } from './usage.ts';
 
 /** Alarms and dashboards the Monitoring construct creates (an infra test keeps these true). */
-export const MONITORING_ALARMS = 10;
+export const MONITORING_ALARMS = 11;
 export const MONITORING_DASHBOARDS = 1;
 /** SQS queues a Lambda event source mapping polls (ingest, features). */
 export const POLLED_QUEUES = 2;

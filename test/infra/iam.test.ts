@@ -96,9 +96,9 @@ describe('least privilege on the data bucket', () => {
       }
     }
     expect(listable(statementsOf(stack, template, 'promote-model'))).toEqual(['models/*']);
-    expect(listable(statementsOf(stack, template, 'check-readiness'))).toEqual(['datasets/*', 'features/*']);
-    expect(listable(statementsOf(stack, template, 'api'))).toEqual(['datasets/*', 'features/*', 'models/*']);
-    expect(listable(statementsOf(stack, template, 'start-training'))).toEqual([]);
+    expect(listable(statementsOf(stack, template, 'check-readiness'))).toEqual(['datasets/*', 'features/*', 'locks/*']);
+    expect(listable(statementsOf(stack, template, 'api'))).toEqual(['datasets/*', 'features/*', 'locks/*', 'models/*']);
+    expect(listable(statementsOf(stack, template, 'start-training'))).toEqual(['locks/*']);
   });
 
   it('grants no DeleteObjectVersion anywhere: no Allow statement names it or a wildcard that covers it', () => {
@@ -143,9 +143,10 @@ describe('least privilege on the data bucket', () => {
 
   it('lets the API read only what it serves, write only pointers (promote), ONNX exports and images (presigned uploads), and delete nothing', () => {
     const s = statementsOf(stack, template, 'api');
-    expect(allowed(s, 's3:GetObject')).toEqual(['datasets/*', 'features/*', 'models/*']);
+    expect(allowed(s, 's3:GetObject')).toEqual(['datasets/*', 'features/*', 'locks/*', 'models/*']);
     expect(allowed(s, 's3:PutObject')).toEqual([
       'datasets/*',
+      'locks/*',
       'models/*/current.json',
       'models/*/model.onnx',
     ]);
