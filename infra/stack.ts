@@ -9,7 +9,13 @@ import { NagSuppressions } from 'cdk-nag';
 import type { Construct } from 'constructs';
 import { ENV } from '../lib/config.ts';
 import { POOLINGS, type Pooling } from '../lib/model/spec.ts';
-import { BASE_MODELS_PREFIX, DATASETS_PREFIX, FEATURES_PREFIX, MODELS_PREFIX } from '../lib/storage/keys.ts';
+import {
+  BASE_MODELS_PREFIX,
+  CONSOLE_ASSETS_PREFIX,
+  DATASETS_PREFIX,
+  FEATURES_PREFIX,
+  MODELS_PREFIX,
+} from '../lib/storage/keys.ts';
 import { DataBucket } from './constructs/data-bucket.ts';
 import { Monitoring } from './constructs/monitoring.ts';
 import { PredictionApi } from './constructs/prediction-api.ts';
@@ -317,11 +323,17 @@ export class TlearnStack extends Stack {
     // models; base weights only from S3 when configured so. It writes only the pointers
     // (POST /datasets/{d}/model/promote, admin keys only), each version's one-file ONNX export
     // (GET /datasets/{d}/model/export, written once on its first request) and images: the
-    // console's presigned uploads (POST /datasets/{d}/uploads) are signed by this role.
+    // console's presigned uploads (POST /datasets/{d}/uploads) are signed by this role; and the
+    // console's copy of onnxruntime-web's wasm (console/*, GET /console/ort/{file}, written once).
     grantS3Access(api.function, bucket, {
-      list: [DATASETS_PREFIX, FEATURES_PREFIX, MODELS_PREFIX, ...baseModels],
-      read: [DATASETS_PREFIX, FEATURES_PREFIX, MODELS_PREFIX, ...baseModels].map(all),
-      write: [currentPointers, `${MODELS_PREFIX}*/model.onnx`, all(DATASETS_PREFIX)],
+      list: [DATASETS_PREFIX, FEATURES_PREFIX, MODELS_PREFIX, CONSOLE_ASSETS_PREFIX, ...baseModels],
+      read: [DATASETS_PREFIX, FEATURES_PREFIX, MODELS_PREFIX, CONSOLE_ASSETS_PREFIX, ...baseModels].map(all),
+      write: [
+        currentPointers,
+        `${MODELS_PREFIX}*/model.onnx`,
+        all(DATASETS_PREFIX),
+        all(CONSOLE_ASSETS_PREFIX),
+      ],
     });
     // Scoped API keys (lib/api/keys-aws.ts): API Gateway's keys and usage plans. API keys have no
     // per-API ARN; the function only touches keys of its own usage plan (checked in code).
