@@ -437,7 +437,13 @@ export class TlearnStack extends Stack {
   /** Acknowledged cdk-nag findings, each with the reason it is acceptable here. */
   private addNagSuppressions(): void {
     const bucketArn = '<DataBucket[A-Za-z0-9]+\\.Arn>';
-    const prefixes = [DATASETS_PREFIX, FEATURES_PREFIX, MODELS_PREFIX, BASE_MODELS_PREFIX]
+    const prefixes = [
+      DATASETS_PREFIX,
+      FEATURES_PREFIX,
+      MODELS_PREFIX,
+      BASE_MODELS_PREFIX,
+      CONSOLE_ASSETS_PREFIX,
+    ]
       .map((p) => p.replace(/\/$/, ''))
       .join('|');
     for (const fn of Object.values(this.functions)) {
@@ -447,7 +453,7 @@ export class TlearnStack extends Stack {
           {
             id: 'AwsSolutions-IAM5',
             reason:
-              'S3 grants are scoped to one prefix of the S3 layout (datasets/*, features/*, models/*, base-models/*), to the models/*/current.json pointers or to the models/*/model.onnx exports: the objects are created at run time, so the keys cannot be listed in the policy.',
+              'S3 grants are scoped to one prefix of the S3 layout (datasets/*, features/*, models/*, base-models/*, console/*), to the models/*/current.json pointers or to the models/*/model.onnx exports: the objects are created at run time, so the keys cannot be listed in the policy.',
             appliesTo: [
               {
                 regex: `/^Resource::${bucketArn}\\/(${prefixes})\\/\\*(\\/current\\.json|\\/model\\.onnx)?$/`,
