@@ -45,6 +45,8 @@ export const ENV = {
   TRAIN_MAX_ITER: 'TLEARN_TRAIN_MAX_ITER',
   /** Precision the per-class confidence thresholds aim for. @default 0.95 */
   TARGET_PRECISION: 'TLEARN_TARGET_PRECISION',
+  /** Cosine similarity from which quality.json calls two images near duplicates. @default 0.994 (lib/quality) */
+  NEAR_DUPLICATE_THRESHOLD: 'TLEARN_NEAR_DUPLICATE_THRESHOLD',
   /** API: seconds between checks of a dataset's current.json. @default 5 (0 = every request) */
   MODEL_REFRESH_SECONDS: 'TLEARN_MODEL_REFRESH_SECONDS',
   /** API: `Access-Control-Allow-Origin` value; unset = no CORS headers. */
@@ -191,10 +193,14 @@ export interface TrainingConfig {
   maxIter: number;
   /** @default 0.95 */
   targetPrecision?: number;
+  /** Unset: the quality pass's default (DEFAULT_QUALITY_SETTINGS.nearThreshold). */
+  nearDuplicateThreshold?: number;
 }
 
 export function loadTrainingConfig(env: Env = process.env): TrainingConfig {
+  const near = read(env, ENV.NEAR_DUPLICATE_THRESHOLD, z.coerce.number().min(0).max(1).optional());
   return {
+    ...(near !== undefined ? { nearDuplicateThreshold: near } : {}),
     featureConcurrency: read(env, ENV.FEATURE_CONCURRENCY, int(1, 256, 32)),
     refitOnAll: read(env, ENV.REFIT_ON_ALL, bool(false)),
     C: read(env, ENV.TRAIN_C, z.coerce.number().positive().default(1.0)),

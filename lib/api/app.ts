@@ -7,6 +7,7 @@ import httpRouterHandler, { type Method, type Route } from '@middy/http-router';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { NotFoundError, TlearnError } from '../errors.ts';
 import type { FeatureExtractor } from '../model/types.ts';
+import { getQualityRoute } from '../quality/route.ts';
 import { authorize, coversDataset, NO_SCOPE, OPEN_SCOPE, scopeOfRequest } from './auth.ts';
 import { consoleAssetRoute } from './console-assets.ts';
 import { consolePageRoute } from './console-page.ts';
@@ -64,6 +65,7 @@ const HANDLERS: Record<RouteKey, RouteFn> = {
   'GET /datasets/{d}/failures': ok(listFailuresRoute),
   'GET /datasets/{d}/models': ok(listModelVersionsRoute),
   'POST /datasets/{d}/model/promote': ok(promoteVersionRoute),
+  'GET /datasets/{d}/quality': ok(getQualityRoute),
   'GET /console/ort/{file}': consoleAssetRoute,
 };
 

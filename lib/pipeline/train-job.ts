@@ -6,10 +6,11 @@ import { countS3Requests, type S3RequestCounts } from '../cost/usage.ts';
 import { describeError, InsufficientDataError, NotFoundError, SpecMismatchError } from '../errors.ts';
 import { decodeNpy } from '../features/npy.ts';
 import { DEFAULT_RESIZE, type FeatureSpec, featureDims, parseSpec } from '../model/spec.ts';
+import { trainHeadWithQuality } from '../quality/assess.ts';
 import { modelFileKey, newModelVersion } from '../storage/keys.ts';
 import { getObject, putJson, putObject } from '../storage/s3.ts';
 import { type ModelDocument, type ReportDocument, renderReportHtml } from '../training/model-document.ts';
-import { DEFAULT_TRAIN_OPTIONS, trainHead } from '../training/train.ts';
+import { DEFAULT_TRAIN_OPTIONS } from '../training/train.ts';
 import type { Matrix } from '../training/types.ts';
 import { mapWithConcurrency } from '../util/concurrency.ts';
 import type { Log } from '../util/log.ts';
@@ -97,10 +98,12 @@ export interface TrainJobResult {
 export interface LoadedFeatures {
   X: Matrix;
   labels: string[];
-  /** Image key of each row (for the report's held-out predictions). */
-  keys: string[];
   spec: string;
   excluded: Exclusion[];
+  /** Image key of each row (the report's held-out predictions, the quality pass). */
+  keys: string[];
+  /** Image ETag of each row (content identity, for exact duplicates). */
+  etags: string[];
 }
 
 function shortRandomId(): string {
@@ -223,14 +226,19 @@ export async function loadFeatures(
   let rows = 0;
   const labels: string[] = [];
   const keys: string[] = [];
+  const etags: string[] = [];
+  const keep = (i: number) => {
+    labels.push(entries[i]?.image.label ?? '');
+    keys.push(entries[i]?.image.key ?? '');
+    etags.push(entries[i]?.etag ?? '');
+  };
   if (primary && primary.spec === chosen) {
     // Compact in place: move each kept row down over the holes, keeping entry order.
     data = primary.data;
     for (let i = 0; i < n; i++) {
       if (rowSpec[i] !== chosen) continue;
       if (rows !== i) data.copyWithin(rows * d, i * d, (i + 1) * d);
-      labels.push(entries[i]?.image.label ?? '');
-      keys.push(entries[i]?.image.key ?? '');
+      keep(i);
       rows += 1;
     }
   } else {
@@ -239,8 +247,7 @@ export async function loadFeatures(
       const v = aside.get(i);
       if (rowSpec[i] !== chosen || !v) continue;
       data.set(v, rows * d);
-      labels.push(entries[i]?.image.label ?? '');
-      keys.push(entries[i]?.image.key ?? '');
+      keep(i);
       rows += 1;
     }
   }
@@ -250,7 +257,7 @@ export async function loadFeatures(
   for (const reason of ['stale', 'vanished', 'corrupt'] as const) {
     if (bad[reason] > 0) excluded.push({ reason, count: bad[reason] });
   }
-  return { X: { data: data.subarray(0, rows * d), n: rows, d }, labels, keys, spec: chosen, excluded };
+  return { X: { data: data.subarray(0, rows * d), n: rows, d }, labels, spec: chosen, excluded, keys, etags };
 }
 
 function describeExclusions(excluded: readonly Exclusion[], spec: string): string | undefined {
@@ -306,26 +313,38 @@ async function trainingJob(
 
   const version = newModelVersion(now(), (deps.shortId ?? shortRandomId)());
   const fitStart = performance.now();
-  const { model, report } = trainHead({
-    X: loaded.X,
-    labels: loaded.labels,
-    keys: loaded.keys,
-    spec: loaded.spec,
-    options: {
-      ...DEFAULT_TRAIN_OPTIONS,
-      C: deps.training.C,
-      maxIter: deps.training.maxIter,
-      refitOnAll: deps.training.refitOnAll,
-      ...(deps.training.targetPrecision !== undefined
-        ? { targetPrecision: deps.training.targetPrecision }
+  const { model, report, quality } = trainHeadWithQuality(
+    {
+      X: loaded.X,
+      labels: loaded.labels,
+      keys: loaded.keys,
+      spec: loaded.spec,
+      options: {
+        ...DEFAULT_TRAIN_OPTIONS,
+        C: deps.training.C,
+        maxIter: deps.training.maxIter,
+        refitOnAll: deps.training.refitOnAll,
+        ...(deps.training.targetPrecision !== undefined
+          ? { targetPrecision: deps.training.targetPrecision }
+          : {}),
+      },
+      log: deps.log,
+      dataset,
+      version,
+      loadMs,
+      now,
+    },
+    // Data quality (issue 13): duplicates (by ETag and features), leaks, label errors; never
+    // blocks the training.
+    {
+      keys: loaded.keys,
+      contentIds: loaded.etags,
+      ...(deps.training.nearDuplicateThreshold !== undefined
+        ? { settings: { nearThreshold: deps.training.nearDuplicateThreshold } }
         : {}),
     },
-    log: deps.log,
-    dataset,
-    version,
-    loadMs,
-    now,
-  });
+    { dataset, version },
+  );
   const fitMs = performance.now() - fitStart;
   const note = describeExclusions(loaded.excluded, loaded.spec);
   const withNote: ReportDocument = note
@@ -344,11 +363,12 @@ async function trainingJob(
     deps.s3,
     deps.bucket,
     modelFileKey(dataset, version, 'report.html'),
-    renderReportHtml(fullReport),
+    renderReportHtml(fullReport, quality),
     {
       contentType: 'text/html; charset=utf-8',
     },
   );
+  await putJson(deps.s3, deps.bucket, modelFileKey(dataset, version, 'quality.json'), quality);
   // Last: a version with a model.json is complete.
   await putJson(
     deps.s3,

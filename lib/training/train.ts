@@ -4,7 +4,7 @@ import { argmaxRows, headFromFit, predictProba } from './head.ts';
 import { type FitDetails, fitLogisticRegression } from './logistic.ts';
 import { classificationReport, confusionMatrix, logLoss } from './metrics.ts';
 import { type ModelDocument, type ReportDocument, specIsRandom } from './model-document.ts';
-import { stratifiedSplit } from './split.ts';
+import { stratifiedGroupSplit, stratifiedSplit } from './split.ts';
 import { computeThresholds, DEFAULT_TARGET_PRECISION, thresholdsForModel } from './thresholds.ts';
 import { DEFAULT_FIT_OPTIONS, type FitOptions, type Matrix } from './types.ts';
 
@@ -49,6 +49,11 @@ export interface TrainHeadInput {
   now?: () => Date;
   /** Worker threads for the fit (see FitRunOptions.threads). */
   threads?: number;
+  /**
+   * Duplicate groups (same id ≥ 0 = copies of one image, -1 = none): the split keeps each group
+   * on one side (see `stratifiedGroupSplit`). @default no groups
+   */
+  groups?: Int32Array;
   /** Progress of each L-BFGS iteration (`phase` says which fit). */
   onIteration?: (info: { phase: 'fit' | 'refit'; iter: number; objective: number; gnorm: number }) => void;
 }
@@ -79,7 +84,11 @@ export function compareCodePoints(a: string, b: string): number {
  * @throws InsufficientDataError naming the labels that are short of samples
  * @throws ValidationError when shapes or options are wrong
  */
-export function trainHead(input: TrainHeadInput): { model: ModelDocument; report: ReportDocument } {
+export function trainHead(input: TrainHeadInput): {
+  model: ModelDocument;
+  report: ReportDocument;
+  details: TrainDetails;
+} {
   const { X, labels, spec, options } = input;
   const now = input.now ?? (() => new Date());
   const log = input.log;
@@ -112,7 +121,9 @@ export function trainHead(input: TrainHeadInput): { model: ModelDocument; report
   const K = classes.length;
 
   // Split, fit, evaluate.
-  const { train, test } = stratifiedSplit(y, options.testSize, options.seed);
+  const { train, test, grouped } = input.groups
+    ? stratifiedGroupSplit(y, input.groups, options.testSize, options.seed)
+    : { ...stratifiedSplit(y, options.testSize, options.seed), grouped: false };
   const fitOpts = { C: options.C, maxIter: options.maxIter, tol: options.tol, threads: input.threads };
   log?.info('fitting the head', {
     samples: X.n,
@@ -257,7 +268,23 @@ export function trainHead(input: TrainHeadInput): { model: ModelDocument; report
     ...(metrics && input.keys ? { predictions: heldOutPredictions(metrics, test, input.keys, classes) } : {}),
     ...(thresholds ? { thresholds } : {}),
   };
-  return { model, report };
+  return {
+    model,
+    report,
+    details: { y, train, test, grouped, testPredicted: metrics?.yPred ?? new Int32Array(0) },
+  };
+}
+
+/** How a training split and classified its rows (for the quality pass). */
+export interface TrainDetails {
+  /** Class index of every row (in `classes` order). */
+  y: Int32Array;
+  train: Int32Array;
+  test: Int32Array;
+  /** Whether the split kept duplicate groups together (`groups` had a group of 2+ rows). */
+  grouped: boolean;
+  /** Predicted class of each `test` row by the evaluated fit. */
+  testPredicted: Int32Array;
 }
 
 interface Evaluation {

@@ -441,6 +441,7 @@ describe('API', () => {
         'failures',
         'models',
         'export',
+        'quality',
       ].sort(),
     );
   });
