@@ -366,6 +366,7 @@ describe('least privilege', () => {
     expect(writes).toContain('/models/*/current.json');
     expect(writes).toContain('/datasets/*');
     expect(writes).toContain('/models/*/model.onnx');
+    expect(writes).toContain('/console/*');
     expect(writes).not.toMatch(/features|base-models|"\/models\/\*"/);
     expect(resourcesFor(s, 's3:DeleteObject')).toBe('');
     expect(resourcesFor(s, 'states:StartExecution')).toContain(
@@ -419,9 +420,9 @@ describe('API', () => {
     const keyless = methods
       .filter((m) => m.Properties.ApiKeyRequired !== true)
       .map((m) => m.Properties.HttpMethod);
-    // GET /health and GET / (the console page), the OPTIONS of every resource, and ANY on both (a wrong method there is a 405 without a key).
+    // GET /health, GET / (the console page) and GET /console/ort/{file}, the OPTIONS of every resource, and ANY on those three (a wrong method there is a 405 without a key).
     expect(keyless.filter((m) => m === 'OPTIONS')).toHaveLength(new Set(API_ROUTES.map((r) => r.path)).size);
-    expect(keyless.filter((m) => m !== 'OPTIONS').sort()).toEqual(['ANY', 'ANY', 'GET', 'GET']);
+    expect(keyless.filter((m) => m !== 'OPTIONS').sort()).toEqual(['ANY', 'ANY', 'ANY', 'GET', 'GET', 'GET']);
     const paths = Object.values(template.findResources('AWS::ApiGateway::Resource')).map(
       (r) => (r as Resource).Properties.PathPart,
     );
@@ -442,6 +443,9 @@ describe('API', () => {
         'models',
         'export',
         'quality',
+        'console',
+        'ort',
+        '{file}',
       ].sort(),
     );
   });
