@@ -45,8 +45,9 @@ const TEN = 'ten-classes';
 /**
  * Largest |browser − API| probability allowed when the browser resizes (97x75 → 32x32): Chromium's
  * canvas (smoothing 'high') and libvips' triangle filter round a few pixels differently, which moved
- * this 3-class model's probabilities by 3.4e-3 (measured). 0.02 leaves ~6x headroom, and the test
- * checks that an input error the contract forbids (BGR instead of RGB) moves them by more than this.
+ * this 3-class model's probabilities by 2.9e-3 to 3.4e-3 (measured over runs). 0.02 leaves ~6x
+ * headroom, and the test checks that an input error the contract forbids (BGR instead of RGB) moves
+ * them by more than this (0.10 to 0.12 measured).
  */
 const RESIZE_TOLERANCE = 0.02;
 const SCREENSHOTS =
@@ -248,14 +249,15 @@ describe.skipIf(!existsSync(CHROMIUM))('the web console in chromium, on the loca
 
   it('runs the exported model in this browser with onnxruntime-web and agrees with the API', async () => {
     // 97x75 → the model's 32x32: the browser's canvas resizes, not libvips.
+    // The first class's colour family (red), stripes and noise: the resize has edges to disagree on.
     const [img] = await makeLabelledImages({
-      labels: ['blue'],
+      labels: ['red'],
       perClass: 1,
       width: 97,
       height: 75,
       seed: 12,
     });
-    const file = join(dirs.tryIt, 'blue-97x75.png');
+    const file = join(dirs.tryIt, 'red-97x75.png');
     await writeFile(file, img?.data ?? Buffer.alloc(0));
     const api = await fetch(url('/datasets/colours/predictions'), {
       method: 'POST',
