@@ -56,11 +56,18 @@ export function consoleAssetKey(etag: string, file: string): string {
   return `${CONSOLE_ASSETS_PREFIX}${ORT_DIR}/${etag.slice(0, 16)}/${file}`;
 }
 
-/** Makes sure the bucket holds the copy of `asset` at `key` (a HEAD when it does). */
+/** Keys this container has seen in the bucket (content-addressed, so they never go stale). */
+const copied = new Set<string>();
+
+/** Makes sure the bucket holds the copy of `asset` at `key` (a HEAD once per container when it does). */
 async function ensureAssetCopy(ctx: RouteContext, key: string, asset: Asset): Promise<void> {
   const { s3 } = ctx;
   const { bucket } = ctx.config;
-  if ((await headObject(s3, bucket, key)) !== undefined) return;
+  if (copied.has(`${bucket}/${key}`)) return;
+  if ((await headObject(s3, bucket, key)) !== undefined) {
+    copied.add(`${bucket}/${key}`);
+    return;
+  }
   try {
     await putLargeObject(s3, bucket, key, asset.bytes, { contentType: 'application/wasm', ifNoneMatch: '*' });
     ctx.log.info('console asset copied to the bucket', { key, bytes: asset.bytes.length });
@@ -68,6 +75,7 @@ async function ensureAssetCopy(ctx: RouteContext, key: string, asset: Asset): Pr
     // Written meanwhile by a concurrent first request: same name, same bytes.
     if (!isConditionFailed(err)) throw err;
   }
+  copied.add(`${bucket}/${key}`);
 }
 
 /** `GET /console/ort/{file}` → the module (200) or a 302 to the bucket copy of the wasm. */
