@@ -1,3 +1,4 @@
+import { totalmem } from 'node:os';
 import { z } from 'zod';
 import { ConfigError } from './errors.ts';
 import { DEFAULT_INPUT_SIZE, POOLINGS, type Pooling } from './model/spec.ts';
@@ -33,8 +34,8 @@ export const ENV = {
   BACKEND: 'TLEARN_BACKEND',
   /** Images per forward pass in the extractor. @default 8 */
   EXTRACT_BATCH_SIZE: 'TLEARN_EXTRACT_BATCH_SIZE',
-  /** Debounce window for automatic trainings, seconds. @default 300 */
-  TRAIN_WINDOW_SECONDS: 'TLEARN_TRAIN_WINDOW_SECONDS',
+  /** Queue the API's reindex sends S3-style events of images to (POST /datasets/{d}/reindex). */
+  INGEST_QUEUE_URL: 'TLEARN_INGEST_QUEUE_URL',
   /** Concurrent S3 reads when loading features for training. @default 32 */
   FEATURE_CONCURRENCY: 'TLEARN_FEATURE_CONCURRENCY',
   /** Refit on all samples after evaluating on the holdout. @default false */
@@ -47,6 +48,8 @@ export const ENV = {
   TARGET_PRECISION: 'TLEARN_TARGET_PRECISION',
   /** Cosine similarity from which quality.json calls two images near duplicates. @default 0.994 (lib/quality) */
   NEAR_DUPLICATE_THRESHOLD: 'TLEARN_NEAR_DUPLICATE_THRESHOLD',
+  /** Set by Lambda: the function's configured memory in MB (the trainer sizes its limit from it). */
+  LAMBDA_MEMORY_MB: 'AWS_LAMBDA_FUNCTION_MEMORY_SIZE',
   /** API: seconds between checks of a dataset's current.json. @default 5 (0 = every request) */
   MODEL_REFRESH_SECONDS: 'TLEARN_MODEL_REFRESH_SECONDS',
   /** API: `Access-Control-Allow-Origin` value; unset = no CORS headers. */
@@ -175,14 +178,17 @@ export function loadExtractorConfig(env: Env = process.env): ExtractorConfig {
 /** start-training and API: the state machine to start. */
 export interface StateMachineConfig {
   stateMachineArn: string;
-  trainWindowSeconds: number;
 }
 
 export function loadStateMachineConfig(env: Env = process.env): StateMachineConfig {
   return {
     stateMachineArn: read(env, ENV.STATE_MACHINE_ARN, required('the training state machine ARN')),
-    trainWindowSeconds: read(env, ENV.TRAIN_WINDOW_SECONDS, int(1, 86_400, 300)),
   };
+}
+
+/** API: the ingest queue reindex sends to (optional: without it, reindex answers 503). */
+export function loadIngestQueueConfig(env: Env = process.env): { ingestQueueUrl: string | undefined } {
+  return { ingestQueueUrl: read(env, ENV.INGEST_QUEUE_URL, z.string().url().optional()) };
 }
 
 /** Trainer settings. */
@@ -195,10 +201,16 @@ export interface TrainingConfig {
   targetPrecision?: number;
   /** Unset: the quality pass's default (DEFAULT_QUALITY_SETTINGS.nearThreshold). */
   nearDuplicateThreshold?: number;
+  /**
+   * Memory the trainer may use, bytes: the Lambda function's configured memory, else this
+   * machine's. @default os.totalmem()
+   */
+  memoryBytes?: number;
 }
 
 export function loadTrainingConfig(env: Env = process.env): TrainingConfig {
   const near = read(env, ENV.NEAR_DUPLICATE_THRESHOLD, z.coerce.number().min(0).max(1).optional());
+  const lambdaMb = read(env, ENV.LAMBDA_MEMORY_MB, z.coerce.number().int().min(128).optional());
   return {
     ...(near !== undefined ? { nearDuplicateThreshold: near } : {}),
     featureConcurrency: read(env, ENV.FEATURE_CONCURRENCY, int(1, 256, 32)),
@@ -210,5 +222,6 @@ export function loadTrainingConfig(env: Env = process.env): TrainingConfig {
       ENV.TARGET_PRECISION,
       z.coerce.number().gt(0).max(1).default(DEFAULT_TARGET_PRECISION),
     ),
+    memoryBytes: lambdaMb !== undefined ? lambdaMb * 2 ** 20 : totalmem(),
   };
 }

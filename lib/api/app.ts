@@ -21,6 +21,7 @@ import { createInferenceQueue, type InferenceQueue } from './inference-queue.ts'
 import { createKeyRoute, listKeysRoute, revokeKeyRoute } from './keys-routes.ts';
 import { listFailuresRoute, listModelVersionsRoute, promoteVersionRoute } from './model-versions.ts';
 import { predictRoute } from './predict.ts';
+import { reindexRoute } from './reindex.ts';
 import { API_ROUTES, type RouteKey, type RouteRole } from './routes.ts';
 import { startTrainingRoute } from './trainings.ts';
 import type { ApiDeps, ExtractorState, RouteContext } from './types.ts';
@@ -66,6 +67,7 @@ const HANDLERS: Record<RouteKey, RouteFn> = {
   'GET /datasets/{d}/models': ok(listModelVersionsRoute),
   'POST /datasets/{d}/model/promote': ok(promoteVersionRoute),
   'GET /datasets/{d}/quality': ok(getQualityRoute),
+  'POST /datasets/{d}/reindex': ok(reindexRoute, 202),
   'GET /console/ort/{file}': consoleAssetRoute,
 };
 

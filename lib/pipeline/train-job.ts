@@ -1,17 +1,26 @@
 import { randomBytes } from 'node:crypto';
+import { totalmem } from 'node:os';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { ModelConfig, TrainingConfig } from '../config.ts';
 import { type TrainerRuntime, trainingUsageDocument } from '../cost/training.ts';
 import { countS3Requests, type S3RequestCounts } from '../cost/usage.ts';
 import { describeError, InsufficientDataError, NotFoundError, SpecMismatchError } from '../errors.ts';
+import type { TrainingInput } from '../features/messages.ts';
 import { decodeNpy } from '../features/npy.ts';
 import { DEFAULT_RESIZE, type FeatureSpec, featureDims, parseSpec } from '../model/spec.ts';
 import { trainHeadWithQuality } from '../quality/assess.ts';
 import { modelFileKey, newModelVersion } from '../storage/keys.ts';
 import { getObject, putJson, putObject } from '../storage/s3.ts';
+import {
+  checkTrainerCapacity,
+  denserThanMeasuredMessage,
+  MEASURED_DENSITY,
+  matrixBudgetBytes,
+  TrainingTooLargeError,
+} from '../training/capacity.ts';
+import { type CompactMatrix, CompactMatrixBuilder } from '../training/compact-matrix.ts';
 import { type ModelDocument, type ReportDocument, renderReportHtml } from '../training/model-document.ts';
 import { DEFAULT_TRAIN_OPTIONS } from '../training/train.ts';
-import type { Matrix } from '../training/types.ts';
 import { mapWithConcurrency } from '../util/concurrency.ts';
 import type { Log } from '../util/log.ts';
 import { FEATURE_META } from './feature-metadata.ts';
@@ -46,12 +55,8 @@ export function specExpectationFromModelConfig(
   };
 }
 
-/** Input of a training (the state machine's execution input). */
-export interface TrainJobInput {
-  dataset: string;
-  trigger: 'auto' | 'manual';
-  requestedAt: string;
-}
+/** Input of a training (the state machine's execution input, defined once in lib/features/messages.ts). */
+export type TrainJobInput = TrainingInput;
 
 /** Dependencies of `runTrainingJob`. */
 export interface TrainJobDeps {
@@ -70,7 +75,8 @@ export interface TrainJobDeps {
 
 /** Features of one spec that were left out, and why. */
 export interface Exclusion {
-  reason: 'other-spec' | 'stale' | 'vanished' | 'corrupt';
+  /** `pending`: not extracted when readiness stopped waiting; `failed`: unusable (error record). */
+  reason: 'other-spec' | 'stale' | 'vanished' | 'corrupt' | 'pending' | 'failed';
   count: number;
   spec?: string;
 }
@@ -79,7 +85,7 @@ export interface Exclusion {
 export interface TrainJobResult {
   dataset: string;
   version: string;
-  trigger: 'auto' | 'manual';
+  trigger: TrainingInput['trigger'];
   requestedAt: string;
   spec: string;
   classes: string[];
@@ -92,11 +98,14 @@ export interface TrainJobResult {
   /** Features left out of the training (other spec, changed since the readiness check, …). */
   excluded: Exclusion[];
   timingsMs: { load: number; fit: number; total: number };
+  /** The compact feature matrix: bytes held, and the share of non-zero values it found. */
+  matrix: { bytes: number; density: number };
 }
 
 /** The loaded training data. */
 export interface LoadedFeatures {
-  X: Matrix;
+  /** The features, non-zeros only (see compact-matrix.ts). */
+  X: CompactMatrix;
   labels: string[];
   spec: string;
   excluded: Exclusion[];
@@ -138,24 +147,52 @@ function describeExpectation(expect: SpecExpectation): string {
 }
 
 /**
- * Reads the features of `entries` with bounded concurrency into one preallocated row-major
- * matrix (rows in entry order), keeping only one feature spec: the expected one, else the
- * majority. Rows of the first spec seen go straight into the matrix; rows of other specs are
- * kept aside (they are rare: a deployment change) and only used if their spec wins. A feature
- * whose `source-etag` no longer matches its image (replaced since the readiness check), that
- * vanished, or that does not decode is left out and reported.
+ * Reads the features of `entries` with bounded concurrency straight into one compact matrix
+ * (non-zeros only, rows in entry order; each `.npy` is decoded and compacted as it arrives, so
+ * the peak is the compact matrix plus the GETs in flight), keeping only one feature spec: the
+ * expected one, else the majority. Rows of the first spec seen go straight into the matrix; rows
+ * of other specs are kept aside (they are rare: a deployment change) and only used if their spec
+ * wins. A feature whose `source-etag` no longer matches its image (replaced since the readiness
+ * check), that vanished, or that does not decode is left out and reported.
  *
+ * The number of images is known before loading, so a training that cannot fit `memoryBytes` at
+ * the measured feature density fails before the first GET when the expected spec gives the
+ * width, else after the first feature; a matrix that grows past its budget anyway (denser
+ * features than measured) fails as soon as it does.
+ *
+ * @throws TrainingTooLargeError naming the limit and the remedies (`--pooling avg`, more memory)
  * @throws SpecMismatchError when no feature has the expected spec, or two specs tie
  */
 export async function loadFeatures(
   s3: S3Client,
   bucket: string,
   entries: readonly ImageEntry[],
-  opts: { concurrency: number; expect?: SpecExpectation; log: Log },
+  opts: { concurrency: number; expect?: SpecExpectation; log: Log; memoryBytes?: number },
 ): Promise<LoadedFeatures> {
   const n = entries.length;
-  // The first spec seen decides the preallocated row width.
-  let primary: { spec: string; d: number; data: Float32Array } | undefined;
+  const memoryBytes = opts.memoryBytes ?? totalmem();
+  const classes = new Set(entries.map((e) => e.image.label)).size;
+  const shapeOf = (d: number, pooling: FeatureSpec['pooling'] | undefined) => ({
+    d,
+    classes,
+    density: pooling ? MEASURED_DENSITY[pooling] : 1,
+  });
+  const { expect } = opts;
+  if (expect?.input && expect.pooling) {
+    const d = featureDims({ input: expect.input, pooling: expect.pooling });
+    checkTrainerCapacity(n, memoryBytes, shapeOf(d, expect.pooling));
+  }
+  const newBuilder = (rows: number, d: number, pooling: FeatureSpec['pooling'] | undefined) => {
+    const shape = shapeOf(d, pooling);
+    checkTrainerCapacity(rows, memoryBytes, shape);
+    const budget = matrixBudgetBytes(memoryBytes, rows, shape);
+    return new CompactMatrixBuilder(rows, d, {
+      maxBytes: budget,
+      onLimit: () => new TrainingTooLargeError(denserThanMeasuredMessage(rows, memoryBytes, shape, budget)),
+    });
+  };
+  // The first spec seen decides the compact matrix's row width.
+  let primary: { spec: string; d: number; builder: CompactMatrixBuilder } | undefined;
   const rowSpec: (string | undefined)[] = new Array(n).fill(undefined);
   const aside = new Map<number, Float32Array>();
   const counts = new Map<string, number>();
@@ -179,8 +216,10 @@ export async function loadFeatures(
     const spec = obj.metadata[FEATURE_META.spec] ?? '';
     let vector: Float32Array;
     let d: number;
+    let parsed: FeatureSpec;
     try {
-      d = featureDims(parseSpec(spec));
+      parsed = parseSpec(spec);
+      d = featureDims(parsed);
       vector = decodeNpy(obj.body).data;
       if (vector.length !== d) throw new Error(`${vector.length} values, spec says ${d}`);
     } catch (err) {
@@ -195,8 +234,8 @@ export async function loadFeatures(
       counts.set(spec, (counts.get(spec) ?? 0) + 1);
       return;
     }
-    primary ??= { spec, d, data: new Float32Array(n * d) };
-    if (spec === primary.spec) primary.data.set(vector, i * primary.d);
+    primary ??= { spec, d, builder: newBuilder(n, d, parsed.pooling) };
+    if (spec === primary.spec) primary.builder.setRow(i, vector);
     else aside.set(i, vector.slice());
     rowSpec[i] = spec;
     counts.set(spec, (counts.get(spec) ?? 0) + 1);
@@ -221,35 +260,28 @@ export async function loadFeatures(
     );
   }
   const chosen = best[0];
-  const d = featureDims(parseSpec(chosen));
-  let data: Float32Array;
-  let rows = 0;
+  const kept: number[] = [];
   const labels: string[] = [];
   const keys: string[] = [];
   const etags: string[] = [];
-  const keep = (i: number) => {
+  for (let i = 0; i < n; i++) {
+    if (rowSpec[i] !== chosen) continue;
+    kept.push(i);
     labels.push(entries[i]?.image.label ?? '');
     keys.push(entries[i]?.image.key ?? '');
     etags.push(entries[i]?.etag ?? '');
-  };
+  }
+  let X: CompactMatrix;
   if (primary && primary.spec === chosen) {
-    // Compact in place: move each kept row down over the holes, keeping entry order.
-    data = primary.data;
-    for (let i = 0; i < n; i++) {
-      if (rowSpec[i] !== chosen) continue;
-      if (rows !== i) data.copyWithin(rows * d, i * d, (i + 1) * d);
-      keep(i);
-      rows += 1;
-    }
+    X = primary.builder.finish(kept);
   } else {
-    data = new Float32Array(best[1] * d);
-    for (let i = 0; i < n; i++) {
+    const parsed = parseSpec(chosen);
+    const builder = newBuilder(kept.length, featureDims(parsed), parsed.pooling);
+    kept.forEach((i, r) => {
       const v = aside.get(i);
-      if (rowSpec[i] !== chosen || !v) continue;
-      data.set(v, rows * d);
-      keep(i);
-      rows += 1;
-    }
+      if (v) builder.setRow(r, v);
+    });
+    X = builder.finish();
   }
   const excluded: Exclusion[] = [...counts]
     .filter(([spec]) => spec !== chosen)
@@ -257,7 +289,7 @@ export async function loadFeatures(
   for (const reason of ['stale', 'vanished', 'corrupt'] as const) {
     if (bad[reason] > 0) excluded.push({ reason, count: bad[reason] });
   }
-  return { X: { data: data.subarray(0, rows * d), n: rows, d }, labels, spec: chosen, excluded, keys, etags };
+  return { X, labels, spec: chosen, excluded, keys, etags };
 }
 
 function describeExclusions(excluded: readonly Exclusion[], spec: string): string | undefined {
@@ -265,7 +297,9 @@ function describeExclusions(excluded: readonly Exclusion[], spec: string): strin
   const parts = excluded.map((e) =>
     e.reason === 'other-spec'
       ? `${e.count} feature(s) of spec '${e.spec}'`
-      : `${e.count} feature(s) ${e.reason === 'stale' ? 'of images replaced since the readiness check' : e.reason === 'vanished' ? 'deleted during loading' : 'that did not decode'}`,
+      : e.reason === 'pending' || e.reason === 'failed'
+        ? `${e.count} image(s) ${e.reason === 'pending' ? 'still being extracted' : 'that could not be used (error records)'}`
+        : `${e.count} feature(s) ${e.reason === 'stale' ? 'of images replaced since the readiness check' : e.reason === 'vanished' ? 'deleted during loading' : 'that did not decode'}`,
   );
   return `Left out: ${parts.join('; ')}. Trained on spec '${spec}'.`;
 }
@@ -306,8 +340,12 @@ async function trainingJob(
     concurrency: deps.training.featureConcurrency,
     ...(deps.expect ? { expect: deps.expect } : {}),
     log: deps.log,
+    ...(deps.training.memoryBytes !== undefined ? { memoryBytes: deps.training.memoryBytes } : {}),
   });
   const loadMs = performance.now() - loadStart;
+  // Images readiness stopped waiting for, and unusable ones: counted in the report, never blocking.
+  if (pending > 0) loaded.excluded.push({ reason: 'pending', count: pending });
+  if (failed > 0) loaded.excluded.push({ reason: 'failed', count: failed });
   if (loaded.excluded.length > 0)
     deps.log.warn('features left out of the training', { excluded: loaded.excluded });
 
@@ -391,6 +429,10 @@ async function trainingJob(
     converged: model.metrics.converged,
     nIter: model.metrics.nIter,
     excluded: loaded.excluded,
+    matrix: {
+      bytes: loaded.X.bytes,
+      density: Math.round((loaded.X.nnz / Math.max(1, loaded.X.n * loaded.X.d)) * 1e4) / 1e4,
+    },
     timingsMs: {
       load: Math.round(loadMs),
       fit: Math.round(fitMs),

@@ -1,4 +1,5 @@
 import { ValidationError } from '../errors.ts';
+import { type CompactMatrix, isCompact } from '../training/compact-matrix.ts';
 import type { Matrix } from '../training/types.ts';
 import { mulberry32 } from '../util/random.ts';
 
@@ -22,8 +23,15 @@ export interface FeatureRows {
   row(i: number): Float32Array;
 }
 
-/** Rows of a dense row-major matrix, read in place. */
-export function rowsOfMatrix(X: Matrix): FeatureRows {
+/**
+ * Rows of the trainer's matrix: a dense row-major one is read in place; a compact one (non-zeros
+ * only, lib/training/compact-matrix.ts) is expanded into one reused buffer per call.
+ */
+export function rowsOfMatrix(X: Matrix | CompactMatrix): FeatureRows {
+  if (isCompact(X)) {
+    const buffer = new Float32Array(X.d);
+    return { n: X.n, d: X.d, row: (i) => X.rowToDense(i, buffer) };
+  }
   return { n: X.n, d: X.d, row: (i) => X.data.subarray(i * X.d, (i + 1) * X.d) };
 }
 

@@ -1,6 +1,7 @@
 import { InsufficientDataError, ValidationError } from '../errors.ts';
 import type { Log } from '../util/log.ts';
-import { argmaxRows, headFromFit, predictProba } from './head.ts';
+import { type CompactMatrix, isCompact } from './compact-matrix.ts';
+import { argmaxRows, headFromFit, predictProba, predictProbaCompactRow } from './head.ts';
 import { type FitDetails, fitLogisticRegression } from './logistic.ts';
 import { classificationReport, confusionMatrix, logLoss } from './metrics.ts';
 import { type ModelDocument, type ReportDocument, specIsRandom } from './model-document.ts';
@@ -31,8 +32,8 @@ export const MIN_SAMPLES_PER_LABEL = 2;
 
 /** Input of {@link trainHead}. */
 export interface TrainHeadInput {
-  /** n×d features, one row per sample. */
-  X: Matrix;
+  /** n×d features, one row per sample: dense, or compact (what the trainer Lambda loads). */
+  X: Matrix | CompactMatrix;
   /** Label of each row. */
   labels: readonly string[];
   /** Feature spec string of every row (the caller checked they are all the same). */
@@ -301,7 +302,7 @@ interface Evaluation {
 /** Test metrics of a head on the rows `test` (read in place, no copy of the matrix). */
 function evaluate(
   head: ReturnType<typeof headFromFit>,
-  X: Matrix,
+  X: Matrix | CompactMatrix,
   y: Int32Array,
   test: Int32Array,
   classes: string[],
@@ -310,8 +311,8 @@ function evaluate(
   const proba = new Float64Array(test.length * K);
   const yTrue = new Int32Array(test.length);
   test.forEach((i, r) => {
-    const p = predictProba(head, X.data.subarray(i * X.d, (i + 1) * X.d));
-    proba.set(p, r * K);
+    if (isCompact(X)) predictProbaCompactRow(head, X, i, proba, r * K);
+    else proba.set(predictProba(head, X.data.subarray(i * X.d, (i + 1) * X.d)), r * K);
     yTrue[r] = y[i] as number;
   });
   const yPred = argmaxRows(proba, K);

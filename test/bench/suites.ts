@@ -27,6 +27,7 @@ import {
 import { median, roundSig, summarize } from './lib/stats.ts';
 import type { BenchContext, Benchmark, Figure } from './lib/types.ts';
 import type { BenchQualityParams, BenchQualityResult } from './quality.ts';
+import { scaleBench } from './scale.ts';
 import type { DecodeParams, Engine, ForwardParams, ForwardResult } from './worker.ts';
 
 type Usage = { usage: ProcessUsage };
@@ -497,6 +498,7 @@ export function createSuite(): Suite {
     ...FITS.map(fitBench),
     ...QUALITY_SIZES.map(qualityBench),
     ...apiBenches(getEnv),
+    scaleBench(),
   ];
   return {
     benchmarks,
