@@ -96,11 +96,16 @@ describe('least privilege on the data bucket', () => {
       }
     }
     expect(listable(statementsOf(stack, template, 'promote-model'))).toEqual(['models/*']);
-    expect(listable(statementsOf(stack, template, 'check-readiness'))).toEqual(['datasets/*', 'features/*']);
+    expect(listable(statementsOf(stack, template, 'check-readiness'))).toEqual([
+      'datasets/*',
+      'features/*',
+      'locks/*',
+    ]);
     expect(listable(statementsOf(stack, template, 'api'))).toEqual([
       'console/*',
       'datasets/*',
       'features/*',
+      'locks/*',
       'models/*',
     ]);
     expect(listable(statementsOf(stack, template, 'start-training'))).toEqual([]);
@@ -148,10 +153,17 @@ describe('least privilege on the data bucket', () => {
 
   it("lets the API read only what it serves, write only pointers (promote), ONNX exports, images (presigned uploads) and the console's wasm copy, and delete nothing", () => {
     const s = statementsOf(stack, template, 'api');
-    expect(allowed(s, 's3:GetObject')).toEqual(['console/*', 'datasets/*', 'features/*', 'models/*']);
+    expect(allowed(s, 's3:GetObject')).toEqual([
+      'console/*',
+      'datasets/*',
+      'features/*',
+      'locks/*',
+      'models/*',
+    ]);
     expect(allowed(s, 's3:PutObject')).toEqual([
       'console/*',
       'datasets/*',
+      'locks/*',
       'models/*/current.json',
       'models/*/model.onnx',
     ]);
