@@ -6,11 +6,13 @@
  *
  *   node bin/run-ts.js console/build.ts [--out DIR]
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import { build } from 'esbuild';
+import { BROWSER_MODEL_MODULE, ORT_DIR, ORT_WASM_FILE } from '../lib/api/console-assets.ts';
 
 const SRC = join(dirname(fileURLToPath(import.meta.url)), 'src');
 
@@ -51,8 +53,21 @@ export async function buildConsole(outDir: string): Promise<ConsoleBuild> {
 </body></html>
 `;
   const dir = resolve(outDir);
-  await mkdir(dir, { recursive: true });
+  await mkdir(join(dir, ORT_DIR), { recursive: true });
   await writeFile(join(dir, 'index.html'), html);
+  // "Run in this browser" (lib/api/console-assets.ts serves these): loaded only when asked.
+  await build({
+    entryPoints: [join(SRC, 'browser-model.ts')],
+    bundle: true,
+    outfile: join(dir, ORT_DIR, BROWSER_MODEL_MODULE),
+    format: 'esm',
+    target: ['chrome111', 'firefox111', 'safari16'],
+    minify: true,
+    legalComments: 'none',
+    logLevel: 'silent',
+  });
+  const ortDist = dirname(createRequire(import.meta.url).resolve('onnxruntime-web/wasm'));
+  await copyFile(join(ortDist, ORT_WASM_FILE), join(dir, ORT_DIR, ORT_WASM_FILE));
   return { dir, bytes: Buffer.byteLength(html), gzipBytes: gzipSync(html).length };
 }
 

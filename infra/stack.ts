@@ -11,7 +11,13 @@ import { ENV } from '../lib/config.ts';
 import { POOLINGS, type Pooling } from '../lib/model/spec.ts';
 import { PIPELINE_SETTINGS } from '../lib/pipeline/settings.ts';
 import { LOCKS_PREFIX } from '../lib/pipeline/training-lock.ts';
-import { BASE_MODELS_PREFIX, DATASETS_PREFIX, FEATURES_PREFIX, MODELS_PREFIX } from '../lib/storage/keys.ts';
+import {
+  BASE_MODELS_PREFIX,
+  CONSOLE_ASSETS_PREFIX,
+  DATASETS_PREFIX,
+  FEATURES_PREFIX,
+  MODELS_PREFIX,
+} from '../lib/storage/keys.ts';
 import { DataBucket } from './constructs/data-bucket.ts';
 import { Monitoring } from './constructs/monitoring.ts';
 import { PredictionApi } from './constructs/prediction-api.ts';
@@ -358,11 +364,17 @@ export class TlearnStack extends Stack {
     // models; base weights only from S3 when configured so. It writes only the pointers
     // (POST /datasets/{d}/model/promote, admin keys only), each version's one-file ONNX export
     // (GET /datasets/{d}/model/export, written once on its first request) and images: the
-    // console's presigned uploads (POST /datasets/{d}/uploads) are signed by this role.
+    // console's presigned uploads (POST /datasets/{d}/uploads) are signed by this role; and the
+    // console's copy of onnxruntime-web's wasm (console/*, GET /console/ort/{file}, written once).
     grantS3Access(api.function, bucket, {
-      list: [DATASETS_PREFIX, FEATURES_PREFIX, MODELS_PREFIX, ...baseModels],
-      read: [DATASETS_PREFIX, FEATURES_PREFIX, MODELS_PREFIX, ...baseModels].map(all),
-      write: [currentPointers, `${MODELS_PREFIX}*/model.onnx`, all(DATASETS_PREFIX)],
+      list: [DATASETS_PREFIX, FEATURES_PREFIX, MODELS_PREFIX, CONSOLE_ASSETS_PREFIX, ...baseModels],
+      read: [DATASETS_PREFIX, FEATURES_PREFIX, MODELS_PREFIX, CONSOLE_ASSETS_PREFIX, ...baseModels].map(all),
+      write: [
+        currentPointers,
+        `${MODELS_PREFIX}*/model.onnx`,
+        all(DATASETS_PREFIX),
+        all(CONSOLE_ASSETS_PREFIX),
+      ],
     });
     // Scoped API keys (lib/api/keys-aws.ts): API Gateway's keys and usage plans. API keys have no
     // per-API ARN; the function only touches keys of its own usage plan (checked in code).
@@ -454,7 +466,14 @@ export class TlearnStack extends Stack {
   /** Acknowledged cdk-nag findings, each with the reason it is acceptable here. */
   private addNagSuppressions(): void {
     const bucketArn = '<DataBucket[A-Za-z0-9]+\\.Arn>';
-    const prefixes = [DATASETS_PREFIX, FEATURES_PREFIX, MODELS_PREFIX, BASE_MODELS_PREFIX, LOCKS_PREFIX]
+    const prefixes = [
+      DATASETS_PREFIX,
+      FEATURES_PREFIX,
+      MODELS_PREFIX,
+      BASE_MODELS_PREFIX,
+      LOCKS_PREFIX,
+      CONSOLE_ASSETS_PREFIX,
+    ]
       .map((p) => p.replace(/\/$/, ''))
       .join('|');
     for (const fn of Object.values(this.functions)) {
@@ -464,7 +483,7 @@ export class TlearnStack extends Stack {
           {
             id: 'AwsSolutions-IAM5',
             reason:
-              'S3 grants are scoped to one prefix of the S3 layout (datasets/*, features/*, models/*, base-models/*, locks/*), to the models/*/current.json pointers or to the models/*/model.onnx exports: the objects are created at run time, so the keys cannot be listed in the policy.',
+              'S3 grants are scoped to one prefix of the S3 layout (datasets/*, features/*, models/*, base-models/*, locks/*, console/*), to the models/*/current.json pointers or to the models/*/model.onnx exports: the objects are created at run time, so the keys cannot be listed in the policy.',
             appliesTo: [
               {
                 regex: `/^Resource::${bucketArn}\\/(${prefixes})\\/\\*(\\/current\\.json|\\/model\\.onnx)?$/`,

@@ -1,6 +1,7 @@
 /** "Try it": drop, paste or pick an image; see the label, every class's probability and the timings. */
 import { useEffect, useState } from 'preact/hooks';
 import { api } from './api.ts';
+import { BrowserRun } from './browser-run.tsx';
 import { Bar, DropZone, ErrorLine, ms, RandomBadge } from './format.tsx';
 import type { Prediction } from './types.ts';
 
@@ -9,12 +10,15 @@ export function TryIt({ dataset, hasModel }: { dataset: string; hasModel: boolea
   const [result, setResult] = useState<Prediction | null>(null);
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
+  const [file, setFile] = useState<Blob | null>(null);
+  const [inBrowser, setInBrowser] = useState(false);
 
   const predict = async (file: File | Blob) => {
     setError(null);
     setResult(null);
     if (preview) URL.revokeObjectURL(preview);
     setPreview(URL.createObjectURL(file));
+    setFile(file);
     setBusy(true);
     try {
       setResult(
@@ -68,6 +72,19 @@ export function TryIt({ dataset, hasModel }: { dataset: string; hasModel: boolea
           </p>
           {preview ? <img class="try-preview" src={preview} alt="being predicted" /> : null}
         </DropZone>
+        <p>
+          <label>
+            <input
+              type="checkbox"
+              checked={inBrowser}
+              onChange={(e) => setInBrowser((e.target as HTMLInputElement).checked)}
+            />{' '}
+            Also run in this browser
+          </label>{' '}
+          <span class="muted">
+            (the model's ONNX export with onnxruntime-web: downloads ~15 MB of runtime and the model once)
+          </span>
+        </p>
       </div>
       <div aria-live="polite">
         {busy ? <p>Predicting…</p> : null}
@@ -96,6 +113,7 @@ export function TryIt({ dataset, hasModel }: { dataset: string; hasModel: boolea
             </p>
           </div>
         ) : null}
+        {inBrowser && result && file ? <BrowserRun dataset={dataset} file={file} server={result} /> : null}
       </div>
     </div>
   );

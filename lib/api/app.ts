@@ -9,6 +9,7 @@ import { NotFoundError, TlearnError } from '../errors.ts';
 import type { FeatureExtractor } from '../model/types.ts';
 import { getQualityRoute } from '../quality/route.ts';
 import { authorize, coversDataset, NO_SCOPE, OPEN_SCOPE, scopeOfRequest } from './auth.ts';
+import { consoleAssetRoute } from './console-assets.ts';
 import { consolePageRoute } from './console-page.ts';
 import { getDatasetRoute, getModelRoute, listDatasetsRoute } from './datasets.ts';
 import { errorForLog, errorResponse, MethodNotAllowedError } from './errors.ts';
@@ -67,6 +68,7 @@ const HANDLERS: Record<RouteKey, RouteFn> = {
   'POST /datasets/{d}/model/promote': ok(promoteVersionRoute),
   'GET /datasets/{d}/quality': ok(getQualityRoute),
   'POST /datasets/{d}/reindex': ok(reindexRoute, 202),
+  'GET /console/ort/{file}': consoleAssetRoute,
 };
 
 const ROUTES: readonly RouteDef[] = API_ROUTES.map((r) => ({

@@ -37,7 +37,9 @@ export async function loadConsolePage(dir: string): Promise<ConsolePage> {
   );
   const csp = [
     "default-src 'none'",
-    `script-src ${scripts.join(' ') || "'none'"}`,
+    // 'self': the lazily imported onnxruntime-web module (GET /console/ort/browser-model.mjs);
+    // 'wasm-unsafe-eval': compiling its WebAssembly (nothing else is eval'd).
+    `script-src ${scripts.join(' ') || "'none'"} 'self' 'wasm-unsafe-eval'`,
     // Preact sets element styles through the CSSOM; the stylesheet is inline.
     "style-src 'unsafe-inline'",
     // Thumbnails are fetched with the key and shown as blob: URLs; dropped images as data/blob.
@@ -53,20 +55,21 @@ export async function loadConsolePage(dir: string): Promise<ConsolePage> {
 
 const pages = new Map<string, Promise<ConsolePage>>();
 
+/** 404 for a stack whose console was not built (the page or its lazily loaded files). */
+export function consoleNotBuiltError(cause?: unknown): NotFoundError {
+  return new NotFoundError(
+    'the console is not built here: run `npm run build:console` and set TLEARN_CONSOLE_DIR',
+    { code: 'ConsoleNotBuilt', cause },
+  );
+}
+
 /** `GET /` → the console page (404 with what to do when the console was not built). */
 export async function consolePageRoute(
   event: APIGatewayProxyEvent,
   ctx: RouteContext,
 ): Promise<APIGatewayProxyResult> {
   const dir = ctx.config.consoleDir;
-  const notBuilt = (cause?: unknown) =>
-    new NotFoundError(
-      'the console is not built here: run `npm run build:console` and set TLEARN_CONSOLE_DIR',
-      {
-        code: 'ConsoleNotBuilt',
-        cause,
-      },
-    );
+  const notBuilt = consoleNotBuiltError;
   if (dir === undefined) throw notBuilt();
   let loading = pages.get(dir);
   if (loading === undefined) {

@@ -72,5 +72,8 @@ export async function exportModelRoute(
     bytes: out.bytes,
     expiresInSeconds: EXPORT_URL_TTL_SECONDS,
   };
+  // `redirect=false`: the same body with a 200, for browsers (a followed redirect would carry the
+  // x-api-key header to S3, which a presigned URL neither needs nor allows cross-origin).
+  if (query.redirect === 'false') return jsonResponse(200, body, { 'cache-control': 'no-store' });
   return jsonResponse(302, body, { location: url, 'cache-control': 'no-store' });
 }

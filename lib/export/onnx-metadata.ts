@@ -1,5 +1,5 @@
 import { ValidationError } from '../errors.ts';
-import { F } from '../model/onnx/vgg16-onnx.ts';
+import { F } from '../model/onnx/onnx-fields.ts';
 
 function readVarint(bytes: Uint8Array, start: number): { value: number; next: number } {
   let value = 0;

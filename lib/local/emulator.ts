@@ -402,7 +402,7 @@ function allowBrowserUploads(app: FauxApp): void {
   });
   app.addHook('onSend', async (request, reply, payload) => {
     const origin = request.headers.origin;
-    if (request.method === 'PUT' && allowedOrigin(origin)) {
+    if ((request.method === 'PUT' || request.method === 'GET') && allowedOrigin(origin)) {
       reply.header('access-control-allow-origin', origin);
       reply.header('access-control-expose-headers', UPLOAD_CORS.exposedHeaders.join(', '));
       reply.header('vary', 'Origin');

@@ -16,6 +16,8 @@ export const DATASETS_PREFIX = 'datasets/';
 export const FEATURES_PREFIX = 'features/';
 export const MODELS_PREFIX = 'models/';
 export const BASE_MODELS_PREFIX = 'base-models/';
+/** Copies of the console's large static files (lib/api/console-assets.ts). */
+export const CONSOLE_ASSETS_PREFIX = 'console/';
 
 /** Dataset names: lower-case letters, digits and '-', 1-63 chars, starting with a letter or digit. */
 export const DATASET_NAME_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;

@@ -1,13 +1,14 @@
 /**
- * The bucket's CORS rule for browser uploads (the console PUTs images to presigned URLs from
- * `POST /datasets/{d}/uploads`). One definition: the CDK bucket (infra/constructs/data-bucket.ts)
+ * The bucket's CORS rule for the console: browser uploads (it PUTs images to presigned URLs from
+ * `POST /datasets/{d}/uploads`) and downloads (it GETs the presigned URLs of the model export and
+ * of onnxruntime-web's wasm to run a model in the browser). One definition: the CDK bucket (infra/constructs/data-bucket.ts)
  * and the local emulator (lib/local/emulator.ts) both apply it, so a page that uploads locally
  * uploads deployed too.
  */
 
-/** What a browser may do cross-origin on the bucket: PUT to a presigned URL, nothing else. */
+/** What a browser may do cross-origin on the bucket: PUT to or GET from a presigned URL. */
 export const UPLOAD_CORS = {
-  allowedMethods: ['PUT'] as const,
+  allowedMethods: ['PUT', 'GET'] as const,
   /** The presigned PUT signs `content-type`; the SDK's checksum headers may come along. */
   allowedHeaders: ['content-type', 'x-amz-*'] as const,
   /** The page reads the ETag of what it uploaded. */

@@ -80,7 +80,8 @@ export function stratifiedSplit(
  * belongs to the class of its first row), units (a group or a lone row) are shuffled with the seeded
  * PRNG and a unit goes to test when every class among its rows still has room for it. A class
  * therefore never has more test rows than allocated (so it keeps ≥ 1 in train), but can get fewer
- * when its groups are large.
+ * when its groups are large; when a class would get none at all, the plain stratified split is
+ * returned instead (`grouped: false`).
  */
 export function stratifiedGroupSplit(
   labels: Int32Array,
@@ -143,6 +144,12 @@ export function stratifiedGroupSplit(
       (fits ? test : train).push(...unit);
     }
   }
+  // A class left without any held-out image would drop out of the evaluation (no recall, no
+  // threshold): then the plain stratified split is used, and the quality pass lists the leaks it
+  // causes with the accuracy without them (as with grouping off).
+  const tested = new Set(test.map((i) => labels[i] as number));
+  if (classes.some((c, k) => (alloc[k] as number) > 0 && !tested.has(c)))
+    return { ...stratifiedSplit(labels, testSize, seed), grouped: false };
   train.sort((a, b) => a - b);
   test.sort((a, b) => a - b);
   return { train: Int32Array.from(train), test: Int32Array.from(test), grouped: true };

@@ -17,8 +17,11 @@ import { gzipSync } from 'node:zlib';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PredictionResponse } from '../../lib/api/predict.ts';
 import { createTargetS3Client } from '../../lib/cli/target.ts';
+import { decodeToRgb } from '../../lib/images/preprocess.ts';
 import { type LocalStack, startLocalStack } from '../../lib/local/stack.ts';
+import { parseSpec } from '../../lib/model/spec.ts';
 import { silentLog } from '../../lib/util/log.ts';
 import { makeLabelledImages, truncateImage } from '../helpers/images.ts';
 
@@ -39,6 +42,14 @@ const LABELS = ['red', 'green', 'blue'];
 const CLASSES = [...LABELS].sort();
 const PER_CLASS = 8;
 const TEN = 'ten-classes';
+/**
+ * Largest |browser − API| probability allowed when the browser resizes (97x75 → 32x32): Chromium's
+ * canvas (smoothing 'high') and libvips' triangle filter round a few pixels differently, which moved
+ * this 3-class model's probabilities by 2.9e-3 to 3.4e-3 (measured over runs). 0.02 leaves ~6x
+ * headroom, and the test checks that an input error the contract forbids (BGR instead of RGB) moves
+ * them by more than this (0.10 to 0.12 measured).
+ */
+const RESIZE_TOLERANCE = 0.02;
 const SCREENSHOTS =
   process.env.UPDATE_SCREENSHOTS === '1' ? join(process.cwd(), 'docs', 'screenshots') : undefined;
 
@@ -235,6 +246,61 @@ describe.skipIf(!existsSync(CHROMIUM))('the web console in chromium, on the loca
     await expect(page.getByText('⚠ random weights').first().isVisible()).resolves.toBe(true);
     await shot('dataset-try');
   }, 60_000);
+
+  it('runs the exported model in this browser with onnxruntime-web and agrees with the API', async () => {
+    // 97x75 → the model's 32x32: the browser's canvas resizes, not libvips.
+    // The first class's colour family (red), stripes and noise: the resize has edges to disagree on.
+    const [img] = await makeLabelledImages({
+      labels: ['red'],
+      perClass: 1,
+      width: 97,
+      height: 75,
+      seed: 12,
+    });
+    const file = join(dirs.tryIt, 'red-97x75.png');
+    await writeFile(file, img?.data ?? Buffer.alloc(0));
+    const api = await fetch(url('/datasets/colours/predictions'), {
+      method: 'POST',
+      headers: { 'content-type': 'image/png', 'x-api-key': API_KEY },
+      body: await readFile(file),
+    });
+    const expected = (await api.json()) as PredictionResponse;
+    const serverP = Object.fromEntries(expected.scores.map((s) => [s.label, s.probability]));
+    await page.goto(url('/#/d/colours/try'));
+
+    await page.getByLabel('Also run in this browser').check();
+    await page.getByTestId('try-input').setInputFiles(file);
+    const label = page.getByTestId('browser-label');
+    await label.waitFor({ timeout: 150_000 });
+    const shown = JSON.parse(
+      (await page.locator('[data-probabilities]').getAttribute('data-probabilities')) ?? '{}',
+    ) as Record<string, number>;
+    // The exact check: the server's own resized input (sharp/libvips), fed to the in-browser model.
+    const rgb = await decodeToRgb(await readFile(file), { size: parseSpec(expected.model.spec).input });
+    const exact = (await page.evaluate(
+      `window.tlearnBrowserModel.run(new Float32Array(${JSON.stringify([...rgb.data])})).then((p) => [...p])`,
+    )) as number[];
+    const bgr = Uint8Array.from(rgb.data, (_, i) => rgb.data[i - (i % 3) + 2 - (i % 3)] ?? 0);
+    const swapped = (await page.evaluate(
+      `window.tlearnBrowserModel.run(new Float32Array(${JSON.stringify([...bgr])})).then((p) => [...p])`,
+    )) as number[];
+    const swappedDiff = Math.max(...CLASSES.map((c, i) => Math.abs((swapped[i] ?? -1) - (serverP[c] ?? 0))));
+    const resizedDiff = Math.max(...CLASSES.map((c) => Math.abs((shown[c] ?? -1) - (serverP[c] ?? 0))));
+    const exactDiff = Math.max(...CLASSES.map((c, i) => Math.abs((exact[i] ?? -1) - (serverP[c] ?? 0))));
+    console.log(
+      `browser vs API: max |Δp| ${resizedDiff.toExponential(2)} (canvas resize), ${exactDiff.toExponential(2)} (same input), ${swappedDiff.toExponential(2)} (BGR by mistake)`,
+    );
+
+    expect(Object.keys(shown).sort()).toEqual(CLASSES);
+    expect(await label.textContent()).toBe(expected.label);
+    // Same input: only float32 summation order differs between onnxruntime and tfjs.
+    expect(exactDiff).toBeLessThan(1e-4);
+    // Canvas vs libvips resize (see the comment at RESIZE_TOLERANCE).
+    expect(resizedDiff).toBeLessThan(RESIZE_TOLERANCE);
+    expect(swappedDiff).toBeGreaterThan(RESIZE_TOLERANCE);
+    await expect(page.getByText(/max \|browser − server\| = \d\.\d{4}/).isVisible()).resolves.toBe(true);
+    await shot('dataset-try-browser');
+  }, 240_000);
 
   it('renders the dataset page with a 10-class report (time printed, not asserted)', async () => {
     await page.goto(url(`/#/d/${TEN}/training`));

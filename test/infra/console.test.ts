@@ -1,6 +1,7 @@
 /**
- * The console in the CDK stack (issue 11): `GET /` is the one method without an API key, the
- * bucket lets the API's origin PUT to presigned URLs (and nothing else cross-origin), the API
+ * The console in the CDK stack (issue 11): `GET /` and `GET /console/ort/{file}` are the data-free
+ * methods without an API key, the bucket lets the API's origin PUT to and GET from presigned URLs
+ * (and nothing else cross-origin), the API
  * function may write only what the console needs, and it knows where the image keeps the page.
  */
 import { Match, Template } from 'aws-cdk-lib/assertions';
@@ -31,18 +32,22 @@ describe('the console in the stack', () => {
     );
     const onRoot = open.filter((m) => JSON.stringify(m.Properties.ResourceId).includes('RootResourceId'));
 
-    expect(open).toHaveLength(4);
+    const ort = open.filter((m) => !onRoot.includes(m) && m.Properties.HttpMethod === 'GET');
+
+    // GET and ANY on /, /health and /console/ort/{file}.
+    expect(open).toHaveLength(6);
+    expect(ort).toHaveLength(2);
     // The root resource of the REST API, not a child resource.
     expect(onRoot.map((m) => m.Properties.HttpMethod).sort()).toEqual(['ANY', 'GET']);
   });
 
-  it("lets only the API's origin PUT to the bucket cross-origin", () => {
+  it("lets only the API's origin PUT to and GET from the bucket cross-origin", () => {
     template.hasResourceProperties('AWS::S3::Bucket', {
       VersioningConfiguration: { Status: 'Enabled' },
       CorsConfiguration: {
         CorsRules: [
           {
-            AllowedMethods: ['PUT'],
+            AllowedMethods: ['PUT', 'GET'],
             AllowedHeaders: [...UPLOAD_CORS.allowedHeaders],
             ExposedHeaders: [...UPLOAD_CORS.exposedHeaders],
             MaxAge: UPLOAD_CORS.maxAgeSeconds,

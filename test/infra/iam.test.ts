@@ -96,8 +96,18 @@ describe('least privilege on the data bucket', () => {
       }
     }
     expect(listable(statementsOf(stack, template, 'promote-model'))).toEqual(['models/*']);
-    expect(listable(statementsOf(stack, template, 'check-readiness'))).toEqual(['datasets/*', 'features/*', 'locks/*']);
-    expect(listable(statementsOf(stack, template, 'api'))).toEqual(['datasets/*', 'features/*', 'locks/*', 'models/*']);
+    expect(listable(statementsOf(stack, template, 'check-readiness'))).toEqual([
+      'datasets/*',
+      'features/*',
+      'locks/*',
+    ]);
+    expect(listable(statementsOf(stack, template, 'api'))).toEqual([
+      'console/*',
+      'datasets/*',
+      'features/*',
+      'locks/*',
+      'models/*',
+    ]);
     expect(listable(statementsOf(stack, template, 'start-training'))).toEqual(['locks/*']);
   });
 
@@ -141,10 +151,17 @@ describe('least privilege on the data bucket', () => {
     expect(allowed(s, 's3:GetObject')).toEqual(['features/*']);
   });
 
-  it('lets the API read only what it serves, write only pointers (promote), ONNX exports and images (presigned uploads), and delete nothing', () => {
+  it("lets the API read only what it serves, write only pointers (promote), ONNX exports, images (presigned uploads) and the console's wasm copy, and delete nothing", () => {
     const s = statementsOf(stack, template, 'api');
-    expect(allowed(s, 's3:GetObject')).toEqual(['datasets/*', 'features/*', 'locks/*', 'models/*']);
+    expect(allowed(s, 's3:GetObject')).toEqual([
+      'console/*',
+      'datasets/*',
+      'features/*',
+      'locks/*',
+      'models/*',
+    ]);
     expect(allowed(s, 's3:PutObject')).toEqual([
+      'console/*',
       'datasets/*',
       'locks/*',
       'models/*/current.json',

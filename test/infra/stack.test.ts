@@ -377,6 +377,7 @@ describe('least privilege', () => {
     expect(writes).toContain('/models/*/current.json');
     expect(writes).toContain('/datasets/*');
     expect(writes).toContain('/models/*/model.onnx');
+    expect(writes).toContain('/console/*');
     expect(writes).not.toMatch(/features|base-models|"\/models\/\*"/);
     expect(writes).toContain('/locks/*');
     expect(resourcesFor(s, 's3:DeleteObject')).toBe('');
@@ -432,9 +433,9 @@ describe('API', () => {
     const keyless = methods
       .filter((m) => m.Properties.ApiKeyRequired !== true)
       .map((m) => m.Properties.HttpMethod);
-    // GET /health and GET / (the console page), the OPTIONS of every resource, and ANY on both (a wrong method there is a 405 without a key).
+    // GET /health, GET / (the console page) and GET /console/ort/{file}, the OPTIONS of every resource, and ANY on those three (a wrong method there is a 405 without a key).
     expect(keyless.filter((m) => m === 'OPTIONS')).toHaveLength(new Set(API_ROUTES.map((r) => r.path)).size);
-    expect(keyless.filter((m) => m !== 'OPTIONS').sort()).toEqual(['ANY', 'ANY', 'GET', 'GET']);
+    expect(keyless.filter((m) => m !== 'OPTIONS').sort()).toEqual(['ANY', 'ANY', 'ANY', 'GET', 'GET', 'GET']);
     const paths = Object.values(template.findResources('AWS::ApiGateway::Resource')).map(
       (r) => (r as Resource).Properties.PathPart,
     );
@@ -456,6 +457,9 @@ describe('API', () => {
         'export',
         'quality',
         'reindex',
+        'console',
+        'ort',
+        '{file}',
       ].sort(),
     );
   });

@@ -5,13 +5,14 @@
  * and the page at `GET /`.
  */
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { APIGatewayProxyResult } from 'aws-lambda';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ApiHandler, createApi } from '../../../lib/api/app.ts';
+import { BROWSER_MODEL_MODULE, ORT_DIR, ORT_WASM_FILE } from '../../../lib/api/console-assets.ts';
 import { createModelCache } from '../../../lib/api/model-cache.ts';
 import type { ApiConfig } from '../../../lib/api/types.ts';
 import { type LocalEmulator, startLocalEmulator } from '../../../lib/local/emulator.ts';
@@ -156,7 +157,7 @@ describe('the console routes', () => {
       expect(body.rejected.map((r) => r.name)).toEqual(['.DS_Store', 'notes.txt', 'x.png']);
       expect(preflight.status).toBe(200);
       expect(preflight.headers.get('access-control-allow-origin')).toBe(PAGE_ORIGIN);
-      expect(preflight.headers.get('access-control-allow-methods')).toBe('PUT');
+      expect(preflight.headers.get('access-control-allow-methods')).toBe('PUT, GET');
       expect(put.status).toBe(200);
       expect(put.headers.get('access-control-allow-origin')).toBe(PAGE_ORIGIN);
       expect(Buffer.from(stored.body).equals(png)).toBe(true);
@@ -297,15 +298,66 @@ describe('the console routes', () => {
     });
   });
 
+  describe('GET /console/ort/{file}', () => {
+    const wasm = Buffer.from('\0asm fake onnxruntime-web binary');
+    beforeAll(async () => {
+      await mkdir(join(consoleDir, ORT_DIR), { recursive: true });
+      await writeFile(join(consoleDir, ORT_DIR, BROWSER_MODEL_MODULE), 'export const x = 1;');
+      await writeFile(join(consoleDir, ORT_DIR, ORT_WASM_FILE), wasm);
+    });
+    const file = (name: string) => {
+      const event = requestEvent('GET', `/console/ort/${name}`, { resource: '/console/ort/{file}' });
+      event.pathParameters = { file: name };
+      return event;
+    };
+
+    it('answers the module itself and a page on another origin may import it through the CSP', async () => {
+      const res = await call(file(BROWSER_MODEL_MODULE));
+      const page = await call(requestEvent('GET', '/', { resource: '/' }));
+
+      expect(res.statusCode).toBe(200);
+      expect(res.headers?.['content-type']).toBe('text/javascript; charset=utf-8');
+      expect(res.body).toBe('export const x = 1;');
+      expect(page.headers?.['content-security-policy']).toMatch(/script-src [^;]*'self' 'wasm-unsafe-eval'/);
+    });
+
+    it('redirects the wasm to a bucket copy written once, which a page on another origin can GET', async () => {
+      const first = await call(file(ORT_WASM_FILE));
+      const second = await call(file(ORT_WASM_FILE));
+      const url = String(first.headers?.location);
+      const got = await fetch(url, { headers: { origin: PAGE_ORIGIN } });
+      const bytes = Buffer.from(await got.arrayBuffer());
+      const key = decodeURIComponent(new URL(url).pathname).replace(`/${BUCKET}/`, '');
+
+      expect(first.statusCode).toBe(302);
+      expect(second.statusCode).toBe(302);
+      expect(key).toMatch(/^console\/ort\/[0-9a-f]{16}\/ort-wasm-simd-threaded\.wasm$/);
+      expect(got.status).toBe(200);
+      expect(got.headers.get('access-control-allow-origin')).toBe(PAGE_ORIGIN);
+      expect(bytes.equals(wasm)).toBe(true);
+      expect((await getObject(clients.s3, BUCKET, key)).body).toHaveLength(wasm.length);
+    });
+
+    it('names the files it has when asked for another', async () => {
+      const res = await call(file('ort.all.min.mjs'));
+
+      expect(res.statusCode).toBe(404);
+      expect(errorOf(res).code).toBe('ConsoleFileNotFound');
+      expect(errorOf(res).message).toContain(ORT_WASM_FILE);
+    });
+  });
+
   it('answers the sample events of events/ (as API Gateway sends them) on the console routes', async () => {
     const page = await call(loadEvent('api-console-page'));
     const uploads = await call(loadEvent('api-create-uploads'));
     const thumb = await call(loadEvent('api-thumbnail'));
     const promoted = await call(loadEvent('api-promote-model'));
+    const ort = await call(loadEvent('api-console-ort'));
 
     expect(page.statusCode).toBe(200);
     expect(bodyOf<{ uploads: unknown[] }>(uploads).uploads).toHaveLength(2);
     expect(errorOf(thumb).code).toBe('ImageNotFound');
     expect(promoted.statusCode).toBe(200);
+    expect(ort.statusCode).toBe(302);
   });
 });

@@ -168,6 +168,17 @@ describe('ONNX export of the whole model', () => {
     expect(res.headers?.location).toContain('/models/pets/');
   });
 
+  it('answers the same body with a 200 and no Location for redirect=false (browsers, whose key must not follow to S3)', async () => {
+    const res = await api(exportEvent('pets', { format: 'onnx', version: V1, redirect: 'false' }));
+
+    expect(res.statusCode).toBe(200);
+    expect(res.headers?.location).toBeUndefined();
+    expect(bodyOf<{ version: string; url: string }>(res)).toMatchObject({
+      version: V1,
+      url: expect.stringContaining('/models/pets/'),
+    });
+  });
+
   it('writes model.onnx once per version and carries the labels, spec, version and input contract', async () => {
     // Prepare
     const key = modelExportKey('pets', V1);
