@@ -7,6 +7,8 @@ import * as s3n from 'aws-cdk-lib/aws-s3-notifications';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { NagSuppressions } from 'cdk-nag';
 import type { Construct } from 'constructs';
+import { BATCHES_PREFIX } from '../lib/batch/layout.ts';
+import { BATCH_SETTINGS, batchQueueVisibilitySeconds } from '../lib/batch/settings.ts';
 import { ENV } from '../lib/config.ts';
 import { POOLINGS, type Pooling } from '../lib/model/spec.ts';
 import { BASE_MODELS_PREFIX, DATASETS_PREFIX, FEATURES_PREFIX, MODELS_PREFIX } from '../lib/storage/keys.ts';
@@ -27,11 +29,12 @@ export const FUNCTION_NAMES = [
   'check-readiness',
   'train-head',
   'promote-model',
+  'batch-predict',
 ] as const;
 export type FunctionName = (typeof FUNCTION_NAMES)[number];
 
 /** Functions that run in the container image (tfjs-node, sharp, VGG16 weights). */
-export const IMAGE_FUNCTIONS: readonly FunctionName[] = ['extract-features', 'api'];
+export const IMAGE_FUNCTIONS: readonly FunctionName[] = ['extract-features', 'api', 'batch-predict'];
 
 /** Per-function sizing. */
 export interface FunctionSettings {
@@ -56,6 +59,10 @@ export const DEFAULT_FUNCTION_SETTINGS: Readonly<
   'check-readiness': { memorySize: 256, timeout: Duration.seconds(30) },
   'train-head': { memorySize: 3008, timeout: Duration.minutes(15) },
   'promote-model': { memorySize: 256, timeout: Duration.seconds(30) },
+  'batch-predict': {
+    memorySize: BATCH_SETTINGS.memorySize,
+    timeout: Duration.seconds(BATCH_SETTINGS.timeoutSeconds),
+  },
 };
 
 /** Where the container image puts the imported VGG16 weights (see functions/Dockerfile). */
@@ -139,6 +146,8 @@ export class TlearnStack extends Stack {
   readonly data: DataBucket;
   readonly ingest: QueueConsumer;
   readonly features: QueueConsumer;
+  /** Batch predictions: chunks of image keys → batch-predict (lib/batch/). */
+  readonly batches: QueueConsumer;
   readonly functions: Readonly<Record<FunctionName, TlearnFunction>>;
   readonly training: TrainingStateMachine;
   readonly api: PredictionApi;
@@ -248,7 +257,10 @@ export class TlearnStack extends Stack {
       [ENV.STATE_MACHINE_ARN]: stateMachine.stateMachineArn,
       [ENV.TRAIN_WINDOW_SECONDS]: String(trainWindowSeconds),
     });
+    // Batch predictions score with the API's extractor and prediction code (lib/batch/).
+    const batchPredict = make('batch-predict', { ...modelEnv });
     this.functions = {
+      'batch-predict': batchPredict,
       'extract-features': extractor,
       api,
       'start-training': startTraining,
@@ -277,6 +289,19 @@ export class TlearnStack extends Stack {
       maxBatchingWindow: Duration.seconds(30),
     });
     extractor.function.addEnvironment(ENV.FEATURES_QUEUE_URL, this.features.queue.queueUrl);
+
+    // API (POST /datasets/{d}/batches) → batch queue → batch-predict, one chunk per invocation;
+    // the settings are lib/batch/settings.ts, which the local stack uses too.
+    this.batches = new QueueConsumer(this, 'Batches', {
+      consumer: batchPredict.function,
+      consumerTimeout: batchPredict.timeout,
+      batchSize: BATCH_SETTINGS.batchSize,
+      maxConcurrency: BATCH_SETTINGS.maxConcurrency,
+      maxReceiveCount: BATCH_SETTINGS.maxReceiveCount,
+      visibilityTimeout: Duration.seconds(batchQueueVisibilitySeconds()),
+    });
+    api.function.addEnvironment(ENV.BATCH_QUEUE_URL, this.batches.queue.queueUrl);
+    this.batches.queue.grantSendMessages(api.function);
 
     // Least privilege, by prefix of the S3 layout (infra/s3-access.ts; test/infra/iam.test.ts).
     const all = (prefix: string) => `${prefix}*`;
@@ -313,15 +338,24 @@ export class TlearnStack extends Stack {
       write: [currentPointers],
     });
 
+    // Batch worker: reads the images of any dataset prefix or batch input, the pinned model, and
+    // writes only under batches/ (parts, results, summary).
+    grantS3Access(batchPredict.function, bucket, {
+      list: [BATCHES_PREFIX, ...baseModels],
+      read: [DATASETS_PREFIX, BATCHES_PREFIX, MODELS_PREFIX, ...baseModels].map(all),
+      write: [all(BATCHES_PREFIX)],
+    });
+
     // The API reads what it serves: images (predictions by key, counts), features (status counts),
     // models; base weights only from S3 when configured so. It writes only the pointers
     // (POST /datasets/{d}/model/promote, admin keys only), each version's one-file ONNX export
     // (GET /datasets/{d}/model/export, written once on its first request) and images: the
     // console's presigned uploads (POST /datasets/{d}/uploads) are signed by this role.
     grantS3Access(api.function, bucket, {
-      list: [DATASETS_PREFIX, FEATURES_PREFIX, MODELS_PREFIX, ...baseModels],
-      read: [DATASETS_PREFIX, FEATURES_PREFIX, MODELS_PREFIX, ...baseModels].map(all),
-      write: [currentPointers, `${MODELS_PREFIX}*/model.onnx`, all(DATASETS_PREFIX)],
+      list: [DATASETS_PREFIX, FEATURES_PREFIX, MODELS_PREFIX, BATCHES_PREFIX, ...baseModels],
+      read: [DATASETS_PREFIX, FEATURES_PREFIX, MODELS_PREFIX, BATCHES_PREFIX, ...baseModels].map(all),
+      // batches/*: each batch's manifest.json (POST /datasets/{d}/batches).
+      write: [currentPointers, `${MODELS_PREFIX}*/model.onnx`, all(DATASETS_PREFIX), all(BATCHES_PREFIX)],
     });
     // Scoped API keys (lib/api/keys-aws.ts): API Gateway's keys and usage plans. API keys have no
     // per-API ARN; the function only touches keys of its own usage plan (checked in code).
@@ -388,6 +422,7 @@ export class TlearnStack extends Stack {
                 queue: this.features.queue,
                 deadLetterQueue: this.features.deadLetterQueue,
               },
+              { name: 'batches', queue: this.batches.queue, deadLetterQueue: this.batches.deadLetterQueue },
             ],
             functions: Object.fromEntries(Object.entries(this.functions).map(([n, f]) => [n, f.function])),
             stateMachine,
@@ -425,7 +460,7 @@ export class TlearnStack extends Stack {
   /** Acknowledged cdk-nag findings, each with the reason it is acceptable here. */
   private addNagSuppressions(): void {
     const bucketArn = '<DataBucket[A-Za-z0-9]+\\.Arn>';
-    const prefixes = [DATASETS_PREFIX, FEATURES_PREFIX, MODELS_PREFIX, BASE_MODELS_PREFIX]
+    const prefixes = [DATASETS_PREFIX, FEATURES_PREFIX, MODELS_PREFIX, BASE_MODELS_PREFIX, BATCHES_PREFIX]
       .map((p) => p.replace(/\/$/, ''))
       .join('|');
     for (const fn of Object.values(this.functions)) {

@@ -8,6 +8,7 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-l
 import { NotFoundError, TlearnError } from '../errors.ts';
 import type { FeatureExtractor } from '../model/types.ts';
 import { authorize, coversDataset, NO_SCOPE, OPEN_SCOPE, scopeOfRequest } from './auth.ts';
+import { getBatchRoute, startBatchRoute } from './batches.ts';
 import { consolePageRoute } from './console-page.ts';
 import { getDatasetRoute, getModelRoute, listDatasetsRoute } from './datasets.ts';
 import { errorForLog, errorResponse, MethodNotAllowedError } from './errors.ts';
@@ -63,6 +64,8 @@ const HANDLERS: Record<RouteKey, RouteFn> = {
   'GET /datasets/{d}/failures': ok(listFailuresRoute),
   'GET /datasets/{d}/models': ok(listModelVersionsRoute),
   'POST /datasets/{d}/model/promote': ok(promoteVersionRoute),
+  'POST /datasets/{d}/batches': ok(startBatchRoute, 202),
+  'GET /datasets/{d}/batches/{id}': ok(getBatchRoute),
 };
 
 const ROUTES: readonly RouteDef[] = API_ROUTES.map((r) => ({

@@ -1,5 +1,6 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { StartExecutionCommand, StartExecutionCommandOutput } from '@aws-sdk/client-sfn';
+import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { FeatureExtractor } from '../model/types.ts';
 import type { LoadedWeights } from '../model/weights.ts';
 import type { Log } from '../util/log.ts';
@@ -58,6 +59,8 @@ export interface ApiDeps {
    */
   baseWeights?: () => Promise<LoadedWeights>;
   config: ApiConfig;
+  /** The batch queue of `POST /datasets/{d}/batches` (lib/batch/); without it that route answers 501. */
+  batches?: { sqs: Pick<SQSClient, 'send'>; queueUrl: string };
   log: Log;
   metrics?: ApiMetrics;
   /** Scoped API keys (lib/api/auth.ts). @default - none: every request is admin (tests) */

@@ -13,6 +13,7 @@ import { join, relative, resolve } from 'node:path';
 import { StartExecutionCommand } from '@aws-sdk/client-sfn';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, SQSEvent } from 'aws-lambda';
 import { createLocalKeyStore, LOCAL_KEYS_FILE } from '../api/keys.ts';
+import { BATCH_SETTINGS, batchQueueVisibilitySeconds } from '../batch/settings.ts';
 import { ENV } from '../config.ts';
 import { ConfigError, describeError } from '../errors.ts';
 import { DEFAULT_RANDOM_SEED, findNewestBaseModel, parseWeightsFlag } from '../features/extract-files.ts';
@@ -39,6 +40,7 @@ export type FunctionName =
   | 'check-readiness'
   | 'train-head'
   | 'promote-model'
+  | 'batch-predict'
   | 'api';
 
 /** Every handler the stack runs. */
@@ -341,11 +343,21 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       RedrivePolicy: JSON.stringify({ deadLetterTargetArn: featuresDlq.queueArn, maxReceiveCount: 5 }),
     });
 
+    const batchDlq = emulator.createQueue('tlearn-batch-dlq', { MessageRetentionPeriod: '1209600' });
+    const batchQueue = emulator.createQueue('tlearn-batch', {
+      VisibilityTimeout: String(batchQueueVisibilitySeconds()),
+      RedrivePolicy: JSON.stringify({
+        deadLetterTargetArn: batchDlq.queueArn,
+        maxReceiveCount: BATCH_SETTINGS.maxReceiveCount,
+      }),
+    });
+
     // The environment of every function, as the CDK stack sets it (plus the loopback endpoints).
     env.set(ENV.BUCKET, bucket);
     env.set(ENV.REGION, region);
     env.set(ENV.ENDPOINT, emulator.endpoint);
     env.set(ENV.FEATURES_QUEUE_URL, features.queueUrl);
+    env.set(ENV.BATCH_QUEUE_URL, batchQueue.queueUrl);
     env.set(ENV.WEIGHTS, weights.source.kind === 'random' ? `random:${weights.source.seed}` : 'uri');
     env.set(ENV.BASE_MODEL_URI, weights.source.kind === 'uri' ? weights.source.uri : undefined);
     env.set(ENV.INPUT_SIZE, String(inputSize));
@@ -399,6 +411,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       'promote-model',
       'extract-features',
       'start-training',
+      'batch-predict',
       'api',
     ];
     const handlers = {
@@ -468,6 +481,19 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       log,
     });
     cleanups.push({ name: 'the features poller', run: () => trainPoller.stop() });
+    const batchPoller = await startSqsPoller({
+      sqs: clients.sqs,
+      queueUrl: batchQueue.queueUrl,
+      handler: handlers['batch-predict'] as LambdaHandler<SQSEvent, unknown>,
+      functionName: 'batch-predict',
+      region,
+      batchSize: BATCH_SETTINGS.batchSize,
+      maxBatchingWindowMs: 0,
+      waitTimeSeconds: 5,
+      functionTimeoutMs: BATCH_SETTINGS.timeoutSeconds * 1000,
+      log,
+    });
+    cleanups.push({ name: 'the batch poller', run: () => batchPoller.stop() });
 
     const notifier = startS3Notifications({
       onObjectEvent: emulator.onObjectEvent,
