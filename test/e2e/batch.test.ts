@@ -5,14 +5,18 @@
  * API and scored by the batch worker through the emulator's SQS queue. Every good row must equal
  * the API's own single prediction of the same bytes; the corrupt one is a row with an error.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PredictionResponse } from '../../lib/api/predict.ts';
 import { type BatchRow, type BatchStatus, batchInputPrefix, SummarySchema } from '../../lib/batch/layout.ts';
 import { newBatchId } from '../../lib/batch/start.ts';
+import { runRemotePredict } from '../../lib/cli/commands/predict-remote.ts';
+import { EXIT } from '../../lib/cli/exit-codes.ts';
+import type { CliContext } from '../../lib/cli/remote.ts';
 import { createTargetS3Client } from '../../lib/cli/target.ts';
 import { type LocalStack, startLocalStack } from '../../lib/local/stack.ts';
 import { imageKey } from '../../lib/storage/keys.ts';
@@ -159,6 +163,48 @@ describe('batch predictions on the local stack', () => {
     const summary = SummarySchema.parse(JSON.parse(await text(status.results.summary)));
     expect(summary.counts).toEqual(status.counts);
     expect(Object.values(summary.labels).reduce((a, b) => a + b, 0)).toBe(good.length);
+  }, 120_000);
+
+  it('scores a local folder with tlearn predict --batch, writes the CSV and exits 3 for the corrupt image', async () => {
+    const dir = join(tmp, 'to-score');
+    await mkdir(dir);
+    for (const g of good.slice(0, 3)) await writeFile(join(dir, g.key.split('/').pop() ?? 'x.png'), g.data);
+    await writeFile(join(dir, 'broken.png'), truncateImage(good[0]?.data ?? Buffer.alloc(0), 0.3));
+    const out: string[] = [];
+    const progress = Object.assign(new Writable({ write: (_c, _e, cb) => cb() }), { isTTY: false });
+    const ctx: CliContext = {
+      env: {},
+      cwd: tmp,
+      out: (l) => out.push(l),
+      err: () => undefined,
+      progress: progress as unknown as NodeJS.WriteStream,
+    };
+    const csvPath = join(tmp, 'results.csv');
+    const code = await runRemotePredict(
+      [
+        DATASET,
+        '--batch',
+        dir,
+        '--out',
+        csvPath,
+        '--interval',
+        '0.2',
+        '--endpoint',
+        api().apiUrl,
+        '--s3-endpoint',
+        api().awsEndpoint,
+        '--bucket',
+        api().bucket,
+        '--region',
+        api().region,
+      ],
+      ctx,
+    );
+    expect(code).toBe(EXIT.PARTIAL);
+    expect(out[0]).toMatch(/^3\/4 images scored, 1 failed \(model /);
+    const lines = (await readFile(csvPath, 'utf8')).trim().split('\r\n');
+    expect(lines).toHaveLength(5);
+    expect(lines.find((l) => l.includes('/input/broken.png'))).toMatch(/,[^,]+$/);
   }, 120_000);
 
   it('answers 404 for an unknown batch and 400 for a prefix outside the readable ones', async () => {

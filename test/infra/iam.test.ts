@@ -97,7 +97,13 @@ describe('least privilege on the data bucket', () => {
     }
     expect(listable(statementsOf(stack, template, 'promote-model'))).toEqual(['models/*']);
     expect(listable(statementsOf(stack, template, 'check-readiness'))).toEqual(['datasets/*', 'features/*']);
-    expect(listable(statementsOf(stack, template, 'api'))).toEqual(['datasets/*', 'features/*', 'models/*']);
+    expect(listable(statementsOf(stack, template, 'api'))).toEqual([
+      'batches/*',
+      'datasets/*',
+      'features/*',
+      'models/*',
+    ]);
+    expect(listable(statementsOf(stack, template, 'batch-predict'))).toEqual(['batches/*']);
     expect(listable(statementsOf(stack, template, 'start-training'))).toEqual([]);
   });
 
@@ -143,8 +149,13 @@ describe('least privilege on the data bucket', () => {
 
   it('lets the API read only what it serves, write only the pointers (promote) and delete nothing', () => {
     const s = statementsOf(stack, template, 'api');
-    expect(allowed(s, 's3:GetObject')).toEqual(['datasets/*', 'features/*', 'models/*']);
-    expect(allowed(s, 's3:PutObject')).toEqual(['models/*/current.json']);
+    expect(allowed(s, 's3:GetObject')).toEqual(['batches/*', 'datasets/*', 'features/*', 'models/*']);
+    expect(allowed(s, 's3:PutObject')).toEqual([
+      'batches/*',
+      'datasets/*',
+      'models/*/current.json',
+      'models/*/model.onnx',
+    ]);
     expect(allowed(s, 's3:DeleteObject')).toEqual([]);
   });
 
@@ -158,6 +169,13 @@ describe('least privilege on the data bucket', () => {
     expect(allowed(statementsOf(s3Weights, s3WeightsTemplate, 'api'), 's3:GetObject')).toContain(
       'base-models/*',
     );
+  });
+
+  it('lets the batch worker read images, batches and models, and write only under batches/', () => {
+    const s = statementsOf(stack, template, 'batch-predict');
+    expect(allowed(s, 's3:GetObject')).toEqual(['batches/*', 'datasets/*', 'models/*']);
+    expect(allowed(s, 's3:PutObject')).toEqual(['batches/*']);
+    expect(allowed(s, 's3:DeleteObject')).toEqual([]);
   });
 
   it('lets the extractor write and delete features only', () => {
