@@ -50,7 +50,7 @@ export function partNumber(key: string): number | undefined {
 }
 
 /** `none` | `auto` | a number in 0..1, as `?threshold=` of a prediction. */
-const ThresholdField = z.union([z.literal('none'), z.literal('auto'), z.number().min(0).max(1)]);
+export const ThresholdField = z.union([z.literal('none'), z.literal('auto'), z.number().min(0).max(1)]);
 
 /** `manifest.json`. */
 export const ManifestSchema = z.object({

@@ -28,6 +28,7 @@ import {
   ManifestSchema,
   partNumber,
   SummarySchema,
+  ThresholdField,
 } from './layout.ts';
 import { BATCH_SETTINGS } from './settings.ts';
 
@@ -35,7 +36,7 @@ import { BATCH_SETTINGS } from './settings.ts';
 export const StartBatchBody = z
   .object({
     prefix: z.string().min(1, "'prefix' is empty").max(1024),
-    threshold: z.union([z.literal('none'), z.literal('auto'), z.number().min(0).max(1)]).optional(),
+    threshold: ThresholdField.optional(),
   })
   .strict();
 export type StartBatchBody = z.infer<typeof StartBatchBody>;

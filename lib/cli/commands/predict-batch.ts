@@ -11,6 +11,7 @@ import { batchInputPrefix } from '../../batch/layout.ts';
 import { newBatchId } from '../../batch/start.ts';
 import { listImageFiles } from '../../features/local-dataset.ts';
 import { getObject, putObject } from '../../storage/s3.ts';
+import { parseThresholdParam, type ThresholdChoice } from '../../training/thresholds.ts';
 import { imageContentType } from '../../upload/content-type.ts';
 import { mapWithConcurrency } from '../../util/concurrency.ts';
 import { numberFlag, parseCommandArgs, UsageError } from '../args.ts';
@@ -181,12 +182,13 @@ export async function runBatchPredict(argv: string[], ctx: CliContext): Promise<
   }
 }
 
+/** `--threshold` as the batch body's field (the same rules as a prediction's `?threshold=`). */
 function parseThresholdFlag(raw: string | undefined): 'auto' | number | undefined {
-  if (raw === undefined) return undefined;
-  if (raw === 'auto') return 'auto';
-  const n = Number(raw);
-  if (raw.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) {
+  let choice: ThresholdChoice;
+  try {
+    choice = parseThresholdParam(raw);
+  } catch {
     throw new UsageError(`--threshold must be 'auto' or a number from 0 to 1 (got '${raw}')`);
   }
-  return n;
+  return choice.kind === 'none' ? undefined : choice.kind === 'auto' ? 'auto' : choice.value;
 }
