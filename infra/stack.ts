@@ -57,7 +57,10 @@ export const DEFAULT_FUNCTION_SETTINGS: Readonly<
   api: { memorySize: 3008, timeout: Duration.seconds(29) },
   'start-training': { memorySize: 256, timeout: Duration.seconds(30) },
   'check-readiness': { memorySize: 256, timeout: Duration.seconds(30) },
-  'train-head': { memorySize: 3008, timeout: Duration.minutes(15) },
+  // Sized for 200,000 images x 8192 features: the compact matrix at the measured density is
+  // ~6.2 GB (lib/training/capacity.ts; README "Scale and limits"); 10,240 MB (Lambda's maximum,
+  // 6 vCPUs for the fit) holds ~288,000. Accounts still capped at 3,008 MB: about 75,000.
+  'train-head': { memorySize: 10240, timeout: Duration.minutes(15) },
   'promote-model': { memorySize: 256, timeout: Duration.seconds(30) },
   'batch-predict': {
     memorySize: BATCH_SETTINGS.memorySize,

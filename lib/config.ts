@@ -1,3 +1,4 @@
+import { totalmem } from 'node:os';
 import { z } from 'zod';
 import { ConfigError } from './errors.ts';
 import { DEFAULT_INPUT_SIZE, POOLINGS, type Pooling } from './model/spec.ts';
@@ -47,6 +48,10 @@ export const ENV = {
   TRAIN_MAX_ITER: 'TLEARN_TRAIN_MAX_ITER',
   /** Precision the per-class confidence thresholds aim for. @default 0.95 */
   TARGET_PRECISION: 'TLEARN_TARGET_PRECISION',
+  /** Cosine similarity from which quality.json calls two images near duplicates. @default 0.994 (lib/quality) */
+  NEAR_DUPLICATE_THRESHOLD: 'TLEARN_NEAR_DUPLICATE_THRESHOLD',
+  /** Set by Lambda: the function's configured memory in MB (the trainer sizes its limit from it). */
+  LAMBDA_MEMORY_MB: 'AWS_LAMBDA_FUNCTION_MEMORY_SIZE',
   /** API: seconds between checks of a dataset's current.json. @default 5 (0 = every request) */
   MODEL_REFRESH_SECONDS: 'TLEARN_MODEL_REFRESH_SECONDS',
   /** API: `Access-Control-Allow-Origin` value; unset = no CORS headers. */
@@ -193,10 +198,20 @@ export interface TrainingConfig {
   maxIter: number;
   /** @default 0.95 */
   targetPrecision?: number;
+  /** Unset: the quality pass's default (DEFAULT_QUALITY_SETTINGS.nearThreshold). */
+  nearDuplicateThreshold?: number;
+  /**
+   * Memory the trainer may use, bytes: the Lambda function's configured memory, else this
+   * machine's. @default os.totalmem()
+   */
+  memoryBytes?: number;
 }
 
 export function loadTrainingConfig(env: Env = process.env): TrainingConfig {
+  const near = read(env, ENV.NEAR_DUPLICATE_THRESHOLD, z.coerce.number().min(0).max(1).optional());
+  const lambdaMb = read(env, ENV.LAMBDA_MEMORY_MB, z.coerce.number().int().min(128).optional());
   return {
+    ...(near !== undefined ? { nearDuplicateThreshold: near } : {}),
     featureConcurrency: read(env, ENV.FEATURE_CONCURRENCY, int(1, 256, 32)),
     refitOnAll: read(env, ENV.REFIT_ON_ALL, bool(false)),
     C: read(env, ENV.TRAIN_C, z.coerce.number().positive().default(1.0)),
@@ -206,5 +221,6 @@ export function loadTrainingConfig(env: Env = process.env): TrainingConfig {
       ENV.TARGET_PRECISION,
       z.coerce.number().gt(0).max(1).default(DEFAULT_TARGET_PRECISION),
     ),
+    memoryBytes: lambdaMb !== undefined ? lambdaMb * 2 ** 20 : totalmem(),
   };
 }

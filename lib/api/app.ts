@@ -7,6 +7,7 @@ import httpRouterHandler, { type Method, type Route } from '@middy/http-router';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
 import { NotFoundError, TlearnError } from '../errors.ts';
 import type { FeatureExtractor } from '../model/types.ts';
+import { getQualityRoute } from '../quality/route.ts';
 import { authorize, coversDataset, NO_SCOPE, OPEN_SCOPE, scopeOfRequest } from './auth.ts';
 import { getBatchRoute, startBatchRoute } from './batches.ts';
 import { consolePageRoute } from './console-page.ts';
@@ -66,6 +67,7 @@ const HANDLERS: Record<RouteKey, RouteFn> = {
   'POST /datasets/{d}/model/promote': ok(promoteVersionRoute),
   'POST /datasets/{d}/batches': ok(startBatchRoute, 202),
   'GET /datasets/{d}/batches/{id}': ok(getBatchRoute),
+  'GET /datasets/{d}/quality': ok(getQualityRoute),
 };
 
 const ROUTES: readonly RouteDef[] = API_ROUTES.map((r) => ({

@@ -23,6 +23,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   keys: async () => (await import('./commands/keys.ts')).command,
   export: async () => (await import('./commands/export.ts')).command,
   cost: async () => (await import('./commands/cost.ts')).command,
+  quality: async () => (await import('./commands/quality.ts')).command,
 };
 
 const SUMMARIES: Record<string, string> = {
@@ -38,6 +39,7 @@ const SUMMARIES: Record<string, string> = {
   keys: 'create, list or revoke scoped API keys (predict or admin)',
   export: 'write a model as one ONNX file (from a stack, or offline from a tlearn fit folder)',
   cost: "estimate a dataset's extraction, training and serving cost, and the stack's idle cost",
+  quality: "show a dataset's duplicates, leaks and likely label errors",
 };
 
 function usage(): string {

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { totalmem } from 'node:os';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { ModelConfig, TrainingConfig } from '../config.ts';
 import { type TrainerRuntime, trainingUsageDocument } from '../cost/training.ts';
@@ -6,11 +7,19 @@ import { countS3Requests, type S3RequestCounts } from '../cost/usage.ts';
 import { describeError, InsufficientDataError, NotFoundError, SpecMismatchError } from '../errors.ts';
 import { decodeNpy } from '../features/npy.ts';
 import { DEFAULT_RESIZE, type FeatureSpec, featureDims, parseSpec } from '../model/spec.ts';
+import { trainHeadWithQuality } from '../quality/assess.ts';
 import { modelFileKey, newModelVersion } from '../storage/keys.ts';
 import { getObject, putJson, putObject } from '../storage/s3.ts';
+import {
+  checkTrainerCapacity,
+  denserThanMeasuredMessage,
+  MEASURED_DENSITY,
+  matrixBudgetBytes,
+  TrainingTooLargeError,
+} from '../training/capacity.ts';
+import { type CompactMatrix, CompactMatrixBuilder } from '../training/compact-matrix.ts';
 import { type ModelDocument, type ReportDocument, renderReportHtml } from '../training/model-document.ts';
-import { DEFAULT_TRAIN_OPTIONS, trainHead } from '../training/train.ts';
-import type { Matrix } from '../training/types.ts';
+import { DEFAULT_TRAIN_OPTIONS } from '../training/train.ts';
 import { mapWithConcurrency } from '../util/concurrency.ts';
 import type { Log } from '../util/log.ts';
 import { FEATURE_META } from './feature-metadata.ts';
@@ -91,16 +100,21 @@ export interface TrainJobResult {
   /** Features left out of the training (other spec, changed since the readiness check, …). */
   excluded: Exclusion[];
   timingsMs: { load: number; fit: number; total: number };
+  /** The compact feature matrix: bytes held, and the share of non-zero values it found. */
+  matrix: { bytes: number; density: number };
 }
 
 /** The loaded training data. */
 export interface LoadedFeatures {
-  X: Matrix;
+  /** The features, non-zeros only (see compact-matrix.ts). */
+  X: CompactMatrix;
   labels: string[];
-  /** Image key of each row (for the report's held-out predictions). */
-  keys: string[];
   spec: string;
   excluded: Exclusion[];
+  /** Image key of each row (the report's held-out predictions, the quality pass). */
+  keys: string[];
+  /** Image ETag of each row (content identity, for exact duplicates). */
+  etags: string[];
 }
 
 function shortRandomId(): string {
@@ -135,24 +149,52 @@ function describeExpectation(expect: SpecExpectation): string {
 }
 
 /**
- * Reads the features of `entries` with bounded concurrency into one preallocated row-major
- * matrix (rows in entry order), keeping only one feature spec: the expected one, else the
- * majority. Rows of the first spec seen go straight into the matrix; rows of other specs are
- * kept aside (they are rare: a deployment change) and only used if their spec wins. A feature
- * whose `source-etag` no longer matches its image (replaced since the readiness check), that
- * vanished, or that does not decode is left out and reported.
+ * Reads the features of `entries` with bounded concurrency straight into one compact matrix
+ * (non-zeros only, rows in entry order; each `.npy` is decoded and compacted as it arrives, so
+ * the peak is the compact matrix plus the GETs in flight), keeping only one feature spec: the
+ * expected one, else the majority. Rows of the first spec seen go straight into the matrix; rows
+ * of other specs are kept aside (they are rare: a deployment change) and only used if their spec
+ * wins. A feature whose `source-etag` no longer matches its image (replaced since the readiness
+ * check), that vanished, or that does not decode is left out and reported.
  *
+ * The number of images is known before loading, so a training that cannot fit `memoryBytes` at
+ * the measured feature density fails before the first GET when the expected spec gives the
+ * width, else after the first feature; a matrix that grows past its budget anyway (denser
+ * features than measured) fails as soon as it does.
+ *
+ * @throws TrainingTooLargeError naming the limit and the remedies (`--pooling avg`, more memory)
  * @throws SpecMismatchError when no feature has the expected spec, or two specs tie
  */
 export async function loadFeatures(
   s3: S3Client,
   bucket: string,
   entries: readonly ImageEntry[],
-  opts: { concurrency: number; expect?: SpecExpectation; log: Log },
+  opts: { concurrency: number; expect?: SpecExpectation; log: Log; memoryBytes?: number },
 ): Promise<LoadedFeatures> {
   const n = entries.length;
-  // The first spec seen decides the preallocated row width.
-  let primary: { spec: string; d: number; data: Float32Array } | undefined;
+  const memoryBytes = opts.memoryBytes ?? totalmem();
+  const classes = new Set(entries.map((e) => e.image.label)).size;
+  const shapeOf = (d: number, pooling: FeatureSpec['pooling'] | undefined) => ({
+    d,
+    classes,
+    density: pooling ? MEASURED_DENSITY[pooling] : 1,
+  });
+  const { expect } = opts;
+  if (expect?.input && expect.pooling) {
+    const d = featureDims({ input: expect.input, pooling: expect.pooling });
+    checkTrainerCapacity(n, memoryBytes, shapeOf(d, expect.pooling));
+  }
+  const newBuilder = (rows: number, d: number, pooling: FeatureSpec['pooling'] | undefined) => {
+    const shape = shapeOf(d, pooling);
+    checkTrainerCapacity(rows, memoryBytes, shape);
+    const budget = matrixBudgetBytes(memoryBytes, rows, shape);
+    return new CompactMatrixBuilder(rows, d, {
+      maxBytes: budget,
+      onLimit: () => new TrainingTooLargeError(denserThanMeasuredMessage(rows, memoryBytes, shape, budget)),
+    });
+  };
+  // The first spec seen decides the compact matrix's row width.
+  let primary: { spec: string; d: number; builder: CompactMatrixBuilder } | undefined;
   const rowSpec: (string | undefined)[] = new Array(n).fill(undefined);
   const aside = new Map<number, Float32Array>();
   const counts = new Map<string, number>();
@@ -176,8 +218,10 @@ export async function loadFeatures(
     const spec = obj.metadata[FEATURE_META.spec] ?? '';
     let vector: Float32Array;
     let d: number;
+    let parsed: FeatureSpec;
     try {
-      d = featureDims(parseSpec(spec));
+      parsed = parseSpec(spec);
+      d = featureDims(parsed);
       vector = decodeNpy(obj.body).data;
       if (vector.length !== d) throw new Error(`${vector.length} values, spec says ${d}`);
     } catch (err) {
@@ -192,8 +236,8 @@ export async function loadFeatures(
       counts.set(spec, (counts.get(spec) ?? 0) + 1);
       return;
     }
-    primary ??= { spec, d, data: new Float32Array(n * d) };
-    if (spec === primary.spec) primary.data.set(vector, i * primary.d);
+    primary ??= { spec, d, builder: newBuilder(n, d, parsed.pooling) };
+    if (spec === primary.spec) primary.builder.setRow(i, vector);
     else aside.set(i, vector.slice());
     rowSpec[i] = spec;
     counts.set(spec, (counts.get(spec) ?? 0) + 1);
@@ -218,31 +262,28 @@ export async function loadFeatures(
     );
   }
   const chosen = best[0];
-  const d = featureDims(parseSpec(chosen));
-  let data: Float32Array;
-  let rows = 0;
+  const kept: number[] = [];
   const labels: string[] = [];
   const keys: string[] = [];
+  const etags: string[] = [];
+  for (let i = 0; i < n; i++) {
+    if (rowSpec[i] !== chosen) continue;
+    kept.push(i);
+    labels.push(entries[i]?.image.label ?? '');
+    keys.push(entries[i]?.image.key ?? '');
+    etags.push(entries[i]?.etag ?? '');
+  }
+  let X: CompactMatrix;
   if (primary && primary.spec === chosen) {
-    // Compact in place: move each kept row down over the holes, keeping entry order.
-    data = primary.data;
-    for (let i = 0; i < n; i++) {
-      if (rowSpec[i] !== chosen) continue;
-      if (rows !== i) data.copyWithin(rows * d, i * d, (i + 1) * d);
-      labels.push(entries[i]?.image.label ?? '');
-      keys.push(entries[i]?.image.key ?? '');
-      rows += 1;
-    }
+    X = primary.builder.finish(kept);
   } else {
-    data = new Float32Array(best[1] * d);
-    for (let i = 0; i < n; i++) {
+    const parsed = parseSpec(chosen);
+    const builder = newBuilder(kept.length, featureDims(parsed), parsed.pooling);
+    kept.forEach((i, r) => {
       const v = aside.get(i);
-      if (rowSpec[i] !== chosen || !v) continue;
-      data.set(v, rows * d);
-      labels.push(entries[i]?.image.label ?? '');
-      keys.push(entries[i]?.image.key ?? '');
-      rows += 1;
-    }
+      if (v) builder.setRow(r, v);
+    });
+    X = builder.finish();
   }
   const excluded: Exclusion[] = [...counts]
     .filter(([spec]) => spec !== chosen)
@@ -250,7 +291,7 @@ export async function loadFeatures(
   for (const reason of ['stale', 'vanished', 'corrupt'] as const) {
     if (bad[reason] > 0) excluded.push({ reason, count: bad[reason] });
   }
-  return { X: { data: data.subarray(0, rows * d), n: rows, d }, labels, keys, spec: chosen, excluded };
+  return { X, labels, spec: chosen, excluded, keys, etags };
 }
 
 function describeExclusions(excluded: readonly Exclusion[], spec: string): string | undefined {
@@ -299,6 +340,7 @@ async function trainingJob(
     concurrency: deps.training.featureConcurrency,
     ...(deps.expect ? { expect: deps.expect } : {}),
     log: deps.log,
+    ...(deps.training.memoryBytes !== undefined ? { memoryBytes: deps.training.memoryBytes } : {}),
   });
   const loadMs = performance.now() - loadStart;
   if (loaded.excluded.length > 0)
@@ -306,26 +348,38 @@ async function trainingJob(
 
   const version = newModelVersion(now(), (deps.shortId ?? shortRandomId)());
   const fitStart = performance.now();
-  const { model, report } = trainHead({
-    X: loaded.X,
-    labels: loaded.labels,
-    keys: loaded.keys,
-    spec: loaded.spec,
-    options: {
-      ...DEFAULT_TRAIN_OPTIONS,
-      C: deps.training.C,
-      maxIter: deps.training.maxIter,
-      refitOnAll: deps.training.refitOnAll,
-      ...(deps.training.targetPrecision !== undefined
-        ? { targetPrecision: deps.training.targetPrecision }
+  const { model, report, quality } = trainHeadWithQuality(
+    {
+      X: loaded.X,
+      labels: loaded.labels,
+      keys: loaded.keys,
+      spec: loaded.spec,
+      options: {
+        ...DEFAULT_TRAIN_OPTIONS,
+        C: deps.training.C,
+        maxIter: deps.training.maxIter,
+        refitOnAll: deps.training.refitOnAll,
+        ...(deps.training.targetPrecision !== undefined
+          ? { targetPrecision: deps.training.targetPrecision }
+          : {}),
+      },
+      log: deps.log,
+      dataset,
+      version,
+      loadMs,
+      now,
+    },
+    // Data quality (issue 13): duplicates (by ETag and features), leaks, label errors; never
+    // blocks the training.
+    {
+      keys: loaded.keys,
+      contentIds: loaded.etags,
+      ...(deps.training.nearDuplicateThreshold !== undefined
+        ? { settings: { nearThreshold: deps.training.nearDuplicateThreshold } }
         : {}),
     },
-    log: deps.log,
-    dataset,
-    version,
-    loadMs,
-    now,
-  });
+    { dataset, version },
+  );
   const fitMs = performance.now() - fitStart;
   const note = describeExclusions(loaded.excluded, loaded.spec);
   const withNote: ReportDocument = note
@@ -344,11 +398,12 @@ async function trainingJob(
     deps.s3,
     deps.bucket,
     modelFileKey(dataset, version, 'report.html'),
-    renderReportHtml(fullReport),
+    renderReportHtml(fullReport, quality),
     {
       contentType: 'text/html; charset=utf-8',
     },
   );
+  await putJson(deps.s3, deps.bucket, modelFileKey(dataset, version, 'quality.json'), quality);
   // Last: a version with a model.json is complete.
   await putJson(
     deps.s3,
@@ -371,6 +426,10 @@ async function trainingJob(
     converged: model.metrics.converged,
     nIter: model.metrics.nIter,
     excluded: loaded.excluded,
+    matrix: {
+      bytes: loaded.X.bytes,
+      density: Math.round((loaded.X.nnz / Math.max(1, loaded.X.n * loaded.X.d)) * 1e4) / 1e4,
+    },
     timingsMs: {
       load: Math.round(loadMs),
       fit: Math.round(fitMs),

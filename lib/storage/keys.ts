@@ -196,7 +196,7 @@ export function modelsPrefix(dataset: string): string {
 export function modelFileKey(
   dataset: string,
   version: string,
-  file: 'model.json' | 'report.json' | 'report.html',
+  file: 'model.json' | 'report.json' | 'report.html' | 'quality.json',
 ): string {
   return `${MODELS_PREFIX}${dataset}/${version}/${file}`;
 }

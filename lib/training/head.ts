@@ -1,4 +1,5 @@
 import { ValidationError } from '../errors.ts';
+import type { CompactMatrix } from './compact-matrix.ts';
 import type { FitResult, Head, Matrix } from './types.ts';
 
 /**
@@ -93,11 +94,54 @@ export function argmaxRows(proba: Float64Array, K: number): Int32Array {
 
 function probaRow(head: Head, X: Float32Array, off: number, out: Float64Array, outOff: number): void {
   const d = headDims(head);
+  probaFromLogits(
+    head,
+    (w, z) => {
+      for (let j = 0; j < d; j++) z += (X[off + j] as number) * (w[j] as number);
+      return z;
+    },
+    out,
+    outOff,
+  );
+}
+
+/**
+ * Class probabilities of row `i` of a compact matrix into `out` at `outOff` (K values). The same
+ * numbers as {@link predictProba} on the dense row: the logits add the same products in the same
+ * order, only the zero ones are skipped.
+ */
+export function predictProbaCompactRow(
+  head: Head,
+  X: CompactMatrix,
+  i: number,
+  out: Float64Array,
+  outOff: number,
+): void {
+  if (X.d !== headDims(head))
+    throw new ValidationError(`features have ${X.d} values per row, the model expects ${headDims(head)}`);
+  probaFromLogits(
+    head,
+    (w, z) => {
+      X.forEachNonZero(i, (j, v) => {
+        z += v * (w[j] as number);
+      });
+      return z;
+    },
+    out,
+    outOff,
+  );
+}
+
+/** Sigmoid / softmax of the logits `logit(coefRow, intercept)` of each coefficient row. */
+function probaFromLogits(
+  head: Head,
+  logit: (w: number[], intercept: number) => number,
+  out: Float64Array,
+  outOff: number,
+): void {
   const rows = head.coef.length;
   if (rows === 1) {
-    const w = head.coef[0] as number[];
-    let z = head.intercept[0] as number;
-    for (let j = 0; j < d; j++) z += (X[off + j] as number) * (w[j] as number);
+    const z = logit(head.coef[0] as number[], head.intercept[0] as number);
     // Stable sigmoid for both signs of z.
     const e = Math.exp(-Math.abs(z));
     const p = z >= 0 ? 1 / (1 + e) : e / (1 + e);
@@ -107,9 +151,7 @@ function probaRow(head: Head, X: Float32Array, off: number, out: Float64Array, o
   }
   let mx = Number.NEGATIVE_INFINITY;
   for (let k = 0; k < rows; k++) {
-    const w = head.coef[k] as number[];
-    let z = head.intercept[k] as number;
-    for (let j = 0; j < d; j++) z += (X[off + j] as number) * (w[j] as number);
+    const z = logit(head.coef[k] as number[], head.intercept[k] as number);
     out[outOff + k] = z;
     if (z > mx) mx = z;
   }

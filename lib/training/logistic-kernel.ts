@@ -10,9 +10,10 @@
  * K = 1 for binary problems (sigmoid), K = number of classes otherwise (softmax).
  *
  * Rows come either dense (`dense` is the n×d float32 matrix, `rows` optionally maps local row r
- * to a matrix row) or as CSR: `rowPtr` over the local rows, non-zeros in WebAssembly memory read
- * by the `wx` kernel (see wasm-kernel.ts) at byte offsets `idxPtr`/`valPtr`; then `w`, `grad` and
- * `z` are views of that memory at `wPtr`, `gPtr`, `zPtr` (the offsets are unused for dense rows).
+ * to a matrix row) or compact: local row r's non-zeros are a record in WebAssembly memory at byte
+ * offset `rowOff[r]` (`rowNnz[r]` f32 values, then as many u16 column indices; compact-matrix.ts)
+ * read by the `wx` kernel (see wasm-kernel.ts); then `w`, `grad` and `z` are views of that memory
+ * at `wPtr`, `gPtr`, `zPtr` (the offsets are unused for dense rows).
  * Each row is read once for its logits and once more, while still in cache, for its gradient.
  * Sums are float64 in a fixed order, so a block's result does not depend on which thread ran it.
  *
@@ -22,7 +23,8 @@ export function lossGradBlock(
   dense: Float32Array | null,
   d: number,
   rows: Int32Array | null,
-  rowPtr: Int32Array | null,
+  rowOff: Uint32Array | null,
+  rowNnz: Int32Array | null,
   wx: {
     dot1(p: number, end: number, idxPtr: number, valPtr: number, wPtr: number): number;
     axpy1(p: number, end: number, idxPtr: number, valPtr: number, gPtr: number, r: number): void;
@@ -37,8 +39,6 @@ export function lossGradBlock(
       rPtr: number,
     ): void;
   } | null,
-  idxPtr: number,
-  valPtr: number,
   y: Int32Array,
   K: number,
   start: number,
@@ -55,12 +55,16 @@ export function lossGradBlock(
   for (let r = start; r < end; r++) {
     const yr = y[r] as number;
     // 1. Logits of row r.
-    let p0 = 0;
+    // Compact row: non-zeros 0..p1 of the record at valPtr (values) / idxPtr (indices).
+    const p0 = 0;
     let p1 = 0;
+    let valPtr = 0;
+    let idxPtr = 0;
     let off = 0;
-    if (rowPtr !== null) {
-      p0 = rowPtr[r] as number;
-      p1 = rowPtr[r + 1] as number;
+    if (rowOff !== null && rowNnz !== null) {
+      valPtr = rowOff[r] as number;
+      p1 = rowNnz[r] as number;
+      idxPtr = valPtr + 4 * p1;
     } else if (dense !== null) {
       off = (rows === null ? r : (rows[r] as number)) * d;
     }

@@ -1,8 +1,16 @@
 import { ValidationError } from '../errors.ts';
+import { type CompactMatrix, compactFromDense, isCompact } from './compact-matrix.ts';
 import { EPS, type LbfgsStop, minimizeLbfgs } from './lbfgs.ts';
-import { createBlockEvaluator, csrLayout, defaultThreads, isShared, type RowData } from './parallel.ts';
+import {
+  type BlockEvaluator,
+  createBlockEvaluator,
+  csrLayout,
+  csrScratchBytes,
+  defaultThreads,
+  isShared,
+  type RowData,
+} from './parallel.ts';
 import type { FitOptions, FitResult, Matrix } from './types.ts';
-import { createSharedMemory, MAX_PAGES, type WasmMemory } from './wasm-kernel.ts';
 
 /** What {@link fitLogisticRegression} accepts besides the scikit-learn options. */
 export interface FitRunOptions extends FitOptions {
@@ -14,11 +22,12 @@ export interface FitRunOptions extends FitOptions {
   /** Threads for the loss/gradient (this one + workers). @default min(CPUs, 8) */
   threads?: number;
   /**
-   * Row storage for the fit. `csr`: a compressed copy of the non-zeros in WebAssembly memory,
-   * built once (6 bytes per non-zero; the WebAssembly kernel is faster than reading dense rows
-   * even with no zeros at all, and ReLU features are mostly zeros). `dense`: reads `X` in place
-   * with JavaScript loops (no copy; threads only when `X.data` is in a SharedArrayBuffer).
-   * `auto`: csr when the copy fits (≤ 4 GiB, ≤ 65,536 features), else dense.
+   * Row storage for the fit of a dense `X` (a {@link CompactMatrix} is always read in place).
+   * `csr`: a compact copy of the selected rows' non-zeros in WebAssembly memory, built once
+   * (6 bytes per non-zero; the WebAssembly kernel is faster than reading dense rows even with no
+   * zeros at all, and ReLU features are mostly zeros). `dense`: reads `X` in place with
+   * JavaScript loops (no copy; threads only when `X.data` is in a SharedArrayBuffer).
+   * `auto`: csr when the copy can be had (≤ 65,536 features, memory available), else dense.
    * @default 'auto'
    */
   storage?: 'auto' | 'dense' | 'csr';
@@ -58,7 +67,9 @@ const MIN_PARALLEL_WORK = 4_000_000;
  *   so `tol` means the same as in scikit-learn (max |gradient| of that scaled objective);
  * - `objective` is reported as Σᵢ logloss_i + ‖W‖²/(2C) (= n × scikit-learn's `opt_res.fun`).
  *
- * `X` is read in place (n×d float32, row-major). `y[i]` is the class index of row i (0..K-1).
+ * `X` is a dense n×d float32 row-major matrix or a {@link CompactMatrix}, both read in place
+ * (a dense one gets a compact copy of the fitted rows unless `storage: 'dense'`). `y[i]` is the
+ * class index of row i (0..K-1).
  * Deterministic: the same inputs give bit-identical results for any thread count.
  *
  * @example
@@ -66,7 +77,7 @@ const MIN_PARALLEL_WORK = 4_000_000;
  * fit.coef.length === 3; fit.intercept.length === 3
  */
 export function fitLogisticRegression(
-  X: Matrix,
+  X: Matrix | CompactMatrix,
   y: Int32Array,
   nClasses: number,
   opts: FitRunOptions,
@@ -78,7 +89,7 @@ export function fitLogisticRegression(
   if (!(tol >= 0)) throw new ValidationError(`tol must be ≥ 0 (got ${tol})`);
   if (!Number.isInteger(nClasses) || nClasses < 2)
     throw new ValidationError(`logistic regression needs at least 2 classes (got ${nClasses})`);
-  if (X.data.length !== X.n * X.d)
+  if (!isCompact(X) && X.data.length !== X.n * X.d)
     throw new ValidationError(`matrix data has ${X.data.length} values, expected ${X.n}×${X.d}`);
   if (y.length !== X.n) throw new ValidationError(`y has ${y.length} labels for ${X.n} rows`);
 
@@ -101,19 +112,31 @@ export function fitLogisticRegression(
   const threadsWanted = Math.max(1, Math.floor(opts.threads ?? defaultThreads()));
   const tPrepare = performance.now();
   const wanted = opts.storage ?? 'auto';
-  const csr = wanted === 'dense' ? null : toCsr(X, rows, y, K);
-  if (wanted === 'csr' && csr === null)
-    throw new ValidationError(
-      'the rows do not fit a CSR copy (over 4 GiB or 65,536 features); use dense storage',
-    );
-  const data = csr ?? toDense(X, rows, y);
-  const storage = csr ? 'csr' : 'dense';
-  const nonZeros = csr?.csr ? (csr.csr.rowPtr[n] as number) : n * d;
+  let parts: RowData[];
+  if (isCompact(X)) {
+    if (wanted === 'dense')
+      throw new ValidationError("a compact matrix is fit as it is stored: use storage 'csr' or 'auto'");
+    parts = compactParts(X, rows, y, K);
+  } else {
+    const compact = wanted === 'dense' ? null : tryCompact(X, rows);
+    if (wanted === 'csr' && compact === null)
+      throw new ValidationError(
+        'the rows do not fit a CSR copy (the compact form: over 65,536 features, or no memory for it); use dense storage',
+      );
+    parts = compact ? compactParts(compact, null, localLabels(y, rows, n, false), K) : [toDense(X, rows, y)];
+  }
+  const storage = parts[0]?.csr ? 'csr' : 'dense';
+  let nonZeros = 0;
+  for (const p of parts) {
+    if (p.csr) for (let r = 0; r < p.n; r++) nonZeros += p.csr.rowNnz[r] as number;
+    else nonZeros += p.n * d;
+  }
   const work = nonZeros * K;
-  const evaluator = createBlockEvaluator(
-    data,
-    K,
-    work >= (opts.parallelMinWork ?? MIN_PARALLEL_WORK) ? threadsWanted : 1,
+  const evaluator = combine(
+    parts.map((p) =>
+      createBlockEvaluator(p, K, work >= (opts.parallelMinWork ?? MIN_PARALLEL_WORK) ? threadsWanted : 1),
+    ),
+    K * (d + 1),
   );
 
   const prepareMs = performance.now() - tPrepare;
@@ -195,46 +218,79 @@ function toDense(X: Matrix, rows: Int32Array | null, y: Int32Array): RowData {
   return { n, d: X.d, y: localLabels(y, rows, n, shared), dense: X.data, rows: rowMap, csr: null };
 }
 
-/**
- * CSR copy of the selected rows' non-zeros in a shared WebAssembly memory (built once per fit),
- * or null when it cannot hold them (more than 4 GiB, or more than 65,536 features).
- */
-function toCsr(X: Matrix, rows: Int32Array | null, y: Int32Array, K: number): RowData | null {
-  const n = rows ? rows.length : X.n;
-  const { d, data } = X;
-  if (d > 65536) return null;
-  // Work on the raw bits: "is non-zero" as integer arithmetic, without a branch per value, which
-  // mispredicts on ReLU zeros and made this copy 3× slower. ±0 count as zero, like `v !== 0`.
-  const bits = new Int32Array(data.buffer, data.byteOffset, data.length);
-  const rowPtr = int32(n + 1, true);
-  let nnz = 0;
-  for (let r = 0; r < n; r++) {
-    rowPtr[r] = nnz;
-    const off = (rows ? (rows[r] as number) : r) * d;
-    for (let j = 0; j < d; j++) nnz += (((bits[off + j] as number) & 0x7fffffff) + 0x7fffffff) >>> 31;
-  }
-  rowPtr[n] = nnz;
-  const layout = csrLayout(K, d, nnz);
-  const pages = Math.ceil(layout.bytes / 65536);
-  if (pages > MAX_PAGES) return null;
-  let memory: WasmMemory;
+/** A compact copy of the selected rows of a dense matrix, or null when it cannot be had. */
+function tryCompact(X: Matrix, rows: Int32Array | null): CompactMatrix | null {
+  if (X.d > 65536) return null;
   try {
-    memory = createSharedMemory(pages);
-  } catch {
-    return null; // not enough memory for the copy: read the dense rows instead
+    return compactFromDense(X, rows ?? undefined);
+  } catch (err) {
+    if (err instanceof RangeError) return null; // no memory for the copy: read the dense rows instead
+    throw err;
   }
-  const valBits = new Int32Array(memory.buffer, layout.valPtr, nnz);
-  const idx = new Uint16Array(memory.buffer, layout.idxPtr, nnz);
-  let p = 0;
+}
+
+/**
+ * The selected rows of a compact matrix as the kernel reads them: one part per shard holding
+ * any of them (rows keep their order inside a part), with the fit's work arrays after the
+ * shard's records.
+ */
+function compactParts(X: CompactMatrix, rows: Int32Array | null, y: Int32Array, K: number): RowData[] {
+  const n = rows ? rows.length : X.n;
+  const perShard = new Int32Array(X.shards.length);
   for (let r = 0; r < n; r++) {
-    const off = (rows ? (rows[r] as number) : r) * d;
-    for (let j = 0; j < d; j++) {
-      // Always write, advance only past non-zeros (a write at p = nnz falls outside the views).
-      const b = bits[off + j] as number;
-      valBits[p] = b;
-      idx[p] = j;
-      p += ((b & 0x7fffffff) + 0x7fffffff) >>> 31;
-    }
+    const s = X.rowShard[rows ? (rows[r] as number) : r] as number;
+    perShard[s] = (perShard[s] as number) + 1;
   }
-  return { n, d, y: localLabels(y, rows, n, true), dense: null, rows: null, csr: { rowPtr, memory, layout } };
+  const parts: RowData[] = [];
+  X.shards.forEach((shard, s) => {
+    const m = perShard[s] as number;
+    if (m === 0) return;
+    const rowOff = new Uint32Array(new SharedArrayBuffer(m * 4));
+    const rowNnz = int32(m, true);
+    const yl = int32(m, true);
+    let q = 0;
+    for (let r = 0; r < n; r++) {
+      const i = rows ? (rows[r] as number) : r;
+      if (X.rowShard[i] !== s) continue;
+      rowOff[q] = X.rowOff[i] as number;
+      rowNnz[q] = X.rowNnz[i] as number;
+      yl[q] = y[i] as number;
+      q++;
+    }
+    const layout = csrLayout(K, X.d, shard.scratch(csrScratchBytes(K, X.d)));
+    parts.push({
+      n: m,
+      d: X.d,
+      y: yl,
+      dense: null,
+      rows: null,
+      csr: { rowOff, rowNnz, memory: shard.memory, layout },
+    });
+  });
+  return parts;
+}
+
+/**
+ * One evaluator over several parts (shards): their losses and gradients summed in part order,
+ * so the result is the same for any thread count. One part is passed through unchanged.
+ */
+function combine(evaluators: BlockEvaluator[], len: number): BlockEvaluator {
+  const [only] = evaluators;
+  if (evaluators.length === 1 && only) return only;
+  const part = new Float64Array(len);
+  return {
+    threads: Math.max(...evaluators.map((e) => e.threads)),
+    evaluate(w, grad) {
+      grad.fill(0);
+      let loss = 0;
+      for (const e of evaluators) {
+        loss += e.evaluate(w, part);
+        for (let i = 0; i < len; i++) grad[i] = (grad[i] as number) + (part[i] as number);
+      }
+      return loss;
+    },
+    close() {
+      for (const e of evaluators) e.close();
+    },
+  };
 }

@@ -2,6 +2,8 @@ import { z } from 'zod';
 import { UsageDocumentSchema } from '../cost/usage.ts';
 import { ValidationError } from '../errors.ts';
 import { isRandomWeights } from '../model/spec.ts';
+import type { QualityDocument } from '../quality/document.ts';
+import { renderQualityHtml } from '../quality/format.ts';
 import { checkHead } from './head.ts';
 import { formatFixed } from './metrics.ts';
 import { ThresholdReportSchema, ThresholdsSchema } from './thresholds.ts';
@@ -203,7 +205,7 @@ function escapeHtml(s: string): string {
  * A small self-contained HTML page of a report (no scripts, no external resources): accuracy,
  * log loss, confusion matrix, per-class table, counts and solver facts. Labels are escaped.
  */
-export function renderReportHtml(report: ReportDocument): string {
+export function renderReportHtml(report: ReportDocument, quality?: QualityDocument): string {
   const e = escapeHtml;
   const pct = (x: number | null) => (x === null ? '—' : `${formatFixed(x * 100, 1)} %`);
   const num = (x: number | null, digits = 2) => (x === null ? '—' : formatFixed(x, digits));
@@ -269,8 +271,9 @@ ${body.join('\n')}
   parts.push(`<h2>Samples per class</h2>
 <table><thead><tr><th>label</th><th>total</th><th>train</th><th>test</th></tr></thead><tbody>
 ${counts}
-</tbody></table>
-</body></html>
+</tbody></table>`);
+  if (quality) parts.push(renderQualityHtml(quality));
+  parts.push(`</body></html>
 `);
   return parts.join('\n');
 }

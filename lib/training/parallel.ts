@@ -15,16 +15,19 @@ import {
 export const N_BLOCKS = 8;
 
 /**
- * Non-zeros of the rows in a shared WebAssembly memory, with room for the evaluator's work
- * arrays in front of them (see {@link csrLayout}).
+ * Rows of a compact matrix shard (see compact-matrix.ts): each local row's record offset and
+ * non-zero count, the shard's shared WebAssembly memory, and where the fit's work arrays sit in
+ * it (after the records).
  */
 export interface CsrRows {
-  rowPtr: Int32Array;
+  /** Byte offset of local row r's record `[values f32 × nnz][indices u16 × nnz]`. */
+  rowOff: Uint32Array;
+  rowNnz: Int32Array;
   memory: WasmMemory;
   layout: CsrLayout;
 }
 
-/** Byte offsets inside the CSR memory. */
+/** Byte offsets of the fit's work arrays inside the shard memory. */
 export interface CsrLayout {
   /** Weights, K·(d+1) f64. */
   wPtr: number;
@@ -32,23 +35,21 @@ export interface CsrLayout {
   gradsPtr: number;
   /** Scratch for logits / residuals: N_BLOCKS × K f64 (one per thread at most). */
   zPtr: number;
-  /** nnz f32 values. */
-  valPtr: number;
-  /** nnz u16 column indices. */
-  idxPtr: number;
-  /** Total bytes. */
-  bytes: number;
 }
 
-/** Where everything goes in the CSR memory for K outputs, d features and nnz non-zeros. */
-export function csrLayout(K: number, d: number, nnz: number): CsrLayout {
+/** Bytes of the work arrays of a fit with K outputs and d features. */
+export function csrScratchBytes(K: number, d: number): number {
   const len = K * (d + 1);
-  const wPtr = 0;
+  return (len + N_BLOCKS * len + N_BLOCKS * K) * 8;
+}
+
+/** Where the work arrays go, from the scratch region's byte offset `base`. */
+export function csrLayout(K: number, d: number, base: number): CsrLayout {
+  const len = K * (d + 1);
+  const wPtr = base;
   const gradsPtr = wPtr + len * 8;
   const zPtr = gradsPtr + N_BLOCKS * len * 8;
-  const valPtr = zPtr + N_BLOCKS * K * 8;
-  const idxPtr = valPtr + nnz * 4;
-  return { wPtr, gradsPtr, zPtr, valPtr, idxPtr, bytes: idxPtr + nnz * 2 };
+  return { wPtr, gradsPtr, zPtr };
 }
 
 /**
@@ -104,7 +105,7 @@ interface Workspace {
   w: Float64Array;
   grads: Float64Array;
   z: Float64Array;
-  layout: Pick<CsrLayout, 'wPtr' | 'gradsPtr' | 'zPtr' | 'idxPtr' | 'valPtr'>;
+  layout: CsrLayout;
 }
 
 function workspaceOf(data: RowData, K: number, shared: boolean): Workspace {
@@ -124,7 +125,7 @@ function workspaceOf(data: RowData, K: number, shared: boolean): Workspace {
     w: alloc(len),
     grads: alloc(N_BLOCKS * len),
     z: alloc(N_BLOCKS * K),
-    layout: { wPtr: 0, gradsPtr: 0, zPtr: 0, idxPtr: 0, valPtr: 0 },
+    layout: { wPtr: 0, gradsPtr: 0, zPtr: 0 },
   };
 }
 
@@ -138,7 +139,8 @@ function runBlock(
     dense: Float32Array | null;
     d: number;
     rows: Int32Array | null;
-    rowPtr: Int32Array | null;
+    rowOff: Uint32Array | null;
+    rowNnz: Int32Array | null;
     y: Int32Array;
   },
   wx: SparseKernel | null,
@@ -156,10 +158,9 @@ function runBlock(
     data.dense,
     data.d,
     data.rows,
-    data.rowPtr,
+    data.rowOff,
+    data.rowNnz,
     wx,
-    ws.layout.idxPtr,
-    ws.layout.valPtr,
     data.y,
     K,
     bounds[b] as number,
@@ -199,7 +200,8 @@ export function createBlockEvaluator(data: RowData, K: number, threads: number):
     dense: data.dense,
     d: data.d,
     rows: data.rows,
-    rowPtr: data.csr?.rowPtr ?? null,
+    rowOff: data.csr?.rowOff ?? null,
+    rowNnz: data.csr?.rowNnz ?? null,
     y: data.y,
   };
 
@@ -291,8 +293,8 @@ var __name = (f) => f;
 const { workerData } = require('node:worker_threads');
 const lossGradBlock = (${lossGradBlock.toString()});
 const runBlock = (${runBlock.toString()});
-const { dense, d, rows, rowPtr, y, K, len, bounds, blockLoss, ctl, tid, T, memory, module } = workerData;
-const plain = { dense, d, rows, rowPtr, y };
+const { dense, d, rows, rowOff, rowNnz, y, K, len, bounds, blockLoss, ctl, tid, T, memory, module } = workerData;
+const plain = { dense, d, rows, rowOff, rowNnz, y };
 let ws = workerData.ws;
 let wx = null;
 if (memory) {

@@ -1,10 +1,11 @@
 import { InsufficientDataError, ValidationError } from '../errors.ts';
 import type { Log } from '../util/log.ts';
-import { argmaxRows, headFromFit, predictProba } from './head.ts';
+import { type CompactMatrix, isCompact } from './compact-matrix.ts';
+import { argmaxRows, headFromFit, predictProba, predictProbaCompactRow } from './head.ts';
 import { type FitDetails, fitLogisticRegression } from './logistic.ts';
 import { classificationReport, confusionMatrix, logLoss } from './metrics.ts';
 import { type ModelDocument, type ReportDocument, specIsRandom } from './model-document.ts';
-import { stratifiedSplit } from './split.ts';
+import { stratifiedGroupSplit, stratifiedSplit } from './split.ts';
 import { computeThresholds, DEFAULT_TARGET_PRECISION, thresholdsForModel } from './thresholds.ts';
 import { DEFAULT_FIT_OPTIONS, type FitOptions, type Matrix } from './types.ts';
 
@@ -31,8 +32,8 @@ export const MIN_SAMPLES_PER_LABEL = 2;
 
 /** Input of {@link trainHead}. */
 export interface TrainHeadInput {
-  /** n×d features, one row per sample. */
-  X: Matrix;
+  /** n×d features, one row per sample: dense, or compact (what the trainer Lambda loads). */
+  X: Matrix | CompactMatrix;
   /** Label of each row. */
   labels: readonly string[];
   /** Feature spec string of every row (the caller checked they are all the same). */
@@ -49,6 +50,11 @@ export interface TrainHeadInput {
   now?: () => Date;
   /** Worker threads for the fit (see FitRunOptions.threads). */
   threads?: number;
+  /**
+   * Duplicate groups (same id ≥ 0 = copies of one image, -1 = none): the split keeps each group
+   * on one side (see `stratifiedGroupSplit`). @default no groups
+   */
+  groups?: Int32Array;
   /** Progress of each L-BFGS iteration (`phase` says which fit). */
   onIteration?: (info: { phase: 'fit' | 'refit'; iter: number; objective: number; gnorm: number }) => void;
 }
@@ -79,7 +85,11 @@ export function compareCodePoints(a: string, b: string): number {
  * @throws InsufficientDataError naming the labels that are short of samples
  * @throws ValidationError when shapes or options are wrong
  */
-export function trainHead(input: TrainHeadInput): { model: ModelDocument; report: ReportDocument } {
+export function trainHead(input: TrainHeadInput): {
+  model: ModelDocument;
+  report: ReportDocument;
+  details: TrainDetails;
+} {
   const { X, labels, spec, options } = input;
   const now = input.now ?? (() => new Date());
   const log = input.log;
@@ -112,7 +122,9 @@ export function trainHead(input: TrainHeadInput): { model: ModelDocument; report
   const K = classes.length;
 
   // Split, fit, evaluate.
-  const { train, test } = stratifiedSplit(y, options.testSize, options.seed);
+  const { train, test, grouped } = input.groups
+    ? stratifiedGroupSplit(y, input.groups, options.testSize, options.seed)
+    : { ...stratifiedSplit(y, options.testSize, options.seed), grouped: false };
   const fitOpts = { C: options.C, maxIter: options.maxIter, tol: options.tol, threads: input.threads };
   log?.info('fitting the head', {
     samples: X.n,
@@ -257,7 +269,23 @@ export function trainHead(input: TrainHeadInput): { model: ModelDocument; report
     ...(metrics && input.keys ? { predictions: heldOutPredictions(metrics, test, input.keys, classes) } : {}),
     ...(thresholds ? { thresholds } : {}),
   };
-  return { model, report };
+  return {
+    model,
+    report,
+    details: { y, train, test, grouped, testPredicted: metrics?.yPred ?? new Int32Array(0) },
+  };
+}
+
+/** How a training split and classified its rows (for the quality pass). */
+export interface TrainDetails {
+  /** Class index of every row (in `classes` order). */
+  y: Int32Array;
+  train: Int32Array;
+  test: Int32Array;
+  /** Whether the split kept duplicate groups together (`groups` had a group of 2+ rows). */
+  grouped: boolean;
+  /** Predicted class of each `test` row by the evaluated fit. */
+  testPredicted: Int32Array;
 }
 
 interface Evaluation {
@@ -274,7 +302,7 @@ interface Evaluation {
 /** Test metrics of a head on the rows `test` (read in place, no copy of the matrix). */
 function evaluate(
   head: ReturnType<typeof headFromFit>,
-  X: Matrix,
+  X: Matrix | CompactMatrix,
   y: Int32Array,
   test: Int32Array,
   classes: string[],
@@ -283,8 +311,8 @@ function evaluate(
   const proba = new Float64Array(test.length * K);
   const yTrue = new Int32Array(test.length);
   test.forEach((i, r) => {
-    const p = predictProba(head, X.data.subarray(i * X.d, (i + 1) * X.d));
-    proba.set(p, r * K);
+    if (isCompact(X)) predictProbaCompactRow(head, X, i, proba, r * K);
+    else proba.set(predictProba(head, X.data.subarray(i * X.d, (i + 1) * X.d)), r * K);
     yTrue[r] = y[i] as number;
   });
   const yPred = argmaxRows(proba, K);

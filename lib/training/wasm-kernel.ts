@@ -54,7 +54,11 @@ export type WasmModule = object;
 interface WasmApi {
   Module: new (bytes: Uint8Array) => WasmModule;
   Instance: new (module: WasmModule, imports: object) => { exports: unknown };
-  Memory: new (descriptor: { initial: number; maximum: number; shared: boolean }) => WasmMemory;
+  Memory: new (descriptor: {
+    initial: number;
+    maximum: number;
+    shared: boolean;
+  }) => WasmMemory & { grow(delta: number): number };
 }
 const wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 
@@ -72,9 +76,12 @@ export function sparseKernelModule(_K: number): WasmModule {
 /** WebAssembly pages (64 KiB) a shared memory may have: 4 GiB. */
 export const MAX_PAGES = 65536;
 
-/** A shared WebAssembly memory of a fixed number of 64 KiB pages (throws if it cannot be had). */
-export function createSharedMemory(pages: number): WasmMemory {
-  return new wasm.Memory({ initial: pages, maximum: pages, shared: true });
+/**
+ * A shared WebAssembly memory of `pages` 64 KiB pages that can grow in place up to 4 GiB (the
+ * address space is reserved, pages are committed as they are used). Throws if it cannot be had.
+ */
+export function createGrowableSharedMemory(pages: number): WasmMemory & { grow(delta: number): number } {
+  return new wasm.Memory({ initial: pages, maximum: MAX_PAGES, shared: true });
 }
 
 /** Instantiates the kernel for K outputs on a shared memory. */

@@ -58,6 +58,8 @@ options:
   --from FILE        print a saved results file again (targets judged by the current rules)
   --list             print the benchmarks --quick/--only select, and exit
   --verbose          show the children's stderr
+  --scale-n LIST     image counts of the scale benchmark (default 25000,100000,200000; training
+                     at those ≤ 100000; env TLEARN_BENCH_SCALE_N, TLEARN_BENCH_SCALE_TRAIN_N)
   -h, --help         this help
 
 benchmarks (Q: in --quick, +: opt-in, only with --only):
@@ -146,6 +148,7 @@ async function main(argv: string[]): Promise<number> {
         from: { type: 'string' },
         list: { type: 'boolean' },
         verbose: { type: 'boolean' },
+        'scale-n': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -163,6 +166,8 @@ async function main(argv: string[]): Promise<number> {
   if (reps !== undefined && !(Number.isInteger(reps) && reps >= 1 && reps <= 1000)) {
     usageError(`--reps must be a whole number 1-1000 (got '${String(values.reps)}')`);
   }
+  // The scale benchmark reads its sizes from the environment (its children inherit it).
+  if (typeof values['scale-n'] === 'string') process.env.TLEARN_BENCH_SCALE_N = values['scale-n'];
   const mode: BenchMode = {
     quick: values.quick === true,
     verbose: values.verbose === true,

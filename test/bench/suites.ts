@@ -26,6 +26,8 @@ import {
 } from './lib/reference.ts';
 import { median, roundSig, summarize } from './lib/stats.ts';
 import type { BenchContext, Benchmark, Figure } from './lib/types.ts';
+import type { BenchQualityParams, BenchQualityResult } from './quality.ts';
+import { scaleBench } from './scale.ts';
 import type { DecodeParams, Engine, ForwardParams, ForwardResult } from './worker.ts';
 
 type Usage = { usage: ProcessUsage };
@@ -265,6 +267,77 @@ const FITS: readonly FitConfig[] = [
 ];
 
 const FIT_D = 8192;
+
+/** Sizes of the data-quality benchmark (issue 13): target at 25,000 × 8192. */
+const QUALITY_SIZES: readonly { n: number; quick: boolean }[] = [
+  { n: 5000, quick: true },
+  { n: 25_000, quick: false },
+];
+
+function qualityBench(c: { n: number; quick: boolean }): Benchmark {
+  const name = `quality-${c.n}`;
+  return {
+    name,
+    group: 'quality',
+    describe: `data-quality pass over a training of ${c.n} × ${FIT_D}: its time and peak memory relative to the training step's`,
+    quick: c.quick,
+    byDefault: true,
+    async run(ctx) {
+      const reps = ctx.reps(2, 1);
+      const base: BenchQualityParams = {
+        n: c.n,
+        d: FIT_D,
+        classes: 2,
+        sparsity: FIT_SPARSITY,
+        seed: 42,
+        near: Math.round(c.n / 100),
+        exact: Math.round(c.n / 200),
+        withQuality: true,
+      };
+      const runs: (BenchQualityResult & Usage)[] = [];
+      const alone: (BenchQualityResult & Usage)[] = [];
+      for (let i = 0; i < reps; i++) {
+        const opts = { cwd: ctx.root, timeoutMs: 1_800_000, verbose: ctx.mode.verbose };
+        const r = await runWorker<BenchQualityResult>('quality', base, opts);
+        runs.push(r);
+        const a = await runWorker<BenchQualityResult>('quality', { ...base, withQuality: false }, opts);
+        alone.push(a);
+        ctx.progress(
+          `  ${name} ${i + 1}/${reps}: training ${r.trainMs} ms (${r.trainCpuMs} ms CPU), quality ${r.qualityMs} ms (${r.qualityCpuMs} ms CPU)`,
+        );
+      }
+      // The target is on CPU time: on a shared machine wall time depends on the neighbours.
+      const ratios = runs.map((r) => (r.qualityCpuMs ?? 0) / r.trainCpuMs);
+      const mid = runs[ratios.indexOf(median(ratios))] ?? runs[0];
+      const rssBoth = Math.max(...runs.map((r) => kbToMB(r.usage.maxRssKB)));
+      const rssTrain = Math.max(...alone.map((r) => kbToMB(r.usage.maxRssKB)));
+      return [
+        {
+          name,
+          group: 'quality',
+          title: `quality pass / training step, ${c.n.toLocaleString('en-US')} × ${FIT_D} (CPU time)`,
+          unit: '%',
+          better: 'lower',
+          status: 'ok',
+          summary: summarize(ratios.map((x) => Math.round(x * 1000) / 10)),
+          backend: 'js + wasm fit',
+          peakRssMB: rssBoth,
+          params: { ...base, reps },
+          extra: {
+            ...Object.fromEntries(Object.entries(mid ?? {}).filter(([k]) => k !== 'usage')),
+            peakRssTrainingAloneMB: rssTrain,
+            peakRssRatio: roundSig(rssBoth / rssTrain, 3),
+          },
+          note: `training ${String(mid?.trainMs)} ms (${String(mid?.trainCpuMs)} CPU), quality ${String(mid?.qualityMs)} ms (${String(
+            mid?.qualityCpuMs,
+          )} CPU); peak RSS ${roundSig(rssBoth / rssTrain, 3)}x training alone (${rssTrain} MB); near recall ${String(
+            mid?.nearRecall,
+          )}, precision ${String(mid?.nearPrecision)}; exact recall ${String(mid?.exactRecall)}; target ≤ 60 %, ≤ 1.3x`,
+        },
+      ];
+    },
+  };
+}
 const FIT_SPARSITY = 0.6;
 
 function fitBench(c: FitConfig): Benchmark {
@@ -423,7 +496,9 @@ export function createSuite(): Suite {
     extractBench(),
     extractBench('wasm'),
     ...FITS.map(fitBench),
+    ...QUALITY_SIZES.map(qualityBench),
     ...apiBenches(getEnv),
+    scaleBench(),
   ];
   return {
     benchmarks,

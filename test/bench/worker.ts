@@ -4,7 +4,7 @@
  *
  *   node bin/run-ts.js test/bench/worker.ts TASK 'JSON params'
  *
- * Tasks: probe-engines, prepare-weights, decode, forward, fit. Started by `test/bench/run.ts`
+ * Tasks: probe-engines, prepare-weights, decode, forward, fit, quality. Started by `test/bench/run.ts`
  * through `runWorker()`; runnable by hand to debug one figure.
  */
 import { pathToFileURL } from 'node:url';
@@ -184,12 +184,18 @@ async function fit(p: FitParams): Promise<Record<string, unknown>> {
   return { ...result };
 }
 
+async function quality(p: import('./quality.ts').BenchQualityParams): Promise<Record<string, unknown>> {
+  const { benchQuality } = await import('./quality.ts');
+  return { ...benchQuality(p) };
+}
+
 const TASKS: Record<string, (params: never) => Promise<unknown>> = {
   'probe-engines': probeEngines,
   'prepare-weights': prepareWeights,
   decode,
   forward,
   fit,
+  quality,
 };
 
 async function main(): Promise<void> {

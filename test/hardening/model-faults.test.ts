@@ -144,6 +144,7 @@ describe('training, promotion and serving under faults and races (emulator behin
     expect(puts).toEqual([
       modelFileKey('pets', v, 'report.json'),
       modelFileKey('pets', v, 'report.html'),
+      modelFileKey('pets', v, 'quality.json'),
       modelFileKey('pets', v, 'model.json'),
       currentModelKey('pets'),
     ]);
@@ -172,6 +173,7 @@ describe('training, promotion and serving under faults and races (emulator behin
     // Assess: the record is there (reports), the model is not, nothing points at it.
     expect(died).toBeInstanceOf(Error);
     expect(files.sort()).toEqual([
+      modelFileKey('pets', v2, 'quality.json'),
       modelFileKey('pets', v2, 'report.html'),
       modelFileKey('pets', v2, 'report.json'),
     ]);
@@ -254,7 +256,7 @@ describe('training, promotion and serving under faults and races (emulator behin
       expect((await current()).version).toBe(newer.version);
       for (const v of [older.version, newer.version]) {
         const files = (await listAllObjects(emu.clients.s3, emu.bucket, `models/pets/${v}/`)).length;
-        expect(files).toBe(3);
+        expect(files).toBe(4);
       }
       await expectServed(newer.version);
     },

@@ -203,7 +203,9 @@ describe('odd S3 keys through extract-features, check-readiness and train-head (
       (o) => o.key,
     );
     expect(files.sort()).toEqual(
-      ['model.json', 'report.html', 'report.json'].map((f) => `models/keys/${trained.version}/${f}`),
+      ['model.json', 'quality.json', 'report.html', 'report.json'].map(
+        (f) => `models/keys/${trained.version}/${f}`,
+      ),
     );
   });
 });

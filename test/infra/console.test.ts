@@ -21,16 +21,19 @@ describe('the console in the stack', () => {
 
   afterAll(() => testApp?.cleanup());
 
-  it('serves GET / without an API key and every other method with one', () => {
+  it('serves GET / without an API key; every other data method needs one', () => {
     const methods = Object.values(template.findResources('AWS::ApiGateway::Method')) as {
       Properties: { HttpMethod: string; ApiKeyRequired?: boolean; ResourceId: unknown };
     }[];
-    const open = methods.filter((m) => m.Properties.ApiKeyRequired !== true);
+    // OPTIONS (CORS preflight) is keyless on every resource; GET and ANY only on / and /health.
+    const open = methods.filter(
+      (m) => m.Properties.ApiKeyRequired !== true && m.Properties.HttpMethod !== 'OPTIONS',
+    );
+    const onRoot = open.filter((m) => JSON.stringify(m.Properties.ResourceId).includes('RootResourceId'));
 
-    expect(open).toHaveLength(1);
-    expect(open[0]?.Properties.HttpMethod).toBe('GET');
+    expect(open).toHaveLength(4);
     // The root resource of the REST API, not a child resource.
-    expect(JSON.stringify(open[0]?.Properties.ResourceId)).toContain('RootResourceId');
+    expect(onRoot.map((m) => m.Properties.HttpMethod).sort()).toEqual(['ANY', 'GET']);
   });
 
   it("lets only the API's origin PUT to the bucket cross-origin", () => {

@@ -147,7 +147,7 @@ describe('least privilege on the data bucket', () => {
     expect(allowed(s, 's3:GetObject')).toEqual(['features/*']);
   });
 
-  it('lets the API read only what it serves, write only the pointers (promote) and delete nothing', () => {
+  it('lets the API read only what it serves, write only pointers (promote), ONNX exports and images (presigned uploads), and delete nothing', () => {
     const s = statementsOf(stack, template, 'api');
     expect(allowed(s, 's3:GetObject')).toEqual(['batches/*', 'datasets/*', 'features/*', 'models/*']);
     expect(allowed(s, 's3:PutObject')).toEqual([

@@ -222,7 +222,7 @@ describe('functions', () => {
       api: [3008, 29],
       'start-training': [256, 30],
       'check-readiness': [256, 30],
-      'train-head': [3008, 900],
+      'train-head': [10240, 900],
       'promote-model': [256, 30],
     } as const;
     for (const [name, [memory, timeout]] of Object.entries(expected)) {
@@ -448,6 +448,7 @@ describe('API', () => {
         'export',
         'batches',
         '{id}',
+        'quality',
       ].sort(),
     );
   });

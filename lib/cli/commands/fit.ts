@@ -1,10 +1,16 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readFeatureDir } from '../../features/local-dataset.ts';
+import {
+  DEFAULT_QUALITY_SETTINGS,
+  type QualitySettings,
+  trainHeadWithQuality,
+} from '../../quality/assess.ts';
+import { summarizeQuality } from '../../quality/format.ts';
 import { formatClassificationReport, formatConfusionMatrix } from '../../training/metrics.ts';
 import { type ReportDocument, renderReportHtml } from '../../training/model-document.ts';
 import { DEFAULT_TARGET_PRECISION } from '../../training/thresholds.ts';
-import { DEFAULT_TRAIN_OPTIONS, type TrainOptions, trainHead } from '../../training/train.ts';
+import { DEFAULT_TRAIN_OPTIONS, type TrainOptions } from '../../training/train.ts';
 import { consoleLog, silentLog } from '../../util/log.ts';
 import { numberFlag, parseCommandArgs, UsageError } from '../args.ts';
 import { EXIT } from '../exit-codes.ts';
@@ -18,8 +24,10 @@ const HELP = `tlearn fit FEATURES_DIR --out DIR [options]
 Fits the logistic-regression head (scikit-learn's LogisticRegression(solver="lbfgs"): L2,
 multinomial for 3+ labels, intercept not penalized) on the features of FEATURES_DIR
 ({label}/**/*.npy, as written by tlearn extract), evaluates it on a stratified holdout, and
-writes DIR/model.json, DIR/report.json and DIR/report.html. Prints the classification
-report, the confusion matrix and whether L-BFGS converged.
+writes DIR/model.json, DIR/report.json, DIR/report.html and DIR/quality.json (duplicates,
+conflicts across labels, leaks across the split, likely label errors: see tlearn quality).
+Prints the classification report, the confusion matrix, whether L-BFGS converged and a
+one-line data-quality summary.
 
 options:
   --out DIR            where to write the model and report (created if missing)
@@ -33,6 +41,10 @@ options:
   --target-precision P precision the per-class confidence thresholds aim for on the held-out
                        part (default 0.95; predictions with threshold=auto abstain below them)
   --threads N          threads for the fit (default: CPUs, at most 8)
+  --near-threshold X   cosine similarity from which two images are near duplicates in
+                       quality.json (default 0.994)
+  --no-group-split     do not keep duplicate groups on one side of the split (quality.json
+                       then lists the leaks and the accuracy without them)
   --quiet              no progress on stderr
 
 examples:
@@ -53,6 +65,8 @@ const OPTIONS = {
   'target-precision': { type: 'string' },
   threads: { type: 'string' },
   quiet: { type: 'boolean' },
+  'near-threshold': { type: 'string' },
+  'no-group-split': { type: 'boolean' },
 } as const;
 
 /** Parses `tlearn fit` arguments into the features folder, output folder and options. */
@@ -62,6 +76,7 @@ export function parseFitArgs(argv: string[]): {
   options: TrainOptions;
   threads: number | undefined;
   quiet: boolean;
+  quality: Partial<QualitySettings>;
 } {
   const { values, positionals } = parseCommandArgs(argv, OPTIONS);
   if (positionals.length !== 1)
@@ -100,6 +115,18 @@ export function parseFitArgs(argv: string[]): {
     options: { C, maxIter, tol, testSize, seed, refitOnAll: values.refit === true, targetPrecision },
     threads,
     quiet: values.quiet === true,
+    quality: {
+      nearThreshold: numberFlag(
+        'near-threshold',
+        values['near-threshold'],
+        DEFAULT_QUALITY_SETTINGS.nearThreshold,
+        {
+          min: 0,
+          max: 1,
+        },
+      ),
+      groupSplit: values['no-group-split'] !== true,
+    },
   };
 }
 
@@ -146,7 +173,7 @@ export const command: Command = {
   summary: 'fit the logistic-regression head on a features folder, offline',
   help: HELP,
   async run(argv) {
-    const { dir, out, options, threads, quiet } = parseFitArgs(argv);
+    const { dir, out, options, threads, quiet, quality: qualitySettings } = parseFitArgs(argv);
     const log = quiet ? silentLog : consoleLog;
     const t0 = performance.now();
     const features = await readFeatureDir(dir);
@@ -164,26 +191,31 @@ export const command: Command = {
     // Progress for long fits: at most one line a second, and only once a fit has run for a second.
     const fitStart = performance.now();
     let lastLine = fitStart;
-    const { model, report } = trainHead({
-      X: features.X,
-      labels: features.labels,
-      spec,
-      options,
-      loadMs,
-      threads,
-      // Only warnings (e.g. not converged); the summary below says the rest.
-      log: { ...silentLog, warn: log.warn },
-      onIteration: quiet
-        ? undefined
-        : (i) => {
-            const now = performance.now();
-            if (now - lastLine < 1000) return;
-            lastLine = now;
-            console.error(
-              `fit${i.phase === 'refit' ? ' (refit)' : ''}: iteration ${i.iter}/${options.maxIter} objective ${i.objective.toPrecision(8)} max|g| ${i.gnorm.toExponential(2)}`,
-            );
-          },
-    });
+    const { model, report, quality } = trainHeadWithQuality(
+      {
+        X: features.X,
+        labels: features.labels,
+        spec,
+        options,
+        loadMs,
+        threads,
+        // Only warnings (e.g. not converged); the summary below says the rest.
+        log: { ...silentLog, warn: log.warn },
+        onIteration: quiet
+          ? undefined
+          : (i) => {
+              const now = performance.now();
+              if (now - lastLine < 1000) return;
+              lastLine = now;
+              console.error(
+                `fit${i.phase === 'refit' ? ' (refit)' : ''}: iteration ${i.iter}/${options.maxIter} objective ${i.objective.toPrecision(8)} max|g| ${i.gnorm.toExponential(2)}`,
+              );
+            },
+      },
+      // Data quality: duplicates (identical feature vectors, near copies), leaks, label errors.
+      { keys: features.files, settings: qualitySettings },
+      { dataset: null, version: null },
+    );
     if (model.randomWeights)
       log.warn(
         `these features come from seeded RANDOM VGG16 weights (spec ${spec}): the model is a demo, not a real classifier`,
@@ -191,9 +223,13 @@ export const command: Command = {
     await mkdir(out, { recursive: true });
     await writeFile(join(out, 'model.json'), `${JSON.stringify(model)}\n`);
     await writeFile(join(out, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
-    await writeFile(join(out, 'report.html'), renderReportHtml(report));
+    await writeFile(join(out, 'report.html'), renderReportHtml(report, quality));
+    await writeFile(join(out, 'quality.json'), `${JSON.stringify(quality, null, 2)}\n`);
     process.stdout.write(formatFitSummary(report));
-    process.stdout.write(`wrote ${join(out, 'model.json')}, report.json, report.html\n`);
+    process.stdout.write(
+      `data quality: ${summarizeQuality(quality)} (tlearn quality --file ${join(out, 'quality.json')})\n`,
+    );
+    process.stdout.write(`wrote ${join(out, 'model.json')}, report.json, report.html, quality.json\n`);
     return EXIT.OK;
   },
 };

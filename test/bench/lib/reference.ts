@@ -171,6 +171,20 @@ export function evaluateTargets(figures: readonly Figure[]): TargetResult[] {
     });
   }
 
+  // Issue 13: judged only when the quality benchmark ran (`--only quality`).
+  const quality = ok(figures, 'quality-25000');
+  if (quality?.summary) {
+    const ratio = num(quality.extra?.peakRssRatio);
+    out.push({
+      id: 'quality',
+      description:
+        'data-quality pass at 25,000 × 8192 adds ≤ 60 % to the training step (CPU time), peak memory ≤ 1.3x training alone',
+      goal: '≤ 60 %; ≤ 1.3x',
+      actual: `${fmt(quality.summary.median, 1)} %; ${ratio === undefined ? '?' : fmt(ratio, 2)}x`,
+      met: quality.summary.median <= 60 && ratio !== undefined && ratio <= 1.3,
+    });
+  }
+
   const cold = ok(figures, 'api-cold-start');
   out.push(
     cold?.summary

@@ -215,7 +215,7 @@ describe('scoped API keys through the local stand-in, end to end', () => {
     const self = await call('DELETE', '/keys/local-admin', ADMIN);
 
     expect(rollback.status).toBe(200);
-    expect(await rollback.json()).toMatchObject({ version: V1, previous: V2 });
+    expect(await rollback.json()).toMatchObject({ pointer: { version: V1, previous: V2 } });
     expect(served.model.version).toBe(V1);
     expect(missing.status).toBe(404);
     expect(training.status).toBe(202);

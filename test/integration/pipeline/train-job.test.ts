@@ -11,12 +11,20 @@ import {
   type TrainJobDeps,
   type TrainJobResult,
 } from '../../../lib/pipeline/train-job.ts';
+import { parseQualityDocument } from '../../../lib/quality/document.ts';
 import { modelFileKey } from '../../../lib/storage/keys.ts';
 import { getObject, listAllObjects, putObject } from '../../../lib/storage/s3.ts';
 import { parseModelDocument, parseReportDocument } from '../../../lib/training/model-document.ts';
 import { silentLog } from '../../../lib/util/log.ts';
 import { type Emulator, startEmulator } from '../../helpers/emulator.ts';
-import { fakeContext, loadEvent, putImageWithFeature, setHandlerEnv, TEST_SPEC } from './support.ts';
+import {
+  clusterVector,
+  fakeContext,
+  loadEvent,
+  putImageWithFeature,
+  setHandlerEnv,
+  TEST_SPEC,
+} from './support.ts';
 
 const OTHER_SPEC = 'vgg16/random-2/32x32/flatten/caffe/bilinear';
 const INPUT = { dataset: 'pets', trigger: 'auto' as const, requestedAt: '2026-01-01T00:00:05.000Z' };
@@ -64,7 +72,7 @@ describe('training job (emulated S3, synthetic features)', () => {
     putOrder.length = 0;
   });
 
-  it('writes report.json, report.html and then model.json under a new version', async () => {
+  it('writes report.json, report.html, quality.json and then model.json under a new version', async () => {
     await dataset({ cat: 5, dog: 5 });
 
     const r = await runTrainingJob(INPUT, deps);
@@ -83,6 +91,7 @@ describe('training job (emulated S3, synthetic features)', () => {
     expect(putOrder).toEqual([
       modelFileKey('pets', v, 'report.json'),
       modelFileKey('pets', v, 'report.html'),
+      modelFileKey('pets', v, 'quality.json'),
       modelFileKey('pets', v, 'model.json'),
     ]);
     const model = parseModelDocument(
@@ -102,6 +111,43 @@ describe('training job (emulated S3, synthetic features)', () => {
     const html = await getObject(emu.clients.s3, emu.bucket, modelFileKey('pets', v, 'report.html'));
     expect(html.contentType).toMatch(/^text\/html/);
     expect(Buffer.from(html.body).toString()).toContain('Confusion matrix');
+    expect(Buffer.from(html.body).toString()).toContain('Data quality');
+  });
+
+  it('finds an image uploaded twice under two labels by its ETag and keeps the copies on one side of the split', async () => {
+    await dataset({ cat: 6, dog: 6 });
+    // The same bytes as cat/0.png (so the same ETag) filed under dog, with the same features.
+    const original = await getObject(emu.clients.s3, emu.bucket, 'datasets/pets/cat/0.png');
+    const copy = await putObject(emu.clients.s3, emu.bucket, 'datasets/pets/dog/copy.png', original.body);
+    expect(copy.etag).toBe(original.etag);
+    await putImageWithFeature(emu, 'datasets/pets/dog/copy.png', {
+      vector: clusterVector('cat', 512, 0),
+      sourceEtag: copy.etag,
+    });
+    // putImageWithFeature wrote placeholder bytes: put the copy's bytes (and ETag) back.
+    await putObject(emu.clients.s3, emu.bucket, 'datasets/pets/dog/copy.png', original.body);
+
+    const r = await runTrainingJob(INPUT, deps);
+
+    const quality = parseQualityDocument(
+      Buffer.from(
+        (await getObject(emu.clients.s3, emu.bucket, modelFileKey('pets', r.version, 'quality.json'))).body,
+      ).toString(),
+    );
+    expect(quality).toMatchObject({ dataset: 'pets', version: r.version, images: 13 });
+    expect(quality.duplicates).toEqual([
+      {
+        kind: 'exact',
+        similarity: 1,
+        keys: ['datasets/pets/cat/0.png', 'datasets/pets/dog/copy.png'],
+        labels: ['cat', 'dog'],
+      },
+    ]);
+    expect(quality.conflicts).toEqual([
+      { keys: ['datasets/pets/cat/0.png', 'datasets/pets/dog/copy.png'], labels: ['cat', 'dog'] },
+    ]);
+    expect(quality.split).toMatchObject({ groupAware: true, groups: 1, groupedImages: 2 });
+    expect(quality.leaks).toEqual([]);
   });
 
   it('fails with a readable InsufficientDataError when there is one label, writing nothing', async () => {

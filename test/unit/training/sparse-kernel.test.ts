@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { mulberry32 } from '../../../lib/training/split.ts';
 import {
-  createSharedMemory,
+  createGrowableSharedMemory,
   instantiateSparseKernel,
   MAX_UNROLLED_K,
   sparseKernelBytes,
@@ -21,7 +21,7 @@ const wat = readFileSync(KERNEL_WAT, 'utf8');
 /** A CSR row of `nnz` non-zeros over `d` columns, the weights, and scratch, laid out in one memory. */
 function setUp(K: number, nnz: number, d: number, seed: number) {
   const rand = mulberry32(seed);
-  const memory = createSharedMemory(4);
+  const memory = createGrowableSharedMemory(4);
   const buf = memory.buffer as SharedArrayBuffer;
   const wPtr = 0;
   const zPtr = wPtr + d * K * 8;
