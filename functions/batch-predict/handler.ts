@@ -37,6 +37,7 @@ export const handler = withObservability(async (event: SQSEvent): Promise<SQSBat
         {
           s3,
           bucket: storage.bucket,
+          region: storage.region,
           extractor: await extractor.get(),
           limitInputPixels: DEFAULT_LIMIT_INPUT_PIXELS,
           maxBatch: model.extractBatchSize,

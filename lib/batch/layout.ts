@@ -12,6 +12,7 @@
  * ```
  */
 import { z } from 'zod';
+import { UsageDocumentSchema } from '../cost/usage.ts';
 
 /** Root of every batch. */
 export const BATCHES_PREFIX = 'batches/';
@@ -96,8 +97,13 @@ export const SummarySchema = z.object({
   /** Rows per label (`null` for abstained rows), failed rows excluded. */
   labels: z.record(z.number()),
   timings: z.object({ createdAt: z.string(), finishedAt: z.string(), seconds: z.number() }),
+  /** What the batch used and its price (lib/cost/). */
+  usage: UsageDocumentSchema.optional(),
 });
 export type Summary = z.infer<typeof SummarySchema>;
+
+/** S3 user metadata of a part: the worker's run time and S3 reads for that chunk (summary usage). */
+export const PART_METADATA = { ms: 'tlearn-ms', gets: 'tlearn-gets' } as const;
 
 /** `failed.json`. */
 export const FailedSchema = z.object({ code: z.string(), message: z.string(), at: z.string() });

@@ -26,6 +26,7 @@ import {
   FailedSchema,
   type Manifest,
   ManifestSchema,
+  PART_METADATA,
   partNumber,
   SummarySchema,
   ThresholdField,
@@ -221,11 +222,18 @@ export async function batchStatus(
   const failed = await getJsonIfExists(s3, bucket, k.failed, FailedSchema);
   if (failed)
     return { ...base, status: 'failed', counts, error: { code: failed.code, message: failed.message } };
-  for (const rows of (await readParts(s3, bucket, manifest)).values()) {
+  for (const { rows } of (await readParts(s3, bucket, manifest)).values()) {
     counts.done += rows.length;
     counts.failed += rows.filter((r) => r.error !== undefined).length;
   }
   return { ...base, status: 'running', counts };
+}
+
+/** One part as read back: its rows and what the worker that wrote it used. */
+export interface ReadPart {
+  rows: z.infer<typeof BatchRowSchema>[];
+  ms: number;
+  gets: number;
 }
 
 /** The parts written so far, by chunk number (one per chunk however often it was delivered). */
@@ -233,14 +241,14 @@ export async function readParts(
   s3: S3Client,
   bucket: string,
   manifest: Manifest,
-): Promise<Map<number, z.infer<typeof BatchRowSchema>[]>> {
+): Promise<Map<number, ReadPart>> {
   const k = batchKeys(manifest.dataset, manifest.id);
   const parts = new Set<number>();
   for await (const o of listObjects(s3, bucket, k.partsPrefix)) {
     const n = partNumber(o.key);
     if (n !== undefined && n < manifest.chunks.length) parts.add(n);
   }
-  const out = new Map<number, z.infer<typeof BatchRowSchema>[]>();
+  const out = new Map<number, ReadPart>();
   await Promise.all(
     [...parts].map(async (n) => {
       const obj = await getObjectIfExists(s3, bucket, k.part(n));
@@ -249,10 +257,11 @@ export async function readParts(
         .toString('utf8')
         .split('\n')
         .filter((l) => l.length > 0);
-      out.set(
-        n,
-        lines.map((l) => BatchRowSchema.parse(JSON.parse(l))),
-      );
+      out.set(n, {
+        rows: lines.map((l) => BatchRowSchema.parse(JSON.parse(l))),
+        ms: Number(obj.metadata[PART_METADATA.ms] ?? 0) || 0,
+        gets: Number(obj.metadata[PART_METADATA.gets] ?? 0) || 0,
+      });
     }),
   );
   return out;

@@ -11,6 +11,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { createInferenceQueue } from '../api/inference-queue.ts';
 import { type LoadedModel, loadModelVersion } from '../api/model-cache.ts';
 import { scoreImageBytes } from '../api/predict.ts';
+import { emptyUsage, priceUsage, type UsageDocument } from '../cost/usage.ts';
 import { describeError, NotFoundError, SpecMismatchError, TlearnError } from '../errors.ts';
 import type { FeatureExtractor } from '../model/types.ts';
 import { getJsonIfExists, getObject, putJson, putObject } from '../storage/s3.ts';
@@ -23,10 +24,12 @@ import {
   batchKeys,
   type ChunkMessage,
   type Manifest,
+  PART_METADATA,
   type Summary,
   SummarySchema,
 } from './layout.ts';
-import { readManifest, readParts } from './start.ts';
+import { BATCH_SETTINGS } from './settings.ts';
+import { type ReadPart, readManifest, readParts } from './start.ts';
 
 /** What the worker needs (built once per container by functions/batch-predict). */
 export interface BatchWorkerDeps {
@@ -34,6 +37,8 @@ export interface BatchWorkerDeps {
   bucket: string;
   extractor: FeatureExtractor;
   limitInputPixels: number;
+  /** Region whose prices the summary's cost uses. @default us-east-1 */
+  region?: string;
   /** Images per forward pass. @default 8 */
   maxBatch?: number;
   log: Log;
@@ -94,6 +99,7 @@ async function scoreKey(
 
 /** Scores one chunk, writes its part, and finishes the batch when it was the last. */
 export async function runChunk(deps: BatchWorkerDeps, msg: ChunkMessage): Promise<ChunkOutcome> {
+  const started = performance.now();
   const manifest = await readManifest(deps.s3, deps.bucket, msg.dataset, msg.id);
   const k = batchKeys(msg.dataset, msg.id);
   const keys = manifest.chunks[msg.part];
@@ -133,6 +139,11 @@ export async function runChunk(deps: BatchWorkerDeps, msg: ChunkMessage): Promis
     rows.map((r) => `${JSON.stringify(r)}\n`).join(''),
     {
       contentType: 'application/x-ndjson',
+      // Manifest, summary check and one read per image (the model is read once per container).
+      metadata: {
+        [PART_METADATA.ms]: String(Math.round(performance.now() - started)),
+        [PART_METADATA.gets]: String(2 + keys.length),
+      },
     },
   );
   const failed = rows.filter((r) => r.error !== undefined).length;
@@ -162,18 +173,49 @@ async function pinnedModel(deps: BatchWorkerDeps, manifest: Manifest): Promise<L
 }
 
 /**
+ * What a batch used: the workers' measured run time (one invocation per chunk, x86_64 container
+ * at the worker's memory), S3 and SQS requests from the code's request pattern, priced.
+ */
+export function batchUsage(parts: readonly ReadPart[], region: string): UsageDocument {
+  const n = parts.length;
+  const usage = emptyUsage();
+  usage.lambda.push({
+    function: 'batch-predict',
+    architecture: 'x86_64',
+    memoryMb: BATCH_SETTINGS.memorySize,
+    invocations: n,
+    durationMs: parts.reduce((s, p) => s + p.ms, 0),
+  });
+  // PUT class: the manifest, one part per chunk, the three results, one LIST per chunk (+ the POST's).
+  usage.s3.put = 1 + n + 3 + n + 1;
+  // GET class: each worker's reads, and the finisher's read of every part.
+  usage.s3.get = parts.reduce((s, p) => s + p.gets, 0) + n;
+  // A send per 10 chunks, a receive and a delete per chunk.
+  usage.sqs.requests = Math.ceil(n / 10) + 2 * n;
+  usage.apiGateway.requests = 1;
+  return {
+    usage,
+    cost: priceUsage(usage, region),
+    notes: [
+      'Lambda: measured run time of each chunk (the last one includes writing the results); cold starts not included.',
+      'S3 and SQS: counted from the request pattern; status polls (GET …/batches/{id}) and redeliveries not included.',
+    ],
+  };
+}
+
+/**
  * Writes results.jsonl, results.csv and summary.json (last) once every chunk has a part; returns
  * false (and writes nothing) while parts are missing. Safe to call any number of times.
  */
 export async function finishBatch(
-  deps: Pick<BatchWorkerDeps, 's3' | 'bucket' | 'log' | 'now'>,
+  deps: Pick<BatchWorkerDeps, 's3' | 'bucket' | 'log' | 'now' | 'region'>,
   manifest: Manifest,
   classes: readonly string[],
 ): Promise<boolean> {
   const parts = await readParts(deps.s3, deps.bucket, manifest);
   if (parts.size < manifest.chunks.length) return false;
   const rows: BatchRow[] = [];
-  for (let n = 0; n < manifest.chunks.length; n++) rows.push(...(parts.get(n) ?? []));
+  for (let n = 0; n < manifest.chunks.length; n++) rows.push(...(parts.get(n)?.rows ?? []));
   const k = batchKeys(manifest.dataset, manifest.id);
   await putObject(deps.s3, deps.bucket, k.jsonl, rows.map((r) => `${JSON.stringify(r)}\n`).join(''), {
     contentType: 'application/x-ndjson',
@@ -198,6 +240,7 @@ export async function finishBatch(
       finishedAt: finishedAt.toISOString(),
       seconds: Math.max(0, (finishedAt.getTime() - Date.parse(manifest.createdAt)) / 1000),
     },
+    usage: batchUsage([...parts.values()], deps.region ?? 'us-east-1'),
   };
   await putJson(deps.s3, deps.bucket, k.summary, summary);
   deps.log.info('batch finished', { dataset: manifest.dataset, id: manifest.id, ...summary.counts });

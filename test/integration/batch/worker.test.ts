@@ -137,6 +137,13 @@ describe('the batch worker', () => {
     const summary = SummarySchema.parse(JSON.parse(await read(k.summary)));
     expect(summary.counts).toEqual({ total: 3, done: 3, failed: 1 });
     expect(summary.modelVersion).toBe(VERSION);
+    // Two chunks: two worker invocations with their measured time, priced.
+    const lambda = summary.usage?.usage.lambda[0];
+    expect(lambda).toMatchObject({ function: 'batch-predict', invocations: 2, architecture: 'x86_64' });
+    expect(lambda?.durationMs).toBeGreaterThan(0);
+    // Each worker read the manifest, checked the summary and read its images (3 images), then the finisher read 2 parts.
+    expect(summary.usage?.usage.s3.get).toBe(2 * 2 + 3 + 2);
+    expect(summary.usage?.cost.totalUsd).toBeGreaterThan(0);
   });
 
   it('fails the batch with failed.json when its model version is gone, without throwing', async () => {
