@@ -20,7 +20,7 @@ export const CONTEXT_KEYS = {
   settleSeconds: 'tlearn:settleSeconds',
   pollSeconds: 'tlearn:pollSeconds',
   maxRounds: 'tlearn:maxRounds',
-  trainWindowSeconds: 'tlearn:trainWindowSeconds',
+  maxRetrains: 'tlearn:maxRetrains',
   refitOnAll: 'tlearn:refitOnAll',
   apiRateLimit: 'tlearn:apiRateLimit',
   apiBurstLimit: 'tlearn:apiBurstLimit',
@@ -99,7 +99,7 @@ export function stackSettingsFromContext(node: Node): { stackName: string; props
         settleSeconds: num(CONTEXT_KEYS.settleSeconds),
         pollSeconds: num(CONTEXT_KEYS.pollSeconds),
         maxRounds: num(CONTEXT_KEYS.maxRounds),
-        trainWindowSeconds: num(CONTEXT_KEYS.trainWindowSeconds),
+        maxRetrains: num(CONTEXT_KEYS.maxRetrains),
         refitOnAll: bool(CONTEXT_KEYS.refitOnAll),
       },
       api: {

@@ -23,12 +23,14 @@ export function fakeFunctionArn(name: TrainingTaskFunction): string {
 }
 
 export interface TrainingDefinitionOptions {
-  /** Settle wait, seconds. @default 60 (the stack's default) */
+  /** Settle wait, seconds. @default PIPELINE_SETTINGS (the stack's default) */
   settleSeconds?: number;
   /** Wait between readiness checks, seconds. @default 30 */
   pollSeconds?: number;
-  /** Polling rounds before FeaturesNotReady. @default 120 */
+  /** Polling rounds before training goes ahead on the ready images. @default 120 */
   maxRounds?: number;
+  /** Follow-up trainings per execution. @default 20 */
+  maxRetrains?: number;
 }
 
 export interface TrainingDefinition {
@@ -67,6 +69,7 @@ export async function synthesizeTrainingDefinition(
         settleSeconds: opts.settleSeconds,
         pollSeconds: opts.pollSeconds,
         maxRounds: opts.maxRounds,
+        maxRetrains: opts.maxRetrains,
       },
     });
 

@@ -11,6 +11,8 @@ import { BATCHES_PREFIX } from '../lib/batch/layout.ts';
 import { BATCH_SETTINGS, batchQueueVisibilitySeconds } from '../lib/batch/settings.ts';
 import { ENV } from '../lib/config.ts';
 import { POOLINGS, type Pooling } from '../lib/model/spec.ts';
+import { PIPELINE_SETTINGS } from '../lib/pipeline/settings.ts';
+import { LOCKS_PREFIX } from '../lib/pipeline/training-lock.ts';
 import { BASE_MODELS_PREFIX, DATASETS_PREFIX, FEATURES_PREFIX, MODELS_PREFIX } from '../lib/storage/keys.ts';
 import { DataBucket } from './constructs/data-bucket.ts';
 import { Monitoring } from './constructs/monitoring.ts';
@@ -29,6 +31,7 @@ export const FUNCTION_NAMES = [
   'check-readiness',
   'train-head',
   'promote-model',
+  'finish-training',
   'batch-predict',
 ] as const;
 export type FunctionName = (typeof FUNCTION_NAMES)[number];
@@ -47,21 +50,26 @@ export interface FunctionSettings {
 }
 
 /**
- * Default memory and timeout per function. train-head's fit is CPU-bound plain JS (more memory =
- * more CPU); the extractor and the API hold VGG16 (~60 MB of weights, ~1 GB while running).
+ * Default memory and timeout per function (timeouts from lib/pipeline/settings.ts, which the local
+ * stack uses too). train-head's fit is CPU-bound plain JS (more memory = more CPU); the extractor
+ * and the API hold VGG16 (~60 MB of weights, ~1 GB while running); check-readiness parses the
+ * listings of the whole dataset (200,000 images + features = 400 pages of 1,000 keys, labels in
+ * parallel): 1 GB buys the CPU for that within its timeout.
  */
+const T = PIPELINE_SETTINGS.timeoutSeconds;
 export const DEFAULT_FUNCTION_SETTINGS: Readonly<
   Record<FunctionName, { memorySize: number; timeout: Duration }>
 > = {
-  'extract-features': { memorySize: 3008, timeout: Duration.minutes(5) },
-  api: { memorySize: 3008, timeout: Duration.seconds(29) },
-  'start-training': { memorySize: 256, timeout: Duration.seconds(30) },
-  'check-readiness': { memorySize: 256, timeout: Duration.seconds(30) },
+  'extract-features': { memorySize: 3008, timeout: Duration.seconds(T['extract-features']) },
+  api: { memorySize: 3008, timeout: Duration.seconds(T.api) },
+  'start-training': { memorySize: 256, timeout: Duration.seconds(T['start-training']) },
+  'check-readiness': { memorySize: 1024, timeout: Duration.seconds(T['check-readiness']) },
   // Sized for 200,000 images x 8192 features: the compact matrix at the measured density is
   // ~6.2 GB (lib/training/capacity.ts; README "Scale and limits"); 10,240 MB (Lambda's maximum,
   // 6 vCPUs for the fit) holds ~288,000. Accounts still capped at 3,008 MB: about 75,000.
-  'train-head': { memorySize: 10240, timeout: Duration.minutes(15) },
-  'promote-model': { memorySize: 256, timeout: Duration.seconds(30) },
+  'train-head': { memorySize: 10240, timeout: Duration.seconds(T['train-head']) },
+  'promote-model': { memorySize: 256, timeout: Duration.seconds(T['promote-model']) },
+  'finish-training': { memorySize: 256, timeout: Duration.seconds(T['finish-training']) },
   'batch-predict': {
     memorySize: BATCH_SETTINGS.memorySize,
     timeout: Duration.seconds(BATCH_SETTINGS.timeoutSeconds),
@@ -94,7 +102,7 @@ export interface TlearnStackProps extends StackProps {
   readonly baseModelUri?: string;
   /** Images per forward pass in the extractor (ENV.EXTRACT_BATCH_SIZE), 1-64. @default 8 */
   readonly extractBatchSize?: number;
-  /** Ingest queue → extract-features event source. */
+  /** Ingest queue → extract-features event source (defaults: PIPELINE_SETTINGS.ingest). */
   readonly ingest?: {
     /** @default 10 */
     readonly batchSize?: number;
@@ -103,7 +111,7 @@ export interface TlearnStackProps extends StackProps {
     /** Concurrent extractor invocations by the queue, 2-1000. @default 10 */
     readonly maxConcurrency?: number;
   };
-  /** Training workflow. */
+  /** Training workflow (defaults: PIPELINE_SETTINGS.training). */
   readonly training?: {
     /** @default 60 */
     readonly settleSeconds?: number;
@@ -111,8 +119,8 @@ export interface TlearnStackProps extends StackProps {
     readonly pollSeconds?: number;
     /** @default 120 */
     readonly maxRounds?: number;
-    /** Debounce window of automatic trainings, 1-86400 s. @default 300 */
-    readonly trainWindowSeconds?: number;
+    /** Follow-up trainings per execution for features that arrived during it. @default 20 */
+    readonly maxRetrains?: number;
     /** Refit on all samples after evaluating. @default false */
     readonly refitOnAll?: boolean;
   };
@@ -164,13 +172,11 @@ export class TlearnStack extends Stack {
     const pooling = props.pooling ?? 'flatten';
     const inputSize = props.inputSize ?? 150;
     const extractBatchSize = props.extractBatchSize ?? 8;
-    const trainWindowSeconds = props.training?.trainWindowSeconds ?? 300;
     if (!POOLINGS.includes(pooling)) {
       throw new Error(`pooling must be one of ${POOLINGS.join(', ')} (got '${pooling}')`);
     }
     requireInteger('inputSize', inputSize, 32, 1024);
     requireInteger('extractBatchSize', extractBatchSize, 1, 64);
-    requireInteger('training.trainWindowSeconds', trainWindowSeconds, 1, 86_400);
     for (const name of Object.keys(props.functions ?? {})) {
       if (!(FUNCTION_NAMES as readonly string[]).includes(name)) {
         throw new Error(`functions.${name}: unknown function (known: ${FUNCTION_NAMES.join(', ')})`);
@@ -235,14 +241,17 @@ export class TlearnStack extends Stack {
       [ENV.REFIT_ON_ALL]: String(props.training?.refitOnAll ?? false),
     });
     const promoteModel = make('promote-model', { [ENV.BUCKET]: bucket.bucketName });
+    const finishTraining = make('finish-training', { [ENV.BUCKET]: bucket.bucketName });
     this.training = new TrainingStateMachine(this, 'Training', {
       stateMachineName: `train-${this.stackName}`,
       checkReadiness: { function: checkReadiness.function, timeout: checkReadiness.timeout },
       trainHead: { function: trainHead.function, timeout: trainHead.timeout },
       promoteModel: { function: promoteModel.function, timeout: promoteModel.timeout },
+      finishTraining: { function: finishTraining.function, timeout: finishTraining.timeout },
       settleSeconds: props.training?.settleSeconds,
       pollSeconds: props.training?.pollSeconds,
       maxRounds: props.training?.maxRounds,
+      maxRetrains: props.training?.maxRetrains,
       logRetention,
       logRemovalPolicy: removalPolicy,
     });
@@ -253,12 +262,10 @@ export class TlearnStack extends Stack {
     const startTraining = make('start-training', {
       [ENV.BUCKET]: bucket.bucketName,
       [ENV.STATE_MACHINE_ARN]: stateMachine.stateMachineArn,
-      [ENV.TRAIN_WINDOW_SECONDS]: String(trainWindowSeconds),
     });
     const api = make('api', {
       ...modelEnv,
       [ENV.STATE_MACHINE_ARN]: stateMachine.stateMachineArn,
-      [ENV.TRAIN_WINDOW_SECONDS]: String(trainWindowSeconds),
     });
     // Batch predictions score with the API's extractor and prediction code (lib/batch/).
     const batchPredict = make('batch-predict', { ...modelEnv });
@@ -270,26 +277,33 @@ export class TlearnStack extends Stack {
       'check-readiness': checkReadiness,
       'train-head': trainHead,
       'promote-model': promoteModel,
+      'finish-training': finishTraining,
     };
 
-    // S3 → ingest queue → extractor.
+    // S3 → ingest queue → extractor (created and removed images: deletes drop their features).
+    const { ingest, features } = PIPELINE_SETTINGS;
     this.ingest = new QueueConsumer(this, 'Ingest', {
       consumer: extractor.function,
       consumerTimeout: extractor.timeout,
-      batchSize: props.ingest?.batchSize ?? 10,
-      maxBatchingWindow: props.ingest?.maxBatchingWindow ?? Duration.seconds(5),
-      maxConcurrency: props.ingest?.maxConcurrency ?? 10,
+      batchSize: props.ingest?.batchSize ?? ingest.batchSize,
+      maxBatchingWindow: props.ingest?.maxBatchingWindow ?? Duration.seconds(ingest.maxBatchingWindowSeconds),
+      maxConcurrency: props.ingest?.maxConcurrency ?? ingest.maxConcurrency,
+      // The extractor writes an ExtractionFailed record on the last receive: it reads the same number.
+      maxReceiveCount: ingest.maxReceiveCount,
     });
-    bucket.addEventNotification(s3.EventType.OBJECT_CREATED, new s3n.SqsDestination(this.ingest.queue), {
-      prefix: DATASETS_PREFIX,
-    });
+    for (const event of [s3.EventType.OBJECT_CREATED, s3.EventType.OBJECT_REMOVED]) {
+      bucket.addEventNotification(event, new s3n.SqsDestination(this.ingest.queue), {
+        prefix: DATASETS_PREFIX,
+      });
+    }
 
-    // Extractor → features queue → start-training (batched, so a burst becomes one StartExecution per dataset).
+    // Extractor → features queue → start-training (batched, so a burst becomes one request per dataset).
     this.features = new QueueConsumer(this, 'Features', {
       consumer: startTraining.function,
       consumerTimeout: startTraining.timeout,
-      batchSize: 100,
-      maxBatchingWindow: Duration.seconds(30),
+      batchSize: features.batchSize,
+      maxBatchingWindow: Duration.seconds(features.maxBatchingWindowSeconds),
+      maxReceiveCount: features.maxReceiveCount,
     });
     extractor.function.addEnvironment(ENV.FEATURES_QUEUE_URL, this.features.queue.queueUrl);
 
@@ -320,7 +334,31 @@ export class TlearnStack extends Stack {
     });
     this.features.queue.grantSendMessages(extractor.function);
 
+    // The single-flight lock: start-training, the API (manual trainings) and finish-training write
+    // it (conditional writes), check-readiness reads its generation; start-training and the API
+    // describe the holder's execution to detect a stale lock.
+    // Listing locks/ lets a missing lock answer 404 rather than 403 (it is created on first use).
     stateMachine.grantStartExecution(startTraining.function);
+    const lockWriter = { list: [LOCKS_PREFIX], read: [all(LOCKS_PREFIX)], write: [all(LOCKS_PREFIX)] };
+    grantS3Access(startTraining.function, bucket, lockWriter);
+    grantS3Access(checkReadiness.function, bucket, { list: [LOCKS_PREFIX], read: [all(LOCKS_PREFIX)] });
+    grantS3Access(finishTraining.function, bucket, lockWriter);
+    grantS3Access(api.function, bucket, lockWriter);
+    const describeExecutions = new iam.PolicyStatement({
+      actions: ['states:DescribeExecution'],
+      resources: [
+        Stack.of(this).formatArn({
+          service: 'states',
+          resource: 'execution',
+          resourceName: `${stateMachine.stateMachineName}:*`,
+          arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+        }),
+      ],
+    });
+    startTraining.function.addToRolePolicy(describeExecutions);
+    // POST /datasets/{d}/reindex sends S3-style events of the images to backfill to the ingest queue.
+    this.ingest.queue.grantSendMessages(api.function);
+    api.function.addEnvironment(ENV.INGEST_QUEUE_URL, this.ingest.queue.queueUrl);
 
     grantS3Access(checkReadiness.function, bucket, {
       list: [DATASETS_PREFIX, FEATURES_PREFIX],
@@ -385,19 +423,7 @@ export class TlearnStack extends Stack {
         resources: [stateMachine.stateMachineArn],
       }),
     );
-    api.function.addToRolePolicy(
-      new iam.PolicyStatement({
-        actions: ['states:DescribeExecution'],
-        resources: [
-          Stack.of(this).formatArn({
-            service: 'states',
-            resource: 'execution',
-            resourceName: `${stateMachine.stateMachineName}:*`,
-            arnFormat: ArnFormat.COLON_RESOURCE_NAME,
-          }),
-        ],
-      }),
-    );
+    api.function.addToRolePolicy(describeExecutions);
 
     this.api = new PredictionApi(this, 'Api', {
       handler: api.function,
@@ -463,7 +489,14 @@ export class TlearnStack extends Stack {
   /** Acknowledged cdk-nag findings, each with the reason it is acceptable here. */
   private addNagSuppressions(): void {
     const bucketArn = '<DataBucket[A-Za-z0-9]+\\.Arn>';
-    const prefixes = [DATASETS_PREFIX, FEATURES_PREFIX, MODELS_PREFIX, BASE_MODELS_PREFIX, BATCHES_PREFIX]
+    const prefixes = [
+      DATASETS_PREFIX,
+      FEATURES_PREFIX,
+      MODELS_PREFIX,
+      BASE_MODELS_PREFIX,
+      LOCKS_PREFIX,
+      BATCHES_PREFIX,
+    ]
       .map((p) => p.replace(/\/$/, ''))
       .join('|');
     for (const fn of Object.values(this.functions)) {
@@ -473,7 +506,7 @@ export class TlearnStack extends Stack {
           {
             id: 'AwsSolutions-IAM5',
             reason:
-              'S3 grants are scoped to one prefix of the S3 layout (datasets/*, features/*, models/*, base-models/*), to the models/*/current.json pointers or to the models/*/model.onnx exports: the objects are created at run time, so the keys cannot be listed in the policy.',
+              'S3 grants are scoped to one prefix of the S3 layout (datasets/*, features/*, models/*, base-models/*, locks/*), to the models/*/current.json pointers or to the models/*/model.onnx exports: the objects are created at run time, so the keys cannot be listed in the policy.',
             appliesTo: [
               {
                 regex: `/^Resource::${bucketArn}\\/(${prefixes})\\/\\*(\\/current\\.json|\\/model\\.onnx)?$/`,
@@ -489,7 +522,7 @@ export class TlearnStack extends Stack {
           {
             id: 'AwsSolutions-IAM5',
             reason:
-              "The API describes executions of this one state machine (to report a training's status and failure cause); execution names are made at run time, so they cannot be listed in the policy.",
+              "The API and start-training describe executions of this one state machine (a training's status and failure cause; whether a lock's holder still runs); execution names are made at run time, so they cannot be listed in the policy.",
             appliesTo: [{ regex: '/^Resource::arn:.+:states:.+:execution:<[A-Za-z0-9]+\\.Name>:\\*$/' }],
           },
           {

@@ -36,8 +36,8 @@ export const ENV = {
   BACKEND: 'TLEARN_BACKEND',
   /** Images per forward pass in the extractor. @default 8 */
   EXTRACT_BATCH_SIZE: 'TLEARN_EXTRACT_BATCH_SIZE',
-  /** Debounce window for automatic trainings, seconds. @default 300 */
-  TRAIN_WINDOW_SECONDS: 'TLEARN_TRAIN_WINDOW_SECONDS',
+  /** Queue the API's reindex sends S3-style events of images to (POST /datasets/{d}/reindex). */
+  INGEST_QUEUE_URL: 'TLEARN_INGEST_QUEUE_URL',
   /** Concurrent S3 reads when loading features for training. @default 32 */
   FEATURE_CONCURRENCY: 'TLEARN_FEATURE_CONCURRENCY',
   /** Refit on all samples after evaluating on the holdout. @default false */
@@ -180,14 +180,17 @@ export function loadExtractorConfig(env: Env = process.env): ExtractorConfig {
 /** start-training and API: the state machine to start. */
 export interface StateMachineConfig {
   stateMachineArn: string;
-  trainWindowSeconds: number;
 }
 
 export function loadStateMachineConfig(env: Env = process.env): StateMachineConfig {
   return {
     stateMachineArn: read(env, ENV.STATE_MACHINE_ARN, required('the training state machine ARN')),
-    trainWindowSeconds: read(env, ENV.TRAIN_WINDOW_SECONDS, int(1, 86_400, 300)),
   };
+}
+
+/** API: the ingest queue reindex sends to (optional: without it, reindex answers 503). */
+export function loadIngestQueueConfig(env: Env = process.env): { ingestQueueUrl: string | undefined } {
+  return { ingestQueueUrl: read(env, ENV.INGEST_QUEUE_URL, z.string().url().optional()) };
 }
 
 /** Trainer settings. */

@@ -51,6 +51,7 @@ await extractor.get().catch(() => undefined);
 const api = createApi({
   s3: clients.s3,
   sfn: clients.sfn,
+  sqs: clients.sqs,
   executions: createExecutionHistory(clients.sfn, config.stateMachineArn),
   extractor: extractor.get,
   cache: createModelCache({

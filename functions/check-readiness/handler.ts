@@ -3,7 +3,7 @@ import type { Context } from 'aws-lambda';
 import { z } from 'zod';
 import { loadStorageConfig } from '../../lib/config.ts';
 import { ValidationError } from '../../lib/errors.ts';
-import { checkReadiness, type ReadinessReport } from '../../lib/pipeline/readiness.ts';
+import { checkReadinessStep, type ReadinessCounts } from '../../lib/pipeline/readiness.ts';
 import { createAwsClients } from '../../lib/storage/clients.ts';
 import { DATASET_NAME_RE } from '../../lib/storage/keys.ts';
 import { createObservability, traceClients, withObservability } from '../shared/powertools.ts';
@@ -14,12 +14,12 @@ const { s3 } = traceClients(obs, createAwsClients(storage));
 
 const Input = z.object({ dataset: z.string().regex(DATASET_NAME_RE) });
 
-/** State machine task: `{dataset}` → `{total, ready, failed, pending, skipped, labels}`. */
-export const handler = withObservability(async (event: unknown, _ctx: Context): Promise<ReadinessReport> => {
+/** State machine task: `{dataset}` → counts only `{total, ready, failed, pending, skipped, orphaned, labels, generation}`. */
+export const handler = withObservability(async (event: unknown, _ctx: Context): Promise<ReadinessCounts> => {
   const input = Input.safeParse(event);
   if (!input.success) throw new ValidationError(`check-readiness needs {dataset}: ${input.error.message}`);
-  const report = await checkReadiness(s3, storage.bucket, input.data.dataset);
-  obs.metrics.addMetric('ImagesPending', MetricUnit.Count, report.pending);
-  obs.log.info('readiness', { ...report, labels: Object.keys(report.labels).length });
-  return report;
+  const counts = await checkReadinessStep(s3, storage.bucket, input.data.dataset);
+  obs.metrics.addMetric('ImagesPending', MetricUnit.Count, counts.pending);
+  obs.log.info('readiness', { ...counts });
+  return counts;
 }, obs);

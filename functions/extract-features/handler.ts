@@ -4,6 +4,8 @@ import { loadExtractorConfig, loadModelConfig, loadStorageConfig } from '../../l
 import { loadExtractor } from '../../lib/model/extractor.ts';
 import { extractImages } from '../../lib/pipeline/extract.ts';
 import { imageJobsFromMessages } from '../../lib/pipeline/ingest.ts';
+import { removeImages } from '../../lib/pipeline/remove.ts';
+import { PIPELINE_SETTINGS } from '../../lib/pipeline/settings.ts';
 import { createAwsClients } from '../../lib/storage/clients.ts';
 import { createObservability, startLazy, traceClients, withObservability } from '../shared/powertools.ts';
 import { toQueueMessages } from '../shared/sqs.ts';
@@ -19,9 +21,19 @@ const extractor = startLazy(() =>
   loadExtractor({ ...model, ...(model.backend ? { backend: model.backend } : {}), s3, log: obs.log }),
 );
 
-/** Ingest queue batch (S3 ObjectCreated events) → features + messages; failed records are retried. */
+/**
+ * Ingest queue batch (S3 ObjectCreated / ObjectRemoved events) → features, error records or removed
+ * features + messages; failed records are retried (and on their last receive get an error record).
+ */
 export const handler = withObservability(async (event: SQSEvent): Promise<SQSBatchResponse> => {
   const batch = imageJobsFromMessages(toQueueMessages(event), storage.bucket, obs.log);
+  const removed = await removeImages(batch.removals, {
+    s3,
+    sqs,
+    bucket: storage.bucket,
+    featuresQueueUrl,
+    log: obs.log,
+  });
   const r = await extractImages(batch.jobs, {
     s3,
     sqs,
@@ -29,14 +41,18 @@ export const handler = withObservability(async (event: SQSEvent): Promise<SQSBat
     featuresQueueUrl,
     extractor: await extractor.get(),
     batchSize: model.extractBatchSize,
+    // The queue's own number (the CDK queue and the local stack read it from the same module).
+    maxReceiveCount: PIPELINE_SETTINGS.ingest.maxReceiveCount,
     log: obs.log,
   });
   obs.metrics.addMetric('ImagesExtracted', MetricUnit.Count, r.counts.extracted);
   obs.metrics.addMetric('ImagesFailed', MetricUnit.Count, r.counts.failed);
   obs.metrics.addMetric('ImagesSkipped', MetricUnit.Count, r.counts.skipped + batch.ignored.length);
   obs.metrics.addMetric('ImagesRetried', MetricUnit.Count, r.counts.retry);
+  obs.metrics.addMetric('ImagesRemoved', MetricUnit.Count, removed.removed);
   obs.metrics.addMetric('MessagesDropped', MetricUnit.Count, batch.dropped.length);
   obs.metrics.addMetric('ExtractionMs', MetricUnit.Milliseconds, r.timings.totalMs);
   obs.log.info('batch done', { ...r.counts, forwardMs: Math.round(r.timings.forwardMs) });
-  return { batchItemFailures: r.failedRecordIds.map((itemIdentifier) => ({ itemIdentifier })) };
+  const failed = new Set([...r.failedRecordIds, ...removed.failedRecordIds]);
+  return { batchItemFailures: [...failed].map((itemIdentifier) => ({ itemIdentifier })) };
 }, obs);

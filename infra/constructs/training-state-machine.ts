@@ -3,42 +3,51 @@
  *
  * ```
  * Start ─▶ Settle ─▶ CheckReadiness ─▶ FeaturesReady? ──pending > 0, round < maxRounds──▶ WaitForFeatures ─▶ NextRound ─┐
- *                         ▲                │   │                                                                      │
- *                         └────────────────┼───┼──────────────────────────────────────────────────────────────────────┘
- *                                          │   └─pending > 0, rounds used up─▶ DescribeNotReady ─▶ FeaturesNotReady (Fail)
- *                                          └─pending = 0─▶ TrainHead ─▶ Promote ─▶ Done (Succeed)
- * every task: Retry on Lambda service errors; Catch (States.ALL) ─▶ CheckReadinessFailed | TrainHeadFailed | PromoteFailed (Fail)
+ *            ▲            ▲                │                                                                          │
+ *            │            └────────────────┼──────────────────────────────────────────────────────────────────────────┘
+ *            │                             └─pending = 0, or rounds used up (pending left out)─▶ TrainHead ─▶ Promote ─▶ Finish ─▶ TrainAgain?
+ *            └──────────────────────────────── NextTraining ◀── again (lock generation moved since CheckReadiness) ─────────────┤
+ *                                                                                                                     else ─▶ Done (Succeed)
+ * every task: Retry on Lambda service errors; Catch (States.ALL) ─▶ ReleaseAfter{Task} ─▶ again? NextTraining : {Task}Failed (Fail)
  * ```
+ *
+ * Single flight: an execution runs only while it holds its dataset's lock (lib/pipeline/training-lock.ts).
+ * CheckReadiness returns the lock's generation; Finish (and the ReleaseAfter* steps of the failure
+ * paths) compares it with the lock's: moved means features or deletes arrived after the check, so the
+ * execution trains again (at most maxRetrains times), else the lock goes idle.
  *
  * JSONPath (not JSONata), standard workflow. The state as it flows (the execution's output at the end):
  *
  * | path | set by | content |
  * |---|---|---|
- * | `$.dataset`, `$.trigger`, `$.requestedAt` | execution input | `{ dataset: "pets", trigger: "auto" \| "manual", requestedAt: "ISO-8601" }` |
- * | `$.readinessRound` | Start (0), NextRound (+1) | polling rounds used so far |
- * | `$.readiness` | CheckReadiness | check-readiness's result |
+ * | `$.dataset`, `$.trigger`, `$.requestedAt` | execution input | {@link TrainingInput} |
+ * | `$.readinessRound` | Start (0), NextRound (+1), NextTraining (0) | polling rounds used so far |
+ * | `$.retrainRound` | Start (0), NextTraining (+1) | follow-up trainings so far |
+ * | `$.readiness` | CheckReadiness | check-readiness's result (counts only) |
  * | `$.training` | TrainHead | train-head's result |
  * | `$.promotion` | Promote | promote-model's result |
+ * | `$.finish` / `$.release` | Finish / ReleaseAfter* | finish-training's result `{again, reason, generation}` |
  * | `$.error` | a Catch | `{ Error, Cause }` of the failed task (Cause: the Lambda's JSON error string) |
  *
  * Task functions (invoked with `payloadResponseOnly`: the event is exactly the object below, and
  * the function's return value is the result; a thrown error fails the task):
  *
  * - **check-readiness** gets {@link CheckReadinessInput} `{ dataset }`, returns
- *   {@link CheckReadinessResult} `{ total, ready, failed, pending, labels }` (numbers of images;
- *   `pending` = images without a current feature or error file; `labels` as the handler reports them).
+ *   {@link CheckReadinessResult} `{ total, ready, failed, pending, skipped, orphaned, labels, generation }`
+ *   (numbers only, whatever the label count: `labels` is how many).
  * - **train-head** gets {@link TrainHeadInput} `{ dataset, trigger, requestedAt }`, returns
  *   {@link TrainHeadResult} `{ version, dataset, accuracy, ... }`. It throws (with a message a user
- *   can act on) when the data cannot train a model (fewer than 2 labels, ...): the execution then
- *   ends in `TrainHeadFailed` with that message as the cause.
+ *   can act on) when the data cannot train a model (fewer than 2 labels, ...).
  * - **promote-model** gets {@link PromoteModelInput} `{ dataset, version }` (version = `$.training.version`),
  *   returns {@link PromoteModelResult} `{ promoted, version, previous }`.
+ * - **finish-training** gets `{ dataset, executionName, generation?, outcome, retrains, maxRetrains }`
+ *   (FinishTrainingInput of lib/pipeline/training-lock.ts), returns `{ again, reason, generation }`.
  *
  * Error names: a task error's `Error` is the thrown error's type (`errorType` of the Lambda
  * response, e.g. `InsufficientDataError`); `Lambda.ServiceException`, `Lambda.AWSLambdaException`,
  * `Lambda.SdkClientException`, `Lambda.TooManyRequestsException` and
  * `Lambda.ClientExecutionTimeoutException` are retried (2 s, backoff 2, full jitter); everything
- * else, and retries used up, goes to the task's Fail state with `Error`/`Cause` of the task.
+ * else, and retries used up, releases the lock and goes to the task's Fail state with `Error`/`Cause` of the task.
  *
  * Local runs (aws-local-stepfunctions): task overrides are keyed by state name, see
  * {@link TRAINING_TASK_STATES}; Wait overrides by {@link TRAINING_STATES}.settle / .waitForFeatures.
@@ -49,27 +58,19 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
+import type { TrainingInput } from '../../lib/features/messages.ts';
+import type { ReadinessCounts } from '../../lib/pipeline/readiness.ts';
+import { PIPELINE_SETTINGS } from '../../lib/pipeline/settings.ts';
 
-/** Execution input. */
-export interface TrainingExecutionInput {
-  dataset: string;
-  trigger: 'auto' | 'manual';
-  requestedAt: string;
-}
+export type { TrainingInput };
 /** Event of check-readiness. */
 export interface CheckReadinessInput {
   dataset: string;
 }
-/** Result of check-readiness. */
-export interface CheckReadinessResult {
-  total: number;
-  ready: number;
-  failed: number;
-  pending: number;
-  labels: unknown;
-}
+/** Result of check-readiness: counts only (lib/pipeline/readiness.ts). */
+export type CheckReadinessResult = ReadinessCounts;
 /** Event of train-head. */
-export type TrainHeadInput = TrainingExecutionInput;
+export type TrainHeadInput = TrainingInput;
 /** Result of train-head (more fields allowed; `version` is required by Promote). */
 export interface TrainHeadResult {
   version: string;
@@ -97,24 +98,33 @@ export const TRAINING_STATES = {
   featuresReady: 'FeaturesReady',
   waitForFeatures: 'WaitForFeatures',
   nextRound: 'NextRound',
-  describeNotReady: 'DescribeNotReady',
-  featuresNotReady: 'FeaturesNotReady',
   trainHead: 'TrainHead',
   promote: 'Promote',
+  finish: 'Finish',
+  trainAgain: 'TrainAgain',
+  nextTraining: 'NextTraining',
   done: 'Done',
+  releaseAfterCheckReadiness: 'ReleaseAfterCheckReadiness',
+  releaseAfterTrainHead: 'ReleaseAfterTrainHead',
+  releaseAfterPromote: 'ReleaseAfterPromote',
   checkReadinessFailed: 'CheckReadinessFailed',
   trainHeadFailed: 'TrainHeadFailed',
   promoteFailed: 'PromoteFailed',
+  finishFailed: 'FinishFailed',
 } as const;
 
-/** The three task functions, by their folder name under functions/. */
-export type TrainingTaskFunction = 'check-readiness' | 'train-head' | 'promote-model';
+/** The task functions, by their folder name under functions/. */
+export type TrainingTaskFunction = 'check-readiness' | 'train-head' | 'promote-model' | 'finish-training';
 
 /** Task state name → the function it invokes. */
 export const TRAINING_TASK_STATES: Readonly<Record<string, TrainingTaskFunction>> = {
   [TRAINING_STATES.checkReadiness]: 'check-readiness',
   [TRAINING_STATES.trainHead]: 'train-head',
   [TRAINING_STATES.promote]: 'promote-model',
+  [TRAINING_STATES.finish]: 'finish-training',
+  [TRAINING_STATES.releaseAfterCheckReadiness]: 'finish-training',
+  [TRAINING_STATES.releaseAfterTrainHead]: 'finish-training',
+  [TRAINING_STATES.releaseAfterPromote]: 'finish-training',
 };
 
 /** Lambda errors worth retrying: the invocation did not reach, or was throttled by, Lambda. */
@@ -136,16 +146,25 @@ export interface TrainingStateMachineProps {
   readonly checkReadiness: TaskFunction;
   readonly trainHead: TaskFunction;
   readonly promoteModel: TaskFunction;
-  /** Wait before the first readiness check, so a burst of uploads lands first. 0-86400. @default 60 */
+  /** Releases the dataset's lock or sends the execution round again (Finish, ReleaseAfter*). */
+  readonly finishTraining: TaskFunction;
+  /** Wait before the first readiness check, so a burst of uploads lands first. 0-86400. @default PIPELINE_SETTINGS.training.settleSeconds */
   readonly settleSeconds?: number;
-  /** Wait between readiness checks while features are pending. 1-3600. @default 30 */
+  /** Wait between readiness checks while features are pending. 1-3600. @default PIPELINE_SETTINGS.training.pollSeconds */
   readonly pollSeconds?: number;
   /**
-   * Polling rounds (waits) before giving up with FeaturesNotReady; the machine checks readiness
-   * at most maxRounds + 1 times. 0-1000 (each round adds ~10 history events of the 25,000 allowed).
-   * @default 120 (an hour at the default pollSeconds)
+   * Polling rounds (waits) before training goes ahead on the ready images (the pending ones are left
+   * out and listed in the report); the machine checks readiness at most maxRounds + 1 times per
+   * training. 0-1000 (each round adds ~10 history events of the 25,000 allowed).
+   * @default PIPELINE_SETTINGS.training.maxRounds
    */
   readonly maxRounds?: number;
+  /**
+   * Follow-up trainings one execution runs for features that arrived after its readiness check,
+   * 0-100; beyond, the lock goes idle and the next feature message starts a new execution.
+   * @default PIPELINE_SETTINGS.training.maxRetrains
+   */
+  readonly maxRetrains?: number;
   /** Attempts per retryable Lambda error (Retry MaxAttempts), 0-10. @default 6 */
   readonly taskRetryAttempts?: number;
   /** @default - generated by CloudFormation */
@@ -169,12 +188,15 @@ export class TrainingStateMachine extends Construct {
   readonly settleSeconds: number;
   readonly pollSeconds: number;
   readonly maxRounds: number;
+  readonly maxRetrains: number;
 
   constructor(scope: Construct, id: string, props: TrainingStateMachineProps) {
     super(scope, id);
-    this.settleSeconds = integerIn(id, 'settleSeconds', props.settleSeconds ?? 60, 0, 86_400);
-    this.pollSeconds = integerIn(id, 'pollSeconds', props.pollSeconds ?? 30, 1, 3_600);
-    this.maxRounds = integerIn(id, 'maxRounds', props.maxRounds ?? 120, 0, 1_000);
+    const T = PIPELINE_SETTINGS.training;
+    this.settleSeconds = integerIn(id, 'settleSeconds', props.settleSeconds ?? T.settleSeconds, 0, 86_400);
+    this.pollSeconds = integerIn(id, 'pollSeconds', props.pollSeconds ?? T.pollSeconds, 1, 3_600);
+    this.maxRounds = integerIn(id, 'maxRounds', props.maxRounds ?? T.maxRounds, 0, 1_000);
+    this.maxRetrains = integerIn(id, 'maxRetrains', props.maxRetrains ?? T.maxRetrains, 0, 100);
     const attempts = integerIn(id, 'taskRetryAttempts', props.taskRetryAttempts ?? 6, 0, 10);
     const name = props.stateMachineName;
     if (name !== undefined && !/^[A-Za-z0-9_-]{1,80}$/.test(name)) {
@@ -182,25 +204,24 @@ export class TrainingStateMachine extends Construct {
     }
     const S = TRAINING_STATES;
 
-    const invoke = (
+    const task = (
       stateName: string,
-      task: TaskFunction,
+      fn: TaskFunction,
       payload: Record<string, unknown>,
       resultPath: string,
-      failName: string,
       comment: string,
     ): tasks.LambdaInvoke => {
       const step = new tasks.LambdaInvoke(this, stateName, {
         stateName,
         comment,
-        lambdaFunction: task.function,
+        lambdaFunction: fn.function,
         payload: sfn.TaskInput.fromObject(payload),
         payloadResponseOnly: true,
         // Replaced by the explicit retry below, which also covers throttling.
         retryOnServiceExceptions: false,
         resultPath,
         // Lambda stops the function at its own timeout; the margin lets that error come back first.
-        taskTimeout: sfn.Timeout.duration(task.timeout.plus(Duration.seconds(60))),
+        taskTimeout: sfn.Timeout.duration(fn.timeout.plus(Duration.seconds(60))),
       });
       if (attempts > 0) {
         step.addRetry({
@@ -212,26 +233,36 @@ export class TrainingStateMachine extends Construct {
           jitterStrategy: sfn.JitterType.FULL,
         });
       }
-      step.addCatch(
-        new sfn.Fail(this, failName, {
-          stateName: failName,
-          comment: `${stateName} failed: Error and Cause are the task's (Cause holds the Lambda's errorMessage).`,
-          errorPath: sfn.JsonPath.stringAt('$.error.Error'),
-          causePath: sfn.JsonPath.stringAt('$.error.Cause'),
-        }),
-        { errors: [sfn.Errors.ALL], resultPath: '$.error' },
-      );
       return step;
     };
+    const fail = (stateName: string, comment: string): sfn.Fail =>
+      new sfn.Fail(this, stateName, {
+        stateName,
+        comment,
+        errorPath: sfn.JsonPath.stringAt('$.error.Error'),
+        causePath: sfn.JsonPath.stringAt('$.error.Cause'),
+      });
+    const finishPayload = (
+      outcome: 'trained' | 'failed',
+      withGeneration: boolean,
+    ): Record<string, unknown> => ({
+      'dataset.$': '$.dataset',
+      'executionName.$': '$$.Execution.Name',
+      ...(withGeneration ? { 'generation.$': '$.readiness.generation' } : {}),
+      outcome,
+      'retrains.$': '$.retrainRound',
+      maxRetrains: this.maxRetrains,
+    });
 
     const start = new sfn.Pass(this, S.start, {
       stateName: S.start,
-      comment: 'Keeps the documented input fields and starts the polling round counter.',
+      comment: 'Keeps the documented input fields and starts the round counters.',
       parameters: {
         'dataset.$': '$.dataset',
         'trigger.$': '$.trigger',
         'requestedAt.$': '$.requestedAt',
         readinessRound: 0,
+        retrainRound: 0,
       },
     });
     const settle = new sfn.Wait(this, S.settle, {
@@ -239,13 +270,12 @@ export class TrainingStateMachine extends Construct {
       comment: 'Lets a burst of uploads and their extractions land before the first check.',
       time: sfn.WaitTime.duration(Duration.seconds(this.settleSeconds)),
     });
-    const checkReadiness = invoke(
+    const checkReadiness = task(
       S.checkReadiness,
       props.checkReadiness,
       { 'dataset.$': '$.dataset' },
       '$.readiness',
-      S.checkReadinessFailed,
-      'Counts images and their features: {total, ready, failed, pending, labels}.',
+      'Counts images and their features from listings, and reads the lock generation: counts only.',
     );
     const waitForFeatures = new sfn.Wait(this, S.waitForFeatures, {
       stateName: S.waitForFeatures,
@@ -262,45 +292,85 @@ export class TrainingStateMachine extends Construct {
         'trigger.$': '$.trigger',
         'requestedAt.$': '$.requestedAt',
         'readinessRound.$': 'States.MathAdd($.readinessRound, 1)',
+        'retrainRound.$': '$.retrainRound',
       },
     });
-    const describeNotReady = new sfn.Pass(this, S.describeNotReady, {
-      stateName: S.describeNotReady,
-      comment: 'Builds the cause FeaturesNotReady reports.',
+    const nextTraining = new sfn.Pass(this, S.nextTraining, {
+      stateName: S.nextTraining,
+      comment: 'Features or deletes arrived after the readiness check: train again (bounded by maxRetrains).',
       parameters: {
-        cause: sfn.JsonPath.format(
-          `Features of dataset {} are not ready: {} of {} images are still pending after {} polling rounds (${this.pollSeconds} s apart), so no training was started. Check the ingest dead-letter queue for stuck images, then start a training again (POST /datasets/{}/trainings).`,
-          sfn.JsonPath.stringAt('$.dataset'),
-          sfn.JsonPath.stringAt('$.readiness.pending'),
-          sfn.JsonPath.stringAt('$.readiness.total'),
-          sfn.JsonPath.stringAt('$.readinessRound'),
-          sfn.JsonPath.stringAt('$.dataset'),
-        ),
+        'dataset.$': '$.dataset',
+        'trigger.$': '$.trigger',
+        'requestedAt.$': '$.requestedAt',
+        readinessRound: 0,
+        'retrainRound.$': 'States.MathAdd($.retrainRound, 1)',
       },
-      resultPath: '$.notReady',
     });
-    const featuresNotReady = new sfn.Fail(this, S.featuresNotReady, {
-      stateName: S.featuresNotReady,
-      error: 'FeaturesNotReady',
-      causePath: sfn.JsonPath.stringAt('$.notReady.cause'),
-    });
-    const trainHead = invoke(
+    const trainHead = task(
       S.trainHead,
       props.trainHead,
       { 'dataset.$': '$.dataset', 'trigger.$': '$.trigger', 'requestedAt.$': '$.requestedAt' },
       '$.training',
-      S.trainHeadFailed,
-      'Fits the logistic-regression head on the features; writes model.json + report.json.',
+      'Fits the logistic-regression head on the ready features; writes model.json + report.json (left-out images listed).',
     );
-    const promote = invoke(
+    const promote = task(
       S.promote,
       props.promoteModel,
       { 'dataset.$': '$.dataset', 'version.$': '$.training.version' },
       '$.promotion',
-      S.promoteFailed,
       'Points models/{d}/current.json at the new version unless a newer one was promoted meanwhile.',
     );
+    const finish = task(
+      S.finish,
+      props.finishTraining,
+      finishPayload('trained', true),
+      '$.finish',
+      'Trains again when the lock generation moved since CheckReadiness, else releases the lock.',
+    );
+    finish.addCatch(
+      fail(S.finishFailed, 'The lock could not be released; the next request takes it over as stale.'),
+      {
+        errors: [sfn.Errors.ALL],
+        resultPath: '$.error',
+      },
+    );
     const done = new sfn.Succeed(this, S.done, { stateName: S.done });
+    const trainAgain = new sfn.Choice(this, S.trainAgain, { stateName: S.trainAgain })
+      .when(sfn.Condition.booleanEquals('$.finish.again', true), nextTraining)
+      .otherwise(done);
+
+    /** Catch → release the lock (or go round again if features arrived) → the task's Fail state. */
+    const releaseOnFailure = (
+      step: tasks.LambdaInvoke,
+      releaseName: string,
+      failName: string,
+      withGeneration: boolean,
+    ): void => {
+      const failed = fail(
+        failName,
+        `${step.id} failed: Error and Cause are the task's (Cause holds the Lambda's errorMessage).`,
+      );
+      const release = task(
+        releaseName,
+        props.finishTraining,
+        finishPayload('failed', withGeneration),
+        '$.release',
+        `Releases the lock after ${step.id} failed (or trains again if features arrived after the check).`,
+      );
+      // The original error stays in $.error for the Fail state; the release's own goes aside.
+      release.addCatch(failed, { errors: [sfn.Errors.ALL], resultPath: '$.releaseError' });
+      step.addCatch(
+        release.next(
+          new sfn.Choice(this, `${releaseName}Again`, { stateName: `${releaseName}Again` })
+            .when(sfn.Condition.booleanEquals('$.release.again', true), nextTraining)
+            .otherwise(failed),
+        ),
+        { errors: [sfn.Errors.ALL], resultPath: '$.error' },
+      );
+    };
+    releaseOnFailure(checkReadiness, S.releaseAfterCheckReadiness, S.checkReadinessFailed, false);
+    releaseOnFailure(trainHead, S.releaseAfterTrainHead, S.trainHeadFailed, true);
+    releaseOnFailure(promote, S.releaseAfterPromote, S.promoteFailed, true);
 
     const pending = sfn.Condition.numberGreaterThan('$.readiness.pending', 0);
     const featuresReady = new sfn.Choice(this, S.featuresReady, { stateName: S.featuresReady })
@@ -308,9 +378,9 @@ export class TrainingStateMachine extends Construct {
         sfn.Condition.and(pending, sfn.Condition.numberLessThan('$.readinessRound', this.maxRounds)),
         waitForFeatures.next(nextRound).next(checkReadiness),
       )
-      .when(pending, describeNotReady.next(featuresNotReady))
-      .otherwise(trainHead.next(promote).next(done));
+      .otherwise(trainHead.next(promote).next(finish).next(trainAgain));
 
+    nextTraining.next(settle);
     const definition = start.next(settle).next(checkReadiness).next(featuresReady);
 
     this.logGroup = new logs.LogGroup(this, 'Logs', {
@@ -322,7 +392,8 @@ export class TrainingStateMachine extends Construct {
       stateMachineType: sfn.StateMachineType.STANDARD,
       queryLanguage: sfn.QueryLanguage.JSON_PATH,
       definitionBody: sfn.DefinitionBody.fromChainable(definition),
-      comment: 'tlearn training: wait for features, train the head, promote it',
+      comment:
+        'tlearn training: one execution per dataset (lock), wait for features (bounded), train, promote, train again if more arrived',
       tracingEnabled: true,
       logs: {
         destination: this.logGroup,

@@ -21,6 +21,7 @@ import { createInferenceQueue, type InferenceQueue } from './inference-queue.ts'
 import { createKeyRoute, listKeysRoute, revokeKeyRoute } from './keys-routes.ts';
 import { listFailuresRoute, listModelVersionsRoute, promoteVersionRoute } from './model-versions.ts';
 import { predictRoute } from './predict.ts';
+import { reindexRoute } from './reindex.ts';
 import { API_ROUTES, type RouteKey, type RouteRole } from './routes.ts';
 import { startTrainingRoute } from './trainings.ts';
 import type { ApiDeps, ExtractorState, RouteContext } from './types.ts';
@@ -68,6 +69,7 @@ const HANDLERS: Record<RouteKey, RouteFn> = {
   'POST /datasets/{d}/batches': ok(startBatchRoute, 202),
   'GET /datasets/{d}/batches/{id}': ok(getBatchRoute),
   'GET /datasets/{d}/quality': ok(getQualityRoute),
+  'POST /datasets/{d}/reindex': ok(reindexRoute, 202),
 };
 
 const ROUTES: readonly RouteDef[] = API_ROUTES.map((r) => ({

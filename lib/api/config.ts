@@ -2,7 +2,7 @@
  * API settings from the environment (variable names in `lib/config.ts` `ENV`).
  */
 import { z } from 'zod';
-import { ENV, loadStateMachineConfig, loadStorageConfig } from '../config.ts';
+import { ENV, loadIngestQueueConfig, loadStateMachineConfig, loadStorageConfig } from '../config.ts';
 import { ConfigError } from '../errors.ts';
 import { DEFAULT_LIMIT_INPUT_PIXELS } from '../images/preprocess.ts';
 import { DEFAULT_MAX_BODY_BYTES } from './http.ts';
@@ -41,6 +41,7 @@ export function loadApiConfig(env: Env): ApiEnvConfig {
   return {
     bucket: storage.bucket,
     stateMachineArn: sm.stateMachineArn,
+    ingestQueueUrl: loadIngestQueueConfig(env).ingestQueueUrl,
     maxBodyBytes: DEFAULT_MAX_BODY_BYTES,
     limitInputPixels: DEFAULT_LIMIT_INPUT_PIXELS,
     maxBatch: read(env, ENV.EXTRACT_BATCH_SIZE, z.coerce.number().int().min(1).max(64).default(8)),

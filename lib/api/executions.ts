@@ -4,7 +4,7 @@ import {
   ListExecutionsCommand,
   type ListExecutionsCommandOutput,
 } from '@aws-sdk/client-sfn';
-import { TrainingInput } from '../features/messages.ts';
+import { TrainingInput, type TrainingTrigger } from '../features/messages.ts';
 
 /** The newest training execution of a dataset, as `GET /datasets/{d}` reports it. */
 export interface ExecutionSummary {
@@ -14,7 +14,7 @@ export interface ExecutionSummary {
   status: string;
   startedAt: string;
   stoppedAt: string | null;
-  trigger: 'auto' | 'manual' | null;
+  trigger: TrainingTrigger | null;
   /** For a failed execution: the Fail state's error and cause (what went wrong, readable). */
   error: string | null;
   cause: string | null;
@@ -34,7 +34,7 @@ export interface ExecutionReader {
 /**
  * Execution history from Step Functions: lists the state machine's newest executions (newest
  * first), keeps those whose name starts with `{dataset}-` (start-training and the API name them
- * so), and confirms the dataset from the execution's input, since `pets-` is also the start of
+ * so: `trainingExecutionName` in lib/pipeline/training-lock.ts), and confirms the dataset from the execution's input, since `pets-` is also the start of
  * `pets-2-…`. Only `scan` executions are looked at, so a dataset idle for a long time shows none.
  */
 export function createExecutionHistory(

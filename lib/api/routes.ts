@@ -21,6 +21,7 @@ export const API_ROUTES = [
   { method: 'GET', path: '/datasets/{d}/model', role: 'predict' },
   { method: 'GET', path: '/datasets/{d}/model/export', role: 'predict' },
   { method: 'GET', path: '/datasets/{d}/quality', role: 'admin' },
+  { method: 'POST', path: '/datasets/{d}/reindex', role: 'admin' },
   { method: 'POST', path: '/datasets/{d}/model/promote', role: 'admin' },
   { method: 'GET', path: '/keys', role: 'admin' },
   { method: 'POST', path: '/keys', role: 'admin' },

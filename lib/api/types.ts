@@ -1,8 +1,8 @@
 import type { S3Client } from '@aws-sdk/client-s3';
-import type { StartExecutionCommand, StartExecutionCommandOutput } from '@aws-sdk/client-sfn';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import type { FeatureExtractor } from '../model/types.ts';
 import type { LoadedWeights } from '../model/weights.ts';
+import type { TrainingSfnClient } from '../pipeline/training-lock.ts';
 import type { Log } from '../util/log.ts';
 import type { AuthOptions } from './auth.ts';
 import type { ExecutionHistory } from './executions.ts';
@@ -10,16 +10,16 @@ import type { InferenceQueue } from './inference-queue.ts';
 import type { KeyScope } from './keys.ts';
 import type { ModelCache } from './model-cache.ts';
 
-/** The one Step Functions call the API makes; an `SFNClient` fits, and so does a small test fake. */
-export interface StartExecutionClient {
-  send(command: StartExecutionCommand): Promise<StartExecutionCommandOutput>;
-}
+/** The Step Functions calls trainings make (start, describe the lock's holder); an `SFNClient` fits. */
+export type StartExecutionClient = TrainingSfnClient;
 
 /** Settings of the API (see `loadApiConfig` for the environment variables behind them). */
 export interface ApiConfig {
   bucket: string;
   /** Training state machine started by `POST /datasets/{d}/trainings`. */
   stateMachineArn: string;
+  /** Ingest queue `POST /datasets/{d}/reindex` sends to; reindex answers 503 without it. */
+  ingestQueueUrl?: string | undefined;
   /** Largest request body, and largest decoded `image` of a JSON body, in bytes. @default 6 MB */
   maxBodyBytes: number;
   /** Largest decoded image, width × height (sharp `limitInputPixels`). @default 40 megapixels */
@@ -44,6 +44,8 @@ export interface ApiMetrics {
 export interface ApiDeps {
   s3: S3Client;
   sfn: StartExecutionClient;
+  /** For `POST /datasets/{d}/reindex` (sends to `config.ingestQueueUrl`). */
+  sqs?: SQSClient;
   /** Training executions, for `lastExecution` in `GET /datasets/{d}`; null there when absent. */
   executions?: ExecutionHistory;
   /**

@@ -3,6 +3,8 @@
  * and the batch-predict function) and the local stack (lib/local/stack.ts: the emulator's queue and
  * its poller), so local and deployed run with the same numbers.
  */
+import { type QueueSettings, visibilityTimeoutSeconds } from '../pipeline/settings.ts';
+
 export const BATCH_SETTINGS = {
   /** Image keys per queue message: one worker invocation scores one chunk. */
   chunkSize: 20,
@@ -18,10 +20,18 @@ export const BATCH_SETTINGS = {
   maxReceiveCount: 3,
 } as const;
 
+/** The batch queue and its event source, in the pipeline's queue terms (lib/pipeline/settings.ts). */
+export const BATCH_QUEUE: Readonly<QueueSettings> = {
+  batchSize: BATCH_SETTINGS.batchSize,
+  maxBatchingWindowSeconds: 0,
+  maxReceiveCount: BATCH_SETTINGS.maxReceiveCount,
+  maxConcurrency: BATCH_SETTINGS.maxConcurrency,
+};
+
 /**
- * The batch queue's visibility timeout: six times the worker's timeout, as AWS advises for a queue
- * that triggers a function (QueueConsumer in infra/ derives it the same way).
+ * The batch queue's visibility timeout, seconds: the pipeline's rule (6x the worker's timeout),
+ * scaled as the local stack scales every queue's (`scale` = its settings' `visibilityScale`).
  */
-export function batchQueueVisibilitySeconds(): number {
-  return BATCH_SETTINGS.timeoutSeconds * 6;
+export function batchQueueVisibilitySeconds(scale = 1): number {
+  return visibilityTimeoutSeconds(BATCH_SETTINGS.timeoutSeconds, BATCH_QUEUE, scale);
 }

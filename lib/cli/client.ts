@@ -4,6 +4,7 @@ import type { ExecutionSummary } from '../api/executions.ts';
 import type { PredictionResponse } from '../api/predict.ts';
 import type { startTrainingRoute } from '../api/trainings.ts';
 import { TlearnError } from '../errors.ts';
+import { TRAINING_TRIGGERS } from '../features/messages.ts';
 import type { CurrentPointer } from '../pipeline/current-pointer.ts';
 import type { LabelReadiness } from '../pipeline/readiness.ts';
 import { type ModelDocument, ReportDocument, TrainingOptionsSchema } from '../training/model-document.ts';
@@ -129,7 +130,7 @@ const ExecutionSummarySchema: SchemaOf<ExecutionSummary> = z.object({
   status: z.string(),
   startedAt: z.string(),
   stoppedAt: z.string().nullable(),
-  trigger: z.enum(['auto', 'manual']).nullable(),
+  trigger: z.enum(TRAINING_TRIGGERS).nullable(),
   error: z.string().nullable(),
   cause: z.string().nullable(),
 });

@@ -24,6 +24,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   export: async () => (await import('./commands/export.ts')).command,
   cost: async () => (await import('./commands/cost.ts')).command,
   quality: async () => (await import('./commands/quality.ts')).command,
+  reindex: async () => (await import('./commands/reindex.ts')).command,
 };
 
 const SUMMARIES: Record<string, string> = {
@@ -40,6 +41,7 @@ const SUMMARIES: Record<string, string> = {
   export: 'write a model as one ONNX file (from a stack, or offline from a tlearn fit folder)',
   cost: "estimate a dataset's extraction, training and serving cost, and the stack's idle cost",
   quality: "show a dataset's duplicates, leaks and likely label errors",
+  reindex: 'send the images of a dataset without a current feature to the extractor (backfill)',
 };
 
 function usage(): string {

@@ -16,7 +16,7 @@ import {
 } from './usage.ts';
 
 /** Alarms and dashboards the Monitoring construct creates (an infra test keeps these true). */
-export const MONITORING_ALARMS = 12;
+export const MONITORING_ALARMS = 13;
 export const MONITORING_DASHBOARDS = 1;
 /** SQS queues a Lambda event source mapping polls (ingest, features, batches). */
 export const POLLED_QUEUES = 3;

@@ -20,16 +20,40 @@ export const FeatureFailedMessage = z.object({
   ...common,
   reason: z.string(),
 });
-export const FeatureMessage = z.discriminatedUnion('type', [FeatureReadyMessage, FeatureFailedMessage]);
+/** An image was deleted (or moved away): its feature and error record are gone; retrain without it. */
+export const FeatureRemovedMessage = z.object({
+  type: z.literal('feature.removed'),
+  dataset: common.dataset,
+  label: common.label,
+  imageKey: common.imageKey,
+  featureKey: common.featureKey,
+  at: common.at,
+});
+export const FeatureMessage = z.discriminatedUnion('type', [
+  FeatureReadyMessage,
+  FeatureFailedMessage,
+  FeatureRemovedMessage,
+]);
 
 export type FeatureReadyMessage = z.infer<typeof FeatureReadyMessage>;
 export type FeatureFailedMessage = z.infer<typeof FeatureFailedMessage>;
+export type FeatureRemovedMessage = z.infer<typeof FeatureRemovedMessage>;
 export type FeatureMessage = z.infer<typeof FeatureMessage>;
 
-/** Input of the training state machine. */
+/**
+ * Why a training runs: `auto` (new or failed features), `manual` (POST /trainings, `tlearn train`),
+ * `reindex` (a backfill's features), `delete` (images deleted or moved away).
+ */
+export const TRAINING_TRIGGERS = ['auto', 'manual', 'reindex', 'delete'] as const;
+export type TrainingTrigger = (typeof TRAINING_TRIGGERS)[number];
+
+/**
+ * Input of the training state machine, the one definition: start-training, the API, the trainer
+ * (train-head) and the state machine construct all use this schema/type.
+ */
 export const TrainingInput = z.object({
   dataset: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/),
-  trigger: z.enum(['auto', 'manual']),
+  trigger: z.enum(TRAINING_TRIGGERS),
   requestedAt: z.string().datetime(),
 });
 export type TrainingInput = z.infer<typeof TrainingInput>;

@@ -17,6 +17,7 @@ import { isAllowedUploadHeader, UPLOAD_CORS } from '../storage/upload-cors.ts';
 import type { Log } from '../util/log.ts';
 import { createDiskMirror, type DiskMirror } from './disk-mirror.ts';
 import { LOCAL_ACCOUNT_ID } from './lambda-context.ts';
+import { indexS3Listing, type ListableS3Store } from './s3-listing.ts';
 
 /** A stored object as the emulator reports it on a write. */
 export interface EmulatedObject {
@@ -87,7 +88,7 @@ interface FauxS3Object {
 interface SpyLike {
   addMessage(message: { service: string; status: string; bucket?: string; key?: string }): void;
 }
-interface FauxS3Store {
+interface FauxS3Store extends ListableS3Store<FauxS3Object> {
   spy?: SpyLike;
   createBucket(name: string): void;
   putObject(
@@ -146,6 +147,8 @@ export async function startLocalEmulator(opts: LocalEmulatorOptions): Promise<Lo
   const { region, log } = opts;
   const { S3Store, SqsStore, SnsStore } = await loadFauxqsStores();
   const s3Store = new S3Store();
+  // fauxqs sorts the whole bucket for every listing page; ours is indexed (lib/local/s3-listing.ts).
+  const listing = indexS3Listing(s3Store);
   const sqsStore = new SqsStore();
   const snsStore = new SnsStore();
   // Empty host: queue URLs take the request's host (http://127.0.0.1:PORT/000000000000/name).
@@ -176,6 +179,7 @@ export async function startLocalEmulator(opts: LocalEmulatorOptions): Promise<Lo
   // fauxqs calls the spy synchronously inside each store operation, after the change is applied.
   s3Store.spy = {
     addMessage(m) {
+      listing.invalidate();
       if (muted || m.service !== 's3' || m.bucket === undefined || m.key === undefined) return;
       if (m.status === 'uploaded') {
         let stored: FauxS3Object;

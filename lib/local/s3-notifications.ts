@@ -1,5 +1,5 @@
 /**
- * The S3 → SQS event notification AWS sends for `ObjectCreated:*` under `datasets/` (DESIGN.md
+ * The S3 → SQS event notifications AWS sends for `ObjectCreated:*` and `ObjectRemoved:*` under `datasets/` (DESIGN.md
  * flow), rebuilt for the local stack: same JSON shape, same key encoding, same test event when the
  * notification is first configured. The extractor cannot tell it from the real thing.
  */
@@ -7,104 +7,31 @@ import { randomBytes } from 'node:crypto';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { describeError } from '../errors.ts';
+import {
+  buildObjectCreatedEvent,
+  buildObjectRemovedEvent,
+  type CreatedObjectInfo,
+  createSequencer,
+  type NotificationContext,
+  s3RequestId,
+} from '../pipeline/s3-events.ts';
 import { featureErrorKey, featureKey, parseImageKey } from '../storage/keys.ts';
 import { listAllObjects } from '../storage/s3.ts';
 import type { Log } from '../util/log.ts';
 import type { ObjectEvent } from './emulator.ts';
 
-/** Characters S3 leaves as they are in event keys (Java's URLEncoder set, plus `/`). */
-const UNRESERVED = /[A-Za-z0-9.\-*_/]/;
+// The event bodies are built in lib/pipeline/s3-events.ts (reindex sends the same ones).
+export {
+  buildObjectCreatedEvent,
+  buildObjectRemovedEvent,
+  type CreatedObjectInfo,
+  createSequencer,
+  encodeS3EventKey,
+  type NotificationContext,
+} from '../pipeline/s3-events.ts';
 
-/**
- * Encodes a key the way S3 does in event notifications: form encoding (`application/x-www-form-urlencoded`,
- * space → `+`, UTF-8 bytes percent-encoded in upper-case hex) except that `/` stays as it is.
- * `decodeS3EventKey` (lib/pipeline/s3-events.ts) reverses it.
- *
- * @example encodeS3EventKey('datasets/pets/cat/my cat+1 (é).jpg') // 'datasets/pets/cat/my+cat%2B1+%28%C3%A9%29.jpg'
- */
-export function encodeS3EventKey(key: string): string {
-  let out = '';
-  for (const ch of key) {
-    if (ch === ' ') out += '+';
-    else if (UNRESERVED.test(ch)) out += ch;
-    else
-      for (const byte of Buffer.from(ch, 'utf8'))
-        out += `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
-  }
-  return out;
-}
-
-/** Makes S3-like sequencers: upper-case hex, fixed width, increasing within this process. */
-export function createSequencer(): () => string {
-  let last = 0n;
-  return () => {
-    const now = BigInt(Date.now()) * 1_000_000n;
-    last = now > last ? now : last + 1n;
-    return last.toString(16).toUpperCase().padStart(18, '0');
-  };
-}
-
-/** What one created object contributes to an event record. */
-export interface CreatedObjectInfo {
-  bucket: string;
-  /** The key as stored (not encoded). */
-  key: string;
-  size: number;
-  /** ETag without quotes. */
-  etag: string;
-}
-
-/** Context fields shared by the records the local stack sends. */
-export interface NotificationContext {
-  region: string;
-  /** The notification configuration's id (S3 puts it in every record). */
-  configurationId: string;
-  /** Clock, for tests. @default () => new Date() */
-  now?: () => Date;
-  sequencer: () => string;
-}
-
-const requestId = (): string => randomBytes(8).toString('hex').toUpperCase();
-
-/**
- * Builds the S3 event notification body (one record) for a created object, as S3 delivers it to
- * SQS. `eventName` is `ObjectCreated:Put` for any write: the local emulator does not tell a copy
- * or a completed multipart upload apart, and the pipeline only tests for `ObjectCreated:`.
- */
-export function buildObjectCreatedEvent(obj: CreatedObjectInfo, ctx: NotificationContext): object {
-  return {
-    Records: [
-      {
-        eventVersion: '2.1',
-        eventSource: 'aws:s3',
-        awsRegion: ctx.region,
-        eventTime: (ctx.now?.() ?? new Date()).toISOString(),
-        eventName: 'ObjectCreated:Put',
-        userIdentity: { principalId: 'AWS:LOCAL' },
-        requestParameters: { sourceIPAddress: '127.0.0.1' },
-        responseElements: {
-          'x-amz-request-id': requestId(),
-          'x-amz-id-2': randomBytes(32).toString('base64'),
-        },
-        s3: {
-          s3SchemaVersion: '1.0',
-          configurationId: ctx.configurationId,
-          bucket: {
-            name: obj.bucket,
-            ownerIdentity: { principalId: 'LOCAL' },
-            arn: `arn:aws:s3:::${obj.bucket}`,
-          },
-          object: {
-            key: encodeS3EventKey(obj.key),
-            size: obj.size,
-            eTag: obj.etag,
-            sequencer: ctx.sequencer(),
-          },
-        },
-      },
-    ],
-  };
-}
+/** Delivery attempts of one notification. */
+const SEND_ATTEMPTS = 6;
 
 /** The message S3 sends once when a notification configuration is created or changed. */
 export function buildS3TestEvent(bucket: string, now: Date = new Date()): object {
@@ -113,7 +40,7 @@ export function buildS3TestEvent(bucket: string, now: Date = new Date()): object
     Event: 's3:TestEvent',
     Time: now.toISOString(),
     Bucket: bucket,
-    RequestId: requestId(),
+    RequestId: s3RequestId(),
     HostId: randomBytes(32).toString('base64'),
   };
 }
@@ -147,7 +74,7 @@ export interface S3NotificationOptions {
 
 /**
  * Forwards every object created under `prefix` in `bucket` to `queueUrl` as an S3 event
- * notification. Sends are asynchronous (S3's are too); a failed send is logged, not retried,
+ * notification. Sends are asynchronous (S3's are too) and retried; one that still fails is logged,
  * and the startup catch-up (`notifyUnprocessedImages`) picks such images up on the next start.
  */
 export function startS3Notifications(opts: S3NotificationOptions): S3Notifier {
@@ -158,15 +85,24 @@ export function startS3Notifications(opts: S3NotificationOptions): S3Notifier {
     sequencer: createSequencer(),
   };
   const inFlight = new Set<Promise<void>>();
+  // S3 retries a delivery that fails; so does this (a lost notification would leave an image
+  // pending until readiness stops waiting for it): up to SEND_ATTEMPTS tries, backing off.
+  const deliver = async (body: string, what: string): Promise<void> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await opts.sqs.send(new SendMessageCommand({ QueueUrl: opts.queueUrl, MessageBody: body }));
+        return;
+      } catch (err) {
+        if (attempt >= SEND_ATTEMPTS) {
+          opts.log.warn(`could not send the S3 notification for ${what}`, { error: describeError(err) });
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 200 * 2 ** attempt));
+      }
+    }
+  };
   const send = (body: object, what: string): void => {
-    const p = opts.sqs
-      .send(new SendMessageCommand({ QueueUrl: opts.queueUrl, MessageBody: JSON.stringify(body) }))
-      .then(
-        () => undefined,
-        (err: unknown) =>
-          opts.log.warn(`could not send the S3 notification for ${what}`, { error: describeError(err) }),
-      )
-      .finally(() => inFlight.delete(p));
+    const p = deliver(JSON.stringify(body), what).finally(() => inFlight.delete(p));
     inFlight.add(p);
   };
   const notifyCreated = (obj: CreatedObjectInfo): void =>
@@ -174,8 +110,16 @@ export function startS3Notifications(opts: S3NotificationOptions): S3Notifier {
 
   if (opts.sendTestEvent ?? true) send(buildS3TestEvent(opts.bucket), 's3:TestEvent');
   const unsubscribe = opts.onObjectEvent((event) => {
-    if (event.type !== 'created' || event.bucket !== opts.bucket || !event.object.key.startsWith(prefix))
+    if (event.bucket !== opts.bucket) return;
+    if (event.type === 'removed') {
+      if (event.key.startsWith(prefix))
+        send(
+          buildObjectRemovedEvent({ bucket: event.bucket, key: event.key }, ctx),
+          `s3://${event.bucket}/${event.key}`,
+        );
       return;
+    }
+    if (!event.object.key.startsWith(prefix)) return;
     notifyCreated({
       bucket: event.bucket,
       key: event.object.key,

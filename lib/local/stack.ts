@@ -10,7 +10,6 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
-import { StartExecutionCommand } from '@aws-sdk/client-sfn';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, SQSEvent } from 'aws-lambda';
 import { createLocalKeyStore, LOCAL_KEYS_FILE } from '../api/keys.ts';
 import { BATCH_SETTINGS, batchQueueVisibilitySeconds } from '../batch/settings.ts';
@@ -19,6 +18,13 @@ import { ConfigError, describeError } from '../errors.ts';
 import { DEFAULT_RANDOM_SEED, findNewestBaseModel, parseWeightsFlag } from '../features/extract-files.ts';
 import { DEFAULT_INPUT_SIZE, type Pooling } from '../model/spec.ts';
 import type { WeightsSource } from '../model/types.ts';
+import {
+  localPipelineSettings,
+  type PipelineSettings,
+  type QueueSettings,
+  visibilityTimeoutSeconds,
+} from '../pipeline/settings.ts';
+import { requestTraining } from '../pipeline/training-lock.ts';
 import { createAwsClients } from '../storage/clients.ts';
 import type { Log } from '../util/log.ts';
 import { buildLocalConsole } from './console-build.ts';
@@ -40,6 +46,7 @@ export type FunctionName =
   | 'check-readiness'
   | 'train-head'
   | 'promote-model'
+  | 'finish-training'
   | 'batch-predict'
   | 'api';
 
@@ -70,10 +77,7 @@ export interface LocalStackOptions {
   /** Square network input, pixels. @default 150 */
   inputSize?: number;
   pooling?: Pooling;
-  /**
-   * Settle wait of the state machine, seconds; the automatic-training window (start-training's
-   * debounce) is the same length, so the settle covers every upload of its window. @default 5
-   */
+  /** Settle wait of the state machine, seconds. @default localPipelineSettings().training.settleSeconds */
   settleSeconds?: number;
   /** Upload and train a demo dataset when the bucket has none. @default true */
   demo?: boolean;
@@ -89,11 +93,7 @@ export interface LocalStackOptions {
   /** Handlers to use instead of `functions/<name>/handler.ts` (tests). */
   handlers?: Partial<LocalHandlers>;
   /** The state machine to run. @default `synthesizeTrainingDefinition` of infra/definition.ts */
-  definition?: (opts: {
-    settleSeconds: number;
-    pollSeconds: number;
-    maxRounds: number;
-  }) => Promise<TrainingDefinitionLike>;
+  definition?: (opts: TrainingLoopSettings) => Promise<TrainingDefinitionLike>;
 }
 
 /** Which base weights the stack runs with. */
@@ -125,9 +125,14 @@ export interface LocalStack {
 }
 
 const STATE_MACHINE_NAME = 'tlearn-train-local';
-/** Readiness polls, seconds apart: patient enough for a slow CPU extracting a large upload. */
-const POLL_SECONDS = 2;
-const MAX_ROUNDS = 900;
+
+/** The state machine's wait and loop settings the local stack synthesizes it with. */
+export interface TrainingLoopSettings {
+  settleSeconds: number;
+  pollSeconds: number;
+  maxRounds: number;
+  maxRetrains: number;
+}
 
 /**
  * Decides the base weights: an explicit `--weights`, else the newest imported model under
@@ -225,11 +230,7 @@ async function importHandlers(names: readonly FunctionName[]): Promise<Partial<L
   return out;
 }
 
-async function defaultDefinition(opts: {
-  settleSeconds: number;
-  pollSeconds: number;
-  maxRounds: number;
-}): Promise<TrainingDefinitionLike> {
+async function defaultDefinition(opts: TrainingLoopSettings): Promise<TrainingDefinitionLike> {
   const { synthesizeTrainingDefinition } = await import('../../infra/definition.ts');
   return synthesizeTrainingDefinition(opts);
 }
@@ -270,7 +271,9 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   const dataDir = resolve(opts.dataDir ?? '.tlearn');
   const region = LOCAL_DEFAULTS.region;
   const bucket = LOCAL_DEFAULTS.bucket;
-  const settleSeconds = opts.settleSeconds ?? 5;
+  // Queues, windows, timeouts and the training loop: the deployed settings, scaled (settings.ts).
+  const settings = localPipelineSettings();
+  const settleSeconds = opts.settleSeconds ?? settings.training.settleSeconds;
   const inputSize = opts.inputSize ?? DEFAULT_INPUT_SIZE;
   await mkdir(dataDir, { recursive: true });
   stacksStarted++;
@@ -332,20 +335,31 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
         await api.stop(10_000);
       },
     });
-    const ingestDlq = emulator.createQueue('tlearn-ingest-dlq', { MessageRetentionPeriod: '1209600' });
-    const ingest = emulator.createQueue('tlearn-ingest', {
-      VisibilityTimeout: '120',
-      RedrivePolicy: JSON.stringify({ deadLetterTargetArn: ingestDlq.queueArn, maxReceiveCount: 5 }),
+    const queueAttributes = (
+      q: QueueSettings,
+      consumer: keyof PipelineSettings['timeoutSeconds'],
+      dlqArn: string,
+    ) => ({
+      VisibilityTimeout: String(
+        visibilityTimeoutSeconds(settings.timeoutSeconds[consumer], q, settings.visibilityScale),
+      ),
+      RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: q.maxReceiveCount }),
     });
-    const featuresDlq = emulator.createQueue('tlearn-features-dlq', { MessageRetentionPeriod: '1209600' });
-    const features = emulator.createQueue('tlearn-features', {
-      VisibilityTimeout: '60',
-      RedrivePolicy: JSON.stringify({ deadLetterTargetArn: featuresDlq.queueArn, maxReceiveCount: 5 }),
-    });
+    const dlqRetention = { MessageRetentionPeriod: '1209600' };
+    const ingestDlq = emulator.createQueue('tlearn-ingest-dlq', dlqRetention);
+    const ingest = emulator.createQueue(
+      'tlearn-ingest',
+      queueAttributes(settings.ingest, 'extract-features', ingestDlq.queueArn),
+    );
+    const featuresDlq = emulator.createQueue('tlearn-features-dlq', dlqRetention);
+    const features = emulator.createQueue(
+      'tlearn-features',
+      queueAttributes(settings.features, 'start-training', featuresDlq.queueArn),
+    );
 
     const batchDlq = emulator.createQueue('tlearn-batch-dlq', { MessageRetentionPeriod: '1209600' });
     const batchQueue = emulator.createQueue('tlearn-batch', {
-      VisibilityTimeout: String(batchQueueVisibilitySeconds()),
+      VisibilityTimeout: String(batchQueueVisibilitySeconds(settings.visibilityScale)),
       RedrivePolicy: JSON.stringify({
         deadLetterTargetArn: batchDlq.queueArn,
         maxReceiveCount: BATCH_SETTINGS.maxReceiveCount,
@@ -357,12 +371,12 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     env.set(ENV.REGION, region);
     env.set(ENV.ENDPOINT, emulator.endpoint);
     env.set(ENV.FEATURES_QUEUE_URL, features.queueUrl);
+    env.set(ENV.INGEST_QUEUE_URL, ingest.queueUrl);
     env.set(ENV.BATCH_QUEUE_URL, batchQueue.queueUrl);
     env.set(ENV.WEIGHTS, weights.source.kind === 'random' ? `random:${weights.source.seed}` : 'uri');
     env.set(ENV.BASE_MODEL_URI, weights.source.kind === 'uri' ? weights.source.uri : undefined);
     env.set(ENV.INPUT_SIZE, String(inputSize));
     env.set(ENV.POOLING, opts.pooling ?? 'flatten');
-    env.set(ENV.TRAIN_WINDOW_SECONDS, String(Math.max(1, settleSeconds)));
     env.set(ENV.MODEL_REFRESH_SECONDS, '1');
     env.set(ENV.API_KEYS_FILE, join(dataDir, LOCAL_KEYS_FILE));
     env.set(ENV.CONSOLE_DIR, await buildLocalConsole(dataDir, log));
@@ -379,8 +393,9 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     try {
       training = await (opts.definition ?? defaultDefinition)({
         settleSeconds,
-        pollSeconds: POLL_SECONDS,
-        maxRounds: MAX_ROUNDS,
+        pollSeconds: settings.training.pollSeconds,
+        maxRounds: settings.training.maxRounds,
+        maxRetrains: settings.training.maxRetrains,
       });
     } catch (err) {
       throw new ConfigError(
@@ -409,6 +424,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       'check-readiness',
       'train-head',
       'promote-model',
+      'finish-training',
       'extract-features',
       'start-training',
       'batch-predict',
@@ -454,33 +470,31 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       },
     });
 
-    const extractPoller = await startSqsPoller({
-      sqs: clients.sqs,
-      queueUrl: ingest.queueUrl,
-      handler: handlers['extract-features'] as LambdaHandler<SQSEvent, unknown>,
-      functionName: 'extract-features',
-      region,
-      batchSize: 10,
-      maxBatchingWindowMs: 1000,
-      // Short long polls: each must end well within the clients' 10 s request timeout.
-      waitTimeSeconds: 5,
-      functionTimeoutMs: 300_000,
-      log,
-    });
-    cleanups.push({ name: 'the ingest poller', run: () => extractPoller.stop() });
-    const trainPoller = await startSqsPoller({
-      sqs: clients.sqs,
-      queueUrl: features.queueUrl,
-      handler: handlers['start-training'] as LambdaHandler<SQSEvent, unknown>,
-      functionName: 'start-training',
-      region,
-      batchSize: 100,
-      maxBatchingWindowMs: 2000,
-      waitTimeSeconds: 5,
-      functionTimeoutMs: 30_000,
-      log,
-    });
-    cleanups.push({ name: 'the features poller', run: () => trainPoller.stop() });
+    // Each queue's event source: as many pollers as its (scaled) deployed concurrency, Lambda-style batches.
+    const consume = async (
+      queueUrl: string,
+      q: QueueSettings,
+      fn: 'extract-features' | 'start-training',
+    ): Promise<void> => {
+      for (let i = 0; i < (q.maxConcurrency ?? 1); i++) {
+        const poller = await startSqsPoller({
+          sqs: clients.sqs,
+          queueUrl,
+          handler: handlers[fn] as LambdaHandler<SQSEvent, unknown>,
+          functionName: fn,
+          region,
+          batchSize: q.batchSize,
+          maxBatchingWindowMs: q.maxBatchingWindowSeconds * 1000,
+          // Short long polls: each must end well within the clients' 10 s request timeout.
+          waitTimeSeconds: 5,
+          functionTimeoutMs: settings.timeoutSeconds[fn] * 1000,
+          log,
+        });
+        cleanups.push({ name: `the ${fn} poller ${i + 1}`, run: () => poller.stop() });
+      }
+    };
+    await consume(ingest.queueUrl, settings.ingest, 'extract-features');
+    await consume(features.queueUrl, settings.features, 'start-training');
     const batchPoller = await startSqsPoller({
       sqs: clients.sqs,
       queueUrl: batchQueue.queueUrl,
@@ -539,15 +553,19 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
             signal: demoAbort.signal,
             onProgress: opts.onDemoProgress ?? ((p) => log.info(`demo: ${describeProgress(p)}`)),
             startTraining: async (dataset) => {
-              await clients.sfn.send(
-                new StartExecutionCommand({
+              // Through the lock, like every training: a running one is told to train again.
+              await requestTraining(
+                dataset,
+                'manual',
+                { whenRunning: 'mark' },
+                {
+                  s3: clients.s3,
+                  bucket,
+                  sfn: clients.sfn,
                   stateMachineArn,
-                  input: JSON.stringify({
-                    dataset,
-                    trigger: 'manual',
-                    requestedAt: new Date().toISOString(),
-                  }),
-                }),
+                  graceSeconds: settings.training.lockGraceSeconds,
+                  log,
+                },
               );
             },
             log,

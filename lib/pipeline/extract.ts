@@ -6,7 +6,7 @@ import { encodeNpy } from '../features/npy.ts';
 import { preprocessImage } from '../images/preprocess.ts';
 import type { FeatureExtractor } from '../model/types.ts';
 import { featureErrorKey, featureKey, type ImageRef, parseImageKey } from '../storage/keys.ts';
-import { deleteObject, getJson, getObject, headObject, putObject } from '../storage/s3.ts';
+import { deleteObject, getJson, getObject, headObject, putObject, touchObject } from '../storage/s3.ts';
 import { mapWithConcurrency } from '../util/concurrency.ts';
 import type { Log } from '../util/log.ts';
 import { FEATURE_META, FeatureErrorRecord, featureMetadata } from './feature-metadata.ts';
@@ -35,6 +35,10 @@ export interface ImageJob {
   size?: number | undefined;
   /** The record was received before (an earlier attempt may have written without announcing). */
   redelivered?: boolean;
+  /** SQS ApproximateReceiveCount of the record (1 on the first delivery). */
+  receiveCount?: number;
+  /** The event's time (≈ the image's LastModified); unknown: treated as newer than any feature. */
+  eventTime?: Date;
 }
 
 /** Dependencies, created once per container by the handler (or by a test). */
@@ -51,6 +55,12 @@ export interface ExtractDeps {
   ioConcurrency?: number;
   /** Decoded pixel limit. @default preprocessImage's (40 MP) */
   limitInputPixels?: number;
+  /**
+   * The ingest queue's maxReceiveCount (lib/pipeline/settings.ts): on a record's last receive, an
+   * image that would be retried gets an `ExtractionFailed` error record instead, so it is never
+   * pending forever behind the dead-letter queue. @default no last receive (always retry)
+   */
+  maxReceiveCount?: number;
   now?: () => Date;
 }
 
@@ -177,6 +187,15 @@ export async function extractImages(jobs: readonly ImageJob[], deps: ExtractDeps
     works.filter((w) => w.message !== undefined && w.outcome?.status !== 'retry'),
     deps,
   );
+  // 5. Last receive: what would go to the dead-letter queue gets an error record instead.
+  const last = works.filter((w) => w.outcome?.status === 'retry' && isLastReceive(w, deps.maxReceiveCount));
+  if (last.length > 0) {
+    await mapWithConcurrency(last, concurrency, (w) => giveUp(w, deps, now).catch(retryOn(w, deps.log)));
+    await sendMessages(
+      last.filter((w) => w.message !== undefined && w.outcome?.status === 'failed'),
+      deps,
+    );
+  }
 
   for (const w of works) {
     const o = w.outcome ?? { status: 'retry', error: 'internal: image was not processed' };
@@ -200,6 +219,47 @@ export async function extractImages(jobs: readonly ImageJob[], deps: ExtractDeps
     counts,
     timings: { totalMs: performance.now() - started, forwardMs },
   };
+}
+
+function isLastReceive(w: Work, maxReceiveCount: number | undefined): boolean {
+  if (maxReceiveCount === undefined) return false;
+  return w.jobs.some((j) => (j.receiveCount ?? 1) >= maxReceiveCount);
+}
+
+/** The code of the error record of an image whose extraction kept failing until its last receive. */
+export const EXTRACTION_FAILED = 'ExtractionFailed';
+
+/**
+ * Writes the `ExtractionFailed` error record of an image on its last receive (with the last
+ * error), deleting a stale feature, and prepares its `feature.failed` message.
+ */
+async function giveUp(w: Work, deps: ExtractDeps, now: () => Date): Promise<void> {
+  if (w.outcome?.status !== 'retry') return;
+  const lastError = w.outcome.error;
+  const spec = deps.extractor.specId;
+  // The ETag of the bytes read, else the event's, else the current object's.
+  const etag = w.etag ?? w.jobs[0]?.etag ?? (await headObject(deps.s3, deps.bucket, w.key))?.etag;
+  if (etag === undefined) {
+    w.outcome = { status: 'skipped', cause: 'vanished' };
+    return;
+  }
+  const at = now();
+  const record: FeatureErrorRecord = {
+    imageKey: w.key,
+    sourceEtag: etag,
+    spec,
+    reason: `extraction failed on every attempt; last error: ${lastError}`,
+    code: EXTRACTION_FAILED,
+    at: at.toISOString(),
+  };
+  await putObject(deps.s3, deps.bucket, featureErrorKey(w.image), `${JSON.stringify(record, null, 2)}\n`, {
+    contentType: 'application/json',
+    metadata: featureMetadata(etag, spec, w.image.label),
+  });
+  await deleteObject(deps.s3, deps.bucket, featureKey(w.image));
+  w.outcome = { status: 'failed', code: record.code, reason: record.reason };
+  w.message = failedMessage(w, etag, spec, at, `${EXTRACTION_FAILED}: ${record.reason}`);
+  deps.log.warn('extraction failed on the last receive; error record written', { key: w.key });
 }
 
 function retryOn(w: Work, log: Log): (err: unknown) => void {
@@ -266,6 +326,19 @@ async function prepare(w: Work, deps: ExtractDeps, now: () => Date): Promise<voi
   }
 }
 
+/**
+ * Whether a current feature is older than the (re-)upload its event reports, so listings would call
+ * it stale: an identical re-upload. A duplicate or redelivered event of the same upload is not.
+ */
+function isOlderThanEvent(lastModified: Date | undefined, jobs: readonly ImageJob[]): boolean {
+  if (lastModified === undefined) return true;
+  return jobs.some(
+    (j) =>
+      j.eventTime === undefined ||
+      Math.floor(j.eventTime.getTime() / 1000) >= Math.floor(lastModified.getTime() / 1000),
+  );
+}
+
 /** Marks the work skipped when its feature (or error record) is current for `etag`. */
 async function skipIfCurrent(
   w: Work,
@@ -275,6 +348,13 @@ async function skipIfCurrent(
 ): Promise<boolean> {
   const spec = deps.extractor.specId;
   if (isCurrent(w.featureHead, etag, spec) && etag !== undefined) {
+    // An identical re-upload is newer than its feature: stamp the feature again so readiness,
+    // which decides from listings, sees it current (one copy instead of a HEAD on every poll).
+    if (w.featureHead && isOlderThanEvent(w.featureHead.lastModified, w.jobs))
+      await touchObject(deps.s3, deps.bucket, featureKey(w.image), {
+        metadata: w.featureHead.metadata,
+        contentType: 'application/octet-stream',
+      });
     w.outcome = { status: 'skipped', cause: 'current' };
     if (w.redelivered) {
       // An earlier attempt may have written the feature and failed before announcing it.
@@ -284,6 +364,11 @@ async function skipIfCurrent(
     return true;
   }
   if (isCurrent(w.errorHead, etag, spec) && etag !== undefined) {
+    if (w.errorHead && isOlderThanEvent(w.errorHead.lastModified, w.jobs))
+      await touchObject(deps.s3, deps.bucket, featureErrorKey(w.image), {
+        metadata: w.errorHead.metadata,
+        contentType: 'application/json',
+      });
     w.outcome = { status: 'skipped', cause: 'error-current' };
     if (w.redelivered) {
       const rec = await getJson(deps.s3, deps.bucket, featureErrorKey(w.image), FeatureErrorRecord);

@@ -1,5 +1,6 @@
 import type { Log } from '../util/log.ts';
 import type { ImageJob } from './extract.ts';
+import type { ImageRemoval } from './remove.ts';
 import { parseS3EventBody } from './s3-events.ts';
 
 /** A queue message as the pipeline needs it (the handler maps the Lambda SQS record to this). */
@@ -17,8 +18,10 @@ export interface IngestBatch {
   dropped: { id: string; reason: string }[];
   /** s3:TestEvent messages (sent once when the notification is configured). */
   testEvents: number;
-  /** Records ignored: not ObjectCreated, or from another bucket. */
+  /** Records ignored: neither ObjectCreated nor ObjectRemoved, or from another bucket. */
   ignored: { id: string; key: string; reason: string }[];
+  /** Images deleted (ObjectRemoved): their features go, and the dataset retrains. */
+  removals: ImageRemoval[];
 }
 
 /**
@@ -32,7 +35,7 @@ export function imageJobsFromMessages(
   bucket: string,
   log: Log,
 ): IngestBatch {
-  const batch: IngestBatch = { jobs: [], dropped: [], testEvents: 0, ignored: [] };
+  const batch: IngestBatch = { jobs: [], dropped: [], testEvents: 0, ignored: [], removals: [] };
   for (const m of messages) {
     const parsed = parseS3EventBody(m.body);
     if (parsed.kind === 'invalid') {
@@ -51,6 +54,13 @@ export function imageJobsFromMessages(
     for (const r of parsed.ignored) {
       batch.ignored.push({ id: m.id, key: r.key, reason: `event ${r.eventName}` });
     }
+    for (const o of parsed.removed) {
+      if (o.bucket !== bucket) {
+        batch.ignored.push({ id: m.id, key: o.key, reason: `bucket ${o.bucket}` });
+        continue;
+      }
+      batch.removals.push({ recordId: m.id, key: o.key });
+    }
     for (const o of parsed.objects) {
       if (o.bucket !== bucket) {
         log.warn('ignoring event of another bucket', { messageId: m.id, bucket: o.bucket });
@@ -63,6 +73,8 @@ export function imageJobsFromMessages(
         etag: o.etag,
         size: o.size,
         redelivered: m.receiveCount > 1,
+        receiveCount: m.receiveCount,
+        ...(o.eventTime ? { eventTime: o.eventTime } : {}),
       });
     }
   }

@@ -1,4 +1,4 @@
-import type { S3Client } from '@aws-sdk/client-s3';
+import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import {
   datasetPrefix,
   featureErrorKey,
@@ -8,30 +8,26 @@ import {
   parseImageKey,
   type SkipReason,
 } from '../storage/keys.ts';
-import { headObject, type ListedObject, listAllObjects } from '../storage/s3.ts';
+import { type ListedObject, listAllObjects, normalizeEtag } from '../storage/s3.ts';
 import { mapWithConcurrency } from '../util/concurrency.ts';
-import { FEATURE_META } from './feature-metadata.ts';
+import { lockGeneration } from './training-lock.ts';
 
 /**
  * Where a dataset stands: which images have a current feature, which could not be used, which
  * are still waiting for the extractor. Used by the state machine's CheckReadiness step, by the
  * trainer (which features to load) and by the API's dataset status.
  *
- * How "current" is decided, and the trade-off: a listing gives keys, ETags and LastModified but
- * no user metadata, and HEADing every feature of a 25,000-image dataset on every readiness poll
- * would cost 25,000 requests. So a feature (or `.error.json`) written strictly after the image's
- * LastModified is taken as belonging to the image's current content without a request: the
- * extractor only writes after reading the image, and S3 stamps both with its own clock. Only when
- * that does not hold (the image was replaced or re-uploaded after the feature was written, or the
- * timestamps share a second: listings have second precision) is the feature HEADed and its
- * `source-etag` metadata compared with the image's ETag. The rare case this misses: an image
- * replaced within the same second after its feature was written *and* listed with an older
- * timestamp — impossible with S3's monotonic server clock. A re-upload of identical bytes (same
- * ETag, newer LastModified) is correctly ready after one HEAD, although the extractor skips it.
- *
- * The feature spec is not visible in a listing either: with `spec` set, every feature is HEADed
- * (exact mode, N requests); without it, spec is checked by the trainer, which reads every
- * feature's metadata anyway and excludes (and reports) other specs.
+ * Decided from listings only (keys, ETags, LastModified; no HEAD per image, so the cost is the
+ * listing: 1,000 keys per request, labels listed in parallel). A feature (or `.error.json`) is
+ * current when its LastModified is at or after the image's: the extractor writes only after
+ * reading the image, S3 stamps both with its own clock, and when the extractor skips an image
+ * whose feature is already current but older than the upload (an identical re-upload, a reindex)
+ * it refreshes the feature's LastModified (CopyObject onto itself), so the listing stays the truth.
+ * What a listing cannot see: an image replaced within the same second after its feature was
+ * written (second-precision timestamps) counts as ready until its new feature lands; the trainer
+ * reads every feature's `source-etag` anyway and leaves such a feature out (reported as stale).
+ * The feature spec is not in a listing either: the trainer checks it (other specs are excluded
+ * and reported), and `tlearn reindex --all` re-extracts after a change of weights or spec.
  */
 
 /** The state of one usable image. */
@@ -90,17 +86,48 @@ export interface ReadinessReport {
 
 /** Options of `scanDataset` / `checkReadiness`. */
 export interface ReadinessOptions {
-  /** Feature spec that counts as current; when set, every feature is HEADed (exact, N requests). */
-  spec?: string;
-  /** Concurrent HEAD requests. @default 16 */
+  /** Concurrent listings (one per label folder). @default 16 */
   concurrency?: number;
 }
 
-type Candidate = { status: 'ready' | 'failed'; obj: ListedObject };
+/**
+ * Every object under `prefix`: one delimited listing of the top level, then every folder (label)
+ * listed in parallel, so a dataset of many labels lists in a fraction of the sequential time.
+ * Sorted by key.
+ */
+export async function listPrefixParallel(
+  s3: S3Client,
+  bucket: string,
+  prefix: string,
+  concurrency = 16,
+): Promise<ListedObject[]> {
+  const top: ListedObject[] = [];
+  const folders: string[] = [];
+  let token: string | undefined;
+  do {
+    const out = await s3.send(
+      new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, Delimiter: '/', ContinuationToken: token }),
+    );
+    for (const o of out.Contents ?? []) {
+      if (o.Key !== undefined)
+        top.push({
+          key: o.Key,
+          etag: normalizeEtag(o.ETag),
+          size: o.Size ?? 0,
+          lastModified: o.LastModified,
+        });
+    }
+    for (const p of out.CommonPrefixes ?? []) if (p.Prefix) folders.push(p.Prefix);
+    token = out.IsTruncated ? out.NextContinuationToken : undefined;
+  } while (token);
+  const nested = await mapWithConcurrency(folders, concurrency, (f) => listAllObjects(s3, bucket, f));
+  const all = top.concat(...nested);
+  return all.sort((a, b) => compare(a.key, b.key));
+}
 
 /**
- * Lists `datasets/{d}/` and `features/{d}/` and works out each usable image's status (see the
- * module comment for how "current" is decided cheaply).
+ * Lists `datasets/{d}/` and `features/{d}/` (labels in parallel) and works out each usable
+ * image's status from the listings alone (see the module comment).
  *
  * @example const { entries } = await scanDataset(s3, bucket, 'pets');
  *          const ready = entries.filter((e) => e.status === 'ready');
@@ -111,14 +138,15 @@ export async function scanDataset(
   dataset: string,
   opts: ReadinessOptions = {},
 ): Promise<DatasetScan> {
+  const concurrency = opts.concurrency ?? 16;
   const [images, features] = await Promise.all([
-    listAllObjects(s3, bucket, datasetPrefix(dataset)),
-    listAllObjects(s3, bucket, featuresPrefix(dataset)),
+    listPrefixParallel(s3, bucket, datasetPrefix(dataset), concurrency),
+    listPrefixParallel(s3, bucket, featuresPrefix(dataset), concurrency),
   ]);
   const featureObjects = new Map(features.map((o) => [o.key, o]));
   const skipped: SkippedKey[] = [];
-  const used = new Set<string>();
-  const pending: { entry: ImageEntry; candidates: Candidate[]; lastModified: Date | undefined }[] = [];
+  let used = 0;
+  const entries: ImageEntry[] = [];
 
   for (const obj of images) {
     const parsed = parseImageKey(obj.key);
@@ -127,34 +155,19 @@ export async function scanDataset(
       continue;
     }
     const fKey = featureKey(parsed.image);
-    const eKey = featureErrorKey(parsed.image);
-    const candidates: Candidate[] = [];
     const npy = featureObjects.get(fKey);
-    const err = featureObjects.get(eKey);
-    if (npy) candidates.push({ status: 'ready', obj: npy });
-    if (err) candidates.push({ status: 'failed', obj: err });
-    used.add(fKey).add(eKey);
+    const err = featureObjects.get(featureErrorKey(parsed.image));
+    if (npy) used++;
+    if (err) used++;
     // The newer of feature / error record speaks for the newest content the extractor saw.
-    candidates.sort((a, b) => time(b.obj.lastModified) - time(a.obj.lastModified));
-    pending.push({
-      entry: { image: parsed.image, etag: obj.etag, size: obj.size, status: 'pending', featureKey: fKey },
-      candidates,
-      lastModified: obj.lastModified,
-    });
+    const newest = npy && (!err || time(npy.lastModified) >= time(err.lastModified)) ? npy : err;
+    let status: ImageStatus = 'pending';
+    if (newest && time(newest.lastModified) >= time(obj.lastModified))
+      status = newest === npy ? 'ready' : 'failed';
+    entries.push({ image: parsed.image, etag: obj.etag, size: obj.size, status, featureKey: fKey });
   }
-
-  await mapWithConcurrency(pending, opts.concurrency ?? 16, async (item) => {
-    for (const c of item.candidates) {
-      if (await isCurrent(s3, bucket, c.obj, item.entry.etag, item.lastModified, opts.spec)) {
-        item.entry.status = c.status;
-        return;
-      }
-    }
-  });
-
-  const entries = pending.map((p) => p.entry).sort((a, b) => compare(a.image.key, b.image.key));
-  const orphaned = features.filter((o) => !used.has(o.key)).length;
-  return { dataset, entries, skipped, orphaned };
+  // Listings are sorted by key already; the order is stable from one scan to the next.
+  return { dataset, entries, skipped, orphaned: features.length - used };
 }
 
 function time(d: Date | undefined): number {
@@ -163,25 +176,6 @@ function time(d: Date | undefined): number {
 
 function compare(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
-}
-
-async function isCurrent(
-  s3: S3Client,
-  bucket: string,
-  obj: ListedObject,
-  imageEtag: string,
-  imageModified: Date | undefined,
-  spec: string | undefined,
-): Promise<boolean> {
-  const newer =
-    obj.lastModified !== undefined &&
-    imageModified !== undefined &&
-    Math.floor(obj.lastModified.getTime() / 1000) > Math.floor(imageModified.getTime() / 1000);
-  if (newer && spec === undefined) return true;
-  const head = await headObject(s3, bucket, obj.key);
-  if (!head) return false; // deleted since the listing
-  if (head.metadata[FEATURE_META.sourceEtag] !== imageEtag) return false;
-  return spec === undefined || head.metadata[FEATURE_META.spec] === spec;
 }
 
 /** Counts a scan by status and label. */
@@ -224,4 +218,28 @@ export async function checkReadiness(
   opts: ReadinessOptions = {},
 ): Promise<ReadinessReport> {
   return summarizeScan(await scanDataset(s3, bucket, dataset, opts));
+}
+
+/** CheckReadiness's result: counts only, so the state machine's payload stays small whatever the label count. */
+export type ReadinessCounts = Omit<ReadinessReport, 'dataset' | 'labels'> & {
+  /** Number of labels. */
+  labels: number;
+  /** The dataset lock's generation, read before listing (Finish compares it; see training-lock.ts). */
+  generation: number;
+};
+
+/**
+ * The state machine's CheckReadiness step: the lock generation first, then the listings, so any
+ * feature message counted after the generation was read belongs to a feature the listing may
+ * have missed (and Finish trains again for it).
+ */
+export async function checkReadinessStep(
+  s3: S3Client,
+  bucket: string,
+  dataset: string,
+  opts: ReadinessOptions = {},
+): Promise<ReadinessCounts> {
+  const generation = await lockGeneration(s3, bucket, dataset);
+  const { dataset: _dataset, labels, ...counts } = await checkReadiness(s3, bucket, dataset, opts);
+  return { ...counts, labels: Object.keys(labels).length, generation };
 }

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { normalizeEtag } from '../storage/s3.ts';
 
@@ -35,6 +36,15 @@ export interface S3ObjectCreated {
   etag: string | undefined;
   size: number | undefined;
   eventName: string;
+  /** When S3 saw the write (the event's `eventTime`; ≈ the object's LastModified). */
+  eventTime: Date | undefined;
+}
+
+/** One removed object (`ObjectRemoved:*`: a delete, or the second half of a move). */
+export interface S3ObjectRemoved {
+  bucket: string;
+  key: string;
+  eventName: string;
 }
 
 /** What an SQS body holding an S3 notification turned out to be. */
@@ -42,7 +52,8 @@ export type ParsedS3Body =
   | {
       kind: 'objects';
       objects: S3ObjectCreated[];
-      /** Records that are not ObjectCreated (e.g. ObjectRemoved), ignored with a reason. */
+      removed: S3ObjectRemoved[];
+      /** Records that are neither ObjectCreated nor ObjectRemoved, ignored with a reason. */
       ignored: { key: string; eventName: string }[];
     }
   | { kind: 'test-event' }
@@ -80,6 +91,7 @@ export function parseS3EventBody(body: string): ParsedS3Body {
     };
   }
   const objects: S3ObjectCreated[] = [];
+  const removed: S3ObjectRemoved[] = [];
   const ignored: { key: string; eventName: string }[] = [];
   for (const record of parsed.data.Records) {
     let key: string;
@@ -87,6 +99,10 @@ export function parseS3EventBody(body: string): ParsedS3Body {
       key = decodeS3EventKey(record.s3.object.key);
     } catch {
       return { kind: 'invalid', reason: 'object key is not valid URL encoding' };
+    }
+    if (record.eventName.startsWith('ObjectRemoved:')) {
+      removed.push({ bucket: record.s3.bucket.name, key, eventName: record.eventName });
+      continue;
     }
     if (!record.eventName.startsWith('ObjectCreated:')) {
       ignored.push({ key, eventName: record.eventName });
@@ -98,7 +114,122 @@ export function parseS3EventBody(body: string): ParsedS3Body {
       etag: record.s3.object.eTag === undefined ? undefined : normalizeEtag(record.s3.object.eTag),
       size: record.s3.object.size,
       eventName: record.eventName,
+      eventTime:
+        record.eventTime === undefined || Number.isNaN(Date.parse(record.eventTime))
+          ? undefined
+          : new Date(record.eventTime),
     });
   }
-  return { kind: 'objects', objects, ignored };
+  return { kind: 'objects', objects, removed, ignored };
+}
+
+/** Characters S3 leaves as they are in event keys (Java's URLEncoder set, plus `/`). */
+const UNRESERVED = /[A-Za-z0-9.\-*_/]/;
+
+/**
+ * Encodes a key the way S3 does in event notifications: form encoding (`application/x-www-form-urlencoded`,
+ * space → `+`, UTF-8 bytes percent-encoded in upper-case hex) except that `/` stays as it is.
+ * `decodeS3EventKey` (lib/pipeline/s3-events.ts) reverses it.
+ *
+ * @example encodeS3EventKey('datasets/pets/cat/my cat+1 (é).jpg') // 'datasets/pets/cat/my+cat%2B1+%28%C3%A9%29.jpg'
+ */
+export function encodeS3EventKey(key: string): string {
+  let out = '';
+  for (const ch of key) {
+    if (ch === ' ') out += '+';
+    else if (UNRESERVED.test(ch)) out += ch;
+    else
+      for (const byte of Buffer.from(ch, 'utf8'))
+        out += `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
+
+/** Makes S3-like sequencers: upper-case hex, fixed width, increasing within this process. */
+export function createSequencer(): () => string {
+  let last = 0n;
+  return () => {
+    const now = BigInt(Date.now()) * 1_000_000n;
+    last = now > last ? now : last + 1n;
+    return last.toString(16).toUpperCase().padStart(18, '0');
+  };
+}
+
+/** What one created object contributes to an event record. */
+export interface CreatedObjectInfo {
+  bucket: string;
+  /** The key as stored (not encoded). */
+  key: string;
+  size: number;
+  /** ETag without quotes. */
+  etag: string;
+}
+
+/** Context fields shared by the records the local stack sends. */
+export interface NotificationContext {
+  region: string;
+  /** The notification configuration's id (S3 puts it in every record). */
+  configurationId: string;
+  /** Clock, for tests. @default () => new Date() */
+  now?: () => Date;
+  sequencer: () => string;
+}
+
+/** A random S3 request id, as S3 puts in its notifications. */
+export const s3RequestId = (): string => randomBytes(8).toString('hex').toUpperCase();
+
+/**
+ * Builds the S3 event notification body (one record) for a created object, as S3 delivers it to
+ * SQS. `eventName` is `ObjectCreated:Put` for any write: the local emulator does not tell a copy
+ * or a completed multipart upload apart, and the pipeline only tests for `ObjectCreated:`.
+ */
+export function buildObjectCreatedEvent(obj: CreatedObjectInfo, ctx: NotificationContext): object {
+  return buildEvent('ObjectCreated:Put', obj, ctx);
+}
+
+/** The notification S3 sends for a deleted object (no ETag or size, as S3 sends it). */
+export function buildObjectRemovedEvent(
+  obj: { bucket: string; key: string },
+  ctx: NotificationContext,
+): object {
+  return buildEvent('ObjectRemoved:Delete', obj, ctx);
+}
+
+function buildEvent(
+  eventName: string,
+  obj: { bucket: string; key: string; size?: number; etag?: string },
+  ctx: NotificationContext,
+): object {
+  return {
+    Records: [
+      {
+        eventVersion: '2.1',
+        eventSource: 'aws:s3',
+        awsRegion: ctx.region,
+        eventTime: (ctx.now?.() ?? new Date()).toISOString(),
+        eventName,
+        userIdentity: { principalId: 'AWS:LOCAL' },
+        requestParameters: { sourceIPAddress: '127.0.0.1' },
+        responseElements: {
+          'x-amz-request-id': s3RequestId(),
+          'x-amz-id-2': randomBytes(32).toString('base64'),
+        },
+        s3: {
+          s3SchemaVersion: '1.0',
+          configurationId: ctx.configurationId,
+          bucket: {
+            name: obj.bucket,
+            ownerIdentity: { principalId: 'LOCAL' },
+            arn: `arn:aws:s3:::${obj.bucket}`,
+          },
+          object: {
+            key: encodeS3EventKey(obj.key),
+            ...(obj.size === undefined ? {} : { size: obj.size }),
+            ...(obj.etag === undefined ? {} : { eTag: obj.etag }),
+            sequencer: ctx.sequencer(),
+          },
+        },
+      },
+    ],
+  };
 }

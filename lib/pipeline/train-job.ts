@@ -5,6 +5,7 @@ import type { ModelConfig, TrainingConfig } from '../config.ts';
 import { type TrainerRuntime, trainingUsageDocument } from '../cost/training.ts';
 import { countS3Requests, type S3RequestCounts } from '../cost/usage.ts';
 import { describeError, InsufficientDataError, NotFoundError, SpecMismatchError } from '../errors.ts';
+import type { TrainingInput } from '../features/messages.ts';
 import { decodeNpy } from '../features/npy.ts';
 import { DEFAULT_RESIZE, type FeatureSpec, featureDims, parseSpec } from '../model/spec.ts';
 import { trainHeadWithQuality } from '../quality/assess.ts';
@@ -54,12 +55,8 @@ export function specExpectationFromModelConfig(
   };
 }
 
-/** Input of a training (the state machine's execution input). */
-export interface TrainJobInput {
-  dataset: string;
-  trigger: 'auto' | 'manual';
-  requestedAt: string;
-}
+/** Input of a training (the state machine's execution input, defined once in lib/features/messages.ts). */
+export type TrainJobInput = TrainingInput;
 
 /** Dependencies of `runTrainingJob`. */
 export interface TrainJobDeps {
@@ -78,7 +75,8 @@ export interface TrainJobDeps {
 
 /** Features of one spec that were left out, and why. */
 export interface Exclusion {
-  reason: 'other-spec' | 'stale' | 'vanished' | 'corrupt';
+  /** `pending`: not extracted when readiness stopped waiting; `failed`: unusable (error record). */
+  reason: 'other-spec' | 'stale' | 'vanished' | 'corrupt' | 'pending' | 'failed';
   count: number;
   spec?: string;
 }
@@ -87,7 +85,7 @@ export interface Exclusion {
 export interface TrainJobResult {
   dataset: string;
   version: string;
-  trigger: 'auto' | 'manual';
+  trigger: TrainingInput['trigger'];
   requestedAt: string;
   spec: string;
   classes: string[];
@@ -299,7 +297,9 @@ function describeExclusions(excluded: readonly Exclusion[], spec: string): strin
   const parts = excluded.map((e) =>
     e.reason === 'other-spec'
       ? `${e.count} feature(s) of spec '${e.spec}'`
-      : `${e.count} feature(s) ${e.reason === 'stale' ? 'of images replaced since the readiness check' : e.reason === 'vanished' ? 'deleted during loading' : 'that did not decode'}`,
+      : e.reason === 'pending' || e.reason === 'failed'
+        ? `${e.count} image(s) ${e.reason === 'pending' ? 'still being extracted' : 'that could not be used (error records)'}`
+        : `${e.count} feature(s) ${e.reason === 'stale' ? 'of images replaced since the readiness check' : e.reason === 'vanished' ? 'deleted during loading' : 'that did not decode'}`,
   );
   return `Left out: ${parts.join('; ')}. Trained on spec '${spec}'.`;
 }
@@ -343,6 +343,9 @@ async function trainingJob(
     ...(deps.training.memoryBytes !== undefined ? { memoryBytes: deps.training.memoryBytes } : {}),
   });
   const loadMs = performance.now() - loadStart;
+  // Images readiness stopped waiting for, and unusable ones: counted in the report, never blocking.
+  if (pending > 0) loaded.excluded.push({ reason: 'pending', count: pending });
+  if (failed > 0) loaded.excluded.push({ reason: 'failed', count: failed });
   if (loaded.excluded.length > 0)
     deps.log.warn('features left out of the training', { excluded: loaded.excluded });
 

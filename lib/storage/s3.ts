@@ -1,4 +1,5 @@
 import {
+  CopyObjectCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
@@ -193,6 +194,29 @@ export async function putJson(
 /** Deletes an object (absent is fine). */
 export async function deleteObject(s3: S3Client, bucket: string, key: string): Promise<void> {
   await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
+}
+
+/**
+ * Gives an object a new LastModified without changing its bytes or metadata: CopyObject onto
+ * itself with `MetadataDirective: REPLACE` (S3 refuses a self-copy that changes nothing). Used to
+ * mark a feature current again for an identical re-upload of its image, so listings tell the truth.
+ */
+export async function touchObject(
+  s3: S3Client,
+  bucket: string,
+  key: string,
+  head: { metadata: Record<string, string>; contentType?: string | undefined },
+): Promise<void> {
+  await s3.send(
+    new CopyObjectCommand({
+      Bucket: bucket,
+      Key: key,
+      CopySource: `${bucket}/${encodeURIComponent(key).replace(/%2F/g, '/')}`,
+      MetadataDirective: 'REPLACE',
+      Metadata: head.metadata,
+      ContentType: head.contentType,
+    }),
+  );
 }
 
 /** One listed object. */

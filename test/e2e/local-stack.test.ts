@@ -32,6 +32,7 @@ import { modelFileKey } from '../../lib/storage/keys.ts';
 import { getObject } from '../../lib/storage/s3.ts';
 import { silentLog } from '../../lib/util/log.ts';
 import { makeLabelledImages } from '../helpers/images.ts';
+import { pollUntil } from '../helpers/poll.ts';
 
 const DATASET = 'colours';
 const SEED = 11;
@@ -47,28 +48,6 @@ type Offline = {
   model: { version?: string; spec: string; classes: string[] };
   predictions: { image: string; label: string; scores: { label: string; probability: number }[] }[];
 };
-
-/** Polls `probe` until it returns a value; the error names what was awaited and what was last seen. */
-async function pollUntil<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  timeoutMs: number,
-  intervalMs = 250,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline)
-      throw new Error(`gave up after ${timeoutMs / 1000} s waiting for ${what}`, { cause: last });
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-}
 
 /** A port answers a TCP connect, or refuses it. */
 function portRefuses(port: number): Promise<boolean> {

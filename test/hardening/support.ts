@@ -4,6 +4,7 @@
  * Event builders and seeding come from the API integration tests' support file.
  */
 import type { S3Client } from '@aws-sdk/client-s3';
+import { DescribeExecutionCommand } from '@aws-sdk/client-sfn';
 import type { APIGatewayProxyResult } from 'aws-lambda';
 import { expect } from 'vitest';
 import { type ApiHandler, createApi } from '../../lib/api/app.ts';
@@ -40,9 +41,10 @@ export interface PredictionBody {
   scores: { label: string; probability: number }[];
 }
 
-/** Step Functions stand-in: answers StartExecution with an ARN and records nothing else. */
+/** Step Functions stand-in: answers StartExecution with an ARN (any earlier execution is over). */
 export const okSfn: StartExecutionClient = {
   async send(command) {
+    if (command instanceof DescribeExecutionCommand) return { status: 'SUCCEEDED' };
     return {
       executionArn: `arn:aws:states:us-east-1:123456789012:execution:train-hardening:${command.input.name}`,
       startDate: new Date('2026-11-28T12:00:00.000Z'),

@@ -96,6 +96,7 @@ describe('TrainingStateMachine', () => {
     checkReadiness: { function: importedFunction(stack, 'check'), timeout: Duration.seconds(30) },
     trainHead: { function: importedFunction(stack, 'train'), timeout: Duration.minutes(15) },
     promoteModel: { function: importedFunction(stack, 'promote'), timeout: Duration.seconds(30) },
+    finishTraining: { function: importedFunction(stack, 'finish'), timeout: Duration.seconds(30) },
     ...over,
   });
 

@@ -96,15 +96,20 @@ describe('least privilege on the data bucket', () => {
       }
     }
     expect(listable(statementsOf(stack, template, 'promote-model'))).toEqual(['models/*']);
-    expect(listable(statementsOf(stack, template, 'check-readiness'))).toEqual(['datasets/*', 'features/*']);
+    expect(listable(statementsOf(stack, template, 'check-readiness'))).toEqual([
+      'datasets/*',
+      'features/*',
+      'locks/*',
+    ]);
     expect(listable(statementsOf(stack, template, 'api'))).toEqual([
       'batches/*',
       'datasets/*',
       'features/*',
+      'locks/*',
       'models/*',
     ]);
     expect(listable(statementsOf(stack, template, 'batch-predict'))).toEqual(['batches/*']);
-    expect(listable(statementsOf(stack, template, 'start-training'))).toEqual([]);
+    expect(listable(statementsOf(stack, template, 'start-training'))).toEqual(['locks/*']);
   });
 
   it('grants no DeleteObjectVersion anywhere: no Allow statement names it or a wildcard that covers it', () => {
@@ -149,10 +154,17 @@ describe('least privilege on the data bucket', () => {
 
   it('lets the API read only what it serves, write only pointers (promote), ONNX exports and images (presigned uploads), and delete nothing', () => {
     const s = statementsOf(stack, template, 'api');
-    expect(allowed(s, 's3:GetObject')).toEqual(['batches/*', 'datasets/*', 'features/*', 'models/*']);
+    expect(allowed(s, 's3:GetObject')).toEqual([
+      'batches/*',
+      'datasets/*',
+      'features/*',
+      'locks/*',
+      'models/*',
+    ]);
     expect(allowed(s, 's3:PutObject')).toEqual([
       'batches/*',
       'datasets/*',
+      'locks/*',
       'models/*/current.json',
       'models/*/model.onnx',
     ]);

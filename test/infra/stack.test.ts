@@ -127,16 +127,15 @@ describe('data bucket', () => {
     expect(Object.keys(tunedTemplate.findResources('Custom::S3AutoDeleteObjects')).length).toBeGreaterThan(0);
   });
 
-  it('sends ObjectCreated events under datasets/ to the ingest queue', () => {
+  it('sends ObjectCreated and ObjectRemoved events under datasets/ to the ingest queue', () => {
+    const to = (event: string) => ({
+      Events: [event],
+      Filter: { Key: { FilterRules: [{ Name: 'prefix', Value: 'datasets/' }] } },
+      QueueArn: { 'Fn::GetAtt': [logicalId(defaults, defaults.ingest.queue), 'Arn'] },
+    });
     template.hasResourceProperties('Custom::S3BucketNotifications', {
       NotificationConfiguration: {
-        QueueConfigurations: [
-          {
-            Events: ['s3:ObjectCreated:*'],
-            Filter: { Key: { FilterRules: [{ Name: 'prefix', Value: 'datasets/' }] } },
-            QueueArn: { 'Fn::GetAtt': [logicalId(defaults, defaults.ingest.queue), 'Arn'] },
-          },
-        ],
+        QueueConfigurations: [to('s3:ObjectCreated:*'), to('s3:ObjectRemoved:*')],
       },
     });
   });
@@ -221,9 +220,10 @@ describe('functions', () => {
       'extract-features': [3008, 300],
       api: [3008, 29],
       'start-training': [256, 30],
-      'check-readiness': [256, 30],
+      'check-readiness': [1024, 60],
       'train-head': [10240, 900],
       'promote-model': [256, 30],
+      'finish-training': [256, 30],
     } as const;
     for (const [name, [memory, timeout]] of Object.entries(expected)) {
       const props = functionProps(defaults, template, name as keyof typeof expected);
@@ -296,10 +296,8 @@ describe('functions', () => {
       [ENV.POOLING]: 'flatten',
       [ENV.INPUT_SIZE]: '150',
     });
-    expect(vars('start-training')).toMatchObject({
-      [ENV.STATE_MACHINE_ARN]: smArn,
-      [ENV.TRAIN_WINDOW_SECONDS]: '300',
-    });
+    expect(vars('start-training')).toMatchObject({ [ENV.STATE_MACHINE_ARN]: smArn });
+    expect(vars('api')).toHaveProperty(ENV.INGEST_QUEUE_URL);
     expect(vars('train-head')).toMatchObject({
       [ENV.REFIT_ON_ALL]: 'false',
       [ENV.POOLING]: 'flatten',
@@ -336,13 +334,26 @@ describe('least privilege', () => {
     expect(resourcesFor(s, 'states:StartExecution')).toBe('');
   });
 
-  it('lets start-training only start the training state machine', () => {
+  it('lets start-training start the training state machine, describe its executions and write only the locks', () => {
     const s = statementsOf(defaults, template, 'start-training');
     expect(resourcesFor(s, 'states:StartExecution')).toContain(
       logicalId(defaults, defaults.training.stateMachine),
     );
-    expect(resourcesFor(s, 's3:GetObject')).toBe('');
-    expect(resourcesFor(s, 's3:PutObject')).toBe('');
+    expect(resourcesFor(s, 'states:DescribeExecution')).toContain(':execution:');
+    expect(resourcesFor(s, 's3:GetObject')).toContain('/locks/*');
+    expect(resourcesFor(s, 's3:GetObject')).not.toMatch(/datasets|features|models/);
+    expect(resourcesFor(s, 's3:PutObject')).toContain('/locks/*');
+    expect(resourcesFor(s, 's3:PutObject')).not.toMatch(/datasets|features|models/);
+  });
+
+  it('lets finish-training write only the locks, and check-readiness read their generation', () => {
+    const finish = statementsOf(defaults, template, 'finish-training');
+    expect(resourcesFor(finish, 's3:PutObject')).toContain('/locks/*');
+    expect(resourcesFor(finish, 's3:PutObject')).not.toMatch(/datasets|features|models/);
+    expect(resourcesFor(finish, 's3:GetObject')).not.toMatch(/datasets|features|models/);
+    expect(resourcesFor(statementsOf(defaults, template, 'check-readiness'), 's3:GetObject')).toContain(
+      '/locks/*',
+    );
   });
 
   it('keeps check-readiness read-only and the trainer away from images and features writes', () => {
@@ -363,7 +374,7 @@ describe('least privilege', () => {
     expect(resourcesFor(promote, 's3:GetObject')).not.toMatch(/datasets|features/);
   });
 
-  it('lets the API read what it serves, start trainings and write only model pointers, ONNX exports and images (presigned uploads)', () => {
+  it('lets the API read what it serves, start trainings (through the lock), send reindex jobs, and write only locks, model pointers, ONNX exports and images (presigned uploads)', () => {
     const s = statementsOf(defaults, template, 'api');
     const reads = resourcesFor(s, 's3:GetObject');
     for (const prefix of ['/datasets/*', '/features/*', '/models/*']) expect(reads).toContain(prefix);
@@ -372,7 +383,9 @@ describe('least privilege', () => {
     expect(writes).toContain('/datasets/*');
     expect(writes).toContain('/models/*/model.onnx');
     expect(writes).not.toMatch(/features|base-models|"\/models\/\*"/);
+    expect(writes).toContain('/locks/*');
     expect(resourcesFor(s, 's3:DeleteObject')).toBe('');
+    expect(resourcesFor(s, 'sqs:SendMessage')).toContain(logicalId(defaults, defaults.ingest.queue));
     expect(resourcesFor(s, 'states:StartExecution')).toContain(
       logicalId(defaults, defaults.training.stateMachine),
     );
@@ -449,6 +462,7 @@ describe('API', () => {
         'batches',
         '{id}',
         'quality',
+        'reindex',
       ].sort(),
     );
   });
@@ -527,13 +541,13 @@ describe('batch predictions', () => {
 describe('monitoring', () => {
   it('alarms on dead letters, function errors, failed trainings and API 5xx', () => {
     const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')) as Resource[];
-    expect(alarms).toHaveLength(3 + 7 + 1 + 1);
+    expect(alarms).toHaveLength(3 + 8 + 1 + 1);
     const dlqAlarms = alarms.filter((a) => a.Properties.MetricName === 'ApproximateNumberOfMessagesVisible');
     expect(dlqAlarms).toHaveLength(3);
     for (const a of dlqAlarms) {
       expect(a.Properties).toMatchObject({ Threshold: 0, ComparisonOperator: 'GreaterThanThreshold' });
     }
-    expect(alarms.filter((a) => a.Properties.MetricName === 'Errors')).toHaveLength(7);
+    expect(alarms.filter((a) => a.Properties.MetricName === 'Errors')).toHaveLength(8);
     expect(alarms.filter((a) => a.Properties.MetricName === 'ExecutionsFailed')).toHaveLength(1);
     for (const a of alarms) expect(a.Properties.AlarmActions).toBeUndefined();
 

@@ -26,6 +26,7 @@ interface RunResult {
 
 const INPUT = { dataset: 'pets', trigger: 'manual', requestedAt: '2026-11-28T10:00:00Z' };
 const MAX_ROUNDS = 2;
+const MAX_RETRAINS = 3;
 
 /** A Lambda-style error: Step Functions matches Retry/Catch on the error's name. */
 function lambdaError(name: string, message: string): Error {
@@ -37,17 +38,32 @@ function lambdaError(name: string, message: string): Error {
 let def: TrainingDefinition;
 
 beforeAll(async () => {
-  def = await synthesizeTrainingDefinition({ settleSeconds: 0, pollSeconds: 1, maxRounds: MAX_ROUNDS });
+  def = await synthesizeTrainingDefinition({
+    settleSeconds: 0,
+    pollSeconds: 1,
+    maxRounds: MAX_ROUNDS,
+    maxRetrains: MAX_RETRAINS,
+  });
 });
 
 async function execute(handlers: Record<string, Handler>, input: Json = INPUT): Promise<RunResult> {
   const machine = new StateMachine(def.definition as unknown as StateMachineDefinition);
+  // The lock steps: by default nothing arrived after the check, so the lock is released.
+  const released: Handler = () => ({ again: false, reason: 'clean', generation: 1 });
   const options: RunOptions = {
     overrides: {
-      taskResourceLocalHandlers: handlers,
+      taskResourceLocalHandlers: {
+        [S.finish]: released,
+        [S.releaseAfterCheckReadiness]: released,
+        [S.releaseAfterTrainHead]: released,
+        [S.releaseAfterPromote]: released,
+        ...handlers,
+      },
       waitTimeOverrides: { [S.settle]: 0, [S.waitForFeatures]: 0 },
-      retryIntervalOverrides: { [S.checkReadiness]: 0, [S.trainHead]: 0, [S.promote]: 0 },
+      retryIntervalOverrides: { [S.checkReadiness]: 0, [S.trainHead]: 0, [S.promote]: 0, [S.finish]: 0 },
     },
+    // Step Functions' context object ($$): Finish names the execution that holds the lock.
+    context: { Execution: { Name: 'pets-test-execution' } },
   };
   const execution = machine.run(input, options);
   const settled = execution.result.then(
@@ -83,7 +99,10 @@ const readiness = (pending: number) => ({
   ready: 5 - pending,
   failed: 0,
   pending,
-  labels: { cat: { total: 3 }, dog: { total: 2 } },
+  skipped: 0,
+  orphaned: 0,
+  labels: 2,
+  generation: 1,
 });
 const training = { version: '20261128T100000Z-abc123', dataset: 'pets', accuracy: 0.9 };
 const promotion = { promoted: true, version: training.version, previous: null };
@@ -119,24 +138,47 @@ describe('the synthesized training definition', () => {
       Parameters: { 'dataset.$': '$.dataset', 'version.$': '$.training.version' },
       ResultPath: '$.promotion',
     });
+    const finish = {
+      'dataset.$': '$.dataset',
+      'executionName.$': '$$.Execution.Name',
+      'retrains.$': '$.retrainRound',
+      maxRetrains: MAX_RETRAINS,
+    };
+    expect(states[S.finish]).toMatchObject({
+      Resource: fakeFunctionArn('finish-training'),
+      Parameters: { ...finish, 'generation.$': '$.readiness.generation', outcome: 'trained' },
+      ResultPath: '$.finish',
+    });
+    expect(states[S.releaseAfterTrainHead]).toMatchObject({
+      Resource: fakeFunctionArn('finish-training'),
+      Parameters: { ...finish, 'generation.$': '$.readiness.generation', outcome: 'failed' },
+      ResultPath: '$.release',
+    });
+    // A failed readiness check has no generation to compare: its release never loops.
+    expect(states[S.releaseAfterCheckReadiness]?.Parameters).toEqual({ ...finish, outcome: 'failed' });
     expect(def.taskFunctions).toEqual({
       [fakeFunctionArn('check-readiness')]: 'check-readiness',
       [fakeFunctionArn('train-head')]: 'train-head',
       [fakeFunctionArn('promote-model')]: 'promote-model',
+      [fakeFunctionArn('finish-training')]: 'finish-training',
     });
     expect(def.taskStates).toEqual({
       [S.checkReadiness]: 'check-readiness',
       [S.trainHead]: 'train-head',
       [S.promote]: 'promote-model',
+      [S.finish]: 'finish-training',
+      [S.releaseAfterCheckReadiness]: 'finish-training',
+      [S.releaseAfterTrainHead]: 'finish-training',
+      [S.releaseAfterPromote]: 'finish-training',
     });
   });
 
-  it('retries Lambda service errors with backoff and catches everything into a Fail state', () => {
+  it('retries Lambda service errors with backoff and releases the lock on any failure before its Fail state', () => {
     const states = def.definition.States as Record<string, Record<string, unknown>>;
-    for (const [task, fail] of [
-      [S.checkReadiness, S.checkReadinessFailed],
-      [S.trainHead, S.trainHeadFailed],
-      [S.promote, S.promoteFailed],
+    for (const [task, release, fail] of [
+      [S.checkReadiness, S.releaseAfterCheckReadiness, S.checkReadinessFailed],
+      [S.trainHead, S.releaseAfterTrainHead, S.trainHeadFailed],
+      [S.promote, S.releaseAfterPromote, S.promoteFailed],
     ] as const) {
       expect(states[task]?.Retry).toEqual([
         expect.objectContaining({
@@ -147,8 +189,14 @@ describe('the synthesized training definition', () => {
         }),
       ]);
       expect(states[task]?.Catch).toEqual([
-        { ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: fail },
+        { ErrorEquals: ['States.ALL'], ResultPath: '$.error', Next: release },
       ]);
+      expect(states[release]?.Next).toBe(`${release}Again`);
+      // The release's own failure keeps the task's error in $.error for the Fail state.
+      expect(states[release]?.Catch).toEqual([
+        { ErrorEquals: ['States.ALL'], ResultPath: '$.releaseError', Next: fail },
+      ]);
+      expect(JSON.stringify(states[`${release}Again`])).toContain(`"Next":"${S.nextTraining}"`);
       expect(states[fail]).toMatchObject({
         Type: 'Fail',
         ErrorPath: '$.error.Error',
@@ -163,6 +211,7 @@ describe('the synthesized training definition', () => {
     expect(states[S.settle]).toMatchObject({ Type: 'Wait', Seconds: 0 });
     expect(states[S.waitForFeatures]).toMatchObject({ Type: 'Wait', Seconds: 1 });
     expect(JSON.stringify(states[S.featuresReady])).toContain(`"NumericLessThan":${MAX_ROUNDS}`);
+    expect(states[S.nextTraining]).toMatchObject({ Type: 'Pass', Next: S.settle });
   });
 });
 
@@ -193,6 +242,8 @@ describe('running the definition locally', () => {
       S.featuresReady,
       S.trainHead,
       S.promote,
+      S.finish,
+      S.trainAgain,
       S.done,
     ]);
     expect(calls.check).toEqual([{ dataset: 'pets' }]);
@@ -201,9 +252,11 @@ describe('running the definition locally', () => {
     expect(run.output).toMatchObject({
       ...INPUT,
       readinessRound: 0,
+      retrainRound: 0,
       readiness: readiness(0),
       training,
       promotion,
+      finish: { again: false },
     });
   });
 
@@ -233,15 +286,17 @@ describe('running the definition locally', () => {
       S.featuresReady,
       S.trainHead,
       S.promote,
+      S.finish,
+      S.trainAgain,
       S.done,
     ]);
     expect(run.output).toMatchObject({ readinessRound: 1, readiness: readiness(0) });
   });
 
-  it('fails with FeaturesNotReady and a readable cause when features stay pending past maxRounds', async () => {
+  it('trains on what is ready when images stay pending past maxRounds (they are left out, not waited for)', async () => {
     // prepare
     let checks = 0;
-    let trained = false;
+    let trained = 0;
 
     // act
     const run = await execute({
@@ -250,21 +305,52 @@ describe('running the definition locally', () => {
         return readiness(3);
       },
       [S.trainHead]: () => {
-        trained = true;
+        trained++;
         return training;
       },
       [S.promote]: () => promotion,
     });
 
     // assess
-    expect(run.status).toBe('failed');
-    expect(run.error).toBe('FeaturesNotReady');
-    expect(run.cause).toBe(
-      'Features of dataset pets are not ready: 3 of 5 images are still pending after 2 polling rounds (1 s apart), so no training was started. Check the ingest dead-letter queue for stuck images, then start a training again (POST /datasets/pets/trainings).',
-    );
+    expect(run.status).toBe('succeeded');
     expect(checks).toBe(MAX_ROUNDS + 1);
-    expect(trained).toBe(false);
-    expect(run.entered.slice(-2)).toEqual([S.describeNotReady, S.featuresNotReady]);
+    expect(trained).toBe(1);
+    expect(run.output).toMatchObject({ readiness: readiness(3), training });
+  });
+
+  it('trains again when Finish reports that the lock generation moved after the readiness check', async () => {
+    // prepare
+    const finishes: Json[] = [];
+    let trained = 0;
+
+    // act
+    const run = await execute({
+      [S.checkReadiness]: () => readiness(0),
+      [S.trainHead]: () => {
+        trained++;
+        return training;
+      },
+      [S.promote]: () => promotion,
+      [S.finish]: (input) => {
+        finishes.push(input);
+        return {
+          again: finishes.length === 1,
+          reason: finishes.length === 1 ? 'dirty' : 'clean',
+          generation: 2,
+        };
+      },
+    });
+
+    // assess
+    expect(run.status).toBe('succeeded');
+    expect(trained).toBe(2);
+    expect(run.entered.filter((n) => n === S.nextTraining)).toHaveLength(1);
+    expect(finishes).toMatchObject([
+      { dataset: 'pets', outcome: 'trained', generation: 1, retrains: 0, maxRetrains: MAX_RETRAINS },
+      { dataset: 'pets', outcome: 'trained', generation: 1, retrains: 1, maxRetrains: MAX_RETRAINS },
+    ]);
+    expect(finishes[0]).toMatchObject({ executionName: 'pets-test-execution' });
+    expect(run.output).toMatchObject({ retrainRound: 1, readinessRound: 0 });
   });
 
   it('retries a task that fails once with a throttling error, then succeeds', async () => {
@@ -314,7 +400,39 @@ describe('running the definition locally', () => {
     expect(run.cause).toBe(message);
     expect(attempts).toBe(1);
     expect(promoted).toBe(false);
-    expect(run.entered.slice(-2)).toEqual([S.trainHead, S.trainHeadFailed]);
+    expect(run.entered.slice(-4)).toEqual([
+      S.trainHead,
+      S.releaseAfterTrainHead,
+      `${S.releaseAfterTrainHead}Again`,
+      S.trainHeadFailed,
+    ]);
+  });
+
+  it('after a failed training, goes round again when features arrived since the check', async () => {
+    // prepare
+    let attempts = 0;
+    const releases: Json[] = [];
+
+    // act
+    const run = await execute({
+      [S.checkReadiness]: () => readiness(0),
+      [S.trainHead]: () => {
+        attempts++;
+        if (attempts === 1) throw lambdaError('InsufficientDataError', 'only one label so far');
+        return training;
+      },
+      [S.promote]: () => promotion,
+      [S.releaseAfterTrainHead]: (input) => {
+        releases.push(input);
+        return { again: true, reason: 'dirty', generation: 2 };
+      },
+    });
+
+    // assess
+    expect(run.status).toBe('succeeded');
+    expect(attempts).toBe(2);
+    expect(releases).toMatchObject([{ outcome: 'failed', generation: 1, retrains: 0 }]);
+    expect(run.output).toMatchObject({ training, retrainRound: 1 });
   });
 
   it('ends in PromoteFailed when a throttled promotion uses up its retries', async () => {

@@ -1,5 +1,6 @@
 import type { DemoProgress } from '../../local/demo.ts';
 import { POOLINGS, type Pooling } from '../../model/spec.ts';
+import { localPipelineSettings } from '../../pipeline/settings.ts';
 import { consoleLog } from '../../util/log.ts';
 import { numberFlag, parseCommandArgs, UsageError } from '../args.ts';
 import { EXIT } from '../exit-codes.ts';
@@ -26,8 +27,8 @@ options:
                      random weights, announced loudly)
   --size N           network input size in pixels, 32-1024 (default 150)
   --pooling P        flatten | avg | max (default flatten)
-  --settle S         seconds the state machine waits before checking readiness; also the window
-                     that collapses a burst of uploads into one training (default 5)
+  --settle S         seconds the state machine waits before checking readiness (default: the
+                     deployed 60 s scaled for one machine, lib/pipeline/settings.ts)
   --no-fetch         without imported weights, do not try once to download the real ones
   --no-demo          do not create the demo dataset
   --api-key KEY      require this x-api-key on the API, like API Gateway (default: none)
@@ -102,7 +103,11 @@ export const command: Command = {
       sfnPort: portFlag('sfn-port', values['sfn-port'], 8083),
       dataDir: values['data-dir'] ?? '.tlearn',
       inputSize: numberFlag('size', values.size, 150, { min: 32, max: 1024, integer: true }),
-      settleSeconds: numberFlag('settle', values.settle, 5, { min: 0, max: 3600, integer: true }),
+      settleSeconds: numberFlag('settle', values.settle, localPipelineSettings().training.settleSeconds, {
+        min: 0,
+        max: 3600,
+        integer: true,
+      }),
       pooling,
       demo: values['no-demo'] !== true,
       fetchWeights: values['no-fetch'] !== true,

@@ -1,4 +1,8 @@
-import { StartExecutionCommand, type StartExecutionCommandOutput } from '@aws-sdk/client-sfn';
+import {
+  DescribeExecutionCommand,
+  StartExecutionCommand,
+  type StartExecutionCommandOutput,
+} from '@aws-sdk/client-sfn';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ApiHandler, createApi } from '../../../lib/api/app.ts';
@@ -45,12 +49,17 @@ interface Prediction {
   timingsMs: Record<string, number>;
 }
 
-/** A Step Functions stand-in that records StartExecution commands (not emulated by fauxqs). */
-function fakeSfn(fail?: Error): StartExecutionClient & { commands: StartExecutionCommand[] } {
+/**
+ * A Step Functions stand-in (not emulated by fauxqs) that records StartExecution commands and
+ * answers DescribeExecution with `status` (the lock asks whether its holder still runs).
+ */
+function fakeSfn(fail?: Error): StartExecutionClient & { commands: StartExecutionCommand[]; status: string } {
   const commands: StartExecutionCommand[] = [];
-  return {
+  const fake = {
     commands,
-    async send(command) {
+    status: 'SUCCEEDED',
+    async send(command: StartExecutionCommand | DescribeExecutionCommand) {
+      if (command instanceof DescribeExecutionCommand) return { status: fake.status as 'RUNNING' };
       commands.push(command);
       if (fail) throw fail;
       return {
@@ -60,6 +69,7 @@ function fakeSfn(fail?: Error): StartExecutionClient & { commands: StartExecutio
       } satisfies StartExecutionCommandOutput;
     },
   };
+  return fake;
 }
 
 describe('HTTP API over the emulator with the real extractor', () => {
@@ -548,17 +558,19 @@ describe('HTTP API over the emulator with the real extractor', () => {
   });
 
   describe('POST /datasets/{d}/trainings', () => {
-    it('starts an execution named {d}-manual-{timestamp} with the manual input, answering 202', async () => {
+    it('starts an execution named {d}-{time}{random} with the manual input, answering 202', async () => {
       // Act
       const res = await call(loadEvent('api-start-training'));
       // Assess
       expect(res.statusCode).toBe(202);
-      const name = 'pets-manual-20261128T120005Z';
-      expect(bodyOf(res)).toEqual({
+      const body = bodyOf<{ executionName: string }>(res);
+      const name = body.executionName;
+      expect(name).toMatch(new RegExp(`^pets-${NOW.getTime().toString(36)}[a-z0-9]{3}$`));
+      expect(body).toEqual({
         dataset: 'pets',
         executionArn: `arn:aws:states:us-east-1:123456789012:execution:train-test:${name}`,
         executionName: name,
-        startedAt: '2026-11-28T12:00:06.000Z',
+        startedAt: NOW.toISOString(),
       });
       const command = sfn.commands.at(-1);
       expect(command).toBeInstanceOf(StartExecutionCommand);
@@ -601,13 +613,11 @@ describe('HTTP API over the emulator with the real extractor', () => {
       expect(sfn.commands.length).toBe(sent);
     });
 
-    it('answers 409 when Step Functions says the execution already exists', async () => {
-      const failing = fakeSfn(
-        Object.assign(new Error('Execution Already Exists'), { name: 'ExecutionAlreadyExists' }),
-      );
+    it('answers 409 TrainingInProgress naming the running execution, and starts no second one', async () => {
+      const running = fakeSfn();
       const api2 = createApi({
         s3: em.clients.s3,
-        sfn: failing,
+        sfn: running,
         extractor: Promise.resolve(extractor),
         cache: createModelCache({ s3: em.clients.s3, bucket: em.bucket, refreshSeconds: 0 }),
         config: {
@@ -621,9 +631,19 @@ describe('HTTP API over the emulator with the real extractor', () => {
         log: recordingLog(),
         now: () => NOW,
       });
+      const first = await api2(loadEvent('api-start-training'));
+      expect(first.statusCode).toBe(202);
+      const { executionName } = bodyOf<{ executionName: string }>(first);
+      running.status = 'RUNNING';
       const res = await api2(loadEvent('api-start-training'));
       expect(res.statusCode).toBe(409);
-      expect(errorOf(res).code).toBe('TrainingAlreadyStarted');
+      expect(errorOf(res).code).toBe('TrainingInProgress');
+      expect(errorOf(res).message).toContain(executionName);
+      expect(running.commands).toHaveLength(1);
+      // Once it is over (no longer RUNNING), the next request takes the lock.
+      running.status = 'SUCCEEDED';
+      expect((await api2(loadEvent('api-start-training'))).statusCode).toBe(202);
+      expect(running.commands).toHaveLength(2);
     });
   });
 

@@ -1,4 +1,4 @@
-import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LocalEmulator, startLocalEmulator } from '../../../lib/local/emulator.ts';
@@ -135,12 +135,43 @@ describe('S3 notifications through the emulator', () => {
       {
         kind: 'objects',
         objects: [
-          { bucket: BUCKET, key, etag: put.ETag?.replace(/"/g, ''), size: 3, eventName: 'ObjectCreated:Put' },
+          {
+            bucket: BUCKET,
+            key,
+            etag: put.ETag?.replace(/"/g, ''),
+            size: 3,
+            eventName: 'ObjectCreated:Put',
+            eventTime: expect.any(Date),
+          },
         ],
+        removed: [],
         ignored: [],
       },
     ]);
     expect(bodies[1]).toContain('datasets/pets/cat/my+cat%2B1+%28%C3%A9%29.jpg');
+  });
+
+  it('sends ObjectRemoved:Delete for a deleted image under datasets/ only, like S3', async () => {
+    await drain();
+    const key = 'datasets/pets/dog/gone 1.jpg';
+    await clients.s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: 'img' }));
+    await clients.s3.send(
+      new PutObjectCommand({ Bucket: BUCKET, Key: 'features/pets/dog/x.npy', Body: 'f' }),
+    );
+    await drain();
+    await clients.s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: key }));
+    await clients.s3.send(new DeleteObjectCommand({ Bucket: BUCKET, Key: 'features/pets/dog/x.npy' }));
+
+    const parsed = (await drain()).map(parseS3EventBody);
+
+    expect(parsed).toEqual([
+      {
+        kind: 'objects',
+        objects: [],
+        removed: [{ bucket: BUCKET, key, eventName: 'ObjectRemoved:Delete' }],
+        ignored: [],
+      },
+    ]);
   });
 
   it('catches up on images without features at startup, and only those', async () => {

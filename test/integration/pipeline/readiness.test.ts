@@ -3,26 +3,13 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import type { Context } from 'aws-lambda';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { featureMetadata } from '../../../lib/pipeline/feature-metadata.ts';
-import { checkReadiness, scanDataset } from '../../../lib/pipeline/readiness.ts';
-import { putObject } from '../../../lib/storage/s3.ts';
+import { checkReadiness, checkReadinessStep, scanDataset } from '../../../lib/pipeline/readiness.ts';
+import { putObject, touchObject } from '../../../lib/storage/s3.ts';
+import { countRequests } from '../../helpers/count-requests.ts';
 import { type Emulator, startEmulator } from '../../helpers/emulator.ts';
 import { fakeContext, loadEvent, setHandlerEnv } from './support.ts';
 
 const SPEC = 'vgg16/random-1/32x32/flatten/caffe/bilinear';
-
-/** Counts HeadObject calls made through a client (to check when readiness pays for a HEAD). */
-function countHeads(s3: S3Client): { count: () => number; remove: () => void } {
-  let n = 0;
-  const name = `count-heads-${Math.random()}`;
-  s3.middlewareStack.add(
-    (next, context) => async (args) => {
-      if (context.commandName === 'HeadObjectCommand') n += 1;
-      return next(args);
-    },
-    { step: 'initialize', name },
-  );
-  return { count: () => n, remove: () => s3.middlewareStack.remove(name) };
-}
 
 describe('dataset readiness (emulated S3)', () => {
   let emu: Emulator;
@@ -88,38 +75,65 @@ describe('dataset readiness (emulated S3)', () => {
     });
   });
 
-  it('takes a feature written after its image as current without a HEAD, and HEADs only otherwise', async () => {
+  it('decides from listings alone: an identical re-upload is pending until the extractor refreshes its feature', async () => {
     const a = await image('datasets/pets/cat/a.png');
     const b = await image('datasets/pets/cat/b.png');
-    await sleep(1_100); // listings have second precision
+    await sleep(1_100); // listings may have second precision
     await feature('datasets/pets/cat/a.png', a);
     await feature('datasets/pets/cat/b.png', b);
     await sleep(1_100);
     await image('datasets/pets/cat/b.png'); // re-uploaded, same bytes: same ETag, newer LastModified
-    const heads = countHeads(s3);
-
+    const heads = countRequests(s3, 'HeadObjectCommand');
     try {
-      const scan = await scanDataset(s3, emu.bucket, 'pets');
+      const before = await scanDataset(s3, emu.bucket, 'pets');
+      // What the extractor does when it skips b (feature current by its metadata): stamp it again.
+      await sleep(1_100);
+      await touchObject(s3, emu.bucket, 'features/pets/cat/b.png.npy', {
+        metadata: featureMetadata(b, SPEC, 'cat'),
+      });
+      const after = await scanDataset(s3, emu.bucket, 'pets');
 
-      expect(scan.entries.map((e) => [e.image.file, e.status])).toEqual([
+      expect(before.entries.map((e) => [e.image.file, e.status])).toEqual([
+        ['a.png', 'ready'],
+        ['b.png', 'pending'],
+      ]);
+      expect(after.entries.map((e) => [e.image.file, e.status])).toEqual([
         ['a.png', 'ready'],
         ['b.png', 'ready'],
       ]);
-      expect(heads.count()).toBe(1);
+      expect(heads.count()).toBe(0);
     } finally {
       heads.remove();
     }
   });
 
-  it('with a spec, counts features of another spec as pending', async () => {
-    const a = await image('datasets/pets/cat/a.png');
-    const b = await image('datasets/pets/dog/b.png');
-    await feature('datasets/pets/cat/a.png', a);
-    await feature('datasets/pets/dog/b.png', b, 'vgg16/random-2/32x32/flatten/caffe/bilinear');
+  it('lists many labels in parallel with no HEAD and reports counts only to the state machine', async () => {
+    const labels = Array.from({ length: 40 }, (_, i) => `label-${i}`);
+    for (const label of labels) {
+      for (let i = 0; i < 3; i++) {
+        const key = `datasets/pets/${label}/${i}.png`;
+        const etag = await image(key);
+        if (i < 2) await feature(key, etag);
+      }
+    }
+    const heads = countRequests(s3, 'HeadObjectCommand');
+    try {
+      const counts = await checkReadinessStep(s3, emu.bucket, 'pets');
 
-    const r = await checkReadiness(s3, emu.bucket, 'pets', { spec: SPEC });
-
-    expect(r).toMatchObject({ ready: 1, pending: 1, labels: { dog: { pending: 1 } } });
+      expect(counts).toEqual({
+        total: 120,
+        ready: 80,
+        failed: 0,
+        pending: 40,
+        skipped: 0,
+        orphaned: 0,
+        labels: 40,
+        generation: 0,
+      });
+      expect(heads.count()).toBe(0);
+    } finally {
+      heads.remove();
+    }
   });
 
   it('check-readiness handler returns the counts for the sample event', async () => {

@@ -1,12 +1,19 @@
 import type { Context } from 'aws-lambda';
 import { StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { z } from 'zod';
 import { synthesizeTrainingDefinition } from '../../../infra/definition.ts';
 import { ENV } from '../../../lib/config.ts';
 import { loadExtractor } from '../../../lib/model/extractor.ts';
 import type { FeatureExtractor } from '../../../lib/model/types.ts';
 import { CurrentPointer } from '../../../lib/pipeline/current-pointer.ts';
 import { extractImages, type ImageJob } from '../../../lib/pipeline/extract.ts';
+import { startTrainings } from '../../../lib/pipeline/start-training.ts';
+import {
+  readTrainingLock,
+  type TrainingSfnClient,
+  writeTrainingLock,
+} from '../../../lib/pipeline/training-lock.ts';
 import { currentModelKey, modelFileKey } from '../../../lib/storage/keys.ts';
 import { getJson, getObject, putJson, putObject } from '../../../lib/storage/s3.ts';
 import { parseModelDocument } from '../../../lib/training/model-document.ts';
@@ -15,12 +22,26 @@ import { type Emulator, startEmulator } from '../../helpers/emulator.ts';
 import { makeLabelledImages } from '../../helpers/images.ts';
 import { fakeContext, putImageWithFeature, setHandlerEnv, TEST_SPEC } from '../pipeline/support.ts';
 
-type TaskName = 'check-readiness' | 'train-head' | 'promote-model';
+type TaskName = 'check-readiness' | 'train-head' | 'promote-model' | 'finish-training';
 type TaskFn = (input: unknown) => Promise<unknown>;
 type Execution = ReturnType<StateMachine['run']>;
 type EventLog = Execution['eventLogs'] extends AsyncGenerator<infer E> ? E : never;
 
 const MAX_ROUNDS = 2;
+
+/** The feature.ready message of an image of dataset pets (what the extractor sends). */
+function lateMessage(imageKey: string) {
+  return {
+    type: 'feature.ready',
+    dataset: 'pets',
+    label: imageKey.split('/')[2] ?? 'cat',
+    imageKey,
+    featureKey: imageKey.replace(/^datasets\//, 'features/').concat('.npy'),
+    sourceEtag: 'etag',
+    spec: TEST_SPEC,
+    at: new Date().toISOString(),
+  };
+}
 const INPUT = { dataset: 'pets', trigger: 'auto', requestedAt: '2026-01-01T00:00:05.000Z' };
 
 /**
@@ -77,7 +98,7 @@ describe('training state machine (CDK-synthesized definition, local interpreter,
   }
 
   /** Runs one execution with the task states bound to the handlers (or to `override`s of them). */
-  async function run(overrides: Partial<Record<TaskName, TaskFn>> = {}) {
+  async function run(overrides: Partial<Record<TaskName, TaskFn>> = {}, executionName = 'pets-test') {
     const machine = new StateMachine(definition);
     const taskResourceLocalHandlers = Object.fromEntries(
       Object.entries(taskStates).map(([state, fn]) => [state, asLambda(overrides[fn] ?? handlers[fn])]),
@@ -88,6 +109,7 @@ describe('training state machine (CDK-synthesized definition, local interpreter,
         waitTimeOverrides: { Settle: 0, WaitForFeatures: 0 },
         retryIntervalOverrides: { CheckReadiness: 0, TrainHead: 0, Promote: 0 },
       },
+      context: { Execution: { Name: executionName } },
     });
     const events: EventLog[] = [];
     const collecting = (async () => {
@@ -115,15 +137,18 @@ describe('training state machine (CDK-synthesized definition, local interpreter,
     const checkReadiness = (await import('../../../functions/check-readiness/handler.ts')).handler;
     const trainHead = (await import('../../../functions/train-head/handler.ts')).handler;
     const promoteModel = (await import('../../../functions/promote-model/handler.ts')).handler;
+    const finishTraining = (await import('../../../functions/finish-training/handler.ts')).handler;
     handlers = {
       'check-readiness': (input) => checkReadiness(input, ctx('check-readiness')),
       'train-head': (input) => trainHead(input, ctx('train-head')),
       'promote-model': (input) => promoteModel(input, ctx('promote-model')),
+      'finish-training': (input) => finishTraining(input, ctx('finish-training')),
     };
     const synthesized = await synthesizeTrainingDefinition({
       settleSeconds: 0,
       pollSeconds: 1,
       maxRounds: MAX_ROUNDS,
+      maxRetrains: 3,
     });
     definition = synthesized.definition as unknown as StateMachineDefinition;
     taskStates = synthesized.taskStates;
@@ -157,6 +182,8 @@ describe('training state machine (CDK-synthesized definition, local interpreter,
       'FeaturesReady',
       'TrainHead',
       'Promote',
+      'Finish',
+      'TrainAgain',
       'Done',
     ]);
     const training = r.output?.training as { version: string; accuracy: number; spec: string };
@@ -202,6 +229,8 @@ describe('training state machine (CDK-synthesized definition, local interpreter,
       'FeaturesReady',
       'TrainHead',
       'Promote',
+      'Finish',
+      'TrainAgain',
       'Done',
     ]);
     const firstCheck = r.events.find((e) => e.type === 'StateExited' && e.state.name === 'CheckReadiness');
@@ -211,18 +240,89 @@ describe('training state machine (CDK-synthesized definition, local interpreter,
     expect(r.output?.readiness).toMatchObject({ pending: 0, ready: 6 });
   });
 
-  it('gives up with FeaturesNotReady after the polling rounds, saying how many are pending', async () => {
-    const jobs = await uploadImages(2);
+  it('trains on the ready images after the polling rounds and reports the pending ones as left out', async () => {
+    const jobs = await uploadImages(3);
     await extract(jobs.slice(0, -1));
 
     const r = await run();
 
+    expect(r.failure).toBeUndefined();
     expect(r.path.filter((s) => s === 'CheckReadiness')).toHaveLength(MAX_ROUNDS + 1);
-    expect(r.path.slice(-2)).toEqual(['DescribeNotReady', 'FeaturesNotReady']);
-    expect(r.failure?.error).toBe('FeaturesNotReady');
-    expect(r.failure?.cause).toMatch(
-      /Features of dataset pets are not ready: 1 of 4 images are still pending/,
+    const training = r.output?.training as {
+      version: string;
+      nTrain: number;
+      nTest: number;
+      excluded: unknown;
+    };
+    expect(training.nTrain + training.nTest).toBe(5);
+    expect(training.excluded).toEqual([{ reason: 'pending', count: 1 }]);
+    const report = await getJson(
+      emu.clients.s3,
+      emu.bucket,
+      modelFileKey('pets', training.version, 'report.json'),
+      z.object({ note: z.string() }).passthrough(),
     );
+    expect(report.note).toContain('1 image(s) still being extracted');
+  });
+
+  it('includes a feature that lands after the readiness check: the lock generation moved, so it trains again', async () => {
+    await extract(await uploadImages(2));
+    const lateKey = 'datasets/pets/cat/late.png';
+    const running = 'pets-late-feature';
+    await writeTrainingLock(
+      emu.clients.s3,
+      emu.bucket,
+      'pets',
+      {
+        state: 'running',
+        executionName: running,
+        acquiredAt: new Date().toISOString(),
+        generation: 1,
+        trainedGeneration: 0,
+        trigger: 'auto',
+        updatedAt: new Date().toISOString(),
+      },
+      undefined,
+    );
+    // start-training's answer to the late feature's message while the execution runs: a mark.
+    const sfn: TrainingSfnClient = { send: async () => ({ status: 'RUNNING' }) };
+    let checks = 0;
+
+    const r = await run(
+      {
+        'check-readiness': async (input) => {
+          const result = await handlers['check-readiness'](input);
+          checks += 1;
+          if (checks === 1) {
+            // Uploaded and extracted just after this check listed the dataset.
+            await putImageWithFeature(emu, lateKey, { seed: 7 });
+            const marked = await startTrainings(
+              [{ id: 'late', body: JSON.stringify(lateMessage(lateKey)), receiveCount: 1 }],
+              {
+                s3: emu.clients.s3,
+                bucket: emu.bucket,
+                sfn,
+                stateMachineArn: 'arn:aws:states:us-east-1:123456789012:stateMachine:t',
+                graceSeconds: 60,
+                log: silentLog,
+              },
+            );
+            expect(marked.datasets[0]?.status).toBe('marked');
+          }
+          return result;
+        },
+      },
+      running,
+    );
+
+    expect(r.failure).toBeUndefined();
+    expect(r.path.filter((s) => s === 'TrainHead')).toHaveLength(2);
+    expect(r.path).toContain('NextTraining');
+    const training = r.output?.training as { nTrain: number; nTest: number };
+    expect(r.path.filter((s) => s === 'CheckReadiness')).toHaveLength(2);
+    expect(training.nTrain + training.nTest).toBe(5);
+    const lock = await readTrainingLock(emu.clients.s3, emu.bucket, 'pets');
+    expect(lock?.lock).toMatchObject({ state: 'idle', generation: 2, trainedGeneration: 2 });
   });
 
   it('fails in TrainHeadFailed with a readable cause when there are too few labels', async () => {
@@ -230,7 +330,12 @@ describe('training state machine (CDK-synthesized definition, local interpreter,
 
     const r = await run();
 
-    expect(r.path.slice(-2)).toEqual(['TrainHead', 'TrainHeadFailed']);
+    expect(r.path.slice(-4)).toEqual([
+      'TrainHead',
+      'ReleaseAfterTrainHead',
+      'ReleaseAfterTrainHeadAgain',
+      'TrainHeadFailed',
+    ]);
     expect(r.failure?.error).toBe('InsufficientDataError');
     const cause = JSON.parse(r.failure?.cause ?? '{}');
     expect(cause).toMatchObject({ errorType: 'InsufficientDataError' });
@@ -267,6 +372,8 @@ describe('training state machine (CDK-synthesized definition, local interpreter,
       'FeaturesReady',
       'TrainHead',
       'Promote',
+      'Finish',
+      'TrainAgain',
       'Done',
     ]);
     expect(r.output?.promotion).toMatchObject({ promoted: true });
@@ -287,7 +394,7 @@ describe('training state machine (CDK-synthesized definition, local interpreter,
     const r = await run();
 
     expect(r.failure).toBeUndefined();
-    expect(r.path.slice(-2)).toEqual(['Promote', 'Done']);
+    expect(r.path.slice(-4)).toEqual(['Promote', 'Finish', 'TrainAgain', 'Done']);
     const training = r.output?.training as { version: string };
     expect(r.output?.promotion).toMatchObject({
       promoted: false,

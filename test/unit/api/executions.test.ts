@@ -6,6 +6,7 @@ import {
 } from '@aws-sdk/client-sfn';
 import { describe, expect, it } from 'vitest';
 import { createExecutionHistory, type ExecutionReader } from '../../../lib/api/executions.ts';
+import { trainingExecutionName } from '../../../lib/pipeline/training-lock.ts';
 
 const ARN = 'arn:aws:states:us-east-1:123456789012:stateMachine:train';
 const exec = (name: string) => `arn:aws:states:us-east-1:123456789012:execution:train:${name}`;
@@ -103,5 +104,16 @@ describe('createExecutionHistory', () => {
 
     expect(await createExecutionHistory(sfn, ARN).latest('pets')).toBeUndefined();
     expect(sfn.described).toEqual([]);
+  });
+
+  it('finds the manual training of a 63-character dataset by the name trainings are given', async () => {
+    const dataset = `d${'x'.repeat(62)}`;
+    const name = trainingExecutionName(dataset, new Date('2026-11-28T10:00:00Z'));
+    const sfn = reader([{ name, dataset, status: 'RUNNING', start: '2026-11-28T10:00:00Z' }]);
+
+    const latest = await createExecutionHistory(sfn, ARN).latest(dataset);
+
+    expect(latest?.name).toBe(name);
+    expect(latest?.status).toBe('RUNNING');
   });
 });

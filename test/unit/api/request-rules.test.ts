@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { checkImageKey, PredictionJsonBody, parseTop, rankScores } from '../../../lib/api/predict.ts';
-import { compactTimestamp, manualExecutionName } from '../../../lib/api/trainings.ts';
 import { TlearnError } from '../../../lib/errors.ts';
+import { trainingExecutionName } from '../../../lib/pipeline/training-lock.ts';
 
 function thrown(fn: () => unknown): TlearnError {
   try {
@@ -82,18 +82,19 @@ describe('rankScores', () => {
   });
 });
 
-describe('manualExecutionName', () => {
+describe('trainingExecutionName', () => {
   const at = new Date('2026-11-28T10:34:18.123Z');
 
-  it('is {d}-manual-{timestamp}', () => {
-    expect(compactTimestamp(at)).toBe('20261128T103418Z');
-    expect(manualExecutionName('pets', at)).toBe('pets-manual-20261128T103418Z');
+  it('is {d}-{start time in ms, base 36}{three random characters}', () => {
+    expect(trainingExecutionName('pets', at, 'abc')).toBe(`pets-${at.getTime().toString(36)}abc`);
+    expect(trainingExecutionName('pets', at)).toMatch(/^pets-[a-z0-9]{8}[a-z0-9]{3}$/);
   });
 
-  it('shortens a 63-character dataset name to fit the 80-character limit of Step Functions', () => {
-    const name = manualExecutionName('d'.repeat(63), at);
-    expect(name).toHaveLength(80);
-    expect(name.endsWith('-manual-20261128T103418Z')).toBe(true);
+  it('keeps a 63-character dataset name whole within the 80-character limit of Step Functions', () => {
+    const dataset = 'd'.repeat(63);
+    const name = trainingExecutionName(dataset, at);
+    expect(name.length).toBeLessThanOrEqual(80);
+    expect(name.startsWith(`${dataset}-`)).toBe(true);
     expect(name).toMatch(/^[A-Za-z0-9-_]+$/);
   });
 });

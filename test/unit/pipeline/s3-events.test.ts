@@ -25,8 +25,10 @@ describe('S3 event notifications in SQS bodies', () => {
           etag: 'd41d8cd98f00b204e9800998ecf8427e',
           size: 1024,
           eventName: 'ObjectCreated:Put',
+          eventTime: expect.any(Date),
         },
       ],
+      removed: [],
       ignored: [],
     });
   });
@@ -37,18 +39,27 @@ describe('S3 event notifications in SQS bodies', () => {
     expect(parseS3EventBody(event.Records[0]?.body ?? '')).toEqual({ kind: 'test-event' });
   });
 
-  it('ignores events other than ObjectCreated, naming them', () => {
+  it('takes ObjectRemoved as a removal and ignores other events, naming them', () => {
     const body = sampleBody();
     const record = body.Records[0];
     if (!record) throw new Error('sample has no record');
     record.eventName = 'ObjectRemoved:Delete';
+    const removed = parseS3EventBody(JSON.stringify(body));
+    record.eventName = 'ObjectRestore:Completed';
 
-    const parsed = parseS3EventBody(JSON.stringify(body));
+    const other = parseS3EventBody(JSON.stringify(body));
 
-    expect(parsed).toMatchObject({
+    expect(removed).toMatchObject({
       kind: 'objects',
       objects: [],
-      ignored: [{ eventName: 'ObjectRemoved:Delete' }],
+      removed: [{ eventName: 'ObjectRemoved:Delete', key: expect.stringMatching(/^datasets\//) }],
+      ignored: [],
+    });
+    expect(other).toMatchObject({
+      kind: 'objects',
+      objects: [],
+      removed: [],
+      ignored: [{ eventName: 'ObjectRestore:Completed' }],
     });
   });
 
