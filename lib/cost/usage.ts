@@ -156,10 +156,10 @@ export async function countS3Requests<T>(
 
 /**
  * State transitions of a training execution that finds every feature ready at once: Start,
- * Settle, CheckReadiness, FeaturesReady, TrainHead, Promote, Done (the state machine of
+ * Settle, CheckReadiness, FeaturesReady, TrainHead, Promote, Finish, TrainAgain?, Done (the state machine of
  * infra/constructs/training-state-machine.ts; a test walks the synthesized definition to keep
  * this true). Each extra readiness round adds {@link TRANSITIONS_PER_READINESS_ROUND}.
  */
-export const TRAINING_TRANSITIONS_HAPPY_PATH = 7;
+export const TRAINING_TRANSITIONS_HAPPY_PATH = 9;
 /** WaitForFeatures, NextRound, CheckReadiness, FeaturesReady. */
 export const TRANSITIONS_PER_READINESS_ROUND = 4;

@@ -388,11 +388,11 @@ async function trainingJob(
   const withNote: ReportDocument = note
     ? { ...report, note: [report.note, note].filter(Boolean).join(' ') }
     : report;
-  // Usage so far plus the three documents written below.
+  // Usage so far plus the four documents written below (report.json, report.html, quality.json, model.json).
   const fullReport: ReportDocument = deps.runtime
     ? {
         ...withNote,
-        usage: trainingUsageDocument(deps.runtime, performance.now() - started, { ...s3Counts }, 3),
+        usage: trainingUsageDocument(deps.runtime, performance.now() - started, { ...s3Counts }, 4),
       }
     : withNote;
 

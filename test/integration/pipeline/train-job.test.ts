@@ -13,7 +13,7 @@ import {
 } from '../../../lib/pipeline/train-job.ts';
 import { parseQualityDocument } from '../../../lib/quality/document.ts';
 import { modelFileKey } from '../../../lib/storage/keys.ts';
-import { getObject, listAllObjects, putObject } from '../../../lib/storage/s3.ts';
+import { getObject, listAllObjects, putObject, touchObject } from '../../../lib/storage/s3.ts';
 import { parseModelDocument, parseReportDocument } from '../../../lib/training/model-document.ts';
 import { silentLog } from '../../../lib/util/log.ts';
 import { type Emulator, startEmulator } from '../../helpers/emulator.ts';
@@ -124,8 +124,11 @@ describe('training job (emulated S3, synthetic features)', () => {
       vector: clusterVector('cat', 512, 0),
       sourceEtag: copy.etag,
     });
-    // putImageWithFeature wrote placeholder bytes: put the copy's bytes (and ETag) back.
+    // putImageWithFeature wrote placeholder bytes: put the copy's bytes (and ETag) back, then
+    // re-date the feature as the extractor does for an identical re-upload (readiness compares dates).
     await putObject(emu.clients.s3, emu.bucket, 'datasets/pets/dog/copy.png', original.body);
+    const feature = await getObject(emu.clients.s3, emu.bucket, 'features/pets/dog/copy.png.npy');
+    await touchObject(emu.clients.s3, emu.bucket, 'features/pets/dog/copy.png.npy', feature);
 
     const r = await runTrainingJob(INPUT, deps);
 

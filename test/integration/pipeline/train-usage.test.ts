@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PRICES_AS_OF } from '../../../lib/cost/prices.ts';
+import { TRAINING_TRANSITIONS_HAPPY_PATH } from '../../../lib/cost/usage.ts';
 import { runTrainingJob } from '../../../lib/pipeline/train-job.ts';
 import { modelFileKey } from '../../../lib/storage/keys.ts';
 import { getObject } from '../../../lib/storage/s3.ts';
@@ -56,7 +57,7 @@ describe("a training report's resources and price", () => {
     const getClass = sent.filter((c) => /^(Get|Head)/.test(c)).length;
     expect(usage?.usage.s3).toEqual({ put: putClass, get: getClass });
     expect(getClass).toBeGreaterThanOrEqual(10); // one GET per feature at least
-    expect(usage?.usage.stepFunctions.transitions).toBe(7);
+    expect(usage?.usage.stepFunctions.transitions).toBe(TRAINING_TRANSITIONS_HAPPY_PATH);
     const lambda = usage?.usage.lambda[0];
     expect(lambda).toMatchObject({ function: 'train-head', memoryMb: 3008, invocations: 1 });
     expect(lambda?.durationMs).toBeGreaterThan(0);
