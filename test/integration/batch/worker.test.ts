@@ -3,6 +3,7 @@
  * into parts, a redelivered chunk does not count twice, finishing twice writes the same results,
  * and a batch without its model fails with failed.json instead of retrying forever.
  */
+import { readFile } from 'node:fs/promises';
 import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -12,7 +13,13 @@ import {
   ChunkMessageSchema,
   SummarySchema,
 } from '../../../lib/batch/layout.ts';
-import { batchStatus, newBatchId, readManifest, startBatch } from '../../../lib/batch/start.ts';
+import {
+  batchStatus,
+  newBatchId,
+  readManifest,
+  StartBatchBody,
+  startBatch,
+} from '../../../lib/batch/start.ts';
 import { finishBatch, runChunk } from '../../../lib/batch/worker.ts';
 import { getObject, putObject } from '../../../lib/storage/s3.ts';
 import { silentLog } from '../../../lib/util/log.ts';
@@ -122,6 +129,24 @@ describe('the batch worker', () => {
     ]);
     expect(rows[4]?.error).toBeDefined();
     expect(rows.slice(0, 4).every((r) => r.scores?.length === 2 && r.error === undefined)).toBe(true);
+  });
+
+  it('reads the sample events of events/ as the worker and the API get them', async () => {
+    const sqsEvent = JSON.parse(
+      await readFile(new URL('../../../events/batch-chunk-in-sqs.json', import.meta.url), 'utf8'),
+    ) as {
+      Records: { body: string }[];
+    };
+    expect(ChunkMessageSchema.parse(JSON.parse(sqsEvent.Records[0]?.body ?? ''))).toMatchObject({
+      dataset: 'pets',
+      part: 0,
+    });
+    const apiEvent = JSON.parse(
+      await readFile(new URL('../../../events/api-start-batch.json', import.meta.url), 'utf8'),
+    ) as {
+      body: string;
+    };
+    expect(StartBatchBody.parse(JSON.parse(apiEvent.body))).toEqual({ prefix: 'datasets/pets/' });
   });
 
   it('writes the same results when the finisher runs twice', async () => {
