@@ -23,22 +23,9 @@ import { imageKey } from '../../lib/storage/keys.ts';
 import { getObject, putObject } from '../../lib/storage/s3.ts';
 import { silentLog } from '../../lib/util/log.ts';
 import { makeLabelledImages, truncateImage } from '../helpers/images.ts';
+import { pollUntil } from '../helpers/poll.ts';
 
 const DATASET = 'shapes';
-
-async function pollUntil<T>(
-  what: string,
-  probe: () => Promise<T | undefined>,
-  timeoutMs: number,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`gave up after ${timeoutMs / 1000} s waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 describe('batch predictions on the local stack', () => {
   let tmp: string;
