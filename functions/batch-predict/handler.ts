@@ -15,10 +15,14 @@ const storage = loadStorageConfig();
 const model = loadModelConfig();
 const obs = createObservability('batch-predict');
 const { s3 } = traceClients(obs, createAwsClients(storage));
-// The same extractor as the API's (VGG16 of the container image), loaded during init.
-const extractor = startLazy(() =>
-  loadExtractor({ ...model, ...(model.backend ? { backend: model.backend } : {}), s3, log: obs.log }),
-);
+// The same extractor as the API's (VGG16 of the container image), loaded on the first chunk rather
+// than at init: the local stack runs every handler in one process, and a stack that never runs a
+// batch should not hold a third VGG16 there.
+let extractor: { get(): Promise<Awaited<ReturnType<typeof loadExtractor>>> } | undefined;
+const getExtractor = () =>
+  (extractor ??= startLazy(() =>
+    loadExtractor({ ...model, ...(model.backend ? { backend: model.backend } : {}), s3, log: obs.log }),
+  )).get();
 
 /** Batch queue (one chunk of image keys per message) → `batches/{d}/{id}/parts/{n}.jsonl`. */
 export const handler = withObservability(async (event: SQSEvent): Promise<SQSBatchResponse> => {
@@ -38,7 +42,7 @@ export const handler = withObservability(async (event: SQSEvent): Promise<SQSBat
           s3,
           bucket: storage.bucket,
           region: storage.region,
-          extractor: await extractor.get(),
+          extractor: await getExtractor(),
           limitInputPixels: DEFAULT_LIMIT_INPUT_PIXELS,
           maxBatch: model.extractBatchSize,
           log: obs.log,
