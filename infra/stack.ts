@@ -7,6 +7,8 @@ import * as s3n from 'aws-cdk-lib/aws-s3-notifications';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { NagSuppressions } from 'cdk-nag';
 import type { Construct } from 'constructs';
+import { BATCHES_PREFIX } from '../lib/batch/layout.ts';
+import { BATCH_SETTINGS, batchQueueVisibilitySeconds } from '../lib/batch/settings.ts';
 import { ENV } from '../lib/config.ts';
 import { POOLINGS, type Pooling } from '../lib/model/spec.ts';
 import { PIPELINE_SETTINGS } from '../lib/pipeline/settings.ts';
@@ -36,11 +38,12 @@ export const FUNCTION_NAMES = [
   'train-head',
   'promote-model',
   'finish-training',
+  'batch-predict',
 ] as const;
 export type FunctionName = (typeof FUNCTION_NAMES)[number];
 
 /** Functions that run in the container image (tfjs-node, sharp, VGG16 weights). */
-export const IMAGE_FUNCTIONS: readonly FunctionName[] = ['extract-features', 'api'];
+export const IMAGE_FUNCTIONS: readonly FunctionName[] = ['extract-features', 'api', 'batch-predict'];
 
 /** Per-function sizing. */
 export interface FunctionSettings {
@@ -73,6 +76,10 @@ export const DEFAULT_FUNCTION_SETTINGS: Readonly<
   'train-head': { memorySize: 10240, timeout: Duration.seconds(T['train-head']) },
   'promote-model': { memorySize: 256, timeout: Duration.seconds(T['promote-model']) },
   'finish-training': { memorySize: 256, timeout: Duration.seconds(T['finish-training']) },
+  'batch-predict': {
+    memorySize: BATCH_SETTINGS.memorySize,
+    timeout: Duration.seconds(BATCH_SETTINGS.timeoutSeconds),
+  },
 };
 
 /** Where the container image puts the imported VGG16 weights (see functions/Dockerfile). */
@@ -156,6 +163,8 @@ export class TlearnStack extends Stack {
   readonly data: DataBucket;
   readonly ingest: QueueConsumer;
   readonly features: QueueConsumer;
+  /** Batch predictions: chunks of image keys → batch-predict (lib/batch/). */
+  readonly batches: QueueConsumer;
   readonly functions: Readonly<Record<FunctionName, TlearnFunction>>;
   readonly training: TrainingStateMachine;
   readonly api: PredictionApi;
@@ -264,7 +273,10 @@ export class TlearnStack extends Stack {
       ...modelEnv,
       [ENV.STATE_MACHINE_ARN]: stateMachine.stateMachineArn,
     });
+    // Batch predictions score with the API's extractor and prediction code (lib/batch/).
+    const batchPredict = make('batch-predict', { ...modelEnv });
     this.functions = {
+      'batch-predict': batchPredict,
       'extract-features': extractor,
       api,
       'start-training': startTraining,
@@ -300,6 +312,19 @@ export class TlearnStack extends Stack {
       maxReceiveCount: features.maxReceiveCount,
     });
     extractor.function.addEnvironment(ENV.FEATURES_QUEUE_URL, this.features.queue.queueUrl);
+
+    // API (POST /datasets/{d}/batches) → batch queue → batch-predict, one chunk per invocation;
+    // the settings are lib/batch/settings.ts, which the local stack uses too.
+    this.batches = new QueueConsumer(this, 'Batches', {
+      consumer: batchPredict.function,
+      consumerTimeout: batchPredict.timeout,
+      batchSize: BATCH_SETTINGS.batchSize,
+      maxConcurrency: BATCH_SETTINGS.maxConcurrency,
+      maxReceiveCount: BATCH_SETTINGS.maxReceiveCount,
+      visibilityTimeout: Duration.seconds(batchQueueVisibilitySeconds()),
+    });
+    api.function.addEnvironment(ENV.BATCH_QUEUE_URL, this.batches.queue.queueUrl);
+    this.batches.queue.grantSendMessages(api.function);
 
     // Least privilege, by prefix of the S3 layout (infra/s3-access.ts; test/infra/iam.test.ts).
     const all = (prefix: string) => `${prefix}*`;
@@ -360,6 +385,14 @@ export class TlearnStack extends Stack {
       write: [currentPointers],
     });
 
+    // Batch worker: reads the images of any dataset prefix or batch input, the pinned model, and
+    // writes only under batches/ (parts, results, summary).
+    grantS3Access(batchPredict.function, bucket, {
+      list: [BATCHES_PREFIX, ...baseModels],
+      read: [DATASETS_PREFIX, BATCHES_PREFIX, MODELS_PREFIX, ...baseModels].map(all),
+      write: [all(BATCHES_PREFIX)],
+    });
+
     // The API reads what it serves: images (predictions by key, counts), features (status counts),
     // models; base weights only from S3 when configured so. It writes only the pointers
     // (POST /datasets/{d}/model/promote, admin keys only), each version's one-file ONNX export
@@ -367,12 +400,28 @@ export class TlearnStack extends Stack {
     // console's presigned uploads (POST /datasets/{d}/uploads) are signed by this role; and the
     // console's copy of onnxruntime-web's wasm (console/*, GET /console/ort/{file}, written once).
     grantS3Access(api.function, bucket, {
-      list: [DATASETS_PREFIX, FEATURES_PREFIX, MODELS_PREFIX, CONSOLE_ASSETS_PREFIX, ...baseModels],
-      read: [DATASETS_PREFIX, FEATURES_PREFIX, MODELS_PREFIX, CONSOLE_ASSETS_PREFIX, ...baseModels].map(all),
+      list: [
+        DATASETS_PREFIX,
+        FEATURES_PREFIX,
+        MODELS_PREFIX,
+        BATCHES_PREFIX,
+        CONSOLE_ASSETS_PREFIX,
+        ...baseModels,
+      ],
+      read: [
+        DATASETS_PREFIX,
+        FEATURES_PREFIX,
+        MODELS_PREFIX,
+        BATCHES_PREFIX,
+        CONSOLE_ASSETS_PREFIX,
+        ...baseModels,
+      ].map(all),
+      // batches/*: each batch's manifest.json (POST /datasets/{d}/batches).
       write: [
         currentPointers,
         `${MODELS_PREFIX}*/model.onnx`,
         all(DATASETS_PREFIX),
+        all(BATCHES_PREFIX),
         all(CONSOLE_ASSETS_PREFIX),
       ],
     });
@@ -429,6 +478,7 @@ export class TlearnStack extends Stack {
                 queue: this.features.queue,
                 deadLetterQueue: this.features.deadLetterQueue,
               },
+              { name: 'batches', queue: this.batches.queue, deadLetterQueue: this.batches.deadLetterQueue },
             ],
             functions: Object.fromEntries(Object.entries(this.functions).map(([n, f]) => [n, f.function])),
             stateMachine,
@@ -472,6 +522,7 @@ export class TlearnStack extends Stack {
       MODELS_PREFIX,
       BASE_MODELS_PREFIX,
       LOCKS_PREFIX,
+      BATCHES_PREFIX,
       CONSOLE_ASSETS_PREFIX,
     ]
       .map((p) => p.replace(/\/$/, ''))

@@ -20,6 +20,8 @@ export const ENV = {
   SFN_ENDPOINT: 'AWS_ENDPOINT_URL_SFN',
   /** Queue the extractor sends feature.ready / feature.failed to. */
   FEATURES_QUEUE_URL: 'TLEARN_FEATURES_QUEUE_URL',
+  /** Queue of batch-prediction chunks: the API sends to it, batch-predict consumes it. */
+  BATCH_QUEUE_URL: 'TLEARN_BATCH_QUEUE_URL',
   /** Training state machine (start-training and the API's POST /trainings). */
   STATE_MACHINE_ARN: 'TLEARN_STATE_MACHINE_ARN',
   /** tfjs layers model: directory, file://…/model.json or s3://bucket/key/model.json. */

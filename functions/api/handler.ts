@@ -63,6 +63,7 @@ const api = createApi({
   // Only for a version's first ONNX export; not kept in memory afterwards.
   baseWeights: () => loadWeights(modelConfig.weights, { s3: clients.s3, log: obs.log }),
   config,
+  ...(config.batchQueueUrl ? { batches: { sqs: clients.sqs, queueUrl: config.batchQueueUrl } } : {}),
   log: obs.log,
   auth,
   metrics: {

@@ -9,6 +9,7 @@ import { NotFoundError, TlearnError } from '../errors.ts';
 import type { FeatureExtractor } from '../model/types.ts';
 import { getQualityRoute } from '../quality/route.ts';
 import { authorize, coversDataset, NO_SCOPE, OPEN_SCOPE, scopeOfRequest } from './auth.ts';
+import { getBatchRoute, startBatchRoute } from './batches.ts';
 import { consoleAssetRoute } from './console-assets.ts';
 import { consolePageRoute } from './console-page.ts';
 import { getDatasetRoute, getModelRoute, listDatasetsRoute } from './datasets.ts';
@@ -66,6 +67,8 @@ const HANDLERS: Record<RouteKey, RouteFn> = {
   'GET /datasets/{d}/failures': ok(listFailuresRoute),
   'GET /datasets/{d}/models': ok(listModelVersionsRoute),
   'POST /datasets/{d}/model/promote': ok(promoteVersionRoute),
+  'POST /datasets/{d}/batches': ok(startBatchRoute, 202),
+  'GET /datasets/{d}/batches/{id}': ok(getBatchRoute),
   'GET /datasets/{d}/quality': ok(getQualityRoute),
   'POST /datasets/{d}/reindex': ok(reindexRoute, 202),
   'GET /console/ort/{file}': consoleAssetRoute,

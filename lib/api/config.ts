@@ -13,6 +13,8 @@ export interface ApiEnvConfig extends ApiConfig {
   modelRefreshSeconds: number;
   /** Local stack only: the scoped keys' file (else keys are API Gateway's). */
   apiKeysFile: string | undefined;
+  /** Batch queue (`POST /datasets/{d}/batches`); unset = that route answers 501. */
+  batchQueueUrl: string | undefined;
 }
 
 type Env = Record<string, string | undefined>;
@@ -51,5 +53,6 @@ export function loadApiConfig(env: Env): ApiEnvConfig {
       z.coerce.number().int().min(0).max(3600).default(5),
     ),
     apiKeysFile: read(env, ENV.API_KEYS_FILE, z.string().min(1).optional()),
+    batchQueueUrl: read(env, ENV.BATCH_QUEUE_URL, z.string().url().optional()),
   };
 }

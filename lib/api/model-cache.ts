@@ -20,6 +20,31 @@ import type { Head } from '../training/types.ts';
 import { type Log, silentLog } from '../util/log.ts';
 import { headFromModelFile, missingModelError, readCurrentPointer, readModelFile } from './store.ts';
 
+/**
+ * Reads one model version (model.json) into a {@link LoadedModel}: what the cache serves, and what
+ * a batch (lib/batch/) pins for all of its rows.
+ */
+export async function loadModelVersion(
+  s3: S3Client,
+  bucket: string,
+  dataset: string,
+  version: string,
+  at: { promotedAt: string; loadedAt: string },
+): Promise<LoadedModel> {
+  const doc = await readModelFile(s3, bucket, dataset, version);
+  const head = headFromModelFile(doc, modelFileKey(dataset, version, 'model.json'));
+  return Object.freeze({
+    dataset,
+    version,
+    head,
+    spec: doc.spec,
+    randomWeights: doc.randomWeights || isRandomWeights(doc.spec),
+    trainedAt: doc.trainedAt,
+    ...(doc.thresholds ? { thresholds: doc.thresholds } : {}),
+    ...at,
+  });
+}
+
 /** A promoted model, fully loaded. Immutable once built. */
 export interface LoadedModel {
   readonly dataset: string;
@@ -123,19 +148,11 @@ export function createModelCache(opts: ModelCacheOptions): ModelCache {
       remember(dataset, { ...previous, pointerEtag: etag, checkedAt });
       return previous.model;
     }
-    const doc = await readModelFile(s3, bucket, dataset, pointer.version);
-    const head = headFromModelFile(doc, modelFileKey(dataset, pointer.version, 'model.json'));
-    const model: LoadedModel = Object.freeze({
-      dataset,
-      version: pointer.version,
-      head,
-      spec: doc.spec,
-      randomWeights: doc.randomWeights || isRandomWeights(doc.spec),
-      trainedAt: doc.trainedAt,
-      ...(doc.thresholds ? { thresholds: doc.thresholds } : {}),
+    const model = await loadModelVersion(s3, bucket, dataset, pointer.version, {
       promotedAt: pointer.promotedAt,
       loadedAt: new Date(now()).toISOString(),
     });
+    const { head } = model;
     remember(dataset, { model, pointerEtag: etag, checkedAt });
     log.info('model loaded', {
       dataset,

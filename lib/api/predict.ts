@@ -6,10 +6,16 @@ import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { z } from 'zod';
 import { NotFoundError, TlearnError, ValidationError } from '../errors.ts';
 import { preprocessImage } from '../images/preprocess.ts';
+import type { FeatureExtractor } from '../model/types.ts';
 import { DATASETS_PREFIX, datasetPrefix, parseImageKey } from '../storage/keys.ts';
 import { getObject } from '../storage/s3.ts';
 import { predictProba } from '../training/head.ts';
-import { applyThreshold, parseThresholdParam } from '../training/thresholds.ts';
+import {
+  applyThreshold,
+  parseThresholdParam,
+  type ThresholdChoice,
+  type ThresholdOutcome,
+} from '../training/thresholds.ts';
 import { ForbiddenError } from './errors.ts';
 import {
   datasetParam,
@@ -20,6 +26,7 @@ import {
   readBodyBytes,
   requireMediaType,
 } from './http.ts';
+import type { LoadedModel } from './model-cache.ts';
 import type { RouteContext } from './types.ts';
 
 /** Media types the prediction body may have. */
@@ -146,6 +153,54 @@ export function rankScores(classes: readonly string[], probabilities: readonly n
     .sort((a, b) => b.probability - a.probability || (a.label < b.label ? -1 : a.label > b.label ? 1 : 0));
 }
 
+/** One image scored by a promoted model: what a prediction and a batch row both report. */
+export interface ScoredImage {
+  scores: Score[];
+  confidence: number;
+  outcome: ThresholdOutcome;
+  timingsMs: { decode: number; forward: number; head: number };
+}
+
+/** What {@link scoreImageBytes} needs: the extractor (for its spec), a forward pass, the model. */
+export interface ScoreImageOptions {
+  extractor: FeatureExtractor;
+  /** One forward pass (the API's inference queue, or the extractor directly). */
+  extract: (pixels: Float32Array) => Promise<Float32Array>;
+  model: LoadedModel;
+  limitInputPixels: number;
+  threshold: ThresholdChoice;
+}
+
+/**
+ * Decode → forward pass → head → threshold for one image: the single code path behind
+ * `POST /datasets/{d}/predictions` and every batch row (lib/batch/), so both give the same answer.
+ * Throws (e.g. `ImageDecodeError`) when the image is unusable.
+ */
+export async function scoreImageBytes(bytes: Uint8Array, opts: ScoreImageOptions): Promise<ScoredImage> {
+  const { extractor, model } = opts;
+  const t0 = performance.now();
+  const pixels = await preprocessImage(bytes, {
+    size: extractor.spec.input,
+    resize: extractor.spec.resize,
+    limitInputPixels: opts.limitInputPixels,
+  });
+  const t1 = performance.now();
+  const features = await opts.extract(pixels);
+  const t2 = performance.now();
+  const probabilities = predictProba(model.head, features);
+  const t3 = performance.now();
+  const scores = rankScores(model.head.classes, probabilities);
+  const best = scores[0];
+  if (best === undefined) throw new TlearnError('EmptyHead', `model ${model.version} has no classes`);
+  const outcome = applyThreshold(opts.threshold, best.label, best.probability, model.thresholds);
+  return {
+    scores,
+    confidence: best.probability,
+    outcome,
+    timingsMs: { decode: t1 - t0, forward: t2 - t1, head: t3 - t2 },
+  };
+}
+
 /**
  * Answers one prediction request. Validation comes first (cheap, no model needed), then the model
  * (404/409 before any image work), then decode → forward pass (queued) → head.
@@ -180,22 +235,14 @@ export async function predictRoute(
     bytes = input.bytes;
   }
 
-  const t0 = performance.now();
-  const pixels = await preprocessImage(bytes, {
-    size: extractor.spec.input,
-    resize: extractor.spec.resize,
+  const scored = await scoreImageBytes(bytes, {
+    extractor,
+    extract: (pixels) => queue.extract(pixels),
+    model,
     limitInputPixels: ctx.config.limitInputPixels,
+    threshold: thresholdChoice,
   });
-  const t1 = performance.now();
-  const features = await queue.extract(pixels);
-  const t2 = performance.now();
-  const probabilities = predictProba(model.head, features);
-  const t3 = performance.now();
-
-  const scores = rankScores(model.head.classes, probabilities);
-  const best = scores[0];
-  if (best === undefined) throw new TlearnError('EmptyHead', `model ${model.version} has no classes`);
-  const outcome = applyThreshold(thresholdChoice, best.label, best.probability, model.thresholds);
+  const { scores, outcome } = scored;
   const round = (ms: number) => Math.round(ms * 100) / 100;
   return {
     dataset,
@@ -206,15 +253,15 @@ export async function predictRoute(
       randomWeights: model.randomWeights,
     },
     label: outcome.label,
-    confidence: best.probability,
+    confidence: scored.confidence,
     abstained: outcome.abstained,
     ...(thresholdChoice.kind !== 'none' ? { threshold: outcome.threshold } : {}),
     scores: scores.slice(0, top ?? k),
     timingsMs: {
       ...(fetchMs !== undefined ? { fetch: round(fetchMs) } : {}),
-      decode: round(t1 - t0),
-      forward: round(t2 - t1),
-      head: round(t3 - t2),
+      decode: round(scored.timingsMs.decode),
+      forward: round(scored.timingsMs.forward),
+      head: round(scored.timingsMs.head),
       total: round(performance.now() - started),
     },
   };

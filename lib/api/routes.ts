@@ -32,6 +32,8 @@ export const API_ROUTES = [
   { method: 'GET', path: '/datasets/{d}/images', role: 'admin' },
   { method: 'GET', path: '/datasets/{d}/failures', role: 'admin' },
   { method: 'GET', path: '/datasets/{d}/models', role: 'admin' },
+  { method: 'POST', path: '/datasets/{d}/batches', role: 'admin' },
+  { method: 'GET', path: '/datasets/{d}/batches/{id}', role: 'admin' },
   // The console's lazily loaded onnxruntime-web files (public like the page).
   { method: 'GET', path: '/console/ort/{file}', role: 'none' },
 ] as const satisfies ReadonlyArray<{ method: 'GET' | 'POST' | 'DELETE'; path: string; role: RouteRole }>;

@@ -61,6 +61,8 @@ export interface ApiDeps {
    */
   baseWeights?: () => Promise<LoadedWeights>;
   config: ApiConfig;
+  /** The batch queue of `POST /datasets/{d}/batches` (lib/batch/); without it that route answers 501. */
+  batches?: { sqs: Pick<SQSClient, 'send'>; queueUrl: string };
   log: Log;
   metrics?: ApiMetrics;
   /** Scoped API keys (lib/api/auth.ts). @default - none: every request is admin (tests) */

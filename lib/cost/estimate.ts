@@ -16,10 +16,10 @@ import {
 } from './usage.ts';
 
 /** Alarms and dashboards the Monitoring construct creates (an infra test keeps these true). */
-export const MONITORING_ALARMS = 11;
+export const MONITORING_ALARMS = 13;
 export const MONITORING_DASHBOARDS = 1;
-/** SQS queues a Lambda event source mapping polls (ingest, features). */
-export const POLLED_QUEUES = 2;
+/** SQS queues a Lambda event source mapping polls (ingest, features, batches). */
+export const POLLED_QUEUES = 3;
 /**
  * ReceiveMessage calls an idle event source mapping makes: Lambda keeps (at least) 5 pollers
  * long-polling (20 s) each queue, so ≈ 5 × 3 per minute × 43,200 minutes a month.
@@ -168,7 +168,7 @@ export function estimateCost(input: CostEstimateInput): CostEstimate {
     });
   }
   idle.push({
-    item: 'ECR container image (extract-features, api)',
+    item: 'ECR container image (extract-features, api, batch-predict)',
     quantity: round(a.imageGb),
     unit: 'GB-months',
     usd: a.imageGb * p.ecrStorageGbMonth,

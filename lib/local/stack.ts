@@ -12,6 +12,7 @@ import { mkdir } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, SQSEvent } from 'aws-lambda';
 import { createLocalKeyStore, LOCAL_KEYS_FILE } from '../api/keys.ts';
+import { BATCH_SETTINGS, batchQueueVisibilitySeconds } from '../batch/settings.ts';
 import { ENV } from '../config.ts';
 import { ConfigError, describeError } from '../errors.ts';
 import { DEFAULT_RANDOM_SEED, findNewestBaseModel, parseWeightsFlag } from '../features/extract-files.ts';
@@ -46,6 +47,7 @@ export type FunctionName =
   | 'train-head'
   | 'promote-model'
   | 'finish-training'
+  | 'batch-predict'
   | 'api';
 
 /** Every handler the stack runs. */
@@ -355,12 +357,22 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       queueAttributes(settings.features, 'start-training', featuresDlq.queueArn),
     );
 
+    const batchDlq = emulator.createQueue('tlearn-batch-dlq', { MessageRetentionPeriod: '1209600' });
+    const batchQueue = emulator.createQueue('tlearn-batch', {
+      VisibilityTimeout: String(batchQueueVisibilitySeconds(settings.visibilityScale)),
+      RedrivePolicy: JSON.stringify({
+        deadLetterTargetArn: batchDlq.queueArn,
+        maxReceiveCount: BATCH_SETTINGS.maxReceiveCount,
+      }),
+    });
+
     // The environment of every function, as the CDK stack sets it (plus the loopback endpoints).
     env.set(ENV.BUCKET, bucket);
     env.set(ENV.REGION, region);
     env.set(ENV.ENDPOINT, emulator.endpoint);
     env.set(ENV.FEATURES_QUEUE_URL, features.queueUrl);
     env.set(ENV.INGEST_QUEUE_URL, ingest.queueUrl);
+    env.set(ENV.BATCH_QUEUE_URL, batchQueue.queueUrl);
     env.set(ENV.WEIGHTS, weights.source.kind === 'random' ? `random:${weights.source.seed}` : 'uri');
     env.set(ENV.BASE_MODEL_URI, weights.source.kind === 'uri' ? weights.source.uri : undefined);
     env.set(ENV.INPUT_SIZE, String(inputSize));
@@ -415,6 +427,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       'finish-training',
       'extract-features',
       'start-training',
+      'batch-predict',
       'api',
     ];
     const handlers = {
@@ -482,6 +495,19 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     };
     await consume(ingest.queueUrl, settings.ingest, 'extract-features');
     await consume(features.queueUrl, settings.features, 'start-training');
+    const batchPoller = await startSqsPoller({
+      sqs: clients.sqs,
+      queueUrl: batchQueue.queueUrl,
+      handler: handlers['batch-predict'] as LambdaHandler<SQSEvent, unknown>,
+      functionName: 'batch-predict',
+      region,
+      batchSize: BATCH_SETTINGS.batchSize,
+      maxBatchingWindowMs: 0,
+      waitTimeSeconds: 5,
+      functionTimeoutMs: BATCH_SETTINGS.timeoutSeconds * 1000,
+      log,
+    });
+    cleanups.push({ name: 'the batch poller', run: () => batchPoller.stop() });
 
     const notifier = startS3Notifications({
       onObjectEvent: emulator.onObjectEvent,

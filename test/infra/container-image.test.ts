@@ -102,14 +102,14 @@ describe('the staged image asset', () => {
   });
   afterAll(() => testApp.cleanup());
 
-  it('is one image for both container functions, built for linux/amd64 from functions/Dockerfile', () => {
+  it('is one image for every container function, built for linux/amd64 from functions/Dockerfile', () => {
     const images = Object.values(manifest.dockerImages);
     expect(images).toHaveLength(1);
     expect(images[0]?.source).toMatchObject({ dockerFile: 'functions/Dockerfile', platform: 'linux/amd64' });
     const imageUris = Object.values(template.Resources)
       .filter((r) => r.Type === 'AWS::Lambda::Function' && r.Properties.PackageType === 'Image')
       .map((r) => JSON.stringify(r.Properties.Code));
-    expect(imageUris).toHaveLength(2);
+    expect(imageUris).toHaveLength(IMAGE_FUNCTIONS.length);
     expect(new Set(imageUris).size).toBe(1);
   });
 

@@ -102,12 +102,14 @@ describe('least privilege on the data bucket', () => {
       'locks/*',
     ]);
     expect(listable(statementsOf(stack, template, 'api'))).toEqual([
+      'batches/*',
       'console/*',
       'datasets/*',
       'features/*',
       'locks/*',
       'models/*',
     ]);
+    expect(listable(statementsOf(stack, template, 'batch-predict'))).toEqual(['batches/*']);
     expect(listable(statementsOf(stack, template, 'start-training'))).toEqual(['locks/*']);
   });
 
@@ -154,6 +156,7 @@ describe('least privilege on the data bucket', () => {
   it("lets the API read only what it serves, write only pointers (promote), ONNX exports, images (presigned uploads) and the console's wasm copy, and delete nothing", () => {
     const s = statementsOf(stack, template, 'api');
     expect(allowed(s, 's3:GetObject')).toEqual([
+      'batches/*',
       'console/*',
       'datasets/*',
       'features/*',
@@ -161,6 +164,7 @@ describe('least privilege on the data bucket', () => {
       'models/*',
     ]);
     expect(allowed(s, 's3:PutObject')).toEqual([
+      'batches/*',
       'console/*',
       'datasets/*',
       'locks/*',
@@ -180,6 +184,13 @@ describe('least privilege on the data bucket', () => {
     expect(allowed(statementsOf(s3Weights, s3WeightsTemplate, 'api'), 's3:GetObject')).toContain(
       'base-models/*',
     );
+  });
+
+  it('lets the batch worker read images, batches and models, and write only under batches/', () => {
+    const s = statementsOf(stack, template, 'batch-predict');
+    expect(allowed(s, 's3:GetObject')).toEqual(['batches/*', 'datasets/*', 'models/*']);
+    expect(allowed(s, 's3:PutObject')).toEqual(['batches/*']);
+    expect(allowed(s, 's3:DeleteObject')).toEqual([]);
   });
 
   it('lets the extractor write and delete features only', () => {

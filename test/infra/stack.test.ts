@@ -5,6 +5,7 @@ import { API_ROUTES, BINARY_MEDIA_TYPES } from '../../infra/constructs/predictio
 import { METRICS_NAMESPACE } from '../../infra/constructs/tlearn-function.ts';
 import { IMAGE_BASE_MODEL_URI, TlearnStack } from '../../infra/stack.ts';
 import { gatewayMethods } from '../../lib/api/gateway.ts';
+import { BATCH_SETTINGS } from '../../lib/batch/settings.ts';
 import { ENV } from '../../lib/config.ts';
 import { createTestApp, createTestStack, type TestApp } from './synth.ts';
 
@@ -141,9 +142,9 @@ describe('data bucket', () => {
 });
 
 describe('queues', () => {
-  it('encrypt every queue, deny non-TLS access and dead-letter after 5 receives', () => {
+  it('encrypt every queue, deny non-TLS access and dead-letter after 5 receives (batch chunks after 3)', () => {
     const queues = Object.values(template.findResources('AWS::SQS::Queue')) as Resource[];
-    expect(queues).toHaveLength(4);
+    expect(queues).toHaveLength(6);
     for (const q of queues) expect(q.Properties.SqsManagedSseEnabled).toBe(true);
 
     for (const consumer of [defaults.ingest, defaults.features]) {
@@ -152,6 +153,10 @@ describe('queues', () => {
         maxReceiveCount: 5,
       });
     }
+    expect(resource(template, logicalId(defaults, defaults.batches.queue)).Properties.RedrivePolicy).toEqual({
+      deadLetterTargetArn: { 'Fn::GetAtt': [logicalId(defaults, defaults.batches.deadLetterQueue), 'Arn'] },
+      maxReceiveCount: BATCH_SETTINGS.maxReceiveCount,
+    });
     const policies = Object.values(template.findResources('AWS::SQS::QueuePolicy')) as Resource[];
     const tlsDenied = policies.filter((p) =>
       JSON.stringify(p.Properties).includes('"aws:SecureTransport":"false"'),
@@ -455,6 +460,8 @@ describe('API', () => {
         'failures',
         'models',
         'export',
+        'batches',
+        '{id}',
         'quality',
         'reindex',
         'console',
@@ -512,16 +519,39 @@ describe('API', () => {
   });
 });
 
+describe('batch predictions', () => {
+  it('feed the batch queue from the API to batch-predict, one chunk per invocation, with the shared settings', () => {
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      EventSourceArn: { 'Fn::GetAtt': [logicalId(defaults, defaults.batches.queue), 'Arn'] },
+      FunctionName: { Ref: logicalId(defaults, defaults.functions['batch-predict'].function) },
+      BatchSize: BATCH_SETTINGS.batchSize,
+      ScalingConfig: { MaximumConcurrency: BATCH_SETTINGS.maxConcurrency },
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+    });
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      FunctionName: Match.absent(),
+      PackageType: 'Image',
+      Timeout: BATCH_SETTINGS.timeoutSeconds,
+      MemorySize: BATCH_SETTINGS.memorySize,
+    });
+    const api = resource(template, logicalId(defaults, defaults.functions.api.function));
+    expect(JSON.stringify(api.Properties.Environment)).toContain(ENV.BATCH_QUEUE_URL);
+    expect(resource(template, logicalId(defaults, defaults.batches.queue)).Properties.VisibilityTimeout).toBe(
+      BATCH_SETTINGS.timeoutSeconds * 6,
+    );
+  });
+});
+
 describe('monitoring', () => {
   it('alarms on dead letters, function errors, failed trainings and API 5xx', () => {
     const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')) as Resource[];
-    expect(alarms).toHaveLength(2 + 7 + 1 + 1);
+    expect(alarms).toHaveLength(3 + 8 + 1 + 1);
     const dlqAlarms = alarms.filter((a) => a.Properties.MetricName === 'ApproximateNumberOfMessagesVisible');
-    expect(dlqAlarms).toHaveLength(2);
+    expect(dlqAlarms).toHaveLength(3);
     for (const a of dlqAlarms) {
       expect(a.Properties).toMatchObject({ Threshold: 0, ComparisonOperator: 'GreaterThanThreshold' });
     }
-    expect(alarms.filter((a) => a.Properties.MetricName === 'Errors')).toHaveLength(7);
+    expect(alarms.filter((a) => a.Properties.MetricName === 'Errors')).toHaveLength(8);
     expect(alarms.filter((a) => a.Properties.MetricName === 'ExecutionsFailed')).toHaveLength(1);
     for (const a of alarms) expect(a.Properties.AlarmActions).toBeUndefined();
 

@@ -17,6 +17,7 @@ import {
   reportRemoteError,
 } from '../remote.ts';
 import { resolveTarget, TARGET_HELP, TARGET_OPTIONS, targetFlags, timeoutMsFlag } from '../target.ts';
+import { BATCH_PREDICT_HELP, runBatchPredict, wantsBatch } from './predict-batch.ts';
 
 /** Help of `tlearn predict D IMAGE…`; predict.ts shows it next to the offline form. */
 export const REMOTE_PREDICT_HELP = `tlearn predict D IMAGE… [--top K] [--json] [--concurrency 4]
@@ -39,7 +40,9 @@ examples:
   tlearn predict pets cat.jpg --json | jq '.[0].prediction.label'
 
 exit codes: 0 all predicted, 1 none predicted or no model yet, 2 usage, 3 some images failed
-(listed), 4 the stack could not be reached`;
+(listed), 4 the stack could not be reached
+
+batch form: ${BATCH_PREDICT_HELP}`;
 
 type Result =
   | { file: string; prediction: Prediction }
@@ -64,6 +67,7 @@ function predictionRows(results: readonly Result[]): string[][] {
  * `--model` is absent, with its argv (without the command name). Returns the exit code.
  */
 export async function runRemotePredict(argv: string[], ctx: CliContext = processContext()): Promise<number> {
+  if (wantsBatch(argv)) return runBatchPredict(argv, ctx);
   const { values, positionals } = parseCommandArgs(argv, {
     ...TARGET_OPTIONS,
     top: { type: 'string', short: 'k' },

@@ -1,0 +1,248 @@
+/**
+ * The batch worker: scores one chunk of a batch (one queue message) with the model version the
+ * batch pinned, through the API's own prediction code (`scoreImageBytes`), writes
+ * `parts/{n}.jsonl`, and when every chunk has a part, finishes the batch (results + summary).
+ *
+ * Idempotent: a redelivered chunk rewrites the same part (parts are counted by chunk number, never
+ * by deliveries), and finishing twice writes the same results; `summary.json` is written last, so
+ * its presence means the results are complete.
+ */
+import type { S3Client } from '@aws-sdk/client-s3';
+import { createInferenceQueue } from '../api/inference-queue.ts';
+import { type LoadedModel, loadModelVersion } from '../api/model-cache.ts';
+import { scoreImageBytes } from '../api/predict.ts';
+import { emptyUsage, priceUsage, type UsageDocument } from '../cost/usage.ts';
+import { describeError, NotFoundError, SpecMismatchError, TlearnError } from '../errors.ts';
+import type { FeatureExtractor } from '../model/types.ts';
+import { getJsonIfExists, getObject, putJson, putObject } from '../storage/s3.ts';
+import type { ThresholdChoice } from '../training/thresholds.ts';
+import { mapWithConcurrency } from '../util/concurrency.ts';
+import type { Log } from '../util/log.ts';
+import { batchCsv } from './csv.ts';
+import {
+  type BatchRow,
+  batchKeys,
+  type ChunkMessage,
+  type Manifest,
+  PART_METADATA,
+  type Summary,
+  SummarySchema,
+} from './layout.ts';
+import { BATCH_SETTINGS } from './settings.ts';
+import { type ReadPart, readManifest, readParts } from './start.ts';
+
+/** What the worker needs (built once per container by functions/batch-predict). */
+export interface BatchWorkerDeps {
+  s3: S3Client;
+  bucket: string;
+  extractor: FeatureExtractor;
+  limitInputPixels: number;
+  /** Region whose prices the summary's cost uses. @default us-east-1 */
+  region?: string;
+  /** Images per forward pass. @default 8 */
+  maxBatch?: number;
+  log: Log;
+  now?: () => Date;
+}
+
+/** What one chunk did. */
+export interface ChunkOutcome {
+  part: number;
+  rows: number;
+  failed: number;
+  /** `finished`: this call wrote the results; `failed`: the batch cannot run (see failed.json). */
+  batch: 'running' | 'finished' | 'failed';
+}
+
+const models = new Map<string, Promise<LoadedModel>>();
+
+function thresholdChoice(t: Manifest['threshold']): ThresholdChoice {
+  return t === 'none' ? { kind: 'none' } : t === 'auto' ? { kind: 'auto' } : { kind: 'fixed', value: t };
+}
+
+/** Scores one image key into a row; an unusable image (missing, undecodable) is a row with `error`. */
+async function scoreKey(
+  deps: BatchWorkerDeps,
+  extract: (pixels: Float32Array) => Promise<Float32Array>,
+  model: LoadedModel,
+  threshold: ThresholdChoice,
+  key: string,
+): Promise<BatchRow> {
+  let bytes: Uint8Array;
+  try {
+    bytes = (await getObject(deps.s3, deps.bucket, key)).body;
+  } catch (err) {
+    if (err instanceof NotFoundError)
+      return { key, error: `image '${key}' does not exist (deleted after the batch started)` };
+    throw err; // transient: the chunk is retried
+  }
+  try {
+    const s = await scoreImageBytes(bytes, {
+      extractor: deps.extractor,
+      extract,
+      model,
+      limitInputPixels: deps.limitInputPixels,
+      threshold,
+    });
+    return {
+      key,
+      label: s.outcome.label,
+      confidence: s.confidence,
+      abstained: s.outcome.abstained,
+      scores: s.scores,
+    };
+  } catch (err) {
+    if (err instanceof TlearnError && err.status < 500) return { key, error: describeError(err) };
+    throw err;
+  }
+}
+
+/** Scores one chunk, writes its part, and finishes the batch when it was the last. */
+export async function runChunk(deps: BatchWorkerDeps, msg: ChunkMessage): Promise<ChunkOutcome> {
+  const started = performance.now();
+  const manifest = await readManifest(deps.s3, deps.bucket, msg.dataset, msg.id);
+  const k = batchKeys(msg.dataset, msg.id);
+  const keys = manifest.chunks[msg.part];
+  if (keys === undefined) {
+    throw new TlearnError(
+      'InvalidChunk',
+      `batch ${msg.id} has ${manifest.chunks.length} chunks, not part ${msg.part}`,
+    );
+  }
+  if (await getJsonIfExists(deps.s3, deps.bucket, k.summary, SummarySchema)) {
+    return { part: msg.part, rows: keys.length, failed: 0, batch: 'finished' };
+  }
+  let model: LoadedModel;
+  try {
+    model = await pinnedModel(deps, manifest);
+  } catch (err) {
+    // Only what retrying cannot fix fails the batch (no model file, spec mismatch); the rest is retried.
+    const permanent = err instanceof TlearnError && (err.status < 500 || err.code === 'ModelMissing');
+    if (!permanent) throw err;
+    await putJson(deps.s3, deps.bucket, k.failed, {
+      code: err instanceof TlearnError ? err.code : 'ModelUnavailable',
+      message: describeError(err),
+      at: new Date().toISOString(),
+    });
+    deps.log.error('batch cannot run', { dataset: msg.dataset, id: msg.id, error: describeError(err) });
+    return { part: msg.part, rows: 0, failed: 0, batch: 'failed' };
+  }
+  const queue = createInferenceQueue(deps.extractor, { maxBatch: deps.maxBatch ?? 8 });
+  const threshold = thresholdChoice(manifest.threshold);
+  const rows = await mapWithConcurrency(keys, keys.length, (key) =>
+    scoreKey(deps, (p) => queue.extract(p), model, threshold, key),
+  );
+  await putObject(
+    deps.s3,
+    deps.bucket,
+    k.part(msg.part),
+    rows.map((r) => `${JSON.stringify(r)}\n`).join(''),
+    {
+      contentType: 'application/x-ndjson',
+      // Manifest, summary check and one read per image (the model is read once per container).
+      metadata: {
+        [PART_METADATA.ms]: String(Math.round(performance.now() - started)),
+        [PART_METADATA.gets]: String(2 + keys.length),
+      },
+    },
+  );
+  const failed = rows.filter((r) => r.error !== undefined).length;
+  const finished = await finishBatch(deps, manifest, model.head.classes);
+  return { part: msg.part, rows: rows.length, failed, batch: finished ? 'finished' : 'running' };
+}
+
+async function pinnedModel(deps: BatchWorkerDeps, manifest: Manifest): Promise<LoadedModel> {
+  const cacheKey = `${manifest.dataset}/${manifest.modelVersion}`;
+  let p = models.get(cacheKey);
+  if (p === undefined) {
+    const at = new Date().toISOString();
+    p = loadModelVersion(deps.s3, deps.bucket, manifest.dataset, manifest.modelVersion, {
+      promotedAt: at,
+      loadedAt: at,
+    });
+    models.set(cacheKey, p);
+    p.catch(() => models.delete(cacheKey));
+  }
+  const model = await p;
+  if (model.spec !== deps.extractor.specId) {
+    throw new SpecMismatchError(
+      `model ${model.version} of '${model.dataset}' was trained on features of spec '${model.spec}', but the batch worker extracts '${deps.extractor.specId}'; re-extract and train again`,
+    );
+  }
+  return model;
+}
+
+/**
+ * What a batch used: the workers' measured run time (one invocation per chunk, x86_64 container
+ * at the worker's memory), S3 and SQS requests from the code's request pattern, priced.
+ */
+export function batchUsage(parts: readonly ReadPart[], region: string): UsageDocument {
+  const n = parts.length;
+  const usage = emptyUsage();
+  usage.lambda.push({
+    function: 'batch-predict',
+    architecture: 'x86_64',
+    memoryMb: BATCH_SETTINGS.memorySize,
+    invocations: n,
+    durationMs: parts.reduce((s, p) => s + p.ms, 0),
+  });
+  // PUT class: the manifest, one part per chunk, the three results, one LIST per chunk (+ the POST's).
+  usage.s3.put = 1 + n + 3 + n + 1;
+  // GET class: each worker's reads, and the finisher's read of every part.
+  usage.s3.get = parts.reduce((s, p) => s + p.gets, 0) + n;
+  // A send per 10 chunks, a receive and a delete per chunk.
+  usage.sqs.requests = Math.ceil(n / 10) + 2 * n;
+  usage.apiGateway.requests = 1;
+  return {
+    usage,
+    cost: priceUsage(usage, region),
+    notes: [
+      'Lambda: measured run time of each chunk (the last one includes writing the results); cold starts not included.',
+      'S3 and SQS: counted from the request pattern; status polls (GET …/batches/{id}) and redeliveries not included.',
+    ],
+  };
+}
+
+/**
+ * Writes results.jsonl, results.csv and summary.json (last) once every chunk has a part; returns
+ * false (and writes nothing) while parts are missing. Safe to call any number of times.
+ */
+export async function finishBatch(
+  deps: Pick<BatchWorkerDeps, 's3' | 'bucket' | 'log' | 'now' | 'region'>,
+  manifest: Manifest,
+  classes: readonly string[],
+): Promise<boolean> {
+  const parts = await readParts(deps.s3, deps.bucket, manifest);
+  if (parts.size < manifest.chunks.length) return false;
+  const rows: BatchRow[] = [];
+  for (let n = 0; n < manifest.chunks.length; n++) rows.push(...(parts.get(n)?.rows ?? []));
+  const k = batchKeys(manifest.dataset, manifest.id);
+  await putObject(deps.s3, deps.bucket, k.jsonl, rows.map((r) => `${JSON.stringify(r)}\n`).join(''), {
+    contentType: 'application/x-ndjson',
+  });
+  await putObject(deps.s3, deps.bucket, k.csv, batchCsv(classes, rows), { contentType: 'text/csv' });
+  const labels: Record<string, number> = {};
+  let failed = 0;
+  for (const r of rows) {
+    if (r.error !== undefined) failed++;
+    else labels[r.label ?? 'null'] = (labels[r.label ?? 'null'] ?? 0) + 1;
+  }
+  const finishedAt = (deps.now ?? (() => new Date()))();
+  const summary: Summary = {
+    id: manifest.id,
+    dataset: manifest.dataset,
+    prefix: manifest.prefix,
+    modelVersion: manifest.modelVersion,
+    counts: { total: manifest.total, done: rows.length, failed },
+    labels,
+    timings: {
+      createdAt: manifest.createdAt,
+      finishedAt: finishedAt.toISOString(),
+      seconds: Math.max(0, (finishedAt.getTime() - Date.parse(manifest.createdAt)) / 1000),
+    },
+    usage: batchUsage([...parts.values()], deps.region ?? 'us-east-1'),
+  };
+  await putJson(deps.s3, deps.bucket, k.summary, summary);
+  deps.log.info('batch finished', { dataset: manifest.dataset, id: manifest.id, ...summary.counts });
+  return true;
+}
