@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { trainingUsageDocument } from '../../../lib/cost/training.ts';
-import { gbSeconds, priceUsage, type Usage, UsageDocumentSchema } from '../../../lib/cost/usage.ts';
+import {
+  gbSeconds,
+  priceUsage,
+  TRAINING_TRANSITIONS_HAPPY_PATH,
+  type Usage,
+  UsageDocumentSchema,
+} from '../../../lib/cost/usage.ts';
 
 /** A recorded training: 3008 MB arm64 for 12.5 s, 7 transitions, 40 GET + 5 PUT-class S3 requests. */
 const RECORDED: Usage = {
@@ -49,7 +55,11 @@ describe('usage and its price', () => {
     );
 
     expect(UsageDocumentSchema.parse(doc)).toEqual(doc);
-    expect(doc.usage).toEqual(RECORDED);
+    // The state transitions are those of the synthesized happy path (test/infra/cost.test.ts walks it).
+    expect(doc.usage).toEqual({
+      ...RECORDED,
+      stepFunctions: { transitions: TRAINING_TRANSITIONS_HAPPY_PATH },
+    });
     expect(doc.cost.region).toBe('eu-west-1');
     expect(doc.notes.join(' ')).toMatch(/Not included: check-readiness/);
     const unknown = trainingUsageDocument({ region: 'ap-south-2' }, 1000, { put: 0, get: 1 }, 3);
