@@ -399,23 +399,17 @@ export class TlearnStack extends Stack {
     // (GET /datasets/{d}/model/export, written once on its first request) and images: the
     // console's presigned uploads (POST /datasets/{d}/uploads) are signed by this role; and the
     // console's copy of onnxruntime-web's wasm (console/*, GET /console/ort/{file}, written once).
+    const apiReads = [
+      DATASETS_PREFIX,
+      FEATURES_PREFIX,
+      MODELS_PREFIX,
+      BATCHES_PREFIX,
+      CONSOLE_ASSETS_PREFIX,
+      ...baseModels,
+    ];
     grantS3Access(api.function, bucket, {
-      list: [
-        DATASETS_PREFIX,
-        FEATURES_PREFIX,
-        MODELS_PREFIX,
-        BATCHES_PREFIX,
-        CONSOLE_ASSETS_PREFIX,
-        ...baseModels,
-      ],
-      read: [
-        DATASETS_PREFIX,
-        FEATURES_PREFIX,
-        MODELS_PREFIX,
-        BATCHES_PREFIX,
-        CONSOLE_ASSETS_PREFIX,
-        ...baseModels,
-      ].map(all),
+      list: apiReads,
+      read: apiReads.map(all),
       // batches/*: each batch's manifest.json (POST /datasets/{d}/batches).
       write: [
         currentPointers,
