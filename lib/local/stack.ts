@@ -15,9 +15,7 @@ import { createLocalKeyStore, LOCAL_KEYS_FILE } from '../api/keys.ts';
 import { BATCH_SETTINGS, batchQueueVisibilitySeconds } from '../batch/settings.ts';
 import { ENV } from '../config.ts';
 import { ConfigError, describeError } from '../errors.ts';
-import { DEFAULT_RANDOM_SEED, findNewestBaseModel, parseWeightsFlag } from '../features/extract-files.ts';
 import { DEFAULT_INPUT_SIZE, type Pooling } from '../model/spec.ts';
-import type { WeightsSource } from '../model/types.ts';
 import {
   localPipelineSettings,
   type PipelineSettings,
@@ -31,13 +29,20 @@ import { buildLocalConsole } from './console-build.ts';
 import { LOCAL_DEFAULTS } from './defaults.ts';
 import { type DemoOutcome, type DemoProgress, formatDemoOutcome, runDemo } from './demo.ts';
 import { startLocalEmulator } from './emulator.ts';
-import { type FetchOutcome, tryFetchBaseWeights } from './fetch-weights.ts';
+import { envScope } from './env-scope.ts';
+import { tryFetchBaseWeights } from './fetch-weights.ts';
 import { startHttpApi } from './http-api.ts';
 import type { LambdaHandler } from './lambda-context.ts';
 import { notifyUnprocessedImages, startS3Notifications } from './s3-notifications.ts';
 import { createSfnRunner, type SfnRunner } from './sfn-runner.ts';
 import { startSfnServer } from './sfn-server.ts';
 import { startSqsPoller } from './sqs-poller.ts';
+import { describeProgress, describeStack } from './stack-text.ts';
+import { type ResolvedWeights, randomWeightsNotice, resolveStackWeights } from './weights.ts';
+
+// Weights resolution and the printed text live in their own files; still exported from here.
+export { describeStack, displayPath } from './stack-text.ts';
+export { type ResolvedWeights, randomWeightsNotice, resolveStackWeights } from './weights.ts';
 
 /** The functions of the stack, as `functions/<name>/handler.ts` names them. */
 export type FunctionName =
@@ -96,17 +101,6 @@ export interface LocalStackOptions {
   definition?: (opts: TrainingLoopSettings) => Promise<TrainingDefinitionLike>;
 }
 
-/** Which base weights the stack runs with. */
-export interface ResolvedWeights {
-  source: WeightsSource;
-  /** One line for humans. */
-  description: string;
-  /** Set when falling back to random weights because none were found. */
-  fallback: boolean;
-  /** Why fetching the real weights failed, when it was tried. */
-  fetchError?: string;
-}
-
 /** A running local stack. */
 export interface LocalStack {
   apiUrl: string;
@@ -132,75 +126,6 @@ export interface TrainingLoopSettings {
   pollSeconds: number;
   maxRounds: number;
   maxRetrains: number;
-}
-
-/**
- * Decides the base weights: an explicit `--weights`, else the newest imported model under
- * `{dataDir}/base-models/`, else seeded random weights (offline fallback, announced loudly).
- */
-export async function resolveStackWeights(
-  flag: string | undefined,
-  dataDir: string,
-  opts: { fetch?: (baseModelsDir: string) => Promise<FetchOutcome> } = {},
-): Promise<ResolvedWeights> {
-  if (flag !== undefined) {
-    const source = await parseWeightsFlag(flag);
-    return {
-      source,
-      description:
-        source.kind === 'random'
-          ? `seeded RANDOM weights (random:${source.seed}), as asked`
-          : `VGG16 weights from ${source.uri}`,
-      fallback: false,
-    };
-  }
-  const newest = await findNewestBaseModel(join(dataDir, 'base-models'));
-  if (newest !== undefined) {
-    return {
-      source: { kind: 'uri', uri: newest },
-      description: `VGG16 ImageNet weights from ${newest}`,
-      fallback: false,
-    };
-  }
-  // Online, the first start gets the real weights; offline this fails within a second or two.
-  const fetched = opts.fetch ? await opts.fetch(join(dataDir, 'base-models')) : undefined;
-  if (fetched?.ok) {
-    return {
-      source: { kind: 'uri', uri: fetched.dir },
-      description: `VGG16 ImageNet weights fetched to ${fetched.dir}`,
-      fallback: false,
-    };
-  }
-  return {
-    source: { kind: 'random', seed: DEFAULT_RANDOM_SEED },
-    description: `seeded RANDOM weights (random:${DEFAULT_RANDOM_SEED}): no imported VGG16 weights`,
-    fallback: true,
-    ...(fetched && !fetched.ok ? { fetchError: fetched.reason } : {}),
-  };
-}
-
-/** The notice printed once when the stack falls back to random weights. */
-export function randomWeightsNotice(dataDir: string, seed: number, fetchError?: string): string {
-  const dir = displayPath(join(dataDir, 'base-models'));
-  const lines = [
-    'REAL VGG16 WEIGHTS ARE NOT AVAILABLE',
-    `No imported weights under ${dir}/${fetchError ? ', and fetching them failed:' : '.'}`,
-    ...(fetchError ? wrapText(fetchError, 88).map((l) => `  ${l}`) : []),
-    `The stack runs with SEEDED RANDOM weights (${ENV.WEIGHTS}=random:${seed}): the`,
-    'pipeline works end to end, but features, accuracies and predictions are not meaningful.',
-    `Every feature, model, report and prediction says so in its spec ("random-${seed}").`,
-    'For real weights: tlearn base-model import vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5',
-    '(or tlearn base-model fetch where the internet is reachable), then restart.',
-  ];
-  const width = Math.max(...lines.map((l) => l.length));
-  const bar = `+${'-'.repeat(width + 2)}+`;
-  return [bar, ...lines.map((l) => `| ${l.padEnd(width)} |`), bar].join('\n');
-}
-
-/** A path as the user would type it: relative inside the working directory, absolute outside. */
-export function displayPath(path: string): string {
-  const rel = relative(process.cwd(), path);
-  return rel === '' ? '.' : rel.startsWith('..') ? path : rel;
 }
 
 let stacksStarted = 0;
@@ -233,28 +158,6 @@ async function importHandlers(names: readonly FunctionName[]): Promise<Partial<L
 async function defaultDefinition(opts: TrainingLoopSettings): Promise<TrainingDefinitionLike> {
   const { synthesizeTrainingDefinition } = await import('../../infra/definition.ts');
   return synthesizeTrainingDefinition(opts);
-}
-
-/** Sets variables and remembers the old values so `restore()` puts them back. */
-function envScope() {
-  const saved = new Map<string, string | undefined>();
-  return {
-    set(name: string, value: string | undefined) {
-      if (!saved.has(name)) saved.set(name, process.env[name]);
-      if (value === undefined) delete process.env[name];
-      else process.env[name] = value;
-    },
-    setDefault(name: string, value: string) {
-      if (process.env[name] === undefined) this.set(name, value);
-    },
-    restore() {
-      for (const [name, value] of saved) {
-        if (value === undefined) delete process.env[name];
-        else process.env[name] = value;
-      }
-      saved.clear();
-    },
-  };
 }
 
 /**
@@ -614,62 +517,4 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     await stopAll();
     throw err;
   }
-}
-
-function describeProgress(p: DemoProgress): string {
-  switch (p.phase) {
-    case 'uploading':
-      return `uploaded ${p.done}/${p.total} images`;
-    case 'features':
-      return `features ready ${p.done}/${p.total}${p.failed ? ` (${p.failed} failed)` : ''}`;
-    case 'training':
-      return 'training';
-    case 'promoted':
-      return `model ${p.version} promoted`;
-  }
-}
-
-/** The "where everything listens" block. */
-export function describeStack(s: {
-  apiUrl: string;
-  awsEndpoint: string;
-  sfnEndpoint: string;
-  bucket: string;
-  stateMachineArn: string;
-  dataDir: string;
-  restored: number;
-  weights: ResolvedWeights;
-  apiKey?: string;
-}): string {
-  const dir = displayPath(s.dataDir);
-  return [
-    'tlearn local stack is up (loopback only)',
-    `  Console         ${s.apiUrl}/   (the web console: upload, training, report, try it)`,
-    `  API             ${s.apiUrl}   GET /health, GET /datasets, POST /datasets/{d}/predictions …${s.apiKey ? ' (x-api-key required)' : ''}`,
-    `  S3 + SQS        ${s.awsEndpoint}   bucket ${s.bucket} (${ENV.ENDPOINT})`,
-    `  Step Functions  ${s.sfnEndpoint}   ${s.stateMachineArn} (${ENV.SFN_ENDPOINT})`,
-    `  data            ${dir}/ (${s.restored} objects restored)`,
-    `  weights         ${s.weights.description}`,
-    'add a dataset:    npx tlearn upload ./images --dataset pets   (folders per label, or cat.1.jpg names)',
-    `stop with Ctrl-C: work in flight finishes, everything stays under ${dir}/`,
-  ].join('\n');
-}
-
-/** Splits text into lines of at most `width` characters at spaces (long words are cut). */
-function wrapText(text: string, width: number): string[] {
-  const lines: string[] = [];
-  let line = '';
-  for (const word of text.split(/\s+/)) {
-    for (let w = word; w.length > 0; w = w.slice(width)) {
-      const piece = w.slice(0, width);
-      if (line.length > 0 && line.length + 1 + piece.length > width) {
-        lines.push(line);
-        line = piece;
-      } else {
-        line = line.length > 0 ? `${line} ${piece}` : piece;
-      }
-    }
-  }
-  if (line.length > 0) lines.push(line);
-  return lines;
 }
