@@ -17,7 +17,7 @@ import {
   modelFileKey,
   modelsPrefix,
 } from '../storage/keys.ts';
-import { getJson, isConditionFailed, listFolders, putObject } from '../storage/s3.ts';
+import { getJson, getJsonIfExists, isConditionFailed, listFolders, putObject } from '../storage/s3.ts';
 import { ModelDocument } from '../training/model-document.ts';
 import { mapWithConcurrency } from '../util/concurrency.ts';
 import { datasetParam, parseJsonBody, parseWith, readBodyBytes } from './http.ts';
@@ -45,17 +45,12 @@ async function readModel(
   dataset: string,
   version: string,
 ): Promise<ModelDocument | undefined> {
-  try {
-    return await getJson(
-      ctx.s3,
-      ctx.config.bucket,
-      modelFileKey(dataset, version, 'model.json'),
-      ModelDocument,
-    );
-  } catch (err) {
-    if (err instanceof NotFoundError) return undefined;
-    throw err;
-  }
+  return getJsonIfExists(
+    ctx.s3,
+    ctx.config.bucket,
+    modelFileKey(dataset, version, 'model.json'),
+    ModelDocument,
+  );
 }
 
 /** `GET /datasets/{d}/models`: the newest versions, with accuracy and date, and which one is served. */

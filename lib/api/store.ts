@@ -15,7 +15,7 @@ import {
   modelFileKey,
   modelsPrefix,
 } from '../storage/keys.ts';
-import { getObject } from '../storage/s3.ts';
+import { getObject, getObjectIfExists } from '../storage/s3.ts';
 import { headFromModelDocument, ModelDocument, ReportDocument } from '../training/model-document.ts';
 import type { Head } from '../training/types.ts';
 import type { Log } from '../util/log.ts';
@@ -104,12 +104,7 @@ async function readModelFileBytes(
   version: string,
   file: 'model.json' | 'report.json',
 ): Promise<Uint8Array | undefined> {
-  try {
-    return (await getObject(s3, bucket, modelFileKey(dataset, version, file))).body;
-  } catch (err) {
-    if (err instanceof NotFoundError) return undefined;
-    throw err;
-  }
+  return (await getObjectIfExists(s3, bucket, modelFileKey(dataset, version, file)))?.body;
 }
 
 /** Reads and validates `models/{d}/{version}/model.json`. */

@@ -25,7 +25,7 @@ import { BINARY_MEDIA_TYPES } from '../api/routes.ts';
 import { describeError } from '../errors.ts';
 import type { Log } from '../util/log.ts';
 import { createLambdaContext, type LambdaHandler, LOCAL_ACCOUNT_ID } from './lambda-context.ts';
-import { listenOnLoopback } from './listen.ts';
+import { gracefulStop, listenOnLoopback } from './listen.ts';
 
 /** One API resource + method, as defined on the REST API. */
 export interface ApiRoute {
@@ -450,16 +450,11 @@ export async function startHttpApi(opts: HttpApiOptions): Promise<HttpApi> {
   server.requestTimeout = 60_000;
 
   const port = await listenOnLoopback(server, opts.port ?? 3000, '--port');
-  let stopped = false;
 
   return {
     url: `http://127.0.0.1:${port}`,
     port,
-    async stop(graceMs = 30_000) {
-      if (stopped) return;
-      stopped = true;
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
+    stop: gracefulStop(server, async (graceMs) => {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
         Promise.all([...inFlight]),
@@ -468,9 +463,7 @@ export async function startHttpApi(opts: HttpApiOptions): Promise<HttpApi> {
         }),
       ]);
       clearTimeout(timer);
-      server.closeAllConnections();
-      await closed;
-    },
+    }),
   };
 }
 

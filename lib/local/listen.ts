@@ -22,3 +22,25 @@ export async function listenOnLoopback(server: Server, port: number, flag: strin
   const address = server.address();
   return typeof address === 'object' && address !== null ? address.port : port;
 }
+
+/**
+ * The graceful stop both local servers share: stop accepting connections, close idle keep-alive
+ * ones, wait for `drain(graceMs)` (the server's own in-flight work, bounded by the grace period),
+ * then close whatever connections remain and wait for the server to close. Calling it again is a
+ * no-op. `graceMs` defaults to 30 s.
+ */
+export function gracefulStop(
+  server: Server,
+  drain: (graceMs: number) => Promise<unknown>,
+): (graceMs?: number) => Promise<void> {
+  let stopped = false;
+  return async (graceMs = 30_000) => {
+    if (stopped) return;
+    stopped = true;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    server.closeIdleConnections();
+    await drain(graceMs);
+    server.closeAllConnections();
+    await closed;
+  };
+}

@@ -497,13 +497,6 @@ export async function createSfnRunner(opts: SfnRunnerOptions): Promise<SfnRunner
       }
       await Promise.race([consumed, new Promise((r) => setTimeout(r, 1000))]);
       rec.stopDate ??= new Date();
-      // The consumer may not have seen the failure yet; take error and cause from the history if so.
-      const failed = rec.events.find((e) => e.type === 'ExecutionFailed');
-      if (failed && rec.error === undefined) {
-        const d = failed.executionFailedEventDetails as { error?: string; cause?: string };
-        rec.error = d.error;
-        rec.cause = d.cause;
-      }
       const line = `execution ${rec.name}: ${rec.status}${rec.error ? ` (${rec.error}: ${String(rec.cause).slice(0, 300)})` : ''}`;
       if (rec.status === 'SUCCEEDED') log.info(line);
       else log.warn(line);

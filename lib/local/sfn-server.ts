@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { describeError } from '../errors.ts';
 import type { Log } from '../util/log.ts';
-import { listenOnLoopback } from './listen.ts';
+import { gracefulStop, listenOnLoopback } from './listen.ts';
 import { type ExecutionRecord, type ExecutionStatus, SfnApiError, type SfnRunner } from './sfn-runner.ts';
 
 /** Options of {@link startSfnServer}. */
@@ -248,21 +248,14 @@ export async function startSfnServer(opts: SfnServerOptions): Promise<SfnServer>
   server.on('clientError', (_err, socket) => socket.destroy());
 
   const port = await listenOnLoopback(server, opts.port ?? 8083, '--sfn-port');
-  let stopped = false;
   return {
     endpoint: `http://127.0.0.1:${port}`,
     port,
-    async stop(graceMs = 30_000) {
-      if (stopped) return;
-      stopped = true;
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
-      await runnerReady.then(
+    stop: gracefulStop(server, (graceMs) =>
+      runnerReady.then(
         (runner) => runner.close(graceMs),
         () => undefined,
-      );
-      server.closeAllConnections();
-      await closed;
-    },
+      ),
+    ),
   };
 }

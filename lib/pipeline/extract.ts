@@ -327,6 +327,22 @@ async function prepare(w: Work, deps: ExtractDeps, now: () => Date): Promise<voi
 }
 
 /**
+ * An identical re-upload is newer than its current feature (or error record): stamp that object
+ * again so readiness, which decides from listings, sees it current (one copy instead of a HEAD on
+ * every poll).
+ */
+async function restampIfOlder(
+  w: Work,
+  deps: ExtractDeps,
+  head: Work['featureHead'],
+  key: string,
+  contentType: string,
+): Promise<void> {
+  if (head && isOlderThanEvent(head.lastModified, w.jobs))
+    await touchObject(deps.s3, deps.bucket, key, { metadata: head.metadata, contentType });
+}
+
+/**
  * Whether a current feature is older than the (re-)upload its event reports, so listings would call
  * it stale: an identical re-upload. A duplicate or redelivered event of the same upload is not.
  */
@@ -348,13 +364,7 @@ async function skipIfCurrent(
 ): Promise<boolean> {
   const spec = deps.extractor.specId;
   if (isCurrent(w.featureHead, etag, spec) && etag !== undefined) {
-    // An identical re-upload is newer than its feature: stamp the feature again so readiness,
-    // which decides from listings, sees it current (one copy instead of a HEAD on every poll).
-    if (w.featureHead && isOlderThanEvent(w.featureHead.lastModified, w.jobs))
-      await touchObject(deps.s3, deps.bucket, featureKey(w.image), {
-        metadata: w.featureHead.metadata,
-        contentType: 'application/octet-stream',
-      });
+    await restampIfOlder(w, deps, w.featureHead, featureKey(w.image), 'application/octet-stream');
     w.outcome = { status: 'skipped', cause: 'current' };
     if (w.redelivered) {
       // An earlier attempt may have written the feature and failed before announcing it.
@@ -364,11 +374,7 @@ async function skipIfCurrent(
     return true;
   }
   if (isCurrent(w.errorHead, etag, spec) && etag !== undefined) {
-    if (w.errorHead && isOlderThanEvent(w.errorHead.lastModified, w.jobs))
-      await touchObject(deps.s3, deps.bucket, featureErrorKey(w.image), {
-        metadata: w.errorHead.metadata,
-        contentType: 'application/json',
-      });
+    await restampIfOlder(w, deps, w.errorHead, featureErrorKey(w.image), 'application/json');
     w.outcome = { status: 'skipped', cause: 'error-current' };
     if (w.redelivered) {
       const rec = await getJson(deps.s3, deps.bucket, featureErrorKey(w.image), FeatureErrorRecord);

@@ -7,9 +7,9 @@ import {
   type StartExecutionCommandOutput,
 } from '@aws-sdk/client-sfn';
 import { z } from 'zod';
-import { describeError, NotFoundError, TlearnError } from '../errors.ts';
+import { describeError, TlearnError } from '../errors.ts';
 import { TrainingInput, type TrainingTrigger } from '../features/messages.ts';
-import { getObject, isConditionFailed, putObject } from '../storage/s3.ts';
+import { getObjectIfExists, isConditionFailed, putObject } from '../storage/s3.ts';
 import type { Log } from '../util/log.ts';
 
 /**
@@ -62,13 +62,8 @@ export async function readTrainingLock(
   bucket: string,
   dataset: string,
 ): Promise<LockRead | undefined> {
-  let obj: Awaited<ReturnType<typeof getObject>>;
-  try {
-    obj = await getObject(s3, bucket, trainingLockKey(dataset));
-  } catch (err) {
-    if (err instanceof NotFoundError) return undefined;
-    throw err;
-  }
+  const obj = await getObjectIfExists(s3, bucket, trainingLockKey(dataset));
+  if (obj === undefined) return undefined;
   const parsed = TrainingLock.safeParse(safeJson(new TextDecoder().decode(obj.body)));
   // An unreadable lock is treated as stale: overwritten (conditionally) by the next request.
   if (!parsed.success) {

@@ -8,7 +8,7 @@ import { datasetExists, datasetNotFound, sortVersions } from '../api/store.ts';
 import type { RouteContext } from '../api/types.ts';
 import { NotFoundError, ValidationError } from '../errors.ts';
 import { MODEL_VERSION_RE, modelFileKey, modelsPrefix } from '../storage/keys.ts';
-import { getObject, listFolders } from '../storage/s3.ts';
+import { getObjectIfExists, listFolders } from '../storage/s3.ts';
 import { type QualityDocument, QualityDocumentSchema } from './document.ts';
 
 /** A quality.json as stored: parsed when it matches the schema, else as it is (with a warning). */
@@ -18,14 +18,9 @@ async function readQuality(
   version: string,
 ): Promise<QualityDocument | Record<string, unknown> | undefined> {
   const key = modelFileKey(dataset, version, 'quality.json');
-  let body: Uint8Array;
-  try {
-    body = (await getObject(ctx.s3, ctx.config.bucket, key)).body;
-  } catch (err) {
-    if (err instanceof NotFoundError) return undefined;
-    throw err;
-  }
-  const raw: unknown = JSON.parse(Buffer.from(body).toString('utf8'));
+  const obj = await getObjectIfExists(ctx.s3, ctx.config.bucket, key);
+  if (obj === undefined) return undefined;
+  const raw: unknown = JSON.parse(Buffer.from(obj.body).toString('utf8'));
   const parsed = QualityDocumentSchema.safeParse(raw);
   if (parsed.success) return parsed.data;
   ctx.log.warn('quality.json does not match its schema; returned as stored', { key });
