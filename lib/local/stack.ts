@@ -12,13 +12,13 @@ import { mkdir } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, SQSEvent } from 'aws-lambda';
 import { createLocalKeyStore, LOCAL_KEYS_FILE } from '../api/keys.ts';
-import { BATCH_SETTINGS, batchQueueVisibilitySeconds } from '../batch/settings.ts';
+import { BATCH_QUEUE, BATCH_SETTINGS } from '../batch/settings.ts';
 import { ENV } from '../config.ts';
 import { ConfigError, describeError } from '../errors.ts';
 import { DEFAULT_INPUT_SIZE, type Pooling } from '../model/spec.ts';
 import {
   localPipelineSettings,
-  type PipelineSettings,
+  localQueueSettings,
   type QueueSettings,
   visibilityTimeoutSeconds,
 } from '../pipeline/settings.ts';
@@ -238,36 +238,27 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
         await api.stop(10_000);
       },
     });
-    const queueAttributes = (
-      q: QueueSettings,
-      consumer: keyof PipelineSettings['timeoutSeconds'],
-      dlqArn: string,
-    ) => ({
-      VisibilityTimeout: String(
-        visibilityTimeoutSeconds(settings.timeoutSeconds[consumer], q, settings.visibilityScale),
-      ),
+    const queueAttributes = (q: QueueSettings, timeoutSeconds: number, dlqArn: string) => ({
+      VisibilityTimeout: String(visibilityTimeoutSeconds(timeoutSeconds, q, settings.visibilityScale)),
       RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: q.maxReceiveCount }),
     });
     const dlqRetention = { MessageRetentionPeriod: '1209600' };
     const ingestDlq = emulator.createQueue('tlearn-ingest-dlq', dlqRetention);
     const ingest = emulator.createQueue(
       'tlearn-ingest',
-      queueAttributes(settings.ingest, 'extract-features', ingestDlq.queueArn),
+      queueAttributes(settings.ingest, settings.timeoutSeconds['extract-features'], ingestDlq.queueArn),
     );
     const featuresDlq = emulator.createQueue('tlearn-features-dlq', dlqRetention);
     const features = emulator.createQueue(
       'tlearn-features',
-      queueAttributes(settings.features, 'start-training', featuresDlq.queueArn),
+      queueAttributes(settings.features, settings.timeoutSeconds['start-training'], featuresDlq.queueArn),
     );
-
-    const batchDlq = emulator.createQueue('tlearn-batch-dlq', { MessageRetentionPeriod: '1209600' });
-    const batchQueue = emulator.createQueue('tlearn-batch', {
-      VisibilityTimeout: String(batchQueueVisibilitySeconds(settings.visibilityScale)),
-      RedrivePolicy: JSON.stringify({
-        deadLetterTargetArn: batchDlq.queueArn,
-        maxReceiveCount: BATCH_SETTINGS.maxReceiveCount,
-      }),
-    });
+    const batchSettings = localQueueSettings(BATCH_QUEUE);
+    const batchDlq = emulator.createQueue('tlearn-batch-dlq', dlqRetention);
+    const batchQueue = emulator.createQueue(
+      'tlearn-batch',
+      queueAttributes(batchSettings, BATCH_SETTINGS.timeoutSeconds, batchDlq.queueArn),
+    );
 
     // The environment of every function, as the CDK stack sets it (plus the loopback endpoints).
     env.set(ENV.BUCKET, bucket);
@@ -377,7 +368,8 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     const consume = async (
       queueUrl: string,
       q: QueueSettings,
-      fn: 'extract-features' | 'start-training',
+      fn: 'extract-features' | 'start-training' | 'batch-predict',
+      timeoutSeconds: number,
     ): Promise<void> => {
       for (let i = 0; i < (q.maxConcurrency ?? 1); i++) {
         const poller = await startSqsPoller({
@@ -390,27 +382,25 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
           maxBatchingWindowMs: q.maxBatchingWindowSeconds * 1000,
           // Short long polls: each must end well within the clients' 10 s request timeout.
           waitTimeSeconds: 5,
-          functionTimeoutMs: settings.timeoutSeconds[fn] * 1000,
+          functionTimeoutMs: timeoutSeconds * 1000,
           log,
         });
         cleanups.push({ name: `the ${fn} poller ${i + 1}`, run: () => poller.stop() });
       }
     };
-    await consume(ingest.queueUrl, settings.ingest, 'extract-features');
-    await consume(features.queueUrl, settings.features, 'start-training');
-    const batchPoller = await startSqsPoller({
-      sqs: clients.sqs,
-      queueUrl: batchQueue.queueUrl,
-      handler: handlers['batch-predict'] as LambdaHandler<SQSEvent, unknown>,
-      functionName: 'batch-predict',
-      region,
-      batchSize: BATCH_SETTINGS.batchSize,
-      maxBatchingWindowMs: 0,
-      waitTimeSeconds: 5,
-      functionTimeoutMs: BATCH_SETTINGS.timeoutSeconds * 1000,
-      log,
-    });
-    cleanups.push({ name: 'the batch poller', run: () => batchPoller.stop() });
+    await consume(
+      ingest.queueUrl,
+      settings.ingest,
+      'extract-features',
+      settings.timeoutSeconds['extract-features'],
+    );
+    await consume(
+      features.queueUrl,
+      settings.features,
+      'start-training',
+      settings.timeoutSeconds['start-training'],
+    );
+    await consume(batchQueue.queueUrl, batchSettings, 'batch-predict', BATCH_SETTINGS.timeoutSeconds);
 
     const notifier = startS3Notifications({
       onObjectEvent: emulator.onObjectEvent,

@@ -91,20 +91,32 @@ export const LOCAL_SCALE = {
   visibility: 1 / 15,
 } as const;
 
+/**
+ * One queue and its event source as the local stack runs them: the batching window and the
+ * concurrency scaled by {@link LOCAL_SCALE} (a window of 0 stays 0; an unbounded concurrency stays
+ * unbounded); batch size and maxReceiveCount as deployed.
+ */
+export function localQueueSettings(q: Readonly<QueueSettings>): QueueSettings {
+  return {
+    ...q,
+    maxBatchingWindowSeconds:
+      q.maxBatchingWindowSeconds === 0
+        ? 0
+        : Math.max(1, Math.round(q.maxBatchingWindowSeconds * LOCAL_SCALE.batchingWindow)),
+    maxConcurrency:
+      q.maxConcurrency === undefined
+        ? undefined
+        : Math.max(1, Math.round(q.maxConcurrency * LOCAL_SCALE.concurrency)),
+  };
+}
+
 /** The settings the local stack runs with: {@link PIPELINE_SETTINGS} scaled by {@link LOCAL_SCALE}. */
 export function localPipelineSettings(
   base: Readonly<PipelineSettings> = PIPELINE_SETTINGS,
 ): PipelineSettings {
-  const window = (q: QueueSettings): QueueSettings => ({
-    ...q,
-    maxBatchingWindowSeconds: Math.max(
-      1,
-      Math.round(q.maxBatchingWindowSeconds * LOCAL_SCALE.batchingWindow),
-    ),
-  });
   return {
-    ingest: window(base.ingest),
-    features: window(base.features),
+    ingest: localQueueSettings(base.ingest),
+    features: localQueueSettings(base.features),
     timeoutSeconds: { ...base.timeoutSeconds },
     visibilityScale: LOCAL_SCALE.visibility,
     training: {
