@@ -18,12 +18,12 @@ import { runRemotePredict } from '../../lib/cli/commands/predict-remote.ts';
 import { EXIT } from '../../lib/cli/exit-codes.ts';
 import type { CliContext } from '../../lib/cli/remote.ts';
 import { createTargetS3Client } from '../../lib/cli/target.ts';
-import { type LocalStack, startLocalStack } from '../../lib/local/stack.ts';
+import type { LocalStack } from '../../lib/local/stack.ts';
 import { imageKey } from '../../lib/storage/keys.ts';
 import { getObject, putObject } from '../../lib/storage/s3.ts';
-import { silentLog } from '../../lib/util/log.ts';
 import { makeLabelledImages, truncateImage } from '../helpers/images.ts';
 import { pollUntil } from '../helpers/poll.ts';
+import { startTestStack } from '../helpers/stack.ts';
 
 const DATASET = 'shapes';
 
@@ -48,20 +48,7 @@ describe('batch predictions on the local stack', () => {
 
   beforeAll(async () => {
     tmp = await mkdtemp(join(tmpdir(), 'tlearn-batch-'));
-    stack = await startLocalStack({
-      dataDir: join(tmp, 'data'),
-      apiPort: 0,
-      awsPort: 0,
-      sfnPort: 0,
-      weights: 'random:11',
-      fetchWeights: false,
-      inputSize: 32,
-      pooling: 'avg',
-      settleSeconds: 1,
-      demo: false,
-      log: silentLog,
-      print: () => undefined,
-    });
+    stack = await startTestStack(join(tmp, 'data'), { settleSeconds: 1 });
     s3 = createTargetS3Client(
       { bucket: stack.bucket, region: stack.region, endpoint: stack.awsEndpoint },
       10_000,

@@ -14,12 +14,12 @@ import { CopyObjectCommand, DeleteObjectCommand, PutObjectCommand, S3Client } fr
 import { type ExecutionListItem, ListExecutionsCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ENV } from '../../lib/config.ts';
-import { type LocalStack, startLocalStack } from '../../lib/local/stack.ts';
+import type { LocalStack } from '../../lib/local/stack.ts';
 import { headObject } from '../../lib/storage/s3.ts';
 import { mapWithConcurrency } from '../../lib/util/concurrency.ts';
-import { silentLog } from '../../lib/util/log.ts';
 import { makeLabelledImages } from '../helpers/images.ts';
 import { pollUntil } from '../helpers/poll.ts';
+import { startTestStack } from '../helpers/stack.ts';
 
 const DATASET = 'bulk';
 const LABELS = ['red', 'green', 'blue', 'yellow'];
@@ -96,19 +96,7 @@ describe('a bulk upload into the local stack (1,000 images through the AWS SDK)'
   beforeAll(async () => {
     tmp = await mkdtemp(join(tmpdir(), 'tlearn-bulk-'));
     process.env[ENV.BACKEND] = 'onnx';
-    stack = await startLocalStack({
-      dataDir: join(tmp, 'data'),
-      apiPort: 0,
-      awsPort: 0,
-      sfnPort: 0,
-      weights: 'random:3',
-      fetchWeights: false,
-      inputSize: 32,
-      pooling: 'avg',
-      demo: false,
-      log: silentLog,
-      print: () => {},
-    });
+    stack = await startTestStack(join(tmp, 'data'), { weights: 'random:3' });
     const credentials = { accessKeyId: 'local', secretAccessKey: 'local' };
     s3 = new S3Client({
       region: stack.region,

@@ -20,10 +20,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PredictionResponse } from '../../lib/api/predict.ts';
 import { createTargetS3Client } from '../../lib/cli/target.ts';
 import { decodeToRgb } from '../../lib/images/preprocess.ts';
-import { type LocalStack, startLocalStack } from '../../lib/local/stack.ts';
+import type { LocalStack } from '../../lib/local/stack.ts';
 import { parseSpec } from '../../lib/model/spec.ts';
-import { silentLog } from '../../lib/util/log.ts';
 import { makeLabelledImages, truncateImage } from '../helpers/images.ts';
+import { startTestStack } from '../helpers/stack.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
@@ -81,21 +81,7 @@ describe.skipIf(!existsSync(CHROMIUM))('the web console in chromium, on the loca
     // One unusable image: the page lists it with the extractor's reason; training goes on without it.
     const [first] = await makeLabelledImages({ labels: ['red'], perClass: 1, seed: 6 });
     await writeFile(join(dirs.upload, 'red', 'broken.png'), truncateImage(first?.data ?? Buffer.alloc(0)));
-    stack = await startLocalStack({
-      dataDir: join(tmp, 'data'),
-      apiPort: 0,
-      awsPort: 0,
-      sfnPort: 0,
-      weights: 'random:11',
-      fetchWeights: false,
-      inputSize: 32,
-      pooling: 'avg',
-      settleSeconds: 1,
-      demo: false,
-      apiKey: API_KEY,
-      log: silentLog,
-      print: () => {},
-    });
+    stack = await startTestStack(join(tmp, 'data'), { settleSeconds: 1, apiKey: API_KEY });
     // A second dataset of 10 classes, uploaded with the S3 API like `aws s3 cp` (its report is the big one).
     const s3 = createTargetS3Client(
       { bucket: stack.bucket, region: stack.region, endpoint: stack.awsEndpoint },

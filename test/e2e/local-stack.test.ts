@@ -27,12 +27,13 @@ import { runUpload } from '../../lib/cli/commands/upload.ts';
 import { EXIT } from '../../lib/cli/exit-codes.ts';
 import { type CliContext, RANDOM_WEIGHTS_WARNING } from '../../lib/cli/remote.ts';
 import { createTargetS3Client } from '../../lib/cli/target.ts';
-import { type LocalStack, startLocalStack } from '../../lib/local/stack.ts';
+import type { LocalStack } from '../../lib/local/stack.ts';
 import { modelFileKey } from '../../lib/storage/keys.ts';
 import { getObject } from '../../lib/storage/s3.ts';
 import { silentLog } from '../../lib/util/log.ts';
 import { makeLabelledImages } from '../helpers/images.ts';
 import { pollUntil } from '../helpers/poll.ts';
+import { startTestStack } from '../helpers/stack.ts';
 
 const DATASET = 'colours';
 const SEED = 11;
@@ -278,19 +279,9 @@ describe('the local stack end to end, driven by the CLI', () => {
       await mkdir(dirs[d]);
     }
     handlesBefore = openHandles();
-    stack = await startLocalStack({
-      dataDir: join(tmp, 'data'),
-      apiPort: 0,
-      awsPort: 0,
-      sfnPort: 0,
+    stack = await startTestStack(join(tmp, 'data'), {
       weights: `random:${SEED}`,
-      // Never try the network in a test, whatever the default becomes.
-      fetchWeights: false,
-      inputSize: 32,
-      pooling: 'avg',
       settleSeconds: 1,
-      demo: false,
-      log: silentLog,
       print: (t) => printed.push(t),
     });
     sfn = new SFNClient({
