@@ -7,6 +7,7 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { z } from 'zod';
+import { MAX_IMAGE_BYTES } from '../images/limits.ts';
 import { imageKey, parseImageKey } from '../storage/keys.ts';
 import { imageContentType } from '../upload/content-type.ts';
 import { datasetParam, parseJsonBody, parseWith, readBodyBytes } from './http.ts';
@@ -16,8 +17,8 @@ import type { RouteContext } from './types.ts';
 export const MAX_UPLOADS_PER_REQUEST = 500;
 /** How long a presigned PUT URL stays valid. */
 export const UPLOAD_URL_SECONDS = 900;
-/** Largest image accepted for upload, bytes (the extractor's 40-megapixel limit applies too). */
-export const MAX_UPLOAD_BYTES = 50 * 1024 * 1024;
+/** Largest image accepted for upload, bytes: the stored-image limit (the 40-megapixel limit applies too). */
+export const MAX_UPLOAD_BYTES = MAX_IMAGE_BYTES;
 
 const UploadRequest = z.object({
   files: z

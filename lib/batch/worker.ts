@@ -13,8 +13,9 @@ import { type LoadedModel, loadModelVersion } from '../api/model-cache.ts';
 import { scoreImageBytes } from '../api/predict.ts';
 import { emptyUsage, priceUsage, type UsageDocument } from '../cost/usage.ts';
 import { describeError, NotFoundError, SpecMismatchError, TlearnError } from '../errors.ts';
+import { formatMegabytes, MAX_IMAGE_BYTES } from '../images/limits.ts';
 import type { FeatureExtractor } from '../model/types.ts';
-import { getJsonIfExists, getObject, putJson, putObject } from '../storage/s3.ts';
+import { getJsonIfExists, getObject, ObjectTooLargeError, putJson, putObject } from '../storage/s3.ts';
 import type { ThresholdChoice } from '../training/thresholds.ts';
 import { mapWithConcurrency } from '../util/concurrency.ts';
 import type { Log } from '../util/log.ts';
@@ -70,10 +71,12 @@ async function scoreKey(
 ): Promise<BatchRow> {
   let bytes: Uint8Array;
   try {
-    bytes = (await getObject(deps.s3, deps.bucket, key)).body;
+    bytes = (await getObject(deps.s3, deps.bucket, key, { maxBytes: MAX_IMAGE_BYTES })).body;
   } catch (err) {
     if (err instanceof NotFoundError)
       return { key, error: `image '${key}' does not exist (deleted after the batch started)` };
+    if (err instanceof ObjectTooLargeError)
+      return { key, error: `ImageTooLarge: image is over the limit of ${formatMegabytes(MAX_IMAGE_BYTES)}` };
     throw err; // transient: the chunk is retried
   }
   try {

@@ -3,10 +3,19 @@ import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { describeError, ImageDecodeError, NotFoundError } from '../errors.ts';
 import type { FeatureFailedMessage, FeatureMessage, FeatureReadyMessage } from '../features/messages.ts';
 import { encodeNpy } from '../features/npy.ts';
+import { formatMegabytes, MAX_IMAGE_BYTES } from '../images/limits.ts';
 import { preprocessImage } from '../images/preprocess.ts';
 import type { FeatureExtractor } from '../model/types.ts';
 import { featureErrorKey, featureKey, type ImageRef, parseImageKey } from '../storage/keys.ts';
-import { deleteObject, getJson, getObject, headObject, putObject, touchObject } from '../storage/s3.ts';
+import {
+  deleteObject,
+  getJson,
+  getObject,
+  headObject,
+  ObjectTooLargeError,
+  putObject,
+  touchObject,
+} from '../storage/s3.ts';
 import { mapWithConcurrency } from '../util/concurrency.ts';
 import type { Log } from '../util/log.ts';
 import { FEATURE_META, FeatureErrorRecord, featureMetadata } from './feature-metadata.ts';
@@ -55,6 +64,8 @@ export interface ExtractDeps {
   ioConcurrency?: number;
   /** Decoded pixel limit. @default preprocessImage's (40 MP) */
   limitInputPixels?: number;
+  /** Stored-image limit, bytes: larger images are never read. @default MAX_IMAGE_BYTES (lib/images/limits.ts) */
+  maxImageBytes?: number;
   /**
    * The ingest queue's maxReceiveCount (lib/pipeline/settings.ts): on a record's last receive, an
    * image that would be retried gets an `ExtractionFailed` error record instead, so it is never
@@ -295,16 +306,24 @@ async function prepare(w: Work, deps: ExtractDeps, now: () => Date): Promise<voi
   // Cheap path first: the event's ETag already matches the feature, no GET needed.
   if (await skipIfCurrent(w, job.etag, deps, now)) return;
 
+  const maxBytes = deps.maxImageBytes ?? MAX_IMAGE_BYTES;
+  if (job.size !== undefined && job.size > maxBytes && (await gateBySize(w, deps, now, maxBytes))) return;
+
   let body: Uint8Array;
   try {
-    const obj = await getObject(deps.s3, deps.bucket, w.key);
+    // Bounded even when the event's size is wrong: the GET's Content-Length decides before the body.
+    const obj = await getObject(deps.s3, deps.bucket, w.key, { maxBytes });
     body = obj.body;
     w.etag = obj.etag;
   } catch (err) {
     if (err instanceof NotFoundError) {
-      // Deleted since the event: nothing to extract, and retrying cannot help.
-      w.outcome = { status: 'skipped', cause: 'vanished' };
-      deps.log.debug('image no longer exists; skipped', { key: w.key });
+      vanished(w, deps.log);
+      return;
+    }
+    if (err instanceof ObjectTooLargeError) {
+      w.etag = err.etag;
+      if (job.etag !== err.etag && (await skipIfCurrent(w, err.etag, deps, now))) return;
+      w.decodeError = imageTooLarge(err.size, maxBytes);
       return;
     }
     throw err;
@@ -324,6 +343,38 @@ async function prepare(w: Work, deps: ExtractDeps, now: () => Date): Promise<voi
     if (!(err instanceof ImageDecodeError)) throw err;
     w.decodeError = err;
   }
+}
+
+function vanished(w: Work, log: Log): void {
+  // Deleted since the event: nothing to extract, and retrying cannot help.
+  w.outcome = { status: 'skipped', cause: 'vanished' };
+  log.debug('image no longer exists; skipped', { key: w.key });
+}
+
+function imageTooLarge(size: number, maxBytes: number): ImageDecodeError {
+  return new ImageDecodeError(
+    'ImageTooLarge',
+    `image is ${formatMegabytes(size)}, over the limit of ${formatMegabytes(maxBytes)} for a stored image; it was not read`,
+  );
+}
+
+/**
+ * Size gate from the event (or, for a reindex, the listing): an image over the limit gets its
+ * `ImageTooLarge` record without a GET. A HEAD (no bytes) confirms the size and ETag first, since
+ * the event may be older than the object: a replaced image is decided by what is there now.
+ * Returns false when the current object is small enough to read.
+ */
+async function gateBySize(w: Work, deps: ExtractDeps, now: () => Date, maxBytes: number): Promise<boolean> {
+  const head = await headObject(deps.s3, deps.bucket, w.key);
+  if (head === undefined) {
+    vanished(w, deps.log);
+    return true;
+  }
+  if (head.size <= maxBytes) return false;
+  w.etag = head.etag;
+  if (head.etag !== w.jobs[0]?.etag && (await skipIfCurrent(w, head.etag, deps, now))) return true;
+  w.decodeError = imageTooLarge(head.size, maxBytes);
+  return true;
 }
 
 /**

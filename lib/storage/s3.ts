@@ -38,12 +38,45 @@ export interface S3Object {
   lastModified: Date | undefined;
 }
 
+/**
+ * An object over the byte limit of a bounded read ({@link getObject} with `maxBytes`): nothing past
+ * the limit was read. Carries what S3 said about the object, so the caller can record why.
+ */
+export class ObjectTooLargeError extends TlearnError {
+  /** Bytes S3 reported (Content-Length), or more than `maxBytes` when the body ran past it. */
+  readonly size: number;
+  readonly etag: string;
+  constructor(message: string, size: number, etag: string) {
+    super('ObjectTooLarge', message, 413);
+    this.size = size;
+    this.etag = etag;
+  }
+}
+
+/** Options of {@link getObject}. */
+export interface GetObjectOptions {
+  /**
+   * Refuse an object larger than this many bytes (ObjectTooLargeError): decided from the response's
+   * Content-Length before the body is consumed, and enforced while reading (the stream is destroyed
+   * at the limit), so an object of any size costs at most `maxBytes` of memory. @default no limit
+   */
+  maxBytes?: number;
+}
+
 /** Reads an object; throws NotFoundError when it does not exist. */
-export async function getObject(s3: S3Client, bucket: string, key: string): Promise<S3Object> {
+export async function getObject(
+  s3: S3Client,
+  bucket: string,
+  key: string,
+  opts: GetObjectOptions = {},
+): Promise<S3Object> {
   try {
     const out = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
     if (!out.Body) throw new TlearnError('S3EmptyBody', `s3://${bucket}/${key} returned no body`);
-    const body = await out.Body.transformToByteArray();
+    const body =
+      opts.maxBytes === undefined
+        ? await out.Body.transformToByteArray()
+        : await readBounded(out.Body, out.ContentLength, opts.maxBytes, normalizeEtag(out.ETag));
     return {
       body,
       etag: normalizeEtag(out.ETag),
@@ -55,6 +88,39 @@ export async function getObject(s3: S3Client, bucket: string, key: string): Prom
     if (isNotFound(err)) throw new NotFoundError(`s3://${bucket}/${key} does not exist`, { cause: err });
     throw err;
   }
+}
+
+/** What a GetObject body is in Node: a readable stream (`Readable` of node:stream). */
+type BodyStream = AsyncIterable<Uint8Array> & { destroy?: (err?: Error) => void };
+
+function tooLarge(size: number, maxBytes: number, etag: string, known: boolean): ObjectTooLargeError {
+  const what = known ? `${size} bytes` : `more than ${maxBytes} bytes`;
+  return new ObjectTooLargeError(`object is ${what}, over the limit of ${maxBytes} bytes`, size, etag);
+}
+
+/** Reads a body up to `maxBytes`; the stream is destroyed (the connection closed) past the limit. */
+async function readBounded(
+  body: unknown,
+  contentLength: number | undefined,
+  maxBytes: number,
+  etag: string,
+): Promise<Uint8Array> {
+  const stream = body as BodyStream;
+  if (contentLength !== undefined && contentLength > maxBytes) {
+    stream.destroy?.();
+    throw tooLarge(contentLength, maxBytes, etag, true);
+  }
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of stream) {
+    total += chunk.byteLength;
+    if (total > maxBytes) {
+      stream.destroy?.();
+      throw tooLarge(total, maxBytes, etag, false);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, total);
 }
 
 /** Object head; undefined when it does not exist. */
