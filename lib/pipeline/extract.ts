@@ -247,30 +247,52 @@ export const EXTRACTION_FAILED = 'ExtractionFailed';
 async function giveUp(w: Work, deps: ExtractDeps, now: () => Date): Promise<void> {
   if (w.outcome?.status !== 'retry') return;
   const lastError = w.outcome.error;
-  const spec = deps.extractor.specId;
   // The ETag of the bytes read, else the event's, else the current object's.
   const etag = w.etag ?? w.jobs[0]?.etag ?? (await headObject(deps.s3, deps.bucket, w.key))?.etag;
   if (etag === undefined) {
     w.outcome = { status: 'skipped', cause: 'vanished' };
     return;
   }
-  const at = now();
+  const { record, message } = await writeExtractionFailed(w, etag, deps.extractor.specId, lastError, {
+    ...deps,
+    at: now(),
+  });
+  w.outcome = { status: 'failed', code: record.code, reason: record.reason };
+  w.message = message;
+  deps.log.warn('extraction failed on the last receive; error record written', { key: w.key });
+}
+
+/**
+ * Gives an image up: writes its `ExtractionFailed` error record (`features/{d}/{label}/{file}.error.json`,
+ * the format every error record has) for the content `etag`, deletes a feature of older content
+ * (it must not be trained on), and returns the `feature.failed` message to announce it. Used on an
+ * ingest record's last receive (above) and for messages that reached the ingest dead-letter queue
+ * anyway (lib/pipeline/dead-letters.ts).
+ */
+export async function writeExtractionFailed(
+  ref: { image: ImageRef; key: string },
+  etag: string,
+  spec: string,
+  lastError: string,
+  deps: { s3: S3Client; bucket: string; at: Date },
+): Promise<{ record: FeatureErrorRecord; message: FeatureFailedMessage }> {
   const record: FeatureErrorRecord = {
-    imageKey: w.key,
+    imageKey: ref.key,
     sourceEtag: etag,
     spec,
     reason: `extraction failed on every attempt; last error: ${lastError}`,
     code: EXTRACTION_FAILED,
-    at: at.toISOString(),
+    at: deps.at.toISOString(),
   };
-  await putObject(deps.s3, deps.bucket, featureErrorKey(w.image), `${JSON.stringify(record, null, 2)}\n`, {
+  await putObject(deps.s3, deps.bucket, featureErrorKey(ref.image), `${JSON.stringify(record, null, 2)}\n`, {
     contentType: 'application/json',
-    metadata: featureMetadata(etag, spec, w.image.label),
+    metadata: featureMetadata(etag, spec, ref.image.label),
   });
-  await deleteObject(deps.s3, deps.bucket, featureKey(w.image));
-  w.outcome = { status: 'failed', code: record.code, reason: record.reason };
-  w.message = failedMessage(w, etag, spec, at, `${EXTRACTION_FAILED}: ${record.reason}`);
-  deps.log.warn('extraction failed on the last receive; error record written', { key: w.key });
+  await deleteObject(deps.s3, deps.bucket, featureKey(ref.image));
+  return {
+    record,
+    message: failedMessage(ref, etag, spec, deps.at, `${EXTRACTION_FAILED}: ${record.reason}`),
+  };
 }
 
 function retryOn(w: Work, log: Log): (err: unknown) => void {
@@ -477,7 +499,12 @@ async function write(w: Work, deps: ExtractDeps, now: () => Date): Promise<void>
   }
 }
 
-function readyMessage(w: Work, etag: string, spec: string, at: Date): FeatureReadyMessage {
+function readyMessage(
+  w: { image: ImageRef; key: string },
+  etag: string,
+  spec: string,
+  at: Date,
+): FeatureReadyMessage {
   return {
     type: 'feature.ready',
     dataset: w.image.dataset,
@@ -490,7 +517,13 @@ function readyMessage(w: Work, etag: string, spec: string, at: Date): FeatureRea
   };
 }
 
-function failedMessage(w: Work, etag: string, spec: string, at: Date, reason: string): FeatureFailedMessage {
+function failedMessage(
+  w: { image: ImageRef; key: string },
+  etag: string,
+  spec: string,
+  at: Date,
+  reason: string,
+): FeatureFailedMessage {
   return { ...readyMessage(w, etag, spec, at), type: 'feature.failed', reason };
 }
 

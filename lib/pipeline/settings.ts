@@ -140,3 +140,33 @@ export function visibilityTimeoutSeconds(
   const full = consumerTimeoutSeconds * 6 + q.maxBatchingWindowSeconds;
   return scale === 1 ? full : Math.max(10, Math.round(full * scale));
 }
+
+/**
+ * The dead-letters function (functions/dead-letters) and its event sources on the ingest and the
+ * batch dead-letter queues (docs/ARCHITECTURE.md "Dead letters"), read by infra/stack.ts and
+ * lib/local/stack.ts. The dead-letter queues have no dead-letter queue of their own: a message the
+ * function cannot record (S3 or SQS down) is received again after the visibility timeout, for as
+ * long as the queue keeps it (14 days).
+ */
+export const DEAD_LETTER_SETTINGS = {
+  /** Messages per invocation: a few HEADs and one PUT each. */
+  batchSize: 10,
+  maxBatchingWindowSeconds: 0,
+  /** Concurrent invocations per queue (Lambda's minimum): dead letters are rare. */
+  maxConcurrency: 2,
+  memorySize: 256,
+  /** Seconds: a dead chunk may finish its batch (reads every part, writes the results). */
+  timeoutSeconds: 60,
+} as const;
+
+/**
+ * The visibility timeout of a dead-letter queue the dead-letters function consumes, seconds: the
+ * pipeline's rule (6x the consumer's timeout), scaled like every local queue's.
+ */
+export function deadLetterVisibilitySeconds(scale = 1): number {
+  return visibilityTimeoutSeconds(
+    DEAD_LETTER_SETTINGS.timeoutSeconds,
+    { ...DEAD_LETTER_SETTINGS, maxReceiveCount: 1 },
+    scale,
+  );
+}
