@@ -11,7 +11,11 @@ import { BATCHES_PREFIX } from '../lib/batch/layout.ts';
 import { BATCH_SETTINGS, batchQueueVisibilitySeconds } from '../lib/batch/settings.ts';
 import { ENV } from '../lib/config.ts';
 import { POOLINGS, type Pooling } from '../lib/model/spec.ts';
-import { PIPELINE_SETTINGS } from '../lib/pipeline/settings.ts';
+import {
+  DEAD_LETTER_SETTINGS,
+  deadLetterVisibilitySeconds,
+  PIPELINE_SETTINGS,
+} from '../lib/pipeline/settings.ts';
 import { LOCKS_PREFIX } from '../lib/pipeline/training-lock.ts';
 import {
   BASE_MODELS_PREFIX,
@@ -21,6 +25,7 @@ import {
   MODELS_PREFIX,
 } from '../lib/storage/keys.ts';
 import { DataBucket } from './constructs/data-bucket.ts';
+import { DeadLetterConsumer } from './constructs/dead-letter-consumer.ts';
 import { Monitoring } from './constructs/monitoring.ts';
 import { PredictionApi } from './constructs/prediction-api.ts';
 import { QueueConsumer } from './constructs/queue-consumer.ts';
@@ -39,6 +44,7 @@ export const FUNCTION_NAMES = [
   'promote-model',
   'finish-training',
   'batch-predict',
+  'dead-letters',
 ] as const;
 export type FunctionName = (typeof FUNCTION_NAMES)[number];
 
@@ -79,6 +85,10 @@ export const DEFAULT_FUNCTION_SETTINGS: Readonly<
   'batch-predict': {
     memorySize: BATCH_SETTINGS.memorySize,
     timeout: Duration.seconds(BATCH_SETTINGS.timeoutSeconds),
+  },
+  'dead-letters': {
+    memorySize: DEAD_LETTER_SETTINGS.memorySize,
+    timeout: Duration.seconds(DEAD_LETTER_SETTINGS.timeoutSeconds),
   },
 };
 
@@ -275,8 +285,11 @@ export class TlearnStack extends Stack {
     });
     // Batch predictions score with the API's extractor and prediction code (lib/batch/).
     const batchPredict = make('batch-predict', { ...modelEnv });
+    // Ingest and batch dead letters → records (lib/batch/dead-letters.ts); its queues come below.
+    const deadLetters = make('dead-letters', { [ENV.BUCKET]: bucket.bucketName });
     this.functions = {
       'batch-predict': batchPredict,
+      'dead-letters': deadLetters,
       'extract-features': extractor,
       api,
       'start-training': startTraining,
@@ -296,6 +309,7 @@ export class TlearnStack extends Stack {
       maxConcurrency: props.ingest?.maxConcurrency ?? ingest.maxConcurrency,
       // The extractor writes an ExtractionFailed record on the last receive: it reads the same number.
       maxReceiveCount: ingest.maxReceiveCount,
+      deadLetterVisibilityTimeout: Duration.seconds(deadLetterVisibilitySeconds()),
     });
     for (const event of [s3.EventType.OBJECT_CREATED, s3.EventType.OBJECT_REMOVED]) {
       bucket.addEventNotification(event, new s3n.SqsDestination(this.ingest.queue), {
@@ -322,9 +336,21 @@ export class TlearnStack extends Stack {
       maxConcurrency: BATCH_SETTINGS.maxConcurrency,
       maxReceiveCount: BATCH_SETTINGS.maxReceiveCount,
       visibilityTimeout: Duration.seconds(batchQueueVisibilitySeconds()),
+      deadLetterVisibilityTimeout: Duration.seconds(deadLetterVisibilitySeconds()),
     });
     api.function.addEnvironment(ENV.BATCH_QUEUE_URL, this.batches.queue.queueUrl);
     this.batches.queue.grantSendMessages(api.function);
+
+    // What still dies (a crash, timeout or OOM on the last receive) becomes a record: ExtractionFailed
+    // for an image, failed rows for a batch chunk (docs/ARCHITECTURE.md "Dead letters").
+    new DeadLetterConsumer(this, 'DeadLetters', {
+      consumer: deadLetters.function,
+      queues: [this.ingest.deadLetterQueue, this.batches.deadLetterQueue],
+      batchSize: DEAD_LETTER_SETTINGS.batchSize,
+      maxConcurrency: DEAD_LETTER_SETTINGS.maxConcurrency,
+    });
+    deadLetters.function.addEnvironment(ENV.FEATURES_QUEUE_URL, this.features.queue.queueUrl);
+    this.features.queue.grantSendMessages(deadLetters.function);
 
     // Least privilege, by prefix of the S3 layout (infra/s3-access.ts; test/infra/iam.test.ts).
     const all = (prefix: string) => `${prefix}*`;
@@ -391,6 +417,16 @@ export class TlearnStack extends Stack {
       list: [BATCHES_PREFIX, ...baseModels],
       read: [DATASETS_PREFIX, BATCHES_PREFIX, MODELS_PREFIX, ...baseModels].map(all),
       write: [all(BATCHES_PREFIX)],
+    });
+
+    // Dead letters: HEAD the image, its feature and record; write only error records, delete a stale
+    // feature (or, for a dead delete event, both); read a batch and its model's classes, write its parts
+    // and results.
+    grantS3Access(deadLetters.function, bucket, {
+      list: [DATASETS_PREFIX, FEATURES_PREFIX, BATCHES_PREFIX, MODELS_PREFIX],
+      read: [all(DATASETS_PREFIX), all(FEATURES_PREFIX), all(BATCHES_PREFIX), `${MODELS_PREFIX}*/model.json`],
+      write: [`${FEATURES_PREFIX}*.error.json`, all(BATCHES_PREFIX)],
+      delete: [`${FEATURES_PREFIX}*.npy`, `${FEATURES_PREFIX}*.error.json`],
     });
 
     // The API reads what it serves: images (predictions by key, counts), features (status counts),
@@ -466,13 +502,23 @@ export class TlearnStack extends Stack {
         ? undefined
         : new Monitoring(this, 'Monitoring', {
             queues: [
-              { name: 'ingest', queue: this.ingest.queue, deadLetterQueue: this.ingest.deadLetterQueue },
+              {
+                name: 'ingest',
+                queue: this.ingest.queue,
+                deadLetterQueue: this.ingest.deadLetterQueue,
+                deadLettersConsumed: true,
+              },
               {
                 name: 'features',
                 queue: this.features.queue,
                 deadLetterQueue: this.features.deadLetterQueue,
               },
-              { name: 'batches', queue: this.batches.queue, deadLetterQueue: this.batches.deadLetterQueue },
+              {
+                name: 'batches',
+                queue: this.batches.queue,
+                deadLetterQueue: this.batches.deadLetterQueue,
+                deadLettersConsumed: true,
+              },
             ],
             functions: Object.fromEntries(Object.entries(this.functions).map(([n, f]) => [n, f.function])),
             stateMachine,
@@ -528,10 +574,10 @@ export class TlearnStack extends Stack {
           {
             id: 'AwsSolutions-IAM5',
             reason:
-              'S3 grants are scoped to one prefix of the S3 layout (datasets/*, features/*, models/*, base-models/*, locks/*, console/*), to the models/*/current.json pointers or to the models/*/model.onnx exports: the objects are created at run time, so the keys cannot be listed in the policy.',
+              'S3 grants are scoped to one prefix of the S3 layout (datasets/*, features/*, models/*, base-models/*, locks/*, console/*), to the models/*/current.json pointers, the models/*/model.onnx exports, the models/*/model.json heads or the features/*.error.json records and features/*.npy features: the objects are created at run time, so the keys cannot be listed in the policy.',
             appliesTo: [
               {
-                regex: `/^Resource::${bucketArn}\\/(${prefixes})\\/\\*(\\/current\\.json|\\/model\\.onnx)?$/`,
+                regex: `/^Resource::${bucketArn}\\/(${prefixes})\\/\\*(\\/current\\.json|\\/model\\.onnx|\\/model\\.json|\\.error\\.json|\\.npy)?$/`,
               },
             ],
           },

@@ -23,6 +23,11 @@ export interface MonitoredQueue {
   readonly name: string;
   readonly queue: sqs.IQueue;
   readonly deadLetterQueue: sqs.IQueue;
+  /**
+   * A function drains the dead-letter queue (infra/constructs/dead-letter-consumer.ts), so it is
+   * almost never visibly non-empty: the alarm counts messages received from it instead. @default false
+   */
+  readonly deadLettersConsumed?: boolean;
 }
 
 export interface MonitoringProps {
@@ -70,8 +75,15 @@ export class Monitoring extends Construct {
     for (const q of props.queues) {
       alarm(
         `${pascal(q.name)}DeadLetters`,
-        q.deadLetterQueue.metricApproximateNumberOfMessagesVisible({ period, statistic: cw.Stats.MAXIMUM }),
-        `Messages in the ${q.name} dead-letter queue: they failed 5 times. Inspect them, fix the cause, then redrive.`,
+        q.deadLettersConsumed
+          ? q.deadLetterQueue.metricNumberOfMessagesReceived({ period, statistic: cw.Stats.SUM })
+          : q.deadLetterQueue.metricApproximateNumberOfMessagesVisible({
+              period,
+              statistic: cw.Stats.MAXIMUM,
+            }),
+        q.deadLettersConsumed
+          ? `Messages reached the ${q.name} dead-letter queue (a crash, timeout or out of memory on the last receive); the dead-letters function records them as failures: see its log.`
+          : `Messages in the ${q.name} dead-letter queue: they failed 5 times. Inspect them, fix the cause, then redrive.`,
       );
     }
     for (const [name, fn] of Object.entries(props.functions)) {

@@ -31,6 +31,11 @@ export interface QueueConsumerProps {
   readonly visibilityTimeout?: Duration;
   /** How long the DLQ keeps failed messages for inspection and redrive. @default Duration.days(14) */
   readonly deadLetterRetention?: Duration;
+  /**
+   * The DLQ's visibility timeout, when a function consumes it (infra/constructs/dead-letter-consumer.ts).
+   * @default - SQS's default (30 s)
+   */
+  readonly deadLetterVisibilityTimeout?: Duration;
   /** @default RemovalPolicy.DESTROY (messages are transient; the data lives in S3) */
   readonly removalPolicy?: RemovalPolicy;
 }
@@ -92,6 +97,7 @@ export class QueueConsumer extends Construct {
       encryption: sqs.QueueEncryption.SQS_MANAGED,
       enforceSSL: true,
       retentionPeriod: props.deadLetterRetention ?? Duration.days(14),
+      visibilityTimeout: props.deadLetterVisibilityTimeout,
       removalPolicy,
     });
     this.queue = new sqs.Queue(this, 'Queue', {

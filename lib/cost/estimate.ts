@@ -16,10 +16,10 @@ import {
 } from './usage.ts';
 
 /** Alarms and dashboards the Monitoring construct creates (an infra test keeps these true). */
-export const MONITORING_ALARMS = 13;
+export const MONITORING_ALARMS = 14;
 export const MONITORING_DASHBOARDS = 1;
-/** SQS queues a Lambda event source mapping polls (ingest, features, batches). */
-export const POLLED_QUEUES = 3;
+/** SQS queues a Lambda event source mapping polls (ingest, features, batches, the ingest and batch DLQs). */
+export const POLLED_QUEUES = 5;
 /**
  * ReceiveMessage calls an idle event source mapping makes: Lambda keeps (at least) 5 pollers
  * long-polling (20 s) each queue, so ≈ 5 × 3 per minute × 43,200 minutes a month.

@@ -200,6 +200,22 @@ describe('least privilege on the data bucket', () => {
     expect(allowed(s, 's3:GetObject')).toEqual(['datasets/*', 'features/*']);
   });
 
+  it('lets dead-letters write only error records (and batches), never a feature', () => {
+    const s = statementsOf(stack, template, 'dead-letters');
+    expect(allowed(s, 's3:PutObject')).toEqual(['batches/*', 'features/*.error.json']);
+    expect(allowed(s, 's3:DeleteObject')).toEqual(['features/*.error.json', 'features/*.npy']);
+    expect(allowed(s, 's3:GetObject')).toEqual([
+      'batches/*',
+      'datasets/*',
+      'features/*',
+      'models/*/model.json',
+    ]);
+    expect(listable(s)).toEqual(['batches/*', 'datasets/*', 'features/*', 'models/*']);
+    const sqs = s.filter((st) => st.actions.some((a) => a.startsWith('sqs:Send')));
+    expect(sqs.flatMap((st) => st.resources).join(' ')).toContain('FeaturesQueue');
+    expect(sqs.flatMap((st) => st.resources).join(' ')).not.toContain('Ingest');
+  });
+
   it('lets only the API manage API keys, and only keys and usage plan keys', () => {
     for (const name of FUNCTION_NAMES) {
       const apigw = statementsOf(stack, template, name).filter((s) =>

@@ -7,6 +7,7 @@ import { IMAGE_BASE_MODEL_URI, TlearnStack } from '../../infra/stack.ts';
 import { gatewayMethods } from '../../lib/api/gateway.ts';
 import { BATCH_SETTINGS } from '../../lib/batch/settings.ts';
 import { ENV } from '../../lib/config.ts';
+import { DEAD_LETTER_SETTINGS } from '../../lib/pipeline/settings.ts';
 import { createTestApp, createTestStack, type TestApp } from './synth.ts';
 
 type Resource = { Type: string; Properties: Record<string, unknown>; DeletionPolicy?: string };
@@ -519,6 +520,56 @@ describe('API', () => {
   });
 });
 
+describe('dead letters', () => {
+  it('drain the ingest and batch dead-letter queues into dead-letters, with partial batch failures', () => {
+    const fn = { Ref: logicalId(defaults, defaults.functions['dead-letters'].function) };
+    for (const dlq of [defaults.ingest.deadLetterQueue, defaults.batches.deadLetterQueue]) {
+      template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+        EventSourceArn: { 'Fn::GetAtt': [logicalId(defaults, dlq), 'Arn'] },
+        FunctionName: fn,
+        BatchSize: DEAD_LETTER_SETTINGS.batchSize,
+        ScalingConfig: { MaximumConcurrency: DEAD_LETTER_SETTINGS.maxConcurrency },
+        FunctionResponseTypes: ['ReportBatchItemFailures'],
+      });
+      // A message the function cannot record yet is not received again before it could finish.
+      template.hasResourceProperties('AWS::SQS::Queue', {
+        VisibilityTimeout: DEAD_LETTER_SETTINGS.timeoutSeconds * 6,
+        MessageRetentionPeriod: 14 * 24 * 3600,
+      });
+    }
+    template.hasResourceProperties('AWS::Lambda::Function', {
+      Timeout: DEAD_LETTER_SETTINGS.timeoutSeconds,
+      MemorySize: DEAD_LETTER_SETTINGS.memorySize,
+      Environment: { Variables: Match.objectLike({ [ENV.FEATURES_QUEUE_URL]: Match.anyValue() }) },
+    });
+    // The features DLQ has no consumer: its messages stay for inspection and redrive.
+    const mappings = Object.values(template.findResources('AWS::Lambda::EventSourceMapping'));
+    expect(mappings).toHaveLength(5);
+    expect(JSON.stringify(mappings)).not.toContain(logicalId(defaults, defaults.features.deadLetterQueue));
+  });
+
+  it('alarm when a message reaches a consumed dead-letter queue (received), not only while one waits there', () => {
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'NumberOfMessagesReceived',
+      Dimensions: [
+        {
+          Name: 'QueueName',
+          Value: { 'Fn::GetAtt': [logicalId(defaults, defaults.ingest.deadLetterQueue), 'QueueName'] },
+        },
+      ],
+    });
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Dimensions: [
+        {
+          Name: 'QueueName',
+          Value: { 'Fn::GetAtt': [logicalId(defaults, defaults.features.deadLetterQueue), 'QueueName'] },
+        },
+      ],
+    });
+  });
+});
+
 describe('batch predictions', () => {
   it('feed the batch queue from the API to batch-predict, one chunk per invocation, with the shared settings', () => {
     template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
@@ -545,13 +596,18 @@ describe('batch predictions', () => {
 describe('monitoring', () => {
   it('alarms on dead letters, function errors, failed trainings and API 5xx', () => {
     const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')) as Resource[];
-    expect(alarms).toHaveLength(3 + 8 + 1 + 1);
-    const dlqAlarms = alarms.filter((a) => a.Properties.MetricName === 'ApproximateNumberOfMessagesVisible');
+    expect(alarms).toHaveLength(3 + 9 + 1 + 1);
+    // Dead letters: waiting in the features DLQ; received from the two DLQs dead-letters drains.
+    const dlqAlarms = alarms.filter((a) =>
+      ['ApproximateNumberOfMessagesVisible', 'NumberOfMessagesReceived'].includes(
+        String(a.Properties.MetricName),
+      ),
+    );
     expect(dlqAlarms).toHaveLength(3);
     for (const a of dlqAlarms) {
       expect(a.Properties).toMatchObject({ Threshold: 0, ComparisonOperator: 'GreaterThanThreshold' });
     }
-    expect(alarms.filter((a) => a.Properties.MetricName === 'Errors')).toHaveLength(8);
+    expect(alarms.filter((a) => a.Properties.MetricName === 'Errors')).toHaveLength(9);
     expect(alarms.filter((a) => a.Properties.MetricName === 'ExecutionsFailed')).toHaveLength(1);
     for (const a of alarms) expect(a.Properties.AlarmActions).toBeUndefined();
 

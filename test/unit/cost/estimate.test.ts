@@ -20,13 +20,13 @@ describe('cost estimate', () => {
       'CloudWatch dashboard',
       'ECR container image',
       'S3 storage',
-      'SQS long polls of 3 idle queues by Lambda',
+      'SQS long polls of 5 idle queues by Lambda',
     ]);
     expect(idleOn?.lines[0]?.usd).toBeCloseTo(MONITORING_ALARMS * 0.1, 10);
     expect(idleOn?.lines[1]?.usd).toBe(3);
     expect(idleOff?.lines.some((l) => l.item.startsWith('CloudWatch'))).toBe(false);
-    // 13 alarms at $0.10 and one dashboard at $3.
-    expect((idleOn?.totalUsd ?? 0) - (idleOff?.totalUsd ?? 0)).toBeCloseTo(4.3, 10);
+    // 14 alarms at $0.10 and one dashboard at $3.
+    expect((idleOn?.totalUsd ?? 0) - (idleOff?.totalUsd ?? 0)).toBeCloseTo(4.4, 10);
   });
 
   it('scales extraction with the images and serving with the predictions (hand-checked)', () => {
