@@ -17,6 +17,9 @@ import { ENV } from '../config.ts';
 import { ConfigError, describeError } from '../errors.ts';
 import { DEFAULT_INPUT_SIZE, type Pooling } from '../model/spec.ts';
 import {
+  DEAD_LETTER_QUEUE,
+  DEAD_LETTER_SETTINGS,
+  deadLetterVisibilitySeconds,
   localPipelineSettings,
   localQueueSettings,
   type QueueSettings,
@@ -53,6 +56,7 @@ export type FunctionName =
   | 'promote-model'
   | 'finish-training'
   | 'batch-predict'
+  | 'dead-letters'
   | 'api';
 
 /** Every handler the stack runs. */
@@ -243,7 +247,12 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       RedrivePolicy: JSON.stringify({ deadLetterTargetArn: dlqArn, maxReceiveCount: q.maxReceiveCount }),
     });
     const dlqRetention = { MessageRetentionPeriod: '1209600' };
-    const ingestDlq = emulator.createQueue('tlearn-ingest-dlq', dlqRetention);
+    // The DLQs dead-letters drains (ingest, batch): its visibility, scaled like every local queue's.
+    const drainedDlq = {
+      ...dlqRetention,
+      VisibilityTimeout: String(deadLetterVisibilitySeconds(settings.visibilityScale)),
+    };
+    const ingestDlq = emulator.createQueue('tlearn-ingest-dlq', drainedDlq);
     const ingest = emulator.createQueue(
       'tlearn-ingest',
       queueAttributes(settings.ingest, settings.timeoutSeconds['extract-features'], ingestDlq.queueArn),
@@ -254,7 +263,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       queueAttributes(settings.features, settings.timeoutSeconds['start-training'], featuresDlq.queueArn),
     );
     const batchSettings = localQueueSettings(BATCH_QUEUE);
-    const batchDlq = emulator.createQueue('tlearn-batch-dlq', dlqRetention);
+    const batchDlq = emulator.createQueue('tlearn-batch-dlq', drainedDlq);
     const batchQueue = emulator.createQueue(
       'tlearn-batch',
       queueAttributes(batchSettings, BATCH_SETTINGS.timeoutSeconds, batchDlq.queueArn),
@@ -322,6 +331,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       'extract-features',
       'start-training',
       'batch-predict',
+      'dead-letters',
       'api',
     ];
     const handlers = {
@@ -368,7 +378,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     const consume = async (
       queueUrl: string,
       q: QueueSettings,
-      fn: 'extract-features' | 'start-training' | 'batch-predict',
+      fn: 'extract-features' | 'start-training' | 'batch-predict' | 'dead-letters',
       timeoutSeconds: number,
     ): Promise<void> => {
       for (let i = 0; i < (q.maxConcurrency ?? 1); i++) {
@@ -401,6 +411,11 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       settings.timeoutSeconds['start-training'],
     );
     await consume(batchQueue.queueUrl, batchSettings, 'batch-predict', BATCH_SETTINGS.timeoutSeconds);
+    // What still dies becomes a record, as deployed (lib/batch/dead-letters.ts).
+    for (const dlq of [ingestDlq, batchDlq]) {
+      const q = localQueueSettings(DEAD_LETTER_QUEUE);
+      await consume(dlq.queueUrl, q, 'dead-letters', DEAD_LETTER_SETTINGS.timeoutSeconds);
+    }
 
     const notifier = startS3Notifications({
       onObjectEvent: emulator.onObjectEvent,

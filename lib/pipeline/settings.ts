@@ -159,14 +159,18 @@ export const DEAD_LETTER_SETTINGS = {
   timeoutSeconds: 60,
 } as const;
 
+/** A dead-letter queue and its event source, in queue terms (no receive limit: the DLQs have no DLQ). */
+export const DEAD_LETTER_QUEUE: Readonly<QueueSettings> = {
+  batchSize: DEAD_LETTER_SETTINGS.batchSize,
+  maxBatchingWindowSeconds: DEAD_LETTER_SETTINGS.maxBatchingWindowSeconds,
+  maxReceiveCount: Number.POSITIVE_INFINITY,
+  maxConcurrency: DEAD_LETTER_SETTINGS.maxConcurrency,
+};
+
 /**
  * The visibility timeout of a dead-letter queue the dead-letters function consumes, seconds: the
  * pipeline's rule (6x the consumer's timeout), scaled like every local queue's.
  */
 export function deadLetterVisibilitySeconds(scale = 1): number {
-  return visibilityTimeoutSeconds(
-    DEAD_LETTER_SETTINGS.timeoutSeconds,
-    { ...DEAD_LETTER_SETTINGS, maxReceiveCount: 1 },
-    scale,
-  );
+  return visibilityTimeoutSeconds(DEAD_LETTER_SETTINGS.timeoutSeconds, DEAD_LETTER_QUEUE, scale);
 }
