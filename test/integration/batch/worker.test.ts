@@ -21,6 +21,7 @@ import {
   startBatch,
 } from '../../../lib/batch/start.ts';
 import { finishBatch, runChunk } from '../../../lib/batch/worker.ts';
+import { putLargeObject } from '../../../lib/storage/multipart.ts';
 import { getObject, putObject } from '../../../lib/storage/s3.ts';
 import { silentLog } from '../../../lib/util/log.ts';
 import { type Emulator, startEmulator } from '../../helpers/emulator.ts';
@@ -129,6 +130,38 @@ describe('the batch worker', () => {
     ]);
     expect(rows[4]?.error).toBeDefined();
     expect(rows.slice(0, 4).every((r) => r.scores?.length === 2 && r.error === undefined)).toBe(true);
+  });
+
+  it('gives an image over 50 MB a row with ImageTooLarge, without reading it whole', async () => {
+    // Prepare: a batch of one 51 MB file of zeros named like a photo.
+    const { s3 } = emu.clients;
+    await seedModel(
+      s3,
+      emu.bucket,
+      DATASET,
+      VERSION,
+      makeHead(['cat', 'dog'], 512, extractor.specId, 3, 0.05),
+    );
+    await promote(s3, emu.bucket, DATASET, VERSION);
+    const id = newBatchId();
+    const key = `${batchInputPrefix(DATASET, id)}huge.jpg`;
+    await putLargeObject(s3, emu.bucket, key, Buffer.alloc(51 * 1024 * 1024));
+    await startBatch(
+      { s3, bucket: emu.bucket, sqs: emu.clients.sqs, queueUrl, chunkSize: 2 },
+      DATASET,
+      { prefix: batchInputPrefix(DATASET, id) },
+      VERSION,
+    );
+
+    // Act
+    const outcome = await runChunk(deps(), { dataset: DATASET, id, part: 0 });
+
+    // Assess
+    expect(outcome).toMatchObject({ batch: 'finished', rows: 1, failed: 1 });
+    const jsonl = Buffer.from((await getObject(s3, emu.bucket, batchKeys(DATASET, id).jsonl)).body).toString(
+      'utf8',
+    );
+    expect((JSON.parse(jsonl) as BatchRow).error).toMatch(/^ImageTooLarge: .*50\.0 MB/);
   });
 
   it('reads the sample events of events/ as the worker and the API get them', async () => {
