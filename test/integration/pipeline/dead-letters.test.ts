@@ -110,6 +110,21 @@ describe('dead-letters handler: what reaches a dead-letter queue becomes a recor
     expect(await drainQueue(emu.clients.sqs, featuresQueueUrl)).toEqual([]);
   });
 
+  it('takes the sample ingest dead letter of events/ as Lambda sends it', async () => {
+    // Prepare: the image of the sample event, with the sample's ETag unknown to S3 (any content).
+    const event = loadEvent<SQSEvent>('dead-letters-ingest.json');
+    const key = 'datasets/pets/cat/my cat été+1.png';
+    await putObject(emu.clients.s3, emu.bucket, key, 'pixels');
+
+    // Act
+    const out = await handler(event, ctx);
+
+    // Assess
+    expect(out.batchItemFailures).toEqual([]);
+    const record = await getJson(emu.clients.s3, emu.bucket, featureErrorKey(refOf(key)), FeatureErrorRecord);
+    expect(record).toMatchObject({ imageKey: key, code: 'ExtractionFailed', spec: 'dead-letter' });
+  });
+
   it('turns a dead batch chunk into failed rows and finishes the batch', async () => {
     // Prepare: a batch of two chunks; chunk 0 was scored, chunk 1 died in batch-predict.
     const id = '20261206T230000Z-ab12cd34';
