@@ -6,8 +6,9 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import sharp from 'sharp';
 import { z } from 'zod';
-import { NotFoundError, TlearnError } from '../errors.ts';
-import { getObject } from '../storage/s3.ts';
+import { ImageDecodeError, NotFoundError, TlearnError } from '../errors.ts';
+import { MAX_IMAGE_BYTES } from '../images/limits.ts';
+import { getObject, ObjectTooLargeError } from '../storage/s3.ts';
 import { datasetParam, getHeader, parseWith } from './http.ts';
 import { checkImageKey } from './predict.ts';
 import type { RouteContext } from './types.ts';
@@ -34,13 +35,21 @@ export async function thumbnailRoute(
   const key = checkImageKey(q.key, dataset);
   let obj: Awaited<ReturnType<typeof getObject>>;
   try {
-    obj = await getObject(ctx.s3, ctx.config.bucket, key);
+    obj = await getObject(ctx.s3, ctx.config.bucket, key, { maxBytes: MAX_IMAGE_BYTES });
   } catch (err) {
     if (err instanceof NotFoundError)
       throw new NotFoundError(`image '${key.slice(0, 200)}' does not exist`, {
         code: 'ImageNotFound',
         cause: err,
       });
+    if (err instanceof ObjectTooLargeError)
+      throw new ImageDecodeError(
+        'ImageTooLarge',
+        `image '${key.slice(0, 200)}' is over the stored-image limit`,
+        {
+          cause: err,
+        },
+      );
     throw err;
   }
   const etag = `"${obj.etag}-${q.size}"`;

@@ -4,11 +4,12 @@
  */
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { z } from 'zod';
-import { NotFoundError, TlearnError, ValidationError } from '../errors.ts';
+import { ImageDecodeError, NotFoundError, TlearnError, ValidationError } from '../errors.ts';
+import { formatMegabytes, MAX_IMAGE_BYTES } from '../images/limits.ts';
 import { preprocessImage } from '../images/preprocess.ts';
 import type { FeatureExtractor } from '../model/types.ts';
 import { DATASETS_PREFIX, datasetPrefix, parseImageKey } from '../storage/keys.ts';
-import { getObject } from '../storage/s3.ts';
+import { getObject, ObjectTooLargeError } from '../storage/s3.ts';
 import { predictProba } from '../training/head.ts';
 import {
   applyThreshold,
@@ -137,10 +138,18 @@ function readInput(event: APIGatewayProxyEvent, dataset: string, maxBytes: numbe
 
 async function readKey(ctx: RouteContext, key: string): Promise<Uint8Array> {
   try {
-    return (await getObject(ctx.s3, ctx.config.bucket, key)).body;
+    // Bounded like every image read (docs/ARCHITECTURE.md "Size gates and dead letters").
+    return (await getObject(ctx.s3, ctx.config.bucket, key, { maxBytes: MAX_IMAGE_BYTES })).body;
   } catch (err) {
     if (err instanceof NotFoundError) {
       throw new NotFoundError(`image '${key}' does not exist`, { code: 'ImageNotFound' });
+    }
+    if (err instanceof ObjectTooLargeError) {
+      throw new ImageDecodeError(
+        'ImageTooLarge',
+        `image '${key}' is over the limit of ${formatMegabytes(MAX_IMAGE_BYTES)} for a stored image`,
+        { cause: err },
+      );
     }
     throw err;
   }

@@ -13,7 +13,8 @@ import { loadExtractor } from '../../../lib/model/extractor.ts';
 import type { FeatureExtractor } from '../../../lib/model/types.ts';
 import { featureMetadata } from '../../../lib/pipeline/feature-metadata.ts';
 import { featureErrorKey, featureKey, modelFileKey } from '../../../lib/storage/keys.ts';
-import { putObject } from '../../../lib/storage/s3.ts';
+import { putLargeObject } from '../../../lib/storage/multipart.ts';
+import { deleteObject, putObject } from '../../../lib/storage/s3.ts';
 import { predictProba } from '../../../lib/training/head.ts';
 import type { Head } from '../../../lib/training/types.ts';
 import { type Emulator, startEmulator } from '../../helpers/emulator.ts';
@@ -253,6 +254,22 @@ describe('HTTP API over the emulator with the real extractor', () => {
       const res = await call(predictJson('pets', { key: 'datasets/pets/cat/1.png' }));
       const body = expectScores(res, petsHead, await features(catPng));
       expect(body.timingsMs.fetch).toBeGreaterThanOrEqual(0);
+    });
+
+    it('refuses an image named by its key that is over 50 MB without reading it whole (422 ImageTooLarge)', async () => {
+      // Prepare: 51 MB of zeros named like a photo (removed after, so the dataset's counts stay).
+      const key = 'datasets/pets/cat/huge.png';
+      await putLargeObject(em.clients.s3, em.bucket, key, Buffer.alloc(51 * 1024 * 1024));
+      try {
+        // Act
+        const res = await call(predictJson('pets', { key }));
+
+        // Assess
+        expect(res.statusCode).toBe(422);
+        expect(JSON.parse(res.body).error.code).toBe('ImageTooLarge');
+      } finally {
+        await deleteObject(em.clients.s3, em.bucket, key);
+      }
     });
 
     it('predicts with a binary head as [1-p, p] and returns the top k', async () => {

@@ -19,7 +19,8 @@ import { type LocalEmulator, startLocalEmulator } from '../../../lib/local/emula
 import { featureMetadata } from '../../../lib/pipeline/feature-metadata.ts';
 import { type AwsClients, createAwsClients } from '../../../lib/storage/clients.ts';
 import { featureErrorKey, modelFileKey } from '../../../lib/storage/keys.ts';
-import { getObject, putJson, putObject } from '../../../lib/storage/s3.ts';
+import { putLargeObject } from '../../../lib/storage/multipart.ts';
+import { deleteObject, getObject, putJson, putObject } from '../../../lib/storage/s3.ts';
 import { silentLog } from '../../../lib/util/log.ts';
 import { fakeExtractor } from '../../helpers/fake-extractor.ts';
 import { makeImage } from '../../helpers/images.ts';
@@ -218,6 +219,22 @@ describe('the console routes', () => {
       expect(missing.statusCode).toBe(404);
       expect(errorOf(missing).code).toBe('ImageNotFound');
       expect(tooBig.statusCode).toBe(400);
+    });
+
+    it('refuses an image over 50 MB with 422 ImageTooLarge, without reading it whole', async () => {
+      // Prepare: 51 MB of zeros named like a photo (removed after, so other counts stay).
+      const key = 'datasets/pets/cat/huge.png';
+      await putLargeObject(clients.s3, BUCKET, key, Buffer.alloc(51 * 1024 * 1024));
+      try {
+        // Act
+        const res = await thumb('pets', { key, size: '64' });
+
+        // Assess
+        expect(res.statusCode).toBe(422);
+        expect(errorOf(res).code).toBe('ImageTooLarge');
+      } finally {
+        await deleteObject(clients.s3, BUCKET, key);
+      }
     });
   });
 
