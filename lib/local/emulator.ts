@@ -12,10 +12,12 @@
 import { join } from 'node:path';
 import { buildApp } from 'fauxqs';
 import { ConfigError, describeError, TlearnError } from '../errors.ts';
+import { LOCAL_CREDENTIALS } from '../storage/clients.ts';
 import { normalizeEtag } from '../storage/s3.ts';
 import { isAllowedUploadHeader, UPLOAD_CORS } from '../storage/upload-cors.ts';
 import type { Log } from '../util/log.ts';
 import { createDiskMirror, type DiskMirror } from './disk-mirror.ts';
+import { guardEmulator } from './emulator-guard.ts';
 import { LOCAL_ACCOUNT_ID } from './lambda-context.ts';
 import { indexS3Listing, type ListableS3Store } from './s3-listing.ts';
 
@@ -65,6 +67,11 @@ export interface LocalEmulatorOptions {
   buckets?: readonly string[];
   /** Mirror buckets to `{dataDir}/s3/` and restore from there; in-memory only when absent. */
   dataDir?: string;
+  /**
+   * Access key id → secret of the credentials presigned PUTs are signed with (checked as S3 does).
+   * @default the local stack's fixed credentials (lib/storage/clients.ts)
+   */
+  presignSecrets?: Readonly<Record<string, string>>;
   log: Log;
 }
 
@@ -237,9 +244,15 @@ export async function startLocalEmulator(opts: LocalEmulatorOptions): Promise<Lo
       Parameters<typeof buildApp>[0]
     >['stores'],
   });
+  const wanted = opts.port ?? 4566;
+  let boundPort = wanted;
+  guardEmulator(
+    app,
+    () => boundPort,
+    opts.presignSecrets ?? { [LOCAL_CREDENTIALS.accessKeyId]: LOCAL_CREDENTIALS.secretAccessKey },
+  );
   enforceConditionalPuts(app, s3Store);
   allowBrowserUploads(app);
-  const wanted = opts.port ?? 4566;
   try {
     await app.listen({ port: wanted, host: '127.0.0.1' });
   } catch (err) {
@@ -254,6 +267,7 @@ export async function startLocalEmulator(opts: LocalEmulatorOptions): Promise<Lo
   }
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : wanted;
+  boundPort = port;
   const endpoint = `http://127.0.0.1:${port}`;
   let stopped = false;
 

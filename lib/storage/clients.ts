@@ -12,7 +12,7 @@ export interface AwsClients {
 }
 
 /** Fixed dummy credentials: a loopback emulator accepts any, and they spare a local user from configuring AWS. */
-const LOCAL_CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' };
+export const LOCAL_CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' };
 
 /** An HTTP handler that abandons a call after `timeoutMs` (and a connection attempt after `maxConnectMs`). */
 function timedRequestHandler(timeoutMs: number, maxConnectMs: number): NodeHttpHandler {
