@@ -54,6 +54,100 @@ async function walk(entry: FileSystemEntry, out: Pending[]): Promise<void> {
   }
 }
 
+/** The labelled files of a drop, the first of each label/name only (the rest are `duplicates`). */
+function planDrop(pending: readonly Pending[], labelOf: (p: Pending) => string | null) {
+  const byLabel = new Map<string, number>();
+  const firstOf = new Map<string, Pending>();
+  const duplicates: string[] = [];
+  let unlabelled = 0;
+  for (const p of pending) {
+    const l = labelOf(p);
+    if (l === null) {
+      unlabelled += 1;
+      continue;
+    }
+    const id = idOf(l, p.file.name);
+    if (firstOf.has(id)) {
+      duplicates.push(id);
+      continue;
+    }
+    firstOf.set(id, p);
+    byLabel.set(l, (byLabel.get(l) ?? 0) + 1);
+  }
+  return { ready: [...firstOf.values()], duplicates, byLabel, unlabelled };
+}
+
+/** Upload progress over the bytes and files of one round of PUTs. */
+interface Progress {
+  sent: number;
+  total: number;
+  files: number;
+  done: number;
+}
+
+/**
+ * Presigns and PUTs files in chunks of {@link PRESIGN_CHUNK}, {@link PARALLEL_PUTS} at a time; a
+ * 412 (the image exists and the URL may not replace it) is collected in `exists`, not thrown.
+ */
+async function putFiles(
+  dataset: string,
+  todo: readonly Pending[],
+  opts: {
+    replace: boolean;
+    labelOf: (p: Pending) => string | null;
+    onProgress: (update: (cur: Progress | null) => Progress | null) => void;
+  },
+): Promise<Sent> {
+  const { labelOf, onProgress } = opts;
+  const total = todo.reduce((a, p) => a + p.file.size, 0);
+  const sentBy = new Map<Pending, number>();
+  onProgress(() => ({ sent: 0, total, files: todo.length, done: 0 }));
+  const out: Sent = { done: 0, exists: [], rejected: [] };
+  let processed = 0;
+  for (let i = 0; i < todo.length; i += PRESIGN_CHUNK) {
+    const chunk = todo.slice(i, i + PRESIGN_CHUNK);
+    const r = await api<{ uploads: PresignedUpload[]; rejected: { name: string; reason: string }[] }>(
+      'POST',
+      `datasets/${dataset}/uploads`,
+      {
+        files: chunk.map((p) => ({
+          label: labelOf(p),
+          name: p.file.name.normalize('NFC'),
+          size: p.file.size,
+          ...(opts.replace ? { replace: true } : {}),
+        })),
+      },
+    );
+    out.rejected.push(...r.rejected.map((x) => `${x.name}: ${x.reason}`));
+    const byId = new Map(chunk.map((p) => [idOf(labelOf(p) ?? '', p.file.name), p]));
+    const jobs = r.uploads.map((u) => ({ u, p: byId.get(idOf(u.label, u.name)) }));
+    let next = 0;
+    const worker = async () => {
+      while (next < jobs.length) {
+        const job = jobs[next++];
+        const p = job?.p;
+        if (!job || !p) continue;
+        try {
+          await putWithProgress(job.u.url, p.file, job.u.headers, (sent) => {
+            sentBy.set(p, sent);
+            const sum = [...sentBy.values()].reduce((a, b) => a + b, 0);
+            onProgress((cur) => (cur ? { ...cur, sent: sum } : cur));
+          });
+          out.done += 1;
+        } catch (err) {
+          if (!(err instanceof StorageRefusedError && err.status === 412)) throw err;
+          out.exists.push(p);
+        }
+        sentBy.set(p, p.file.size);
+        processed += 1;
+        onProgress((cur) => (cur ? { ...cur, done: processed } : cur));
+      }
+    };
+    await Promise.all(Array.from({ length: PARALLEL_PUTS }, worker));
+  }
+  return out;
+}
+
 export function Upload(props: {
   dataset: string;
   labels: string[];
@@ -62,12 +156,7 @@ export function Upload(props: {
 }) {
   const [pending, setPending] = useState<Pending[]>([]);
   const [label, setLabel] = useState('');
-  const [progress, setProgress] = useState<{
-    sent: number;
-    total: number;
-    files: number;
-    done: number;
-  } | null>(null);
+  const [progress, setProgress] = useState<Progress | null>(null);
   const [message, setMessage] = useState<string | null>(null);
   const [error, setError] = useState<unknown>(null);
   const filesInput = useRef<HTMLInputElement>(null);
@@ -101,76 +190,10 @@ export function Upload(props: {
   const [conflict, setConflict] = useState<Sent | null>(null);
 
   const labelOf = (p: Pending) => p.folder ?? (label.trim() || null);
-  const byLabel = new Map<string, number>();
-  const firstOf = new Map<string, Pending>();
-  const duplicates: string[] = [];
-  let unlabelled = 0;
-  for (const p of pending) {
-    const l = labelOf(p);
-    if (l === null) {
-      unlabelled += 1;
-      continue;
-    }
-    const id = idOf(l, p.file.name);
-    if (firstOf.has(id)) {
-      duplicates.push(id);
-      continue;
-    }
-    firstOf.set(id, p);
-    byLabel.set(l, (byLabel.get(l) ?? 0) + 1);
-  }
-  const ready = [...firstOf.values()];
+  const { ready, duplicates, byLabel, unlabelled } = planDrop(pending, labelOf);
 
-  /** Presigns and PUTs files in chunks; a 412 (the image exists) is collected, not thrown. */
-  const sendFiles = async (todo: Pending[], replace: boolean): Promise<Sent> => {
-    const total = todo.reduce((a, p) => a + p.file.size, 0);
-    const sentBy = new Map<Pending, number>();
-    setProgress({ sent: 0, total, files: todo.length, done: 0 });
-    const out: Sent = { done: 0, exists: [], rejected: [] };
-    let processed = 0;
-    for (let i = 0; i < todo.length; i += PRESIGN_CHUNK) {
-      const chunk = todo.slice(i, i + PRESIGN_CHUNK);
-      const r = await api<{ uploads: PresignedUpload[]; rejected: { name: string; reason: string }[] }>(
-        'POST',
-        `datasets/${props.dataset}/uploads`,
-        {
-          files: chunk.map((p) => ({
-            label: labelOf(p),
-            name: p.file.name.normalize('NFC'),
-            size: p.file.size,
-            ...(replace ? { replace: true } : {}),
-          })),
-        },
-      );
-      out.rejected.push(...r.rejected.map((x) => `${x.name}: ${x.reason}`));
-      const byId = new Map(chunk.map((p) => [idOf(labelOf(p) ?? '', p.file.name), p]));
-      const jobs = r.uploads.map((u) => ({ u, p: byId.get(idOf(u.label, u.name)) }));
-      let next = 0;
-      const worker = async () => {
-        while (next < jobs.length) {
-          const job = jobs[next++];
-          const p = job?.p;
-          if (!job || !p) continue;
-          try {
-            await putWithProgress(job.u.url, p.file, job.u.headers, (sent) => {
-              sentBy.set(p, sent);
-              const sum = [...sentBy.values()].reduce((a, b) => a + b, 0);
-              setProgress((cur) => (cur ? { ...cur, sent: sum } : cur));
-            });
-            out.done += 1;
-          } catch (err) {
-            if (!(err instanceof StorageRefusedError && err.status === 412)) throw err;
-            out.exists.push(p);
-          }
-          sentBy.set(p, p.file.size);
-          processed += 1;
-          setProgress((cur) => (cur ? { ...cur, done: processed } : cur));
-        }
-      };
-      await Promise.all(Array.from({ length: PARALLEL_PUTS }, worker));
-    }
-    return out;
-  };
+  const sendFiles = (todo: Pending[], replace: boolean): Promise<Sent> =>
+    putFiles(props.dataset, todo, { replace, labelOf, onProgress: setProgress });
 
   const finish = (r: Sent, skipped: number, notSent: number) => {
     setPending((cur) => cur.filter((p) => labelOf(p) === null));
