@@ -19,6 +19,7 @@ import type { Log } from '../util/log.ts';
 import { createDiskMirror, type DiskMirror } from './disk-mirror.ts';
 import { guardEmulator } from './emulator-guard.ts';
 import { LOCAL_ACCOUNT_ID } from './lambda-context.ts';
+import { isLoopbackOrigin } from './loopback.ts';
 import { indexS3Listing, type ListableS3Store } from './s3-listing.ts';
 
 /** A stored object as the emulator reports it on a write. */
@@ -372,9 +373,6 @@ function enforceConditionalPuts(app: FauxApp, store: FauxS3Store): void {
   });
 }
 
-/** Pages on this machine (the local console at http://127.0.0.1:3000): the local stand-in for the API's origin. */
-const LOOPBACK_ORIGIN_RE = /^http:\/\/(127\.0\.0\.1|localhost)(:\d+)?$/;
-
 /**
  * The bucket CORS rule of lib/storage/upload-cors.ts, as S3 applies it: a preflight for an allowed
  * method and headers gets 200 with the allow headers, anything else 403; actual requests from the
@@ -383,7 +381,8 @@ const LOOPBACK_ORIGIN_RE = /^http:\/\/(127\.0\.0\.1|localhost)(:\d+)?$/;
  */
 function allowBrowserUploads(app: FauxApp): void {
   const allowedOrigin = (origin: unknown): origin is string =>
-    typeof origin === 'string' && LOOPBACK_ORIGIN_RE.test(origin);
+    // Pages on this machine (the local console at http://127.0.0.1:3000): the local stand-in for the API's origin.
+    typeof origin === 'string' && isLoopbackOrigin(origin);
   app.addHook('onRequest', async (request, reply) => {
     if (request.method !== 'OPTIONS') return;
     const origin = request.headers.origin;
