@@ -36,8 +36,7 @@ export function guardEmulator(
       return reply.code(status).type('application/xml').send(errorXml(code, message));
     };
     const host = request.headers.host;
-    if (!isLoopbackHost(host, port()))
-      return refuse(421, 'MisdirectedRequest', misdirected(host, port()).message);
+    if (!isLoopbackHost(host)) return refuse(421, 'MisdirectedRequest', misdirected(host, port()).message);
     const origin = request.headers.origin;
     const url = request.url;
     if (origin !== undefined) {

@@ -353,7 +353,7 @@ export async function startHttpApi(opts: HttpApiOptions): Promise<HttpApi> {
     const method = (req.method ?? 'GET').toUpperCase();
     const rawUrl = req.url ?? '/';
     // DNS rebinding: only a loopback Host reaches the function (lib/local/loopback.ts).
-    if (!isLoopbackHost(req.headers.host, port)) {
+    if (!isLoopbackHost(req.headers.host)) {
       req.resume();
       return sendJsonError(res, misdirected(req.headers.host, port), requestId);
     }

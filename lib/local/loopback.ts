@@ -28,13 +28,14 @@ function parseAuthority(value: string): URL | undefined {
 }
 
 /**
- * Whether a `Host` header names this loopback server: `127.0.0.1:PORT`, `localhost:PORT` or
- * `[::1]:PORT`, the port being the one the server listens on.
+ * Whether a `Host` header names this machine by a loopback name: `127.0.0.1`, `localhost` or
+ * `[::1]`, with any port (an SSH tunnel `-L 8000:127.0.0.1:3000` makes the browser send
+ * `localhost:8000`). DNS rebinding always arrives with the attacker's name, so the name is the check.
  */
-export function isLoopbackHost(host: string | undefined, port: number): boolean {
+export function isLoopbackHost(host: string | undefined): boolean {
   if (host === undefined || host === '' || /[/?#@\s]/.test(host)) return false;
   const url = parseAuthority(host);
-  return url !== undefined && LOOPBACK_HOSTS.has(url.hostname) && url.port === String(port);
+  return url !== undefined && LOOPBACK_HOSTS.has(url.hostname);
 }
 
 /** Whether an `Origin` is a page served from this machine (`http://127.0.0.1:…`, `localhost`, `[::1]`). */
@@ -48,7 +49,7 @@ export function isLoopbackOrigin(origin: string | undefined): boolean {
 export function misdirected(host: string | undefined, port: number): MisdirectedRequestError {
   const shown = host === undefined ? '(none)' : host.length > 100 ? `${host.slice(0, 100)}…` : host;
   return new MisdirectedRequestError(
-    `this local server answers only to Host 127.0.0.1:${port}, localhost:${port} or [::1]:${port}, not ${shown}`,
+    `this local server answers only to the host names 127.0.0.1, localhost or [::1] (e.g. Host 127.0.0.1:${port}), not ${shown}`,
   );
 }
 

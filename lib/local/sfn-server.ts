@@ -201,7 +201,7 @@ function browserRefusal(
   req: IncomingMessage,
   port: number,
 ): { status: number; type: string; message: string } | undefined {
-  if (!isLoopbackHost(req.headers.host, port)) {
+  if (!isLoopbackHost(req.headers.host)) {
     return { status: 421, type: 'MisdirectedRequest', message: misdirected(req.headers.host, port).message };
   }
   if (req.headers.origin !== undefined) {
