@@ -110,6 +110,14 @@ export function thumbnail(dataset: string, key: string, size = 128): Promise<str
   return p;
 }
 
+/** Storage answered a presigned PUT with an error status (412: the key exists and the PUT may not replace it). */
+export class StorageRefusedError extends Error {
+  constructor(readonly status: number) {
+    super(`upload refused by storage: HTTP ${status}`);
+    this.name = 'StorageRefusedError';
+  }
+}
+
 /**
  * PUTs a file to a presigned URL with upload progress (fetch has none for request bodies).
  * Resolves on 2xx; rejects with the status otherwise.
@@ -126,9 +134,7 @@ export function putWithProgress(
     for (const [k, v] of Object.entries(hdrs)) xhr.setRequestHeader(k, v);
     xhr.upload.onprogress = (e) => onProgress(e.loaded);
     xhr.onload = () =>
-      xhr.status >= 200 && xhr.status < 300
-        ? resolve()
-        : reject(new Error(`upload refused by storage: HTTP ${xhr.status}`));
+      xhr.status >= 200 && xhr.status < 300 ? resolve() : reject(new StorageRefusedError(xhr.status));
     xhr.onerror = () => reject(new Error('upload failed: network error (CORS?)'));
     xhr.send(file);
   });

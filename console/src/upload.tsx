@@ -2,9 +2,12 @@
  * Upload by drag and drop (files or whole folders: a file's folder name is its label) or with the
  * file/folder pickers; loose files take the label picked here. Images go straight to S3 through
  * presigned PUT URLs from `POST /datasets/{d}/uploads`, with a progress bar over the bytes sent.
+ * Nothing is overwritten silently: names are NFC like the CLI's, two files of one drop with the same
+ * label and name are reported before anything is sent (only the first goes), and a PUT the bucket
+ * refuses because the image exists (412, `If-None-Match: *`) ends in a dialog: replace or skip.
  */
 import { useRef, useState } from 'preact/hooks';
-import { api, putWithProgress } from './api.ts';
+import { api, putWithProgress, StorageRefusedError } from './api.ts';
 import { DropZone, ErrorLine } from './format.tsx';
 import type { PresignedUpload } from './types.ts';
 
@@ -16,6 +19,19 @@ const PARALLEL_PUTS = 4;
 interface Pending {
   file: File;
   folder: string | null;
+}
+
+/** The key a file will have in the dataset, as the API builds it (NFC, lib/api/uploads.ts). */
+function idOf(label: string, name: string): string {
+  return `${label.normalize('NFC')}/${name.normalize('NFC')}`;
+}
+
+/** What one round of PUTs did. */
+interface Sent {
+  done: number;
+  /** Files whose image exists already (the PUT got 412). */
+  exists: Pending[];
+  rejected: string[];
 }
 
 function folderOf(relativePath: string): string | null {
@@ -38,6 +54,100 @@ async function walk(entry: FileSystemEntry, out: Pending[]): Promise<void> {
   }
 }
 
+/** The labelled files of a drop, the first of each label/name only (the rest are `duplicates`). */
+function planDrop(pending: readonly Pending[], labelOf: (p: Pending) => string | null) {
+  const byLabel = new Map<string, number>();
+  const firstOf = new Map<string, Pending>();
+  const duplicates: string[] = [];
+  let unlabelled = 0;
+  for (const p of pending) {
+    const l = labelOf(p);
+    if (l === null) {
+      unlabelled += 1;
+      continue;
+    }
+    const id = idOf(l, p.file.name);
+    if (firstOf.has(id)) {
+      duplicates.push(id);
+      continue;
+    }
+    firstOf.set(id, p);
+    byLabel.set(l, (byLabel.get(l) ?? 0) + 1);
+  }
+  return { ready: [...firstOf.values()], duplicates, byLabel, unlabelled };
+}
+
+/** Upload progress over the bytes and files of one round of PUTs. */
+interface Progress {
+  sent: number;
+  total: number;
+  files: number;
+  done: number;
+}
+
+/**
+ * Presigns and PUTs files in chunks of {@link PRESIGN_CHUNK}, {@link PARALLEL_PUTS} at a time; a
+ * 412 (the image exists and the URL may not replace it) is collected in `exists`, not thrown.
+ */
+async function putFiles(
+  dataset: string,
+  todo: readonly Pending[],
+  opts: {
+    replace: boolean;
+    labelOf: (p: Pending) => string | null;
+    onProgress: (update: (cur: Progress | null) => Progress | null) => void;
+  },
+): Promise<Sent> {
+  const { labelOf, onProgress } = opts;
+  const total = todo.reduce((a, p) => a + p.file.size, 0);
+  const sentBy = new Map<Pending, number>();
+  onProgress(() => ({ sent: 0, total, files: todo.length, done: 0 }));
+  const out: Sent = { done: 0, exists: [], rejected: [] };
+  let processed = 0;
+  for (let i = 0; i < todo.length; i += PRESIGN_CHUNK) {
+    const chunk = todo.slice(i, i + PRESIGN_CHUNK);
+    const r = await api<{ uploads: PresignedUpload[]; rejected: { name: string; reason: string }[] }>(
+      'POST',
+      `datasets/${dataset}/uploads`,
+      {
+        files: chunk.map((p) => ({
+          label: labelOf(p),
+          name: p.file.name.normalize('NFC'),
+          size: p.file.size,
+          ...(opts.replace ? { replace: true } : {}),
+        })),
+      },
+    );
+    out.rejected.push(...r.rejected.map((x) => `${x.name}: ${x.reason}`));
+    const byId = new Map(chunk.map((p) => [idOf(labelOf(p) ?? '', p.file.name), p]));
+    const jobs = r.uploads.map((u) => ({ u, p: byId.get(idOf(u.label, u.name)) }));
+    let next = 0;
+    const worker = async () => {
+      while (next < jobs.length) {
+        const job = jobs[next++];
+        const p = job?.p;
+        if (!job || !p) continue;
+        try {
+          await putWithProgress(job.u.url, p.file, job.u.headers, (sent) => {
+            sentBy.set(p, sent);
+            const sum = [...sentBy.values()].reduce((a, b) => a + b, 0);
+            onProgress((cur) => (cur ? { ...cur, sent: sum } : cur));
+          });
+          out.done += 1;
+        } catch (err) {
+          if (!(err instanceof StorageRefusedError && err.status === 412)) throw err;
+          out.exists.push(p);
+        }
+        sentBy.set(p, p.file.size);
+        processed += 1;
+        onProgress((cur) => (cur ? { ...cur, done: processed } : cur));
+      }
+    };
+    await Promise.all(Array.from({ length: PARALLEL_PUTS }, worker));
+  }
+  return out;
+}
+
 export function Upload(props: {
   dataset: string;
   labels: string[];
@@ -46,12 +156,7 @@ export function Upload(props: {
 }) {
   const [pending, setPending] = useState<Pending[]>([]);
   const [label, setLabel] = useState('');
-  const [progress, setProgress] = useState<{
-    sent: number;
-    total: number;
-    files: number;
-    done: number;
-  } | null>(null);
+  const [progress, setProgress] = useState<Progress | null>(null);
   const [message, setMessage] = useState<string | null>(null);
   const [error, setError] = useState<unknown>(null);
   const filesInput = useRef<HTMLInputElement>(null);
@@ -82,60 +187,33 @@ export function Upload(props: {
     input.value = '';
   };
 
-  const labelOf = (p: Pending) => p.folder ?? (label.trim() || null);
-  const byLabel = new Map<string, number>();
-  let unlabelled = 0;
-  for (const p of pending) {
-    const l = labelOf(p);
-    if (l === null) unlabelled += 1;
-    else byLabel.set(l, (byLabel.get(l) ?? 0) + 1);
-  }
+  const [conflict, setConflict] = useState<Sent | null>(null);
 
-  const start = async () => {
-    const todo = pending.filter((p) => labelOf(p) !== null);
-    const total = todo.reduce((a, p) => a + p.file.size, 0);
-    const sentBy = new Map<number, number>();
+  const labelOf = (p: Pending) => p.folder ?? (label.trim() || null);
+  const { ready, duplicates, byLabel, unlabelled } = planDrop(pending, labelOf);
+
+  const sendFiles = (todo: Pending[], replace: boolean): Promise<Sent> =>
+    putFiles(props.dataset, todo, { replace, labelOf, onProgress: setProgress });
+
+  const finish = (r: Sent, skipped: number, notSent: number) => {
+    setPending((cur) => cur.filter((p) => labelOf(p) === null));
+    const parts = [
+      skipped ? `${skipped} already in the dataset, skipped` : '',
+      notSent ? `${notSent} with a duplicate name not sent` : '',
+      r.rejected.length ? `${r.rejected.length} refused: ${r.rejected.slice(0, 3).join('; ')}` : '',
+    ].filter((x) => x !== '');
+    setMessage(
+      `Uploaded ${r.done} image(s)${parts.length ? `; ${parts.join('; ')}` : ''}. Features are extracted now; a training starts by itself.`,
+    );
+    props.onDone();
+  };
+
+  const run = async (work: () => Promise<void>) => {
     setError(null);
     setMessage(null);
-    setProgress({ sent: 0, total, files: todo.length, done: 0 });
     props.onUploading(true);
-    let done = 0;
-    const rejected: string[] = [];
     try {
-      for (let i = 0; i < todo.length; i += PRESIGN_CHUNK) {
-        const chunk = todo.slice(i, i + PRESIGN_CHUNK);
-        const r = await api<{ uploads: PresignedUpload[]; rejected: { name: string; reason: string }[] }>(
-          'POST',
-          `datasets/${props.dataset}/uploads`,
-          { files: chunk.map((p) => ({ label: labelOf(p), name: p.file.name, size: p.file.size })) },
-        );
-        rejected.push(...r.rejected.map((x) => `${x.name}: ${x.reason}`));
-        const jobs = r.uploads.map((u) => {
-          const index = chunk.findIndex((p) => p.file.name === u.name && labelOf(p) === u.label);
-          return { u, p: chunk[index], id: i + index };
-        });
-        let next = 0;
-        const worker = async () => {
-          while (next < jobs.length) {
-            const job = jobs[next++];
-            if (!job?.p) continue;
-            await putWithProgress(job.u.url, job.p.file, job.u.headers, (sent) => {
-              sentBy.set(job.id, sent);
-              const sum = [...sentBy.values()].reduce((a, b) => a + b, 0);
-              setProgress((cur) => (cur ? { ...cur, sent: sum } : cur));
-            });
-            sentBy.set(job.id, job.p.file.size);
-            done += 1;
-            setProgress((cur) => (cur ? { ...cur, done } : cur));
-          }
-        };
-        await Promise.all(Array.from({ length: PARALLEL_PUTS }, worker));
-      }
-      setPending((cur) => cur.filter((p) => labelOf(p) === null));
-      setMessage(
-        `Uploaded ${done} image(s)${rejected.length ? `; ${rejected.length} refused: ${rejected.slice(0, 3).join('; ')}` : ''}. Features are extracted now; a training starts by itself.`,
-      );
-      props.onDone();
+      await work();
     } catch (err) {
       setError(err);
     } finally {
@@ -143,7 +221,32 @@ export function Upload(props: {
     }
   };
 
-  const busy = progress !== null && progress.done < progress.files && !error;
+  /** Files of the last drop not sent for a duplicate name (reported with the result). */
+  const dropped = useRef(0);
+  const start = () =>
+    run(async () => {
+      dropped.current = duplicates.length;
+      const r = await sendFiles(ready, false);
+      if (r.exists.length > 0) setConflict(r);
+      else finish(r, 0, dropped.current);
+    });
+
+  const resolveConflict = (replace: boolean) => {
+    const c = conflict;
+    setConflict(null);
+    if (!c) return;
+    if (!replace) return finish(c, c.exists.length, dropped.current);
+    return run(async () => {
+      const r = await sendFiles(c.exists, true);
+      finish(
+        { done: c.done + r.done, exists: r.exists, rejected: [...c.rejected, ...r.rejected] },
+        r.exists.length,
+        dropped.current,
+      );
+    });
+  };
+
+  const busy = (progress !== null && progress.done < progress.files && !error) || conflict !== null;
   return (
     <div>
       <DropZone label="drop images or folders" onDrop={onDrop}>
@@ -196,17 +299,19 @@ export function Upload(props: {
       {pending.length > 0 ? (
         <div class="pending">
           <p>
-            Ready to upload: <strong>{pending.length - unlabelled}</strong> image(s)
+            Ready to upload: <strong>{ready.length}</strong> image(s)
             {byLabel.size > 0 ? ` — ${[...byLabel].map(([l, n]) => `${l} ${n}`).join(', ')}` : ''}
             {unlabelled > 0 ? <span class="bad"> · {unlabelled} need a label (type one above)</span> : null}
           </p>
-          <button
-            type="button"
-            class="primary"
-            disabled={busy || pending.length === unlabelled}
-            onClick={start}
-          >
-            Upload {pending.length - unlabelled} image(s)
+          {duplicates.length > 0 ? (
+            <p class="bad" data-testid="duplicates">
+              {duplicates.length} file(s) have the same label and name as another file of this drop and will
+              not be sent (only the first is): {[...new Set(duplicates)].slice(0, 10).join(', ')}
+              {duplicates.length > 10 ? ', …' : ''}
+            </p>
+          ) : null}
+          <button type="button" class="primary" disabled={busy || ready.length === 0} onClick={start}>
+            Upload {ready.length} image(s)
           </button>{' '}
           <button type="button" disabled={busy} onClick={() => setPending([])}>
             Clear
@@ -222,12 +327,48 @@ export function Upload(props: {
           </label>
         </div>
       ) : null}
+      {conflict ? (
+        <ExistsDialog
+          names={conflict.exists.map((p) => idOf(labelOf(p) ?? '', p.file.name))}
+          onAnswer={resolveConflict}
+        />
+      ) : null}
       {message ? (
         <p class="note" role="status">
           {message}
         </p>
       ) : null}
       <ErrorLine error={error} />
+    </div>
+  );
+}
+
+/** Asks what to do with images that exist in the dataset already: replace them or skip them. */
+function ExistsDialog(props: { names: string[]; onAnswer: (replace: boolean) => void }) {
+  const shown = props.names.slice(0, 20);
+  return (
+    <div class="overlay">
+      <div class="dialog" role="dialog" aria-modal="true" aria-labelledby="exists-title">
+        <h2 id="exists-title">Already in the dataset</h2>
+        <p>
+          {props.names.length} image(s) with these names exist already. Replace them with the dropped files,
+          or skip them and keep what is stored?
+        </p>
+        <ul data-testid="existing-names">
+          {shown.map((n) => (
+            <li key={n}>{n}</li>
+          ))}
+          {props.names.length > shown.length ? <li>… and {props.names.length - shown.length} more</li> : null}
+        </ul>
+        <p>
+          <button type="button" class="primary" onClick={() => props.onAnswer(true)}>
+            Replace them
+          </button>{' '}
+          <button type="button" onClick={() => props.onAnswer(false)}>
+            Skip them
+          </button>
+        </p>
+      </div>
     </div>
   );
 }

@@ -21,6 +21,7 @@ import { thumbnailRoute } from './images.ts';
 import { createInferenceQueue, type InferenceQueue } from './inference-queue.ts';
 import { createKeyRoute, listKeysRoute, revokeKeyRoute } from './keys-routes.ts';
 import { listFailuresRoute, listModelVersionsRoute, promoteVersionRoute } from './model-versions.ts';
+import { checkRequestOrigin } from './origin.ts';
 import { predictRoute } from './predict.ts';
 import { reindexRoute } from './reindex.ts';
 import { API_ROUTES, type RouteKey, type RouteRole } from './routes.ts';
@@ -185,6 +186,7 @@ export function createApi(deps: ApiDeps): ApiHandler {
       if (cors['access-control-allow-origin'] && event.httpMethod === 'OPTIONS') {
         result = preflight(cors);
       } else {
+        checkRequestOrigin(event, deps.config.corsOrigin);
         // The router fills pathParameters from the path; a copy keeps the caller's event untouched.
         const routed = {
           ...event,

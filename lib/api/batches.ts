@@ -6,7 +6,7 @@ import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { BATCH_ID_RE, type BatchStatus } from '../batch/layout.ts';
 import { batchStatus, StartBatchBody, startBatch } from '../batch/start.ts';
 import { TlearnError, ValidationError } from '../errors.ts';
-import { datasetParam, formatIssues, parseJsonBody, readBodyBytes } from './http.ts';
+import { datasetParam, formatIssues, readJsonBody } from './http.ts';
 import { missingModelError, readCurrentPointer } from './store.ts';
 import type { RouteContext } from './types.ts';
 
@@ -16,7 +16,7 @@ export async function startBatchRoute(
   ctx: RouteContext,
 ): Promise<{ id: string; status: 'running' }> {
   const dataset = datasetParam(event);
-  const parsed = StartBatchBody.safeParse(parseJsonBody(readBodyBytes(event, 64 * 1024)));
+  const parsed = StartBatchBody.safeParse(readJsonBody(event, 64 * 1024));
   if (!parsed.success) {
     throw new ValidationError(
       `request body is invalid: ${formatIssues(parsed.error)}; send { "prefix": "datasets/…/" }`,

@@ -84,6 +84,7 @@ const STATUS_CODES: Record<number, string> = {
   409: 'Conflict',
   413: 'PayloadTooLarge',
   415: 'UnsupportedMediaType',
+  421: 'MisdirectedRequest',
   422: 'UnprocessableEntity',
   429: 'TooManyRequests',
 };

@@ -96,6 +96,25 @@ export function parseJsonBody(bytes: Uint8Array): unknown {
   }
 }
 
+/**
+ * A JSON request body: 415 unless it is sent as `application/json`, 400 when it is not JSON. The
+ * type is required because a page on any other origin may POST `text/plain` (or a form) without
+ * asking the browser's CORS preflight, never `application/json`: the console and the CLI always
+ * send the type, so only such cross-site requests are refused (docs/ARCHITECTURE.md "Local API exposure").
+ */
+export function readJsonBody(
+  event: Pick<APIGatewayProxyEvent, 'headers' | 'body' | 'isBase64Encoded'>,
+  maxBytes: number,
+): unknown {
+  const type = mediaType(event);
+  if (type !== 'application/json') {
+    throw new UnsupportedMediaTypeError(
+      `content type ${type === undefined ? '(none)' : `'${type}'`} is not accepted; send the JSON body with Content-Type: application/json`,
+    );
+  }
+  return parseJsonBody(readBodyBytes(event, maxBytes));
+}
+
 /** Formats zod issues as `path: message; …` for a 400 message. */
 export function formatIssues(error: z.ZodError): string {
   return error.issues

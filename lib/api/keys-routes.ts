@@ -2,7 +2,7 @@
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { ConflictError, NotFoundError } from '../errors.ts';
 import { apiKeyIdOf } from './auth.ts';
-import { parseJsonBody, parseWith, readBodyBytes } from './http.ts';
+import { parseWith, readJsonBody } from './http.ts';
 import {
   type ApiKeyInfo,
   type CreatedApiKey,
@@ -36,7 +36,7 @@ export async function listKeysRoute(
 
 /** `POST /keys {role, datasets, name?}`: a new key; its value is shown only in this answer. */
 export async function createKeyRoute(event: APIGatewayProxyEvent, ctx: RouteContext): Promise<CreatedApiKey> {
-  const input = parseWith(CreateKeyInput, parseJsonBody(readBodyBytes(event, 64 * 1024)), 'key request');
+  const input = parseWith(CreateKeyInput, readJsonBody(event, 64 * 1024), 'key request');
   return store(ctx).create(input, stageOf(event));
 }
 

@@ -20,7 +20,7 @@ import {
 import { getJson, getJsonIfExists, isConditionFailed, listFolders, putObject } from '../storage/s3.ts';
 import { ModelDocument } from '../training/model-document.ts';
 import { mapWithConcurrency } from '../util/concurrency.ts';
-import { datasetParam, parseJsonBody, parseWith, readBodyBytes } from './http.ts';
+import { datasetParam, parseWith, readJsonBody } from './http.ts';
 import { datasetNotFound, readCurrentPointer, sortVersions, versionTime } from './store.ts';
 import type { RouteContext } from './types.ts';
 
@@ -96,7 +96,7 @@ export async function promoteVersionRoute(
   const dataset = datasetParam(event);
   const { version } = parseWith(
     PromoteRequest,
-    parseJsonBody(readBodyBytes(event, ctx.config.maxBodyBytes)),
+    readJsonBody(event, ctx.config.maxBodyBytes),
     'promote request',
   );
   const doc = await readModel(ctx, dataset, version);

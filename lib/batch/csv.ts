@@ -1,12 +1,28 @@
 /**
  * `results.csv` of a batch: one row per image (key, label, confidence, abstained, one column per
- * class's probability, error), RFC 4180 quoting.
+ * class's probability, error), RFC 4180 quoting, and no cell a spreadsheet would run as a formula.
  */
 import type { BatchRow } from './layout.ts';
 
-/** Quotes a CSV field when it holds a comma, quote, CR or LF (quotes doubled). */
+/**
+ * Cells a spreadsheet reads as a formula (OWASP "CSV injection"): a leading `=`, `+`, `-` or `@`,
+ * or a tab / carriage return before one. Keys and labels are the user's text, so any may start so.
+ */
+const FORMULA_START_RE = /^[=+\-@\t\r]/;
+
+/**
+ * One CSV field: a text that would start a formula gets a leading `'` (the spreadsheet shows it as
+ * text), then the field is quoted when it holds a comma, quote, CR or LF (quotes doubled).
+ * Numbers are written by the caller with `String(n)` and never pass through the escape.
+ */
 export function csvField(value: string): string {
-  return /[",\r\n]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
+  const text = FORMULA_START_RE.test(value) ? `'${value}` : value;
+  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+}
+
+/** A numeric field: `-0.5` must stay a number, so it skips the formula escape of {@link csvField}. */
+function numberField(value: number | undefined): string {
+  return value === undefined ? '' : String(value);
 }
 
 /**
@@ -19,17 +35,14 @@ export function batchCsv(classes: readonly string[], rows: readonly BatchRow[]):
   for (const r of rows) {
     const probs = new Map((r.scores ?? []).map((s) => [s.label, s.probability]));
     const fields = [
-      r.key,
-      r.label ?? '',
-      r.confidence === undefined ? '' : String(r.confidence),
+      csvField(r.key),
+      csvField(r.label ?? ''),
+      numberField(r.confidence),
       r.error === undefined ? String(r.abstained ?? false) : '',
-      ...classes.map((c) => {
-        const p = probs.get(c);
-        return p === undefined ? '' : String(p);
-      }),
-      r.error ?? '',
+      ...classes.map((c) => numberField(probs.get(c))),
+      csvField(r.error ?? ''),
     ];
-    lines.push(fields.map(csvField).join(','));
+    lines.push(fields.join(','));
   }
   return `${lines.join('\r\n')}\r\n`;
 }

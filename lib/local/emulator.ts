@@ -12,11 +12,14 @@
 import { join } from 'node:path';
 import { buildApp } from 'fauxqs';
 import { ConfigError, describeError, TlearnError } from '../errors.ts';
+import { LOCAL_CREDENTIALS } from '../storage/clients.ts';
 import { normalizeEtag } from '../storage/s3.ts';
 import { isAllowedUploadHeader, UPLOAD_CORS } from '../storage/upload-cors.ts';
 import type { Log } from '../util/log.ts';
 import { createDiskMirror, type DiskMirror } from './disk-mirror.ts';
+import { guardEmulator } from './emulator-guard.ts';
 import { LOCAL_ACCOUNT_ID } from './lambda-context.ts';
+import { isLoopbackOrigin } from './loopback.ts';
 import { indexS3Listing, type ListableS3Store } from './s3-listing.ts';
 
 /** A stored object as the emulator reports it on a write. */
@@ -65,6 +68,11 @@ export interface LocalEmulatorOptions {
   buckets?: readonly string[];
   /** Mirror buckets to `{dataDir}/s3/` and restore from there; in-memory only when absent. */
   dataDir?: string;
+  /**
+   * Access key id → secret of the credentials presigned PUTs are signed with (checked as S3 does).
+   * @default the local stack's fixed credentials (lib/storage/clients.ts)
+   */
+  presignSecrets?: Readonly<Record<string, string>>;
   log: Log;
 }
 
@@ -237,9 +245,15 @@ export async function startLocalEmulator(opts: LocalEmulatorOptions): Promise<Lo
       Parameters<typeof buildApp>[0]
     >['stores'],
   });
+  const wanted = opts.port ?? 4566;
+  let boundPort = wanted;
+  guardEmulator(
+    app,
+    () => boundPort,
+    opts.presignSecrets ?? { [LOCAL_CREDENTIALS.accessKeyId]: LOCAL_CREDENTIALS.secretAccessKey },
+  );
   enforceConditionalPuts(app, s3Store);
   allowBrowserUploads(app);
-  const wanted = opts.port ?? 4566;
   try {
     await app.listen({ port: wanted, host: '127.0.0.1' });
   } catch (err) {
@@ -254,6 +268,7 @@ export async function startLocalEmulator(opts: LocalEmulatorOptions): Promise<Lo
   }
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : wanted;
+  boundPort = port;
   const endpoint = `http://127.0.0.1:${port}`;
   let stopped = false;
 
@@ -358,9 +373,6 @@ function enforceConditionalPuts(app: FauxApp, store: FauxS3Store): void {
   });
 }
 
-/** Pages on this machine (the local console at http://127.0.0.1:3000): the local stand-in for the API's origin. */
-const LOOPBACK_ORIGIN_RE = /^http:\/\/(127\.0\.0\.1|localhost)(:\d+)?$/;
-
 /**
  * The bucket CORS rule of lib/storage/upload-cors.ts, as S3 applies it: a preflight for an allowed
  * method and headers gets 200 with the allow headers, anything else 403; actual requests from the
@@ -369,7 +381,8 @@ const LOOPBACK_ORIGIN_RE = /^http:\/\/(127\.0\.0\.1|localhost)(:\d+)?$/;
  */
 function allowBrowserUploads(app: FauxApp): void {
   const allowedOrigin = (origin: unknown): origin is string =>
-    typeof origin === 'string' && LOOPBACK_ORIGIN_RE.test(origin);
+    // Pages on this machine (the local console at http://127.0.0.1:3000): the local stand-in for the API's origin.
+    typeof origin === 'string' && isLoopbackOrigin(origin);
   app.addHook('onRequest', async (request, reply) => {
     if (request.method !== 'OPTIONS') return;
     const origin = request.headers.origin;

@@ -26,6 +26,7 @@ import { describeError } from '../errors.ts';
 import type { Log } from '../util/log.ts';
 import { createLambdaContext, type LambdaHandler, LOCAL_ACCOUNT_ID } from './lambda-context.ts';
 import { gracefulStop, listenOnLoopback } from './listen.ts';
+import { isLoopbackHost, misdirected, sendJsonError } from './loopback.ts';
 
 /** One API resource + method, as defined on the REST API. */
 export interface ApiRoute {
@@ -290,6 +291,7 @@ export async function startHttpApi(opts: HttpApiOptions): Promise<HttpApi> {
   const stage = opts.stage ?? 'local';
   const timeoutMs = opts.timeoutMs ?? GATEWAY_TIMEOUT_MS;
   const inFlight = new Set<Promise<void>>();
+  let port = 0;
 
   /** One of the gateway's own answers (lib/api/gateway.ts), as API Gateway sends it. */
   const gatewayError = (
@@ -350,6 +352,11 @@ export async function startHttpApi(opts: HttpApiOptions): Promise<HttpApi> {
   const handle = async (req: IncomingMessage, res: ServerResponse, requestId: string): Promise<Outcome> => {
     const method = (req.method ?? 'GET').toUpperCase();
     const rawUrl = req.url ?? '/';
+    // DNS rebinding: only a loopback Host reaches the function (lib/local/loopback.ts).
+    if (!isLoopbackHost(req.headers.host)) {
+      req.resume();
+      return sendJsonError(res, misdirected(req.headers.host, port), requestId);
+    }
     const match = matchRoute(routes, method, rawUrl.split('?')[0] ?? '/');
     if (!match) {
       req.resume();
@@ -449,7 +456,7 @@ export async function startHttpApi(opts: HttpApiOptions): Promise<HttpApi> {
   });
   server.requestTimeout = 60_000;
 
-  const port = await listenOnLoopback(server, opts.port ?? 3000, '--port');
+  port = await listenOnLoopback(server, opts.port ?? 3000, '--port');
 
   return {
     url: `http://127.0.0.1:${port}`,

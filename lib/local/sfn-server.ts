@@ -10,6 +10,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { describeError } from '../errors.ts';
 import type { Log } from '../util/log.ts';
 import { gracefulStop, listenOnLoopback } from './listen.ts';
+import { isLoopbackHost, misdirected } from './loopback.ts';
 import { type ExecutionRecord, type ExecutionStatus, SfnApiError, type SfnRunner } from './sfn-runner.ts';
 
 /** Options of {@link startSfnServer}. */
@@ -188,6 +189,42 @@ async function readBody(req: IncomingMessage): Promise<string | undefined> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
+/** The media type of AWS's JSON 1.0 protocol, the only body the SDK sends. */
+const AMZ_JSON = 'application/x-amz-json-1.0';
+
+/**
+ * Why a request is refused before it is read, if it is (lib/local/loopback.ts): a Host that is not
+ * loopback (DNS rebinding), any `Origin` (only SDK clients call Step Functions, never a page), or a
+ * body type other than the protocol's (a page can POST `text/plain` without a preflight).
+ */
+function browserRefusal(
+  req: IncomingMessage,
+  port: number,
+): { status: number; type: string; message: string } | undefined {
+  if (!isLoopbackHost(req.headers.host)) {
+    return { status: 421, type: 'MisdirectedRequest', message: misdirected(req.headers.host, port).message };
+  }
+  if (req.headers.origin !== undefined) {
+    return {
+      status: 403,
+      type: 'AccessDeniedException',
+      message: 'browser pages may not call the local Step Functions endpoint',
+    };
+  }
+  const type = String(req.headers['content-type'] ?? '')
+    .split(';')[0]
+    ?.trim()
+    .toLowerCase();
+  if (req.method === 'POST' && type !== AMZ_JSON) {
+    return {
+      status: 415,
+      type: 'UnsupportedMediaTypeException',
+      message: `send the request with Content-Type: ${AMZ_JSON}`,
+    };
+  }
+  return undefined;
+}
+
 /**
  * Starts the Step Functions endpoint on 127.0.0.1.
  *
@@ -201,9 +238,15 @@ export async function startSfnServer(opts: SfnServerOptions): Promise<SfnServer>
   const runnerReady = Promise.resolve(opts.runner);
   // A rejected runner is reported by whoever created it; requests then answer 500.
   runnerReady.catch(() => undefined);
+  let port = 0;
   const server = createServer((req, res) => {
     const requestId = randomUUID();
     const handle = async (): Promise<void> => {
+      const refusal = browserRefusal(req, port);
+      if (refusal) {
+        req.resume();
+        return sendError(res, refusal.status, refusal.type, refusal.message, requestId);
+      }
       if (req.method !== 'POST') {
         return sendError(res, 400, 'UnknownOperationException', 'Step Functions takes POST /', requestId);
       }
@@ -247,7 +290,7 @@ export async function startSfnServer(opts: SfnServerOptions): Promise<SfnServer>
   });
   server.on('clientError', (_err, socket) => socket.destroy());
 
-  const port = await listenOnLoopback(server, opts.port ?? 8083, '--sfn-port');
+  port = await listenOnLoopback(server, opts.port ?? 8083, '--sfn-port');
   return {
     endpoint: `http://127.0.0.1:${port}`,
     port,

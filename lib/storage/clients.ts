@@ -11,8 +11,11 @@ export interface AwsClients {
   sfn: SFNClient;
 }
 
-/** Fixed dummy credentials: a loopback emulator accepts any, and they spare a local user from configuring AWS. */
-const LOCAL_CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' };
+/**
+ * Fixed dummy credentials: they spare a local user from configuring AWS. The loopback emulator
+ * accepts any on SDK calls, and checks presigned PUTs against these (lib/local/presigned-check.ts).
+ */
+export const LOCAL_CREDENTIALS = { accessKeyId: 'local', secretAccessKey: 'local' };
 
 /** An HTTP handler that abandons a call after `timeoutMs` (and a connection attempt after `maxConnectMs`). */
 function timedRequestHandler(timeoutMs: number, maxConnectMs: number): NodeHttpHandler {

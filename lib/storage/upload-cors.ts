@@ -9,8 +9,11 @@
 /** What a browser may do cross-origin on the bucket: PUT to or GET from a presigned URL. */
 export const UPLOAD_CORS = {
   allowedMethods: ['PUT', 'GET'] as const,
-  /** The presigned PUT signs `content-type`; the SDK's checksum headers may come along. */
-  allowedHeaders: ['content-type', 'x-amz-*'] as const,
+  /**
+   * The presigned PUT signs `content-type` and `if-none-match` (no silent overwrite,
+   * lib/api/uploads.ts); the SDK's checksum headers may come along.
+   */
+  allowedHeaders: ['content-type', 'if-none-match', 'x-amz-*'] as const,
   /** The page reads the ETag of what it uploaded. */
   exposedHeaders: ['ETag'] as const,
   maxAgeSeconds: 3000,

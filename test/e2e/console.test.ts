@@ -14,7 +14,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PredictionResponse } from '../../lib/api/predict.ts';
@@ -342,5 +342,59 @@ describe.skipIf(!existsSync(CHROMIUM))('the web console in chromium, on the loca
     expect((await red.allInnerTexts()).map((r) => r.replace(/\s+/g, ' '))).toEqual([
       expect.stringMatching(new RegExp(`^red ${PER_CLASS + 2} `)),
     ]);
+  }, 90_000);
+  it('asks before replacing images that exist, and reports duplicate names of one drop before sending', async () => {
+    // prepare: two folders holding red/dropped.png (the loose-file test stored it already) and one new image
+    const again = join(tmp, 'again');
+    const [one, two, fresh] = await makeLabelledImages({ labels: ['red'], perClass: 3, seed: 21 });
+    if (!one || !two || !fresh) throw new Error('no images');
+    await mkdir(join(again, 'a', 'red'), { recursive: true });
+    await mkdir(join(again, 'b', 'red'), { recursive: true });
+    await writeFile(join(again, 'a', 'red', 'dropped.png'), one.data);
+    await writeFile(join(again, 'b', 'red', 'dropped.png'), two.data);
+    await writeFile(join(again, 'b', 'red', 'fresh.png'), fresh.data);
+    const s3 = createTargetS3Client(
+      { bucket: stack?.bucket ?? '', region: stack?.region ?? '', endpoint: stack?.awsEndpoint },
+      10_000,
+    );
+    const stored = async () => {
+      const out = await s3.send(
+        new GetObjectCommand({ Bucket: stack?.bucket, Key: 'datasets/colours/red/dropped.png' }),
+      );
+      return Buffer.from((await out.Body?.transformToByteArray()) ?? []);
+    };
+    const before = await stored();
+    await page.goto(url('/#/d/colours/data'));
+    await page.locator('table.labels').waitFor();
+    const dialog = page.getByRole('dialog', { name: 'Already in the dataset' });
+
+    // act: the drop, then "Skip them"
+    await page.getByTestId('folder-input').setInputFiles(again);
+    await page.getByText('Ready to upload: 2 image(s)').waitFor();
+    const duplicates = await page.getByTestId('duplicates').textContent();
+    await page.getByRole('button', { name: 'Upload 2 image(s)' }).click();
+    await dialog.waitFor({ timeout: 30_000 });
+    const existing = await dialog.getByTestId('existing-names').textContent();
+    await dialog.getByRole('button', { name: 'Skip them' }).click();
+    const skipped = page.getByText(
+      'Uploaded 1 image(s); 1 already in the dataset, skipped; 1 with a duplicate name not sent.',
+      { exact: false },
+    );
+    await skipped.waitFor({ timeout: 30_000 });
+    const afterSkip = await stored();
+    // act: the same name again, then "Replace them"
+    await page.getByTestId('folder-input').setInputFiles(join(again, 'a'));
+    await page.getByRole('button', { name: 'Upload 1 image(s)' }).click();
+    await dialog.waitFor({ timeout: 30_000 });
+    await dialog.getByRole('button', { name: 'Replace them' }).click();
+    await page.getByText('Uploaded 1 image(s). Features', { exact: false }).waitFor({ timeout: 30_000 });
+    const afterReplace = await stored();
+    s3.destroy();
+
+    // assess
+    expect(duplicates).toContain('red/dropped.png');
+    expect(existing).toBe('red/dropped.png');
+    expect(afterSkip.equals(before)).toBe(true);
+    expect(afterReplace.equals(one.data)).toBe(true);
   }, 90_000);
 });

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { HeadObjectCommand } from '@aws-sdk/client-s3';
 import type { APIGatewayProxyResult } from 'aws-lambda';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -120,9 +121,9 @@ describe('the console routes', () => {
       const res = await json('POST', '/datasets/pets/uploads', '/datasets/{d}/uploads', 'pets', {
         files: [
           { label: 'cat', name: 'new cat.png', size: png.length },
-          { label: 'cat', name: '.DS_Store' },
-          { label: 'dog', name: 'notes.txt' },
-          { label: '..', name: 'x.png' },
+          { label: 'cat', name: '.DS_Store', size: 10 },
+          { label: 'dog', name: 'notes.txt', size: 10 },
+          { label: '..', name: 'x.png', size: 10 },
         ],
       });
       const body = bodyOf<{
@@ -136,7 +137,7 @@ describe('the console routes', () => {
         headers: {
           origin: PAGE_ORIGIN,
           'access-control-request-method': 'PUT',
-          'access-control-request-headers': 'content-type',
+          'access-control-request-headers': 'content-type,if-none-match',
         },
       });
       const put = await fetch(upload.url, {
@@ -153,7 +154,7 @@ describe('the console routes', () => {
       expect(res.statusCode).toBe(200);
       expect(body.uploads).toHaveLength(1);
       expect(upload.key).toBe('datasets/pets/cat/new cat.png');
-      expect(upload.headers).toEqual({ 'content-type': 'image/png' });
+      expect(upload.headers).toEqual({ 'content-type': 'image/png', 'if-none-match': '*' });
       expect(upload.url).toContain('X-Amz-Signature=');
       expect(body.rejected.map((r) => r.name)).toEqual(['.DS_Store', 'notes.txt', 'x.png']);
       expect(preflight.status).toBe(200);
@@ -165,12 +166,121 @@ describe('the console routes', () => {
       expect(foreign.status).toBe(403);
     });
 
+    const presign = async (files: unknown[]) => {
+      const res = await json('POST', '/datasets/pets/uploads', '/datasets/{d}/uploads', 'pets', { files });
+      return {
+        res,
+        body: bodyOf<{
+          uploads: { key: string; url: string; headers: Record<string, string>; size: number }[];
+          rejected: { name: string; label: string; reason: string }[];
+        }>(res),
+      };
+    };
+    const put = (u: { url: string; headers: Record<string, string> }, body: Buffer, extra = {}) =>
+      fetch(u.url, { method: 'PUT', headers: { ...u.headers, ...extra }, body });
+
+    it('never overwrites an existing image silently: the PUT gets 412 unless the file asked to replace', async () => {
+      // prepare
+      await putObject(clients.s3, BUCKET, 'datasets/pets/cat/taken.png', png, { contentType: 'image/png' });
+      const other = await makeImage('png', { width: 40, height: 40, color: [0, 0, 200] });
+      const first = (await presign([{ label: 'cat', name: 'taken.png', size: other.length }])).body
+        .uploads[0];
+      const again = (await presign([{ label: 'cat', name: 'taken.png', size: other.length, replace: true }]))
+        .body.uploads[0];
+      if (!first || !again) throw new Error('no upload');
+
+      // act
+      const refused = await put(first, other);
+      const kept = await getObject(clients.s3, BUCKET, 'datasets/pets/cat/taken.png');
+      const replaced = await put(again, other);
+      const stored = await getObject(clients.s3, BUCKET, 'datasets/pets/cat/taken.png');
+
+      // assess
+      expect(refused.status).toBe(412);
+      expect(Buffer.from(kept.body).equals(png)).toBe(true);
+      expect(again.headers).toEqual({ 'content-type': 'image/png' });
+      expect(replaced.status).toBe(200);
+      expect(Buffer.from(stored.body).equals(other)).toBe(true);
+    });
+
+    it('signs the size: a body of another size, a dropped If-None-Match or a size over 50 MB is refused', async () => {
+      // prepare
+      const { body } = await presign([{ label: 'cat', name: 'sized.png', size: png.length }]);
+      const u = body.uploads[0];
+      if (!u) throw new Error('no upload');
+      const tooLarge = await presign([{ label: 'cat', name: 'huge.png', size: 50 * 1024 * 1024 + 1 }]);
+      const noSize = await presign([{ label: 'cat', name: 'nosize.png' }]);
+
+      // act
+      const bigger = await put(u, Buffer.concat([png, Buffer.alloc(1024)]));
+      const withoutCondition = await fetch(u.url, {
+        method: 'PUT',
+        headers: { 'content-type': 'image/png' },
+        body: png,
+      });
+      const exists = await clients.s3
+        .send(new HeadObjectCommand({ Bucket: BUCKET, Key: u.key }))
+        .then(() => true)
+        .catch(() => false);
+      const exact = await put(u, png);
+
+      // assess
+      expect(u.url).toMatch(/X-Amz-SignedHeaders=content-length%3Bcontent-type%3Bhost%3Bif-none-match/);
+      expect(u.url).not.toContain('x-amz-checksum');
+      expect(bigger.status).toBe(403);
+      expect(await bigger.text()).toContain('SignatureDoesNotMatch');
+      expect(withoutCondition.status).toBe(403);
+      expect(exists).toBe(false);
+      expect(exact.status).toBe(200);
+      expect(tooLarge.res.statusCode).toBe(400);
+      expect(errorOf(tooLarge.res).message).toContain('at most 50 MB');
+      expect(noSize.res.statusCode).toBe(400);
+    });
+
+    it('normalizes names to NFC and rejects the same key twice in one request', async () => {
+      // act
+      const { body } = await presign([
+        { label: 'cafe\u0301', name: 'a.png', size: 10 },
+        { label: 'caf\u00e9', name: 'a.png', size: 12 },
+        { label: 'cat', name: 'b.png', size: 10 },
+      ]);
+
+      // assess
+      expect(body.uploads.map((u) => u.key)).toEqual([
+        'datasets/pets/caf\u00e9/a.png',
+        'datasets/pets/cat/b.png',
+      ]);
+      expect(body.rejected).toEqual([
+        {
+          name: 'a.png',
+          label: 'caf\u00e9',
+          reason: "'caf\u00e9/a.png' appears more than once in this request",
+        },
+      ]);
+    });
+
+    it('refuses a JSON body sent as text/plain (what a page on another site can send) with 415', async () => {
+      // act
+      const res = await call(
+        requestEvent('POST', '/datasets/pets/uploads', {
+          resource: '/datasets/{d}/uploads',
+          dataset: 'pets',
+          contentType: 'text/plain;charset=UTF-8',
+          body: JSON.stringify({ files: [{ label: 'cat', name: 'c.png', size: 10 }] }),
+        }),
+      );
+
+      // assess
+      expect(res.statusCode).toBe(415);
+      expect(errorOf(res).code).toBe('UnsupportedMediaType');
+    });
+
     it('refuses an empty list and a bad dataset name with a 400 that says why', async () => {
       const empty = await json('POST', '/datasets/pets/uploads', '/datasets/{d}/uploads', 'pets', {
         files: [],
       });
       const badName = await json('POST', '/datasets/Pets/uploads', '/datasets/{d}/uploads', 'Pets', {
-        files: [{ label: 'a', name: 'b.png' }],
+        files: [{ label: 'a', name: 'b.png', size: 1 }],
       });
 
       expect(empty.statusCode).toBe(400);

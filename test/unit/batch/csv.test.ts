@@ -55,3 +55,40 @@ describe('batchCsv', () => {
     expect(csv.split('\r\n')[1]).toBe('"datasets/d/l/a,b.png",,,,,"bad ""image"""');
   });
 });
+
+describe('results.csv and spreadsheets', () => {
+  it('escapes cells that a spreadsheet would run as a formula', () => {
+    // prepare
+    const starts = ['=1+1', '+1', '-2', '@SUM(A1)', '\tx', '\r=1'];
+
+    // act
+    const fields = starts.map(csvField);
+
+    // assess
+    expect(fields).toEqual(["'=1+1", "'+1", "'-2", "'@SUM(A1)", "'\tx", `"'\r=1"`]);
+  });
+
+  it('escapes labels and keys in rows but keeps the numbers as numbers', () => {
+    // prepare
+    const rows = [
+      {
+        key: 'datasets/d/=cmd|calc/a,b.png',
+        label: '=HYPERLINK("http://x")',
+        confidence: 0.5,
+        abstained: false,
+        scores: [{ label: '=HYPERLINK("http://x")', probability: 0.5 }],
+      },
+    ];
+
+    // act
+    const csv = batchCsv(['=HYPERLINK("http://x")'], rows);
+
+    // assess
+    expect(csv.split('\r\n')).toEqual([
+      `key,label,confidence,abstained,"p:=HYPERLINK(""http://x"")",error`,
+      `"datasets/d/=cmd|calc/a,b.png","'=HYPERLINK(""http://x"")",0.5,false,0.5,`,
+      '',
+    ]);
+    expect(csvField('-')).toBe("'-");
+  });
+});
