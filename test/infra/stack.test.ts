@@ -460,6 +460,9 @@ describe('API', () => {
         'failures',
         'models',
         'export',
+        // GET /datasets/{d}/model/predictions and /model/curves (the report's pages).
+        'predictions',
+        'curves',
         'batches',
         '{id}',
         'quality',
