@@ -16,7 +16,16 @@ import { REPORT_LIMITS, type ReportSummary } from '../../../lib/training/report-
 import { silentLog } from '../../../lib/util/log.ts';
 import { type Emulator, startEmulator } from '../../helpers/emulator.ts';
 import { reportWithPredictions } from '../../helpers/reports.ts';
-import { bodyOf, errorOf, makeHead, promote, reportDocument, requestEvent, seedModel } from './support.ts';
+import {
+  bodyOf,
+  errorOf,
+  loadEvent,
+  makeHead,
+  promote,
+  reportDocument,
+  requestEvent,
+  seedModel,
+} from './support.ts';
 
 const V1 = '20261128T100000Z-aaaaaa';
 const V2 = '20261128T110000Z-bbbbbb';
@@ -183,6 +192,21 @@ describe('the model report in bounded answers', () => {
     expect(all.length).toBeGreaterThan(50);
     expect(everything).toEqual(all);
     expect(dogs).toEqual(all.filter((p) => p.label === 'dog'));
+  });
+
+  it('answers the sample events of both page routes (events/api-model-predictions.json, api-model-curves.json)', async () => {
+    await seed('pets', V1, 60);
+    await promote(em.clients.s3, em.bucket, 'pets', V1);
+
+    const predictions = await call(loadEvent('api-model-predictions'));
+    const curves = await call(loadEvent('api-model-curves'));
+
+    expect(predictions.statusCode).toBe(200);
+    expect(
+      bodyOf<PredictionsPage>(predictions).items.every((p) => p.true === 'cat' && p.predicted === 'dog'),
+    ).toBe(true);
+    expect(curves.statusCode).toBe(200);
+    expect(bodyOf<CurvesPage>(curves).items.every((p) => p.label === 'cat')).toBe(true);
   });
 
   it('answers 409 for a dataset without a promoted model and 404 for a version without a report', async () => {
