@@ -1,4 +1,4 @@
-import { ArnFormat, CfnOutput, Duration, RemovalPolicy, Stack, type StackProps } from 'aws-cdk-lib';
+import { ArnFormat, CfnOutput, Duration, RemovalPolicy, Stack, type StackProps, Tags } from 'aws-cdk-lib';
 import * as cwActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as logs from 'aws-cdk-lib/aws-logs';
@@ -7,6 +7,7 @@ import * as s3n from 'aws-cdk-lib/aws-s3-notifications';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import { NagSuppressions } from 'cdk-nag';
 import type { Construct } from 'constructs';
+import { KEY_STACK_TAG } from '../lib/api/keys.ts';
 import { BATCHES_PREFIX } from '../lib/batch/layout.ts';
 import { BATCH_SETTINGS, batchQueueVisibilitySeconds } from '../lib/batch/settings.ts';
 import { ENV } from '../lib/config.ts';
@@ -31,6 +32,7 @@ import { PredictionApi } from './constructs/prediction-api.ts';
 import { QueueConsumer } from './constructs/queue-consumer.ts';
 import { CONSOLE_IMAGE_DIR, TlearnFunction } from './constructs/tlearn-function.ts';
 import { TrainingStateMachine } from './constructs/training-state-machine.ts';
+import { grantKeyManagement } from './key-access.ts';
 import { handlerEntry, REPO_ROOT } from './paths.ts';
 import { grantS3Access } from './s3-access.ts';
 
@@ -144,12 +146,16 @@ export interface TlearnStackProps extends StackProps {
   readonly api?: {
     /** @default 'v1' */
     readonly stageName?: string;
-    /** @default 10 */
+    /** Per key (usage plan). @default 10 (lib/api/throttle.ts) */
     readonly rateLimit?: number;
-    /** @default 20 */
+    /** Per key (usage plan). @default 20 */
     readonly burstLimit?: number;
     /** @default 10000 */
     readonly quotaPerDay?: number;
+    /** All keys together (stage). @default rateLimit × 10 (lib/api/throttle.ts) */
+    readonly stageRateLimit?: number;
+    /** All keys together (stage). @default burstLimit × 10 */
+    readonly stageBurstLimit?: number;
     /** @default true */
     readonly manageCloudWatchRole?: boolean;
   };
@@ -455,21 +461,6 @@ export class TlearnStack extends Stack {
         all(CONSOLE_ASSETS_PREFIX),
       ],
     });
-    // Scoped API keys (lib/api/keys-aws.ts): API Gateway's keys and usage plans. API keys have no
-    // per-API ARN; the function only touches keys of its own usage plan (checked in code).
-    api.function.addToRolePolicy(
-      new iam.PolicyStatement({
-        actions: ['apigateway:GET', 'apigateway:POST', 'apigateway:DELETE', 'apigateway:PUT'],
-        resources: [
-          `arn:${this.partition}:apigateway:${this.region}::/apikeys`,
-          `arn:${this.partition}:apigateway:${this.region}::/apikeys/*`,
-          `arn:${this.partition}:apigateway:${this.region}::/usageplans`,
-          `arn:${this.partition}:apigateway:${this.region}::/usageplans/*/keys`,
-          `arn:${this.partition}:apigateway:${this.region}::/usageplans/*/keys/*`,
-          `arn:${this.partition}:apigateway:${this.region}::/tags/*`,
-        ],
-      }),
-    );
     stateMachine.grantStartExecution(api.function);
     // The console page, built into the container image by functions/Dockerfile.
     api.function.addEnvironment(ENV.CONSOLE_DIR, CONSOLE_IMAGE_DIR);
@@ -488,9 +479,20 @@ export class TlearnStack extends Stack {
       rateLimit: props.api?.rateLimit,
       burstLimit: props.api?.burstLimit,
       quotaPerDay: props.api?.quotaPerDay,
+      stageRateLimit: props.api?.stageRateLimit,
+      stageBurstLimit: props.api?.stageBurstLimit,
       manageCloudWatchRole: props.api?.manageCloudWatchRole,
       logRetention,
       logRemovalPolicy: removalPolicy,
+    });
+    // Scoped API keys (lib/api/keys-aws.ts): this stack's usage plan and tagged keys only.
+    const keyStackTag = this.stackName;
+    Tags.of(this.api.apiKey).add(KEY_STACK_TAG, keyStackTag);
+    api.function.addEnvironment(ENV.KEY_STACK_TAG, keyStackTag);
+    grantKeyManagement(this, 'ApiKeyManagement', {
+      role: api.role,
+      usagePlan: this.api.usagePlan,
+      stackTag: keyStackTag,
     });
     // The console (served by the API at GET /) uploads straight to the bucket.
     this.data.allowBrowserUploads([
@@ -580,12 +582,6 @@ export class TlearnStack extends Stack {
                 regex: `/^Resource::${bucketArn}\\/(${prefixes})\\/\\*(\\/current\\.json|\\/model\\.onnx|\\/model\\.json|\\.error\\.json|\\.npy)?$/`,
               },
             ],
-          },
-          {
-            id: 'AwsSolutions-IAM5',
-            reason:
-              'Scoped API keys are API Gateway API keys and usage plan keys created at run time (POST /keys); API keys have no ARN per API, and the function touches only keys of its own usage plan.',
-            appliesTo: [{ regex: '/^Resource::arn:.+:apigateway:.+::\\/(apikeys|usageplans|tags)\\/.*$/' }],
           },
           {
             id: 'AwsSolutions-IAM5',

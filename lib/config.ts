@@ -60,6 +60,11 @@ export const ENV = {
   AWS_TIMEOUT_MS: 'TLEARN_AWS_TIMEOUT_MS',
   /** API, local stack only: scoped API keys live in this JSON file instead of API Gateway. */
   API_KEYS_FILE: 'TLEARN_API_KEYS_FILE',
+  /**
+   * AWS: the value of the `tlearn-stack` tag the API puts on every key it creates (the stack's
+   * name). The API role may read, delete and create only keys with this tag (infra/stack.ts).
+   */
+  KEY_STACK_TAG: 'TLEARN_KEY_STACK_TAG',
   /** API: folder of the built console served at `GET /` (the container image sets it). */
   CONSOLE_DIR: 'TLEARN_CONSOLE_DIR',
 } as const;

@@ -1,14 +1,14 @@
 /**
  * The evaluation report with pictures: the confusion matrix as a heat map (counts written in the
- * cells, every cell a button: click or Enter shows those held-out images; arrow keys move between
- * cells), per-class precision/recall/F1 bars, and the most confidently wrong images.
+ * cells, every cell a button: click or Enter shows those held-out images, fetched a page at a time
+ * from `GET …/model/predictions?true=&predicted=`; arrow keys move between cells), per-class
+ * precision/recall/F1 bars, and the most confidently wrong images (in the report's summary).
  */
-import { useEffect, useMemo, useState } from 'preact/hooks';
-import { thumbnail } from './api.ts';
+import { useEffect, useState } from 'preact/hooks';
+import { api, thumbnail } from './api.ts';
 import { Bar, pct, RandomBadge, TableHead, when } from './format.tsx';
-import type { HeldOutPrediction, Report } from './types.ts';
+import type { HeldOutPrediction, PredictionsPage, Report } from './types.ts';
 
-const WRONG_SHOWN = 12;
 const CELL_SHOWN = 48;
 
 function Thumb({ dataset, p, classes }: { dataset: string; p: HeldOutPrediction; classes: string[] }) {
@@ -53,25 +53,49 @@ function heat(v: number): { background: string; color: string } {
   return { background: `hsl(212, 65%, ${light}%)`, color: light < 55 ? '#fff' : '#111' };
 }
 
+/** One cell's held-out predictions: the first page of them, and how many there are. */
+function useCell(
+  dataset: string,
+  version: string,
+  cell: { trueLabel: string; predicted: string } | null,
+): { items: HeldOutPrediction[]; total: number | null; error: string | null } {
+  const [state, setState] = useState<{
+    items: HeldOutPrediction[];
+    total: number | null;
+    error: string | null;
+  }>({
+    items: [],
+    total: null,
+    error: null,
+  });
+  const trueLabel = cell?.trueLabel;
+  const predicted = cell?.predicted;
+  useEffect(() => {
+    setState({ items: [], total: null, error: null });
+    if (trueLabel === undefined || predicted === undefined) return;
+    let live = true;
+    const q = new URLSearchParams({ version, true: trueLabel, predicted, limit: String(CELL_SHOWN) });
+    api<PredictionsPage>('GET', `datasets/${dataset}/model/predictions?${q}`).then(
+      (page) => live && setState({ items: page.items, total: page.total, error: null }),
+      (err: unknown) => live && setState({ items: [], total: null, error: String(err) }),
+    );
+    return () => {
+      live = false;
+    };
+  }, [dataset, version, trueLabel, predicted]);
+  return state;
+}
+
 export function ReportView(props: { dataset: string; report: Report; random: boolean; version: string }) {
   const { report, dataset, random } = props;
   const classes = report.classes;
   const [cell, setCell] = useState<{ t: number; p: number } | null>(null);
-  const predictions = report.predictions ?? [];
-  const wrong = useMemo(
-    () =>
-      predictions
-        .filter((p) => p.true !== p.predicted)
-        .map((p) => ({ p, conf: p.probabilities[classes.indexOf(p.predicted)] ?? 0 }))
-        .sort((a, b) => b.conf - a.conf)
-        .slice(0, WRONG_SHOWN)
-        .map((x) => x.p),
-    [predictions, classes],
-  );
+  const hasPredictions = report.heldOut.predictions !== null;
+  const wrong = report.mostConfidentlyWrong;
   const matrix = report.confusionMatrix;
-  const inCell = cell
-    ? predictions.filter((p) => p.true === classes[cell.t] && p.predicted === classes[cell.p])
-    : [];
+  const picked = cell ? { trueLabel: classes[cell.t] ?? '', predicted: classes[cell.p] ?? '' } : null;
+  const inCell = useCell(dataset, props.version, hasPredictions ? picked : null);
+  const cellCount = cell ? (matrix?.[cell.t]?.[cell.p] ?? inCell.total ?? 0) : 0;
 
   const onKey = (e: KeyboardEvent) => {
     const target = e.target as HTMLElement;
@@ -163,13 +187,19 @@ export function ReportView(props: { dataset: string; report: Report; random: boo
           {cell ? (
             <section class="cell-images" aria-live="polite">
               <h2>
-                True {classes[cell.t]}, predicted {classes[cell.p]}: {inCell.length} image(s)
+                True {classes[cell.t]}, predicted {classes[cell.p]}: {cellCount} image(s)
               </h2>
-              {report.predictions === undefined ? (
+              {hasPredictions ? null : (
                 <p class="muted">This report predates held-out predictions: retrain to see images.</p>
+              )}
+              {inCell.error ? <p class="error">{inCell.error}</p> : null}
+              {inCell.total !== null && inCell.total > inCell.items.length ? (
+                <p class="muted">
+                  The first {inCell.items.length} of {inCell.total} are shown.
+                </p>
               ) : null}
               <div class="thumbs">
-                {inCell.slice(0, CELL_SHOWN).map((p) => (
+                {inCell.items.map((p) => (
                   <Thumb key={p.key} dataset={dataset} p={p} classes={classes} />
                 ))}
               </div>
@@ -181,9 +211,7 @@ export function ReportView(props: { dataset: string; report: Report; random: boo
               Most confidently wrong <RandomBadge show={random} />
             </h2>
             {wrong.length === 0 ? (
-              <p class="muted">
-                {report.predictions ? 'No held-out image is wrong.' : 'Retrain to list them.'}
-              </p>
+              <p class="muted">{hasPredictions ? 'No held-out image is wrong.' : 'Retrain to list them.'}</p>
             ) : (
               <div class="thumbs">
                 {wrong.map((p) => (

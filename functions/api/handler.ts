@@ -29,6 +29,7 @@ const auth: AuthOptions = config.apiKeysFile
   : {
       keys: createApiGatewayKeyStore(
         obs.tracer.captureAWSv3Client(new APIGatewayClient({ region: storage.region, maxAttempts: 3 })),
+        { stackTag: config.keyStackTag },
       ),
       openWithoutKey: false,
     };

@@ -13,6 +13,7 @@ import {
 } from '../../lib/api/gateway.ts';
 import { KEY_ROLE_TAG } from '../../lib/api/keys.ts';
 import { API_ROUTES, BINARY_MEDIA_TYPES } from '../../lib/api/routes.ts';
+import { KEY_THROTTLE, stageThrottle, stageThrottleProblem } from '../../lib/api/throttle.ts';
 
 export { API_ROUTES, BINARY_MEDIA_TYPES };
 
@@ -21,12 +22,19 @@ export interface PredictionApiProps {
   readonly handler: lambda.IFunction;
   /** @default 'v1' */
   readonly stageName?: string;
-  /** Steady-state requests per second per API key (usage plan and stage). @default 10 */
+  /** Steady-state requests per second per API key (usage plan). @default 10 (lib/api/throttle.ts) */
   readonly rateLimit?: number;
   /** Burst of requests per API key. @default 20 */
   readonly burstLimit?: number;
   /** Requests per day per API key. @default 10000 */
   readonly quotaPerDay?: number;
+  /**
+   * Requests per second over all keys (the stage); at least twice the key's.
+   * @default rateLimit × TENANTS_AT_FULL_RATE (lib/api/throttle.ts)
+   */
+  readonly stageRateLimit?: number;
+  /** Burst over all keys (the stage); at least twice the key's. @default burstLimit × TENANTS_AT_FULL_RATE */
+  readonly stageBurstLimit?: number;
   /**
    * Create the account-wide role API Gateway uses to write execution logs. Turn off when the
    * account already has one configured (it is a per-region account setting).
@@ -54,9 +62,13 @@ export class PredictionApi extends Construct {
   constructor(scope: Construct, id: string, props: PredictionApiProps) {
     super(scope, id);
     const stageName = props.stageName ?? 'v1';
-    const rateLimit = props.rateLimit ?? 10;
-    const burstLimit = props.burstLimit ?? 20;
-    const quotaPerDay = props.quotaPerDay ?? 10_000;
+    const rateLimit = props.rateLimit ?? KEY_THROTTLE.rateLimit;
+    const burstLimit = props.burstLimit ?? KEY_THROTTLE.burstLimit;
+    const quotaPerDay = props.quotaPerDay ?? KEY_THROTTLE.quotaPerDay;
+    const stage = {
+      rateLimit: props.stageRateLimit ?? stageThrottle({ rateLimit, burstLimit }).rateLimit,
+      burstLimit: props.stageBurstLimit ?? stageThrottle({ rateLimit, burstLimit }).burstLimit,
+    };
     if (!/^[A-Za-z0-9_]{1,128}$/.test(stageName)) {
       throw new Error(`${id}: stageName must be 1-128 letters, digits or '_' (got '${stageName}')`);
     }
@@ -69,6 +81,11 @@ export class PredictionApi extends Construct {
     if (!Number.isInteger(quotaPerDay) || quotaPerDay < 1) {
       throw new Error(`${id}: quotaPerDay must be a positive integer (got ${quotaPerDay})`);
     }
+    if (!Number.isInteger(stage.burstLimit)) {
+      throw new Error(`${id}: stageBurstLimit must be an integer (got ${stage.burstLimit})`);
+    }
+    const stageProblem = stageThrottleProblem(stage, { rateLimit, burstLimit });
+    if (stageProblem) throw new Error(`${id}: ${stageProblem}`);
 
     this.accessLogGroup = new logs.LogGroup(this, 'AccessLogs', {
       retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
@@ -101,8 +118,10 @@ export class PredictionApi extends Construct {
         dataTraceEnabled: false,
         metricsEnabled: true,
         tracingEnabled: true,
-        throttlingRateLimit: rateLimit,
-        throttlingBurstLimit: burstLimit,
+        // All keys together (lib/api/throttle.ts): well above one key's plan, so one busy tenant
+        // cannot take the others' share.
+        throttlingRateLimit: stage.rateLimit,
+        throttlingBurstLimit: stage.burstLimit,
       },
     });
 

@@ -20,6 +20,7 @@ import { jsonResponse } from './http.ts';
 import { thumbnailRoute } from './images.ts';
 import { createInferenceQueue, type InferenceQueue } from './inference-queue.ts';
 import { createKeyRoute, listKeysRoute, revokeKeyRoute } from './keys-routes.ts';
+import { listCurvePointsRoute, listHeldOutPredictionsRoute } from './model-report.ts';
 import { listFailuresRoute, listModelVersionsRoute, promoteVersionRoute } from './model-versions.ts';
 import { checkRequestOrigin } from './origin.ts';
 import { predictRoute } from './predict.ts';
@@ -57,6 +58,8 @@ const HANDLERS: Record<RouteKey, RouteFn> = {
   'GET /datasets/{d}': ok(getDatasetRoute),
   'GET /datasets/{d}/model': ok(getModelRoute),
   'GET /datasets/{d}/model/export': exportModelRoute,
+  'GET /datasets/{d}/model/predictions': ok(listHeldOutPredictionsRoute),
+  'GET /datasets/{d}/model/curves': ok(listCurvePointsRoute),
   'POST /datasets/{d}/predictions': ok(predictRoute),
   'POST /datasets/{d}/trainings': ok(startTrainingRoute, 202),
   'GET /keys': ok(listKeysRoute),

@@ -13,6 +13,8 @@ export interface ApiEnvConfig extends ApiConfig {
   modelRefreshSeconds: number;
   /** Local stack only: the scoped keys' file (else keys are API Gateway's). */
   apiKeysFile: string | undefined;
+  /** AWS: the `tlearn-stack` tag value of this stack's keys (lib/api/keys-aws.ts). */
+  keyStackTag: string | undefined;
   /** Batch queue (`POST /datasets/{d}/batches`); unset = that route answers 501. */
   batchQueueUrl: string | undefined;
 }
@@ -53,6 +55,14 @@ export function loadApiConfig(env: Env): ApiEnvConfig {
       z.coerce.number().int().min(0).max(3600).default(5),
     ),
     apiKeysFile: read(env, ENV.API_KEYS_FILE, z.string().min(1).optional()),
+    keyStackTag: read(
+      env,
+      ENV.KEY_STACK_TAG,
+      z
+        .string()
+        .regex(/^[A-Za-z0-9+\-=._:/]{1,128}$/)
+        .optional(),
+    ),
     batchQueueUrl: read(env, ENV.BATCH_QUEUE_URL, z.string().url().optional()),
   };
 }

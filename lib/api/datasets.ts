@@ -16,9 +16,11 @@ import {
 } from '../storage/keys.ts';
 import { listFolders, listObjects } from '../storage/s3.ts';
 import type { ModelDocument } from '../training/model-document.ts';
+import type { ReportSummary } from '../training/report-summary.ts';
 import { mapWithConcurrency } from '../util/concurrency.ts';
 import type { ExecutionSummary } from './executions.ts';
 import { datasetParam } from './http.ts';
+import { reportForModelRoute } from './model-report.ts';
 import { publicErrorCode, publicReason } from './public-error.ts';
 import {
   datasetNotFound,
@@ -170,7 +172,12 @@ export async function getDatasetRoute(
 export async function getModelRoute(
   event: APIGatewayProxyEvent,
   ctx: RouteContext,
-): Promise<{ dataset: string; model: ModelSummary & Record<string, unknown>; report: unknown }> {
+): Promise<{
+  dataset: string;
+  model: ModelSummary & Record<string, unknown>;
+  /** The report's summary (lib/training/report-summary.ts); its pages have their own routes. */
+  report: ReportSummary | Record<string, unknown> | null;
+}> {
   const dataset = datasetParam(event);
   const { s3 } = ctx;
   const { bucket } = ctx.config;
@@ -186,6 +193,6 @@ export async function getModelRoute(
   return {
     dataset,
     model: { ...meta, ...summarize(current.pointer, doc), previous: current.pointer.previous ?? null },
-    report: report ?? null,
+    report: reportForModelRoute(report),
   };
 }

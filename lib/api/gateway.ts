@@ -15,6 +15,13 @@ export const GATEWAY_MAX_BODY_BYTES = 10 * 1024 * 1024;
  */
 export const LAMBDA_MAX_EVENT_BYTES = 6 * 1024 * 1024;
 
+/**
+ * Lambda's synchronous invoke limit on the function's result (the proxy result as JSON, a binary
+ * body as base64): 6 MiB. A larger result fails the invoke and API Gateway answers 502; the local
+ * stand-in enforces the same limit, so a route that would return it fails locally too.
+ */
+export const LAMBDA_MAX_RESPONSE_BYTES = 6 * 1024 * 1024;
+
 /** API Gateway's integration timeout (REST APIs, default and maximum without a quota raise). */
 export const GATEWAY_TIMEOUT_MS = 29_000;
 
@@ -85,8 +92,8 @@ export const GATEWAY_ERRORS = {
     status: 502,
     code: 'BadGateway',
     message:
-      'the function could not answer: it crashed, or the request was over Lambda’s 6 MB event limit (a raw image over ~4.4 MB); send a smaller image, or upload it and POST {"key": …}',
-    when: 'the function crashed or returned a malformed result, or the event (body as base64) was over 6 MB',
+      'the function could not answer: it crashed, its answer was over Lambda’s 6 MB response limit, or the request was over Lambda’s 6 MB event limit (a raw image over ~4.4 MB); send a smaller image, or upload it and POST {"key": …}',
+    when: 'the function crashed or returned a malformed result or one over 6 MB, or the event (body as base64) was over 6 MB',
   },
   default4xx: {
     type: 'DEFAULT_4XX',

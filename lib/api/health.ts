@@ -1,10 +1,10 @@
 /**
- * `GET /health`: whether this container can predict, with what backend and spec, and which
- * models it holds. Never waits for a loading extractor.
+ * `GET /health`: whether this container can predict, with what backend and spec, and how many
+ * models it holds. It needs no key, so it names no dataset and no model version (those are
+ * tenants' data: `GET /datasets` with a key lists them). Never waits for a loading extractor.
  */
 import { isRandomWeights } from '../model/spec.ts';
 import type { BackendName } from '../model/types.ts';
-import type { CachedModelState } from './model-cache.ts';
 import type { RouteContext } from './types.ts';
 
 /** Body of `GET /health`. */
@@ -17,14 +17,15 @@ export interface HealthResponse {
   /** True when the base model runs on seeded random weights: predictions are not meaningful. */
   randomWeights: boolean | null;
   warnings: string[];
-  models: CachedModelState[];
+  /** How many datasets' models this container holds (never which). */
+  cachedModels: number;
   queue: { waiting: number; passes: number; images: number; largestBatch: number } | null;
 }
 
 /** The health report and its status code (503 when the extractor failed to load). */
 export function healthRoute(ctx: RouteContext): { statusCode: number; body: HealthResponse } {
   const state = ctx.extractorState();
-  const models = ctx.cache.state();
+  const cachedModels = ctx.cache.state().length;
   if (state.status !== 'ready') {
     return {
       statusCode: state.status === 'failed' ? 503 : 200,
@@ -35,7 +36,7 @@ export function healthRoute(ctx: RouteContext): { statusCode: number; body: Heal
         dims: null,
         randomWeights: null,
         warnings: state.status === 'failed' ? ['the feature extractor failed to load; see the logs'] : [],
-        models,
+        cachedModels,
         queue: null,
       },
     };
@@ -53,7 +54,7 @@ export function healthRoute(ctx: RouteContext): { statusCode: number; body: Heal
       warnings: random
         ? ['the base model runs on seeded RANDOM weights (local/test only): predictions are not meaningful']
         : [],
-      models,
+      cachedModels,
       queue: { waiting: queue.waiting, ...queue.stats },
     },
   };

@@ -1,8 +1,10 @@
 /**
- * Scoped keys on AWS: API Gateway's own API keys, tagged with their scope (lib/api/keys.ts), in the
- * usage plan of the stage the request came through. The gateway checks the key's value; the
- * function reads its scope by id (cached a minute per container: a revoked key is refused by the
- * gateway itself).
+ * Scoped keys on AWS: API Gateway's own API keys, tagged with their scope (lib/api/keys.ts) and
+ * their stack (`tlearn-stack`), in the usage plan of the stage the request came through. The
+ * gateway checks the key's value; the function reads its scope by id (cached a minute per
+ * container: a revoked key is refused by the gateway itself). The API role's IAM policy admits
+ * only keys with this stack's tag and this stack's usage plan (infra/stack.ts), so a key of
+ * another stack or app reads as unknown here (AccessDenied), never as an error.
  */
 import {
   type APIGatewayClient,
@@ -19,6 +21,7 @@ import {
   type ApiKeyInfo,
   defaultKeyName,
   type GatewayStage,
+  KEY_STACK_TAG,
   type KeyScope,
   type KeyStore,
   scopeFromTags,
@@ -28,12 +31,23 @@ import {
 /** How long a key's scope is trusted without asking API Gateway again. */
 export const KEY_SCOPE_CACHE_MS = 60_000;
 
-/** The key store of a deployed stack. */
+/** IAM refused: the key exists but is not this stack's (its `tlearn-stack` tag differs). */
+function isAccessDenied(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+  return err.name === 'AccessDeniedException' || status === 403;
+}
+
+/**
+ * The key store of a deployed stack. `stackTag` (the stack's name) goes on every key it creates
+ * and must be on every key it reads: a key without it has no scope here.
+ */
 export function createApiGatewayKeyStore(
   client: APIGatewayClient,
-  opts: { now?: () => number } = {},
+  opts: { now?: () => number; stackTag?: string | undefined } = {},
 ): KeyStore {
   const now = opts.now ?? Date.now;
+  const stackTags: Record<string, string> = opts.stackTag ? { [KEY_STACK_TAG]: opts.stackTag } : {};
   const cache = new Map<string, { scope: KeyScope | undefined; at: number }>();
 
   const usagePlanId = async (stage: GatewayStage): Promise<string> => {
@@ -57,6 +71,7 @@ export function createApiGatewayKeyStore(
   const describe = async (id: string): Promise<ApiKeyInfo | undefined> => {
     try {
       const k = await client.send(new GetApiKeyCommand({ apiKey: id, includeValue: false }));
+      if (opts.stackTag && k.tags?.[KEY_STACK_TAG] !== opts.stackTag) return undefined;
       const scope = scopeFromTags(k.tags);
       if (!scope) return undefined;
       return {
@@ -67,7 +82,7 @@ export function createApiGatewayKeyStore(
         ...scope,
       };
     } catch (err) {
-      if (err instanceof NotFoundException) return undefined;
+      if (err instanceof NotFoundException || isAccessDenied(err)) return undefined;
       throw err;
     }
   };
@@ -107,7 +122,7 @@ export function createApiGatewayKeyStore(
           name,
           description: `tlearn ${input.role} key`,
           enabled: true,
-          tags: scopeToTags(input),
+          tags: { ...scopeToTags(input), ...stackTags },
         }),
       );
       if (!created.id || !created.value) throw new Error('API Gateway returned a key without id or value');

@@ -14,6 +14,11 @@ import { DATASET_NAME_RE } from '../storage/keys.ts';
 export const KEY_ROLE_TAG = 'tlearn-role';
 /** Tag naming a predict key's datasets, space-separated (tag values allow no commas). */
 export const KEY_DATASETS_TAG = 'tlearn-datasets';
+/**
+ * Tag (AWS) naming the stack a key belongs to: the API role's IAM policy lets it read, delete and
+ * create only keys carrying its own stack's value (infra/stack.ts, docs/ARCHITECTURE.md "Tenancy").
+ */
+export const KEY_STACK_TAG = 'tlearn-stack';
 
 /** Roles a key can have: `admin` may do everything on every dataset; `predict` see lib/api/auth.ts. */
 export const KEY_ROLES = ['admin', 'predict'] as const;

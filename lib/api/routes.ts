@@ -20,6 +20,9 @@ export const API_ROUTES = [
   { method: 'POST', path: '/datasets/{d}/trainings', role: 'admin' },
   { method: 'GET', path: '/datasets/{d}/model', role: 'predict' },
   { method: 'GET', path: '/datasets/{d}/model/export', role: 'predict' },
+  // The report's parts that grow with the held-out images, paginated (lib/api/model-report.ts).
+  { method: 'GET', path: '/datasets/{d}/model/predictions', role: 'predict' },
+  { method: 'GET', path: '/datasets/{d}/model/curves', role: 'predict' },
   { method: 'GET', path: '/datasets/{d}/quality', role: 'admin' },
   { method: 'POST', path: '/datasets/{d}/reindex', role: 'admin' },
   { method: 'POST', path: '/datasets/{d}/model/promote', role: 'admin' },

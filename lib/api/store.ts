@@ -122,6 +122,11 @@ export async function readModelFile(
   return parseJson(bytes, ModelDocument, key);
 }
 
+/** A report.json as stored: parsed, or (written by an older trainer) as it is. */
+export type StoredReport =
+  | { kind: 'parsed'; report: ReportDocument }
+  | { kind: 'raw'; raw: Record<string, unknown> };
+
 /**
  * Reads `models/{d}/{version}/report.json`, or undefined when there is none. A report that does not
  * match the current schema (e.g. written by an older trainer) is returned as it is, with a warning
@@ -133,16 +138,18 @@ export async function readReport(
   dataset: string,
   version: string,
   log: Log,
-): Promise<ReportDocument | Record<string, unknown> | undefined> {
+): Promise<StoredReport | undefined> {
   const key = modelFileKey(dataset, version, 'report.json');
   const bytes = await readModelFileBytes(s3, bucket, dataset, version, 'report.json');
   if (bytes === undefined) return undefined;
   try {
-    return parseJson(bytes, ReportDocument, key);
+    return { kind: 'parsed', report: parseJson(bytes, ReportDocument, key) };
   } catch (err) {
     log.warn('report.json does not match its schema; returned as stored', { key, error: String(err) });
     const raw: unknown = JSON.parse(Buffer.from(bytes).toString('utf8'));
-    return typeof raw === 'object' && raw !== null ? (raw as Record<string, unknown>) : undefined;
+    return typeof raw === 'object' && raw !== null
+      ? { kind: 'raw', raw: raw as Record<string, unknown> }
+      : undefined;
   }
 }
 

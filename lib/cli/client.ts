@@ -7,7 +7,8 @@ import { TlearnError } from '../errors.ts';
 import { TRAINING_TRIGGERS } from '../features/messages.ts';
 import type { CurrentPointer } from '../pipeline/current-pointer.ts';
 import type { LabelReadiness } from '../pipeline/readiness.ts';
-import { type ModelDocument, ReportDocument, TrainingOptionsSchema } from '../training/model-document.ts';
+import { type ModelDocument, TrainingOptionsSchema } from '../training/model-document.ts';
+import { type ReportSummary, ReportSummarySchema } from '../training/report-summary.ts';
 
 /**
  * A small client of the HTTP API (DESIGN.md "HTTP API") for the CLI: one timeout per request,
@@ -180,7 +181,7 @@ export interface ModelInfo {
    * report.json, or null when there is none or it does not match today's schema (the API passes
    * an older report through as stored; `reportIssue` says why it is not shown).
    */
-  report: ReportDocument | null;
+  report: ReportSummary | null;
   reportIssue?: string;
 }
 
@@ -190,11 +191,11 @@ const ModelResponseSchema = z.object({
   report: z.unknown(),
 });
 
-/** Reads GET /datasets/{d}/model: metadata strictly, the report by `ReportDocument` (null when it is older). */
+/** Reads GET /datasets/{d}/model: metadata strictly, the report's summary by its schema (null when it is older). */
 export function parseModelInfo(body: unknown, what: string): ModelInfo {
   const { dataset, model, report } = parseWith(ModelResponseSchema, body, what);
   if (report === null || report === undefined) return { dataset, model, report: null };
-  const r = ReportDocument.safeParse(report);
+  const r = ReportSummarySchema.safeParse(report);
   if (r.success) return { dataset, model, report: r.data };
   const issue = r.error.issues[0];
   return {

@@ -19,6 +19,7 @@ import {
   gatewayErrorBody,
   gatewayMethods,
   LAMBDA_MAX_EVENT_BYTES,
+  LAMBDA_MAX_RESPONSE_BYTES,
 } from '../api/gateway.ts';
 import { LOCAL_ADMIN_KEY_ID, type LocalKeyStore } from '../api/keys.ts';
 import { BINARY_MEDIA_TYPES } from '../api/routes.ts';
@@ -60,6 +61,8 @@ export interface HttpApiOptions {
   maxBodyBytes?: number;
   /** Proxy events over this size get 502 BadGateway, as Lambda refuses them. @default 6 MiB */
   maxEventBytes?: number;
+  /** Function results (JSON) over this size get 502 BadGateway, as Lambda fails them. @default 6 MiB */
+  maxResponseBytes?: number;
   /**
    * When set, methods that need a key need this one or one of `keys` in `x-api-key` (else 403, like
    * API Gateway); it is the admin key `local-admin`. Without it a request with no key gets through
@@ -288,6 +291,7 @@ export async function startHttpApi(opts: HttpApiOptions): Promise<HttpApi> {
   const binaryMediaTypes = opts.binaryMediaTypes ?? DEFAULT_BINARY_MEDIA_TYPES;
   const maxBody = opts.maxBodyBytes ?? GATEWAY_MAX_BODY_BYTES;
   const maxEvent = opts.maxEventBytes ?? LAMBDA_MAX_EVENT_BYTES;
+  const maxResponse = opts.maxResponseBytes ?? LAMBDA_MAX_RESPONSE_BYTES;
   const stage = opts.stage ?? 'local';
   const timeoutMs = opts.timeoutMs ?? GATEWAY_TIMEOUT_MS;
   const inFlight = new Set<Promise<void>>();
@@ -410,6 +414,14 @@ export async function startHttpApi(opts: HttpApiOptions): Promise<HttpApi> {
     if (!result) {
       log.error(`api handler returned a malformed proxy result on ${method} ${rawUrl.split('?')[0]}`);
       return { ...gatewayError(res, 'integrationFailure', requestId), note: 'malformed result' };
+    }
+    // Lambda fails an invoke whose result is over 6 MB (JSON, binary bodies as base64): a 502.
+    if (Buffer.byteLength(JSON.stringify(result)) > maxResponse) {
+      log.error(`api handler returned over ${maxResponse} bytes on ${method} ${rawUrl.split('?')[0]}`);
+      return {
+        ...gatewayError(res, 'integrationFailure', requestId),
+        note: 'response over the Lambda limit',
+      };
     }
     const headers: Record<string, string | string[]> = {};
     for (const [k, v] of Object.entries(result.headers ?? {})) headers[k.toLowerCase()] = String(v);

@@ -129,6 +129,8 @@ describe('PredictionApi', () => {
     ['a fractional burstLimit', { burstLimit: 2.5 }],
     ['quotaPerDay 0', { quotaPerDay: 0 }],
     ['a stage name with a slash', { stageName: 'v1/beta' }],
+    ['a stage rate limit equal to one key’s', { rateLimit: 10, stageRateLimit: 10 }],
+    ['a stage burst below twice one key’s', { burstLimit: 20, stageBurstLimit: 39 }],
   ] as const)('rejects %s', (_, over) => {
     const stack = scope();
     expect(() => new PredictionApi(stack, 'A', { handler: importedFunction(stack, 'api'), ...over })).toThrow(

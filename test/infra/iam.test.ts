@@ -216,7 +216,10 @@ describe('least privilege on the data bucket', () => {
     expect(sqs.flatMap((st) => st.resources).join(' ')).not.toContain('Ingest');
   });
 
-  it('lets only the API manage API keys, and only keys and usage plan keys', () => {
+  it('lets only the API manage API keys: this stack’s usage plan by ARN, keys by the stack tag, never a * resource', () => {
+    const usagePlanId = stack.getLogicalId(
+      stack.api.usagePlan.node.defaultChild as Parameters<TlearnStack['getLogicalId']>[0],
+    );
     for (const name of FUNCTION_NAMES) {
       const apigw = statementsOf(stack, template, name).filter((s) =>
         s.actions.some((a) => a.startsWith('apigateway:')),
@@ -225,11 +228,53 @@ describe('least privilege on the data bucket', () => {
         expect(apigw, name).toEqual([]);
         continue;
       }
-      const resources = apigw.flatMap((s) => s.resources).join(' ');
-      expect(resources).toContain('/apikeys');
-      expect(resources).toContain('/usageplans/*/keys');
-      expect(resources).not.toContain('/restapis');
-      expect(apigw.flatMap((s) => s.resources)).not.toContain('"*"');
+      const byResource = (pattern: RegExp) => apigw.filter((s) => s.resources.some((r) => pattern.test(r)));
+      for (const s of apigw) {
+        expect(s.effect).toBe('Allow');
+        expect(s.actions.every((a) => /^apigateway:(GET|POST|PUT|DELETE)$/.test(a))).toBe(true);
+        for (const r of s.resources) {
+          expect(r).not.toBe('"*"');
+          // No other plan's keys, no REST API, no key of another stack or app without a condition.
+          expect(r).not.toMatch(/usageplans\/\*|restapis|::\/\*/);
+        }
+      }
+      // Keys of this stack only: read and delete by the key's tag, create and tag with it.
+      const stackTag = { 'aws:ResourceTag/tlearn-stack': 'Iam' };
+      expect(byResource(/::\/apikeys\/\*"/)).toEqual([
+        expect.objectContaining({
+          actions: ['apigateway:DELETE', 'apigateway:GET'],
+          condition: { StringEquals: stackTag },
+        }),
+      ]);
+      expect(byResource(/::\/apikeys"/)).toEqual([
+        expect.objectContaining({
+          actions: ['apigateway:POST'],
+          condition: { StringEquals: { 'aws:RequestTag/tlearn-stack': 'Iam' } },
+        }),
+      ]);
+      expect(byResource(/::\/tags\/\*"/)).toEqual([
+        expect.objectContaining({
+          actions: ['apigateway:PUT'],
+          condition: {
+            StringEquals: { 'aws:RequestTag/tlearn-stack': 'Iam' },
+            'ForAllValues:StringEquals': {
+              'aws:TagKeys': ['tlearn-role', 'tlearn-datasets', 'tlearn-stack'],
+            },
+          },
+        }),
+      ]);
+      // Usage plan keys: only under this stack's plan, named by its id.
+      const planKeys = byResource(/\/keys"/).filter((s) => !s.resources.some((r) => /apikeys/.test(r)));
+      expect(planKeys).toHaveLength(1);
+      expect(planKeys[0]?.resources.join(' ')).toContain(`{"Ref":"${usagePlanId}"}`);
+      // Every apikeys/tags statement carries a condition; the rest names exact resources.
+      for (const s of apigw.filter((x) => x.resources.some((r) => r.includes('*'))))
+        expect(s.condition, JSON.stringify(s.resources)).toBeDefined();
     }
+    // The function tags what it creates with the same value the policy requires.
+    const api = Object.values(template.findResources('AWS::Lambda::Function')).find((f) =>
+      JSON.stringify(f).includes('TLEARN_KEY_STACK_TAG'),
+    ) as Resource | undefined;
+    expect(JSON.stringify(api?.Properties.Environment)).toContain('"TLEARN_KEY_STACK_TAG":"Iam"');
   });
 });

@@ -461,6 +461,9 @@ describe('API', () => {
         'failures',
         'models',
         'export',
+        // GET /datasets/{d}/model/predictions and /model/curves (the report's pages).
+        'predictions',
+        'curves',
         'batches',
         '{id}',
         'quality',
@@ -484,9 +487,33 @@ describe('API', () => {
     template.resourceCountIs('AWS::ApiGateway::ApiKey', 1);
     // The stack's one key is the admin key (scoped keys come from POST /keys).
     template.hasResourceProperties('AWS::ApiGateway::ApiKey', {
-      Tags: [{ Key: 'tlearn-role', Value: 'admin' }],
+      Tags: [
+        { Key: 'tlearn-role', Value: 'admin' },
+        { Key: 'tlearn-stack', Value: 'Defaults' },
+      ],
     });
     template.resourceCountIs('AWS::ApiGateway::UsagePlanKey', 1);
+  });
+
+  it('throttles the stage (all keys together) at ten times one key, so one key at its limit leaves room for the others', () => {
+    const stageThrottle = (t: Template) => {
+      const stage = Object.values(t.findResources('AWS::ApiGateway::Stage'))[0] as Resource;
+      const settings = stage.Properties.MethodSettings as Array<Record<string, unknown>>;
+      return settings.map((m) => [
+        m.ResourcePath,
+        m.HttpMethod,
+        m.ThrottlingRateLimit,
+        m.ThrottlingBurstLimit,
+      ]);
+    };
+    const plan = (t: Template) => {
+      const p = Object.values(t.findResources('AWS::ApiGateway::UsagePlan'))[0] as Resource;
+      return p.Properties.Throttle as { RateLimit: number; BurstLimit: number };
+    };
+    expect(stageThrottle(template)).toEqual([['/*', '*', 100, 200]]);
+    expect(plan(template)).toEqual({ RateLimit: 10, BurstLimit: 20 });
+    expect(stageThrottle(tunedTemplate)).toEqual([['/*', '*', 50, 70]]);
+    expect(plan(tunedTemplate)).toEqual({ RateLimit: 5, BurstLimit: 7 });
   });
 
   it('writes access logs, traces, and logs errors without request bodies', () => {

@@ -1,8 +1,10 @@
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { z } from 'zod';
 import { ConflictError, NotFoundError, TlearnError } from '../../errors.ts';
 import { CurrentPointer } from '../../pipeline/current-pointer.ts';
 import { currentModelKey, modelFileKey } from '../../storage/keys.ts';
 import { getObject, headObject, isConditionFailed } from '../../storage/s3.ts';
+import { HeldOutPredictionSchema, REPORT_LIMITS } from '../../training/report-summary.ts';
 import { parseCommandArgs } from '../args.ts';
 import type { ModelInfo } from '../client.ts';
 import { EXIT } from '../exit-codes.ts';
@@ -21,6 +23,7 @@ import {
 import {
   createTargetS3Client,
   describeS3Target,
+  describeTarget,
   requireS3,
   resolveTarget,
   TARGET_HELP,
@@ -30,11 +33,16 @@ import {
 } from '../target.ts';
 
 const HELP = `tlearn model D [--json]
+tlearn model D --predictions [--true LABEL] [--predicted LABEL] [--json]
 tlearn model D --rollback
 
 Shows a dataset's current model (GET /datasets/D/model): version, when it was trained and
 promoted, classes, spec (with a warning when the base weights were random), accuracy on the
 held-out images, the confusion matrix and precision / recall / F1 per label.
+
+--predictions lists the held-out images of the evaluation (GET /datasets/D/model/predictions,
+page by page): key, true label, predicted label and its probability; --true / --predicted keep
+one row, column or cell of the confusion matrix. --json prints one JSON object per line.
 
 --rollback makes the previous model current again: it rewrites models/D/current.json in the
 stack's bucket (directly in S3, so it needs S3 write access: AWS credentials for an AWS stack)
@@ -42,6 +50,9 @@ to point at the version the current one replaced. Rolling back twice returns to 
 
 options:
   --json               print the API's answer (or, with --rollback, the new pointer) as JSON
+  --predictions        list the held-out predictions (all pages)
+  --true LABEL         with --predictions: only images of this true label
+  --predicted LABEL    with --predictions: only images predicted as this label
   --rollback           serve the previous model version again
 
 ${TARGET_HELP}
@@ -49,6 +60,7 @@ ${TARGET_HELP}
 examples:
   tlearn model pets
   tlearn model pets --json | jq .report.accuracy
+  tlearn model pets --predictions --true cat --predicted dog
   tlearn model pets --rollback
 
 exit codes: 0 ok, 1 no model / nothing to roll back to / the API said no, 2 usage,
@@ -225,15 +237,73 @@ async function runRollback(
   }
 }
 
+/** A page of GET /datasets/{d}/model/predictions as the CLI reads it. */
+const PredictionsPageSchema = z.object({
+  version: z.string(),
+  classes: z.array(z.string()),
+  items: z.array(HeldOutPredictionSchema),
+  total: z.number().int().nonnegative(),
+  nextToken: z.string().nullable(),
+});
+
+/** Prints every held-out prediction (of one cell with --true/--predicted), following `nextToken`. */
+async function runPredictions(
+  dataset: string,
+  values: Record<string, unknown>,
+  ctx: CliContext,
+): Promise<number> {
+  const target = resolveTarget(targetFlags(values), ctx.env, ctx.cwd);
+  const api = apiClientFor(target, timeoutMsFlag(values), ctx);
+  const filter: Record<string, string> = {};
+  if (typeof values.true === 'string') filter.true = values.true;
+  if (typeof values.predicted === 'string') filter.predicted = values.predicted;
+  const path = `/datasets/${encodeURIComponent(dataset)}/model/predictions`;
+  try {
+    let token: string | null = null;
+    let shown = 0;
+    let version = '';
+    do {
+      const query: Record<string, string> = {
+        ...filter,
+        limit: String(REPORT_LIMITS.predictionsPerPage.max),
+      };
+      if (token !== null) query.token = token;
+      const { body } = await api.request('GET', path, { query });
+      const page = PredictionsPageSchema.parse(body);
+      version = page.version;
+      if (shown === 0 && !values.json) ctx.out(['key', 'true', 'predicted', 'probability'].join('\t'));
+      for (const p of page.items) {
+        if (values.json) ctx.out(JSON.stringify(p));
+        else {
+          const prob = p.probabilities[page.classes.indexOf(p.predicted)] ?? 0;
+          ctx.out([p.key, p.true, p.predicted, prob.toFixed(4)].join('\t'));
+        }
+      }
+      shown += page.items.length;
+      token = page.nextToken;
+    } while (token !== null);
+    ctx.err(
+      `(${shown} held-out prediction${shown === 1 ? '' : 's'} of model ${version}; ${describeTarget(target)})`,
+    );
+    return EXIT.OK;
+  } catch (err) {
+    return reportRemoteError('model', target, 'api', err, ctx);
+  }
+}
+
 /** `tlearn model` with an explicit context (tests). */
 export async function runModel(argv: string[], ctx: CliContext): Promise<number> {
   const { values, positionals } = parseCommandArgs(argv, {
     ...TARGET_OPTIONS,
     json: { type: 'boolean' },
     rollback: { type: 'boolean' },
+    predictions: { type: 'boolean' },
+    true: { type: 'string' },
+    predicted: { type: 'string' },
   });
   const dataset = datasetArg(positionals[0]);
   if (values.rollback) return runRollback(dataset, values, ctx);
+  if (values.predictions) return runPredictions(dataset, values, ctx);
   const target = resolveTarget(targetFlags(values), ctx.env, ctx.cwd);
   const api = apiClientFor(target, timeoutMsFlag(values), ctx);
   return showFromApi('model', target, () => api.getModel(dataset), formatModel, values.json === true, ctx);

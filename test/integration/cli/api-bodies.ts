@@ -7,6 +7,7 @@ import type { DatasetStatus, getModelRoute, ModelSummary } from '../../../lib/ap
 import type { PredictionResponse } from '../../../lib/api/predict.ts';
 import type { startTrainingRoute } from '../../../lib/api/trainings.ts';
 import { parseModelDocument, parseReportDocument } from '../../../lib/training/model-document.ts';
+import { summarizeReport } from '../../../lib/training/report-summary.ts';
 
 export const VERSION = '20261128T103418Z-abc123';
 export const PREVIOUS = '20261127T090000Z-old001';
@@ -129,7 +130,7 @@ export function reportDocument(spec = SPEC) {
 
 /**
  * GET /datasets/pets/model, composed exactly as `getModelRoute` composes it: model.json without
- * its weights, the summary, and current.json's `previous`.
+ * its weights, the summary, current.json's `previous` and the report's summary.
  */
 export function modelBody(
   opts: { spec?: string; previous?: string | null; report?: unknown } = {},
@@ -141,7 +142,10 @@ export function modelBody(
   return {
     dataset: 'pets',
     model: { ...meta, ...summary, previous: opts.previous === undefined ? PREVIOUS : opts.previous },
-    report: opts.report === undefined ? reportDocument(spec) : opts.report,
+    report:
+      opts.report === undefined
+        ? summarizeReport(reportDocument(spec))
+        : (opts.report as Awaited<ReturnType<typeof getModelRoute>>['report']),
   };
 }
 

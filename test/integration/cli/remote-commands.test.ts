@@ -463,6 +463,52 @@ describe('remote commands against a fake API', () => {
       ]);
     });
 
+    it('lists the held-out predictions of one cell with --predictions, following the pages', async () => {
+      const row = (i: number) => ({
+        key: `datasets/pets/cat/${i}.jpg`,
+        true: 'cat',
+        predicted: 'dog',
+        probabilities: [0.25, 0.75],
+      });
+      api.routes.set('GET /datasets/pets/model/predictions', (req) => {
+        const second = req.query.get('token') === 'p2';
+        return {
+          status: 200,
+          body: {
+            dataset: 'pets',
+            version: VERSION,
+            classes: ['cat', 'dog'],
+            items: second ? [row(3)] : [row(1), row(2)],
+            total: 3,
+            limit: 2,
+            nextToken: second ? null : 'p2',
+          },
+        };
+      });
+      const { ctx, out, stderr } = testContext(cwd);
+
+      const code = await runModel(
+        ['pets', '--predictions', '--true', 'cat', '--predicted', 'dog', ...flags],
+        ctx,
+      );
+
+      expect(code).toBe(EXIT.OK);
+      expect(out).toEqual([
+        'key\ttrue\tpredicted\tprobability',
+        'datasets/pets/cat/1.jpg\tcat\tdog\t0.7500',
+        'datasets/pets/cat/2.jpg\tcat\tdog\t0.7500',
+        'datasets/pets/cat/3.jpg\tcat\tdog\t0.7500',
+      ]);
+      const asked = api.requests.filter((r) => r.path === '/datasets/pets/model/predictions');
+      expect(asked.map((r) => [r.query.get('true'), r.query.get('predicted'), r.query.get('token')])).toEqual(
+        [
+          ['cat', 'dog', null],
+          ['cat', 'dog', 'p2'],
+        ],
+      );
+      expect(stderr()).toContain(`3 held-out predictions of model ${VERSION}`);
+    });
+
     it('prints the API answer as it came with --json', async () => {
       api.routes.set('GET /datasets/pets/model', () => ({ status: 200, body: modelBody() }));
       const { ctx, stdout } = testContext(cwd);

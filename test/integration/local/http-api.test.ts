@@ -156,6 +156,33 @@ describe('the local API Gateway adapter', () => {
     expect(rec.events).toHaveLength(1);
   });
 
+  it('answers 502 BadGateway when the function’s result is over Lambda’s 6 MB response limit, as AWS does, and keeps serving', async () => {
+    const text = (n: number) => ({ statusCode: 200, body: 'x'.repeat(n) });
+    // 4.8 MB of binary is 6.4 MB of base64: over the limit although the bytes sent would be fewer.
+    const image = {
+      statusCode: 200,
+      isBase64Encoded: true,
+      body: Buffer.alloc(4_800_000).toString('base64'),
+    };
+    const under = 6 * 1024 * 1024 - 100;
+
+    rec.set(() => text(6 * 1024 * 1024 + 1));
+    const tooLarge = await fetch(`${api.url}/health`);
+    const tooLargeBody = await tooLarge.text();
+    rec.set(() => image);
+    const binary = await fetch(`${api.url}/health`);
+    await binary.arrayBuffer();
+    rec.set(() => text(under));
+    const fits = await fetch(`${api.url}/health`);
+
+    expect(tooLarge.status).toBe(502);
+    expect(tooLargeBody).toBe(gatewayErrorBody('integrationFailure'));
+    expect(tooLargeBody).toContain('6 MB response limit');
+    expect(binary.status).toBe(502);
+    expect(fits.status).toBe(200);
+    expect((await fits.text()).length).toBe(under);
+  });
+
   it('answers an unknown path 404 RouteNotFound and passes a wrong method on a known path to the function', async () => {
     const unknown = await fetch(`${api.url}/nope`);
     const wrongMethod = await fetch(`${api.url}/datasets`, { method: 'DELETE' });

@@ -47,6 +47,12 @@ function fakeApiGateway() {
         return { items: (planKeys.get(command.input.usagePlanId ?? '') ?? []).map((id) => ({ id })) };
       }
       if (command instanceof GetApiKeyCommand) {
+        // IAM's answer for a key whose tlearn-stack tag is not the role's (infra/stack.ts).
+        if (command.input.apiKey === 'denied')
+          throw Object.assign(new Error('not authorized to perform: apigateway:GET'), {
+            name: 'AccessDeniedException',
+            $metadata: { httpStatusCode: 403 },
+          });
         const k = keys.get(command.input.apiKey ?? '');
         if (!k)
           throw new NotFoundException({ message: 'Invalid API Key identifier specified', $metadata: {} });
@@ -111,6 +117,24 @@ describe('scoped keys on API Gateway (lib/api/keys-aws.ts)', () => {
     now = KEY_SCOPE_CACHE_MS + 1;
     await store.scopeOf('other');
     expect(gw.sent.length).toBe(calls + 1);
+  });
+
+  it('tags the keys it creates with its stack, and gives no scope to a key of another stack', async () => {
+    const gw = fakeApiGateway();
+    gw.keys.set('sibling', {
+      name: 'sibling',
+      enabled: true,
+      tags: { 'tlearn-role': 'admin', 'tlearn-stack': 'OtherStack' },
+      value: 'v-sibling',
+    });
+    const store = createApiGatewayKeyStore(gw.client, { stackTag: 'Tlearn' });
+
+    const created = await store.create({ role: 'admin', datasets: [] }, STAGE);
+
+    expect(gw.keys.get(created.id)?.tags).toEqual({ 'tlearn-role': 'admin', 'tlearn-stack': 'Tlearn' });
+    expect(await store.scopeOf(created.id)).toEqual({ role: 'admin', datasets: [] });
+    expect(await store.scopeOf('sibling')).toBeUndefined();
+    expect(await store.scopeOf('denied')).toBeUndefined();
   });
 
   it('lists and revokes only keys of its own usage plan', async () => {
