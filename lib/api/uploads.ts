@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { imageKey, parseImageKey } from '../storage/keys.ts';
 import { imageContentType } from '../upload/content-type.ts';
 import { datasetParam, parseJsonBody, parseWith, readBodyBytes } from './http.ts';
+import type { PresignedUpload, UploadsResponse } from './schemas.ts';
 import type { RouteContext } from './types.ts';
 
 /** Files per request: one request of the console per batch of dropped files. */
@@ -19,7 +20,8 @@ export const UPLOAD_URL_SECONDS = 900;
 /** Largest image accepted for upload, bytes (the extractor's 40-megapixel limit applies too). */
 export const MAX_UPLOAD_BYTES = 50 * 1024 * 1024;
 
-const UploadRequest = z.object({
+/** `POST /datasets/{d}/uploads` body. */
+export const UploadRequest = z.object({
   files: z
     .array(
       z.object({
@@ -33,25 +35,7 @@ const UploadRequest = z.object({
     .max(MAX_UPLOADS_PER_REQUEST, `at most ${MAX_UPLOADS_PER_REQUEST} files per request`),
 });
 
-/** One presigned upload. */
-export interface PresignedUpload {
-  name: string;
-  label: string;
-  key: string;
-  method: 'PUT';
-  url: string;
-  /** Headers the PUT must send exactly (they are signed). */
-  headers: Record<string, string>;
-}
-
-/** `POST /datasets/{d}/uploads` response. */
-export interface UploadsResponse {
-  dataset: string;
-  expiresAt: string;
-  uploads: PresignedUpload[];
-  /** Files that cannot become image keys (bad label, not an image, hidden file…), with why. */
-  rejected: { name: string; label: string; reason: string }[];
-}
+export type { PresignedUpload, UploadsResponse } from './schemas.ts';
 
 /** `POST /datasets/{d}/uploads` `{files: [{label, name, size?}]}` → presigned PUT URLs. */
 export async function createUploadsRoute(
