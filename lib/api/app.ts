@@ -21,6 +21,7 @@ import { thumbnailRoute } from './images.ts';
 import { createInferenceQueue, type InferenceQueue } from './inference-queue.ts';
 import { createKeyRoute, listKeysRoute, revokeKeyRoute } from './keys-routes.ts';
 import { listFailuresRoute, listModelVersionsRoute, promoteVersionRoute } from './model-versions.ts';
+import { openApiRoute } from './openapi.ts';
 import { predictRoute } from './predict.ts';
 import { reindexRoute } from './reindex.ts';
 import { API_ROUTES, type RouteKey, type RouteRole } from './routes.ts';
@@ -48,6 +49,7 @@ const ok =
 /** The handler of every route of lib/api/routes.ts (a missing or extra route fails type-checking). */
 const HANDLERS: Record<RouteKey, RouteFn> = {
   'GET /health': async (_e, ctx) => toResult(healthRoute(ctx)),
+  'GET /openapi.json': async () => openApiRoute(),
   'GET /datasets': ok(async (_e, ctx) => {
     const { datasets } = await listDatasetsRoute(ctx);
     // A predict key sees only its own datasets.
