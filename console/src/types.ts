@@ -1,21 +1,21 @@
 /**
- * Shapes of the API answers the console reads: type-only imports of the API's own types (erased
- * by esbuild, checked by `tsc -p console/tsconfig.json`), so the page cannot drift from the API.
+ * Shapes of the API answers the console reads, derived from the route table's schemas through the
+ * typed client (lib/api/client.ts `ResponseOf`; type-only, erased by esbuild, checked by
+ * `tsc -p console/tsconfig.json`), so the page cannot drift from the API.
  */
-import type { ModelSummary } from '../../lib/api/datasets.ts';
-import type { ReportDocument } from '../../lib/training/model-document.ts';
+import type { ResponseOf } from '../../lib/api/client.ts';
 
-export type { DatasetListItem, DatasetStatus, ModelSummary } from '../../lib/api/datasets.ts';
-export type { FailureItem, ModelVersionItem } from '../../lib/api/model-versions.ts';
-export type { PredictionResponse as Prediction } from '../../lib/api/predict.ts';
-export type { PresignedUpload } from '../../lib/api/uploads.ts';
+export type DatasetStatus = ResponseOf<'GET /datasets/{d}'>;
+export type DatasetListItem = ResponseOf<'GET /datasets'>['datasets'][number];
+export type ModelSummary = NonNullable<DatasetStatus['model']>;
+export type ModelVersionItem = ResponseOf<'GET /datasets/{d}/models'>['versions'][number];
+export type FailureItem = ResponseOf<'GET /datasets/{d}/failures'>['failures'][number];
+export type Prediction = ResponseOf<'POST /datasets/{d}/predictions'>;
+export type PresignedUpload = ResponseOf<'POST /datasets/{d}/uploads'>['uploads'][number];
+export type ExportResponse = ResponseOf<'GET /datasets/{d}/model/export'>;
+export type Quality = ResponseOf<'GET /datasets/{d}/quality'>;
 
-export type Report = ReportDocument;
-export type HeldOutPrediction = NonNullable<ReportDocument['predictions']>[number];
-
-/** `GET /datasets/{d}/model` (lib/api/datasets.ts getModelRoute; its report typed as written by the trainer). */
-export interface ModelResponse {
-  dataset: string;
-  model: ModelSummary & { previous: string | null };
-  report: Report | null;
-}
+/** `GET /datasets/{d}/model`: the model without weights, and its report as written by the trainer. */
+export type ModelResponse = ResponseOf<'GET /datasets/{d}/model'>;
+export type Report = NonNullable<ModelResponse['report']>;
+export type HeldOutPrediction = NonNullable<Report['predictions']>[number];

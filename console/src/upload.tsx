@@ -6,7 +6,6 @@
 import { useRef, useState } from 'preact/hooks';
 import { api, putWithProgress } from './api.ts';
 import { DropZone, ErrorLine } from './format.tsx';
-import type { PresignedUpload } from './types.ts';
 
 const IMAGE_RE = /\.(jpe?g|png|webp|gif|tiff?)$/i;
 const PRESIGN_CHUNK = 200;
@@ -104,11 +103,13 @@ export function Upload(props: {
     try {
       for (let i = 0; i < todo.length; i += PRESIGN_CHUNK) {
         const chunk = todo.slice(i, i + PRESIGN_CHUNK);
-        const r = await api<{ uploads: PresignedUpload[]; rejected: { name: string; reason: string }[] }>(
-          'POST',
-          `datasets/${props.dataset}/uploads`,
-          { files: chunk.map((p) => ({ label: labelOf(p), name: p.file.name, size: p.file.size })) },
-        );
+        const r = await api('POST /datasets/{d}/uploads', {
+          params: { d: props.dataset },
+          // `todo` holds labelled files only (the `?? ''` is for the type checker).
+          body: {
+            files: chunk.map((p) => ({ label: labelOf(p) ?? '', name: p.file.name, size: p.file.size })),
+          },
+        });
         rejected.push(...r.rejected.map((x) => `${x.name}: ${x.reason}`));
         const jobs = r.uploads.map((u) => {
           const index = chunk.findIndex((p) => p.file.name === u.name && labelOf(p) === u.label);
