@@ -17,7 +17,7 @@ import { PREDICTION_MEDIA_TYPES, PredictionJsonBody } from './predict.ts';
 import { ReindexBody } from './reindex.ts';
 import type { RouteKey } from './routes.ts';
 import {
-  ApiKeyInfoSchema,
+  ApiKeyListSchema,
   BatchStartedSchema,
   BatchStatusSchema,
   CreatedApiKeySchema,
@@ -209,7 +209,7 @@ export const ROUTE_SCHEMAS = {
   },
   'GET /keys': {
     summary: 'Scoped API keys (never their values)',
-    response: z.object({ keys: z.array(ApiKeyInfoSchema) }),
+    response: ApiKeyListSchema,
   },
   'POST /keys': {
     summary: 'Create a scoped API key (its value is shown only in this answer)',

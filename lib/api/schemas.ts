@@ -5,10 +5,13 @@
  * CLI can import this module cheaply and the console its types.
  */
 import { z } from 'zod';
+import type { BatchStatus } from '../batch/layout.ts';
 import { TRAINING_TRIGGERS } from '../features/messages.ts';
 import { CurrentPointer } from '../pipeline/current-pointer.ts';
+import type { ReindexPage } from '../pipeline/reindex.ts';
 import { QualityDocumentSchema } from '../quality/document.ts';
 import { ModelDocument, ReportDocument } from '../training/model-document.ts';
+import type { ApiKeyInfo, CreatedApiKey } from './keys.ts';
 
 const count = z.number().int().nonnegative();
 
@@ -234,10 +237,15 @@ export const ApiKeyInfoSchema = z.object({
   createdAt: z.string().nullable(),
   role: z.enum(['admin', 'predict']),
   datasets: z.array(z.string()).describe('datasets of a predict key; empty for admin (all datasets)'),
-});
+}) satisfies z.ZodType<ApiKeyInfo>;
 
 /** `POST /keys` (201): the only answer that shows the key's value. */
-export const CreatedApiKeySchema = ApiKeyInfoSchema.extend({ value: z.string() });
+export const CreatedApiKeySchema = ApiKeyInfoSchema.extend({
+  value: z.string().min(1),
+}) satisfies z.ZodType<CreatedApiKey>;
+
+/** `GET /keys`. */
+export const ApiKeyListSchema = z.object({ keys: z.array(ApiKeyInfoSchema) });
 
 /** `POST /datasets/{d}/batches` (202). */
 export const BatchStartedSchema = z.object({ id: z.string(), status: z.literal('running') });
@@ -250,7 +258,7 @@ export const BatchStatusSchema = z.object({
   results: z.object({ jsonl: z.string(), csv: z.string(), summary: z.string() }),
   modelVersion: z.string(),
   error: z.object({ code: z.string(), message: z.string() }).optional(),
-});
+}) satisfies z.ZodType<BatchStatus>;
 
 /** `POST /datasets/{d}/reindex` (202). */
 export const ReindexPageSchema = z.object({
@@ -260,7 +268,7 @@ export const ReindexPageSchema = z.object({
   current: count,
   skipped: count,
   nextToken: z.string().nullable().describe('pass back as `token` for the next page; null when done'),
-});
+}) satisfies z.ZodType<ReindexPage>;
 
 /** `GET /datasets/{d}/quality`: quality.json (passed through as stored when it is older than its schema). */
 export const QualityResponseSchema = QualityDocumentSchema;
