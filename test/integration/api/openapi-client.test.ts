@@ -7,6 +7,7 @@ import { Validator } from '@seriousme/openapi-schema-validator';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApi } from '../../../lib/api/app.ts';
 import { ApiCallError, createApiClient } from '../../../lib/api/client.ts';
+import { routeSchemas } from '../../../lib/api/contract.ts';
 import { createModelCache } from '../../../lib/api/model-cache.ts';
 import { PredictionResponseSchema } from '../../../lib/api/schemas.ts';
 import { type HttpApi, startHttpApi } from '../../../lib/local/http-api.ts';
@@ -154,5 +155,22 @@ describe('GET /openapi.json and the typed client, through the local stand-in', (
     expect(client.url('GET /datasets/{d}/quality', { params: { d: 'pets' }, query: { bogus: 1 } })).toContain(
       'bogus=1',
     );
+  });
+
+  it.each([
+    ['GET /health', '/health'],
+    ['GET /datasets', '/datasets'],
+    ['GET /datasets/{d}', '/datasets/pets'],
+    ['GET /datasets/{d}/model', '/datasets/pets/model'],
+    ['GET /datasets/{d}/models', '/datasets/pets/models'],
+    ['GET /datasets/{d}/failures', '/datasets/pets/failures'],
+  ])('answers %s in the shape its declared schema describes', async (route, path) => {
+    const res = await fetch(`${http.url}${path}`, { headers: { 'x-api-key': ADMIN } });
+    const schema = routeSchemas(route)?.response;
+
+    expect(res.status).toBe(200);
+    expect(schema).toBeDefined();
+    const parsed = schema?.safeParse(await res.json());
+    expect(parsed?.error?.issues ?? []).toEqual([]);
   });
 });
