@@ -2,7 +2,11 @@
  * The console's API client. Every URL is relative to the page (`GET /` on the API), so the same
  * bundle works at http://127.0.0.1:3000/ and at https://…/v1/ behind API Gateway. The API key is
  * asked once (only when the API answers 403 Forbidden) and kept in sessionStorage for the tab.
+ * Requests go through the typed client of lib/api/client.ts (routes, parameters and answers typed
+ * from the API's route table).
  */
+import { createApiClient, type RequestOf, type ResponseOf } from '../../lib/api/client.ts';
+import type { RouteKey } from '../../lib/api/routes.ts';
 
 const KEY_STORAGE = 'tlearn.apiKey';
 
@@ -52,44 +56,33 @@ function headers(extra: Record<string, string> = {}): Record<string, string> {
   return { ...(key ? { 'x-api-key': key } : {}), ...extra };
 }
 
+function errorOf(status: number, statusText: string, body: unknown): ApiError {
+  let code = `HTTP${status}`;
+  let message = `${status} ${statusText}`;
+  const b = body as { error?: { code?: string; message?: string }; message?: string } | undefined;
+  if (b?.error) {
+    code = b.error.code ?? code;
+    message = b.error.message ?? message;
+  } else if (b?.message) message = b.message;
+  if (status === 403 && (code === 'Forbidden' || message === 'Forbidden')) {
+    onKeyNeeded(getApiKey() ? 'the API refused this key' : 'this API needs a key');
+  }
+  return new ApiError(status, code, message);
+}
+
 async function toError(res: Response): Promise<ApiError> {
-  let code = `HTTP${res.status}`;
-  let message = `${res.status} ${res.statusText}`;
+  let body: unknown;
   try {
-    const body = (await res.json()) as { error?: { code?: string; message?: string }; message?: string };
-    if (body.error) {
-      code = body.error.code ?? code;
-      message = body.error.message ?? message;
-    } else if (body.message) message = body.message;
+    body = await res.json();
   } catch {
     // not JSON: keep the status line
   }
-  if (res.status === 403 && (code === 'Forbidden' || message === 'Forbidden')) {
-    onKeyNeeded(getApiKey() ? 'the API refused this key' : 'this API needs a key');
-  }
-  return new ApiError(res.status, code, message);
+  return errorOf(res.status, res.statusText, body);
 }
 
-/** A request to the API; JSON in, JSON out. */
-export async function api<T>(
-  method: 'GET' | 'POST',
-  path: string,
-  body?: unknown,
-  init: { raw?: Blob; contentType?: string } = {},
-): Promise<T> {
-  const res = await fetch(apiUrl(path), {
-    method,
-    headers: headers(
-      init.raw
-        ? { 'content-type': init.contentType ?? 'application/octet-stream' }
-        : body !== undefined
-          ? { 'content-type': 'application/json' }
-          : {},
-    ),
-    body: init.raw ?? (body !== undefined ? JSON.stringify(body) : undefined),
-  });
-  if (!res.ok) throw await toError(res);
-  return (await res.json()) as T;
+/** A request to one route of the API (`api('GET /datasets/{d}', {params: {d}})`); JSON in, JSON out. */
+export function api<K extends RouteKey>(route: K, req: RequestOf<K>): Promise<ResponseOf<K>> {
+  return createApiClient(baseUrl(), getApiKey, { toError: errorOf }).call(route, req);
 }
 
 const thumbs = new Map<string, Promise<string>>();

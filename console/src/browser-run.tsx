@@ -4,7 +4,6 @@
  * its ~15 MB wasm, the ~60 MB model) is fetched only when asked, from the stack itself.
  */
 import { useEffect, useState } from 'preact/hooks';
-import type { ExportResponse } from '../../lib/api/export.ts';
 import { api, apiUrl } from './api.ts';
 import type { BrowserModel } from './browser-model.ts';
 import { Bar, ErrorLine, ms } from './format.tsx';
@@ -24,10 +23,10 @@ async function loadModel(dataset: string, version: string, onStep: (s: string) =
   onStep('loading onnxruntime-web…');
   const mod = (await import(apiUrl('console/ort/browser-model.mjs'))) as BrowserModule;
   onStep('downloading the model…');
-  const exp = await api<ExportResponse>(
-    'GET',
-    `datasets/${dataset}/model/export?format=onnx&version=${encodeURIComponent(version)}&redirect=false`,
-  );
+  const exp = await api('GET /datasets/{d}/model/export', {
+    params: { d: dataset },
+    query: { format: 'onnx', version, redirect: 'false' },
+  });
   const res = await fetch(exp.url);
   if (!res.ok) throw new Error(`model download refused by storage: HTTP ${res.status}`);
   const bytes = new Uint8Array(await res.arrayBuffer());

@@ -25,7 +25,7 @@ function useStatus(name: string, fast: boolean) {
   const refresh = useCallback(() => setTick((t) => t + 1), []);
   useEffect(() => {
     let live = true;
-    api<DatasetStatus>('GET', `datasets/${name}`).then(
+    api('GET /datasets/{d}', { params: { d: name } }).then(
       (s) => {
         if (!live) return;
         setStatus(s);
@@ -64,12 +64,12 @@ export function DatasetPage({ name, tab }: { name: string; tab: Tab }) {
 
   useEffect(() => {
     if (!status) return;
-    api<{ versions: ModelVersionItem[] }>('GET', `datasets/${name}/models`).then(
+    api('GET /datasets/{d}/models', { params: { d: name } }).then(
       (r) => setVersions(r.versions),
       setModelError,
     );
     if (modelVersion)
-      api<ModelResponse>('GET', `datasets/${name}/model`).then((m) => {
+      api('GET /datasets/{d}/model', { params: { d: name } }).then((m) => {
         setModel(m);
         setModelError(null);
       }, setModelError);
@@ -80,7 +80,7 @@ export function DatasetPage({ name, tab }: { name: string; tab: Tab }) {
       setFailures([]);
       return;
     }
-    api<{ failures: FailureItem[] }>('GET', `datasets/${name}/failures`).then(
+    api('GET /datasets/{d}/failures', { params: { d: name } }).then(
       (r) => setFailures(r.failures),
       setModelError,
     );
@@ -269,7 +269,7 @@ function TrainingTab(props: {
       <button
         type="button"
         disabled={busy !== null || !status}
-        onClick={() => act('train', () => api('POST', `datasets/${name}/trainings`))}
+        onClick={() => act('train', () => api('POST /datasets/{d}/trainings', { params: { d: name } }))}
       >
         {busy === 'train' ? 'Starting…' : 'Train now'}
       </button>
@@ -297,7 +297,10 @@ function TrainingTab(props: {
                       disabled={busy !== null}
                       onClick={() =>
                         act(v.version, () =>
-                          api('POST', `datasets/${name}/model/promote`, { version: v.version }),
+                          api('POST /datasets/{d}/model/promote', {
+                            params: { d: name },
+                            body: { version: v.version },
+                          }),
                         )
                       }
                     >

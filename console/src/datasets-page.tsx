@@ -21,13 +21,13 @@ export function DatasetsPage() {
     let live = true;
     const load = async () => {
       try {
-        const { datasets } = await api<{ datasets: DatasetListItem[] }>('GET', 'datasets');
+        const { datasets } = await api('GET /datasets', {});
         const filled = await Promise.all(
           datasets.map(async (item): Promise<Row> => {
             try {
               const [status, versions] = await Promise.all([
-                api<DatasetStatus>('GET', `datasets/${item.name}`),
-                api<{ versions: ModelVersionItem[] }>('GET', `datasets/${item.name}/models`),
+                api('GET /datasets/{d}', { params: { d: item.name } }),
+                api('GET /datasets/{d}/models', { params: { d: item.name } }),
               ]);
               return { item, status, current: versions.versions.find((v) => v.current) };
             } catch (err) {

@@ -4,20 +4,10 @@
  */
 import { useEffect, useState } from 'preact/hooks';
 import { api } from './api.ts';
+import type { Quality as QualityDocument } from './types.ts';
 
-interface Quality {
-  duplicates?: { kind: string; keys: string[] }[];
-  conflicts?: { keys: string[]; labels: string[] }[];
-  leaks?: { trainKey: string; heldOutKey: string; similarity: number }[];
-  labelErrors?: {
-    key: string;
-    label: string;
-    suggested: string;
-    probabilityOfLabel: number;
-    probabilityOfSuggested: number;
-  }[];
-  imbalance?: { ratio: number };
-}
+/** Older documents may lack fields: every part is optional here. */
+type Quality = Partial<QualityDocument>;
 
 const SHOWN = 5;
 const fileOf = (key: string) => key.split('/').slice(2).join('/');
@@ -28,7 +18,7 @@ export function QualityFindings({ dataset, version }: { dataset: string; version
     setQ(null);
     if (!version) return;
     // Absent route (404/403 on an older stack) or no findings yet: show nothing.
-    api<Quality>('GET', `datasets/${dataset}/quality`).then(setQ, () => setQ(null));
+    api('GET /datasets/{d}/quality', { params: { d: dataset } }).then(setQ, () => setQ(null));
   }, [dataset, version]);
   if (!q) return null;
   const errors = q.labelErrors ?? [];

@@ -7,7 +7,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { api, thumbnail } from './api.ts';
 import { Bar, pct, RandomBadge, TableHead, when } from './format.tsx';
-import type { HeldOutPrediction, PredictionsPage, Report } from './types.ts';
+import type { HeldOutPrediction, Report } from './types.ts';
 
 const CELL_SHOWN = 48;
 
@@ -74,8 +74,10 @@ function useCell(
     setState({ items: [], total: null, error: null });
     if (trueLabel === undefined || predicted === undefined) return;
     let live = true;
-    const q = new URLSearchParams({ version, true: trueLabel, predicted, limit: String(CELL_SHOWN) });
-    api<PredictionsPage>('GET', `datasets/${dataset}/model/predictions?${q}`).then(
+    api('GET /datasets/{d}/model/predictions', {
+      params: { d: dataset },
+      query: { version, true: trueLabel, predicted, limit: CELL_SHOWN },
+    }).then(
       (page) => live && setState({ items: page.items, total: page.total, error: null }),
       (err: unknown) => live && setState({ items: [], total: null, error: String(err) }),
     );

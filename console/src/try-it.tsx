@@ -22,9 +22,9 @@ export function TryIt({ dataset, hasModel }: { dataset: string; hasModel: boolea
     setBusy(true);
     try {
       setResult(
-        await api<Prediction>('POST', `datasets/${dataset}/predictions`, undefined, {
-          raw: file,
-          contentType: file.type || 'application/octet-stream',
+        await api('POST /datasets/{d}/predictions', {
+          params: { d: dataset },
+          raw: { data: file, contentType: file.type || 'application/octet-stream' },
         }),
       );
     } catch (err) {

@@ -1,21 +1,23 @@
 /**
- * Shapes of the API answers the console reads: type-only imports of the API's own types (erased
- * by esbuild, checked by `tsc -p console/tsconfig.json`), so the page cannot drift from the API.
+ * Shapes of the API answers the console reads, derived from the route table's schemas through the
+ * typed client (lib/api/client.ts `ResponseOf`; type-only, erased by esbuild, checked by
+ * `tsc -p console/tsconfig.json`), so the page cannot drift from the API.
  */
-import type { ModelSummary } from '../../lib/api/datasets.ts';
-import type { ReportSummary } from '../../lib/training/report-summary.ts';
+import type { ResponseOf } from '../../lib/api/client.ts';
 
-export type { DatasetListItem, DatasetStatus, ModelSummary } from '../../lib/api/datasets.ts';
-export type { PredictionsPage } from '../../lib/api/model-report.ts';
-export type { FailureItem, ModelVersionItem } from '../../lib/api/model-versions.ts';
-export type { PredictionResponse as Prediction } from '../../lib/api/predict.ts';
-export type { PresignedUpload } from '../../lib/api/uploads.ts';
-export type { HeldOutPrediction } from '../../lib/training/report-summary.ts';
-export type Report = ReportSummary;
+export type DatasetStatus = ResponseOf<'GET /datasets/{d}'>;
+export type DatasetListItem = ResponseOf<'GET /datasets'>['datasets'][number];
+export type ModelSummary = NonNullable<DatasetStatus['model']>;
+export type ModelVersionItem = ResponseOf<'GET /datasets/{d}/models'>['versions'][number];
+export type FailureItem = ResponseOf<'GET /datasets/{d}/failures'>['failures'][number];
+export type Prediction = ResponseOf<'POST /datasets/{d}/predictions'>;
+export type PresignedUpload = ResponseOf<'POST /datasets/{d}/uploads'>['uploads'][number];
+export type ExportResponse = ResponseOf<'GET /datasets/{d}/model/export'>;
+export type Quality = ResponseOf<'GET /datasets/{d}/quality'>;
 
-/** `GET /datasets/{d}/model` (lib/api/datasets.ts getModelRoute; its report is the summary of report.json). */
-export interface ModelResponse {
-  dataset: string;
-  model: ModelSummary & { previous: string | null };
-  report: Report | null;
-}
+/** `GET /datasets/{d}/model`: the model without weights, and the summary of its report. */
+export type ModelResponse = ResponseOf<'GET /datasets/{d}/model'>;
+export type Report = NonNullable<ModelResponse['report']>;
+/** `GET /datasets/{d}/model/predictions`: a page of held-out predictions (a confusion cell). */
+export type PredictionsPage = ResponseOf<'GET /datasets/{d}/model/predictions'>;
+export type HeldOutPrediction = PredictionsPage['items'][number];

@@ -9,7 +9,6 @@
 import { useRef, useState } from 'preact/hooks';
 import { api, putWithProgress, StorageRefusedError } from './api.ts';
 import { DropZone, ErrorLine } from './format.tsx';
-import type { PresignedUpload } from './types.ts';
 
 const IMAGE_RE = /\.(jpe?g|png|webp|gif|tiff?)$/i;
 const PRESIGN_CHUNK = 200;
@@ -106,18 +105,18 @@ async function putFiles(
   let processed = 0;
   for (let i = 0; i < todo.length; i += PRESIGN_CHUNK) {
     const chunk = todo.slice(i, i + PRESIGN_CHUNK);
-    const r = await api<{ uploads: PresignedUpload[]; rejected: { name: string; reason: string }[] }>(
-      'POST',
-      `datasets/${dataset}/uploads`,
-      {
+    const r = await api('POST /datasets/{d}/uploads', {
+      params: { d: dataset },
+      body: {
         files: chunk.map((p) => ({
-          label: labelOf(p),
+          // `todo` holds labelled files only (the `?? ''` is for the type checker).
+          label: labelOf(p) ?? '',
           name: p.file.name.normalize('NFC'),
           size: p.file.size,
           ...(opts.replace ? { replace: true } : {}),
         })),
       },
-    );
+    });
     out.rejected.push(...r.rejected.map((x) => `${x.name}: ${x.reason}`));
     const byId = new Map(chunk.map((p) => [idOf(labelOf(p) ?? '', p.file.name), p]));
     const jobs = r.uploads.map((u) => ({ u, p: byId.get(idOf(u.label, u.name)) }));

@@ -22,6 +22,7 @@ import { createInferenceQueue, type InferenceQueue } from './inference-queue.ts'
 import { createKeyRoute, listKeysRoute, revokeKeyRoute } from './keys-routes.ts';
 import { listCurvePointsRoute, listHeldOutPredictionsRoute } from './model-report.ts';
 import { listFailuresRoute, listModelVersionsRoute, promoteVersionRoute } from './model-versions.ts';
+import { openApiRoute } from './openapi.ts';
 import { checkRequestOrigin } from './origin.ts';
 import { predictRoute } from './predict.ts';
 import { reindexRoute } from './reindex.ts';
@@ -50,6 +51,7 @@ const ok =
 /** The handler of every route of lib/api/routes.ts (a missing or extra route fails type-checking). */
 const HANDLERS: Record<RouteKey, RouteFn> = {
   'GET /health': async (_e, ctx) => toResult(healthRoute(ctx)),
+  'GET /openapi.json': async () => openApiRoute(),
   'GET /datasets': ok(async (_e, ctx) => {
     const { datasets } = await listDatasetsRoute(ctx);
     // A predict key sees only its own datasets.

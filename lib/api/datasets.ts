@@ -5,7 +5,7 @@
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { isRandomWeights } from '../model/spec.ts';
 import type { CurrentPointer } from '../pipeline/current-pointer.ts';
-import { checkReadiness, type LabelReadiness } from '../pipeline/readiness.ts';
+import { checkReadiness } from '../pipeline/readiness.ts';
 import {
   DATASETS_PREFIX,
   datasetPrefix,
@@ -18,10 +18,10 @@ import { listFolders, listObjects } from '../storage/s3.ts';
 import type { ModelDocument } from '../training/model-document.ts';
 import type { ReportSummary } from '../training/report-summary.ts';
 import { mapWithConcurrency } from '../util/concurrency.ts';
-import type { ExecutionSummary } from './executions.ts';
 import { datasetParam } from './http.ts';
 import { reportForModelRoute } from './model-report.ts';
 import { publicErrorCode, publicReason } from './public-error.ts';
+import type { DatasetListItem, DatasetStatus, ModelSummary } from './schemas.ts';
 import {
   datasetNotFound,
   missingModelError,
@@ -33,25 +33,8 @@ import {
 } from './store.ts';
 import type { RouteContext } from './types.ts';
 
-/** One dataset of `GET /datasets`. */
-export interface DatasetListItem {
-  name: string;
-  /** Usable images (keys that follow the layout's naming rules). */
-  images: number;
-  labels: number;
-  /** The promoted model, if any. */
-  model: { version: string; promotedAt: string } | null;
-}
-
-/** Summary of a promoted model (no weights). */
-export interface ModelSummary {
-  version: string;
-  promotedAt: string;
-  trainedAt: string;
-  spec: string;
-  randomWeights: boolean;
-  classes: string[];
-}
+// Response shapes are zod schemas in lib/api/schemas.ts (the OpenAPI document is generated from them).
+export type { DatasetListItem, DatasetStatus, ModelSummary } from './schemas.ts';
 
 // Listing datasets reads every key of each; a few at a time keeps S3 and the Lambda calm.
 const LIST_CONCURRENCY = 4;
@@ -101,20 +84,6 @@ function summarize(pointer: CurrentPointer, doc: ModelDocument): ModelSummary {
     randomWeights: doc.randomWeights || isRandomWeights(doc.spec),
     classes: doc.classes,
   };
-}
-
-/** `GET /datasets/{d}` response. */
-export interface DatasetStatus {
-  dataset: string;
-  images: { total: number; ready: number; failed: number; pending: number; skipped: number };
-  labels: Record<string, LabelReadiness>;
-  /** Whether every usable image has a feature or an error record (a training would not wait). */
-  featuresSettled: boolean;
-  model: ModelSummary | null;
-  /** The newest model version written by a training (promoted or not). */
-  lastTraining: { version: string; at: string | null; promoted: boolean } | null;
-  /** The newest training execution (running, succeeded or failed with its cause); null if unknown. */
-  lastExecution: ExecutionSummary | null;
 }
 
 /** `GET /datasets/{d}`: readiness counts, labels, the promoted model and the newest training. */

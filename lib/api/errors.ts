@@ -75,7 +75,11 @@ function isHttpError(err: unknown): err is Error & { statusCode: number; expose?
   );
 }
 
-const STATUS_CODES: Record<number, string> = {
+/**
+ * The error table: the code of each client-error status when nothing more specific is known (a
+ * middy `HttpError`; `TlearnError`s name their own). Read by the OpenAPI document (lib/api/openapi.ts).
+ */
+export const ERROR_STATUS_CODES: Readonly<Record<number, string>> = {
   400: 'BadRequest',
   401: 'Unauthorized',
   403: 'Forbidden',
@@ -106,7 +110,7 @@ export function mapError(err: unknown, requestId: string | undefined): MappedErr
   if (isHttpError(err) && err.statusCode < 500 && err.expose !== false) {
     return {
       status: err.statusCode,
-      code: STATUS_CODES[err.statusCode] ?? 'ClientError',
+      code: ERROR_STATUS_CODES[err.statusCode] ?? 'ClientError',
       message: err.message,
       headers: {},
       expose: true,

@@ -7,21 +7,11 @@ import { TlearnError, ValidationError } from '../errors.ts';
 import { EXPORT_URL_TTL_SECONDS, ensureModelExport, presignedDownloadUrl } from '../export/model-export.ts';
 import { MODEL_VERSION_RE } from '../storage/keys.ts';
 import { datasetParam, jsonResponse } from './http.ts';
+import { EXPORT_FORMATS, type ExportResponse } from './schemas.ts';
 import { missingModelError, readCurrentPointer } from './store.ts';
 import type { RouteContext } from './types.ts';
 
-/** Export formats the route knows. */
-export const EXPORT_FORMATS = ['onnx'] as const;
-
-/** The body sent with the 302 (clients that do not follow redirects read the URL here). */
-export interface ExportResponse {
-  dataset: string;
-  version: string;
-  format: (typeof EXPORT_FORMATS)[number];
-  url: string;
-  bytes: number;
-  expiresInSeconds: number;
-}
+export { EXPORT_FORMATS, type ExportResponse } from './schemas.ts';
 
 /** Answers the export route with a 302 whose `Location` is a presigned GET of `model.onnx`. */
 export async function exportModelRoute(

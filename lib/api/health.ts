@@ -4,23 +4,10 @@
  * tenants' data: `GET /datasets` with a key lists them). Never waits for a loading extractor.
  */
 import { isRandomWeights } from '../model/spec.ts';
-import type { BackendName } from '../model/types.ts';
+import type { HealthResponse } from './schemas.ts';
 import type { RouteContext } from './types.ts';
 
-/** Body of `GET /health`. */
-export interface HealthResponse {
-  /** `ok`: ready to predict; `loading`: extractor still loading; `failed`: it could not load (503). */
-  status: 'ok' | 'loading' | 'failed';
-  backend: BackendName | null;
-  spec: string | null;
-  dims: number | null;
-  /** True when the base model runs on seeded random weights: predictions are not meaningful. */
-  randomWeights: boolean | null;
-  warnings: string[];
-  /** How many datasets' models this container holds (never which). */
-  cachedModels: number;
-  queue: { waiting: number; passes: number; images: number; largestBatch: number } | null;
-}
+export type { HealthResponse } from './schemas.ts';
 
 /** The health report and its status code (503 when the extractor failed to load). */
 export function healthRoute(ctx: RouteContext): { statusCode: number; body: HealthResponse } {

@@ -20,7 +20,8 @@ export const THUMBNAIL_DEFAULT = 128;
 /** Browsers keep a thumbnail this long; the ETag (image ETag + size) revalidates it after. */
 const MAX_AGE_SECONDS = 3600;
 
-const ThumbnailQuery = z.object({
+/** `GET /datasets/{d}/images` query. */
+export const ThumbnailQuery = z.object({
   key: z.string().min(1).max(1024),
   size: z.coerce.number().int().min(THUMBNAIL_MIN).max(THUMBNAIL_MAX).default(THUMBNAIL_DEFAULT),
 });

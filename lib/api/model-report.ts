@@ -12,8 +12,6 @@ import { NotFoundError, ValidationError } from '../errors.ts';
 import { MODEL_VERSION_RE } from '../storage/keys.ts';
 import type { ReportDocument } from '../training/model-document.ts';
 import {
-  type CurveItem,
-  type HeldOutPrediction,
   maxPredictionsPerPage,
   pageCurvePoints,
   pagePredictions,
@@ -23,6 +21,7 @@ import {
   trimUnknownReport,
 } from '../training/report-summary.ts';
 import { datasetParam, parseWith } from './http.ts';
+import type { CurvesPageSchema, PredictionsPageSchema } from './schemas.ts';
 import { missingModelError, readCurrentPointer, readReport, type StoredReport } from './store.ts';
 import type { RouteContext } from './types.ts';
 
@@ -63,28 +62,10 @@ export const CurvesQuery = z.object({
 });
 
 /** Answer of `GET /datasets/{d}/model/predictions`. */
-export interface PredictionsPage {
-  dataset: string;
-  version: string;
-  classes: string[];
-  items: HeldOutPrediction[];
-  /** Predictions matching the filter, over all pages (0 when the report has none). */
-  total: number;
-  /** The page size used (at most `limit`: fewer with many classes, see REPORT_LIMITS). */
-  limit: number;
-  /** Pass as `token` (with the same filters) for the next page; null on the last. */
-  nextToken: string | null;
-}
+export type PredictionsPage = z.infer<typeof PredictionsPageSchema>;
 
 /** Answer of `GET /datasets/{d}/model/curves`. */
-export interface CurvesPage {
-  dataset: string;
-  version: string;
-  items: CurveItem[];
-  total: number;
-  limit: number;
-  nextToken: string | null;
-}
+export type CurvesPage = z.infer<typeof CurvesPageSchema>;
 
 const TokenBody = z.object({ v: Version, o: z.number().int().nonnegative() });
 

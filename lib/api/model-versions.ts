@@ -21,6 +21,7 @@ import { getJson, getJsonIfExists, isConditionFailed, listFolders, putObject } f
 import { ModelDocument } from '../training/model-document.ts';
 import { mapWithConcurrency } from '../util/concurrency.ts';
 import { datasetParam, parseWith, readJsonBody } from './http.ts';
+import type { FailureItem, ModelVersionItem } from './schemas.ts';
 import { datasetNotFound, readCurrentPointer, sortVersions, versionTime } from './store.ts';
 import type { RouteContext } from './types.ts';
 
@@ -29,16 +30,7 @@ export const MAX_LISTED_VERSIONS = 30;
 /** Failed images listed by `GET /datasets/{d}/failures` (the count is always complete). */
 export const MAX_LISTED_FAILURES = 100;
 
-/** One model version. `complete` is false while training or after a failed one (no model.json). */
-export interface ModelVersionItem {
-  version: string;
-  trainedAt: string | null;
-  complete: boolean;
-  current: boolean;
-  accuracy: number | null;
-  classes: string[];
-  randomWeights: boolean;
-}
+export type { FailureItem, ModelVersionItem } from './schemas.ts';
 
 async function readModel(
   ctx: RouteContext,
@@ -79,7 +71,8 @@ export async function listModelVersionsRoute(
   return { dataset, current: current?.pointer.version ?? null, versions };
 }
 
-const PromoteRequest = z.object({
+/** `POST /datasets/{d}/model/promote` body. */
+export const PromoteRequest = z.object({
   version: z.string().regex(MODEL_VERSION_RE, 'a model version like 20260101T000000Z-abc123'),
 });
 
@@ -134,14 +127,6 @@ export async function promoteVersionRoute(
   }
   ctx.log.info('model promoted by request', { dataset, version, previous: pointer.previous });
   return { dataset, pointer, changed: true };
-}
-
-/** One image that cannot be used. */
-export interface FailureItem {
-  key: string;
-  label: string;
-  code: string | null;
-  reason: string;
 }
 
 /** `GET /datasets/{d}/failures`: images whose extraction failed, with the reason from their error record. */

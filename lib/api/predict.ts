@@ -28,31 +28,14 @@ import {
   requireMediaType,
 } from './http.ts';
 import type { LoadedModel } from './model-cache.ts';
+import type { PredictionResponse, Score } from './schemas.ts';
 import type { RouteContext } from './types.ts';
 
 /** Media types the prediction body may have. */
 export const PREDICTION_MEDIA_TYPES = ['image/*', 'application/octet-stream', 'application/json'] as const;
 
-/** One class and its probability. */
-export interface Score {
-  label: string;
-  probability: number;
-}
-
-/** The response body of a prediction. */
-export interface PredictionResponse {
-  dataset: string;
-  model: { version: string; trainedAt: string; spec: string; randomWeights: boolean };
-  /** The top label, or null when the prediction abstained (below the threshold asked for). */
-  label: string | null;
-  confidence: number;
-  /** True when `threshold` was given and the confidence is below it (scores are still listed). */
-  abstained: boolean;
-  /** The threshold applied, when one was asked for (`auto`: the top label's; null if it has none). */
-  threshold?: number | null;
-  scores: Score[];
-  timingsMs: { fetch?: number; decode: number; forward: number; head: number; total: number };
-}
+// Response shapes are zod schemas in lib/api/schemas.ts (the OpenAPI document is generated from them).
+export type { PredictionResponse, Score } from './schemas.ts';
 
 /** JSON body: exactly one of `image` (base64, optionally a `data:` URL) or `key`. */
 export const PredictionJsonBody = z

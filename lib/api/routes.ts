@@ -14,6 +14,8 @@ export type RouteRole = 'none' | 'predict' | 'admin';
 /** Every route (all served by one proxy-integrated function). */
 export const API_ROUTES = [
   { method: 'GET', path: '/health', role: 'none' },
+  // This API as OpenAPI 3.1, generated from this table and lib/api/contract.ts (lib/api/openapi.ts).
+  { method: 'GET', path: '/openapi.json', role: 'none' },
   { method: 'GET', path: '/datasets', role: 'predict' },
   { method: 'GET', path: '/datasets/{d}', role: 'admin' },
   { method: 'POST', path: '/datasets/{d}/predictions', role: 'predict' },

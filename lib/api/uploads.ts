@@ -11,6 +11,7 @@ import { MAX_IMAGE_BYTES } from '../images/limits.ts';
 import { imageKey, parseImageKey } from '../storage/keys.ts';
 import { imageContentType } from '../upload/content-type.ts';
 import { datasetParam, parseWith, readJsonBody } from './http.ts';
+import type { PresignedUpload, UploadsResponse } from './schemas.ts';
 import type { RouteContext } from './types.ts';
 
 /** Files per request: one request of the console per batch of dropped files. */
@@ -23,7 +24,8 @@ export const UPLOAD_URL_SECONDS = 900;
  */
 export const MAX_UPLOAD_BYTES = MAX_IMAGE_BYTES;
 
-const UploadRequest = z.object({
+/** `POST /datasets/{d}/uploads` body. */
+export const UploadRequest = z.object({
   files: z
     .array(
       z.object({
@@ -44,35 +46,7 @@ const UploadRequest = z.object({
     .max(MAX_UPLOADS_PER_REQUEST, `at most ${MAX_UPLOADS_PER_REQUEST} files per request`),
 });
 
-/** One presigned upload. */
-export interface PresignedUpload {
-  name: string;
-  label: string;
-  key: string;
-  method: 'PUT';
-  url: string;
-  /**
-   * Headers the PUT must send exactly (they are signed): `content-type`, and `if-none-match: *`
-   * unless the file was sent with `replace` (S3 then answers 412 when the key exists).
-   */
-  headers: Record<string, string>;
-  /** The body's exact size in bytes: `content-length` is signed too (a browser sets it itself). */
-  size: number;
-  /** Whether this PUT may overwrite an existing object. */
-  replace: boolean;
-}
-
-/** `POST /datasets/{d}/uploads` response. */
-export interface UploadsResponse {
-  dataset: string;
-  expiresAt: string;
-  uploads: PresignedUpload[];
-  /**
-   * Files that cannot become image keys (bad label, not an image, hidden file, the same key twice
-   * in one request…), with why.
-   */
-  rejected: { name: string; label: string; reason: string }[];
-}
+export type { PresignedUpload, UploadsResponse } from './schemas.ts';
 
 /** Query parameters the SDK's default checksums add to a PutObject (see {@link presignPut}). */
 const CHECKSUM_HEADER_RE = /^x-amz-(checksum-|sdk-checksum-algorithm$)/i;

@@ -1,13 +1,20 @@
 import { z } from 'zod';
-import type { DatasetStatus, ModelSummary } from '../api/datasets.ts';
-import type { ExecutionSummary } from '../api/executions.ts';
-import type { PredictionResponse } from '../api/predict.ts';
-import type { startTrainingRoute } from '../api/trainings.ts';
+import {
+  ApiCallError,
+  createApiClient as createTypedClient,
+  type RequestOf,
+  type ResponseOf,
+  type TypedApiClient,
+} from '../api/client.ts';
+import type { RouteKey } from '../api/routes.ts';
+import {
+  DatasetStatusSchema as ApiDatasetStatusSchema,
+  ExecutionSummarySchema,
+  ModelMetaSchema,
+  PredictionResponseSchema,
+  TrainingStartedSchema,
+} from '../api/schemas.ts';
 import { TlearnError } from '../errors.ts';
-import { TRAINING_TRIGGERS } from '../features/messages.ts';
-import type { CurrentPointer } from '../pipeline/current-pointer.ts';
-import type { LabelReadiness } from '../pipeline/readiness.ts';
-import { type ModelDocument, TrainingOptionsSchema } from '../training/model-document.ts';
 import { type ReportSummary, ReportSummarySchema } from '../training/report-summary.ts';
 
 /**
@@ -64,114 +71,31 @@ export function unreachableReason(err: unknown, depth = 0): string | undefined {
   return unreachableReason(e.cause, depth + 1);
 }
 
-/**
- * A schema whose output is the API's own type. The response types are imported from `lib/api/`
- * (type-only: nothing of the API is loaded), so when the API changes a field this file stops
- * compiling instead of the CLI misreading answers at run time.
+/*
+ * The answers' schemas and types are the API's own (lib/api/schemas.ts, through the route table's
+ * lib/api/contract.ts), so when the API changes a field this file stops compiling or the answer is
+ * refused with a clear message, instead of the CLI misreading it.
  */
-type SchemaOf<T> = z.ZodType<T, z.ZodTypeDef, unknown>;
 
-const count = z.number().int().nonnegative();
+/** A prediction (POST /datasets/{d}/predictions). Stacks from before thresholds send no `abstained`: they never abstain. */
+export const PredictionSchema = PredictionResponseSchema.extend({ abstained: z.boolean().default(false) });
+export type Prediction = ResponseOf<'POST /datasets/{d}/predictions'>;
 
-/** A prediction (POST /datasets/{d}/predictions → `PredictionResponse` of lib/api/predict.ts). */
-export const PredictionSchema: SchemaOf<PredictionResponse> = z.object({
-  dataset: z.string(),
-  model: z.object({
-    version: z.string(),
-    trainedAt: z.string(),
-    spec: z.string(),
-    randomWeights: z.boolean(),
-  }),
-  label: z.string().nullable(),
-  confidence: z.number(),
-  // Stacks from before thresholds do not send it: they never abstain.
-  abstained: z.boolean().default(false),
-  threshold: z.number().nullable().optional(),
-  scores: z.array(z.object({ label: z.string(), probability: z.number() })),
-  timingsMs: z.object({
-    fetch: z.number().optional(),
-    decode: z.number(),
-    forward: z.number(),
-    head: z.number(),
-    total: z.number(),
-  }),
-});
-export type Prediction = PredictionResponse;
+/** A started training (POST /datasets/{d}/trainings → 202). */
+export type TrainingStarted = ResponseOf<'POST /datasets/{d}/trainings'>;
+export { TrainingStartedSchema };
 
-/** A started training (POST /datasets/{d}/trainings → 202, lib/api/trainings.ts). */
-export type TrainingStarted = Awaited<ReturnType<typeof startTrainingRoute>>;
-export const TrainingStartedSchema: SchemaOf<TrainingStarted> = z.object({
-  dataset: z.string(),
-  executionArn: z.string(),
-  executionName: z.string(),
-  startedAt: z.string(),
-});
-
-const LabelReadinessSchema: SchemaOf<LabelReadiness> = z.object({
-  images: count,
-  ready: count,
-  failed: count,
-  pending: count,
-});
-
-/** The promoted model's summary (`ModelSummary` of lib/api/datasets.ts). */
-const ModelSummarySchema: SchemaOf<ModelSummary> = z.object({
-  version: z.string(),
-  promotedAt: z.string(),
-  trainedAt: z.string(),
-  spec: z.string(),
-  randomWeights: z.boolean(),
-  classes: z.array(z.string()),
-});
-
-/** The newest training execution (`ExecutionSummary` of lib/api/executions.ts). */
-const ExecutionSummarySchema: SchemaOf<ExecutionSummary> = z.object({
-  name: z.string(),
-  executionArn: z.string(),
-  status: z.string(),
-  startedAt: z.string(),
-  stoppedAt: z.string().nullable(),
-  trigger: z.enum(TRAINING_TRIGGERS).nullable(),
-  error: z.string().nullable(),
-  cause: z.string().nullable(),
-});
-
-/** GET /datasets/{d} (`DatasetStatus` of lib/api/datasets.ts). */
-export const DatasetStatusSchema: SchemaOf<DatasetStatus> = z.object({
-  dataset: z.string(),
-  images: z.object({ total: count, ready: count, failed: count, pending: count, skipped: count }),
-  labels: z.record(LabelReadinessSchema),
-  featuresSettled: z.boolean(),
-  model: ModelSummarySchema.nullable(),
-  lastTraining: z
-    .object({ version: z.string(), at: z.string().nullable(), promoted: z.boolean() })
-    .nullable(),
-  // Older stacks do not send it: absent reads as unknown (null).
+/** GET /datasets/{d}. Older stacks do not send `lastExecution`: absent reads as unknown (null). */
+export const DatasetStatusSchema = ApiDatasetStatusSchema.extend({
   lastExecution: ExecutionSummarySchema.nullable().default(null),
 });
-export type { DatasetStatus };
+export type DatasetStatus = ResponseOf<'GET /datasets/{d}'>;
 
 /**
  * The model part of GET /datasets/{d}/model: `model.json` without its weights (lib/training/
  * model-document.ts), the summary, and the version the current one replaced (current.json).
  */
-export type ModelMeta = ModelSummary &
-  Pick<ModelDocument, 'metrics' | 'options'> & { previous: CurrentPointer['previous'] };
-
-const ModelMetaSchema: SchemaOf<ModelMeta> = ModelSummarySchema.and(
-  z.object({
-    metrics: z.object({
-      accuracy: z.number().nullable(),
-      logLoss: z.number().nullable(),
-      nTrain: count,
-      nTest: count,
-      converged: z.boolean(),
-      nIter: count,
-    }),
-    options: TrainingOptionsSchema,
-    previous: z.string().nullable(),
-  }),
-);
+export type ModelMeta = z.output<typeof ModelMetaSchema>;
 
 /** GET /datasets/{d}/model as the CLI uses it. */
 export interface ModelInfo {
@@ -230,6 +154,12 @@ export interface ApiClient {
     path: string,
     opts?: { body?: Uint8Array | string; contentType?: string; query?: Record<string, string> },
   ): Promise<ApiResponse>;
+  /**
+   * A route of lib/api/routes.ts through the typed client (lib/api/client.ts): its parameters,
+   * query and body are checked against the route's schemas at compile time; the answer is typed
+   * (not validated: the methods below validate what they read).
+   */
+  call<K extends RouteKey>(route: K, req: RequestOf<K>): Promise<ResponseOf<K>>;
   getDataset(dataset: string): Promise<{ parsed: DatasetStatus; raw: unknown }>;
   startTraining(dataset: string): Promise<TrainingStarted>;
   getModel(dataset: string): Promise<{ parsed: ModelInfo; raw: unknown }>;
@@ -330,34 +260,52 @@ export function createApiClient(opts: ApiClientOptions): ApiClient {
     return { status: res.status, body };
   };
 
-  const ds = (d: string) => `/datasets/${encodeURIComponent(d)}`;
+  // The typed client over the same transport rules: one timeout per request, errors as ApiError,
+  // nothing answering as UnreachableError.
+  const typed: TypedApiClient = createTypedClient(opts.baseUrl, opts.apiKey, {
+    fetch: (url, init) => doFetch(url, { ...init, signal: AbortSignal.timeout(opts.timeoutMs) }),
+    toError: toApiError,
+  });
+  const call: ApiClient['call'] = async (route, req) => {
+    try {
+      return await typed.call(route, req);
+    } catch (err) {
+      if (err instanceof ApiCallError) throw new ApiError(err.code, err.message, 502);
+      if (err instanceof ApiError) throw err;
+      const reason = unreachableReason(err);
+      if (reason === undefined) throw err;
+      throw new UnreachableError(reason === 'no answer in time' ? `no answer within ${seconds}` : reason, {
+        cause: err,
+      });
+    }
+  };
+  const what = (route: string, d: string) => route.replace('{d}', encodeURIComponent(d));
   return {
     request,
+    call,
     async getDataset(dataset) {
-      const { body } = await request('GET', ds(dataset));
-      return { parsed: parseWith(DatasetStatusSchema, body, `GET ${ds(dataset)}`), raw: body };
+      const route = 'GET /datasets/{d}';
+      const body = await call(route, { params: { d: dataset } });
+      return { parsed: parseWith(DatasetStatusSchema, body, what(route, dataset)), raw: body };
     },
     async startTraining(dataset) {
-      const { body } = await request('POST', `${ds(dataset)}/trainings`, {
-        body: JSON.stringify({}),
-        contentType: 'application/json',
-      });
-      return parseWith(TrainingStartedSchema, body, `POST ${ds(dataset)}/trainings`);
+      const route = 'POST /datasets/{d}/trainings';
+      const body = await call(route, { params: { d: dataset }, body: {} });
+      return parseWith(TrainingStartedSchema, body, what(route, dataset));
     },
     async getModel(dataset) {
-      const { body } = await request('GET', `${ds(dataset)}/model`);
-      return { parsed: parseModelInfo(body, `GET ${ds(dataset)}/model`), raw: body };
+      const route = 'GET /datasets/{d}/model';
+      const body = await call(route, { params: { d: dataset } });
+      return { parsed: parseModelInfo(body, what(route, dataset)), raw: body };
     },
     async predict(dataset, image, contentType, top, threshold) {
-      const { body } = await request('POST', `${ds(dataset)}/predictions`, {
-        body: image,
-        contentType,
-        query: {
-          ...(top !== undefined ? { top: String(top) } : {}),
-          ...(threshold !== undefined ? { threshold } : {}),
-        },
+      const route = 'POST /datasets/{d}/predictions';
+      const body = await call(route, {
+        params: { d: dataset },
+        raw: { data: image, contentType },
+        query: { top, threshold },
       });
-      return parseWith(PredictionSchema, body, `POST ${ds(dataset)}/predictions`);
+      return parseWith(PredictionSchema, body, what(route, dataset));
     },
   };
 }

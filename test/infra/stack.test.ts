@@ -439,9 +439,18 @@ describe('API', () => {
     const keyless = methods
       .filter((m) => m.Properties.ApiKeyRequired !== true)
       .map((m) => m.Properties.HttpMethod);
-    // GET /health, GET / (the console page) and GET /console/ort/{file}, the OPTIONS of every resource, and ANY on those three (a wrong method there is a 405 without a key).
+    // GET /health, GET /openapi.json, GET / (the console page) and GET /console/ort/{file}, the OPTIONS of every resource, and ANY on those four (a wrong method there is a 405 without a key).
     expect(keyless.filter((m) => m === 'OPTIONS')).toHaveLength(new Set(API_ROUTES.map((r) => r.path)).size);
-    expect(keyless.filter((m) => m !== 'OPTIONS').sort()).toEqual(['ANY', 'ANY', 'ANY', 'GET', 'GET', 'GET']);
+    expect(keyless.filter((m) => m !== 'OPTIONS').sort()).toEqual([
+      'ANY',
+      'ANY',
+      'ANY',
+      'ANY',
+      'GET',
+      'GET',
+      'GET',
+      'GET',
+    ]);
     const paths = Object.values(template.findResources('AWS::ApiGateway::Resource')).map(
       (r) => (r as Resource).Properties.PathPart,
     );
@@ -449,6 +458,7 @@ describe('API', () => {
       [
         'datasets',
         'health',
+        'openapi.json',
         'keys',
         '{id}',
         'model',

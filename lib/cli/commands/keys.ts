@@ -1,5 +1,5 @@
-import { z } from 'zod';
-import type { ApiKeyInfo, CreatedApiKey } from '../../api/keys.ts';
+import type { z } from 'zod';
+import { ApiKeyListSchema, CreatedApiKeySchema } from '../../api/schemas.ts';
 import { parseCommandArgs, UsageError } from '../args.ts';
 import { ApiError } from '../client.ts';
 import { EXIT } from '../exit-codes.ts';
@@ -42,17 +42,6 @@ examples:
 
 exit codes: 0 ok, 1 refused (not an admin key, unknown id), 2 usage, 4 the stack could not be reached`;
 
-const KeyInfoSchema = z.object({
-  id: z.string(),
-  name: z.string(),
-  role: z.enum(['admin', 'predict']),
-  datasets: z.array(z.string()),
-  enabled: z.boolean(),
-  createdAt: z.string().nullable(),
-}) satisfies z.ZodType<ApiKeyInfo>;
-const CreatedSchema = KeyInfoSchema.extend({ value: z.string().min(1) }) satisfies z.ZodType<CreatedApiKey>;
-const ListSchema = z.object({ keys: z.array(KeyInfoSchema) });
-
 function parse<S extends z.ZodTypeAny>(schema: S, body: unknown, what: string): z.output<S> {
   const r = schema.safeParse(body);
   if (!r.success) {
@@ -81,7 +70,7 @@ export async function runKeys(argv: string[], ctx: CliContext): Promise<number> 
     );
   }
   const datasets = (values.dataset ?? []).map((d) => datasetArg(d));
-  let input: Record<string, unknown> | undefined;
+  let input: { role: 'admin' | 'predict'; datasets: string[]; name?: string } | undefined;
   if (sub === 'create') {
     if (values.role !== 'predict' && values.role !== 'admin')
       throw new UsageError('--role must be predict or admin');
@@ -99,11 +88,8 @@ export async function runKeys(argv: string[], ctx: CliContext): Promise<number> 
   const api = apiClientFor(target, timeoutMsFlag(values), ctx);
   try {
     if (sub === 'create') {
-      const { body } = await api.request('POST', '/keys', {
-        body: JSON.stringify(input),
-        contentType: 'application/json',
-      });
-      const key = parse(CreatedSchema, body, 'POST /keys');
+      const body = await api.call('POST /keys', { body: input });
+      const key = parse(CreatedApiKeySchema, body, 'POST /keys');
       ctx.err(
         `created ${key.role} key ${key.id} (${key.name})${key.datasets.length ? ` for ${key.datasets.join(', ')}` : ''}; its value follows, shown once:`,
       );
@@ -111,8 +97,8 @@ export async function runKeys(argv: string[], ctx: CliContext): Promise<number> 
       return EXIT.OK;
     }
     if (sub === 'list') {
-      const { body } = await api.request('GET', '/keys');
-      const { keys } = parse(ListSchema, body, 'GET /keys');
+      const body = await api.call('GET /keys', {});
+      const { keys } = parse(ApiKeyListSchema, body, 'GET /keys');
       if (values.json) {
         ctx.out(JSON.stringify(keys, null, 2));
         return EXIT.OK;
@@ -130,7 +116,7 @@ export async function runKeys(argv: string[], ctx: CliContext): Promise<number> 
       return EXIT.OK;
     }
     const id = rest[0] ?? '';
-    await api.request('DELETE', `/keys/${encodeURIComponent(id)}`);
+    await api.call('DELETE /keys/{id}', { params: { id } });
     ctx.out(`revoked key ${id}`);
     return EXIT.OK;
   } catch (err) {

@@ -1,5 +1,4 @@
-import { z } from 'zod';
-import type { ReindexPage } from '../../pipeline/reindex.ts';
+import { ReindexPageSchema } from '../../api/schemas.ts';
 import { parseCommandArgs } from '../args.ts';
 import { ApiError } from '../client.ts';
 import { EXIT } from '../exit-codes.ts';
@@ -27,15 +26,6 @@ examples:
 
 exit codes: 0 ok, 1 the API said no (e.g. no such dataset), 2 usage, 4 the stack could not be reached`;
 
-const PageSchema = z.object({
-  dataset: z.string(),
-  scanned: z.number().int().nonnegative(),
-  enqueued: z.number().int().nonnegative(),
-  current: z.number().int().nonnegative(),
-  skipped: z.number().int().nonnegative(),
-  nextToken: z.string().nullable(),
-}) satisfies z.ZodType<ReindexPage>;
-
 /** `tlearn reindex` with an explicit context (tests). */
 export async function runReindex(argv: string[], ctx: CliContext): Promise<number> {
   const { values, positionals } = parseCommandArgs(argv, {
@@ -54,11 +44,11 @@ export async function runReindex(argv: string[], ctx: CliContext): Promise<numbe
   try {
     let token: string | null = null;
     do {
-      const { body } = await api.request('POST', `/datasets/${encodeURIComponent(dataset)}/reindex`, {
-        body: JSON.stringify({ ...(values.all === true ? { all: true } : {}), ...(token ? { token } : {}) }),
-        contentType: 'application/json',
+      const body = await api.call('POST /datasets/{d}/reindex', {
+        params: { d: dataset },
+        body: { ...(values.all === true ? { all: true } : {}), ...(token ? { token } : {}) },
       });
-      const parsed = PageSchema.safeParse(body);
+      const parsed = ReindexPageSchema.safeParse(body);
       if (!parsed.success)
         throw new ApiError(
           'UnexpectedResponse',
