@@ -76,6 +76,12 @@ export interface SfnRunnerOptions {
   dataDir?: string;
   /** Lambda timeout for the handlers' context, ms. @default 900000 */
   functionTimeoutMs?: number;
+  /**
+   * Called once when an execution ends (any status), after its record is written: where Step
+   * Functions would send its status change event (lib/local/sfn-events.ts). Not called for
+   * executions the local stack's own stop interrupted (they are resumed at the next start).
+   */
+  onExecutionEnded?: (rec: ExecutionRecord) => void;
   log: Log;
 }
 
@@ -502,6 +508,7 @@ export async function createSfnRunner(opts: SfnRunnerOptions): Promise<SfnRunner
       else log.warn(line);
       running.delete(rec.executionArn);
       await persist(rec);
+      if (rec.error !== STACK_STOPPED_ERROR) opts.onExecutionEnded?.(rec);
     })();
     running.set(rec.executionArn, { rec, abort: execution.abort, done });
   };

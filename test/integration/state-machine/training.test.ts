@@ -303,7 +303,6 @@ describe('training state machine (CDK-synthesized definition, local interpreter,
                 bucket: emu.bucket,
                 sfn,
                 stateMachineArn: 'arn:aws:states:us-east-1:123456789012:stateMachine:t',
-                graceSeconds: 60,
                 log: silentLog,
               },
             );
