@@ -80,6 +80,13 @@ describe('the training lock through every end of an execution (local S3 + Step F
       stateMachines: [
         { name: 'train-life', definition: definition(), taskHandlers: {} },
         { name: 'train-timeout', definition: definition(1), taskHandlers: {} },
+        // The local training machine's worst case: longer than one Node timer (24.8 days).
+        {
+          name: 'train-long',
+          definition: definition(3_000_000),
+          taskHandlers: {},
+          waitTimeOverrides: { Settle: 50 },
+        },
       ],
       onExecutionEnded: (rec) => deliver(rec),
       log: silentLog,
@@ -243,6 +250,19 @@ describe('the training lock through every end of an execution (local S3 + Step F
 
     expect(executions('timeout').find((e) => e.name === x)?.status).toBe('TIMED_OUT');
     expect(lock).toMatchObject({ state: 'running', restarts: 1 });
+  });
+
+  it('runs an execution whose timeout is longer than a Node timer holds (34 days) instead of timing it out at once', async () => {
+    const arn = runner.stateMachineArns['train-long'] ?? '';
+    const { executionArn } = runner.startExecution({ stateMachineArn: arn, name: 'long-1', input: '{}' });
+
+    const ended = await waitFor(
+      'the execution to end',
+      () => runner.getExecution(executionArn),
+      (e) => e.status !== 'RUNNING',
+    );
+
+    expect(ended.status).toBe('SUCCEEDED');
   });
 
   it('makes no second execution when Step Functions accepted a start whose answer was lost', async () => {
