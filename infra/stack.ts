@@ -27,6 +27,7 @@ import {
 } from '../lib/storage/keys.ts';
 import { DataBucket } from './constructs/data-bucket.ts';
 import { DeadLetterConsumer } from './constructs/dead-letter-consumer.ts';
+import { ExecutionEndRule } from './constructs/execution-end-rule.ts';
 import { Monitoring } from './constructs/monitoring.ts';
 import { PredictionApi } from './constructs/prediction-api.ts';
 import { QueueConsumer } from './constructs/queue-consumer.ts';
@@ -264,8 +265,9 @@ export class TlearnStack extends Stack {
     });
     const promoteModel = make('promote-model', { [ENV.BUCKET]: bucket.bucketName });
     const finishTraining = make('finish-training', { [ENV.BUCKET]: bucket.bucketName });
+    const stateMachineName = `train-${this.stackName}`;
     this.training = new TrainingStateMachine(this, 'Training', {
-      stateMachineName: `train-${this.stackName}`,
+      stateMachineName,
       checkReadiness: { function: checkReadiness.function, timeout: checkReadiness.timeout },
       trainHead: { function: trainHead.function, timeout: trainHead.timeout },
       promoteModel: { function: promoteModel.function, timeout: promoteModel.timeout },
@@ -278,6 +280,13 @@ export class TlearnStack extends Stack {
       logRemovalPolicy: removalPolicy,
     });
     const stateMachine = this.training.stateMachine;
+    // Executions that end without Finish (stopped, timed out, failed) → finish-training releases
+    // their lock or hands it to a fresh execution (infra/constructs/execution-end-rule.ts).
+    const executionEnds = new ExecutionEndRule(this, 'ExecutionEnds', {
+      stateMachineName,
+      handler: finishTraining.function,
+    });
+    finishTraining.function.addEnvironment(ENV.STATE_MACHINE_ARN, executionEnds.stateMachineArn);
 
     // ENV.FEATURES_QUEUE_URL is added below, once the queue (whose consumer is created later) exists.
     const extractor = make('extract-features', { ...modelEnv });

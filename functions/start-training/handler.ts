@@ -1,7 +1,6 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { loadStateMachineConfig, loadStorageConfig } from '../../lib/config.ts';
-import { PIPELINE_SETTINGS } from '../../lib/pipeline/settings.ts';
 import { startTrainings } from '../../lib/pipeline/start-training.ts';
 import { createAwsClients } from '../../lib/storage/clients.ts';
 import { createObservability, traceClients, withObservability } from '../shared/powertools.ts';
@@ -19,7 +18,6 @@ export const handler = withObservability(async (event: SQSEvent): Promise<SQSBat
     bucket: storage.bucket,
     sfn,
     stateMachineArn,
-    graceSeconds: PIPELINE_SETTINGS.training.lockGraceSeconds,
     log: obs.log,
   });
   const count = (s: string) => r.datasets.filter((d) => d.status === s).length;

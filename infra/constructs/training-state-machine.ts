@@ -14,7 +14,10 @@
  * Single flight: an execution runs only while it holds its dataset's lock (lib/pipeline/training-lock.ts).
  * CheckReadiness returns the lock's generation; Finish (and the ReleaseAfter* steps of the failure
  * paths) compares it with the lock's: moved means features or deletes arrived after the check, so the
- * execution trains again (at most maxRetrains times), else the lock goes idle.
+ * execution trains again (at most maxRetrains times; then a fresh execution takes the lock over),
+ * else the lock goes idle. TimeoutSeconds is the worst-case duration ({@link trainingExecutionTimeout});
+ * an execution that ends without Finish (stopped, timed out, failed) has its lock released by its
+ * status change event (infra/constructs/execution-end-rule.ts, lib/pipeline/execution-ended.ts).
  *
  * JSONPath (not JSONata), standard workflow. The state as it flows (the execution's output at the end):
  *
@@ -155,13 +158,15 @@ export interface TrainingStateMachineProps {
   /**
    * Polling rounds (waits) before training goes ahead on the ready images (the pending ones are left
    * out and listed in the report); the machine checks readiness at most maxRounds + 1 times per
-   * training. 0-1000 (each round adds ~10 history events of the 25,000 allowed).
+   * training. 0-1000 (each round adds 11 history events, 29 with every retry, of the 25,000
+   * allowed: test/infra/history-budget.test.ts).
    * @default PIPELINE_SETTINGS.training.maxRounds
    */
   readonly maxRounds?: number;
   /**
    * Follow-up trainings one execution runs for features that arrived after its readiness check,
-   * 0-100; beyond, the lock goes idle and the next feature message starts a new execution.
+   * 0-100; beyond, a fresh execution takes the lock over (its own history), so this bounds one
+   * execution's history, not how often a dataset trains.
    * @default PIPELINE_SETTINGS.training.maxRetrains
    */
   readonly maxRetrains?: number;
@@ -189,6 +194,8 @@ export class TrainingStateMachine extends Construct {
   readonly pollSeconds: number;
   readonly maxRounds: number;
   readonly maxRetrains: number;
+  /** The execution timeout (TimeoutSeconds), seconds: {@link trainingExecutionTimeout}. */
+  readonly timeoutSeconds: number;
 
   constructor(scope: Construct, id: string, props: TrainingStateMachineProps) {
     super(scope, id);
@@ -203,6 +210,27 @@ export class TrainingStateMachine extends Construct {
       throw new Error(`${id}: stateMachineName must be 1-80 letters, digits, '-' or '_' (got '${name}')`);
     }
     const S = TRAINING_STATES;
+    // Lambda stops the function at its own timeout; the margin lets that error come back first.
+    const taskTimeout = (fn: TaskFunction): Duration => fn.timeout.plus(Duration.seconds(60));
+    this.timeoutSeconds = trainingExecutionTimeout({
+      settleSeconds: this.settleSeconds,
+      pollSeconds: this.pollSeconds,
+      maxRounds: this.maxRounds,
+      maxRetrains: this.maxRetrains,
+      taskRetryAttempts: attempts,
+      taskTimeoutSeconds: {
+        checkReadiness: taskTimeout(props.checkReadiness).toSeconds(),
+        trainHead: taskTimeout(props.trainHead).toSeconds(),
+        promote: taskTimeout(props.promoteModel).toSeconds(),
+        finish: taskTimeout(props.finishTraining).toSeconds(),
+      },
+    });
+    // Step Functions' longest standard execution: one year.
+    if (this.timeoutSeconds > 365 * 86_400) {
+      throw new Error(
+        `${id}: the worst-case execution (${this.timeoutSeconds} s) is over Step Functions' one-year limit; lower maxRounds, pollSeconds or maxRetrains`,
+      );
+    }
 
     const task = (
       stateName: string,
@@ -220,8 +248,7 @@ export class TrainingStateMachine extends Construct {
         // Replaced by the explicit retry below, which also covers throttling.
         retryOnServiceExceptions: false,
         resultPath,
-        // Lambda stops the function at its own timeout; the margin lets that error come back first.
-        taskTimeout: sfn.Timeout.duration(fn.timeout.plus(Duration.seconds(60))),
+        taskTimeout: sfn.Timeout.duration(taskTimeout(fn)),
       });
       if (attempts > 0) {
         step.addRetry({
@@ -394,6 +421,7 @@ export class TrainingStateMachine extends Construct {
       definitionBody: sfn.DefinitionBody.fromChainable(definition),
       comment:
         'tlearn training: one execution per dataset (lock), wait for features (bounded), train, promote, train again if more arrived',
+      timeout: Duration.seconds(this.timeoutSeconds),
       tracingEnabled: true,
       logs: {
         destination: this.logGroup,
@@ -402,6 +430,42 @@ export class TrainingStateMachine extends Construct {
       },
     });
   }
+}
+
+/** The worst-case durations {@link trainingExecutionTimeout} adds up, seconds. */
+export interface ExecutionTimeParts {
+  settleSeconds: number;
+  pollSeconds: number;
+  maxRounds: number;
+  maxRetrains: number;
+  /** Retry MaxAttempts of every task. */
+  taskRetryAttempts: number;
+  /** Each task state's TimeoutSeconds. */
+  taskTimeoutSeconds: { checkReadiness: number; trainHead: number; promote: number; finish: number };
+}
+
+/**
+ * The longest an execution can run without anything being wrong, seconds: every wait, and every
+ * task taking its full timeout on each of its attempts with the longest backoff between them,
+ * for each readiness round of each training of the execution (1 + maxRetrains). The state
+ * machine's TimeoutSeconds; a timed-out execution's lock is released by its end event
+ * (lib/pipeline/execution-ended.ts).
+ */
+export function trainingExecutionTimeout(p: ExecutionTimeParts): number {
+  const backoff = Array.from({ length: p.taskRetryAttempts }, (_, k) => Math.min(2 * 2 ** k, 60)).reduce(
+    (a, b) => a + b,
+    0,
+  );
+  const task = (timeout: number): number => timeout * (1 + p.taskRetryAttempts) + backoff;
+  const t = p.taskTimeoutSeconds;
+  const training =
+    p.settleSeconds +
+    task(t.checkReadiness) +
+    p.maxRounds * (p.pollSeconds + task(t.checkReadiness)) +
+    task(t.trainHead) +
+    task(t.promote) +
+    task(t.finish);
+  return training * (1 + p.maxRetrains);
 }
 
 function integerIn(id: string, name: string, value: number, min: number, max: number): number {

@@ -5,7 +5,6 @@
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { z } from 'zod';
 import { ConflictError, UnsupportedMediaTypeError, ValidationError } from '../errors.ts';
-import { PIPELINE_SETTINGS } from '../pipeline/settings.ts';
 import { requestTraining } from '../pipeline/training-lock.ts';
 import { datasetPrefix, parseImageKey } from '../storage/keys.ts';
 import { listObjects } from '../storage/s3.ts';
@@ -68,7 +67,6 @@ export async function startTrainingRoute(
       bucket: ctx.config.bucket,
       sfn: ctx.sfn,
       stateMachineArn: ctx.config.stateMachineArn,
-      graceSeconds: PIPELINE_SETTINGS.training.lockGraceSeconds,
       log: ctx.log,
       now: ctx.now,
     },

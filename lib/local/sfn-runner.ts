@@ -76,6 +76,12 @@ export interface SfnRunnerOptions {
   dataDir?: string;
   /** Lambda timeout for the handlers' context, ms. @default 900000 */
   functionTimeoutMs?: number;
+  /**
+   * Called once when an execution ends (any status), after its record is written: where Step
+   * Functions would send its status change event (lib/local/sfn-events.ts). Not called for
+   * executions the local stack's own stop interrupted (they are resumed at the next start).
+   */
+  onExecutionEnded?: (rec: ExecutionRecord) => void;
   log: Log;
 }
 
@@ -198,6 +204,40 @@ function fromStored(s: StoredRecord): ExecutionRecord {
   };
 }
 
+/** Node timers hold at most 2^31 - 1 ms (24.8 days); a longer one fires at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/**
+ * The interpreter sets one Node timer for a definition's TimeoutSeconds, which fires at once past
+ * 24.8 days; the training state machine's worst case is longer locally (many polling rounds, see
+ * infra/constructs/training-state-machine.ts). Such a timeout is taken out of the definition the
+ * interpreter sees and enforced by the runner with {@link longTimer}: the execution ends TIMED_OUT
+ * at the same moment either way.
+ */
+function splitLongTimeout(definition: Record<string, unknown>): {
+  definition: Record<string, unknown>;
+  longTimeoutMs?: number;
+} {
+  const seconds = definition.TimeoutSeconds;
+  if (typeof seconds !== 'number' || seconds * 1000 <= MAX_TIMER_MS) return { definition };
+  const { TimeoutSeconds: _, ...rest } = definition;
+  return { definition: rest, longTimeoutMs: seconds * 1000 };
+}
+
+/** Calls `fire` after `ms`, however long, in steps a Node timer can hold; does not keep the process alive. */
+function longTimer(ms: number, fire: () => void): { clear(): void } {
+  let handle: NodeJS.Timeout | undefined;
+  const arm = (left: number): void => {
+    handle = setTimeout(
+      () => (left > MAX_TIMER_MS ? arm(left - MAX_TIMER_MS) : fire()),
+      Math.min(left, MAX_TIMER_MS),
+    );
+    handle.unref();
+  };
+  arm(ms);
+  return { clear: () => clearTimeout(handle) };
+}
+
 /**
  * Creates the runner and loads executions recorded by earlier runs (names stay unique across
  * restarts, as in AWS). Throws ConfigError when a Task state has no local handler or the
@@ -207,26 +247,31 @@ export async function createSfnRunner(opts: SfnRunnerOptions): Promise<SfnRunner
   const { region, log } = opts;
   const machines = new Map<
     string,
-    { spec: StateMachineSpec; machine: StateMachine; tasks: Map<string, TaskBinding>; creationDate: Date }
+    {
+      spec: StateMachineSpec;
+      machine: StateMachine;
+      tasks: Map<string, TaskBinding>;
+      creationDate: Date;
+      /** TimeoutSeconds beyond one Node timer, enforced by the runner (see {@link splitLongTimeout}). */
+      longTimeoutMs?: number;
+    }
   >();
   const arns: Record<string, string> = {};
   for (const spec of opts.stateMachines) {
     const arn = `arn:aws:states:${region}:${LOCAL_ACCOUNT_ID}:stateMachine:${spec.name}`;
     const tasks = bindTasks(spec);
     let machine: StateMachine;
+    const { definition, longTimeoutMs } = splitLongTimeout(spec.definition);
     try {
-      machine = new StateMachine(
-        spec.definition as unknown as ConstructorParameters<typeof StateMachine>[0],
-        {
-          validationOptions: { checkArn: false },
-        },
-      );
+      machine = new StateMachine(definition as unknown as ConstructorParameters<typeof StateMachine>[0], {
+        validationOptions: { checkArn: false },
+      });
     } catch (err) {
       throw new ConfigError(`state machine '${spec.name}' has an invalid definition: ${describeError(err)}`, {
         cause: err,
       });
     }
-    machines.set(arn, { spec, machine, tasks, creationDate: new Date() });
+    machines.set(arn, { spec, machine, tasks, creationDate: new Date(), longTimeoutMs });
     arns[spec.name] = arn;
   }
 
@@ -288,7 +333,7 @@ export async function createSfnRunner(opts: SfnRunnerOptions): Promise<SfnRunner
   };
 
   const run = (rec: ExecutionRecord, input: unknown): void => {
-    const { spec, machine, tasks } = machineOf(rec.stateMachineArn);
+    const { spec, machine, tasks, longTimeoutMs } = machineOf(rec.stateMachineArn);
     const setStateType = (type: string): void => {
       const r = running.get(rec.executionArn);
       if (r) r.stateType = type;
@@ -391,6 +436,15 @@ export async function createSfnRunner(opts: SfnRunnerOptions): Promise<SfnRunner
       },
     });
 
+    let timedOut = false;
+    const timer =
+      longTimeoutMs === undefined
+        ? undefined
+        : longTimer(longTimeoutMs, () => {
+            timedOut = true;
+            execution.abort();
+          });
+
     const consume = async (): Promise<void> => {
       for await (const ev of execution.eventLogs) {
         const at = new Date(ev.timestamp);
@@ -459,11 +513,13 @@ export async function createSfnRunner(opts: SfnRunnerOptions): Promise<SfnRunner
             rec.cause = typeof ev.Cause === 'string' ? ev.Cause : describeError(ev.Cause);
             break;
           case 'ExecutionAborted':
-            push(
-              'ExecutionAborted',
-              { executionAbortedEventDetails: { error: rec.error, cause: rec.cause } },
-              at,
-            );
+            if (timedOut) push('ExecutionTimedOut', { executionTimedOutEventDetails: {} }, at);
+            else
+              push(
+                'ExecutionAborted',
+                { executionAbortedEventDetails: { error: rec.error, cause: rec.cause } },
+                at,
+              );
             break;
           case 'ExecutionTimeout':
             push('ExecutionTimedOut', { executionTimedOutEventDetails: {} }, at);
@@ -484,7 +540,7 @@ export async function createSfnRunner(opts: SfnRunnerOptions): Promise<SfnRunner
         rec.output = JSON.stringify(result ?? null);
       } catch (err) {
         const name = err instanceof Error ? err.name : '';
-        if (name === 'ExecutionAbortedError') rec.status = 'ABORTED';
+        if (name === 'ExecutionAbortedError') rec.status = timedOut ? 'TIMED_OUT' : 'ABORTED';
         else if (name === 'ExecutionTimeoutError') rec.status = 'TIMED_OUT';
         else {
           rec.status = 'FAILED';
@@ -495,6 +551,7 @@ export async function createSfnRunner(opts: SfnRunnerOptions): Promise<SfnRunner
           }
         }
       }
+      timer?.clear();
       await Promise.race([consumed, new Promise((r) => setTimeout(r, 1000))]);
       rec.stopDate ??= new Date();
       const line = `execution ${rec.name}: ${rec.status}${rec.error ? ` (${rec.error}: ${String(rec.cause).slice(0, 300)})` : ''}`;
@@ -502,6 +559,7 @@ export async function createSfnRunner(opts: SfnRunnerOptions): Promise<SfnRunner
       else log.warn(line);
       running.delete(rec.executionArn);
       await persist(rec);
+      if (rec.error !== STACK_STOPPED_ERROR) opts.onExecutionEnded?.(rec);
     })();
     running.set(rec.executionArn, { rec, abort: execution.abort, done });
   };

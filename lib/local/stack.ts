@@ -37,6 +37,7 @@ import { tryFetchBaseWeights } from './fetch-weights.ts';
 import { startHttpApi } from './http-api.ts';
 import type { LambdaHandler } from './lambda-context.ts';
 import { notifyUnprocessedImages, startS3Notifications } from './s3-notifications.ts';
+import { createExecutionEndRule } from './sfn-events.ts';
 import { createSfnRunner, type SfnRunner } from './sfn-runner.ts';
 import { startSfnServer } from './sfn-server.ts';
 import { startSqsPoller } from './sqs-poller.ts';
@@ -346,10 +347,19 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
         const h = handlers[fn as FunctionName];
         if (h) taskHandlers[arn] = h;
       }
+      // Ends without Finish → finish-training, as the stack's EventBridge rule does (sfn-events.ts).
+      const executionEnds = createExecutionEndRule({
+        stateMachineArn,
+        region,
+        handler: handlers['finish-training'],
+        log,
+      });
+      cleanups.push({ name: 'execution end events', run: () => executionEnds.drain() });
       runner = await createSfnRunner({
         region,
         stateMachines: [{ name: STATE_MACHINE_NAME, definition: training.definition, taskHandlers }],
         dataDir,
+        onExecutionEnded: executionEnds.deliver,
         log,
       });
       resolveRunner(runner);
@@ -471,7 +481,6 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
                   bucket,
                   sfn: clients.sfn,
                   stateMachineArn,
-                  graceSeconds: settings.training.lockGraceSeconds,
                   log,
                 },
               );

@@ -43,13 +43,18 @@ export interface PipelineSettings {
     pollSeconds: number;
     /** Polling rounds before training goes ahead on what is ready (pending images left out). */
     maxRounds: number;
-    /** Follow-up trainings one execution runs for features that arrived during its run. */
+    /**
+     * Follow-up trainings one execution runs for features that arrived during its run; beyond, a
+     * fresh execution takes the lock over. Bounded by Step Functions' 25,000-event history
+     * (test/infra/history-budget.test.ts: worst case per training x (1 + maxRetrains)).
+     */
     maxRetrains: number;
     /**
-     * A lock whose execution cannot be described (StartExecution failed after the lock was written)
-     * is taken over after this long, seconds; a lock whose execution is no longer RUNNING at once.
+     * Fresh executions started in a row for executions that ended without releasing the lock
+     * (stopped, timed out, failed where no Finish ran) while images waited; beyond, the lock goes
+     * idle and the next upload or request trains them (an execution that always times out cannot loop).
      */
-    lockGraceSeconds: number;
+    maxRestarts: number;
   };
 }
 
@@ -67,7 +72,7 @@ export const PIPELINE_SETTINGS: Readonly<PipelineSettings> = {
     api: 29,
   },
   visibilityScale: 1,
-  training: { settleSeconds: 60, pollSeconds: 30, maxRounds: 120, maxRetrains: 20, lockGraceSeconds: 120 },
+  training: { settleSeconds: 60, pollSeconds: 30, maxRounds: 120, maxRetrains: 4, maxRestarts: 3 },
 };
 
 /**
@@ -81,7 +86,7 @@ export const PIPELINE_SETTINGS: Readonly<PipelineSettings> = {
  *   (they share one process and its CPU; two overlap one batch's S3 waits with another's compute).
  * - `visibility`: ÷ 15 (floor 10 s): a failed local batch is retried within minutes, not half an
  *   hour (the deployed 6x rule covers Lambda's own retries, which the local poller does not make).
- * Batch sizes, maxReceiveCount, retrains, timeouts and the lock grace are the deployed values.
+ * Batch sizes, maxReceiveCount, retrains, restarts and timeouts are the deployed values.
  */
 export const LOCAL_SCALE = {
   wait: 0.1,

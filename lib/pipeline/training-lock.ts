@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import type { S3Client } from '@aws-sdk/client-s3';
 import {
   DescribeExecutionCommand,
@@ -7,23 +6,28 @@ import {
   type StartExecutionCommandOutput,
 } from '@aws-sdk/client-sfn';
 import { z } from 'zod';
-import { describeError, TlearnError } from '../errors.ts';
+import { TlearnError } from '../errors.ts';
 import { TrainingInput, type TrainingTrigger } from '../features/messages.ts';
 import { getObjectIfExists, isConditionFailed, putObject } from '../storage/s3.ts';
 import type { Log } from '../util/log.ts';
 
 /**
- * Single flight per dataset (DESIGN.md "Training state machine"): one S3 object per dataset,
- * `locks/{d}/training.json`, written only with conditional writes (`If-None-Match: *` to create,
- * `If-Match: <etag>` to change), says whether a training execution of the dataset runs and which.
+ * Single flight per dataset (docs/ARCHITECTURE.md "Orchestration: one training per dataset"): one
+ * S3 object per dataset, `locks/{d}/training.json`, written only with conditional writes
+ * (`If-None-Match: *` to create, `If-Match: <etag>` to change), says whether a training execution
+ * of the dataset runs and which.
  *
  * - A burst of feature messages bumps `generation` (compare-and-swap). The first bump that finds
- *   the lock idle (or stale) takes it and starts one execution; the others only bump.
+ *   the lock idle (or its execution ended) takes it and starts one execution; the others only bump.
+ * - The execution's name and input are functions of the lock ({@link trainingExecutionName},
+ *   {@link trainingInputOf}), so any retried start meets the same execution, never a second one.
  * - The execution's CheckReadiness reads `generation` before it lists; its Finish step compares:
- *   moved → features arrived after the check → it trains again (bounded); else the lock goes idle.
- * - A lock whose execution is no longer RUNNING (crashed, aborted, timed out, or a Finish that
- *   could not write) is stale and is taken over by the next request; so is one whose execution
- *   never started (StartExecution failed after the lock was written) after a grace period.
+ *   moved → features arrived after the check → it trains again (in a fresh execution once its
+ *   retrains are used up); else the lock goes idle.
+ * - However else the execution ends (stopped, timed out, failed where no Finish ran), Step
+ *   Functions' status change event reaches lib/pipeline/execution-ended.ts, which releases the
+ *   lock or hands it to a fresh execution. A lock whose execution ended is also taken over by the
+ *   next request.
  */
 
 /** Prefix of the lock objects (IAM grants are scoped to it). */
@@ -39,16 +43,20 @@ export const TrainingLock = z.object({
   state: z.enum(['running', 'idle']),
   /** The execution holding the lock (the last one, when idle). */
   executionName: z.string().nullable(),
-  /** When the holder took the lock (or last started a follow-up training). */
+  /** When the holder took the lock (its execution's name and `requestedAt` are made from it). */
   acquiredAt: z.string().datetime(),
   /** Bumped by every batch of feature messages and every request. */
   generation: z.number().int().nonnegative(),
   /** The generation the last finished training had seen at its readiness check. */
   trainedGeneration: z.number().int().nonnegative(),
   trigger: z.string(),
+  /** Fresh executions started after ended ones that did not release the lock, in a row (bounded). */
+  restarts: z.number().int().nonnegative().default(0),
   updatedAt: z.string().datetime(),
 });
 export type TrainingLock = z.infer<typeof TrainingLock>;
+/** A lock as written (`restarts` may be left out: 0). */
+export type TrainingLockInput = z.input<typeof TrainingLock>;
 
 /** The lock and the ETag its next write must match. */
 export interface LockRead {
@@ -76,6 +84,7 @@ export async function readTrainingLock(
         generation: 0,
         trainedGeneration: 0,
         trigger: 'auto',
+        restarts: 0,
         updatedAt: new Date(0).toISOString(),
       },
     };
@@ -88,7 +97,7 @@ export async function writeTrainingLock(
   s3: S3Client,
   bucket: string,
   dataset: string,
-  lock: TrainingLock,
+  lock: TrainingLockInput,
   expected: LockRead | undefined,
 ): Promise<boolean> {
   try {
@@ -107,22 +116,27 @@ export async function writeTrainingLock(
 const MAX_EXECUTION_NAME = 80;
 
 /**
- * The one execution name of a dataset's training: `{dataset}-{time}{random}` where time is the
- * start in milliseconds, base 36, and random three base-36 characters; at most 77 characters for
- * the longest (63-character) dataset name, so the full dataset name is always its prefix
- * (lib/api/executions.ts finds a dataset's executions by it).
+ * The one execution name of a dataset's training, a function of the lock that names it:
+ * `{dataset}-{time}{generation}` where time is the lock's `acquiredAt` in milliseconds, base 36,
+ * and generation the lock's generation at that moment, base 36, at least three characters. At most
+ * 77 characters for the longest (63-character) dataset name below generation 46,656, so the full
+ * dataset name is always its prefix (lib/api/executions.ts finds a dataset's executions by it).
+ * Deterministic: whoever retries the start of a lock's execution asks for the same name (and the
+ * same input, {@link trainingInputOf}), so Step Functions answers with the one execution (or
+ * ExecutionAlreadyExists), never a second one.
  *
- * @example trainingExecutionName('pets', new Date('2026-01-01T00:00:00Z'), 'abc') // 'pets-mjudtcw0abc'
+ * @example trainingExecutionName('pets', new Date('2026-01-01T00:00:00Z'), 7) // 'pets-mjudtcw0007'
  */
-export function trainingExecutionName(dataset: string, at: Date, random = randomSuffix()): string {
-  const name = `${dataset}-${at.getTime().toString(36)}${random}`;
+export function trainingExecutionName(dataset: string, at: Date, generation: number): string {
+  const name = `${dataset}-${at.getTime().toString(36)}${generation.toString(36).padStart(3, '0')}`;
   if (name.length > MAX_EXECUTION_NAME)
     throw new TlearnError('InvalidDatasetName', `dataset name too long: ${dataset}`);
   return name;
 }
 
-function randomSuffix(): string {
-  return [...randomBytes(3)].map((b) => (b % 36).toString(36)).join('');
+/** The execution input of a lock's holder: made from the lock alone, so every retried start sends the same. */
+export function trainingInputOf(dataset: string, lock: TrainingLock): TrainingInput {
+  return TrainingInput.parse({ dataset, trigger: lock.trigger, requestedAt: lock.acquiredAt });
 }
 
 /** `arn:…:stateMachine:{sm}` + name → `arn:…:execution:{sm}:{name}` (how Step Functions names executions). */
@@ -142,21 +156,55 @@ export interface TrainingSfnClient {
   >;
 }
 
-/** Dependencies of {@link requestTraining}. */
-export interface TrainingLockDeps {
+/** What starting a lock's execution needs. */
+export interface ExecutionStarterDeps {
   s3: S3Client;
   bucket: string;
   sfn: TrainingSfnClient;
   stateMachineArn: string;
   log: Log;
-  /** A lock whose execution does not exist is taken over after this many seconds. */
-  graceSeconds: number;
   now?: () => Date;
+}
+
+/** Dependencies of {@link requestTraining}. */
+export type TrainingLockDeps = ExecutionStarterDeps;
+
+/**
+ * Starts the execution a running lock names, idempotently: the name and the input come from the
+ * lock, so a retry after a start whose answer was lost (the SDK gave up, the function crashed)
+ * meets the same execution (Step Functions answers the same ARN while it runs with the same
+ * input) or `ExecutionAlreadyExists` (it ended, or another writer's start won): both mean the
+ * lock's execution exists, which is all a start must ensure.
+ */
+export async function startLockHolder(
+  dataset: string,
+  lock: TrainingLock,
+  deps: ExecutionStarterDeps,
+): Promise<string> {
+  const name = lock.executionName;
+  if (name === null) throw new TlearnError('InvalidLock', `the lock of '${dataset}' names no execution`);
+  const executionArn = executionArnOf(deps.stateMachineArn, name);
+  try {
+    const out = await deps.sfn.send(
+      new StartExecutionCommand({
+        stateMachineArn: deps.stateMachineArn,
+        name,
+        input: JSON.stringify(trainingInputOf(dataset, lock)),
+      }),
+    );
+    return out.executionArn ?? executionArn;
+  } catch (err) {
+    if (err instanceof Error && err.name === 'ExecutionAlreadyExists') {
+      deps.log.info('the lock’s execution was already started', { dataset, executionName: name });
+      return executionArn;
+    }
+    throw err;
+  }
 }
 
 /** What a request did. */
 export type TrainingRequestOutcome =
-  /** The lock was free (or stale): a new execution runs. */
+  /** The lock was free (or stale), or its execution had not started yet: it runs now. */
   | { status: 'started'; executionName: string; executionArn: string; tookOverFrom?: string }
   /** An execution runs; it was told (generation bumped) to train again if it already checked readiness. */
   | { status: 'marked'; executionName: string; executionArn: string }
@@ -178,6 +226,8 @@ export class LockContentionError extends TlearnError {
  * running one dirty (`whenRunning: 'mark'`, the feature messages' way) or reports it
  * (`whenRunning: 'refuse'`, the API's 409). Safe to call concurrently from any number of
  * processes: every change is a conditional write; a lost race re-reads and decides again.
+ * A failed StartExecution leaves the lock naming its execution (AWS may have accepted it): the
+ * caller's retry finds the lock, and starts that same execution if it does not exist.
  *
  * @example const r = await requestTraining('pets', 'auto', { whenRunning: 'mark' }, deps);
  */
@@ -196,7 +246,13 @@ export async function requestTraining(
     let tookOverFrom: string | undefined;
     if (lock?.state === 'running' && lock.executionName !== null) {
       const executionArn = executionArnOf(deps.stateMachineArn, lock.executionName);
-      if (!(await isStale(lock, executionArn, now, deps))) {
+      const holder = await holderStatus(executionArn, deps);
+      if (holder === 'missing') {
+        // Written, but its start failed or has not happened yet: start it (same name, same input).
+        await startLockHolder(dataset, lock, deps);
+        return { status: 'started', executionName: lock.executionName, executionArn };
+      }
+      if (holder === 'running') {
         if (opts.whenRunning === 'refuse')
           return { status: 'busy', executionName: lock.executionName, executionArn };
         const marked: TrainingLock = {
@@ -212,74 +268,75 @@ export async function requestTraining(
       tookOverFrom = lock.executionName;
       deps.log.warn('taking over a stale training lock', { dataset, executionName: lock.executionName });
     }
-    const executionName = trainingExecutionName(dataset, now);
+    const generation = (lock?.generation ?? 0) + 1;
     const next: TrainingLock = {
       state: 'running',
-      executionName,
+      executionName: trainingExecutionName(dataset, now, generation),
       acquiredAt: now.toISOString(),
-      generation: (lock?.generation ?? 0) + 1,
+      generation,
       trainedGeneration: lock?.trainedGeneration ?? 0,
       trigger,
+      restarts: 0,
       updatedAt: now.toISOString(),
     };
     if (!(await writeTrainingLock(deps.s3, deps.bucket, dataset, next, current))) continue;
-    const input: TrainingInput = TrainingInput.parse({ dataset, trigger, requestedAt: now.toISOString() });
-    try {
-      const out = await deps.sfn.send(
-        new StartExecutionCommand({
-          stateMachineArn: deps.stateMachineArn,
-          name: executionName,
-          input: JSON.stringify(input),
-        }),
-      );
-      return {
-        status: 'started',
-        executionName,
-        executionArn: out.executionArn ?? executionArnOf(deps.stateMachineArn, executionName),
-        ...(tookOverFrom ? { tookOverFrom } : {}),
-      };
-    } catch (err) {
-      // Give the lock back so the retry (or the next message) does not wait for the grace period.
-      await releaseIfHeld(dataset, executionName, deps).catch((e: unknown) =>
-        deps.log.warn('could not release the lock after a failed StartExecution', {
-          error: describeError(e),
-        }),
-      );
-      throw err;
-    }
+    const executionArn = await startLockHolder(dataset, next, deps);
+    return {
+      status: 'started',
+      executionName: next.executionName ?? '',
+      executionArn,
+      ...(tookOverFrom ? { tookOverFrom } : {}),
+    };
   }
   throw new LockContentionError(dataset);
 }
 
-async function releaseIfHeld(dataset: string, executionName: string, deps: TrainingLockDeps): Promise<void> {
-  const current = await readTrainingLock(deps.s3, deps.bucket, dataset);
-  if (!current || current.lock.executionName !== executionName || current.lock.state !== 'running') return;
-  const now = (deps.now ?? (() => new Date()))().toISOString();
-  await writeTrainingLock(
-    deps.s3,
-    deps.bucket,
-    dataset,
-    { ...current.lock, state: 'idle', updatedAt: now },
-    current,
-  );
-}
-
-async function isStale(
-  lock: TrainingLock,
+/** `running`, `ended` (any closed status) or `missing` (never started). */
+async function holderStatus(
   executionArn: string,
-  now: Date,
   deps: TrainingLockDeps,
-): Promise<boolean> {
+): Promise<'running' | 'ended' | 'missing'> {
   try {
     const out = await deps.sfn.send(new DescribeExecutionCommand({ executionArn }));
-    return out.status !== 'RUNNING';
+    return out.status === 'RUNNING' ? 'running' : 'ended';
   } catch (err) {
-    if (err instanceof Error && err.name === 'ExecutionDoesNotExist') {
-      // Written but not started yet (or StartExecution failed): give the writer its grace period.
-      return now.getTime() - Date.parse(lock.acquiredAt) > deps.graceSeconds * 1000;
-    }
+    if (err instanceof Error && err.name === 'ExecutionDoesNotExist') return 'missing';
     throw err;
   }
+}
+
+/**
+ * Hands a dirty lock on to a fresh execution: the lock names a new execution (new name from
+ * `now` and the generation) and that execution is started. Used at the retrain limit (no more
+ * history in the old execution) and after an execution ended without releasing its lock.
+ * Returns the new execution's name, or undefined when the lock changed meanwhile (the caller
+ * re-reads).
+ */
+export async function handOverLock(
+  dataset: string,
+  current: LockRead,
+  change: Partial<Pick<TrainingLock, 'trainedGeneration' | 'restarts'>>,
+  deps: ExecutionStarterDeps,
+): Promise<string | undefined> {
+  const now = (deps.now ?? (() => new Date()))();
+  const next: TrainingLock = {
+    ...current.lock,
+    ...change,
+    state: 'running',
+    executionName: trainingExecutionName(dataset, now, current.lock.generation),
+    acquiredAt: now.toISOString(),
+    updatedAt: now.toISOString(),
+  };
+  if (!(await writeTrainingLock(deps.s3, deps.bucket, dataset, next, current))) return undefined;
+  // A failed start throws; the lock names the new execution, and the next request, the end
+  // event of the old execution (lib/pipeline/execution-ended.ts) or a retry starts it.
+  await startLockHolder(dataset, next, deps);
+  deps.log.info('training handed over to a fresh execution', {
+    dataset,
+    from: current.lock.executionName,
+    executionName: next.executionName,
+  });
+  return next.executionName ?? undefined;
 }
 
 /** Input of the state machine's Finish/Release steps (the finish-training function). */
@@ -300,20 +357,27 @@ export type FinishTrainingInput = z.infer<typeof FinishTrainingInput>;
 /** Result of the Finish/Release steps (`$.finish`): `again` loops the state machine back to Settle. */
 export interface FinishTrainingResult {
   again: boolean;
-  /** Why: `dirty` (features arrived after the check), `clean`, `limit` (retrains used up), `not-holder`. */
+  /**
+   * Why: `dirty` (features arrived after the check: round again), `clean` (released), `limit`
+   * (dirty, but this execution's retrains are used up: a fresh execution, `next`, trains them),
+   * `not-holder`.
+   */
   reason: 'dirty' | 'clean' | 'limit' | 'not-holder';
   generation: number | null;
+  /** The fresh execution that took the lock over (`limit`). */
+  next?: string;
 }
 
 /**
  * The state machine's last step (and the failure paths' release): trains again when the lock's
- * generation moved since the execution's readiness check (features or deletes arrived after it),
- * else marks the lock idle. Only the holder changes the lock: an execution whose lock was taken
- * over (it was presumed stale) leaves it alone.
+ * generation moved since the execution's readiness check (features or deletes arrived after it):
+ * in this execution while its retrains last, else in a fresh execution (its history stays
+ * bounded); a lock that did not move goes idle. A dirty lock is never set idle. Only the holder
+ * changes the lock: an execution whose lock was taken over (it was presumed stale) leaves it alone.
  */
 export async function finishTraining(
   input: FinishTrainingInput,
-  deps: { s3: S3Client; bucket: string; log: Log; now?: () => Date },
+  deps: ExecutionStarterDeps,
 ): Promise<FinishTrainingResult> {
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     const current = await readTrainingLock(deps.s3, deps.bucket, input.dataset);
@@ -325,18 +389,18 @@ export async function finishTraining(
     const now = (deps.now ?? (() => new Date()))().toISOString();
     // A run that failed before its readiness check has nothing to compare: it does not loop.
     const checked = input.generation ?? lock.trainedGeneration;
+    const trainedGeneration = input.outcome === 'trained' ? checked : lock.trainedGeneration;
     const dirty = input.generation !== undefined && lock.generation > input.generation;
-    const again = dirty && input.retrains < input.maxRetrains;
-    const next: TrainingLock = again
-      ? { ...lock, acquiredAt: now, updatedAt: now }
-      : {
-          ...lock,
-          state: 'idle',
-          trainedGeneration: input.outcome === 'trained' ? checked : lock.trainedGeneration,
-          updatedAt: now,
-        };
-    if (await writeTrainingLock(deps.s3, deps.bucket, input.dataset, next, current)) {
-      return { again, reason: again ? 'dirty' : dirty ? 'limit' : 'clean', generation: lock.generation };
+    if (dirty && input.retrains >= input.maxRetrains) {
+      const next = await handOverLock(input.dataset, current, { trainedGeneration, restarts: 0 }, deps);
+      if (next !== undefined) return { again: false, reason: 'limit', generation: lock.generation, next };
+    } else {
+      const written: TrainingLock = dirty
+        ? { ...lock, trainedGeneration, updatedAt: now }
+        : { ...lock, state: 'idle', trainedGeneration, restarts: 0, updatedAt: now };
+      if (await writeTrainingLock(deps.s3, deps.bucket, input.dataset, written, current)) {
+        return { again: dirty, reason: dirty ? 'dirty' : 'clean', generation: lock.generation };
+      }
     }
     await sleep(20 * Math.random() * (attempt + 1));
   }

@@ -33,11 +33,17 @@ function readyBody(dataset: string, n: number, type = 'feature.ready'): string {
   return JSON.stringify({ ...removed, type });
 }
 
-/** A Step Functions stand-in: records StartExecution, answers DescribeExecution from `status`. */
+/**
+ * A Step Functions stand-in: records StartExecution (by name, as AWS: the same name and input
+ * while running is the same execution, otherwise ExecutionAlreadyExists), answers
+ * DescribeExecution from `status`.
+ */
 function fakeSfn() {
   const started: { name: string; input: Record<string, unknown> }[] = [];
+  const inputs = new Map<string, string>();
   const status = new Map<string, string>();
   let failStart: Error | undefined;
+  let loseAnswers = 0;
   const client: TrainingSfnClient = {
     async send(cmd) {
       if (cmd instanceof DescribeExecutionCommand) {
@@ -49,9 +55,21 @@ function fakeSfn() {
       if (!(cmd instanceof StartExecutionCommand)) throw new Error('unexpected command');
       if (failStart) throw failStart;
       const name = cmd.input.name ?? '';
-      started.push({ name, input: JSON.parse(cmd.input.input ?? '{}') });
-      status.set(name, 'RUNNING');
-      return { executionArn: `${ARN.replace(':stateMachine:', ':execution:')}:${name}` };
+      const input = cmd.input.input ?? '{}';
+      const arn = `${ARN.replace(':stateMachine:', ':execution:')}:${name}`;
+      if (inputs.has(name)) {
+        if (status.get(name) !== 'RUNNING' || inputs.get(name) !== input)
+          throw Object.assign(new Error('Execution Already Exists'), { name: 'ExecutionAlreadyExists' });
+      } else {
+        started.push({ name, input: JSON.parse(input) });
+        inputs.set(name, input);
+        status.set(name, 'RUNNING');
+      }
+      if (loseAnswers > 0) {
+        loseAnswers -= 1;
+        throw Object.assign(new Error('socket hang up'), { name: 'TimeoutError' });
+      }
+      return { executionArn: arn };
     },
   };
   return {
@@ -60,6 +78,10 @@ function fakeSfn() {
     status,
     failNextStarts(err: Error | undefined) {
       failStart = err;
+    },
+    /** The next `n` starts take effect, but their answers are lost (the caller sees an error). */
+    loseAnswers(n: number) {
+      loseAnswers = n;
     },
   };
 }
@@ -98,10 +120,9 @@ describe('startTrainings through the single-flight lock (local S3 emulator with 
       bucket: BUCKET,
       sfn: sfn.client,
       stateMachineArn: ARN,
-      graceSeconds: 60,
       log: silentLog,
     };
-    for (const d of ['pets', 'birds', 'race', 'stale', 'gone', 'young', 'fails', 'del'])
+    for (const d of ['pets', 'birds', 'race', 'stale', 'gone', 'young', 'fails', 'del', 'limit'])
       await deleteObject(clients.s3, BUCKET, trainingLockKey(d));
   });
 
@@ -152,23 +173,36 @@ describe('startTrainings through the single-flight lock (local S3 emulator with 
     );
   });
 
-  it('waits out the grace period of a lock whose execution never started, then takes it over', async () => {
-    let now = new Date('2026-01-01T00:00:00Z');
-    const clocked = { ...deps, now: () => now };
+  it('keeps the lock of a failed start and starts that same execution, by name, on the retry', async () => {
     sfn.failNextStarts(Object.assign(new Error('throttled'), { name: 'ThrottlingException' }));
-    const failed = await startTrainings(msgs('young', 2), clocked);
-    expect(failed.failedMessageIds).toHaveLength(2);
-    // The failed start gave the lock back: the retry starts at once.
-    sfn.failNextStarts(undefined);
-    expect((await startTrainings(msgs('young', 1), clocked)).datasets[0]?.status).toBe('started');
-
-    // A lock written by a writer that died before StartExecution: marked within the grace, taken after.
+    const failed = await startTrainings(msgs('young', 2), deps);
     const held = await readTrainingLock(clients.s3, BUCKET, 'young');
-    sfn.status.delete(held?.lock.executionName ?? '');
-    now = new Date(now.getTime() + 30_000);
-    expect((await startTrainings(msgs('young', 1), clocked)).datasets[0]?.status).toBe('marked');
-    now = new Date(now.getTime() + 61_000);
-    expect((await startTrainings(msgs('young', 1), clocked)).datasets[0]?.status).toBe('started');
+    sfn.failNextStarts(undefined);
+
+    const retried = await startTrainings(msgs('young', 2), deps);
+
+    expect(failed.failedMessageIds).toHaveLength(2);
+    expect(held?.lock).toMatchObject({ state: 'running', generation: 1 });
+    expect(retried.datasets[0]).toMatchObject({ status: 'started', executionName: held?.lock.executionName });
+    expect(sfn.started.map((s) => s.name)).toEqual([held?.lock.executionName]);
+    expect(sfn.started[0]?.input).toEqual({
+      dataset: 'young',
+      trigger: 'auto',
+      requestedAt: held?.lock.acquiredAt,
+    });
+  });
+
+  it('starts no second execution when AWS accepted a start whose answer was lost', async () => {
+    sfn.loseAnswers(1);
+    const lost = await startTrainings(msgs('fails', 1), deps);
+
+    const retried = await startTrainings(msgs('fails', 1), deps);
+    const later = await startTrainings(msgs('fails', 1), deps);
+
+    expect(lost.failedMessageIds).toHaveLength(1);
+    expect(retried.datasets[0]?.status).toBe('marked');
+    expect(later.datasets[0]?.status).toBe('marked');
+    expect(sfn.started).toHaveLength(1);
   });
 
   it('triggers a delete training for a batch of removals only, and drops messages that do not parse', async () => {
@@ -198,18 +232,12 @@ describe('startTrainings through the single-flight lock (local S3 emulator with 
       maxRetrains: 3,
     };
 
-    const again = await finishTraining(
-      { ...base, generation: checked },
-      { s3: clients.s3, bucket: BUCKET, log: silentLog },
-    );
+    const again = await finishTraining({ ...base, generation: checked }, deps);
     const stranger = await finishTraining(
       { ...base, executionName: 'gone-other', generation: checked + 1 },
-      { s3: clients.s3, bucket: BUCKET, log: silentLog },
+      deps,
     );
-    const done = await finishTraining(
-      { ...base, generation: checked + 1, retrains: 1 },
-      { s3: clients.s3, bucket: BUCKET, log: silentLog },
-    );
+    const done = await finishTraining({ ...base, generation: checked + 1, retrains: 1 }, deps);
 
     expect(again).toMatchObject({ again: true, reason: 'dirty' });
     expect(stranger).toMatchObject({ again: false, reason: 'not-holder' });
@@ -220,5 +248,36 @@ describe('startTrainings through the single-flight lock (local S3 emulator with 
     });
     // Idle again: the next message starts a new execution.
     expect((await startTrainings(msgs('gone', 1), deps)).datasets[0]?.status).toBe('started');
+  });
+
+  it('hands a dirty lock to a fresh execution at the retrain limit instead of setting it idle', async () => {
+    await startTrainings(msgs('limit', 1), deps);
+    const first = sfn.started[0]?.name ?? '';
+    const checked = (await readTrainingLock(clients.s3, BUCKET, 'limit'))?.lock.generation ?? 0;
+    await startTrainings(msgs('limit', 1), deps); // a late feature, after the last check
+
+    const r = await finishTraining(
+      {
+        dataset: 'limit',
+        executionName: first,
+        generation: checked,
+        outcome: 'trained',
+        retrains: 2,
+        maxRetrains: 2,
+      },
+      deps,
+    );
+    const lock = (await readTrainingLock(clients.s3, BUCKET, 'limit'))?.lock;
+
+    expect(r).toMatchObject({ again: false, reason: 'limit', next: sfn.started[1]?.name });
+    expect(sfn.started.map((s) => s.name)).toEqual([first, r.next]);
+    expect(lock).toMatchObject({
+      state: 'running',
+      executionName: r.next,
+      generation: checked + 1,
+      trainedGeneration: checked,
+    });
+    // The late feature's message finds the fresh execution running: a mark, not a third start.
+    expect((await startTrainings(msgs('limit', 1), deps)).datasets[0]?.status).toBe('marked');
   });
 });

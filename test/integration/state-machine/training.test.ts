@@ -131,7 +131,12 @@ describe('training state machine (CDK-synthesized definition, local interpreter,
   beforeAll(async () => {
     emu = await startEmulator();
     featuresQueueUrl = emu.createQueue('features').queueUrl;
-    restoreEnv = setHandlerEnv(emu, { [ENV.FEATURES_QUEUE_URL]: featuresQueueUrl });
+    restoreEnv = setHandlerEnv(emu, {
+      [ENV.FEATURES_QUEUE_URL]: featuresQueueUrl,
+      // finish-training starts fresh executions at the retrain limit (not reached here): loopback only.
+      [ENV.STATE_MACHINE_ARN]: 'arn:aws:states:us-east-1:123456789012:stateMachine:t',
+      [ENV.SFN_ENDPOINT]: 'http://127.0.0.1:9',
+    });
     vi.resetModules();
     const ctx = (name: string): Context => fakeContext(name);
     const checkReadiness = (await import('../../../functions/check-readiness/handler.ts')).handler;
@@ -303,7 +308,6 @@ describe('training state machine (CDK-synthesized definition, local interpreter,
                 bucket: emu.bucket,
                 sfn,
                 stateMachineArn: 'arn:aws:states:us-east-1:123456789012:stateMachine:t',
-                graceSeconds: 60,
                 log: silentLog,
               },
             );

@@ -108,7 +108,7 @@ describe('createExecutionHistory', () => {
 
   it('finds the manual training of a 63-character dataset by the name trainings are given', async () => {
     const dataset = `d${'x'.repeat(62)}`;
-    const name = trainingExecutionName(dataset, new Date('2026-11-28T10:00:00Z'));
+    const name = trainingExecutionName(dataset, new Date('2026-11-28T10:00:00Z'), 1);
     const sfn = reader([{ name, dataset, status: 'RUNNING', start: '2026-11-28T10:00:00Z' }]);
 
     const latest = await createExecutionHistory(sfn, ARN).latest(dataset);

@@ -85,14 +85,15 @@ describe('rankScores', () => {
 describe('trainingExecutionName', () => {
   const at = new Date('2026-11-28T10:34:18.123Z');
 
-  it('is {d}-{start time in ms, base 36}{three random characters}', () => {
-    expect(trainingExecutionName('pets', at, 'abc')).toBe(`pets-${at.getTime().toString(36)}abc`);
-    expect(trainingExecutionName('pets', at)).toMatch(/^pets-[a-z0-9]{8}[a-z0-9]{3}$/);
+  it('is {d}-{lock time in ms, base 36}{lock generation, base 36, three characters at least}', () => {
+    expect(trainingExecutionName('pets', at, 7)).toBe(`pets-${at.getTime().toString(36)}007`);
+    expect(trainingExecutionName('pets', at, 46_656)).toBe(`pets-${at.getTime().toString(36)}1000`);
+    expect(trainingExecutionName('pets', at, 7)).toBe(trainingExecutionName('pets', at, 7));
   });
 
   it('keeps a 63-character dataset name whole within the 80-character limit of Step Functions', () => {
     const dataset = 'd'.repeat(63);
-    const name = trainingExecutionName(dataset, at);
+    const name = trainingExecutionName(dataset, at, 46_655);
     expect(name.length).toBeLessThanOrEqual(80);
     expect(name.startsWith(`${dataset}-`)).toBe(true);
     expect(name).toMatch(/^[A-Za-z0-9-_]+$/);
