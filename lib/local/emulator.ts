@@ -238,6 +238,7 @@ export async function startLocalEmulator(opts: LocalEmulatorOptions): Promise<Lo
     >['stores'],
   });
   enforceConditionalPuts(app, s3Store);
+  if (mirror) answerWhenOnDisk(app, mirror);
   allowBrowserUploads(app);
   const wanted = opts.port ?? 4566;
   try {
@@ -290,6 +291,25 @@ export async function startLocalEmulator(opts: LocalEmulatorOptions): Promise<Lo
 }
 
 type FauxApp = ReturnType<typeof buildApp>;
+
+/**
+ * An S3 write is answered once the disk mirror has it: a PUT, copy or delete that got its 200 survives
+ * a kill -9 of the stack (docs/ARCHITECTURE.md "Recovery at start"). The mirror writes behind the
+ * store, so the answer waits for the writes queued so far (a few ms). SQS calls (JSON protocol,
+ * `x-amz-target`) are not held: queues live in memory.
+ */
+function answerWhenOnDisk(app: FauxApp, mirror: DiskMirror): void {
+  app.addHook('onSend', async (request, _reply, payload) => {
+    if (
+      request.method === 'GET' ||
+      request.method === 'HEAD' ||
+      request.headers['x-amz-target'] !== undefined
+    )
+      return payload;
+    await mirror.settled();
+    return payload;
+  });
+}
 
 function s3ErrorXml(code: string, message: string): string {
   return `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${message}</Message></Error>`;
