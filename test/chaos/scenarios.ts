@@ -7,7 +7,15 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DeleteObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  DeleteObjectCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
 import {
   GetExecutionHistoryCommand,
   ListExecutionsCommand,
@@ -424,13 +432,21 @@ const oversizedObject: Scenario = {
     const images = await generateImages(ctx.images);
     ctx.progress(`uploading ${images.length} images and a 120 MB huge.jpg`);
     const t0 = performance.now();
+    // Multipart, as `aws s3 cp` sends a file this size: 24 parts of 5 MB.
+    const Key = `datasets/${DATASET}/red/huge.jpg`;
+    const { UploadId } = await env.s3.send(
+      new CreateMultipartUploadCommand({ Bucket: env.bucket, Key, ContentType: 'image/jpeg' }),
+    );
+    const part = Buffer.alloc(5 * 1024 * 1024);
+    const Parts: { ETag: string; PartNumber: number }[] = [];
+    for (let PartNumber = 1; PartNumber <= 24; PartNumber++) {
+      const out = await env.s3.send(
+        new UploadPartCommand({ Bucket: env.bucket, Key, UploadId, PartNumber, Body: part }),
+      );
+      Parts.push({ ETag: out.ETag ?? '', PartNumber });
+    }
     await env.s3.send(
-      new PutObjectCommand({
-        Bucket: env.bucket,
-        Key: `datasets/${DATASET}/red/huge.jpg`,
-        Body: Buffer.alloc(120 * 1024 * 1024),
-        ContentType: 'image/jpeg',
-      }),
+      new CompleteMultipartUploadCommand({ Bucket: env.bucket, Key, UploadId, MultipartUpload: { Parts } }),
     );
     await upload(env.s3, env.bucket, images);
     const { healed, seen } = await waitHealed(env, images.length, ctx.timeoutMs);
