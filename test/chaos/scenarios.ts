@@ -22,7 +22,12 @@ import {
   SFNClient,
   StopExecutionCommand,
 } from '@aws-sdk/client-sfn';
-import { GetQueueUrlCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import {
+  GetQueueAttributesCommand,
+  GetQueueUrlCommand,
+  SendMessageCommand,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
 import { LOCAL_DEFAULTS } from '../../lib/local/defaults.ts';
 import {
   buildObjectCreatedEvent,
@@ -349,33 +354,86 @@ const killDuringTraining: Scenario = {
 };
 
 /** StopExecution (as `aws stepfunctions stop-execution` does) after the last image got its feature. */
+/**
+ * Uploads, then StopExecution (as `aws stepfunctions stop-execution` does) in TrainHead once every
+ * feature is written and every feature message consumed: no message is left to take the lock over
+ * (the case a user met: the model stayed behind). Returns the images and when it stopped.
+ */
+async function uploadAndStopInTraining(
+  ctx: ScenarioContext,
+  env: ScenarioEnv,
+): Promise<{ images: LabelledImage[]; stoppedAt: number }> {
+  const images = await generateImages(ctx.images);
+  ctx.progress(`uploading ${images.length} images`);
+  await upload(env.s3, env.bucket, images);
+  const featuresQueue =
+    (await env.sqs.send(new GetQueueUrlCommand({ QueueName: 'tlearn-features' }))).QueueUrl ?? '';
+  const arn = await waitFor(
+    'a TrainHead task with every feature ready and no feature message left',
+    async () => {
+      const o = await observe(env);
+      if (o.status?.images.pending !== 0) return undefined;
+      const q = await env.sqs.send(
+        new GetQueueAttributesCommand({
+          QueueUrl: featuresQueue,
+          AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+        }),
+      );
+      const left =
+        Number(q.Attributes?.ApproximateNumberOfMessages ?? 1) +
+        Number(q.Attributes?.ApproximateNumberOfMessagesNotVisible ?? 1);
+      if (left > 0) return undefined;
+      for (const running of await runningExecutions(env)) {
+        const h = await env.sfn.send(
+          new GetExecutionHistoryCommand({ executionArn: running, reverseOrder: true }),
+        );
+        const last = (h.events ?? []).find((e) => e.type === 'TaskStateEntered');
+        if (last?.stateEnteredEventDetails?.name === 'TrainHead') return running;
+      }
+      return undefined;
+    },
+    ctx.timeoutMs,
+  );
+  ctx.progress('StopExecution');
+  const stoppedAt = performance.now();
+  await env.sfn.send(
+    new StopExecutionCommand({ executionArn: arn, error: 'Chaos', cause: 'stopped by the chaos suite' }),
+  );
+  return { images, stoppedAt };
+}
+
+/** StopExecution and nothing else: the lock must be released by the execution's end itself. */
 const stopExecution: Scenario = {
   name: 'stop-execution',
-  fault: 'StopExecution after every image has its feature, before the model has them all',
+  fault: 'StopExecution in TrainHead after every image has its feature',
   needs: 'the execution-end event (every way an execution ends releases the lock)',
   async run(ctx, env) {
-    const images = await generateImages(ctx.images);
-    ctx.progress(`uploading ${images.length} images`);
-    await upload(env.s3, env.bucket, images);
-    const arn = await waitFor(
-      'a running training with every feature ready',
-      async () => {
-        const o = await observe(env);
-        const running = await runningExecutions(env);
-        if (o.status?.images.pending !== 0 || o.modelTotal === images.length) return undefined;
-        return running[0];
-      },
-      ctx.timeoutMs,
-    );
-    ctx.progress('StopExecution');
-    const t0 = performance.now();
-    await env.sfn.send(
-      new StopExecutionCommand({ executionArn: arn, error: 'Chaos', cause: 'stopped by the chaos suite' }),
-    );
+    const { images, stoppedAt } = await uploadAndStopInTraining(ctx, env);
     const { healed, seen } = await waitHealed(env, images.length, ctx.timeoutMs);
     return {
       healed,
-      ...(healed ? { healMs: performance.now() - t0 } : {}),
+      ...(healed ? { healMs: performance.now() - stoppedAt } : {}),
+      expected: images.length,
+      seen,
+      notes: [],
+    };
+  },
+};
+
+/** StopExecution, then a clean stop (Ctrl-C) and `npm start`: the start-up recovery heals it. */
+const stopExecutionRestart: Scenario = {
+  name: 'stop-then-restart',
+  fault: 'StopExecution in TrainHead, then Ctrl-C and npm start',
+  async run(ctx, env) {
+    const { images, stoppedAt } = await uploadAndStopInTraining(ctx, env);
+    ctx.progress('stopping the stack (SIGTERM)');
+    await env.stack.stop();
+    const restartMs = await restart(env, ctx);
+    const { healed, seen } = await waitHealed(env, images.length, ctx.timeoutMs);
+    return {
+      healed,
+      ...(healed ? { healMs: performance.now() - stoppedAt } : {}),
+      restartMs,
       expected: images.length,
       seen,
       notes: [],
@@ -549,6 +607,7 @@ export const SCENARIOS: readonly Scenario[] = [
   killDuringUpload,
   killDuringTraining,
   stopExecution,
+  stopExecutionRestart,
   connectionFaults,
   oversizedObject,
   duplicateEvents,
