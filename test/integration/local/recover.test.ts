@@ -18,8 +18,9 @@ import {
   trainingExecutionName,
   writeTrainingLock,
 } from '../../../lib/pipeline/training-lock.ts';
+import { headObject } from '../../../lib/storage/s3.ts';
 import { silentLog } from '../../../lib/util/log.ts';
-import { makeLabelledImages } from '../../helpers/images.ts';
+import { makeImage, makeLabelledImages } from '../../helpers/images.ts';
 import { pollUntil } from '../../helpers/poll.ts';
 import { startTestStack } from '../../helpers/stack.ts';
 
@@ -158,6 +159,49 @@ describe('the local stack after a crash', () => {
     // Assess
     expect(await modelCounting(restarted.stack, TOTAL, 90_000)).toBe(TOTAL);
   }, 300_000);
+
+  it('extracts again an image replaced after its feature was written, whose message was lost', async () => {
+    // Prepare: a trained dataset; then one image replaced while the extractor's messages were lost.
+    tmp = await mkdtemp(join(tmpdir(), 'tlearn-recover-stale-'));
+    const dataDir = join(tmp, 'data');
+    const first = await start(dataDir);
+    await uploadImages(first.stack, first.s3);
+    await modelCounting(first.stack, TOTAL, 120_000);
+    await first.stack.stop();
+    stacks.length = 0;
+    const crashed = await start(dataDir, { handlers: { 'extract-features': swallow } });
+    const key = `datasets/${DATASET}/cat/img-000.png`;
+    const replaced = await crashed.s3.send(
+      new PutObjectCommand({
+        Bucket: crashed.stack.bucket,
+        Key: key,
+        Body: await makeImage('png', { width: 32, height: 32, seed: 99 }),
+        ContentType: 'image/png',
+      }),
+    );
+    await crashed.stack.stop();
+    stacks.length = 0;
+
+    // Act
+    const restarted = await start(dataDir);
+
+    // Assess: the feature is of the new content.
+    const etag = (replaced.ETag ?? '').replaceAll('"', '');
+    const featureEtag = await pollUntil(
+      "the replaced image's new feature",
+      async () => {
+        const head = await headObject(
+          restarted.s3,
+          restarted.stack.bucket,
+          `features/${DATASET}/cat/img-000.png.npy`,
+        );
+        return head?.metadata['source-etag'] === etag ? etag : undefined;
+      },
+      90_000,
+      500,
+    );
+    expect(featureEtag).toBe(etag);
+  }, 360_000);
 
   it('reads an execution of a killed process as ABORTED, so the lock sees its holder is gone', async () => {
     // Prepare: an execution whose task never ends, and no close (the process "dies").
