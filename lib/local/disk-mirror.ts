@@ -36,6 +36,8 @@ export interface DiskMirror {
   remove(bucket: string, key: string): void;
   /** Resolves when every queued write and removal is on disk. */
   flush(): Promise<void>;
+  /** Resolves when the writes and removals queued so far are on disk (later ones are not awaited). */
+  settled(): Promise<void>;
   /** Reads back every intact object, bucket by bucket (for restore at startup). */
   readAll(): AsyncGenerator<{ bucket: string; object: MirroredObject }>;
 }
@@ -180,6 +182,9 @@ export async function createDiskMirror(opts: {
     },
     async flush() {
       while (pending.size > 0) await Promise.all([...pending.values()]);
+    },
+    async settled() {
+      await Promise.all([...pending.values()]);
     },
     async *readAll() {
       const buckets = await readdir(root, { withFileTypes: true });

@@ -253,6 +253,7 @@ export async function startLocalEmulator(opts: LocalEmulatorOptions): Promise<Lo
     opts.presignSecrets ?? { [LOCAL_CREDENTIALS.accessKeyId]: LOCAL_CREDENTIALS.secretAccessKey },
   );
   enforceConditionalPuts(app, s3Store);
+  if (mirror) answerWhenOnDisk(app, mirror);
   allowBrowserUploads(app);
   try {
     await app.listen({ port: wanted, host: '127.0.0.1' });
@@ -305,6 +306,25 @@ export async function startLocalEmulator(opts: LocalEmulatorOptions): Promise<Lo
 }
 
 type FauxApp = ReturnType<typeof buildApp>;
+
+/**
+ * An S3 write is answered once the disk mirror has it: a PUT, copy or delete that got its 200 survives
+ * a kill -9 of the stack (docs/ARCHITECTURE.md "Recovery at start"). The mirror writes behind the
+ * store, so the answer waits for the writes queued so far (a few ms). SQS calls (JSON protocol,
+ * `x-amz-target`) are not held: queues live in memory.
+ */
+function answerWhenOnDisk(app: FauxApp, mirror: DiskMirror): void {
+  app.addHook('onSend', async (request, _reply, payload) => {
+    if (
+      request.method === 'GET' ||
+      request.method === 'HEAD' ||
+      request.headers['x-amz-target'] !== undefined
+    )
+      return payload;
+    await mirror.settled();
+    return payload;
+  });
+}
 
 function s3ErrorXml(code: string, message: string): string {
   return `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${message}</Message></Error>`;

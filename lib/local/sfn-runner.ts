@@ -309,9 +309,18 @@ export async function createSfnRunner(opts: SfnRunnerOptions): Promise<SfnRunner
   }
 
   const writes = new Set<Promise<void>>();
+  /** The last write of each execution: writes of one record land in order (RUNNING never after its end). */
+  const lastWrite = new Map<string, Promise<void>>();
   const persist = (rec: ExecutionRecord): Promise<void> => {
-    const p = writeRecord(rec).finally(() => writes.delete(p));
+    const previous = lastWrite.get(rec.executionArn) ?? Promise.resolve();
+    const p = previous
+      .then(() => writeRecord(rec))
+      .finally(() => {
+        writes.delete(p);
+        if (lastWrite.get(rec.executionArn) === p) lastWrite.delete(rec.executionArn);
+      });
     writes.add(p);
+    lastWrite.set(rec.executionArn, p);
     return p;
   };
   const writeRecord = async (rec: ExecutionRecord): Promise<void> => {
@@ -605,6 +614,9 @@ export async function createSfnRunner(opts: SfnRunnerOptions): Promise<SfnRunner
     executions.set(executionArn, rec);
     log.info(`execution ${name} started`);
     run(rec, input);
+    // Recorded while it runs too: after a crash the next start loads it as ABORTED, so
+    // DescribeExecution tells the lock its holder is gone (lib/local/recover.ts).
+    void persist(rec);
     return { executionArn, startDate: rec.startDate };
   };
 

@@ -36,7 +36,8 @@ import { envScope } from './env-scope.ts';
 import { tryFetchBaseWeights } from './fetch-weights.ts';
 import { startHttpApi } from './http-api.ts';
 import type { LambdaHandler } from './lambda-context.ts';
-import { notifyUnprocessedImages, startS3Notifications } from './s3-notifications.ts';
+import { describeRecovery, recoverAfterRestart } from './recover.ts';
+import { startS3Notifications } from './s3-notifications.ts';
 import { createExecutionEndRule } from './sfn-events.ts';
 import { createSfnRunner, type SfnRunner } from './sfn-runner.ts';
 import { startSfnServer } from './sfn-server.ts';
@@ -175,6 +176,7 @@ async function defaultDefinition(opts: TrainingLoopSettings): Promise<TrainingDe
  */
 export async function startLocalStack(opts: LocalStackOptions): Promise<LocalStack> {
   const { log } = opts;
+  const startedAt = new Date();
   const print = opts.print ?? ((text: string) => process.stdout.write(`${text}\n`));
   const dataDir = resolve(opts.dataDir ?? '.tlearn');
   const region = LOCAL_DEFAULTS.region;
@@ -436,10 +438,15 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       log,
     });
     cleanups.push({ name: 'S3 notifications', run: () => notifier.stop() });
-    const caughtUp = await notifyUnprocessedImages({ s3: clients.s3, bucket, notifier });
-    if (caughtUp > 0) log.info(`queued ${caughtUp} image(s) left unprocessed by the last run`);
-    const resumed = runner.resumeInterrupted();
-    if (resumed.length > 0) log.info(`resumed ${resumed.length} training(s) interrupted by the last stop`);
+    // After a stop or a crash: lost messages, dead locks, models behind their features (recover.ts).
+    const recovered = await recoverAfterRestart({
+      s3: clients.s3,
+      bucket,
+      notifier,
+      lock: { s3: clients.s3, bucket, sfn: clients.sfn, stateMachineArn },
+      log,
+    });
+    for (const line of describeRecovery(recovered)) log.info(line);
 
     resolveApiHandler(handlers.api as LambdaHandler<APIGatewayProxyEvent, APIGatewayProxyResult>);
 
