@@ -2,6 +2,7 @@
  * API settings from the environment (variable names in `lib/config.ts` `ENV`).
  */
 import { z } from 'zod';
+import { InboxPrefixSchema } from '../batch/settings.ts';
 import { ENV, loadIngestQueueConfig, loadStateMachineConfig, loadStorageConfig } from '../config.ts';
 import { ConfigError } from '../errors.ts';
 import { DEFAULT_LIMIT_INPUT_PIXELS } from '../images/preprocess.ts';
@@ -15,6 +16,8 @@ export interface ApiEnvConfig extends ApiConfig {
   apiKeysFile: string | undefined;
   /** Batch queue (`POST /datasets/{d}/batches`); unset = that route answers 501. */
   batchQueueUrl: string | undefined;
+  /** Where a batch may also read images that belong to no dataset. @default 'inbox/' */
+  inboxPrefix: string;
 }
 
 type Env = Record<string, string | undefined>;
@@ -54,5 +57,6 @@ export function loadApiConfig(env: Env): ApiEnvConfig {
     ),
     apiKeysFile: read(env, ENV.API_KEYS_FILE, z.string().min(1).optional()),
     batchQueueUrl: read(env, ENV.BATCH_QUEUE_URL, z.string().url().optional()),
+    inboxPrefix: read(env, ENV.INBOX_PREFIX, InboxPrefixSchema),
   };
 }
