@@ -431,6 +431,10 @@ describe('remote commands against a fake API', () => {
           `promoted model ${NEWER} (trained ${TRAINED_AT}, classes cat, dog)`,
         ].join('\n'),
       );
+      // Without --wait the 409 stays a refusal with the server's message.
+      const plain = testContext(cwd);
+      expect(await runTrain(['pets', ...flags], plain.ctx)).toBe(EXIT.FAILURE);
+      expect(plain.stderr()).toContain("TrainingInProgress: a training of 'pets' is running");
     });
 
     it('with --wait exits 1 when the followed training ends without promoting a new model', async () => {
@@ -467,19 +471,6 @@ describe('remote commands against a fake API', () => {
       expect(stderr()).toContain(
         `the training ${running.executionName} ended without promoting a new model; ${VERSION} is still current`,
       );
-    });
-
-    it('without --wait still refuses with the server message while a training runs', async () => {
-      api.routes.set('POST /datasets/pets/trainings', () => ({
-        status: 409,
-        body: { error: { code: 'TrainingInProgress', message: `a training of 'pets' is running` } },
-      }));
-      const { ctx, stderr } = testContext(cwd);
-
-      const code = await runTrain(['pets', ...flags], ctx);
-
-      expect(code).toBe(EXIT.FAILURE);
-      expect(stderr()).toContain("TrainingInProgress: a training of 'pets' is running");
     });
 
     it('tells from settled counts which datasets no training can fit', () => {
