@@ -521,11 +521,11 @@ export class TlearnStack extends Stack {
       description: 'feature.ready / feature.failed messages',
     });
 
-    this.addNagSuppressions();
+    this.addNagSuppressions(inboxPrefix);
   }
 
   /** Acknowledged cdk-nag findings, each with the reason it is acceptable here. */
-  private addNagSuppressions(): void {
+  private addNagSuppressions(inboxPrefix: string): void {
     const bucketArn = '<DataBucket[A-Za-z0-9]+\\.Arn>';
     const prefixes = [
       DATASETS_PREFIX,
@@ -535,8 +535,10 @@ export class TlearnStack extends Stack {
       LOCKS_PREFIX,
       BATCHES_PREFIX,
       CONSOLE_ASSETS_PREFIX,
+      inboxPrefix,
     ]
-      .map((p) => p.replace(/\/$/, ''))
+      // The inbox is a user setting: its characters are matched literally.
+      .map((p) => p.replace(/\/$/, '').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&'))
       .join('|');
     for (const fn of Object.values(this.functions)) {
       NagSuppressions.addResourceSuppressions(
@@ -545,7 +547,7 @@ export class TlearnStack extends Stack {
           {
             id: 'AwsSolutions-IAM5',
             reason:
-              'S3 grants are scoped to one prefix of the S3 layout (datasets/*, features/*, models/*, base-models/*, locks/*, console/*), to the models/*/current.json pointers or to the models/*/model.onnx exports: the objects are created at run time, so the keys cannot be listed in the policy.',
+              'S3 grants are scoped to one prefix of the S3 layout (datasets/*, features/*, models/*, base-models/*, locks/*, batches/*, console/*, the batch inbox), to the models/*/current.json pointers or to the models/*/model.onnx exports: the objects are created at run time, so the keys cannot be listed in the policy.',
             appliesTo: [
               {
                 regex: `/^Resource::${bucketArn}\\/(${prefixes})\\/\\*(\\/current\\.json|\\/model\\.onnx)?$/`,
