@@ -30,6 +30,7 @@ export const CONTEXT_KEYS = {
   manageApiCloudWatchRole: 'tlearn:manageApiCloudWatchRole',
   alarmTopicArn: 'tlearn:alarmTopicArn',
   monitoring: 'tlearn:monitoring',
+  inboxPrefix: 'tlearn:inboxPrefix',
 } as const;
 
 /** @default stack name */
@@ -114,6 +115,7 @@ export function stackSettingsFromContext(node: Node): { stackName: string; props
       },
       alarmTopicArn: str(CONTEXT_KEYS.alarmTopicArn),
       monitoring: bool(CONTEXT_KEYS.monitoring),
+      inboxPrefix: str(CONTEXT_KEYS.inboxPrefix),
     },
   };
 }

@@ -9,7 +9,12 @@ import { NagSuppressions } from 'cdk-nag';
 import type { Construct } from 'constructs';
 import { KEY_STACK_TAG } from '../lib/api/keys.ts';
 import { BATCHES_PREFIX } from '../lib/batch/layout.ts';
-import { BATCH_SETTINGS, batchQueueVisibilitySeconds } from '../lib/batch/settings.ts';
+import {
+  BATCH_SETTINGS,
+  batchQueueVisibilitySeconds,
+  DEFAULT_INBOX_PREFIX,
+  inboxPrefixProblem,
+} from '../lib/batch/settings.ts';
 import { ENV } from '../lib/config.ts';
 import { POOLINGS, type Pooling } from '../lib/model/spec.ts';
 import {
@@ -169,6 +174,12 @@ export interface TlearnStackProps extends StackProps {
   readonly monitoring?: boolean;
   /** `docker build --build-arg`s of the container image (e.g. TFJS_NODE_CDN_STORAGE). @default - none */
   readonly imageBuildArgs?: Record<string, string>;
+  /**
+   * Prefix of images to batch-score that belong to no dataset (`POST /datasets/{d}/batches
+   * {"prefix": "inbox/…"}`): the API may list it and the batch worker read it, nothing else. It
+   * may not overlap the bucket's own prefixes (lib/batch/settings.ts). @default 'inbox/'
+   */
+  readonly inboxPrefix?: string;
 }
 
 /**
@@ -200,6 +211,9 @@ export class TlearnStack extends Stack {
     }
     requireInteger('inputSize', inputSize, 32, 1024);
     requireInteger('extractBatchSize', extractBatchSize, 1, 64);
+    const inboxPrefix = props.inboxPrefix ?? DEFAULT_INBOX_PREFIX;
+    const inboxProblem = inboxPrefixProblem(inboxPrefix);
+    if (inboxProblem !== undefined) throw new Error(`inboxPrefix ${inboxProblem}`);
     for (const name of Object.keys(props.functions ?? {})) {
       if (!(FUNCTION_NAMES as readonly string[]).includes(name)) {
         throw new Error(`functions.${name}: unknown function (known: ${FUNCTION_NAMES.join(', ')})`);
@@ -297,6 +311,7 @@ export class TlearnStack extends Stack {
     const api = make('api', {
       ...modelEnv,
       [ENV.STATE_MACHINE_ARN]: stateMachine.stateMachineArn,
+      [ENV.INBOX_PREFIX]: inboxPrefix,
     });
     // Batch predictions score with the API's extractor and prediction code (lib/batch/).
     const batchPredict = make('batch-predict', { ...modelEnv });
@@ -426,11 +441,12 @@ export class TlearnStack extends Stack {
       write: [currentPointers],
     });
 
-    // Batch worker: reads the images of any dataset prefix or batch input, the pinned model, and
-    // writes only under batches/ (parts, results, summary).
+    // Batch worker: reads the images of any dataset prefix, batch input or the inbox (the keys the
+    // API listed into the manifest), the pinned model, and writes only under batches/ (parts,
+    // results, summary).
     grantS3Access(batchPredict.function, bucket, {
       list: [BATCHES_PREFIX, ...baseModels],
-      read: [DATASETS_PREFIX, BATCHES_PREFIX, MODELS_PREFIX, ...baseModels].map(all),
+      read: [DATASETS_PREFIX, BATCHES_PREFIX, MODELS_PREFIX, inboxPrefix, ...baseModels].map(all),
       write: [all(BATCHES_PREFIX)],
     });
 
@@ -459,7 +475,8 @@ export class TlearnStack extends Stack {
       ...baseModels,
     ];
     grantS3Access(api.function, bucket, {
-      list: apiReads,
+      // The inbox: listed for a batch's manifest (POST /datasets/{d}/batches), never read.
+      list: [...apiReads, inboxPrefix],
       read: apiReads.map(all),
       // batches/*: each batch's manifest.json (POST /datasets/{d}/batches).
       write: [
@@ -561,11 +578,11 @@ export class TlearnStack extends Stack {
       description: 'feature.ready / feature.failed messages',
     });
 
-    this.addNagSuppressions();
+    this.addNagSuppressions(inboxPrefix);
   }
 
   /** Acknowledged cdk-nag findings, each with the reason it is acceptable here. */
-  private addNagSuppressions(): void {
+  private addNagSuppressions(inboxPrefix: string): void {
     const bucketArn = '<DataBucket[A-Za-z0-9]+\\.Arn>';
     const prefixes = [
       DATASETS_PREFIX,
@@ -575,8 +592,10 @@ export class TlearnStack extends Stack {
       LOCKS_PREFIX,
       BATCHES_PREFIX,
       CONSOLE_ASSETS_PREFIX,
+      inboxPrefix,
     ]
-      .map((p) => p.replace(/\/$/, ''))
+      // The inbox is a user setting: its characters are matched literally.
+      .map((p) => p.replace(/\/$/, '').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&'))
       .join('|');
     for (const fn of Object.values(this.functions)) {
       NagSuppressions.addResourceSuppressions(
@@ -585,7 +604,7 @@ export class TlearnStack extends Stack {
           {
             id: 'AwsSolutions-IAM5',
             reason:
-              'S3 grants are scoped to one prefix of the S3 layout (datasets/*, features/*, models/*, base-models/*, locks/*, console/*), to the models/*/current.json pointers, the models/*/model.onnx exports, the models/*/model.json heads or the features/*.error.json records and features/*.npy features: the objects are created at run time, so the keys cannot be listed in the policy.',
+              'S3 grants are scoped to one prefix of the S3 layout (datasets/*, features/*, models/*, base-models/*, locks/*, batches/*, console/*, the batch inbox), to the models/*/current.json pointers, the models/*/model.onnx exports, the models/*/model.json heads or the features/*.error.json records and features/*.npy features: the objects are created at run time, so the keys cannot be listed in the policy.',
             appliesTo: [
               {
                 regex: `/^Resource::${bucketArn}\\/(${prefixes})\\/\\*(\\/current\\.json|\\/model\\.onnx|\\/model\\.json|\\.error\\.json|\\.npy)?$/`,

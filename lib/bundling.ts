@@ -10,6 +10,7 @@
  * - the zip functions bundle tfjs (they never load tfjs-node: the tensor backend is imported
  *   lazily and falls back), so only tfjs-node stays out.
  */
+import { z } from 'zod';
 
 /** Packages with native addons or wasm files that no bundle contains. */
 export const NATIVE_EXTERNALS: readonly string[] = ['onnxruntime-node', 'sharp', 'h5wasm'];
@@ -56,3 +57,48 @@ export function imageBundleOptions(entry: string, outfile: string) {
     banner: { js: ESM_REQUIRE_BANNER },
   };
 }
+
+/**
+ * esbuild build options of one zip function: what the CDK's `NodejsFunction` runs with the
+ * bundling props of infra/constructs/tlearn-function.ts (its asset is `index.mjs` + its map,
+ * exporting `handler`; the externals are left out of the asset, not installed next to it).
+ * `npm run bundle` (bin/bundle.ts) builds with these.
+ * @example zipBundleOptions('functions/train-head/handler.ts', 'dist/train-head/index.mjs')
+ */
+export function zipBundleOptions(entry: string, outfile: string) {
+  return {
+    ...BUNDLE_SETTINGS,
+    mainFields: [...BUNDLE_SETTINGS.mainFields],
+    entryPoints: [entry],
+    outfile,
+    bundle: true,
+    external: [...ZIP_EXTERNALS],
+    banner: { js: ESM_REQUIRE_BANNER },
+  };
+}
+
+/**
+ * Packages the container image leaves out of its `node_modules` after `npm prune --omit=dev`
+ * (functions/Dockerfile): onnxruntime-node's binaries of every other OS and architecture.
+ */
+export const IMAGE_PRUNED_PATHS: readonly RegExp[] = [
+  /^onnxruntime-node\/bin\/napi-v[^/]+\/(darwin|win32|linux\/arm64)(\/|$)/,
+];
+
+/** `manifest.json` of a bundles folder (`npm run bundle`): where each function's handler file is. */
+export const BundleManifestSchema = z.object({
+  format: z.literal('tlearn-bundles'),
+  formatVersion: z.literal(1),
+  builtAt: z.string(),
+  /** Function name → its handler module relative to the folder, and how it is deployed. */
+  functions: z.record(
+    z.string(),
+    z.object({ kind: z.enum(['zip', 'image']), handler: z.string().min(1), bytes: z.number().int() }),
+  ),
+  /** The web console the image serves (TLEARN_CONSOLE_DIR), relative to the folder. */
+  console: z.string().min(1).optional(),
+});
+export type BundleManifest = z.infer<typeof BundleManifestSchema>;
+
+/** The manifest's file name in a bundles folder. */
+export const BUNDLE_MANIFEST_FILE = 'manifest.json';

@@ -67,6 +67,8 @@ export const ENV = {
   KEY_STACK_TAG: 'TLEARN_KEY_STACK_TAG',
   /** API: folder of the built console served at `GET /` (the container image sets it). */
   CONSOLE_DIR: 'TLEARN_CONSOLE_DIR',
+  /** API: the prefix of images to batch-score that belong to no dataset. @default inbox/ (lib/batch/settings.ts) */
+  INBOX_PREFIX: 'TLEARN_INBOX_PREFIX',
 } as const;
 
 /** CloudWatch namespace of every metric the functions emit (the dashboard reads the same). */

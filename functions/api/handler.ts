@@ -64,7 +64,9 @@ const api = createApi({
   // Only for a version's first ONNX export; not kept in memory afterwards.
   baseWeights: () => loadWeights(modelConfig.weights, { s3: clients.s3, log: obs.log }),
   config,
-  ...(config.batchQueueUrl ? { batches: { sqs: clients.sqs, queueUrl: config.batchQueueUrl } } : {}),
+  ...(config.batchQueueUrl
+    ? { batches: { sqs: clients.sqs, queueUrl: config.batchQueueUrl, inboxPrefix: config.inboxPrefix } }
+    : {}),
   log: obs.log,
   auth,
   metrics: {

@@ -19,7 +19,7 @@ export async function startBatchRoute(
   const parsed = StartBatchBody.safeParse(readJsonBody(event, 64 * 1024));
   if (!parsed.success) {
     throw new ValidationError(
-      `request body is invalid: ${formatIssues(parsed.error)}; send { "prefix": "datasets/…/" }`,
+      `request body is invalid: ${formatIssues(parsed.error)}; send { "prefix": "datasets/${dataset}/…" }`,
       { code: 'InvalidBody' },
     );
   }
@@ -31,7 +31,14 @@ export async function startBatchRoute(
   const current = await readCurrentPointer(s3, bucket, dataset);
   if (current === undefined) throw await missingModelError(s3, bucket, dataset);
   return startBatch(
-    { s3, bucket, sqs: ctx.batches.sqs, queueUrl: ctx.batches.queueUrl, now: ctx.now },
+    {
+      s3,
+      bucket,
+      sqs: ctx.batches.sqs,
+      queueUrl: ctx.batches.queueUrl,
+      now: ctx.now,
+      ...(ctx.batches.inboxPrefix !== undefined ? { inboxPrefix: ctx.batches.inboxPrefix } : {}),
+    },
     dataset,
     parsed.data,
     current.pointer.version,

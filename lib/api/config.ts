@@ -2,6 +2,7 @@
  * API settings from the environment (variable names in `lib/config.ts` `ENV`).
  */
 import { z } from 'zod';
+import { InboxPrefixSchema } from '../batch/settings.ts';
 import { ENV, loadIngestQueueConfig, loadStateMachineConfig, loadStorageConfig } from '../config.ts';
 import { ConfigError } from '../errors.ts';
 import { DEFAULT_LIMIT_INPUT_PIXELS } from '../images/preprocess.ts';
@@ -17,6 +18,8 @@ export interface ApiEnvConfig extends ApiConfig {
   keyStackTag: string | undefined;
   /** Batch queue (`POST /datasets/{d}/batches`); unset = that route answers 501. */
   batchQueueUrl: string | undefined;
+  /** Where a batch may also read images that belong to no dataset. @default 'inbox/' */
+  inboxPrefix: string;
 }
 
 type Env = Record<string, string | undefined>;
@@ -64,5 +67,6 @@ export function loadApiConfig(env: Env): ApiEnvConfig {
         .optional(),
     ),
     batchQueueUrl: read(env, ENV.BATCH_QUEUE_URL, z.string().url().optional()),
+    inboxPrefix: read(env, ENV.INBOX_PREFIX, InboxPrefixSchema),
   };
 }

@@ -62,7 +62,7 @@ export interface ApiDeps {
   baseWeights?: () => Promise<LoadedWeights>;
   config: ApiConfig;
   /** The batch queue of `POST /datasets/{d}/batches` (lib/batch/); without it that route answers 501. */
-  batches?: { sqs: Pick<SQSClient, 'send'>; queueUrl: string };
+  batches?: { sqs: Pick<SQSClient, 'send'>; queueUrl: string; inboxPrefix?: string };
   log: Log;
   metrics?: ApiMetrics;
   /** Scoped API keys (lib/api/auth.ts). @default - none: every request is admin (tests) */

@@ -3,6 +3,7 @@
  * and the batch-predict function) and the local stack (lib/local/stack.ts: the emulator's queue and
  * its poller), so local and deployed run with the same numbers.
  */
+import { z } from 'zod';
 import { type QueueSettings, visibilityTimeoutSeconds } from '../pipeline/settings.ts';
 
 export const BATCH_SETTINGS = {
@@ -35,3 +36,48 @@ export const BATCH_QUEUE: Readonly<QueueSettings> = {
 export function batchQueueVisibilitySeconds(scale = 1): number {
   return visibilityTimeoutSeconds(BATCH_SETTINGS.timeoutSeconds, BATCH_QUEUE, scale);
 }
+
+/**
+ * Where users put images to batch-score that belong to no dataset (never trained on): a batch of
+ * any dataset may read under it. Deployed: the stack's `inboxPrefix` prop (context
+ * `tlearn:inboxPrefix`), given to the API as TLEARN_INBOX_PREFIX; locally the same default.
+ */
+export const DEFAULT_INBOX_PREFIX = 'inbox/';
+
+/**
+ * The S3 layout's own prefixes (docs/ARCHITECTURE.md): an inbox may not overlap any of them, so
+ * a batch over the inbox can never read features, models, locks, other datasets' images or
+ * another batch's inputs.
+ */
+export const RESERVED_PREFIXES: readonly string[] = [
+  'datasets/',
+  'features/',
+  'models/',
+  'batches/',
+  'locks/',
+  'captures/',
+  'unlabelled/',
+  'monitoring/',
+  'console/',
+  'base-models/',
+];
+
+/** Why `prefix` cannot be the inbox, or undefined when it can. */
+export function inboxPrefixProblem(prefix: string): string | undefined {
+  if (!/^([A-Za-z0-9!_.*'()-]+\/)+$/.test(prefix) || prefix.length > 200)
+    return `must be one or more folder names of letters, digits and !_.*'()- each ending with '/', e.g. '${DEFAULT_INBOX_PREFIX}' (got '${prefix.slice(0, 200)}')`;
+  if (prefix.split('/').some((s) => s === '.' || s === '..'))
+    return `must not contain '.' or '..' folders (got '${prefix}')`;
+  const overlap = RESERVED_PREFIXES.find((r) => r.startsWith(prefix) || prefix.startsWith(r));
+  if (overlap !== undefined) return `must not overlap the bucket's own prefix '${overlap}' (got '${prefix}')`;
+  return undefined;
+}
+
+/** The inbox prefix as a schema (environment variable, CDK prop): a valid prefix, default 'inbox/'. */
+export const InboxPrefixSchema = z
+  .string()
+  .default(DEFAULT_INBOX_PREFIX)
+  .superRefine((p, ctx) => {
+    const problem = inboxPrefixProblem(p);
+    if (problem !== undefined) ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
+  });

@@ -31,7 +31,7 @@ import {
   SummarySchema,
   ThresholdField,
 } from './layout.ts';
-import { BATCH_SETTINGS } from './settings.ts';
+import { BATCH_SETTINGS, DEFAULT_INBOX_PREFIX } from './settings.ts';
 
 /** The POST body. */
 export const StartBatchBody = z
@@ -54,6 +54,8 @@ export interface BatchDeps {
   chunkSize?: number;
   /** @default BATCH_SETTINGS.maxImages */
   maxImages?: number;
+  /** Images of no dataset a batch may read too. @default DEFAULT_INBOX_PREFIX */
+  inboxPrefix?: string;
 }
 
 /** A new batch id (`YYYYMMDDTHHMMSSZ-{8 chars}`), also made by the CLI before it uploads. */
@@ -63,9 +65,19 @@ export function newBatchId(now: Date = new Date()): string {
 
 const INPUT_RE = /^batches\/([a-z0-9][a-z0-9-]{0,62})\/(\d{8}T\d{6}Z-[a-z0-9]{6,12})\/input\/$/;
 
-/** The batch id a prefix implies (`batches/{d}/{id}/input/`), a new one for `datasets/…`; else 400/403. */
-export function batchIdForPrefix(dataset: string, prefix: string, now: Date): string {
-  if (prefix.startsWith(DATASETS_PREFIX)) return newBatchId(now);
+/**
+ * The batch id a prefix implies (`batches/{d}/{id}/input/`), a new one for the dataset's own images
+ * (`datasets/{d}/…`) or the inbox (`inbox/…`); a 400 `InvalidPrefix` for anything else: another
+ * dataset's images, features, models, locks, other batches.
+ */
+export function batchIdForPrefix(
+  dataset: string,
+  prefix: string,
+  now: Date,
+  inboxPrefix: string = DEFAULT_INBOX_PREFIX,
+): string {
+  if (prefix.startsWith(`${DATASETS_PREFIX}${dataset}/`) || prefix.startsWith(inboxPrefix))
+    return newBatchId(now);
   const m = INPUT_RE.exec(prefix);
   if (m?.[2] !== undefined) {
     if (m[1] !== dataset) {
@@ -76,7 +88,7 @@ export function batchIdForPrefix(dataset: string, prefix: string, now: Date): st
     return m[2];
   }
   throw new ValidationError(
-    `'prefix' must start with ${DATASETS_PREFIX} or be ${batchInputPrefix(dataset, '{id}')} (images you uploaded); got '${prefix.slice(0, 200)}'`,
+    `'prefix' must start with ${DATASETS_PREFIX}${dataset}/ (this dataset's images) or ${inboxPrefix} (images of no dataset), or be ${batchInputPrefix(dataset, '{id}')} (images you uploaded); got '${prefix.slice(0, 200)}'`,
     { code: 'InvalidPrefix' },
   );
 }
@@ -125,7 +137,7 @@ export async function startBatch(
   modelVersion: string,
 ): Promise<{ id: string; status: 'running' }> {
   const now = (deps.now ?? (() => new Date()))();
-  const id = batchIdForPrefix(dataset, body.prefix, now);
+  const id = batchIdForPrefix(dataset, body.prefix, now, deps.inboxPrefix);
   const keys = await listBatchImages(
     deps.s3,
     deps.bucket,

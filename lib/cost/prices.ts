@@ -1,12 +1,37 @@
 /**
  * A small, dated table of the AWS list prices the cost figures use (USD, on-demand, no free
- * tier). Prices change: the date says when these were read from aws.amazon.com/pricing; check
- * there before relying on a figure. Only the regions below are known; others are refused.
+ * tier). Prices change: {@link PRICES_SOURCE} says where and when they were taken; check there
+ * before relying on a figure. Only the regions below are known; others are refused.
  */
 import { ValidationError } from '../errors.ts';
 
 /** When the prices below were taken from AWS's public price pages. */
 export const PRICES_AS_OF = '2025-05-01';
+
+/**
+ * Where the prices below come from: AWS's public list prices of each service for the region
+ * (the pricing pages, which show the same figures as the Price List API's on-demand terms), as of
+ * {@link PRICES_AS_OF}. `tlearn cost` prints it; re-read the pages (or query the API) to refresh.
+ */
+export const PRICES_SOURCE = {
+  asOf: PRICES_AS_OF,
+  description: "AWS's public on-demand list prices per region",
+  pages: [
+    'https://aws.amazon.com/lambda/pricing/',
+    'https://aws.amazon.com/step-functions/pricing/',
+    'https://aws.amazon.com/s3/pricing/',
+    'https://aws.amazon.com/sqs/pricing/',
+    'https://aws.amazon.com/api-gateway/pricing/',
+    'https://aws.amazon.com/cloudwatch/pricing/',
+    'https://aws.amazon.com/ecr/pricing/',
+  ],
+  api: 'AWS Price List Query API (pricing:GetProducts; services AWSLambda, AWSStepFunctions, AmazonS3, AWSQueueService, AmazonApiGateway, AmazonCloudWatch, AmazonECR)',
+} as const;
+
+/** The one-line citation of the price table, as `tlearn cost` prints it. */
+export function pricesCitation(region: string): string {
+  return `${PRICES_SOURCE.description} for ${region}, taken ${PRICES_SOURCE.asOf} from aws.amazon.com/<service>/pricing (${PRICES_SOURCE.pages.length} pages) / the AWS Price List API`;
+}
 
 /** Unit prices of one region, USD. */
 export interface RegionPrices {

@@ -12,7 +12,7 @@ import { mkdir } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, SQSEvent } from 'aws-lambda';
 import { createLocalKeyStore, LOCAL_KEYS_FILE } from '../api/keys.ts';
-import { BATCH_QUEUE, BATCH_SETTINGS } from '../batch/settings.ts';
+import { BATCH_QUEUE, BATCH_SETTINGS, DEFAULT_INBOX_PREFIX } from '../batch/settings.ts';
 import { ENV } from '../config.ts';
 import { ConfigError, describeError } from '../errors.ts';
 import { DEFAULT_INPUT_SIZE, type Pooling } from '../model/spec.ts';
@@ -28,6 +28,7 @@ import {
 import { requestTraining } from '../pipeline/training-lock.ts';
 import { createAwsClients } from '../storage/clients.ts';
 import type { Log } from '../util/log.ts';
+import { bundledConsoleDir, importBundleHandlers } from './bundles.ts';
 import { buildLocalConsole } from './console-build.ts';
 import { LOCAL_DEFAULTS } from './defaults.ts';
 import { type DemoOutcome, type DemoProgress, formatDemoOutcome, runDemo } from './demo.ts';
@@ -103,6 +104,10 @@ export interface LocalStackOptions {
   onDemoProgress?: (p: DemoProgress) => void;
   /** Handlers to use instead of `functions/<name>/handler.ts` (tests). */
   handlers?: Partial<LocalHandlers>;
+  /** Run the Lambda bundles of this folder (`npm run bundle`) instead of the TypeScript handlers. */
+  bundles?: string;
+  /** Images of no dataset a batch may read (the stack's `inboxPrefix`). @default DEFAULT_INBOX_PREFIX */
+  inboxPrefix?: string;
   /** The state machine to run. @default `synthesizeTrainingDefinition` of infra/definition.ts */
   definition?: (opts: TrainingLoopSettings) => Promise<TrainingDefinitionLike>;
 }
@@ -279,13 +284,19 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     env.set(ENV.FEATURES_QUEUE_URL, features.queueUrl);
     env.set(ENV.INGEST_QUEUE_URL, ingest.queueUrl);
     env.set(ENV.BATCH_QUEUE_URL, batchQueue.queueUrl);
+    env.set(ENV.INBOX_PREFIX, opts.inboxPrefix ?? DEFAULT_INBOX_PREFIX);
     env.set(ENV.WEIGHTS, weights.source.kind === 'random' ? `random:${weights.source.seed}` : 'uri');
     env.set(ENV.BASE_MODEL_URI, weights.source.kind === 'uri' ? weights.source.uri : undefined);
     env.set(ENV.INPUT_SIZE, String(inputSize));
     env.set(ENV.POOLING, opts.pooling ?? 'flatten');
     env.set(ENV.MODEL_REFRESH_SECONDS, '1');
     env.set(ENV.API_KEYS_FILE, join(dataDir, LOCAL_KEYS_FILE));
-    env.set(ENV.CONSOLE_DIR, await buildLocalConsole(dataDir, log));
+    env.set(
+      ENV.CONSOLE_DIR,
+      opts.bundles === undefined
+        ? await buildLocalConsole(dataDir, log)
+        : await bundledConsoleDir(resolve(opts.bundles)),
+    );
     // Nothing here may reach AWS: fixed credentials stop the SDK from probing for real ones.
     env.set('AWS_ACCESS_KEY_ID', 'local');
     env.set('AWS_SECRET_ACCESS_KEY', 'local');
@@ -337,8 +348,11 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       'dead-letters',
       'api',
     ];
+    const toImport = wanted.filter((n) => opts.handlers?.[n] === undefined);
     const handlers = {
-      ...(await importHandlers(wanted.filter((n) => opts.handlers?.[n] === undefined))),
+      ...(opts.bundles === undefined
+        ? await importHandlers(toImport)
+        : await importBundleHandlers(resolve(opts.bundles), toImport, stacksStarted)),
       ...opts.handlers,
     } as LocalHandlers;
 

@@ -179,6 +179,11 @@ describe('context', () => {
     expect(props.pooling).toBe('avg');
   });
 
+  it('reads the inbox prefix of batches from tlearn:inboxPrefix', () => {
+    expect(settings({ [CONTEXT_KEYS.inboxPrefix]: 'incoming/' }).props.inboxPrefix).toBe('incoming/');
+    expect(settings({}).props.inboxPrefix).toBeUndefined();
+  });
+
   it('defaults to the Tlearn stack that retains its data', () => {
     const { stackName, props } = settings({});
     expect(stackName).toBe('Tlearn');

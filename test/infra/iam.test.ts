@@ -19,6 +19,8 @@ let stack: TlearnStack;
 let template: Template;
 let s3Weights: TlearnStack;
 let s3WeightsTemplate: Template;
+let inbox: TlearnStack;
+let inboxTemplate: Template;
 
 beforeAll(() => {
   testApp = createTestApp();
@@ -26,8 +28,10 @@ beforeAll(() => {
   s3Weights = createTestStack(testApp.app, 'IamS3Weights', {
     baseModelUri: 's3://weights/base-models/vgg16/model.json',
   });
+  inbox = createTestStack(testApp.app, 'IamInbox', { inboxPrefix: 'incoming/2026/' });
   template = Template.fromStack(stack);
   s3WeightsTemplate = Template.fromStack(s3Weights);
+  inboxTemplate = Template.fromStack(inbox);
 });
 
 afterAll(() => testApp.cleanup());
@@ -106,6 +110,7 @@ describe('least privilege on the data bucket', () => {
       'console/*',
       'datasets/*',
       'features/*',
+      'inbox/*',
       'locks/*',
       'models/*',
     ]);
@@ -188,9 +193,54 @@ describe('least privilege on the data bucket', () => {
 
   it('lets the batch worker read images, batches and models, and write only under batches/', () => {
     const s = statementsOf(stack, template, 'batch-predict');
-    expect(allowed(s, 's3:GetObject')).toEqual(['batches/*', 'datasets/*', 'models/*']);
+    expect(allowed(s, 's3:GetObject')).toEqual(['batches/*', 'datasets/*', 'inbox/*', 'models/*']);
     expect(allowed(s, 's3:PutObject')).toEqual(['batches/*']);
     expect(allowed(s, 's3:DeleteObject')).toEqual([]);
+  });
+
+  it('scopes the inbox prefix prop: the API lists it and the batch worker reads it, nobody writes it', () => {
+    const t = inboxTemplate;
+    const api = statementsOf(inbox, t, 'api');
+    const worker = statementsOf(inbox, t, 'batch-predict');
+    expect(listable(api)).toContain('incoming/2026/*');
+    expect(listable(api)).not.toContain('inbox/*');
+    expect(allowed(api, 's3:GetObject')).not.toContain('incoming/2026/*');
+    expect(allowed(worker, 's3:GetObject')).toContain('incoming/2026/*');
+    for (const name of FUNCTION_NAMES) {
+      expect(allowed(statementsOf(inbox, t, name), 's3:PutObject'), name).not.toContain('incoming/2026/*');
+      if (name !== 'batch-predict')
+        expect(allowed(statementsOf(inbox, t, name), 's3:GetObject'), name).not.toContain('incoming/2026/*');
+    }
+    const apiId = inbox.getLogicalId(
+      inbox.functions.api.function.node.defaultChild as Parameters<TlearnStack['getLogicalId']>[0],
+    );
+    const apiFunction = t.toJSON().Resources[apiId] as Resource;
+    expect(JSON.stringify(apiFunction.Properties.Environment)).toContain(
+      '"TLEARN_INBOX_PREFIX":"incoming/2026/"',
+    );
+  });
+
+  it('refuses an inbox prefix that overlaps the bucket’s own prefixes or is not a folder', () => {
+    const other = createTestApp();
+    try {
+      const bad = [
+        'datasets/',
+        'datasets/pets/',
+        'models/x/',
+        'batches/',
+        'b',
+        'inbox',
+        '../x/',
+        '/inbox/',
+        '',
+      ];
+      for (const [i, inboxPrefix] of bad.entries())
+        expect(() => createTestStack(other.app, `Bad${i}`, { inboxPrefix }), inboxPrefix).toThrow(
+          /inboxPrefix must/,
+        );
+    } finally {
+      other.cleanup();
+    }
   });
 
   it('lets the extractor write and delete features only', () => {

@@ -33,6 +33,8 @@ beforeAll(() => {
     training: { settleSeconds: 5, pollSeconds: 15, maxRounds: 4 },
     api: { rateLimit: 5, burstLimit: 7, quotaPerDay: 100 },
     alarmTopicArn: 'arn:aws:sns:eu-west-1:123456789012:tlearn-alarms',
+    // An inbox with regex characters: its cdk-nag suppression must match it literally.
+    inboxPrefix: 'incoming/cam.1(north)/',
   });
   // As `cdk synth` builds it without CDK_DEFAULT_ACCOUNT: ARNs keep tokens like <AWS::AccountId>,
   // which cdk-nag suppressions must still match.

@@ -1,5 +1,5 @@
 import { type CostEstimate, estimateCost } from '../../cost/estimate.ts';
-import { PRICES } from '../../cost/prices.ts';
+import { PRICES, pricesCitation } from '../../cost/prices.ts';
 import { numberFlag, parseCommandArgs, UsageError } from '../args.ts';
 import { EXIT } from '../exit-codes.ts';
 import type { Command } from '../main.ts';
@@ -40,7 +40,10 @@ function usd(x: number): string {
 
 /** The estimate as aligned text, one table per part. */
 export function formatCostEstimate(e: CostEstimate): string[] {
-  const out: string[] = [`prices: ${e.region}, list prices as of ${e.pricesAsOf}, USD, no free tier`];
+  const out: string[] = [
+    `prices: ${e.region}, list prices as of ${e.pricesAsOf}, USD, no free tier`,
+    `source: ${pricesCitation(e.region)}; check them before relying on a figure`,
+  ];
   for (const p of e.parts) {
     out.push('', `${p.name}: ${usd(p.totalUsd)}`);
     out.push(

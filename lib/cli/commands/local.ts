@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import type { DemoProgress } from '../../local/demo.ts';
 import { POOLINGS, type Pooling } from '../../model/spec.ts';
 import { localPipelineSettings } from '../../pipeline/settings.ts';
@@ -32,6 +33,8 @@ options:
   --no-fetch         without imported weights, do not try once to download the real ones
   --no-demo          do not create the demo dataset
   --api-key KEY      require this x-api-key on the API, like API Gateway (default: none)
+  --bundles DIR      run the Lambda bundles of DIR (npm run bundle) instead of the TypeScript
+                     handlers: the deployed artifacts, production dependencies only
   -h, --help         this help
 
 Ctrl-C stops: requests and batches in flight finish, the bucket is flushed to disk, exit 0.
@@ -74,6 +77,24 @@ function demoProgressRenderer() {
   };
 }
 
+/** Says which bundles run, and warns when packages outside them are reachable from them. */
+async function announceBundles(dir: string): Promise<void> {
+  const { leakyModulePaths, readBundleManifest } = await import('../../local/bundles.ts');
+  const manifest = await readBundleManifest(dir);
+  const names = Object.keys(manifest.functions);
+  console.error(
+    `handlers: the Lambda bundles in ${dir} (${names.length} functions, built ${manifest.builtAt})`,
+  );
+  const leaks = new Set(
+    Object.values(manifest.functions).flatMap((f) => leakyModulePaths(dir, resolve(dir, f.handler))),
+  );
+  if (leaks.size > 0) {
+    console.error(
+      `note: the bundles can also load packages from ${[...leaks].join(', ')}; a package missing from the bundles would go unnoticed. For a strict check bundle outside the repository: npm run bundle -- --out /tmp/tlearn-dist`,
+    );
+  }
+}
+
 export const command: Command = {
   summary: 'run the whole pipeline on this machine (= npm start)',
   help: HELP,
@@ -90,6 +111,7 @@ export const command: Command = {
       'no-demo': { type: 'boolean' },
       'no-fetch': { type: 'boolean' },
       'api-key': { type: 'string' },
+      bundles: { type: 'string' },
     });
     if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
     const pooling = (values.pooling ?? 'flatten') as Pooling;
@@ -113,6 +135,7 @@ export const command: Command = {
       fetchWeights: values['no-fetch'] !== true,
       ...(values.weights !== undefined ? { weights: values.weights } : {}),
       ...(apiKey !== undefined ? { apiKey } : {}),
+      ...(values.bundles !== undefined ? { bundles: values.bundles } : {}),
     };
 
     // Signal handlers go in before anything starts: a Ctrl-C during startup then stops the stack
@@ -140,6 +163,7 @@ export const command: Command = {
       );
       // Loaded here so `tlearn --help` and `tlearn local --help` stay fast.
       const { startLocalStack } = await import('../../local/stack.ts');
+      if (opts.bundles !== undefined) await announceBundles(opts.bundles);
       const stack = await startLocalStack({
         ...opts,
         log: consoleLog,

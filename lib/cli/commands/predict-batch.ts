@@ -32,8 +32,9 @@ import {
 export const BATCH_PREDICT_HELP = `tlearn predict D --batch DIR_OR_S3_PREFIX [--out results.csv] [--threshold auto|0..1]
 
 Scores every image of a folder (uploaded first under batches/D/{id}/input/) or of a prefix of the
-stack's bucket (datasets/…, or s3://BUCKET/datasets/…) with the current model of D, on the stack's
-own scaling (a queue of chunks and the batch-predict function). Shows progress while it runs.
+stack's bucket (datasets/D/…, or s3://BUCKET/datasets/D/…; images of no dataset under the stack's
+inbox prefix, inbox/… by default) with the current model of D, on the stack's own scaling (a queue
+of chunks and the batch-predict function). Shows progress while it runs.
 
 options:
   --batch X            a local folder of images, or an S3 prefix of the bucket
@@ -46,6 +47,7 @@ ${TARGET_HELP}
 examples:
   tlearn predict pets --batch ./to-score --out results.csv
   tlearn predict pets --batch s3://my-bucket/datasets/pets/cat/
+  tlearn predict pets --batch inbox/2026-12-07/
 
 exit codes: 0 every image scored, 1 the batch failed or no image was usable, 2 usage, 3 some images
 failed (rows with an error), 4 the stack could not be reached`;

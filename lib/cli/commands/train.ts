@@ -1,6 +1,6 @@
 import { MIN_SAMPLES_PER_LABEL } from '../../training/train.ts';
 import { numberFlag, parseCommandArgs } from '../args.ts';
-import type { ApiClient, DatasetStatus } from '../client.ts';
+import { type ApiClient, ApiError, type DatasetStatus } from '../client.ts';
 import { EXIT } from '../exit-codes.ts';
 import type { Command } from '../main.ts';
 import {
@@ -21,7 +21,8 @@ themselves after uploads; this is for retraining on demand.
 
 options:
   --wait                 wait until a new model is promoted, with progress; stops early when the
-                         dataset cannot train (fewer than 2 labels with 2 usable images each)
+                         dataset cannot train (fewer than 2 labels with 2 usable images each).
+                         When a training of D is already running, follows that one to its end
   --wait-timeout S       give up waiting after S seconds (default 1800; the training goes on)
   --interval S           seconds between status checks while waiting (default 5)
 
@@ -31,8 +32,9 @@ examples:
   tlearn train pets
   tlearn train pets --wait && tlearn model pets
 
-exit codes: 0 started (with --wait: a new model is promoted), 1 refused, failed or still running at
---wait-timeout, 2 usage, 4 the stack could not be reached`;
+exit codes: 0 started (with --wait: a new model is promoted), 1 refused (a training is already
+running, without --wait), failed, ended without a new model or still running at --wait-timeout,
+2 usage, 4 the stack could not be reached`;
 
 /**
  * How long a version written by a training may stay unpromoted before --wait gives up on it: the
@@ -117,6 +119,13 @@ async function waitForModel(
       );
       return EXIT.FAILURE;
     }
+    // Promotion is a step of the execution: once it succeeded, no new model is coming from it.
+    if (e !== null && e.executionArn === executionArn && e.status === 'SUCCEEDED') {
+      ctx.err(
+        `tlearn train: the training ${e.name} ended without promoting a new model${m ? `; ${m.version} is still current` : ''} (tlearn model ${dataset})`,
+      );
+      return EXIT.FAILURE;
+    }
     const blocker = trainingBlocker(s);
     if (blocker !== undefined) {
       ctx.err(`tlearn train: the training cannot succeed: ${blocker} (tlearn status ${dataset})`);
@@ -146,6 +155,50 @@ async function waitForModel(
   }
 }
 
+/** Starts a training; with `follow`, a 409 TrainingInProgress answers undefined instead of failing. */
+async function startOrFollow(
+  api: ApiClient,
+  dataset: string,
+  follow: boolean,
+  ctx: CliContext,
+): Promise<Awaited<ReturnType<ApiClient['startTraining']>> | undefined> {
+  try {
+    return await api.startTraining(dataset);
+  } catch (err) {
+    if (follow && err instanceof ApiError && err.code === 'TrainingInProgress') {
+      ctx.err(`a training of '${dataset}' is already running: following it`);
+      return undefined;
+    }
+    throw err;
+  }
+}
+
+/**
+ * `--wait` when a training already runs: follows the dataset's running execution (the newest one,
+ * as GET /datasets/{d} reports it) like one this command started.
+ */
+async function followRunning(
+  api: ApiClient,
+  dataset: string,
+  before: DatasetStatus | undefined,
+  opts: { timeoutMs: number; intervalMs: number },
+  ctx: CliContext,
+): Promise<number> {
+  const now = await api.getDataset(dataset);
+  const e = now.parsed.lastExecution;
+  const running = e !== null && e.status === 'RUNNING' ? e : undefined;
+  if (running)
+    ctx.out(`following training of '${dataset}' started at ${running.startedAt}: ${running.executionArn}`);
+  return waitForModel(
+    api,
+    before ?? now.parsed,
+    running?.startedAt ?? new Date((ctx.now ?? Date.now)()).toISOString(),
+    running?.executionArn ?? '',
+    opts,
+    ctx,
+  );
+}
+
 /** `tlearn train` with an explicit context (tests). */
 export async function runTrain(argv: string[], ctx: CliContext): Promise<number> {
   const { values, positionals } = parseCommandArgs(argv, {
@@ -164,7 +217,9 @@ export async function runTrain(argv: string[], ctx: CliContext): Promise<number>
   try {
     // The state before, so --wait can tell a newly promoted model and a newly written version.
     const before = values.wait ? (await api.getDataset(dataset)).parsed : undefined;
-    const started = await api.startTraining(dataset);
+    const started = await startOrFollow(api, dataset, before !== undefined, ctx);
+    if (started === undefined)
+      return await followRunning(api, dataset, before, { timeoutMs: waitTimeoutMs, intervalMs }, ctx);
     ctx.out(`started training of '${dataset}' at ${started.startedAt}: ${started.executionArn}`);
     if (before === undefined) {
       ctx.err(`follow with: tlearn status ${dataset}   (or tlearn train ${dataset} --wait)`);

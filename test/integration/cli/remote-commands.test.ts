@@ -387,6 +387,92 @@ describe('remote commands against a fake API', () => {
       expect(stderr()).toContain('no new model after 30 s; the training may still be running');
     });
 
+    it('with --wait follows a training that is already running to its promoted model instead of exiting 1', async () => {
+      const running = trainingStarted('2026-11-28T10:59:00.000Z');
+      const execution = {
+        name: running.executionName,
+        executionArn: running.executionArn,
+        status: 'RUNNING',
+        startedAt: running.startedAt,
+        stoppedAt: null,
+        trigger: 'auto' as const,
+        error: null,
+        cause: null,
+      };
+      let polls = 0;
+      api.routes.set('POST /datasets/pets/trainings', () => ({
+        status: 409,
+        body: { error: { code: 'TrainingInProgress', message: `a training of 'pets' is running` } },
+      }));
+      api.routes.set('GET /datasets/pets', () => {
+        polls += 1;
+        // 1: before the POST; 2-3: the running execution; 4: its model is promoted.
+        if (polls <= 3) return { status: 200, body: datasetStatus({ lastExecution: execution }) };
+        return {
+          status: 200,
+          body: datasetStatus({
+            model: modelSummary({ version: NEWER }),
+            lastTraining: { version: NEWER, at: versionAt(NEWER), promoted: true },
+            lastExecution: { ...execution, status: 'SUCCEEDED', stoppedAt: '2026-11-28T11:06:00.000Z' },
+          }),
+        };
+      });
+      const { ctx, stdout, err } = testContext(cwd);
+
+      const code = await runTrain(['pets', '--wait', '--interval', '0.01', ...flags], ctx);
+
+      expect(code).toBe(EXIT.OK);
+      expect(polls).toBe(4);
+      expect(api.requests.filter((r) => r.method === 'POST')).toHaveLength(1);
+      expect(err[0]).toBe("a training of 'pets' is already running: following it");
+      expect(stdout()).toBe(
+        [
+          `following training of 'pets' started at ${running.startedAt}: ${running.executionArn}`,
+          `promoted model ${NEWER} (trained ${TRAINED_AT}, classes cat, dog)`,
+        ].join('\n'),
+      );
+      // Without --wait the 409 stays a refusal with the server's message.
+      const plain = testContext(cwd);
+      expect(await runTrain(['pets', ...flags], plain.ctx)).toBe(EXIT.FAILURE);
+      expect(plain.stderr()).toContain("TrainingInProgress: a training of 'pets' is running");
+    });
+
+    it('with --wait exits 1 when the followed training ends without promoting a new model', async () => {
+      const running = trainingStarted('2026-11-28T10:59:00.000Z');
+      const execution = {
+        name: running.executionName,
+        executionArn: running.executionArn,
+        status: 'RUNNING',
+        startedAt: running.startedAt,
+        stoppedAt: null,
+        trigger: 'auto' as const,
+        error: null,
+        cause: null,
+      };
+      let polls = 0;
+      api.routes.set('POST /datasets/pets/trainings', () => ({
+        status: 409,
+        body: { error: { code: 'TrainingInProgress', message: `a training of 'pets' is running` } },
+      }));
+      api.routes.set('GET /datasets/pets', () => {
+        polls += 1;
+        return {
+          status: 200,
+          body: datasetStatus({
+            lastExecution: polls <= 2 ? execution : { ...execution, status: 'SUCCEEDED' },
+          }),
+        };
+      });
+      const { ctx, stderr } = testContext(cwd);
+
+      const code = await runTrain(['pets', '--wait', '--interval', '0.01', ...flags], ctx);
+
+      expect(code).toBe(EXIT.FAILURE);
+      expect(stderr()).toContain(
+        `the training ${running.executionName} ended without promoting a new model; ${VERSION} is still current`,
+      );
+    });
+
     it('tells from settled counts which datasets no training can fit', () => {
       const settled = (labels: Record<string, number>) =>
         datasetStatus({

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { runCost } from '../../../lib/cli/commands/cost.ts';
 import type { CliContext } from '../../../lib/cli/remote.ts';
 import { estimateCost, MONITORING_ALARMS } from '../../../lib/cost/estimate.ts';
+import { PRICES_SOURCE } from '../../../lib/cost/prices.ts';
 
 function capture(): CliContext & { lines: string[] } {
   const lines: string[] = [];
@@ -52,6 +53,16 @@ describe('cost estimate', () => {
         p.lines.reduce((s, l) => s + l.usd, 0),
         12,
       );
+  });
+
+  it('prints where and when its prices were taken', async () => {
+    const ctx = capture();
+    expect(await runCost(['--images', '500', '--region', 'eu-west-1'], ctx)).toBe(0);
+    expect(ctx.lines[0]).toBe('prices: eu-west-1, list prices as of 2025-05-01, USD, no free tier');
+    expect(ctx.lines[1]).toBe(
+      "source: AWS's public on-demand list prices per region for eu-west-1, taken 2025-05-01 from aws.amazon.com/<service>/pricing (7 pages) / the AWS Price List API; check them before relying on a figure",
+    );
+    expect(PRICES_SOURCE.pages.every((p) => p.startsWith('https://aws.amazon.com/'))).toBe(true);
   });
 
   it('prints the four parts with their totals, and refuses a missing --images', async () => {
