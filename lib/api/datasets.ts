@@ -5,7 +5,7 @@
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { isRandomWeights } from '../model/spec.ts';
 import type { CurrentPointer } from '../pipeline/current-pointer.ts';
-import { checkReadiness, type LabelReadiness } from '../pipeline/readiness.ts';
+import { type LabelReadiness, scanDataset, scanTimes, summarizeScan } from '../pipeline/readiness.ts';
 import {
   DATASETS_PREFIX,
   datasetPrefix,
@@ -17,7 +17,7 @@ import {
 import { listFolders, listObjects } from '../storage/s3.ts';
 import type { ModelDocument } from '../training/model-document.ts';
 import { mapWithConcurrency } from '../util/concurrency.ts';
-import type { ExecutionSummary } from './executions.ts';
+import type { ExecutionPhase, ExecutionSummary } from './executions.ts';
 import { datasetParam } from './http.ts';
 import { publicErrorCode, publicReason } from './public-error.ts';
 import {
@@ -113,6 +113,22 @@ export interface DatasetStatus {
   lastTraining: { version: string; at: string | null; promoted: boolean } | null;
   /** The newest training execution (running, succeeded or failed with its cause); null if unknown. */
   lastExecution: ExecutionSummary | null;
+  /** With `?timeline=true`: where the time of the last upload and its training went. */
+  timeline?: DatasetTimeline;
+}
+
+/**
+ * `GET /datasets/{d}?timeline=true`: the ends of the extraction (from the listings) and the phases
+ * of the newest training execution (from its history), so a user sees which wait took the time.
+ */
+export interface DatasetTimeline {
+  firstUploadAt: string | null;
+  lastUploadAt: string | null;
+  /** The newest feature or error record: when extraction of the present images ended. */
+  lastFeatureAt: string | null;
+  /** The promoted model's `promotedAt` (current.json). */
+  promotedAt: string | null;
+  phases: ExecutionPhase[];
 }
 
 /** `GET /datasets/{d}`: readiness counts, labels, the promoted model and the newest training. */
@@ -121,13 +137,15 @@ export async function getDatasetRoute(
   ctx: RouteContext,
 ): Promise<DatasetStatus> {
   const dataset = datasetParam(event);
+  const withTimeline = event.queryStringParameters?.timeline === 'true';
   const { s3 } = ctx;
   const { bucket } = ctx.config;
-  const [readiness, current, folders] = await Promise.all([
-    checkReadiness(s3, bucket, dataset),
+  const [scan, current, folders] = await Promise.all([
+    scanDataset(s3, bucket, dataset),
     readCurrentPointer(s3, bucket, dataset),
     listFolders(s3, bucket, modelsPrefix(dataset)),
   ]);
+  const readiness = summarizeScan(scan);
   const versions = sortVersions(folders);
   if (readiness.total + readiness.skipped === 0 && current === undefined && versions.length === 0) {
     throw datasetNotFound(dataset);
@@ -163,7 +181,28 @@ export async function getDatasetRoute(
       ? { version: newest, at: versionTime(newest) ?? null, promoted: newest === current?.pointer.version }
       : null,
     lastExecution: lastExecution ?? null,
+    ...(withTimeline
+      ? {
+          timeline: {
+            ...scanTimes(scan),
+            promotedAt: current?.pointer.promotedAt ?? null,
+            phases: await executionPhases(ctx, latest?.executionArn),
+          },
+        }
+      : {}),
   };
+}
+
+/** The phases of an execution; empty when unknown or unreadable (the timeline is a nice-to-have). */
+async function executionPhases(
+  ctx: RouteContext,
+  executionArn: string | undefined,
+): Promise<ExecutionPhase[]> {
+  if (!executionArn || !ctx.executions?.phases) return [];
+  return ctx.executions.phases(executionArn).catch((err: unknown) => {
+    ctx.log.warn('could not read the execution history', { error: String(err) });
+    return [];
+  });
 }
 
 /** `GET /datasets/{d}/model`: the promoted model's metadata (without weights) and its report. */

@@ -147,6 +147,24 @@ export const DatasetStatusSchema: SchemaOf<DatasetStatus> = z.object({
     .nullable(),
   // Older stacks do not send it: absent reads as unknown (null).
   lastExecution: ExecutionSummarySchema.nullable().default(null),
+  // Only with ?timeline=true.
+  timeline: z
+    .object({
+      firstUploadAt: z.string().nullable(),
+      lastUploadAt: z.string().nullable(),
+      lastFeatureAt: z.string().nullable(),
+      promotedAt: z.string().nullable(),
+      phases: z.array(
+        z.object({
+          training: z.number(),
+          phase: z.string(),
+          startedAt: z.string(),
+          ms: z.number(),
+          rounds: z.number().optional(),
+        }),
+      ),
+    })
+    .optional(),
 });
 export type { DatasetStatus };
 
@@ -229,7 +247,11 @@ export interface ApiClient {
     path: string,
     opts?: { body?: Uint8Array | string; contentType?: string; query?: Record<string, string> },
   ): Promise<ApiResponse>;
-  getDataset(dataset: string): Promise<{ parsed: DatasetStatus; raw: unknown }>;
+  /** `timeline`: ask for the phases of the last training too (`?timeline=true`). */
+  getDataset(
+    dataset: string,
+    opts?: { timeline?: boolean },
+  ): Promise<{ parsed: DatasetStatus; raw: unknown }>;
   startTraining(dataset: string): Promise<TrainingStarted>;
   getModel(dataset: string): Promise<{ parsed: ModelInfo; raw: unknown }>;
   /** `threshold`: `auto` or a number 0..1 (abstains below it). */
@@ -332,8 +354,12 @@ export function createApiClient(opts: ApiClientOptions): ApiClient {
   const ds = (d: string) => `/datasets/${encodeURIComponent(d)}`;
   return {
     request,
-    async getDataset(dataset) {
-      const { body } = await request('GET', ds(dataset));
+    async getDataset(dataset, opts) {
+      const { body } = await request(
+        'GET',
+        ds(dataset),
+        opts?.timeline ? { query: { timeline: 'true' } } : {},
+      );
       return { parsed: parseWith(DatasetStatusSchema, body, `GET ${ds(dataset)}`), raw: body };
     },
     async startTraining(dataset) {
