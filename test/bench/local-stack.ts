@@ -277,9 +277,15 @@ export function e2eBench(): Benchmark {
         ctx.progress(`  uploaded ${n} images in ${(uploadMs / 1000).toFixed(1)} s; waiting for the model`);
         const deadline = Date.now() + 7_200_000;
         let last = '';
+        let fetchFailures = 0;
         for (;;) {
-          const res = await fetch(`${stack.apiUrl}/datasets/${dataset}?timeline=true`);
-          if (res.status === 200) {
+          // A status request may fail while the stack's event loop is busy: try again, a few times.
+          // Every 2 s and without the timeline: each status lists the dataset, which the stack pays for.
+          const res = await fetch(`${stack.apiUrl}/datasets/${dataset}`).catch((err: unknown) => {
+            if (++fetchFailures > 30) throw err;
+            return undefined;
+          });
+          if (res?.status === 200) {
             status = (await res.json()) as DatasetStatus;
             if (hasFinalModel(status, n, t0)) break;
             const line = `${status.images.ready}/${n} ready, execution ${status.lastExecution?.status ?? 'none'}`;
@@ -287,8 +293,12 @@ export function e2eBench(): Benchmark {
             last = line;
           }
           if (Date.now() > deadline) throw new Error(`no final model within 2 hours (${last})`);
-          await new Promise((r) => setTimeout(r, 1000));
+          await new Promise((r) => setTimeout(r, 2000));
         }
+        const final = await fetch(`${stack.apiUrl}/datasets/${dataset}?timeline=true`);
+        if (final.status !== 200)
+          throw new Error(`GET /datasets/${dataset}?timeline=true answered ${final.status}`);
+        status = (await final.json()) as DatasetStatus;
         s3.destroy();
         const promotedAt = Date.parse(status.timeline?.promotedAt ?? status.model?.promotedAt ?? '');
         ttmMs = promotedAt - t0;
@@ -327,6 +337,7 @@ export function e2eBench(): Benchmark {
           extra: {
             timeToModelMs: ttmMs,
             extractWholeJobMs: extractMs,
+            lastUploadAtMs: since(t?.lastUploadAt),
             lastFeatureAtMs: lastFeatureMs,
             promotedAtMs: since(t?.promotedAt),
             trainings,

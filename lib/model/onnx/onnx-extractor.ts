@@ -27,8 +27,9 @@ export interface OnnxSessionTuning {
   /**
    * onnxruntime's arena keeps the largest activations it ever needed (a batch of 8 at 150x150:
    * ~200 MB) for the life of the session. Off, they are freed after each run: the local stack,
-   * which holds the session next to the API and the trainer, stays ~200 MB smaller, at no
-   * measurable cost per image (docs/BENCHMARKS.md, `local-rss`). @default false
+   * which holds the session next to the API and the trainer, stays ~200 MB smaller; no cost per
+   * image beyond the noise of a loaded 2-core machine (docs/BENCHMARKS.md, "The local stack").
+   * @default false
    */
   enableCpuMemArena?: boolean;
   /** @default true (onnxruntime's default; plans activation memory once per input shape) */
