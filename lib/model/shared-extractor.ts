@@ -6,6 +6,7 @@
  * the same options give the same instance (docs/ARCHITECTURE.md, "The local stack").
  */
 
+import { collectGarbageNow } from '../util/gc.ts';
 import { type LoadExtractorOptions, loadExtractor } from './extractor.ts';
 import type { FeatureExtractor } from './types.ts';
 
@@ -37,7 +38,12 @@ export function sharedExtractor(opts: LoadExtractorOptions): Promise<FeatureExtr
   const key = keyOf(opts);
   const known = shared.get(key);
   if (known) return known.handle;
-  const real = loadExtractor(opts);
+  const real = loadExtractor(opts).then((extractor) => {
+    // The weights as loaded and their serialized graph (~120 MB) are garbage now that the engine
+    // holds its own copy: return them at once rather than at some later GC (lib/util/gc.ts).
+    collectGarbageNow();
+    return extractor;
+  });
   const entry: Entry = {
     real,
     handle: real.then(
