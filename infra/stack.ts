@@ -498,6 +498,13 @@ export class TlearnStack extends Stack {
       }),
     );
     api.function.addToRolePolicy(describeExecutions);
+    // GET /datasets/{d}?timeline=true reads the phases of the newest execution from its history.
+    api.function.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['states:GetExecutionHistory'],
+        resources: describeExecutions.resources,
+      }),
+    );
 
     this.api = new PredictionApi(this, 'Api', {
       handler: api.function,

@@ -6,7 +6,7 @@ import { createApi, createExecutionHistory, createModelCache, loadApiConfig } fr
 import { createLocalKeyStore } from '../../lib/api/keys.ts';
 import { createApiGatewayKeyStore } from '../../lib/api/keys-aws.ts';
 import { loadModelConfig, loadStorageConfig } from '../../lib/config.ts';
-import { loadExtractor } from '../../lib/model/extractor.ts';
+import { sharedExtractor } from '../../lib/model/shared-extractor.ts';
 import { loadWeights } from '../../lib/model/weights.ts';
 import { createAwsClients } from '../../lib/storage/clients.ts';
 import {
@@ -34,8 +34,9 @@ const auth: AuthOptions = config.apiKeysFile
       openWithoutKey: false,
     };
 
+// One per process (lib/model/shared-extractor.ts): the local stack's extractor handler shares it.
 const extractor = startLazy(() =>
-  loadExtractor({
+  sharedExtractor({
     weights: modelConfig.weights,
     inputSize: modelConfig.inputSize,
     pooling: modelConfig.pooling,

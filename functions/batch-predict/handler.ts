@@ -5,7 +5,7 @@ import { runChunk } from '../../lib/batch/worker.ts';
 import { loadModelConfig, loadStorageConfig } from '../../lib/config.ts';
 import { describeError } from '../../lib/errors.ts';
 import { DEFAULT_LIMIT_INPUT_PIXELS } from '../../lib/images/preprocess.ts';
-import { loadExtractor } from '../../lib/model/extractor.ts';
+import { sharedExtractor } from '../../lib/model/shared-extractor.ts';
 import { createAwsClients } from '../../lib/storage/clients.ts';
 import { createObservability, startLazy, traceClients, withObservability } from '../shared/powertools.ts';
 import { toQueueMessages } from '../shared/sqs.ts';
@@ -15,13 +15,13 @@ const storage = loadStorageConfig();
 const model = loadModelConfig();
 const obs = createObservability('batch-predict');
 const { s3 } = traceClients(obs, createAwsClients(storage));
-// The same extractor as the API's (VGG16 of the container image), loaded on the first chunk rather
-// than at init: the local stack runs every handler in one process, and a stack that never runs a
-// batch should not hold a third VGG16 there.
-let extractor: { get(): Promise<Awaited<ReturnType<typeof loadExtractor>>> } | undefined;
+// The same extractor as the API's (VGG16 of the container image), asked for on the first chunk
+// rather than at init; in the local stack's one process it is the very instance the API and the
+// extractor use (lib/model/shared-extractor.ts).
+let extractor: { get(): Promise<Awaited<ReturnType<typeof sharedExtractor>>> } | undefined;
 const getExtractor = () => {
   extractor ??= startLazy(() =>
-    loadExtractor({ ...model, ...(model.backend ? { backend: model.backend } : {}), s3, log: obs.log }),
+    sharedExtractor({ ...model, ...(model.backend ? { backend: model.backend } : {}), s3, log: obs.log }),
   );
   return extractor.get();
 };

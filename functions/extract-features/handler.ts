@@ -1,7 +1,7 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { loadExtractorConfig, loadModelConfig, loadStorageConfig } from '../../lib/config.ts';
-import { loadExtractor } from '../../lib/model/extractor.ts';
+import { sharedExtractor } from '../../lib/model/shared-extractor.ts';
 import { extractImages } from '../../lib/pipeline/extract.ts';
 import { imageJobsFromMessages } from '../../lib/pipeline/ingest.ts';
 import { removeImages } from '../../lib/pipeline/remove.ts';
@@ -16,9 +16,10 @@ const model = loadModelConfig();
 const { featuresQueueUrl } = loadExtractorConfig();
 const obs = createObservability('extract-features');
 const { s3, sqs } = traceClients(obs, createAwsClients(storage));
-// Loading VGG16 takes seconds: started during init, awaited by each invocation.
+// Loading VGG16 takes seconds: started during init, awaited by each invocation. One per process
+// (lib/model/shared-extractor.ts): the local stack's API and batch worker use the same one.
 const extractor = startLazy(() =>
-  loadExtractor({ ...model, ...(model.backend ? { backend: model.backend } : {}), s3, log: obs.log }),
+  sharedExtractor({ ...model, ...(model.backend ? { backend: model.backend } : {}), s3, log: obs.log }),
 );
 
 /**

@@ -131,6 +131,12 @@ export const ROUTE_SCHEMAS = {
   },
   'GET /datasets/{d}': {
     summary: 'Images, features ready/failed/pending, labels, model, running/last training',
+    query: z.object({
+      timeline: z
+        .enum(['true', 'false'])
+        .optional()
+        .describe('`true`: add where the last upload’s time went'),
+    }),
     response: DatasetStatusSchema,
   },
   'POST /datasets/{d}/predictions': {

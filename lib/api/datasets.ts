@@ -5,7 +5,7 @@
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { isRandomWeights } from '../model/spec.ts';
 import type { CurrentPointer } from '../pipeline/current-pointer.ts';
-import { checkReadiness } from '../pipeline/readiness.ts';
+import { scanDataset, scanTimes, summarizeScan } from '../pipeline/readiness.ts';
 import {
   DATASETS_PREFIX,
   datasetPrefix,
@@ -18,6 +18,7 @@ import { listFolders, listObjects } from '../storage/s3.ts';
 import type { ModelDocument } from '../training/model-document.ts';
 import type { ReportSummary } from '../training/report-summary.ts';
 import { mapWithConcurrency } from '../util/concurrency.ts';
+import type { ExecutionPhase } from './executions.ts';
 import { datasetParam } from './http.ts';
 import { reportForModelRoute } from './model-report.ts';
 import { publicErrorCode, publicReason } from './public-error.ts';
@@ -92,13 +93,15 @@ export async function getDatasetRoute(
   ctx: RouteContext,
 ): Promise<DatasetStatus> {
   const dataset = datasetParam(event);
+  const withTimeline = event.queryStringParameters?.timeline === 'true';
   const { s3 } = ctx;
   const { bucket } = ctx.config;
-  const [readiness, current, folders] = await Promise.all([
-    checkReadiness(s3, bucket, dataset),
+  const [scan, current, folders] = await Promise.all([
+    scanDataset(s3, bucket, dataset),
     readCurrentPointer(s3, bucket, dataset),
     listFolders(s3, bucket, modelsPrefix(dataset)),
   ]);
+  const readiness = summarizeScan(scan);
   const versions = sortVersions(folders);
   if (readiness.total + readiness.skipped === 0 && current === undefined && versions.length === 0) {
     throw datasetNotFound(dataset);
@@ -134,7 +137,28 @@ export async function getDatasetRoute(
       ? { version: newest, at: versionTime(newest) ?? null, promoted: newest === current?.pointer.version }
       : null,
     lastExecution: lastExecution ?? null,
+    ...(withTimeline
+      ? {
+          timeline: {
+            ...scanTimes(scan),
+            promotedAt: current?.pointer.promotedAt ?? null,
+            phases: await executionPhases(ctx, latest?.executionArn),
+          },
+        }
+      : {}),
   };
+}
+
+/** The phases of an execution; empty when unknown or unreadable (the timeline is a nice-to-have). */
+async function executionPhases(
+  ctx: RouteContext,
+  executionArn: string | undefined,
+): Promise<ExecutionPhase[]> {
+  if (!executionArn || !ctx.executions?.phases) return [];
+  return ctx.executions.phases(executionArn).catch((err: unknown) => {
+    ctx.log.warn('could not read the execution history', { error: String(err) });
+    return [];
+  });
 }
 
 /** `GET /datasets/{d}/model`: the promoted model's metadata (without weights) and its report. */

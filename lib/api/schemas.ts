@@ -97,6 +97,31 @@ export type ExecutionSummary = z.infer<typeof ExecutionSummarySchema>;
 export const LabelReadinessSchema = z.object({ images: count, ready: count, failed: count, pending: count });
 
 /** `GET /datasets/{d}`. */
+/** One phase of a training execution (lib/api/executions.ts `phasesFromHistory`). */
+export const ExecutionPhaseSchema = z.object({
+  training: count.describe('which training of the execution (1 = the first; follow-ups count up)'),
+  phase: z.string().describe('settle, readiness, train, promote or finish'),
+  startedAt: z.string(),
+  ms: z.number().nonnegative(),
+  rounds: count.optional().describe('readiness checks in this phase'),
+});
+
+/**
+ * `GET /datasets/{d}?timeline=true`: the ends of the extraction (from the listings) and the phases
+ * of the newest training execution (from its history), so a user sees which wait took the time.
+ */
+export const DatasetTimelineSchema = z.object({
+  firstUploadAt: z.string().nullable(),
+  lastUploadAt: z.string().nullable(),
+  lastFeatureAt: z
+    .string()
+    .nullable()
+    .describe('the newest feature or error record: extraction of the present images ended'),
+  promotedAt: z.string().nullable().describe('the promoted model’s promotedAt (current.json)'),
+  phases: z.array(ExecutionPhaseSchema),
+});
+export type DatasetTimeline = z.infer<typeof DatasetTimelineSchema>;
+
 export const DatasetStatusSchema = z.object({
   dataset: z.string(),
   images: z.object({ total: count, ready: count, failed: count, pending: count, skipped: count }),
@@ -107,6 +132,9 @@ export const DatasetStatusSchema = z.object({
     .object({ version: z.string(), at: z.string().nullable(), promoted: z.boolean() })
     .nullable(),
   lastExecution: ExecutionSummarySchema.nullable(),
+  timeline: DatasetTimelineSchema.optional().describe(
+    'with `?timeline=true`: where the last upload’s time went',
+  ),
 });
 export type DatasetStatus = z.infer<typeof DatasetStatusSchema>;
 

@@ -88,6 +88,24 @@ export { TrainingStartedSchema };
 /** GET /datasets/{d}. Older stacks do not send `lastExecution`: absent reads as unknown (null). */
 export const DatasetStatusSchema = ApiDatasetStatusSchema.extend({
   lastExecution: ExecutionSummarySchema.nullable().default(null),
+  // Only with ?timeline=true.
+  timeline: z
+    .object({
+      firstUploadAt: z.string().nullable(),
+      lastUploadAt: z.string().nullable(),
+      lastFeatureAt: z.string().nullable(),
+      promotedAt: z.string().nullable(),
+      phases: z.array(
+        z.object({
+          training: z.number(),
+          phase: z.string(),
+          startedAt: z.string(),
+          ms: z.number(),
+          rounds: z.number().optional(),
+        }),
+      ),
+    })
+    .optional(),
 });
 export type DatasetStatus = ResponseOf<'GET /datasets/{d}'>;
 
@@ -160,7 +178,11 @@ export interface ApiClient {
    * (not validated: the methods below validate what they read).
    */
   call<K extends RouteKey>(route: K, req: RequestOf<K>): Promise<ResponseOf<K>>;
-  getDataset(dataset: string): Promise<{ parsed: DatasetStatus; raw: unknown }>;
+  /** `timeline`: ask for the phases of the last training too (`?timeline=true`). */
+  getDataset(
+    dataset: string,
+    opts?: { timeline?: boolean },
+  ): Promise<{ parsed: DatasetStatus; raw: unknown }>;
   startTraining(dataset: string): Promise<TrainingStarted>;
   getModel(dataset: string): Promise<{ parsed: ModelInfo; raw: unknown }>;
   /** `threshold`: `auto` or a number 0..1 (abstains below it). */
@@ -283,9 +305,12 @@ export function createApiClient(opts: ApiClientOptions): ApiClient {
   return {
     request,
     call,
-    async getDataset(dataset) {
+    async getDataset(dataset, opts) {
       const route = 'GET /datasets/{d}';
-      const body = await call(route, { params: { d: dataset } });
+      const body = await call(route, {
+        params: { d: dataset },
+        ...(opts?.timeline ? { query: { timeline: 'true' } } : {}),
+      });
       return { parsed: parseWith(DatasetStatusSchema, body, what(route, dataset)), raw: body };
     },
     async startTraining(dataset) {

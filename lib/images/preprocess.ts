@@ -30,6 +30,10 @@ import {
   sniffImageFormat,
 } from './format.ts';
 
+// Every image is decoded once: libvips' operation cache (up to 50 MB by default) would only hold
+// memory in the processes that decode (the local stack: docs/BENCHMARKS.md, "The local stack").
+sharp.cache(false);
+
 /** Decoded-pixel limit (width × height) of every input; DESIGN.md: 40 megapixels. */
 export const DEFAULT_LIMIT_INPUT_PIXELS = 40_000_000;
 

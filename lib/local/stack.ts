@@ -8,8 +8,11 @@
  * stack sets `process.env` first and imports them after (in this process, which therefore runs
  * one stack at a time; `stop()` restores the environment).
  */
+import { execFile } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
-import { join, relative, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, SQSEvent } from 'aws-lambda';
 import { createLocalKeyStore, LOCAL_KEYS_FILE } from '../api/keys.ts';
 import { BATCH_QUEUE, BATCH_SETTINGS, DEFAULT_INBOX_PREFIX } from '../batch/settings.ts';
@@ -130,6 +133,7 @@ export interface LocalStack {
 }
 
 const STATE_MACHINE_NAME = 'tlearn-train-local';
+const execFileAsync = promisify(execFile);
 
 /** The state machine's wait and loop settings the local stack synthesizes it with. */
 export interface TrainingLoopSettings {
@@ -166,9 +170,18 @@ async function importHandlers(names: readonly FunctionName[]): Promise<Partial<L
   return out;
 }
 
+/**
+ * The CDK app's state machine, synthesized in a child process (infra/print-definition.ts):
+ * aws-cdk-lib would otherwise stay loaded in the stack's process for its whole life (~80 MB).
+ */
 async function defaultDefinition(opts: TrainingLoopSettings): Promise<TrainingDefinitionLike> {
-  const { synthesizeTrainingDefinition } = await import('../../infra/definition.ts');
-  return synthesizeTrainingDefinition(opts);
+  const root = dirname(dirname(fileURLToPath(new URL('../../infra/definition.ts', import.meta.url))));
+  const { stdout } = await execFileAsync(
+    process.execPath,
+    [join(root, 'bin', 'run-ts.js'), join(root, 'infra', 'print-definition.ts'), JSON.stringify(opts)],
+    { cwd: root, maxBuffer: 64 * 1024 * 1024, timeout: 300_000 },
+  );
+  return JSON.parse(stdout) as TrainingDefinitionLike;
 }
 
 /**

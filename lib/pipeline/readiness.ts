@@ -42,6 +42,10 @@ export interface ImageEntry {
   status: ImageStatus;
   /** `features/…npy` of the image (exists when status is ready). */
   featureKey: string;
+  /** The image's LastModified (its upload). */
+  uploadedAt?: Date;
+  /** LastModified of its current feature or error record (ready or failed only). */
+  doneAt?: Date;
 }
 
 /** A key under `datasets/{d}/` that is not a usable image name; never pending, never trained. */
@@ -164,7 +168,15 @@ export async function scanDataset(
     let status: ImageStatus = 'pending';
     if (newest && time(newest.lastModified) >= time(obj.lastModified))
       status = newest === npy ? 'ready' : 'failed';
-    entries.push({ image: parsed.image, etag: obj.etag, size: obj.size, status, featureKey: fKey });
+    entries.push({
+      image: parsed.image,
+      etag: obj.etag,
+      size: obj.size,
+      status,
+      featureKey: fKey,
+      ...(obj.lastModified ? { uploadedAt: obj.lastModified } : {}),
+      ...(status !== 'pending' && newest?.lastModified ? { doneAt: newest.lastModified } : {}),
+    });
   }
   // Listings are sorted by key already; the order is stable from one scan to the next.
   return { dataset, entries, skipped, orphaned: features.length - used };
@@ -176,6 +188,30 @@ function time(d: Date | undefined): number {
 
 function compare(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * When the dataset's images were uploaded (first and last LastModified) and when the last feature
+ * or error record was written: the ends of the extraction that a training waits for.
+ */
+export function scanTimes(scan: DatasetScan): {
+  firstUploadAt: string | null;
+  lastUploadAt: string | null;
+  lastFeatureAt: string | null;
+} {
+  let first = Number.POSITIVE_INFINITY;
+  let last = Number.NEGATIVE_INFINITY;
+  let done = Number.NEGATIVE_INFINITY;
+  for (const e of scan.entries) {
+    const up = e.uploadedAt?.getTime();
+    if (up !== undefined) {
+      first = Math.min(first, up);
+      last = Math.max(last, up);
+    }
+    if (e.doneAt) done = Math.max(done, e.doneAt.getTime());
+  }
+  const iso = (t: number) => (Number.isFinite(t) ? new Date(t).toISOString() : null);
+  return { firstUploadAt: iso(first), lastUploadAt: iso(last), lastFeatureAt: iso(done) };
 }
 
 /** Counts a scan by status and label. */

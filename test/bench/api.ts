@@ -7,6 +7,10 @@
  * are its own, like a fresh Lambda container.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { type FeatureSpec, featureDims, specToString } from '../../lib/model/spec.ts';
 import { currentModelKey, imageKey, modelFileKey } from '../../lib/storage/keys.ts';
 import { putJson, putObject } from '../../lib/storage/s3.ts';
@@ -33,12 +37,23 @@ export interface ApiBenchEnv {
   env: Record<string, string>;
   /** The 500x375 JPEG every prediction sends. */
   image: Buffer;
+  /**
+   * The predict key every prediction sends (`x-api-key`), made once through `POST /keys` of a
+   * running API with the admin key, as `tlearn keys create --role predict --dataset bench` does;
+   * undefined until then.
+   */
+  predictKey?: string;
   stop(): Promise<void>;
 }
+
+/** Environment variable the API child reads its admin key from (the local stack's `--api-key`). */
+export const BENCH_ADMIN_KEY_ENV = 'TLEARN_BENCH_ADMIN_KEY';
 
 /** Starts the emulator and promotes a binary model whose spec matches the benchmark weights. */
 export async function startApiBenchEnv(weights: { dir: string; weightsId: string }): Promise<ApiBenchEnv> {
   const em: Emulator = await startEmulator({ bucket: 'tlearn-bench' });
+  // Keys like the local stack's: a keys file the API reads, and an admin key that may create more.
+  const keysDir = await mkdtemp(join(tmpdir(), 'tlearn-bench-keys-'));
   try {
     const spec: FeatureSpec = {
       model: 'vgg16',
@@ -96,14 +111,43 @@ export async function startApiBenchEnv(weights: { dir: string; weightsId: string
         // Keep the child's stdout quiet: Powertools logs JSON per request and flushes metrics.
         POWERTOOLS_LOG_LEVEL: 'WARN',
         POWERTOOLS_METRICS_DISABLED: 'true',
+        TLEARN_API_KEYS_FILE: join(keysDir, 'api-keys.json'),
+        [BENCH_ADMIN_KEY_ENV]: randomBytes(24).toString('base64url'),
       },
       image,
-      stop: () => em.stop(),
+      async stop() {
+        await em.stop();
+        await rm(keysDir, { recursive: true, force: true });
+      },
     };
   } catch (err) {
     await em.stop();
+    await rm(keysDir, { recursive: true, force: true });
     throw err;
   }
+}
+
+/**
+ * Makes the benchmark's predict key through the keys API of a running API process (once per
+ * environment: the keys file outlives the process), as a user would with `tlearn keys create`.
+ */
+async function ensurePredictKey(url: string, bench: ApiBenchEnv): Promise<string> {
+  if (bench.predictKey) return bench.predictKey;
+  const admin = bench.env[BENCH_ADMIN_KEY_ENV] ?? '';
+  const res = await fetch(`${url}/keys`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-api-key': admin },
+    body: JSON.stringify({ role: 'predict', datasets: [BENCH_DATASET], name: 'bench' }),
+  });
+  const text = await res.text();
+  if (res.status !== 201 && res.status !== 200) {
+    throw new Error(`POST /keys answered ${res.status}: ${text.slice(0, 300)}`);
+  }
+  const body = JSON.parse(text) as { value?: unknown };
+  if (typeof body.value !== 'string')
+    throw new Error(`POST /keys answered no key value: ${text.slice(0, 300)}`);
+  bench.predictKey = body.value;
+  return body.value;
 }
 
 interface ServerMessage {
@@ -200,13 +244,13 @@ interface Answer {
   error?: string;
 }
 
-async function predict(url: string, image: Buffer): Promise<Answer> {
+async function predict(url: string, image: Buffer, key: string): Promise<Answer> {
   const t = performance.now();
   try {
     const res = await fetch(`${url}/datasets/${BENCH_DATASET}/predictions`, {
       method: 'POST',
       body: image,
-      headers: { 'content-type': 'image/jpeg' },
+      headers: { 'content-type': 'image/jpeg', 'x-api-key': key },
     });
     const text = await res.text();
     const ms = performance.now() - t;
@@ -250,26 +294,31 @@ export async function benchColdStart(
   const first: number[] = [];
   let rss = 0;
   let backend: string | undefined;
-  for (let i = 0; i < warmup + reps; i++) {
+  // The predict key is made through the first process's keys API, so that start is not timed.
+  const extra = bench.predictKey === undefined && warmup === 0 ? 1 : 0;
+  for (let i = 0; i < warmup + extra + reps; i++) {
     const server = await startServer(ctx.root, mode, bench.env, {
       timeoutMs: 300_000,
       verbose: ctx.mode.verbose,
     });
     try {
+      const key = await ensurePredictKey(server.url, bench);
       const t = performance.now();
-      const answer = await predict(server.url, bench.image);
+      const answer = await predict(server.url, bench.image, key);
       const done = performance.now();
       if (answer.status !== 200)
         throw new Error(`first prediction answered ${answer.status}: ${answer.error}`);
       const usage = await server.usage();
       backend ??= await healthBackend(server.url);
-      if (i < warmup) continue;
+      if (i < warmup + extra) continue;
       samples.push(done - server.spawnedAt);
       ready.push(server.readyMs);
       readyUptime.push(server.readyUptimeMs);
       first.push(done - t);
       rss = Math.max(rss, kbToMB(usage.maxRssKB));
-      ctx.progress(`  cold start ${i - warmup + 1}/${reps}: ${Math.round(done - server.spawnedAt)} ms`);
+      ctx.progress(
+        `  cold start ${i - warmup - extra + 1}/${reps}: ${Math.round(done - server.spawnedAt)} ms`,
+      );
     } finally {
       await server.stop();
     }
@@ -306,6 +355,7 @@ interface RoundResult {
 async function loadRound(
   url: string,
   image: Buffer,
+  key: string,
   clients: number,
   requests: number,
 ): Promise<RoundResult> {
@@ -318,7 +368,7 @@ async function loadRound(
     Array.from({ length: clients }, async () => {
       while (sent < requests) {
         sent++;
-        const a = await predict(url, image);
+        const a = await predict(url, image, key);
         if (a.status === 200) {
           latencies.push(a.ms);
           if (a.timings) timings.push(a.timings);
@@ -348,8 +398,9 @@ export async function benchLatency(
   const figures: Figure[] = [];
   try {
     const backend = await healthBackend(server.url);
+    const key = await ensurePredictKey(server.url, bench);
     for (let i = 0; i < 3; i++) {
-      const a = await predict(server.url, bench.image);
+      const a = await predict(server.url, bench.image, key);
       if (a.status !== 200) throw new Error(`warm-up prediction answered ${a.status}: ${a.error}`);
     }
     const results: {
@@ -364,7 +415,7 @@ export async function benchLatency(
       const all: RoundResult = { latencies: [], wallMs: 0, failures: [], timings: [] };
       const rps: number[] = [];
       for (let r = 0; r < rounds; r++) {
-        const round = await loadRound(server.url, bench.image, clients, requests);
+        const round = await loadRound(server.url, bench.image, key, clients, requests);
         all.latencies.push(...round.latencies);
         all.failures.push(...round.failures);
         all.timings.push(...round.timings);

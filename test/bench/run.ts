@@ -20,14 +20,8 @@ import {
   REFERENCE_SKLEARN_FIT,
   type TargetResult,
 } from './lib/reference.ts';
-import {
-  formatNumber,
-  headerLines,
-  markdownTable,
-  markdownTargets,
-  targetLines,
-  textTable,
-} from './lib/table.ts';
+import { benchExitCode, runBenchmarks } from './lib/runner.ts';
+import { headerLines, markdownTable, markdownTargets, targetLines, textTable } from './lib/table.ts';
 import type { BenchContext, BenchMode, Benchmark, Figure } from './lib/types.ts';
 import { createSuite } from './suites.ts';
 
@@ -212,43 +206,9 @@ async function main(argv: string[]): Promise<number> {
     fixtures: createFixtures({ root: ROOT, workDir, verbose: mode.verbose, progress }),
   };
 
-  const figures: Figure[] = [];
+  let figures: Figure[] = [];
   try {
-    for (const [i, b] of selected.entries()) {
-      progress(`▶ ${b.name} (${i + 1}/${selected.length}): ${b.describe}`);
-      const t = performance.now();
-      let produced: Figure[];
-      try {
-        produced = await b.run(ctx);
-      } catch (err) {
-        const message = err instanceof Error ? err.message : String(err);
-        produced = [
-          {
-            name: b.name,
-            group: b.group,
-            title: b.describe,
-            unit: '',
-            better: 'lower',
-            status: 'failed',
-            error: message,
-          },
-        ];
-      }
-      const wallMs = Math.round(performance.now() - t);
-      for (const f of produced) {
-        f.wallMs = wallMs;
-        figures.push(f);
-        if (f.status === 'ok' && f.summary) {
-          progress(
-            `  ${f.name}: ${formatNumber(f.summary.median)} ${f.unit} (min ${formatNumber(f.summary.min)}, max ${formatNumber(
-              f.summary.max,
-            )}, ${f.summary.n} runs)${f.peakRssMB ? `, peak RSS ${f.peakRssMB} MB` : ''}`,
-          );
-        } else {
-          progress(`  ${f.name}: ${f.status.toUpperCase()}: ${f.error ?? ''}`);
-        }
-      }
-    }
+    figures = await runBenchmarks(selected, ctx);
   } finally {
     await suite.cleanup();
   }
@@ -286,9 +246,8 @@ async function main(argv: string[]): Promise<number> {
   progress(`results written to ${outFile} (${Math.round((performance.now() - started) / 1000)} s)`);
   if (failed.length > 0) {
     progress(`${failed.length} benchmark(s) failed: ${failed.map((f) => f.name).join(', ')}`);
-    return 1;
   }
-  return 0;
+  return benchExitCode(figures);
 }
 
 process.exitCode = await main(process.argv.slice(2));

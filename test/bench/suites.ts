@@ -26,6 +26,7 @@ import {
 } from './lib/reference.ts';
 import { median, roundSig, summarize } from './lib/stats.ts';
 import type { BenchContext, Benchmark, Figure } from './lib/types.ts';
+import { e2eBench, localRssBench } from './local-stack.ts';
 import type { BenchQualityParams, BenchQualityResult } from './quality.ts';
 import { scaleBench } from './scale.ts';
 import type { DecodeParams, Engine, ForwardParams, ForwardResult } from './worker.ts';
@@ -42,7 +43,8 @@ function decodeBench(
     name,
     group: 'decode',
     describe: `${title}: decode + caffe preprocess to 150x150, ms/image`,
-    quick: true,
+    // --quick checks that the suite runs: one image kind is enough.
+    quick: name === 'decode-jpeg-500x375',
     byDefault: true,
     async run(ctx) {
       const params: DecodeParams = {
@@ -115,12 +117,13 @@ function forwardBench(engine: Engine, c: ForwardConfig, opts: { byDefault: boole
       const params: ForwardParams = {
         engine,
         weightsDir: weights.dir,
-        inputSize: c.size,
+        // --quick checks that the engine runs, not its speed: a tiny input.
+        inputSize: ctx.mode.quick ? 32 : c.size,
         pooling: c.pooling,
         batch: c.batch,
         // The loader already ran one batch-1 pass; one more at this batch size warms the rest.
-        warmup: slow ? 0 : 1,
-        reps: slow ? ctx.reps(1, 1) : c.batch === 1 ? ctx.reps(5, 3) : ctx.reps(3, 2),
+        warmup: slow || ctx.mode.quick ? 0 : 1,
+        reps: slow ? ctx.reps(1, 1) : c.batch === 1 ? ctx.reps(5, 1) : ctx.reps(3, 1),
       };
       const r = await runWorker<ForwardResult & Usage>('forward', params, {
         cwd: ctx.root,
@@ -173,11 +176,11 @@ function extractBench(backend?: BackendName): Benchmark {
   return {
     name,
     group: 'extract',
-    describe: `\`tlearn extract${backend ? ` --backend ${backend}` : ''}\` on a folder of 200 (quick: 8) 500x375 JPEGs, whole job, images/s${backend ? ' (opt-in)' : ''}`,
+    describe: `\`tlearn extract${backend ? ` --backend ${backend}` : ''}\` on a folder of 200 (quick: 4) 500x375 JPEGs, whole job, images/s${backend ? ' (opt-in)' : ''}`,
     quick: backend === undefined,
     byDefault: backend === undefined,
     async run(ctx) {
-      const n = ctx.mode.quick ? 8 : 200;
+      const n = ctx.mode.quick ? 4 : 200;
       const weights = await ctx.fixtures.weights();
       ctx.progress(`  preparing ${n} JPEGs (once)`);
       const images = await labelledJpegFolder(ctx.workDir, n);
@@ -203,8 +206,8 @@ function extractBench(backend?: BackendName): Benchmark {
           );
         return res;
       };
-      // Warm-up on 4 images: OS file cache, tsx transpile cache.
-      await once(warm, 4);
+      // Warm-up on 4 images: OS file cache, tsx transpile cache (not in --quick).
+      if (!ctx.mode.quick) await once(warm, 4);
       const reps = ctx.reps(2, 1);
       const walls: number[] = [];
       const cores: number[] = [];
@@ -267,6 +270,8 @@ const FITS: readonly FitConfig[] = [
 ];
 
 const FIT_D = 8192;
+/** Rows of the fit and quality benchmarks in --quick (they check that the suite runs). */
+const QUICK_N = 500;
 
 /** Sizes of the data-quality benchmark (issue 13): target at 25,000 × 8192. */
 const QUALITY_SIZES: readonly { n: number; quick: boolean }[] = [
@@ -284,14 +289,15 @@ function qualityBench(c: { n: number; quick: boolean }): Benchmark {
     byDefault: true,
     async run(ctx) {
       const reps = ctx.reps(2, 1);
+      const n = ctx.mode.quick ? QUICK_N : c.n;
       const base: BenchQualityParams = {
-        n: c.n,
+        n,
         d: FIT_D,
         classes: 2,
         sparsity: FIT_SPARSITY,
         seed: 42,
-        near: Math.round(c.n / 100),
-        exact: Math.round(c.n / 200),
+        near: Math.round(n / 100),
+        exact: Math.round(n / 200),
         withQuality: true,
       };
       const runs: (BenchQualityResult & Usage)[] = [];
@@ -348,12 +354,19 @@ function fitBench(c: FitConfig): Benchmark {
     quick: c.quick,
     byDefault: true,
     async run(ctx) {
-      const reps = ctx.reps(3, 2);
+      const reps = ctx.reps(3, 1);
       const runs: (Record<string, unknown> & Usage)[] = [];
       for (let i = 0; i < reps; i++) {
         const r = await runWorker<Record<string, unknown>>(
           'fit',
-          { n: c.n, d: FIT_D, classes: c.classes, sparsity: FIT_SPARSITY, seed: 42, warmupN: 500 },
+          {
+            n: ctx.mode.quick ? QUICK_N : c.n,
+            d: FIT_D,
+            classes: c.classes,
+            sparsity: FIT_SPARSITY,
+            seed: 42,
+            warmupN: ctx.mode.quick ? 100 : 500,
+          },
           { cwd: ctx.root, timeoutMs: 1_800_000, verbose: ctx.mode.verbose },
         );
         runs.push(r);
@@ -475,7 +488,7 @@ export function createSuite(): Suite {
       'decode-jpeg-500x375',
       '500x375 JPEG',
       { format: 'jpeg', width: 500, height: 375 },
-      { full: 30, quick: 10, warmup: 3 },
+      { full: 30, quick: 3, warmup: 1 },
     ),
     decodeBench(
       'decode-jpeg-4000x3000',
@@ -498,6 +511,8 @@ export function createSuite(): Suite {
     ...FITS.map(fitBench),
     ...QUALITY_SIZES.map(qualityBench),
     ...apiBenches(getEnv),
+    localRssBench(),
+    e2eBench(),
     scaleBench(),
   ];
   return {

@@ -12,19 +12,24 @@ import {
 } from '../remote.ts';
 import { resolveTarget, TARGET_HELP, TARGET_OPTIONS, targetFlags, timeoutMsFlag } from '../target.ts';
 
-const HELP = `tlearn status D [--json]
+const HELP = `tlearn status D [--timeline] [--json]
 
 Shows a dataset of a stack (GET /datasets/D): images, features ready / failed / pending, a
 table per label, the current model (with a warning when it was trained on random base weights)
 and the last training (the newest model version, promoted or not).
 
 options:
+  --timeline           also where the time of the last upload and its training went: uploads,
+                       end of extraction, each phase of the last execution (settle wait,
+                       readiness rounds, train, promote, finish; again per follow-up training)
+                       with its duration, and the promotion (GET /datasets/D?timeline=true)
   --json               print the API's answer as JSON
 
 ${TARGET_HELP}
 
 examples:
   tlearn status pets
+  tlearn status pets --timeline
   tlearn status pets --json | jq .images
   tlearn status pets --endpoint https://abc123.execute-api.eu-west-1.amazonaws.com/prod --api-key …
 
@@ -96,9 +101,44 @@ export function formatStatus(s: DatasetStatus): string[] {
   return lines;
 }
 
+const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
+
+/**
+ * The timeline of the last upload and training, one line per phase, with times relative to the
+ * first upload: `+12.3 s  train (training 1)  4.1 s`.
+ */
+export function formatTimeline(t: NonNullable<DatasetStatus['timeline']>): string[] {
+  const origin = Date.parse(t.firstUploadAt ?? t.phases[0]?.startedAt ?? '');
+  const at = (iso: string | null): string => {
+    if (iso === null || !Number.isFinite(origin)) return '';
+    return `+${((Date.parse(iso) - origin) / 1000).toFixed(1)} s`;
+  };
+  const rows: string[][] = [];
+  if (t.firstUploadAt) rows.push([at(t.firstUploadAt), 'first image uploaded', '']);
+  if (t.lastUploadAt) rows.push([at(t.lastUploadAt), 'last image uploaded', '']);
+  if (t.lastFeatureAt) rows.push([at(t.lastFeatureAt), 'last feature written (extraction done)', '']);
+  const trainings = new Set(t.phases.map((p) => p.training)).size;
+  for (const p of t.phases) {
+    const what = `${p.phase}${p.rounds ? ` (${p.rounds} check${p.rounds > 1 ? 's' : ''})` : ''}`;
+    rows.push([at(p.startedAt), trainings > 1 ? `${what}, training ${p.training}` : what, seconds(p.ms)]);
+  }
+  if (t.promotedAt) rows.push([at(t.promotedAt), 'model promoted', '']);
+  rows.sort((a, b) => Number.parseFloat((a[0] ?? '').slice(1)) - Number.parseFloat((b[0] ?? '').slice(1)));
+  const lines = ['timeline of the last upload and training (times from the first upload):'];
+  lines.push(...formatTable(['at', 'what', 'took'], rows, [true, false, true]).map((l) => `  ${l}`));
+  if (t.phases.length === 0)
+    lines.push('  (no execution history: the training has not run, or it is not readable)');
+  return lines;
+}
+
 /** `tlearn status` with an explicit context (tests). */
 export async function runStatus(argv: string[], ctx: CliContext): Promise<number> {
-  const { values, positionals } = parseCommandArgs(argv, { ...TARGET_OPTIONS, json: { type: 'boolean' } });
+  const { values, positionals } = parseCommandArgs(argv, {
+    ...TARGET_OPTIONS,
+    json: { type: 'boolean' },
+    timeline: { type: 'boolean' },
+  });
+  const timeline = values.timeline === true;
   const dataset = datasetArg(positionals[0]);
   const timeoutMs = timeoutMsFlag(values);
   const target = resolveTarget(targetFlags(values), ctx.env, ctx.cwd);
@@ -106,8 +146,8 @@ export async function runStatus(argv: string[], ctx: CliContext): Promise<number
   return showFromApi(
     'status',
     target,
-    () => api.getDataset(dataset),
-    formatStatus,
+    () => api.getDataset(dataset, { timeline }),
+    (s) => [...formatStatus(s), ...(s.timeline ? ['', ...formatTimeline(s.timeline)] : [])],
     values.json === true,
     ctx,
   );

@@ -24,7 +24,13 @@ export class OnnxRuntimeError extends TlearnError {
  * measured best on a 2-core AVX2 machine.
  */
 export interface OnnxSessionTuning {
-  /** @default true (onnxruntime's default; reuses activation buffers between runs) */
+  /**
+   * onnxruntime's arena keeps the largest activations it ever needed (a batch of 8 at 150x150:
+   * ~200 MB) for the life of the session. Off, they are freed after each run: the local stack,
+   * which holds the session next to the API and the trainer, stays ~200 MB smaller; no cost per
+   * image beyond the noise of a loaded 2-core machine (docs/BENCHMARKS.md, "The local stack").
+   * @default false
+   */
   enableCpuMemArena?: boolean;
   /** @default true (onnxruntime's default; plans activation memory once per input shape) */
   enableMemPattern?: boolean;
@@ -124,7 +130,7 @@ export async function loadOnnxExtractor(opts: LoadOnnxExtractorOptions): Promise
       interOpNumThreads: 1,
       graphOptimizationLevel: 'all',
       executionMode: tuning.executionMode ?? 'sequential',
-      enableCpuMemArena: tuning.enableCpuMemArena ?? true,
+      enableCpuMemArena: tuning.enableCpuMemArena ?? false,
       enableMemPattern: tuning.enableMemPattern ?? true,
       logSeverityLevel: 3,
       extra: { session: { intra_op: { allow_spinning: tuning.allowSpinning === true ? '1' : '0' } } },
