@@ -194,7 +194,6 @@ async function defaultDefinition(opts: TrainingLoopSettings): Promise<TrainingDe
  */
 export async function startLocalStack(opts: LocalStackOptions): Promise<LocalStack> {
   const { log } = opts;
-  const startedAt = new Date();
   const print = opts.print ?? ((text: string) => process.stdout.write(`${text}\n`));
   const dataDir = resolve(opts.dataDir ?? '.tlearn');
   const region = LOCAL_DEFAULTS.region;
