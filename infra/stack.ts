@@ -15,10 +15,13 @@ import { PIPELINE_SETTINGS } from '../lib/pipeline/settings.ts';
 import { LOCKS_PREFIX } from '../lib/pipeline/training-lock.ts';
 import {
   BASE_MODELS_PREFIX,
+  CAPTURES_PREFIX,
   CONSOLE_ASSETS_PREFIX,
   DATASETS_PREFIX,
   FEATURES_PREFIX,
   MODELS_PREFIX,
+  MONITORING_PREFIX,
+  SETTINGS_PREFIX,
 } from '../lib/storage/keys.ts';
 import { DataBucket } from './constructs/data-bucket.ts';
 import { Monitoring } from './constructs/monitoring.ts';
@@ -96,6 +99,8 @@ export interface TlearnStackProps extends StackProps {
   readonly logRetention?: logs.RetentionDays;
   /** Days old object versions are kept. @default 30 */
   readonly noncurrentVersionDays?: number;
+  /** Days captured production predictions are kept for review (captures/). @default 30 */
+  readonly captureDays?: number;
   /** S3 server access logs into a log bucket. @default true */
   readonly serverAccessLogs?: boolean;
   /** Memory / timeout / reserved concurrency per function. @default DEFAULT_FUNCTION_SETTINGS */
@@ -198,6 +203,7 @@ export class TlearnStack extends Stack {
     this.data = new DataBucket(this, 'Data', {
       removalPolicy,
       noncurrentVersionDays: props.noncurrentVersionDays,
+      captureDays: props.captureDays,
       serverAccessLogs: props.serverAccessLogs,
     });
     const bucket = this.data.bucket;
@@ -407,9 +413,13 @@ export class TlearnStack extends Stack {
       CONSOLE_ASSETS_PREFIX,
       ...baseModels,
     ];
+    // Closing the loop (lib/capture/): settings, captures and monitoring records are the API's
+    // own; labelling a capture copies it into datasets/ and undoing deletes that copy only.
+    const loopPrefixes = [SETTINGS_PREFIX, CAPTURES_PREFIX, MONITORING_PREFIX];
     grantS3Access(api.function, bucket, {
-      list: apiReads,
-      read: apiReads.map(all),
+      list: [...apiReads, ...loopPrefixes],
+      read: [...apiReads, ...loopPrefixes].map(all),
+      delete: [all(CAPTURES_PREFIX), `${DATASETS_PREFIX}*/capture-*`],
       // batches/*: each batch's manifest.json (POST /datasets/{d}/batches).
       write: [
         currentPointers,
@@ -417,6 +427,7 @@ export class TlearnStack extends Stack {
         all(DATASETS_PREFIX),
         all(BATCHES_PREFIX),
         all(CONSOLE_ASSETS_PREFIX),
+        ...loopPrefixes.map(all),
       ],
     });
     // Scoped API keys (lib/api/keys-aws.ts): API Gateway's keys and usage plans. API keys have no
@@ -518,6 +529,9 @@ export class TlearnStack extends Stack {
       LOCKS_PREFIX,
       BATCHES_PREFIX,
       CONSOLE_ASSETS_PREFIX,
+      SETTINGS_PREFIX,
+      CAPTURES_PREFIX,
+      MONITORING_PREFIX,
     ]
       .map((p) => p.replace(/\/$/, ''))
       .join('|');
@@ -528,10 +542,10 @@ export class TlearnStack extends Stack {
           {
             id: 'AwsSolutions-IAM5',
             reason:
-              'S3 grants are scoped to one prefix of the S3 layout (datasets/*, features/*, models/*, base-models/*, locks/*, console/*), to the models/*/current.json pointers or to the models/*/model.onnx exports: the objects are created at run time, so the keys cannot be listed in the policy.',
+              'S3 grants are scoped to one prefix of the S3 layout (datasets/*, features/*, models/*, base-models/*, locks/*, console/*, settings/*, captures/*, monitoring/*), to the models/*/current.json pointers, to the models/*/model.onnx exports or to the datasets/*/capture-* copies of reviewed captures: the objects are created at run time, so the keys cannot be listed in the policy.',
             appliesTo: [
               {
-                regex: `/^Resource::${bucketArn}\\/(${prefixes})\\/\\*(\\/current\\.json|\\/model\\.onnx)?$/`,
+                regex: `/^Resource::${bucketArn}\\/(${prefixes})\\/\\*(\\/current\\.json|\\/model\\.onnx|\\/capture-\\*)?$/`,
               },
             ],
           },

@@ -101,6 +101,9 @@ describe('data bucket', () => {
             NoncurrentVersionExpiration: { NoncurrentDays: 30 },
             Status: 'Enabled',
           }),
+          // Captured production images live only for the review window.
+          Match.objectLike({ Prefix: 'captures/', ExpirationInDays: 30, Status: 'Enabled' }),
+          Match.objectLike({ Prefix: 'monitoring/', ExpirationInDays: 400, Status: 'Enabled' }),
         ],
       },
       LoggingConfiguration: { DestinationBucketName: Match.anyValue(), LogFilePrefix: 'data-bucket/' },
@@ -385,7 +388,11 @@ describe('least privilege', () => {
     expect(writes).toContain('/console/*');
     expect(writes).not.toMatch(/features|base-models|"\/models\/\*"/);
     expect(writes).toContain('/locks/*');
-    expect(resourcesFor(s, 's3:DeleteObject')).toBe('');
+    // Only captures and the dataset copies of reviewed captures (undo) are ever deleted.
+    expect(resourcesFor(s, 's3:DeleteObject')).toMatch(
+      /^[^]*\/captures\/\*[^]*\/datasets\/\*\/capture-\*[^]*$/,
+    );
+    expect(resourcesFor(s, 's3:DeleteObject')).not.toMatch(/\/datasets\/\*"|features|models/);
     expect(resourcesFor(s, 'sqs:SendMessage')).toContain(logicalId(defaults, defaults.ingest.queue));
     expect(resourcesFor(s, 'states:StartExecution')).toContain(
       logicalId(defaults, defaults.training.stateMachine),
@@ -467,6 +474,12 @@ describe('API', () => {
         'console',
         'ort',
         '{file}',
+        'settings',
+        'captures',
+        '{id}',
+        'label',
+        'undo',
+        'monitoring',
       ].sort(),
     );
   });
