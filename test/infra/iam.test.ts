@@ -190,7 +190,7 @@ describe('least privilege on the data bucket', () => {
       'batch-predict',
       'promote-model',
       'check-readiness',
-    ]) {
+    ] as const) {
       const s = statementsOf(stack, template, fn);
       for (const action of ['s3:GetObject', 's3:PutObject', 's3:DeleteObject']) {
         expect(allowed(s, action).filter((p) => /^(captures|monitoring|settings)\//.test(p))).toEqual([]);
