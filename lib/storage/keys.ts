@@ -246,3 +246,11 @@ export function monitoringPrefix(dataset: string): string {
 export function unlabelledPrefix(dataset: string): string {
   return `${UNLABELLED_PREFIX}${dataset}/`;
 }
+
+/** Feature vectors of the unlabelled pool: `unlabelled-features/{d}/{file}.npy` (never trained on). */
+export const POOL_FEATURES_PREFIX = 'unlabelled-features/';
+
+/** `unlabelled-features/{d}/`: the pool's features of a dataset. */
+export function poolFeaturesPrefix(dataset: string): string {
+  return `${POOL_FEATURES_PREFIX}${dataset}/`;
+}
