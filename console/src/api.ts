@@ -72,7 +72,7 @@ async function toError(res: Response): Promise<ApiError> {
 
 /** A request to the API; JSON in, JSON out. */
 export async function api<T>(
-  method: 'GET' | 'POST',
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE',
   path: string,
   body?: unknown,
   init: { raw?: Blob; contentType?: string } = {},
