@@ -19,9 +19,12 @@ import {
   CONSOLE_ASSETS_PREFIX,
   DATASETS_PREFIX,
   FEATURES_PREFIX,
+  INGEST_PREFIXES,
   MODELS_PREFIX,
   MONITORING_PREFIX,
+  POOL_FEATURES_PREFIX,
   SETTINGS_PREFIX,
+  UNLABELLED_PREFIX,
 } from '../lib/storage/keys.ts';
 import { DataBucket } from './constructs/data-bucket.ts';
 import { Monitoring } from './constructs/monitoring.ts';
@@ -304,9 +307,9 @@ export class TlearnStack extends Stack {
       maxReceiveCount: ingest.maxReceiveCount,
     });
     for (const event of [s3.EventType.OBJECT_CREATED, s3.EventType.OBJECT_REMOVED]) {
-      bucket.addEventNotification(event, new s3n.SqsDestination(this.ingest.queue), {
-        prefix: DATASETS_PREFIX,
-      });
+      for (const prefix of INGEST_PREFIXES) {
+        bucket.addEventNotification(event, new s3n.SqsDestination(this.ingest.queue), { prefix });
+      }
     }
 
     // Extractor → features queue → start-training (batched, so a burst becomes one request per dataset).
@@ -338,11 +341,14 @@ export class TlearnStack extends Stack {
     // Base weights from S3 only when the stack is told to load them from there.
     const baseModelsFromS3 = (props.baseModelUri ?? IMAGE_BASE_MODEL_URI).startsWith('s3://');
     const baseModels = baseModelsFromS3 ? [BASE_MODELS_PREFIX] : [];
+    // The unlabelled pool (lib/capture/pool-extract.ts): its images in, their features out.
     grantS3Access(extractor.function, bucket, {
       list: [DATASETS_PREFIX, FEATURES_PREFIX, ...baseModels],
-      read: [DATASETS_PREFIX, FEATURES_PREFIX, ...baseModels].map(all),
-      write: [all(FEATURES_PREFIX)],
-      delete: [all(FEATURES_PREFIX)],
+      read: [DATASETS_PREFIX, FEATURES_PREFIX, UNLABELLED_PREFIX, POOL_FEATURES_PREFIX, ...baseModels].map(
+        all,
+      ),
+      write: [all(FEATURES_PREFIX), all(POOL_FEATURES_PREFIX)],
+      delete: [all(FEATURES_PREFIX), all(POOL_FEATURES_PREFIX)],
     });
     this.features.queue.grantSendMessages(extractor.function);
 
@@ -415,11 +421,13 @@ export class TlearnStack extends Stack {
     ];
     // Closing the loop (lib/capture/): settings, captures and monitoring records are the API's
     // own; labelling a capture copies it into datasets/ and undoing deletes that copy only.
+    // Suggestions read the pool and its features; labelling one moves it out of the pool.
     const loopPrefixes = [SETTINGS_PREFIX, CAPTURES_PREFIX, MONITORING_PREFIX];
+    const poolPrefixes = [UNLABELLED_PREFIX, POOL_FEATURES_PREFIX];
     grantS3Access(api.function, bucket, {
-      list: [...apiReads, ...loopPrefixes],
-      read: [...apiReads, ...loopPrefixes].map(all),
-      delete: [all(CAPTURES_PREFIX), `${DATASETS_PREFIX}*/capture-*`],
+      list: [...apiReads, ...loopPrefixes, ...poolPrefixes],
+      read: [...apiReads, ...loopPrefixes, ...poolPrefixes].map(all),
+      delete: [all(CAPTURES_PREFIX), `${DATASETS_PREFIX}*/capture-*`, ...poolPrefixes.map(all)],
       // batches/*: each batch's manifest.json (POST /datasets/{d}/batches).
       write: [
         currentPointers,
@@ -532,6 +540,8 @@ export class TlearnStack extends Stack {
       SETTINGS_PREFIX,
       CAPTURES_PREFIX,
       MONITORING_PREFIX,
+      UNLABELLED_PREFIX,
+      POOL_FEATURES_PREFIX,
     ]
       .map((p) => p.replace(/\/$/, ''))
       .join('|');

@@ -25,9 +25,11 @@ import {
   discardCaptureRoute,
   getSettingsRoute,
   labelCaptureRoute,
+  labelSuggestionRoute,
   listCapturesRoute,
   monitoringRoute,
   putSettingsRoute,
+  suggestionsRoute,
   undoCaptureRoute,
 } from './loop.ts';
 import { listFailuresRoute, listModelVersionsRoute, promoteVersionRoute } from './model-versions.ts';
@@ -89,6 +91,8 @@ const HANDLERS: Record<RouteKey, RouteFn> = {
   'POST /datasets/{d}/captures/{id}/undo': ok(undoCaptureRoute),
   'DELETE /datasets/{d}/captures/{id}': ok(discardCaptureRoute),
   'GET /datasets/{d}/monitoring': ok(monitoringRoute),
+  'GET /datasets/{d}/suggestions': ok(suggestionsRoute),
+  'POST /datasets/{d}/suggestions/label': ok(labelSuggestionRoute),
 };
 
 const ROUTES: readonly RouteDef[] = API_ROUTES.map((r) => ({

@@ -6,6 +6,7 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import sharp from 'sharp';
 import { z } from 'zod';
+import { isPoolKey } from '../capture/suggestions.ts';
 import { NotFoundError, TlearnError } from '../errors.ts';
 import { capturesPrefix } from '../storage/keys.ts';
 import { getObject } from '../storage/s3.ts';

@@ -20,6 +20,7 @@ import {
   type VersionSummary,
 } from '../capture/monitoring.ts';
 import { DatasetSettings, readDatasetSettings, writeDatasetSettings } from '../capture/settings.ts';
+import { labelPoolImage, type PoolSuggestions, suggestFromPool } from '../capture/suggestions.ts';
 import { ValidationError } from '../errors.ts';
 import {
   datasetParam,
@@ -32,6 +33,7 @@ import {
 import {
   datasetExists,
   datasetNotFound,
+  headFromModelFile,
   missingModelError,
   readCurrentPointer,
   readModelFile,
@@ -41,6 +43,8 @@ import type { RouteContext } from './types.ts';
 
 /** Captures per review page: at most this many (the page reads one small document each). */
 export const MAX_CAPTURE_PAGE = 200;
+/** Suggestions per request. */
+export const MAX_SUGGESTIONS = 200;
 /** Monitoring window, days. */
 export const MAX_MONITORING_DAYS = 90;
 
@@ -191,4 +195,51 @@ export async function monitoringRoute(
     baseline: (version) => baselineOf(ctx, dataset, version),
   });
   return { dataset, ...summary };
+}
+
+const SuggestionsQuery = z.object({ n: z.coerce.number().int().min(1).max(MAX_SUGGESTIONS).default(50) });
+
+/** `GET /datasets/{d}/suggestions?n=50`: pool images whose labels would teach the model most. */
+export async function suggestionsRoute(
+  event: APIGatewayProxyEvent,
+  ctx: RouteContext,
+): Promise<PoolSuggestions & { dataset: string; model: { version: string } }> {
+  const dataset = datasetParam(event);
+  const q = parseWith(SuggestionsQuery, event.queryStringParameters ?? {}, 'query');
+  const current = await readCurrentPointer(ctx.s3, ctx.config.bucket, dataset);
+  if (!current) throw await missingModelError(ctx.s3, ctx.config.bucket, dataset);
+  const { version } = current.pointer;
+  const doc = await readModelFile(ctx.s3, ctx.config.bucket, dataset, version);
+  const head = headFromModelFile(doc, `models/${dataset}/${version}/model.json`);
+  const result = await suggestFromPool(ctx.s3, ctx.config.bucket, dataset, head, q.n);
+  return { dataset, model: { version }, ...result };
+}
+
+const PoolLabelBody = z
+  .object({
+    key: z.string().min(1).max(1024),
+    label: z.string().min(1).max(100),
+    createClass: z.boolean().default(false),
+  })
+  .strict();
+
+/**
+ * `POST /datasets/{d}/suggestions/label {key, label, createClass?}`: moves a pool image into
+ * `datasets/{d}/{label}/` (an ordinary upload: features, then the single-flight retrain).
+ */
+export async function labelSuggestionRoute(
+  event: APIGatewayProxyEvent,
+  ctx: RouteContext,
+): Promise<{ dataset: string; key: string; datasetKey: string }> {
+  const dataset = datasetParam(event);
+  const body = parseWith(PoolLabelBody, jsonBody(event, ctx), 'request body');
+  const classes = await promotedClasses(ctx, dataset);
+  const datasetKey = await labelPoolImage(ctx.s3, ctx.config.bucket, {
+    dataset,
+    key: body.key,
+    label: body.label.normalize('NFC'),
+    classes,
+    createClass: body.createClass,
+  });
+  return { dataset, key: body.key, datasetKey };
 }

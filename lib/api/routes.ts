@@ -45,6 +45,8 @@ export const API_ROUTES = [
   { method: 'POST', path: '/datasets/{d}/captures/{id}/undo', role: 'admin' },
   { method: 'DELETE', path: '/datasets/{d}/captures/{id}', role: 'admin' },
   { method: 'GET', path: '/datasets/{d}/monitoring', role: 'admin' },
+  { method: 'GET', path: '/datasets/{d}/suggestions', role: 'admin' },
+  { method: 'POST', path: '/datasets/{d}/suggestions/label', role: 'admin' },
 ] as const satisfies ReadonlyArray<{
   method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   path: string;

@@ -5,12 +5,20 @@
  * k-center on count sketches of the features, so 50 suggestions are not 50 near-copies).
  * See docs/ARCHITECTURE.md "Closing the loop".
  */
-import type { S3Client } from '@aws-sdk/client-s3';
+import { CopyObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { NotFoundError, ValidationError } from '../errors.ts';
 import { decodeNpy } from '../features/npy.ts';
 import { FEATURE_META } from '../pipeline/feature-metadata.ts';
 import { sketchRows } from '../quality/similarity.ts';
-import { poolFeaturesPrefix, UNLABELLED_PREFIX, unlabelledPrefix } from '../storage/keys.ts';
-import { getObject, listObjects } from '../storage/s3.ts';
+import {
+  imageKey,
+  isValidLabel,
+  POOL_FEATURES_PREFIX,
+  poolFeaturesPrefix,
+  UNLABELLED_PREFIX,
+  unlabelledPrefix,
+} from '../storage/keys.ts';
+import { deleteObject, getObject, headObject, listObjects } from '../storage/s3.ts';
 import { predictProba } from '../training/head.ts';
 import type { Head } from '../training/types.ts';
 import { mapWithConcurrency } from '../util/concurrency.ts';
@@ -176,4 +184,57 @@ export function isPoolKey(key: string, dataset: string): boolean {
     rest.length > 0 &&
     !rest.split('/').some((p) => p === '' || p === '.' || p === '..')
   );
+}
+
+/** The pool feature key of a pool image (`unlabelled/{d}/x.jpg` → `unlabelled-features/{d}/x.jpg.npy`). */
+export function poolFeatureKey(key: string): string {
+  return `${POOL_FEATURES_PREFIX}${key.slice(UNLABELLED_PREFIX.length)}.npy`;
+}
+
+/**
+ * Labels a pool image: copied to `datasets/{d}/{label}/{file}` (the pool's folders kept in the
+ * file name's place), then removed from the pool with its feature. A label outside `classes`
+ * needs `createClass`. Returns the new image key.
+ */
+export async function labelPoolImage(
+  s3: S3Client,
+  bucket: string,
+  input: { dataset: string; key: string; label: string; classes: readonly string[]; createClass: boolean },
+): Promise<string> {
+  if (!isPoolKey(input.key, input.dataset)) {
+    throw new ValidationError(`'key' must name an image under ${unlabelledPrefix(input.dataset)}`, {
+      code: 'InvalidImageKey',
+    });
+  }
+  if (!isValidLabel(input.label)) {
+    throw new ValidationError(
+      `label '${input.label.slice(0, 80)}' is not valid (1-100 chars, no '/', not '.' or '..')`,
+      {
+        code: 'InvalidLabel',
+      },
+    );
+  }
+  if (!input.classes.includes(input.label) && !input.createClass) {
+    throw new ValidationError(
+      `'${input.label.slice(0, 80)}' is not a class of the model (${input.classes.join(', ')}); send "createClass": true to start a new class`,
+      { code: 'UnknownLabel' },
+    );
+  }
+  if ((await headObject(s3, bucket, input.key)) === undefined) {
+    throw new NotFoundError(`image '${input.key.slice(0, 200)}' is not in the pool (labelled already?)`, {
+      code: 'ImageNotFound',
+    });
+  }
+  const file = input.key.slice(unlabelledPrefix(input.dataset).length).replace(/\//g, '_');
+  const target = imageKey(input.dataset, input.label, file);
+  await s3.send(
+    new CopyObjectCommand({
+      Bucket: bucket,
+      Key: target,
+      CopySource: `${bucket}/${encodeURIComponent(input.key).replace(/%2F/g, '/')}`,
+    }),
+  );
+  await deleteObject(s3, bucket, input.key);
+  await deleteObject(s3, bucket, poolFeatureKey(input.key));
+  return target;
 }

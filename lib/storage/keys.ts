@@ -254,3 +254,9 @@ export const POOL_FEATURES_PREFIX = 'unlabelled-features/';
 export function poolFeaturesPrefix(dataset: string): string {
   return `${POOL_FEATURES_PREFIX}${dataset}/`;
 }
+
+/**
+ * Prefixes whose object events go to the ingest queue (the CDK bucket notifications and the local
+ * stack's): training images and the unlabelled pool.
+ */
+export const INGEST_PREFIXES: readonly string[] = [DATASETS_PREFIX, UNLABELLED_PREFIX];

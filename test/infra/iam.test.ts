@@ -111,6 +111,8 @@ describe('least privilege on the data bucket', () => {
       'models/*',
       'monitoring/*',
       'settings/*',
+      'unlabelled-features/*',
+      'unlabelled/*',
     ]);
     expect(listable(statementsOf(stack, template, 'batch-predict'))).toEqual(['batches/*']);
     expect(listable(statementsOf(stack, template, 'start-training'))).toEqual(['locks/*']);
@@ -168,6 +170,8 @@ describe('least privilege on the data bucket', () => {
       'models/*',
       'monitoring/*',
       'settings/*',
+      'unlabelled-features/*',
+      'unlabelled/*',
     ]);
     expect(allowed(s, 's3:PutObject')).toEqual([
       'batches/*',
@@ -180,7 +184,12 @@ describe('least privilege on the data bucket', () => {
       'monitoring/*',
       'settings/*',
     ]);
-    expect(allowed(s, 's3:DeleteObject')).toEqual(['captures/*', 'datasets/*/capture-*']);
+    expect(allowed(s, 's3:DeleteObject')).toEqual([
+      'captures/*',
+      'datasets/*/capture-*',
+      'unlabelled-features/*',
+      'unlabelled/*',
+    ]);
   });
 
   it('lets no function but the API touch captures, monitoring records or settings', () => {
@@ -217,11 +226,16 @@ describe('least privilege on the data bucket', () => {
     expect(allowed(s, 's3:DeleteObject')).toEqual([]);
   });
 
-  it('lets the extractor write and delete features only', () => {
+  it('lets the extractor write and delete features (its own and the pool’s) only', () => {
     const s = statementsOf(stack, template, 'extract-features');
-    expect(allowed(s, 's3:PutObject')).toEqual(['features/*']);
-    expect(allowed(s, 's3:DeleteObject')).toEqual(['features/*']);
-    expect(allowed(s, 's3:GetObject')).toEqual(['datasets/*', 'features/*']);
+    expect(allowed(s, 's3:PutObject')).toEqual(['features/*', 'unlabelled-features/*']);
+    expect(allowed(s, 's3:DeleteObject')).toEqual(['features/*', 'unlabelled-features/*']);
+    expect(allowed(s, 's3:GetObject')).toEqual([
+      'datasets/*',
+      'features/*',
+      'unlabelled-features/*',
+      'unlabelled/*',
+    ]);
   });
 
   it('lets only the API manage API keys, and only keys and usage plan keys', () => {

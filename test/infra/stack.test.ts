@@ -130,15 +130,20 @@ describe('data bucket', () => {
     expect(Object.keys(tunedTemplate.findResources('Custom::S3AutoDeleteObjects')).length).toBeGreaterThan(0);
   });
 
-  it('sends ObjectCreated and ObjectRemoved events under datasets/ to the ingest queue', () => {
-    const to = (event: string) => ({
+  it('sends ObjectCreated and ObjectRemoved events under datasets/ and unlabelled/ to the ingest queue', () => {
+    const to = (event: string, prefix: string) => ({
       Events: [event],
-      Filter: { Key: { FilterRules: [{ Name: 'prefix', Value: 'datasets/' }] } },
+      Filter: { Key: { FilterRules: [{ Name: 'prefix', Value: prefix }] } },
       QueueArn: { 'Fn::GetAtt': [logicalId(defaults, defaults.ingest.queue), 'Arn'] },
     });
     template.hasResourceProperties('Custom::S3BucketNotifications', {
       NotificationConfiguration: {
-        QueueConfigurations: [to('s3:ObjectCreated:*'), to('s3:ObjectRemoved:*')],
+        QueueConfigurations: [
+          to('s3:ObjectCreated:*', 'datasets/'),
+          to('s3:ObjectCreated:*', 'unlabelled/'),
+          to('s3:ObjectRemoved:*', 'datasets/'),
+          to('s3:ObjectRemoved:*', 'unlabelled/'),
+        ],
       },
     });
   });
@@ -392,7 +397,7 @@ describe('least privilege', () => {
     const deletes = resourcesFor(s, 's3:DeleteObject');
     expect(deletes).toContain('/captures/*');
     expect(deletes).toContain('/datasets/*/capture-*');
-    expect(resourcesFor(s, 's3:DeleteObject')).not.toMatch(/\/datasets\/\*"|features|models/);
+    expect(resourcesFor(s, 's3:DeleteObject')).not.toMatch(/\/datasets\/\*"|"\/features\/|models/);
     expect(resourcesFor(s, 'sqs:SendMessage')).toContain(logicalId(defaults, defaults.ingest.queue));
     expect(resourcesFor(s, 'states:StartExecution')).toContain(
       logicalId(defaults, defaults.training.stateMachine),
@@ -480,6 +485,8 @@ describe('API', () => {
         'label',
         'undo',
         'monitoring',
+        'suggestions',
+        'label',
       ].sort(),
     );
   });

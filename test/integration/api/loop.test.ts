@@ -9,6 +9,7 @@ import { type ApiHandler, createApi } from '../../../lib/api/app.ts';
 import type { KeyScope, KeyStore } from '../../../lib/api/keys.ts';
 import { createModelCache } from '../../../lib/api/model-cache.ts';
 import { CAPTURE_ID_RE } from '../../../lib/capture/captures.ts';
+import { extractPoolImages } from '../../../lib/capture/pool-extract.ts';
 import { listAllObjects, putObject } from '../../../lib/storage/s3.ts';
 import type { Head } from '../../../lib/training/types.ts';
 import { silentLog } from '../../../lib/util/log.ts';
@@ -47,6 +48,7 @@ interface Capture {
 describe('closing the loop through the API (emulated S3)', () => {
   let em: Emulator;
   let api: ApiHandler;
+  let extractor: ReturnType<typeof fakeExtractor>;
   const scopes = new Map<string, KeyScope>([
     ['admin-id', { role: 'admin', datasets: [] }],
     ['predict-id', { role: 'predict', datasets: ['pets'] }],
@@ -109,7 +111,7 @@ describe('closing the loop through the API (emulated S3)', () => {
 
   beforeAll(async () => {
     em = await startEmulator();
-    const extractor = fakeExtractor();
+    extractor = fakeExtractor();
     api = createApi({
       s3: em.clients.s3,
       sfn: { send: () => Promise.reject(new Error('not used')) },
@@ -305,5 +307,84 @@ describe('closing the loop through the API (emulated S3)', () => {
     expect(v.drift.labelPsi).toBeGreaterThan(0.25);
     expect(v.drift.alert).toBe(true);
     expect(v.days.map((d) => d.day)).toEqual(['2026-12-07']);
+  });
+
+  it('extracts the unlabelled pool without announcing it, and suggests uncertain, varied images first', async () => {
+    // 12 pool images: six near-copies of one uncertain colour, three clear reds, three other uncertain ones.
+    const pool: Array<[string, [number, number, number]]> = [
+      ...Array.from(
+        { length: 6 },
+        (_, i) => [`unlabelled/pets/same-${i}.png`, [140, 128, i]] as [string, [number, number, number]],
+      ),
+      ...Array.from(
+        { length: 3 },
+        (_, i) => [`unlabelled/pets/red-${i}.png`, [240, i, 0]] as [string, [number, number, number]],
+      ),
+      ['unlabelled/pets/teal.png', [0, 130, 140]],
+      ['unlabelled/pets/purple.png', [130, 0, 140]],
+      ['unlabelled/pets/grey.png', [120, 120, 120]],
+    ];
+    const jobs = [];
+    for (const [key, rgb] of pool) {
+      const { etag } = await putObject(em.clients.s3, em.bucket, key, await makeImage('png', { color: rgb }));
+      jobs.push({ recordId: key, key, etag });
+    }
+    const out = await extractPoolImages(jobs, {
+      s3: em.clients.s3,
+      bucket: em.bucket,
+      extractor,
+      batchSize: 4,
+      log: silentLog,
+    });
+    expect(out).toEqual({ failedRecordIds: [], extracted: 12, unusable: 0 });
+    // Redelivered events cost a HEAD, not a forward pass.
+    const again = await extractPoolImages(jobs, {
+      s3: em.clients.s3,
+      bucket: em.bucket,
+      extractor,
+      batchSize: 4,
+      log: silentLog,
+    });
+    expect(again.extracted).toBe(0);
+    expect(await listAllObjects(em.clients.s3, em.bucket, 'features/pets/')).toEqual([]);
+
+    const res = await as(
+      route('GET', '/datasets/pets/suggestions', '/datasets/{d}/suggestions', { query: { n: '4' } }),
+    );
+    expect(res.statusCode).toBe(200);
+    const body = bodyOf<{
+      pool: { images: number; scored: number };
+      suggestions: Array<{ key: string; margin: number }>;
+    }>(res);
+    expect(body.pool).toMatchObject({ images: 12, scored: 12 });
+    const keys = body.suggestions.map((s) => s.key);
+    expect(keys).toHaveLength(4);
+    // Uncertain first, and not four copies of the same colour; no clear red before the uncertain ones.
+    expect(keys.filter((k) => k.includes('same-')).length).toBeLessThanOrEqual(2);
+    expect(keys.some((k) => k.includes('red-'))).toBe(false);
+    const forbidden = await as(
+      route('GET', '/datasets/pets/suggestions', '/datasets/{d}/suggestions'),
+      'predict-id',
+    );
+    expect(forbidden.statusCode).toBe(403);
+
+    const first = keys[0] as string;
+    const label = (key: string, l: string) =>
+      as(
+        route('POST', '/datasets/pets/suggestions/label', '/datasets/{d}/suggestions/label', {
+          contentType: 'application/json',
+          body: JSON.stringify({ key, label: l }),
+        }),
+      );
+    const moved = await label(first, 'green');
+    expect(moved.statusCode).toBe(200);
+    const file = first.slice('unlabelled/pets/'.length);
+    expect(
+      (await listAllObjects(em.clients.s3, em.bucket, 'datasets/pets/green/')).map((o) => o.key),
+    ).toContain(`datasets/pets/green/${file}`);
+    expect(await listAllObjects(em.clients.s3, em.bucket, first)).toEqual([]);
+    expect((await label(first, 'green')).statusCode).toBe(404);
+    const outside = await label('datasets/pets/red/1.png', 'green');
+    expect(outside.statusCode).toBe(400);
   });
 });
