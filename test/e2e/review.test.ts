@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { type BrowserContext, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { MonitoringResponse } from '../../console/src/types.ts';
+import type { MonitoringResponse, SuggestionsResponse } from '../../console/src/types.ts';
 import type { DatasetStatus } from '../../lib/api/datasets.ts';
 import type { CapturePage } from '../../lib/capture/captures.ts';
 import { recordPrediction } from '../../lib/capture/monitoring.ts';
@@ -235,6 +235,50 @@ describe.skipIf(!existsSync(CHROMIUM))(
       await chart.scrollIntoViewIfNeeded();
       await shot(page, shots, 'monitoring');
     }, 30_000);
+
+    it('labels a suggestion from the unlabelled pool with the keyboard, moving it into the dataset', async () => {
+      const pool = await makeLabelledImages({ labels: CLASSES, perClass: 1, seed: 44 });
+      for (const [i, img] of pool.entries())
+        await s3?.send(
+          new PutObjectCommand({
+            Bucket: stack?.bucket,
+            Key: `unlabelled/${DATASET}/pool-${i}.png`,
+            Body: img.data,
+            ContentType: 'image/png',
+          }),
+        );
+      await pollUntil(
+        'the pool scored',
+        async () => {
+          const s = await call<SuggestionsResponse>('GET', `/datasets/${DATASET}/suggestions?n=10`);
+          return s.pool.scored === pool.length ? s : undefined;
+        },
+        60_000,
+      );
+      await page.goto(url(`/#/d/${DATASET}/review`));
+      await page.getByRole('button', { name: 'Suggested from the unlabelled pool' }).click();
+      const faces = page.locator('.review-grid .card-face');
+      await faces.nth(pool.length - 1).waitFor();
+      const keys = await page
+        .locator('.review-grid .card')
+        .evaluateAll((all) => all.map((c) => c.getAttribute('data-id') ?? ''));
+
+      await faces.first().focus();
+      await page.keyboard.press('3');
+      await page.getByTestId('review-session').getByText('1 labelled, 0 discarded').waitFor();
+      await page.keyboard.press('x');
+      await page
+        .getByRole('alert')
+        .getByText('a suggestion stays in the pool until it is labelled')
+        .waitFor();
+      const left = await listKeys(`unlabelled/${DATASET}/`);
+      const moved = await listKeys(`datasets/${DATASET}/${CLASSES[2]}/pool-`);
+
+      expect(keys).toHaveLength(pool.length);
+      expect(left).toEqual(keys.slice(1).sort());
+      expect(moved).toEqual([`datasets/${DATASET}/${CLASSES[2]}/${keys[0]?.split('/').pop()}`]);
+      await expect(page.locator('.review-grid .card').count()).resolves.toBe(pool.length - 1);
+    }, 90_000);
   },
 );
 
