@@ -49,11 +49,12 @@ function CardView(props: {
 }) {
   const { card } = props;
   const [src, setSrc] = useState<string | null>(null);
+  const [failed, setFailed] = useState(false);
   useEffect(() => {
     let live = true;
     thumbnail(props.dataset, card.imageKey).then(
       (s) => live && setSrc(s),
-      () => {},
+      () => live && setFailed(true),
     );
     return () => {
       live = false;
@@ -69,7 +70,11 @@ function CardView(props: {
         onFocus={props.onFocus}
         aria-label={`guess ${guess}, ${(card.confidence * 100).toFixed(1)} %, margin ${card.margin.toFixed(2)}: press 1-9 to label, x to discard`}
       >
-        {src ? <img src={src} alt="" width={96} height={96} /> : <span class="thumb-placeholder">…</span>}
+        {src ? (
+          <img src={src} alt="" width={96} height={96} />
+        ) : (
+          <span class="thumb-placeholder">{failed ? 'no preview' : '…'}</span>
+        )}
       </button>
       <figcaption>
         guess <strong>{guess}</strong> {(card.confidence * 100).toFixed(1)} %
@@ -106,7 +111,8 @@ export function ReviewTab({ name, classes }: { name: string; classes: string[] }
   const [source, setSource] = useState<Source>('captures');
   const [order, setOrder] = useState<'uncertain' | 'recent'>('uncertain');
   const [cards, setCards] = useState<Card[] | null>(null);
-  const [counts, setCounts] = useState('');
+  const [queue, setQueue] = useState<{ pending: number; reviewed: number } | null>(null);
+  const [poolNote, setPoolNote] = useState('');
   const [focus, setFocus] = useState(0);
   const [done, setDone] = useState<Done[]>([]);
   const [error, setError] = useState<unknown>(null);
@@ -123,12 +129,12 @@ export function ReviewTab({ name, classes }: { name: string; classes: string[] }
     const load =
       source === 'captures'
         ? api<CapturePage>('GET', `datasets/${name}/captures?order=${order}&limit=${PAGE}`).then((p) => {
-            if (live) setCounts(`${p.pending} to review, ${p.reviewed} reviewed (kept until they expire)`);
+            if (live) setQueue({ pending: p.pending, reviewed: p.reviewed });
             return p.captures.map(fromCapture);
           })
         : api<SuggestionsResponse>('GET', `datasets/${name}/suggestions?n=${PAGE}`).then((s) => {
             if (live)
-              setCounts(
+              setPoolNote(
                 `${s.pool.images} image(s) in unlabelled/${name}/, ${s.pool.scored} scored by model ${s.model.version}`,
               );
             return s.suggestions.map((x) => ({
@@ -190,7 +196,12 @@ export function ReviewTab({ name, classes }: { name: string; classes: string[] }
     }
   };
 
-  const remove = (card: Card) => setCards((cs) => (cs ?? []).filter((c) => c.id !== card.id));
+  const remove = (card: Card) => {
+    setCards((cs) => (cs ?? []).filter((c) => c.id !== card.id));
+    if (source === 'captures') setQueue((q) => q && { pending: q.pending - 1, reviewed: q.reviewed + 1 });
+    // The page is done: read the next one (captures left beyond it, or a new ranking of the pool).
+    if ((cards?.length ?? 0) <= 1) setReload((r) => r + 1);
+  };
 
   const label = (card: Card, label: string, createClass = false) =>
     run(async () => {
@@ -293,7 +304,12 @@ export function ReviewTab({ name, classes }: { name: string; classes: string[] }
         {done.length === 0
           ? 'Nothing reviewed in this session yet.'
           : `${labelled} labelled, ${discarded} discarded — the next training will include ${labelled === 1 ? 'it' : 'them'}`}
-        {counts ? <span class="muted"> · {counts}</span> : null}
+        <span class="muted">
+          {' · '}
+          {source === 'captures'
+            ? queue && `${queue.pending} to review, ${queue.reviewed} reviewed (kept until they expire)`
+            : poolNote}
+        </span>
       </p>
       <ErrorLine error={error} />
       {cards === null ? <p>Loading…</p> : null}

@@ -172,6 +172,7 @@ describe.skipIf(!existsSync(CHROMIUM))(
           () => false,
         );
       await page.locator('.review-grid img').first().waitFor();
+      const shown = (await session.textContent()) ?? '';
       await shot(page, shots, 'review');
       const queue = await call<CapturePage>('GET', `/datasets/${DATASET}/captures?order=uncertain`);
       const copies = await Promise.all(CLASSES.map((c) => listKeys(`datasets/${DATASET}/${c}/capture-`)));
@@ -185,6 +186,7 @@ describe.skipIf(!existsSync(CHROMIUM))(
       expect(copies[1]).toEqual([`datasets/${DATASET}/${CLASSES[1]}/capture-${ids[1]}.png`]);
       expect(copies[2]).toEqual([]);
       expect(focused).toBe(true);
+      expect(shown).toContain(`${PREDICTIONS - 2} to review, 2 reviewed`);
     }, 60_000);
 
     it('charts every prediction served for the model version on the Training tab', async () => {
