@@ -25,10 +25,16 @@ import {
 import { LOCKS_PREFIX } from '../lib/pipeline/training-lock.ts';
 import {
   BASE_MODELS_PREFIX,
+  CAPTURES_PREFIX,
   CONSOLE_ASSETS_PREFIX,
   DATASETS_PREFIX,
   FEATURES_PREFIX,
+  INGEST_PREFIXES,
   MODELS_PREFIX,
+  MONITORING_PREFIX,
+  POOL_FEATURES_PREFIX,
+  SETTINGS_PREFIX,
+  UNLABELLED_PREFIX,
 } from '../lib/storage/keys.ts';
 import { DataBucket } from './constructs/data-bucket.ts';
 import { DeadLetterConsumer } from './constructs/dead-letter-consumer.ts';
@@ -114,6 +120,8 @@ export interface TlearnStackProps extends StackProps {
   readonly logRetention?: logs.RetentionDays;
   /** Days old object versions are kept. @default 30 */
   readonly noncurrentVersionDays?: number;
+  /** Days captured production predictions are kept for review (captures/). @default 30 */
+  readonly captureDays?: number;
   /** S3 server access logs into a log bucket. @default true */
   readonly serverAccessLogs?: boolean;
   /** Memory / timeout / reserved concurrency per function. @default DEFAULT_FUNCTION_SETTINGS */
@@ -229,6 +237,7 @@ export class TlearnStack extends Stack {
     this.data = new DataBucket(this, 'Data', {
       removalPolicy,
       noncurrentVersionDays: props.noncurrentVersionDays,
+      captureDays: props.captureDays,
       serverAccessLogs: props.serverAccessLogs,
     });
     const bucket = this.data.bucket;
@@ -342,9 +351,9 @@ export class TlearnStack extends Stack {
       deadLetterVisibilityTimeout: Duration.seconds(deadLetterVisibilitySeconds()),
     });
     for (const event of [s3.EventType.OBJECT_CREATED, s3.EventType.OBJECT_REMOVED]) {
-      bucket.addEventNotification(event, new s3n.SqsDestination(this.ingest.queue), {
-        prefix: DATASETS_PREFIX,
-      });
+      for (const prefix of INGEST_PREFIXES) {
+        bucket.addEventNotification(event, new s3n.SqsDestination(this.ingest.queue), { prefix });
+      }
     }
 
     // Extractor → features queue → start-training (batched, so a burst becomes one request per dataset).
@@ -388,11 +397,14 @@ export class TlearnStack extends Stack {
     // Base weights from S3 only when the stack is told to load them from there.
     const baseModelsFromS3 = (props.baseModelUri ?? IMAGE_BASE_MODEL_URI).startsWith('s3://');
     const baseModels = baseModelsFromS3 ? [BASE_MODELS_PREFIX] : [];
+    // The unlabelled pool (lib/capture/pool-extract.ts): its images in, their features out.
     grantS3Access(extractor.function, bucket, {
       list: [DATASETS_PREFIX, FEATURES_PREFIX, ...baseModels],
-      read: [DATASETS_PREFIX, FEATURES_PREFIX, ...baseModels].map(all),
-      write: [all(FEATURES_PREFIX)],
-      delete: [all(FEATURES_PREFIX)],
+      read: [DATASETS_PREFIX, FEATURES_PREFIX, UNLABELLED_PREFIX, POOL_FEATURES_PREFIX, ...baseModels].map(
+        all,
+      ),
+      write: [all(FEATURES_PREFIX), all(POOL_FEATURES_PREFIX)],
+      delete: [all(FEATURES_PREFIX), all(POOL_FEATURES_PREFIX)],
     });
     this.features.queue.grantSendMessages(extractor.function);
 
@@ -474,10 +486,16 @@ export class TlearnStack extends Stack {
       CONSOLE_ASSETS_PREFIX,
       ...baseModels,
     ];
+    // Closing the loop (lib/capture/): settings, captures and monitoring records are the API's
+    // own; labelling a capture copies it into datasets/ and undoing deletes that copy only.
+    // Suggestions read the pool and its features; labelling one moves it out of the pool.
+    const loopPrefixes = [SETTINGS_PREFIX, CAPTURES_PREFIX, MONITORING_PREFIX];
+    const poolPrefixes = [UNLABELLED_PREFIX, POOL_FEATURES_PREFIX];
     grantS3Access(api.function, bucket, {
       // The inbox: listed for a batch's manifest (POST /datasets/{d}/batches), never read.
-      list: [...apiReads, inboxPrefix],
-      read: apiReads.map(all),
+      list: [...apiReads, inboxPrefix, ...loopPrefixes, ...poolPrefixes],
+      read: [...apiReads, ...loopPrefixes, ...poolPrefixes].map(all),
+      delete: [all(CAPTURES_PREFIX), `${DATASETS_PREFIX}*/capture-*`, ...poolPrefixes.map(all)],
       // batches/*: each batch's manifest.json (POST /datasets/{d}/batches).
       write: [
         currentPointers,
@@ -485,6 +503,7 @@ export class TlearnStack extends Stack {
         all(DATASETS_PREFIX),
         all(BATCHES_PREFIX),
         all(CONSOLE_ASSETS_PREFIX),
+        ...loopPrefixes.map(all),
       ],
     });
     stateMachine.grantStartExecution(api.function);
@@ -599,6 +618,11 @@ export class TlearnStack extends Stack {
       LOCKS_PREFIX,
       BATCHES_PREFIX,
       CONSOLE_ASSETS_PREFIX,
+      SETTINGS_PREFIX,
+      CAPTURES_PREFIX,
+      MONITORING_PREFIX,
+      UNLABELLED_PREFIX,
+      POOL_FEATURES_PREFIX,
       inboxPrefix,
     ]
       // The inbox is a user setting: its characters are matched literally.
@@ -611,10 +635,10 @@ export class TlearnStack extends Stack {
           {
             id: 'AwsSolutions-IAM5',
             reason:
-              'S3 grants are scoped to one prefix of the S3 layout (datasets/*, features/*, models/*, base-models/*, locks/*, batches/*, console/*, the batch inbox), to the models/*/current.json pointers, the models/*/model.onnx exports, the models/*/model.json heads or the features/*.error.json records and features/*.npy features: the objects are created at run time, so the keys cannot be listed in the policy.',
+              'S3 grants are scoped to one prefix of the S3 layout (datasets/*, features/*, models/*, base-models/*, locks/*, batches/*, console/*, settings/*, captures/*, monitoring/*, unlabelled/*, unlabelled-features/*, the batch inbox), to the models/*/current.json pointers, the models/*/model.onnx exports, the models/*/model.json heads, the features/*.error.json records and features/*.npy features, or the datasets/*/capture-* copies of reviewed captures: the objects are created at run time, so the keys cannot be listed in the policy.',
             appliesTo: [
               {
-                regex: `/^Resource::${bucketArn}\\/(${prefixes})\\/\\*(\\/current\\.json|\\/model\\.onnx|\\/model\\.json|\\.error\\.json|\\.npy)?$/`,
+                regex: `/^Resource::${bucketArn}\\/(${prefixes})\\/\\*(\\/current\\.json|\\/model\\.onnx|\\/model\\.json|\\.error\\.json|\\.npy|\\/capture-\\*)?$/`,
               },
             ],
           },

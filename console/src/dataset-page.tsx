@@ -1,20 +1,23 @@
-/** One dataset: tabs for its data (labels, failures, upload), training, report and "try it". */
+/** One dataset: tabs for its data (labels, failures, upload), training (and monitoring), report, "try it" and review. */
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import { ApiError, api } from './api.ts';
 import { StatusWord } from './datasets-page.tsx';
 import { ErrorLine, pct, RandomBadge, TableHead, when } from './format.tsx';
+import { Monitoring } from './monitoring.tsx';
 import { QualityFindings } from './quality.tsx';
 import { ReportView } from './report.tsx';
+import { ReviewTab } from './review.tsx';
 import { TryIt } from './try-it.tsx';
 import type { DatasetStatus, FailureItem, ModelResponse, ModelVersionItem } from './types.ts';
 import { Upload } from './upload.tsx';
 
-export type Tab = 'data' | 'training' | 'report' | 'try';
+export type Tab = 'data' | 'training' | 'report' | 'try' | 'review';
 const TAB_NAMES: Record<Tab, string> = {
   data: 'Data',
   training: 'Training',
   report: 'Report',
   try: 'Try it',
+  review: 'Review',
 };
 
 /** Polls the dataset's status: fast while something moves, slowly otherwise. */
@@ -133,6 +136,13 @@ export function DatasetPage({ name, tab }: { name: string; tab: Tab }) {
         </>
       ) : null}
       {tab === 'try' ? <TryIt dataset={name} hasModel={Boolean(status?.model)} /> : null}
+      {tab === 'review' ? (
+        status?.model ? (
+          <ReviewTab name={name} classes={status.model.classes} />
+        ) : (
+          <p class="muted">No model is served yet: captures and suggestions come from a promoted model.</p>
+        )
+      ) : null}
     </section>
   );
 }
@@ -315,6 +325,7 @@ function TrainingTab(props: {
       ) : (
         <p class="muted">No model version yet.</p>
       )}
+      {status?.model ? <Monitoring name={name} model={status.model.version} /> : null}
     </div>
   );
 }

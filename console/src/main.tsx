@@ -1,4 +1,4 @@
-/** The console: a hash-routed single page (datasets → one dataset's data, training, report, try it). */
+/** The console: a hash-routed single page (datasets → one dataset's data, training, report, try it, review). */
 import { render } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { getApiKey, setApiKey, whenKeyNeeded } from './api.ts';
@@ -7,7 +7,7 @@ import { DatasetsPage } from './datasets-page.tsx';
 
 type Route = { page: 'datasets' } | { page: 'dataset'; name: string; tab: Tab };
 
-const TABS: readonly Tab[] = ['data', 'training', 'report', 'try'];
+const TABS: readonly Tab[] = ['data', 'training', 'report', 'try', 'review'];
 
 function parseHash(hash: string): Route {
   const m = /^#\/d\/([a-z0-9-]+)(?:\/([a-z]+))?/.exec(hash);

@@ -21,3 +21,11 @@ export type Report = NonNullable<ModelResponse['report']>;
 /** `GET /datasets/{d}/model/predictions`: a page of held-out predictions (a confusion cell). */
 export type PredictionsPage = ResponseOf<'GET /datasets/{d}/model/predictions'>;
 export type HeldOutPrediction = PredictionsPage['items'][number];
+
+/** Closing the loop (lib/api/loop.ts). */
+export type DatasetSettings = ResponseOf<'GET /datasets/{d}/settings'>['settings'];
+export type CapturePage = ResponseOf<'GET /datasets/{d}/captures'>;
+export type CaptureDocument = CapturePage['captures'][number];
+export type SuggestionsResponse = ResponseOf<'GET /datasets/{d}/suggestions'>;
+export type MonitoringResponse = ResponseOf<'GET /datasets/{d}/monitoring'>;
+export type VersionSummary = MonitoringResponse['versions'][number];

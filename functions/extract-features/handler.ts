@@ -1,5 +1,6 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
+import { extractPoolImages, isAnyPoolKey, removePoolFeatures } from '../../lib/capture/pool-extract.ts';
 import { loadExtractorConfig, loadModelConfig, loadStorageConfig } from '../../lib/config.ts';
 import { sharedExtractor } from '../../lib/model/shared-extractor.ts';
 import { extractImages } from '../../lib/pipeline/extract.ts';
@@ -28,6 +29,22 @@ const extractor = startLazy(() =>
  */
 export const handler = withObservability(async (event: SQSEvent): Promise<SQSBatchResponse> => {
   const batch = imageJobsFromMessages(toQueueMessages(event), storage.bucket, obs.log);
+  // The unlabelled pool (lib/capture/pool-extract.ts): features only, never announced to training.
+  await removePoolFeatures(
+    s3,
+    storage.bucket,
+    batch.removals.map((r) => r.key),
+  );
+  const pool = await extractPoolImages(
+    batch.jobs.filter((j) => isAnyPoolKey(j.key)),
+    {
+      s3,
+      bucket: storage.bucket,
+      extractor: await extractor.get(),
+      batchSize: model.extractBatchSize,
+      log: obs.log,
+    },
+  );
   const removed = await removeImages(batch.removals, {
     s3,
     sqs,
@@ -35,17 +52,20 @@ export const handler = withObservability(async (event: SQSEvent): Promise<SQSBat
     featuresQueueUrl,
     log: obs.log,
   });
-  const r = await extractImages(batch.jobs, {
-    s3,
-    sqs,
-    bucket: storage.bucket,
-    featuresQueueUrl,
-    extractor: await extractor.get(),
-    batchSize: model.extractBatchSize,
-    // The queue's own number (the CDK queue and the local stack read it from the same module).
-    maxReceiveCount: PIPELINE_SETTINGS.ingest.maxReceiveCount,
-    log: obs.log,
-  });
+  const r = await extractImages(
+    batch.jobs.filter((j) => !isAnyPoolKey(j.key)),
+    {
+      s3,
+      sqs,
+      bucket: storage.bucket,
+      featuresQueueUrl,
+      extractor: await extractor.get(),
+      batchSize: model.extractBatchSize,
+      // The queue's own number (the CDK queue and the local stack read it from the same module).
+      maxReceiveCount: PIPELINE_SETTINGS.ingest.maxReceiveCount,
+      log: obs.log,
+    },
+  );
   obs.metrics.addMetric('ImagesExtracted', MetricUnit.Count, r.counts.extracted);
   obs.metrics.addMetric('ImagesFailed', MetricUnit.Count, r.counts.failed);
   obs.metrics.addMetric('ImagesSkipped', MetricUnit.Count, r.counts.skipped + batch.ignored.length);
@@ -54,6 +74,7 @@ export const handler = withObservability(async (event: SQSEvent): Promise<SQSBat
   obs.metrics.addMetric('MessagesDropped', MetricUnit.Count, batch.dropped.length);
   obs.metrics.addMetric('ExtractionMs', MetricUnit.Milliseconds, r.timings.totalMs);
   obs.log.info('batch done', { ...r.counts, forwardMs: Math.round(r.timings.forwardMs) });
-  const failed = new Set([...r.failedRecordIds, ...removed.failedRecordIds]);
+  obs.metrics.addMetric('PoolImagesExtracted', MetricUnit.Count, pool.extracted);
+  const failed = new Set([...r.failedRecordIds, ...removed.failedRecordIds, ...pool.failedRecordIds]);
   return { batchItemFailures: [...failed].map((itemIdentifier) => ({ itemIdentifier })) };
 }, obs);

@@ -2,6 +2,7 @@ import { Duration, RemovalPolicy } from 'aws-cdk-lib';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import { NagSuppressions } from 'cdk-nag';
 import { Construct } from 'constructs';
+import { CAPTURES_PREFIX, MONITORING_PREFIX } from '../../lib/storage/keys.ts';
 import { UPLOAD_CORS } from '../../lib/storage/upload-cors.ts';
 
 export interface DataBucketProps {
@@ -22,6 +23,10 @@ export interface DataBucketProps {
   readonly serverAccessLogs?: boolean;
   /** Days access logs are kept. @default 90 */
   readonly accessLogDays?: number;
+  /** Days a captured production prediction (captures/) is kept for review. @default 30 */
+  readonly captureDays?: number;
+  /** Days monitoring records and rollups (monitoring/) are kept. @default 400 */
+  readonly monitoringDays?: number;
 }
 
 /**
@@ -43,10 +48,14 @@ export class DataBucket extends Construct {
     const noncurrentVersionDays = props.noncurrentVersionDays ?? 30;
     const abortDays = props.abortIncompleteUploadDays ?? 1;
     const accessLogDays = props.accessLogDays ?? 90;
+    const captureDays = props.captureDays ?? 30;
+    const monitoringDays = props.monitoringDays ?? 400;
     for (const [name, value] of [
       ['noncurrentVersionDays', noncurrentVersionDays],
       ['abortIncompleteUploadDays', abortDays],
       ['accessLogDays', accessLogDays],
+      ['captureDays', captureDays],
+      ['monitoringDays', monitoringDays],
     ] as const) {
       if (!Number.isInteger(value) || value < 1) {
         throw new Error(`${id}: ${name} must be a positive integer (got ${value})`);
@@ -87,6 +96,9 @@ export class DataBucket extends Construct {
           abortIncompleteMultipartUploadAfter: Duration.days(abortDays),
           noncurrentVersionExpiration: Duration.days(noncurrentVersionDays),
         },
+        // Captured images are users' production data: kept only for the review window.
+        { id: 'expire-captures', prefix: CAPTURES_PREFIX, expiration: Duration.days(captureDays) },
+        { id: 'expire-monitoring', prefix: MONITORING_PREFIX, expiration: Duration.days(monitoringDays) },
       ],
     });
     if (!this.accessLogBucket) {

@@ -5,6 +5,7 @@
  */
 import httpRouterHandler, { type Method, type Route } from '@middy/http-router';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-lambda';
+import { createSettingsCache } from '../capture/settings.ts';
 import { NotFoundError, TlearnError } from '../errors.ts';
 import type { FeatureExtractor } from '../model/types.ts';
 import { getQualityRoute } from '../quality/route.ts';
@@ -20,6 +21,17 @@ import { jsonResponse } from './http.ts';
 import { thumbnailRoute } from './images.ts';
 import { createInferenceQueue, type InferenceQueue } from './inference-queue.ts';
 import { createKeyRoute, listKeysRoute, revokeKeyRoute } from './keys-routes.ts';
+import {
+  discardCaptureRoute,
+  getSettingsRoute,
+  labelCaptureRoute,
+  labelSuggestionRoute,
+  listCapturesRoute,
+  monitoringRoute,
+  putSettingsRoute,
+  suggestionsRoute,
+  undoCaptureRoute,
+} from './loop.ts';
 import { listCurvePointsRoute, listHeldOutPredictionsRoute } from './model-report.ts';
 import { listFailuresRoute, listModelVersionsRoute, promoteVersionRoute } from './model-versions.ts';
 import { openApiRoute } from './openapi.ts';
@@ -78,6 +90,15 @@ const HANDLERS: Record<RouteKey, RouteFn> = {
   'GET /datasets/{d}/quality': ok(getQualityRoute),
   'POST /datasets/{d}/reindex': ok(reindexRoute, 202),
   'GET /console/ort/{file}': consoleAssetRoute,
+  'GET /datasets/{d}/settings': ok(getSettingsRoute),
+  'PUT /datasets/{d}/settings': ok(putSettingsRoute),
+  'GET /datasets/{d}/captures': ok(listCapturesRoute),
+  'POST /datasets/{d}/captures/{id}/label': ok(labelCaptureRoute),
+  'POST /datasets/{d}/captures/{id}/undo': ok(undoCaptureRoute),
+  'DELETE /datasets/{d}/captures/{id}': ok(discardCaptureRoute),
+  'GET /datasets/{d}/monitoring': ok(monitoringRoute),
+  'GET /datasets/{d}/suggestions': ok(suggestionsRoute),
+  'POST /datasets/{d}/suggestions/label': ok(labelSuggestionRoute),
 };
 
 const ROUTES: readonly RouteDef[] = API_ROUTES.map((r) => ({
@@ -165,6 +186,7 @@ export function createApi(deps: ApiDeps): ApiHandler {
     inference,
     extractorState: state,
     scope: OPEN_SCOPE,
+    settings: createSettingsCache(deps.s3, deps.config.bucket),
   };
   const cors: Record<string, string> = deps.config.corsOrigin
     ? { 'access-control-allow-origin': deps.config.corsOrigin, vary: 'Origin' }
@@ -223,7 +245,7 @@ function preflight(cors: Record<string, string>): APIGatewayProxyResult {
     statusCode: 204,
     headers: {
       ...cors,
-      'access-control-allow-methods': 'GET, POST, DELETE, OPTIONS',
+      'access-control-allow-methods': 'GET, POST, PUT, DELETE, OPTIONS',
       'access-control-allow-headers': 'Content-Type, X-Api-Key, Authorization',
       'access-control-max-age': '600',
     },

@@ -8,10 +8,12 @@
  */
 import { z } from 'zod';
 import { StartBatchBody } from '../batch/start.ts';
+import { DatasetSettings } from '../capture/settings.ts';
 import { MODEL_VERSION_RE } from '../storage/keys.ts';
 import { DatasetName } from './http.ts';
 import { ThumbnailQuery } from './images.ts';
 import { CreateKeyInput } from './keys.ts';
+import { CapturesQuery, LabelBody, MonitoringQuery, PoolLabelBody, SuggestionsQuery } from './loop.ts';
 import { CurvesQuery, PredictionsQuery } from './model-report.ts';
 import { PromoteRequest } from './model-versions.ts';
 import { PREDICTION_MEDIA_TYPES, PredictionJsonBody } from './predict.ts';
@@ -21,6 +23,8 @@ import {
   ApiKeyListSchema,
   BatchStartedSchema,
   BatchStatusSchema,
+  CapturePageSchema,
+  CaptureResultSchema,
   CreatedApiKeySchema,
   CurvesPageSchema,
   DatasetListSchema,
@@ -31,11 +35,15 @@ import {
   HealthResponseSchema,
   ModelResponseSchema,
   ModelVersionListSchema,
+  MonitoringResponseSchema,
   PredictionResponseSchema,
   PredictionsPageSchema,
   PromoteResponseSchema,
   QualityResponseSchema,
   ReindexPageSchema,
+  SettingsResponseSchema,
+  SuggestionLabelledSchema,
+  SuggestionsResponseSchema,
   TrainingStartedSchema,
   UploadsResponseSchema,
 } from './schemas.ts';
@@ -175,6 +183,50 @@ export const ROUTE_SCHEMAS = {
   'GET /datasets/{d}/model': {
     summary: 'The promoted model (without weights) and its report',
     response: ModelResponseSchema,
+  },
+  'GET /datasets/{d}/settings': {
+    summary: 'The dataset’s settings: the capture policy of production predictions, monitoring on/off',
+    response: SettingsResponseSchema,
+  },
+  'PUT /datasets/{d}/settings': {
+    summary: 'Replaces the dataset’s settings (rates from 0 to 1)',
+    body: DatasetSettings,
+    response: SettingsResponseSchema,
+  },
+  'GET /datasets/{d}/captures': {
+    summary:
+      'Captured predictions left to review: most uncertain first (smallest top-two margin) or newest first',
+    query: CapturesQuery,
+    response: CapturePageSchema,
+  },
+  'POST /datasets/{d}/captures/{id}/label': {
+    summary:
+      'Labels a capture: its image is copied into datasets/{d}/{label}/ (an upload: features, then a retrain)',
+    body: LabelBody,
+    response: CaptureResultSchema,
+  },
+  'POST /datasets/{d}/captures/{id}/undo': {
+    summary: 'Undoes a review: back into the queue; a labelled copy is deleted',
+    response: CaptureResultSchema,
+  },
+  'DELETE /datasets/{d}/captures/{id}': {
+    summary: 'Discards a capture (it leaves the review queue)',
+    response: CaptureResultSchema,
+  },
+  'GET /datasets/{d}/monitoring': {
+    summary: 'Per model version and day: predictions, label and confidence histograms, abstain rate, drift',
+    query: MonitoringQuery,
+    response: MonitoringResponseSchema,
+  },
+  'GET /datasets/{d}/suggestions': {
+    summary: 'Unlabelled pool images ranked by what a label would teach the model (uncertain and varied)',
+    query: SuggestionsQuery,
+    response: SuggestionsResponseSchema,
+  },
+  'POST /datasets/{d}/suggestions/label': {
+    summary: 'Labels a pool image: moved into datasets/{d}/{label}/',
+    body: PoolLabelBody,
+    response: SuggestionLabelledSchema,
   },
   'GET /datasets/{d}/model/predictions': {
     summary:

@@ -1,13 +1,15 @@
 /**
  * `GET /datasets/{d}/images?key=…&size=…`: a thumbnail of one of the dataset's images (the console's
- * confusion-matrix drill-down and "most confidently wrong" lists). Resized with sharp, EXIF-rotated,
+ * confusion-matrix drill-down and "most confidently wrong" lists) or of one of its captures (review). Resized with sharp, EXIF-rotated,
  * JPEG, with caching headers; the key must name an image of this dataset (403 otherwise).
  */
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import sharp from 'sharp';
 import { z } from 'zod';
+import { isPoolKey } from '../capture/suggestions.ts';
 import { ImageDecodeError, NotFoundError, TlearnError } from '../errors.ts';
 import { MAX_IMAGE_BYTES } from '../images/limits.ts';
+import { capturesPrefix } from '../storage/keys.ts';
 import { getObject, ObjectTooLargeError } from '../storage/s3.ts';
 import { datasetParam, getHeader, parseWith } from './http.ts';
 import { checkImageKey } from './predict.ts';
@@ -33,7 +35,11 @@ export async function thumbnailRoute(
 ): Promise<APIGatewayProxyResult> {
   const dataset = datasetParam(event);
   const q = parseWith(ThumbnailQuery, event.queryStringParameters ?? {}, 'query');
-  const key = checkImageKey(q.key, dataset);
+  // A captured prediction's image (the review grid) or one of the dataset's images.
+  const key =
+    (q.key.startsWith(capturesPrefix(dataset)) && !q.key.includes('..')) || isPoolKey(q.key, dataset)
+      ? q.key
+      : checkImageKey(q.key, dataset);
   let obj: Awaited<ReturnType<typeof getObject>>;
   try {
     obj = await getObject(ctx.s3, ctx.config.bucket, key, { maxBytes: MAX_IMAGE_BYTES });

@@ -4,6 +4,7 @@
  */
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { z } from 'zod';
+import { observePrediction } from '../capture/observe.ts';
 import { ImageDecodeError, NotFoundError, TlearnError, ValidationError } from '../errors.ts';
 import { formatMegabytes, MAX_IMAGE_BYTES } from '../images/limits.ts';
 import { preprocessImage } from '../images/preprocess.ts';
@@ -138,6 +139,15 @@ async function readKey(ctx: RouteContext, key: string): Promise<Uint8Array> {
   }
 }
 
+/** `capture` query parameter: `true` keeps this prediction for review whatever the policy. */
+export function parseCaptureParam(raw: string | undefined): boolean {
+  if (raw === undefined || raw === 'false') return false;
+  if (raw === 'true') return true;
+  throw new ValidationError(`query parameter capture must be true or false (got '${raw.slice(0, 40)}')`, {
+    code: 'InvalidCapture',
+  });
+}
+
 /** Sorts scores by probability, highest first (ties by label so the order is stable). */
 export function rankScores(classes: readonly string[], probabilities: readonly number[]): Score[] {
   return classes
@@ -205,7 +215,11 @@ export async function predictRoute(
   const dataset = datasetParam(event);
   const top = parseTop(event.queryStringParameters?.top);
   const thresholdChoice = parseThresholdParam(event.queryStringParameters?.threshold);
+  const requested = parseCaptureParam(event.queryStringParameters?.capture);
   const input = readInput(event, dataset, ctx.config.maxBodyBytes);
+  // Read (usually from the cache) while the image is scored, so observing adds only its writes.
+  const settings = ctx.settings.get(dataset);
+  settings.catch(() => undefined);
 
   const { extractor, queue } = await ctx.inference();
   const model = await ctx.cache.get(dataset, extractor.specId);
@@ -235,6 +249,24 @@ export async function predictRoute(
     threshold: thresholdChoice,
   });
   const { scores, outcome } = scored;
+  const observed = await observePrediction(
+    { s3: ctx.s3, bucket: ctx.config.bucket, log: ctx.log },
+    settings,
+    {
+      dataset,
+      bytes,
+      requested,
+      prediction: {
+        modelVersion: model.version,
+        spec: model.spec,
+        label: outcome.label,
+        confidence: scored.confidence,
+        abstained: outcome.abstained,
+        scores,
+      },
+      at: ctx.now(),
+    },
+  );
   const round = (ms: number) => Math.round(ms * 100) / 100;
   return {
     dataset,
@@ -249,6 +281,7 @@ export async function predictRoute(
     abstained: outcome.abstained,
     ...(thresholdChoice.kind !== 'none' ? { threshold: outcome.threshold } : {}),
     scores: scores.slice(0, top ?? k),
+    ...observed,
     timingsMs: {
       ...(fetchMs !== undefined ? { fetch: round(fetchMs) } : {}),
       decode: round(scored.timingsMs.decode),

@@ -41,7 +41,22 @@ export const API_ROUTES = [
   { method: 'GET', path: '/datasets/{d}/batches/{id}', role: 'admin' },
   // The console's lazily loaded onnxruntime-web files (public like the page).
   { method: 'GET', path: '/console/ort/{file}', role: 'none' },
-] as const satisfies ReadonlyArray<{ method: 'GET' | 'POST' | 'DELETE'; path: string; role: RouteRole }>;
+  // Closing the loop (lib/api/loop.ts): a predict key's predictions are captured by the policy,
+  // but reading captures, reviewing them and monitoring are admin.
+  { method: 'GET', path: '/datasets/{d}/settings', role: 'admin' },
+  { method: 'PUT', path: '/datasets/{d}/settings', role: 'admin' },
+  { method: 'GET', path: '/datasets/{d}/captures', role: 'admin' },
+  { method: 'POST', path: '/datasets/{d}/captures/{id}/label', role: 'admin' },
+  { method: 'POST', path: '/datasets/{d}/captures/{id}/undo', role: 'admin' },
+  { method: 'DELETE', path: '/datasets/{d}/captures/{id}', role: 'admin' },
+  { method: 'GET', path: '/datasets/{d}/monitoring', role: 'admin' },
+  { method: 'GET', path: '/datasets/{d}/suggestions', role: 'admin' },
+  { method: 'POST', path: '/datasets/{d}/suggestions/label', role: 'admin' },
+] as const satisfies ReadonlyArray<{
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  path: string;
+  role: RouteRole;
+}>;
 
 type ApiRoute = (typeof API_ROUTES)[number];
 

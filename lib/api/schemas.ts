@@ -6,6 +6,9 @@
  */
 import { z } from 'zod';
 import type { BatchStatus } from '../batch/layout.ts';
+import { CaptureDocument } from '../capture/captures.ts';
+import { VersionDay } from '../capture/monitoring.ts';
+import { DatasetSettings } from '../capture/settings.ts';
 import { TRAINING_TRIGGERS } from '../features/messages.ts';
 import { CurrentPointer } from '../pipeline/current-pointer.ts';
 import type { ReindexPage } from '../pipeline/reindex.ts';
@@ -47,6 +50,12 @@ export const PredictionResponseSchema = z.object({
     .optional()
     .describe("the threshold applied, when one was asked for (`auto`: the top label's; null if it has none)"),
   scores: z.array(ScoreSchema),
+  captureId: z
+    .string()
+    .optional()
+    .describe(
+      'the stored capture, when this prediction was captured (`capture=true` or the dataset’s policy)',
+    ),
   timingsMs: z.object({
     fetch: z.number().optional(),
     decode: z.number(),
@@ -325,4 +334,69 @@ export const CurvesPageSchema = z.object({
   total: count,
   limit: count,
   nextToken: z.string().nullable(),
+});
+
+/** `GET`/`PUT /datasets/{d}/settings`. */
+export const SettingsResponseSchema = z.object({ dataset: z.string(), settings: DatasetSettings });
+
+/** `GET /datasets/{d}/captures`: captures left to review, one page. */
+export const CapturePageSchema = z.object({
+  dataset: z.string(),
+  order: z.enum(['uncertain', 'recent']),
+  captures: z.array(CaptureDocument),
+  nextToken: z.string().optional().describe('pass as `token` for the next page; absent on the last'),
+  pending: count.describe('captures still to review (all pages)'),
+  reviewed: count.describe('captures reviewed and still stored'),
+});
+
+/** Label, discard or undo of one capture. */
+export const CaptureResultSchema = z.object({ capture: CaptureDocument });
+
+/** `GET /datasets/{d}/suggestions`. */
+export const SuggestionsResponseSchema = z.object({
+  dataset: z.string(),
+  model: z.object({ version: z.string() }),
+  pool: z.object({
+    images: count,
+    withFeatures: count,
+    scored: count.describe('the newest pool images scored (at most 2,000)'),
+    otherSpec: count.describe('pool features of another feature spec, left out'),
+  }),
+  suggestions: z.array(
+    z.object({
+      key: z.string().describe('the pool image, unlabelled/{d}/…'),
+      label: z.string().describe('the model’s guess'),
+      confidence: z.number(),
+      margin: z.number().describe('top probability minus the second: small = uncertain'),
+      scores: z.array(ScoreSchema),
+    }),
+  ),
+});
+
+/** `POST /datasets/{d}/suggestions/label`. */
+export const SuggestionLabelledSchema = z.object({
+  dataset: z.string(),
+  key: z.string(),
+  datasetKey: z.string(),
+});
+
+/** One model version over the monitoring window (lib/capture/monitoring.ts `VersionSummary`). */
+export const VersionSummarySchema = VersionDay.extend({
+  version: z.string(),
+  abstainRate: z.number(),
+  meanConfidence: z.number().nullable(),
+  drift: z.object({
+    labelPsi: z.number().nullable().describe('PSI of predicted-label shares against the held-out set'),
+    meanConfidenceShift: z.number().nullable(),
+    alert: z.boolean(),
+    threshold: z.number().describe('the PSI above which `alert` is set'),
+  }),
+  days: z.array(VersionDay.extend({ day: z.string(), labelPsi: z.number().nullable() })),
+});
+
+/** `GET /datasets/{d}/monitoring`. */
+export const MonitoringResponseSchema = z.object({
+  dataset: z.string(),
+  days: z.array(z.string()),
+  versions: z.array(VersionSummarySchema),
 });

@@ -1,5 +1,6 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { SQSClient } from '@aws-sdk/client-sqs';
+import type { SettingsCache } from '../capture/settings.ts';
 import type { FeatureExtractor } from '../model/types.ts';
 import type { LoadedWeights } from '../model/weights.ts';
 import type { TrainingSfnClient } from '../pipeline/training-lock.ts';
@@ -85,4 +86,6 @@ export interface RouteContext extends ApiDeps {
   extractorState(): ExtractorState;
   /** The scope of the request's API key (admin when the API runs without keys). */
   scope: KeyScope;
+  /** Datasets' settings (the capture policy), cached per process. */
+  settings: SettingsCache;
 }

@@ -5,6 +5,20 @@
  */
 import { z } from 'zod';
 import { type QueueSettings, visibilityTimeoutSeconds } from '../pipeline/settings.ts';
+import { LOCKS_PREFIX } from '../pipeline/training-lock.ts';
+import {
+  BASE_MODELS_PREFIX,
+  CAPTURES_PREFIX,
+  CONSOLE_ASSETS_PREFIX,
+  DATASETS_PREFIX,
+  FEATURES_PREFIX,
+  MODELS_PREFIX,
+  MONITORING_PREFIX,
+  POOL_FEATURES_PREFIX,
+  SETTINGS_PREFIX,
+  UNLABELLED_PREFIX,
+} from '../storage/keys.ts';
+import { BATCHES_PREFIX } from './layout.ts';
 
 export const BATCH_SETTINGS = {
   /** Image keys per queue message: one worker invocation scores one chunk. */
@@ -50,16 +64,18 @@ export const DEFAULT_INBOX_PREFIX = 'inbox/';
  * another batch's inputs.
  */
 export const RESERVED_PREFIXES: readonly string[] = [
-  'datasets/',
-  'features/',
-  'models/',
-  'batches/',
-  'locks/',
-  'captures/',
-  'unlabelled/',
-  'monitoring/',
-  'console/',
-  'base-models/',
+  DATASETS_PREFIX,
+  FEATURES_PREFIX,
+  MODELS_PREFIX,
+  BATCHES_PREFIX,
+  LOCKS_PREFIX,
+  CAPTURES_PREFIX,
+  UNLABELLED_PREFIX,
+  POOL_FEATURES_PREFIX,
+  MONITORING_PREFIX,
+  SETTINGS_PREFIX,
+  CONSOLE_ASSETS_PREFIX,
+  BASE_MODELS_PREFIX,
 ];
 
 /** Why `prefix` cannot be the inbox, or undefined when it can. */

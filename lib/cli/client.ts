@@ -170,7 +170,13 @@ export interface ApiClient {
   request(
     method: string,
     path: string,
-    opts?: { body?: Uint8Array | string; contentType?: string; query?: Record<string, string> },
+    opts?: {
+      body?: Uint8Array | string;
+      contentType?: string;
+      query?: Record<string, string>;
+      /** A binary type (e.g. `image/jpeg`): a 2xx body comes back as bytes, not parsed. */
+      accept?: string;
+    },
   ): Promise<ApiResponse>;
   /**
    * A route of lib/api/routes.ts through the typed client (lib/api/client.ts): its parameters,
@@ -249,7 +255,7 @@ export function createApiClient(opts: ApiClientOptions): ApiClient {
     const qs =
       r.query && Object.keys(r.query).length > 0 ? `?${new URLSearchParams(r.query).toString()}` : '';
     const url = `${opts.baseUrl}${path}${qs}`;
-    const headers: Record<string, string> = { accept: 'application/json' };
+    const headers: Record<string, string> = { accept: r.accept ?? 'application/json' };
     if (opts.apiKey !== undefined) headers['x-api-key'] = opts.apiKey;
     if (r.contentType !== undefined) headers['content-type'] = r.contentType;
     let res: Response;
@@ -258,6 +264,9 @@ export function createApiClient(opts: ApiClientOptions): ApiClient {
       // One signal covers connect, headers and body: a stuck server cannot hang the CLI.
       const signal = AbortSignal.timeout(opts.timeoutMs);
       res = await doFetch(url, { method, headers, body: r.body, signal });
+      if (r.accept !== undefined && res.ok) {
+        return { status: res.status, body: new Uint8Array(await res.arrayBuffer()) };
+      }
       text = await res.text();
     } catch (err) {
       const reason = unreachableReason(err);

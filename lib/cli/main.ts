@@ -25,6 +25,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   cost: async () => (await import('./commands/cost.ts')).command,
   quality: async () => (await import('./commands/quality.ts')).command,
   reindex: async () => (await import('./commands/reindex.ts')).command,
+  captures: async () => (await import('./commands/captures.ts')).command,
 };
 
 const SUMMARIES: Record<string, string> = {
@@ -42,6 +43,7 @@ const SUMMARIES: Record<string, string> = {
   cost: "estimate a dataset's extraction, training and serving cost, and the stack's idle cost",
   quality: "show a dataset's duplicates, leaks and likely label errors",
   reindex: 'send the images of a dataset without a current feature to the extractor (backfill)',
+  captures: 'list (or export) the production predictions captured for review',
 };
 
 function usage(): string {

@@ -15,7 +15,7 @@ import {
   type NotificationContext,
   s3RequestId,
 } from '../pipeline/s3-events.ts';
-import { featureErrorKey, featureKey, parseImageKey } from '../storage/keys.ts';
+import { featureErrorKey, featureKey, INGEST_PREFIXES, parseImageKey } from '../storage/keys.ts';
 import { listAllObjects } from '../storage/s3.ts';
 import type { Log } from '../util/log.ts';
 import type { ObjectEvent } from './emulator.ts';
@@ -62,8 +62,8 @@ export interface S3NotificationOptions {
   sqs: SQSClient;
   queueUrl: string;
   bucket: string;
-  /** Only keys under this prefix notify (the notification's filter). @default 'datasets/' */
-  prefix?: string;
+  /** Only keys under these prefixes notify (the notifications' filters). @default INGEST_PREFIXES */
+  prefixes?: readonly string[];
   region: string;
   /** @default 'tlearn-ingest' */
   configurationId?: string;
@@ -73,12 +73,13 @@ export interface S3NotificationOptions {
 }
 
 /**
- * Forwards every object created under `prefix` in `bucket` to `queueUrl` as an S3 event
+ * Forwards every object created under `prefixes` in `bucket` to `queueUrl` as an S3 event
  * notification. Sends are asynchronous (S3's are too) and retried; one that still fails is logged,
  * and the startup catch-up (`notifyUnprocessedImages`) picks such images up on the next start.
  */
 export function startS3Notifications(opts: S3NotificationOptions): S3Notifier {
-  const prefix = opts.prefix ?? 'datasets/';
+  const prefixes = opts.prefixes ?? INGEST_PREFIXES;
+  const watched = (key: string) => prefixes.some((p) => key.startsWith(p));
   const ctx: NotificationContext = {
     region: opts.region,
     configurationId: opts.configurationId ?? 'tlearn-ingest',
@@ -112,14 +113,14 @@ export function startS3Notifications(opts: S3NotificationOptions): S3Notifier {
   const unsubscribe = opts.onObjectEvent((event) => {
     if (event.bucket !== opts.bucket) return;
     if (event.type === 'removed') {
-      if (event.key.startsWith(prefix))
+      if (watched(event.key))
         send(
           buildObjectRemovedEvent({ bucket: event.bucket, key: event.key }, ctx),
           `s3://${event.bucket}/${event.key}`,
         );
       return;
     }
-    if (!event.object.key.startsWith(prefix)) return;
+    if (!watched(event.object.key)) return;
     notifyCreated({
       bucket: event.bucket,
       key: event.object.key,

@@ -217,3 +217,46 @@ export function newModelVersion(now: Date, shortId: string): string {
   const stamp = `${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}T${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}Z`;
   return `${stamp}-${shortId}`;
 }
+
+/** Captured production predictions (lib/capture/captures.ts): image + `.json`, lifecycle-expired. */
+export const CAPTURES_PREFIX = 'captures/';
+/** Per-prediction monitoring records and their daily rollups (lib/capture/monitoring.ts). */
+export const MONITORING_PREFIX = 'monitoring/';
+/** Per-dataset settings documents (lib/capture/settings.ts). */
+export const SETTINGS_PREFIX = 'settings/';
+/** Images to rank for labelling: features extracted, never trained on (lib/capture/suggestions.ts). */
+export const UNLABELLED_PREFIX = 'unlabelled/';
+
+/** `settings/{d}/settings.json`: a dataset's settings (capture policy). */
+export function datasetSettingsKey(dataset: string): string {
+  return `${SETTINGS_PREFIX}${dataset}/settings.json`;
+}
+
+/** `captures/{d}/`: every capture of a dataset. */
+export function capturesPrefix(dataset: string): string {
+  return `${CAPTURES_PREFIX}${dataset}/`;
+}
+
+/** `monitoring/{d}/`: every monitoring record and rollup of a dataset. */
+export function monitoringPrefix(dataset: string): string {
+  return `${MONITORING_PREFIX}${dataset}/`;
+}
+
+/** `unlabelled/{d}/`: a dataset's pool of images to label. */
+export function unlabelledPrefix(dataset: string): string {
+  return `${UNLABELLED_PREFIX}${dataset}/`;
+}
+
+/** Feature vectors of the unlabelled pool: `unlabelled-features/{d}/{file}.npy` (never trained on). */
+export const POOL_FEATURES_PREFIX = 'unlabelled-features/';
+
+/** `unlabelled-features/{d}/`: the pool's features of a dataset. */
+export function poolFeaturesPrefix(dataset: string): string {
+  return `${POOL_FEATURES_PREFIX}${dataset}/`;
+}
+
+/**
+ * Prefixes whose object events go to the ingest queue (the CDK bucket notifications and the local
+ * stack's): training images and the unlabelled pool.
+ */
+export const INGEST_PREFIXES: readonly string[] = [DATASETS_PREFIX, UNLABELLED_PREFIX];

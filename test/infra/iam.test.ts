@@ -107,12 +107,17 @@ describe('least privilege on the data bucket', () => {
     ]);
     expect(listable(statementsOf(stack, template, 'api'))).toEqual([
       'batches/*',
+      'captures/*',
       'console/*',
       'datasets/*',
       'features/*',
       'inbox/*',
       'locks/*',
       'models/*',
+      'monitoring/*',
+      'settings/*',
+      'unlabelled-features/*',
+      'unlabelled/*',
     ]);
     expect(listable(statementsOf(stack, template, 'batch-predict'))).toEqual(['batches/*']);
     expect(listable(statementsOf(stack, template, 'start-training'))).toEqual(['locks/*']);
@@ -158,25 +163,53 @@ describe('least privilege on the data bucket', () => {
     expect(allowed(s, 's3:GetObject')).toEqual(['features/*']);
   });
 
-  it("lets the API read only what it serves, write only pointers (promote), ONNX exports, images (presigned uploads) and the console's wasm copy, and delete nothing", () => {
+  it("lets the API read only what it serves, write only pointers (promote), ONNX exports, images (presigned uploads), the console's wasm copy and its own loop data, and delete only captures and their reviewed copies", () => {
     const s = statementsOf(stack, template, 'api');
     expect(allowed(s, 's3:GetObject')).toEqual([
       'batches/*',
+      'captures/*',
       'console/*',
       'datasets/*',
       'features/*',
       'locks/*',
       'models/*',
+      'monitoring/*',
+      'settings/*',
+      'unlabelled-features/*',
+      'unlabelled/*',
     ]);
     expect(allowed(s, 's3:PutObject')).toEqual([
       'batches/*',
+      'captures/*',
       'console/*',
       'datasets/*',
       'locks/*',
       'models/*/current.json',
       'models/*/model.onnx',
+      'monitoring/*',
+      'settings/*',
     ]);
-    expect(allowed(s, 's3:DeleteObject')).toEqual([]);
+    expect(allowed(s, 's3:DeleteObject')).toEqual([
+      'captures/*',
+      'datasets/*/capture-*',
+      'unlabelled-features/*',
+      'unlabelled/*',
+    ]);
+  });
+
+  it('lets no function but the API touch captures, monitoring records or settings', () => {
+    for (const fn of [
+      'extract-features',
+      'train-head',
+      'batch-predict',
+      'promote-model',
+      'check-readiness',
+    ] as const) {
+      const s = statementsOf(stack, template, fn);
+      for (const action of ['s3:GetObject', 's3:PutObject', 's3:DeleteObject']) {
+        expect(allowed(s, action).filter((p) => /^(captures|monitoring|settings)\//.test(p))).toEqual([]);
+      }
+    }
   });
 
   it('reads base-models/ only when the stack loads the weights from S3', () => {
@@ -243,11 +276,16 @@ describe('least privilege on the data bucket', () => {
     }
   });
 
-  it('lets the extractor write and delete features only', () => {
+  it('lets the extractor write and delete features (its own and the pool’s) only', () => {
     const s = statementsOf(stack, template, 'extract-features');
-    expect(allowed(s, 's3:PutObject')).toEqual(['features/*']);
-    expect(allowed(s, 's3:DeleteObject')).toEqual(['features/*']);
-    expect(allowed(s, 's3:GetObject')).toEqual(['datasets/*', 'features/*']);
+    expect(allowed(s, 's3:PutObject')).toEqual(['features/*', 'unlabelled-features/*']);
+    expect(allowed(s, 's3:DeleteObject')).toEqual(['features/*', 'unlabelled-features/*']);
+    expect(allowed(s, 's3:GetObject')).toEqual([
+      'datasets/*',
+      'features/*',
+      'unlabelled-features/*',
+      'unlabelled/*',
+    ]);
   });
 
   it('lets dead-letters write only error records (and batches), never a feature', () => {

@@ -104,6 +104,9 @@ describe('data bucket', () => {
             NoncurrentVersionExpiration: { NoncurrentDays: 30 },
             Status: 'Enabled',
           }),
+          // Captured production images live only for the review window.
+          Match.objectLike({ Prefix: 'captures/', ExpirationInDays: 30, Status: 'Enabled' }),
+          Match.objectLike({ Prefix: 'monitoring/', ExpirationInDays: 400, Status: 'Enabled' }),
         ],
       },
       LoggingConfiguration: { DestinationBucketName: Match.anyValue(), LogFilePrefix: 'data-bucket/' },
@@ -130,15 +133,20 @@ describe('data bucket', () => {
     expect(Object.keys(tunedTemplate.findResources('Custom::S3AutoDeleteObjects')).length).toBeGreaterThan(0);
   });
 
-  it('sends ObjectCreated and ObjectRemoved events under datasets/ to the ingest queue', () => {
-    const to = (event: string) => ({
+  it('sends ObjectCreated and ObjectRemoved events under datasets/ and unlabelled/ to the ingest queue', () => {
+    const to = (event: string, prefix: string) => ({
       Events: [event],
-      Filter: { Key: { FilterRules: [{ Name: 'prefix', Value: 'datasets/' }] } },
+      Filter: { Key: { FilterRules: [{ Name: 'prefix', Value: prefix }] } },
       QueueArn: { 'Fn::GetAtt': [logicalId(defaults, defaults.ingest.queue), 'Arn'] },
     });
     template.hasResourceProperties('Custom::S3BucketNotifications', {
       NotificationConfiguration: {
-        QueueConfigurations: [to('s3:ObjectCreated:*'), to('s3:ObjectRemoved:*')],
+        QueueConfigurations: [
+          to('s3:ObjectCreated:*', 'datasets/'),
+          to('s3:ObjectCreated:*', 'unlabelled/'),
+          to('s3:ObjectRemoved:*', 'datasets/'),
+          to('s3:ObjectRemoved:*', 'unlabelled/'),
+        ],
       },
     });
   });
@@ -388,7 +396,11 @@ describe('least privilege', () => {
     expect(writes).toContain('/console/*');
     expect(writes).not.toMatch(/features|base-models|"\/models\/\*"/);
     expect(writes).toContain('/locks/*');
-    expect(resourcesFor(s, 's3:DeleteObject')).toBe('');
+    // Only captures and the dataset copies of reviewed captures (undo) are ever deleted.
+    const deletes = resourcesFor(s, 's3:DeleteObject');
+    expect(deletes).toContain('/captures/*');
+    expect(deletes).toContain('/datasets/*/capture-*');
+    expect(resourcesFor(s, 's3:DeleteObject')).not.toMatch(/\/datasets\/\*"|"\/features\/|models/);
     expect(resourcesFor(s, 'sqs:SendMessage')).toContain(logicalId(defaults, defaults.ingest.queue));
     expect(resourcesFor(s, 'states:StartExecution')).toContain(
       logicalId(defaults, defaults.training.stateMachine),
@@ -483,6 +495,14 @@ describe('API', () => {
         'console',
         'ort',
         '{file}',
+        'settings',
+        'captures',
+        '{id}',
+        'label',
+        'undo',
+        'monitoring',
+        'suggestions',
+        'label',
       ].sort(),
     );
   });
