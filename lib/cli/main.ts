@@ -26,6 +26,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   quality: async () => (await import('./commands/quality.ts')).command,
   reindex: async () => (await import('./commands/reindex.ts')).command,
   captures: async () => (await import('./commands/captures.ts')).command,
+  suggest: async () => (await import('./commands/suggest.ts')).command,
 };
 
 const SUMMARIES: Record<string, string> = {
@@ -44,6 +45,7 @@ const SUMMARIES: Record<string, string> = {
   quality: "show a dataset's duplicates, leaks and likely label errors",
   reindex: 'send the images of a dataset without a current feature to the extractor (backfill)',
   captures: 'list (or export) the production predictions captured for review',
+  suggest: 'which unlabelled images to label next (uncertain and varied)',
 };
 
 function usage(): string {

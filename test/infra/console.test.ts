@@ -34,9 +34,10 @@ describe('the console in the stack', () => {
 
     const ort = open.filter((m) => !onRoot.includes(m) && m.Properties.HttpMethod === 'GET');
 
-    // GET and ANY on /, /health and /console/ort/{file}.
-    expect(open).toHaveLength(6);
-    expect(ort).toHaveLength(2);
+    // GET and ANY on /, /health, /openapi.json and /console/ort/{file}.
+    expect(open).toHaveLength(8);
+    // GET on /health, /openapi.json and /console/ort/{file}.
+    expect(ort).toHaveLength(3);
     // The root resource of the REST API, not a child resource.
     expect(onRoot.map((m) => m.Properties.HttpMethod).sort()).toEqual(['ANY', 'GET']);
   });

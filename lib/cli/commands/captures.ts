@@ -1,6 +1,6 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { z } from 'zod';
+import type { ResponseOf } from '../../api/client.ts';
 import { parseCommandArgs, UsageError } from '../args.ts';
 import { EXIT } from '../exit-codes.ts';
 import type { Command } from '../main.ts';
@@ -40,25 +40,7 @@ examples:
 
 exit codes: 0 ok, 1 the API said no, 2 usage, 4 the stack could not be reached`;
 
-const CaptureItem = z
-  .object({
-    id: z.string(),
-    imageKey: z.string(),
-    capturedAt: z.string(),
-    reason: z.string(),
-    label: z.string().nullable(),
-    confidence: z.number(),
-    margin: z.number(),
-    model: z.object({ version: z.string() }).passthrough(),
-  })
-  .passthrough();
-const CapturePage = z.object({
-  captures: z.array(CaptureItem),
-  nextToken: z.string().optional(),
-  pending: z.number(),
-  reviewed: z.number(),
-});
-type CapturePage = z.infer<typeof CapturePage>;
+type CapturePage = ResponseOf<'GET /datasets/{d}/captures'>;
 
 /** The lines `tlearn captures` prints for a page. */
 export function formatCaptures(page: CapturePage): string[] {
@@ -101,10 +83,15 @@ export async function runCaptures(argv: string[], ctx: CliContext): Promise<numb
   const api = apiClientFor(target, timeoutMsFlag(values), ctx);
   const path = `/datasets/${encodeURIComponent(dataset)}`;
   const page = async (token?: string) => {
-    const query: Record<string, string> = { order, limit: String(values.export !== undefined ? 200 : limit) };
-    if (token !== undefined) query.token = token;
-    const { body } = await api.request('GET', `${path}/captures`, { query });
-    return { parsed: CapturePage.parse(body), raw: body };
+    const body = await api.call('GET /datasets/{d}/captures', {
+      params: { d: dataset },
+      query: {
+        order,
+        limit: values.export !== undefined ? 200 : limit,
+        ...(token !== undefined ? { token } : {}),
+      },
+    });
+    return { parsed: body, raw: body };
   };
   try {
     if (values.export === undefined) {
