@@ -1,6 +1,5 @@
 import type { ResponseOf } from '../../api/client.ts';
 import { parseCommandArgs, UsageError } from '../args.ts';
-import { EXIT } from '../exit-codes.ts';
 import type { Command } from '../main.ts';
 import {
   apiClientFor,
