@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DatasetName } from '../storage/keys.ts';
 
 /**
  * Messages on the features queue (DESIGN.md "Messages"). Consumers parse with these schemas and
@@ -52,7 +53,7 @@ export type TrainingTrigger = (typeof TRAINING_TRIGGERS)[number];
  * (train-head) and the state machine construct all use this schema/type.
  */
 export const TrainingInput = z.object({
-  dataset: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/),
+  dataset: DatasetName,
   trigger: z.enum(TRAINING_TRIGGERS),
   requestedAt: z.string().datetime(),
 });
