@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { DatasetName } from '../storage/keys.ts';
 
 /**
- * Messages on the features queue (DESIGN.md "Messages"). Consumers parse with these schemas and
+ * Messages on the features queue (docs/ARCHITECTURE.md "Messages"). Consumers parse with these schemas and
  * drop (log + metric) what does not parse.
  */
 const common = {

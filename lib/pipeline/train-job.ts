@@ -372,7 +372,7 @@ async function trainingJob(
       loadMs,
       now,
     },
-    // Data quality (issue 13): duplicates (by ETag and features), leaks, label errors; never
+    // Data quality: duplicates (by ETag and features), leaks, label errors; never
     // blocks the training.
     {
       keys: loaded.keys,

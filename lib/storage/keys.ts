@@ -1,6 +1,6 @@
 /**
- * The S3 layout contract of DESIGN.md, in one place. Every function, the CLI, the local stack
- * and the tests derive keys here, never by string concatenation elsewhere.
+ * The S3 layout (docs/ARCHITECTURE.md "S3 layout"), in one place. Every function, the CLI, the
+ * local stack and the tests derive keys here, never by string concatenation elsewhere.
  *
  * ```
  * datasets/{d}/{label}/{file}          training image (label from the folder)

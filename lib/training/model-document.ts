@@ -10,7 +10,8 @@ import { ThresholdReportSchema, ThresholdsSchema } from './thresholds.ts';
 import type { Head } from './types.ts';
 
 /**
- * The JSON documents a training writes (DESIGN.md, S3 `models/{d}/{version}/`):
+ * The JSON documents a training writes under `models/{d}/{version}/` (docs/ARCHITECTURE.md
+ * "S3 layout", "Identities and formats"):
  * `model.json` (the head + how it was trained) and `report.json` (the evaluation).
  * The trainer Lambda, the CLI and the API all read and write them through these schemas.
  */
