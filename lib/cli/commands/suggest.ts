@@ -1,4 +1,5 @@
 import type { ResponseOf } from '../../api/client.ts';
+import { formatPercent } from '../../util/format.ts';
 import { parseCommandArgs, UsageError } from '../args.ts';
 import type { Command } from '../main.ts';
 import {
@@ -6,7 +7,6 @@ import {
   type CliContext,
   datasetArg,
   formatTable,
-  percent,
   processContext,
   showFromApi,
 } from '../remote.ts';
@@ -44,7 +44,7 @@ export function formatSuggestions(s: Suggestions): string[] {
     String(i + 1),
     x.key,
     x.label,
-    percent(x.confidence),
+    formatPercent(x.confidence),
     x.margin.toFixed(3),
   ]);
   return [
