@@ -8,7 +8,9 @@
  *
  * Both rates are images per second of the job after the model is loaded: the batch's from
  * `startBatch` (listing, manifest) to its `summary.json`, the extraction's from the first read to
- * the last `.npy` written. The figure is their ratio (target ≥ 0.9).
+ * the last `.npy` written. The figure is their ratio (target ≥ 0.9). With
+ * `TLEARN_BENCH_BATCH_COMPARE=20` the batch is also timed with 20 decodes at once (every image of
+ * a chunk: the worker before `DECODE_CONCURRENCY`), alternating with the other runs.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -41,6 +43,11 @@ export interface BatchBenchParams {
   warmDir: string;
   s3: { endpoint: string; region: string; bucket: string };
   reps: number;
+  /**
+   * Also time the batch with this many decodes at once (e.g. 20: every image of a chunk, as the
+   * worker did before DECODE_CONCURRENCY), alternating with the others. @default not run
+   */
+  compareDecodeConcurrency?: number;
 }
 
 /** What the child measured. */
@@ -52,6 +59,9 @@ export interface BatchBenchResult {
   /** CPU time of this process (all its threads) during each run. */
   batchCpuMs: number[];
   extractCpuMs: number[];
+  /** Runs with `compareDecodeConcurrency` (empty without it). */
+  compareMs: number[];
+  compareCpuMs: number[];
   /** Sum of the chunks' own run times (part metadata) of the last batch. */
   chunkMs: number;
   chunks: number;
@@ -160,6 +170,7 @@ export async function runBatchBench(p: BatchBenchParams): Promise<BatchBenchResu
   const batch = async (
     prefix: string,
     expect: number,
+    decodeConcurrency?: number,
   ): Promise<{ ms: number; cpuMs: number; chunkMs: number; chunks: number }> => {
     sent.length = 0;
     const c = cpu();
@@ -171,7 +182,8 @@ export async function runBatchBench(p: BatchBenchParams): Promise<BatchBenchResu
       MODEL_VERSION,
     );
     let finished = false;
-    for (const msg of [...sent]) finished = (await runChunk(deps, msg)).batch === 'finished';
+    const d = decodeConcurrency === undefined ? deps : { ...deps, decodeConcurrency };
+    for (const msg of [...sent]) finished = (await runChunk(d, msg)).batch === 'finished';
     const ms = performance.now() - t;
     const cpuMs = cpu() - c;
     const summary = await s3mod.getJson(s3, bucket, `batches/${DATASET}/${id}/summary.json`, SummarySchema);
@@ -191,8 +203,15 @@ export async function runBatchBench(p: BatchBenchParams): Promise<BatchBenchResu
     const extractMs: number[] = [];
     const batchCpuMs: number[] = [];
     const extractCpuMs: number[] = [];
+    const compareMs: number[] = [];
+    const compareCpuMs: number[] = [];
     let last = { chunkMs: 0, chunks: 0 };
     for (let i = 0; i < p.reps; i++) {
+      if (p.compareDecodeConcurrency !== undefined) {
+        const c = await batch(p.prefix, images.length, p.compareDecodeConcurrency);
+        compareMs.push(c.ms);
+        compareCpuMs.push(c.cpuMs);
+      }
       const e = await extract(p.imagesDir);
       extractMs.push(e.ms);
       extractCpuMs.push(e.cpuMs);
@@ -211,6 +230,8 @@ export async function runBatchBench(p: BatchBenchParams): Promise<BatchBenchResu
       extractMs,
       batchCpuMs,
       extractCpuMs,
+      compareMs,
+      compareCpuMs,
       chunkMs: last.chunkMs,
       chunks: last.chunks,
       loadMs,
@@ -258,6 +279,9 @@ export function batchBench(): Benchmark {
           warmDir,
           s3: { endpoint: em.endpoint, region: em.region, bucket: em.bucket },
           reps,
+          ...(process.env.TLEARN_BENCH_BATCH_COMPARE
+            ? { compareDecodeConcurrency: Number(process.env.TLEARN_BENCH_BATCH_COMPARE) }
+            : {}),
         };
         const r = await runWorker<BatchBenchResult & { usage: ProcessUsage }>('batch', params, {
           cwd: ctx.root,
@@ -288,6 +312,14 @@ export function batchBench(): Benchmark {
               extractCpuMs: r.extractCpuMs.map(Math.round),
               // CPU time per image, extract / batch: > 1 means batch does less work per image.
               cpuRatio: roundSig(median(r.extractCpuMs) / median(r.batchCpuMs), 3),
+              ...(r.compareMs.length > 0
+                ? {
+                    compareDecodeConcurrency: params.compareDecodeConcurrency,
+                    compareMs: r.compareMs.map(Math.round),
+                    compareCpuMs: r.compareCpuMs.map(Math.round),
+                    compareRatio: roundSig(median(r.extractMs) / median(r.compareMs), 3),
+                  }
+                : {}),
               chunks: r.chunks,
               chunkMsSum: Math.round(r.chunkMs),
               loadMs: Math.round(r.loadMs),
