@@ -17,7 +17,7 @@ import { formatMegabytes, MAX_IMAGE_BYTES } from '../images/limits.ts';
 import type { FeatureExtractor } from '../model/types.ts';
 import { getJsonIfExists, getObject, ObjectTooLargeError, putJson, putObject } from '../storage/s3.ts';
 import type { ThresholdChoice } from '../training/thresholds.ts';
-import { mapWithConcurrency } from '../util/concurrency.ts';
+import { createGate } from '../util/concurrency.ts';
 import type { Log } from '../util/log.ts';
 import { batchCsv } from './csv.ts';
 import {
@@ -64,10 +64,9 @@ function thresholdChoice(t: Manifest['threshold']): ThresholdChoice {
 }
 
 /**
- * Images of a chunk decoded at once (sharp runs on libuv's pool), as `tlearn extract` decodes: enough
- * to keep the forward passes fed (a decode is a fraction of a pass), few enough that the first
- * pass starts after one decode rather than after the whole chunk's, and that decodes do not
- * crowd the passes off the CPU.
+ * Images of a chunk decoded at once (sharp runs on libuv's pool), as `tlearn extract` decodes:
+ * enough to keep the forward passes fed (a decode is a fraction of a pass), few enough that the
+ * first pass starts after one decode rather than after the whole chunk's.
  */
 export const DECODE_CONCURRENCY = 4;
 
@@ -122,9 +121,11 @@ async function scoreRead(
 }
 
 /**
- * Scores a chunk's keys in order: every read starts at once (S3 latency, not CPU), decodes and
- * forward passes go {@link DECODE_CONCURRENCY} at a time, so the passes start after the first
- * decode and later decodes overlap them.
+ * Scores a chunk's keys: every read starts at once (S3 latency, not CPU); decodes go
+ * {@link DECODE_CONCURRENCY} at a time in key order, each handing its image to the inference
+ * queue and freeing its slot at once, so the next images decode while the forward passes run
+ * (as `tlearn extract` decodes the next batch during the current one) and the first pass starts
+ * after one decode. Settles every image before answering (nothing left running on an error).
  */
 async function scoreKeys(
   deps: BatchWorkerDeps,
@@ -134,10 +135,36 @@ async function scoreKeys(
 ): Promise<BatchRow[]> {
   const reads = keys.map((key) => readKey(deps, key));
   const queue = createInferenceQueue(deps.extractor, { maxBatch: deps.maxBatch ?? 8 });
-  const extract = (p: Float32Array) => queue.extract(p);
-  return mapWithConcurrency(keys, deps.decodeConcurrency ?? DECODE_CONCURRENCY, async (key, i) =>
-    scoreRead(deps, extract, model, threshold, key, await (reads[i] as Promise<Read>)),
+  const decodes = createGate(deps.decodeConcurrency ?? DECODE_CONCURRENCY);
+  const settled = await Promise.allSettled(
+    keys.map(async (key, i) => {
+      const read = await (reads[i] as Promise<Read>);
+      await decodes.acquire();
+      let held = true;
+      const release = () => {
+        if (held) decodes.release();
+        held = false;
+      };
+      try {
+        return await scoreRead(
+          deps,
+          (pixels) => {
+            release(); // decoded: the next image may decode while this one waits for its pass
+            return queue.extract(pixels);
+          },
+          model,
+          threshold,
+          key,
+          read,
+        );
+      } finally {
+        release();
+      }
+    }),
   );
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return settled.map((r) => (r as PromiseFulfilledResult<BatchRow>).value);
 }
 
 /**

@@ -210,7 +210,10 @@ export class FitPoolClosedError extends Error {
 }
 
 interface PoolState {
+  /** Started on the first fit that uses threads (small trainings never start any). */
   workers: Worker[];
+  /** Workers to start. */
+  size: number;
   busy: boolean;
   closed: boolean;
   jobs: number;
@@ -221,13 +224,20 @@ interface PoolState {
 const POOLS = new WeakMap<FitPool, PoolState>();
 
 /**
- * Starts `threads − 1` worker threads for fits (the calling thread is the other one).
- * `threads` ≤ 1 gives a pool without workers: fits on it run on the calling thread.
+ * A pool of `threads − 1` worker threads for fits (the calling thread is the other one), started
+ * by the first fit that is large enough to use threads. `threads` ≤ 1 gives a pool without
+ * workers: fits on it run on the calling thread.
  */
 export function createFitPool(threads: number = defaultThreads()): FitPool {
   const T = Math.max(1, Math.min(N_BLOCKS, Math.floor(threads)));
-  const state: PoolState = { workers: [], busy: false, closed: false, jobs: 0, broken: undefined };
-  for (let t = 1; t < T; t++) state.workers.push(startWorker(state));
+  const state: PoolState = {
+    workers: [],
+    size: T - 1,
+    busy: false,
+    closed: false,
+    jobs: 0,
+    broken: undefined,
+  };
   const pool: FitPool = {
     threads: T,
     get closed() {
@@ -267,6 +277,7 @@ function borrow(pool: FitPool): { state: PoolState; workers: Worker[] } | undefi
   if (state.closed) throw new FitPoolClosedError();
   if (state.broken !== undefined) throw new Error(`the fit pool cannot be used: ${state.broken}`);
   if (state.busy) return undefined;
+  while (state.workers.length < state.size) state.workers.push(startWorker(state));
   state.busy = true;
   state.jobs++;
   return { state, workers: state.workers };
@@ -338,7 +349,7 @@ export function createBlockEvaluator(
       };
     } else {
       const own = createFitPool(wantThreads);
-      const state = POOLS.get(own) as PoolState;
+      const state = borrow(own) as { workers: Worker[] };
       workers = state.workers;
       release = () => void own.close();
     }

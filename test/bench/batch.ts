@@ -220,7 +220,11 @@ export async function runBatchBench(p: BatchBenchParams): Promise<BatchBenchResu
       batchCpuMs.push(b.cpuMs);
       last = b;
       process.stderr.write(
-        `[batch] rep ${i + 1}/${p.reps}: extract ${Math.round(e.ms)} ms (${Math.round(e.cpuMs)} CPU), batch ${Math.round(b.ms)} ms (${Math.round(b.cpuMs)} CPU)\n`,
+        `[batch] rep ${i + 1}/${p.reps}: extract ${Math.round(e.ms)} ms (${Math.round(e.cpuMs)} CPU), batch ${Math.round(b.ms)} ms (${Math.round(b.cpuMs)} CPU)${
+          compareMs[i] === undefined
+            ? ''
+            : `, batch with ${p.compareDecodeConcurrency} decodes at once ${Math.round(compareMs[i] ?? 0)} ms (${Math.round(compareCpuMs[i] ?? 0)} CPU)`
+        }\n`,
       );
     }
     return {

@@ -140,17 +140,21 @@ describe('the fit pool (lib/training/parallel.ts)', () => {
     expect(await until(() => osThreads() <= before)).toBe(true);
   });
 
-  it('shuts its workers down on close, and a closed pool is refused', async () => {
+  it('starts its workers with the first threaded fit, shuts them down on close, and a closed pool is refused', async () => {
     expect(existsSync('/proc/self/task')).toBe(true);
     const before = osThreads();
     const pool = createFitPool(3);
     expect(pool.threads).toBe(3);
+    const { X, y } = problem(50, 8, 2, 1);
+    // Workers start with the first fit that uses threads.
+    expect(fitLogisticRegression(X, y, 2, { ...OPTS, pool }).threads).toBe(1);
+    expect(osThreads()).toBeLessThanOrEqual(before);
+    expect(fitLogisticRegression(X, y, 2, { ...OPTS, pool, parallelMinWork: 0 }).threads).toBe(3);
     expect(await until(() => osThreads() >= before + 2)).toBe(true);
     await pool.close();
     await pool.close(); // twice is fine
     expect(pool.closed).toBe(true);
     expect(await until(() => osThreads() <= before)).toBe(true);
-    const { X, y } = problem(50, 8, 2, 1);
     expect(() => fitLogisticRegression(X, y, 2, { ...OPTS, pool })).toThrow(FitPoolClosedError);
   });
 
