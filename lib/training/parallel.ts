@@ -69,10 +69,11 @@ export interface RowData {
 
 // Control slots of the shared Int32Array.
 const GEN = 0; // incremented by the main thread to start an evaluation
-const DONE = 1; // workers finished with the current evaluation
+const FINISHED = 1; // blocks of the current evaluation finished (by any thread)
 const CMD = 2; // 1 = evaluate, 2 = exit
 const ERR = 3; // a worker threw
 const READY = 4; // workers started
+const NEXT = 5; // next block of the current evaluation to claim
 const CMD_EVAL = 1;
 const CMD_EXIT = 2;
 
@@ -387,13 +388,18 @@ export function createBlockEvaluator(
       ws.w.set(w);
       const c = ctl;
       if (c !== null && T > 1) {
-        Atomics.store(c, DONE, 0);
+        // Blocks are claimed, not dealt: whichever thread is running takes the next one, so a
+        // worker the OS has not scheduled yet (a busy machine) costs nothing but its share.
+        Atomics.store(c, FINISHED, 0);
+        Atomics.store(c, NEXT, 0);
         Atomics.store(c, CMD, CMD_EVAL);
         Atomics.add(c, GEN, 1);
         Atomics.notify(c, GEN);
-        for (let b = 0; b < N_BLOCKS; b += T)
+        for (let b = Atomics.add(c, NEXT, 1); b < N_BLOCKS; b = Atomics.add(c, NEXT, 1)) {
           runBlock(lossGradBlock, plain, wx, ws, K, bounds, blockLoss, b, 0);
-        if (!waitFor(c, DONE, T - 1, EVAL_TIMEOUT_MS))
+          Atomics.add(c, FINISHED, 1);
+        }
+        if (!waitFor(c, FINISHED, N_BLOCKS, EVAL_TIMEOUT_MS))
           throw new Error('a fit worker thread stopped responding');
         if (Atomics.load(c, ERR) !== 0)
           throw new Error(`a fit worker thread failed: ${workerError(errBuf as Uint8Array)}`);
@@ -449,7 +455,7 @@ function fail(errBuf, e) {
   errBuf.set(text.subarray(0, errBuf.length - 1));
 }
 parentPort.on('message', (job) => {
-  const { dense, d, rows, rowOff, rowNnz, y, K, len, bounds, blockLoss, ctl, errBuf, tid, T, memory, module } = job;
+  const { dense, d, rows, rowOff, rowNnz, y, K, len, bounds, blockLoss, ctl, errBuf, tid, memory, module } = job;
   const plain = { dense, d, rows, rowOff, rowNnz, y };
   let ws = job.ws;
   let wx = null;
@@ -475,13 +481,15 @@ parentPort.on('message', (job) => {
     Atomics.wait(ctl, ${GEN}, gen);
     gen = Atomics.load(ctl, ${GEN});
     if (Atomics.load(ctl, ${CMD}) === ${CMD_EXIT}) break;
-    try {
-      for (let b = tid; b < ${N_BLOCKS}; b += T) runBlock(lossGradBlock, plain, wx, ws, K, bounds, blockLoss, b, tid);
-    } catch (e) {
-      if (Atomics.compareExchange(ctl, ${ERR}, 0, 1) === 0) fail(errBuf, e);
+    for (let b = Atomics.add(ctl, ${NEXT}, 1); b < ${N_BLOCKS}; b = Atomics.add(ctl, ${NEXT}, 1)) {
+      try {
+        runBlock(lossGradBlock, plain, wx, ws, K, bounds, blockLoss, b, tid);
+      } catch (e) {
+        if (Atomics.compareExchange(ctl, ${ERR}, 0, 1) === 0) fail(errBuf, e);
+      }
+      Atomics.add(ctl, ${FINISHED}, 1);
+      Atomics.notify(ctl, ${FINISHED});
     }
-    Atomics.add(ctl, ${DONE}, 1);
-    Atomics.notify(ctl, ${DONE});
   }
 });
 `;

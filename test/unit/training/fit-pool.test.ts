@@ -176,7 +176,7 @@ describe('the fit pool (lib/training/parallel.ts)', () => {
     }
   });
 
-  it("throws a worker thread's error from the evaluation, then serves the next fit", async () => {
+  it('throws the error of a failing block from whichever thread ran it, then serves the next fit', async () => {
     const { X, y } = problem(400, 16, 2, 4);
     const compact = compactFromDense(X);
     const shard = compact.shards[0];
@@ -188,7 +188,8 @@ describe('the fit pool (lib/training/parallel.ts)', () => {
     rowNnz.set(compact.rowNnz);
     const ys = new Int32Array(new SharedArrayBuffer(n * 4));
     ys.set(y);
-    // The first row of block 1 (the worker's, with two threads) points far outside the memory.
+    // The first row of block 1 points far outside the memory (threads claim blocks as they run,
+    // so the main thread or the worker may hit it).
     rowOff[Math.floor(n / N_BLOCKS)] = 0xfff0_0000;
     const layout = csrLayout(1, X.d, shard.scratch(csrScratchBytes(1, X.d)));
     const pool = createFitPool(2);
@@ -202,7 +203,7 @@ describe('the fit pool (lib/training/parallel.ts)', () => {
       expect(evaluator.threads).toBe(2);
       const grad = new Float64Array(X.d + 1);
       expect(() => evaluator.evaluate(new Float64Array(X.d + 1), grad)).toThrow(
-        /a fit worker thread failed: .*(memory|bounds)/i,
+        /^(a fit worker thread failed: )?.*memory access out of bounds/i,
       );
       evaluator.close();
       const after = fitLogisticRegression(compact, y, 2, { ...OPTS, pool, parallelMinWork: 0 });
