@@ -10,7 +10,8 @@
  * `startBatch` (listing, manifest) to its `summary.json`, the extraction's from the first read to
  * the last `.npy` written. The figure is their ratio (target ≥ 0.9). With
  * `TLEARN_BENCH_BATCH_COMPARE=20` the batch is also timed with 20 decodes at once (every image of
- * a chunk: the worker before `DECODE_CONCURRENCY`), alternating with the other runs.
+ * a chunk: the worker before `DECODE_CONCURRENCY`), alternating with the other runs;
+ * `TLEARN_BENCH_BATCH_N` sets the image count of a full run (default 200).
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -257,7 +258,7 @@ export function batchBench(): Benchmark {
     quick: true,
     byDefault: true,
     async run(ctx) {
-      const n = ctx.mode.quick ? 8 : 200;
+      const n = ctx.mode.quick ? 8 : Number(process.env.TLEARN_BENCH_BATCH_N ?? 200);
       const reps = ctx.reps(3, 1);
       const weights = await ctx.fixtures.weights();
       const imagesDir = await labelledJpegFolder(ctx.workDir, n);
