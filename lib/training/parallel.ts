@@ -291,9 +291,10 @@ const ERR_BYTES = 512;
  * Creates the evaluator. With `threads > 1` and the rows in shared memory (always for CSR; for
  * dense rows only when the caller's matrix is in a SharedArrayBuffer) it hands the rows to
  * `threads - 1` workers (the pool's when one is given and free, else new ones) that wait on an
- * Atomics slot; each evaluation wakes them, this thread computes its own blocks, then blocks
- * (Atomics.wait) until they are done — so fitting stays a synchronous call. Falls back to this
- * thread alone if workers do not start. A worker's error is thrown by `evaluate`.
+ * Atomics slot; each evaluation wakes them, every thread (this one included) claims row blocks
+ * until none is left, then this one blocks (Atomics.wait) until all are finished — so fitting
+ * stays a synchronous call. Falls back to this thread alone if workers do not start. A worker's
+ * error is thrown by `evaluate`.
  */
 export function createBlockEvaluator(
   data: RowData,
