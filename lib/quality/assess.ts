@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { describeError } from '../errors.ts';
+import { createFitPool, type FitPool } from '../training/parallel.ts';
 import { type TrainDetails, type TrainHeadInput, trainHead } from '../training/train.ts';
 import type { FitOptions } from '../training/types.ts';
 import type { Log } from '../util/log.ts';
@@ -85,6 +86,11 @@ export interface QualityInput {
   settings?: Partial<QualitySettings>;
   log?: Log;
   threads?: number;
+  /**
+   * The fit's worker threads: the K-fold refits borrow them (see FitRunOptions.pool).
+   * @default the refits start threads of their own when they are large enough
+   */
+  pool?: FitPool;
 }
 
 /** What {@link findDuplicates} found (the input of {@link completeQuality}). */
@@ -400,6 +406,7 @@ export function completeQuality(
         folds: settings.folds,
         seed: settings.seed,
         ...(input.threads !== undefined ? { threads: input.threads } : {}),
+        ...(input.pool ? { pool: input.pool } : {}),
         ...(found.groups ? { groups: found.component } : {}),
       });
       labelErrorTotal = r.flagged.length;
@@ -572,7 +579,9 @@ export function completeQualitySafely(
 /**
  * `trainHead` with the quality pass around it, as train-head and `tlearn fit` run it: duplicates
  * first (their groups go to the split), then the training, then the rest of the pass. A failing
- * pass never fails the training (see {@link completeQualitySafely}).
+ * pass never fails the training (see {@link completeQualitySafely}). The fit and the quality
+ * pass's K-fold refits share one pool of worker threads (`train.pool`, else one made here for
+ * the call and closed after it), so the refits run on the fit's threads without starting any.
  *
  * @example
  * const { model, report, quality } = trainHeadWithQuality(
@@ -583,26 +592,33 @@ export function trainHeadWithQuality(
   source: Pick<QualityInput, 'keys' | 'contentIds' | 'settings'>,
   meta: { dataset: string | null; version: string | null },
 ): ReturnType<typeof trainHead> & { quality: QualityDocument; found: DuplicateFindings | undefined } {
-  const input: QualityInput = {
-    ...source,
-    rows: rowsOfMatrix(train.X),
-    labels: train.labels,
-    ...(train.log ? { log: train.log } : {}),
-    ...(train.threads !== undefined ? { threads: train.threads } : {}),
-  };
-  const found = findDuplicatesSafely(input);
-  const trained = trainHead({ ...train, ...(found?.groups ? { groups: found.groups } : {}) });
-  const { C, maxIter, tol } = train.options;
-  const quality = completeQualitySafely(
-    input,
-    found,
-    {
-      classes: trained.model.classes,
-      details: trained.details,
-      accuracy: trained.report.accuracy,
-      fit: { C, maxIter, tol },
-    },
-    meta,
-  );
-  return { ...trained, quality, found };
+  const pool = train.pool ?? createFitPool(train.threads);
+  try {
+    const input: QualityInput = {
+      ...source,
+      rows: rowsOfMatrix(train.X),
+      labels: train.labels,
+      pool,
+      ...(train.log ? { log: train.log } : {}),
+      ...(train.threads !== undefined ? { threads: train.threads } : {}),
+    };
+    const found = findDuplicatesSafely(input);
+    const trained = trainHead({ ...train, pool, ...(found?.groups ? { groups: found.groups } : {}) });
+    const { C, maxIter, tol } = train.options;
+    const quality = completeQualitySafely(
+      input,
+      found,
+      {
+        classes: trained.model.classes,
+        details: trained.details,
+        accuracy: trained.report.accuracy,
+        fit: { C, maxIter, tol },
+      },
+      meta,
+    );
+    return { ...trained, quality, found };
+  } finally {
+    // Its workers are unref'd: closing starts their exit, nothing needs to wait for it.
+    if (train.pool === undefined) void pool.close();
+  }
 }

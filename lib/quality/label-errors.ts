@@ -1,5 +1,6 @@
 import { headFromFit, predictProbaBatch } from '../training/head.ts';
 import { fitLogisticRegression } from '../training/logistic.ts';
+import type { FitPool } from '../training/parallel.ts';
 import { shuffleInPlace } from '../training/split.ts';
 import type { FitOptions, Matrix } from '../training/types.ts';
 import { mulberry32 } from '../util/random.ts';
@@ -73,6 +74,8 @@ export interface LabelErrorOptions extends FitOptions {
   folds: number;
   seed: number;
   threads?: number;
+  /** The fit's worker threads, borrowed by each refit (see FitRunOptions.pool). */
+  pool?: FitPool;
   /** Near-duplicate groups (same id = same fold), -1 for none. */
   groups?: Int32Array;
 }
@@ -117,6 +120,7 @@ export function findLabelErrors(
       tol: opts.tol,
       rows: Int32Array.from(train),
       ...(opts.threads !== undefined ? { threads: opts.threads } : {}),
+      ...(opts.pool ? { pool: opts.pool } : {}),
     });
     const head = headFromFit(classes, fit, 'sketch');
     const sub = new Float32Array(held.length * X.d);

@@ -21,6 +21,11 @@ export interface FeatureRows {
    * Row i as d dense values. The array may be reused by the next call: copy what must be kept.
    */
   row(i: number): Float32Array;
+  /**
+   * Row i's non-zeros in column order (views, valid until the next call), when the rows are
+   * stored that way: passes over the rows then skip the zeros (most of ReLU features).
+   */
+  nonZeros?(i: number): { values: Float32Array; columns: Uint16Array };
 }
 
 /**
@@ -30,7 +35,7 @@ export interface FeatureRows {
 export function rowsOfMatrix(X: Matrix | CompactMatrix): FeatureRows {
   if (isCompact(X)) {
     const buffer = new Float32Array(X.d);
-    return { n: X.n, d: X.d, row: (i) => X.rowToDense(i, buffer) };
+    return { n: X.n, d: X.d, row: (i) => X.rowToDense(i, buffer), nonZeros: (i) => X.rowView(i) };
   }
   return { n: X.n, d: X.d, row: (i) => X.data.subarray(i * X.d, (i + 1) * X.d) };
 }
@@ -70,16 +75,30 @@ export function sketchRows(rows: FeatureRows, m: number, seed: number): Sketch {
   const sketchNorms = new Float64Array(n);
   const acc = new Float64Array(m);
   for (let i = 0; i < n; i++) {
-    const r = rows.row(i);
     acc.fill(0);
     let sq = 0;
-    // No branch on zeros: with ReLU features they are unpredictable, and mispredictions cost
-    // more than adding the zeros.
-    for (let j = 0; j < d; j++) {
-      const v = r[j] as number;
-      sq += v * v;
-      const b = bucket[j] as number;
-      acc[b] = (acc[b] as number) + (sign[j] as number) * v;
+    const sparse = rows.nonZeros?.(i);
+    if (sparse) {
+      // Compact rows: only the non-zeros, in column order (the same sums as the dense loop's,
+      // in the same order, minus the zero terms: bit-identical sketches).
+      const { values, columns } = sparse;
+      for (let p = 0; p < values.length; p++) {
+        const v = values[p] as number;
+        const j = columns[p] as number;
+        sq += v * v;
+        const b = bucket[j] as number;
+        acc[b] = (acc[b] as number) + (sign[j] as number) * v;
+      }
+    } else {
+      const r = rows.row(i);
+      // No branch on zeros: with ReLU features they are unpredictable, and mispredictions cost
+      // more than adding the zeros.
+      for (let j = 0; j < d; j++) {
+        const v = r[j] as number;
+        sq += v * v;
+        const b = bucket[j] as number;
+        acc[b] = (acc[b] as number) + (sign[j] as number) * v;
+      }
     }
     norms[i] = Math.sqrt(sq);
     let s = 0;
@@ -185,7 +204,15 @@ export function findSimilarPairs(
   const rounds = Math.ceil(nBits / m);
   const rand = mulberry32(opts.seed ^ 0x1a5b);
   const signs = Float64Array.from({ length: rounds * m }, () => (rand() < 0.5 ? -1 : 1));
-  const keys = Array.from({ length: opts.tables }, () => new Float64Array(nl));
+  // keys[t·nl + a]: row a's key in table t (< 2^30: an int32). Bit b goes to table ⌊b/bits⌋ with
+  // the value 2^(b mod bits), looked up rather than computed per set bit.
+  const keys = new Int32Array(opts.tables * nl);
+  const bitSlot = new Int32Array(nBits);
+  const bitValue = new Int32Array(nBits);
+  for (let b = 0; b < nBits; b++) {
+    bitSlot[b] = Math.floor(b / opts.bits) * nl;
+    bitValue[b] = 2 ** (b % opts.bits);
+  }
   const buf = new Float64Array(m);
   for (let a = 0; a < nl; a++) {
     let bit = 0;
@@ -195,9 +222,8 @@ export function findSimilarPairs(
       fwht(buf);
       for (let k = 0; k < m && bit < nBits; k++, bit++) {
         if ((buf[k] as number) > 0) {
-          const t = Math.floor(bit / opts.bits);
-          const table = keys[t] as Float64Array;
-          table[a] = (table[a] as number) + 2 ** (bit % opts.bits);
+          const slot = (bitSlot[bit] as number) + a;
+          keys[slot] = (keys[slot] as number) | (bitValue[bit] as number);
         }
       }
     }
@@ -234,10 +260,20 @@ export function findSimilarPairs(
   const order = new Float64Array(nl);
   const SHIFT = 2 ** 22;
   if (nl >= SHIFT) throw new ValidationError(`near-duplicate search takes at most ${SHIFT} rows (got ${nl})`);
+  // Crowded buckets are ordered along one more projection: by each row's rank on it, so a
+  // bucket sorts as numbers (a typed-array sort, no comparator calls).
   const proj = new Float64Array(nl);
   for (let a = 0; a < nl; a++) proj[a] = (unit[a * m] as number) - (mean[0] as number);
-  for (const table of keys) {
-    for (let a = 0; a < nl; a++) order[a] = (table[a] as number) * SHIFT + a;
+  const byProj = Int32Array.from({ length: nl }, (_, a) => a).sort(
+    (p, q) => (proj[p] as number) - (proj[q] as number) || p - q,
+  );
+  const rank = new Int32Array(nl);
+  byProj.forEach((a, r) => {
+    rank[a] = r;
+  });
+  const crowd = new Int32Array(nl);
+  for (let t = 0; t < opts.tables; t++) {
+    for (let a = 0; a < nl; a++) order[a] = (keys[t * nl + a] as number) * SHIFT + a;
     order.sort();
     let start = 0;
     while (start < nl) {
@@ -246,16 +282,18 @@ export function findSimilarPairs(
       while (end < nl && Math.floor((order[end] as number) / SHIFT) === key) end++;
       const size = end - start;
       if (size >= 2) {
-        const members = Array.from({ length: size }, (_, x) => (order[start + x] as number) % SHIFT);
         if (size <= opts.maxBucket) {
-          for (let x = 0; x < size; x++)
-            for (let y = x + 1; y < size; y++) check(members[x] as number, members[y] as number);
+          for (let x = start; x < end; x++)
+            for (let y = x + 1; y < end; y++)
+              check((order[x] as number) % SHIFT, (order[y] as number) % SHIFT);
         } else {
           // A crowded bucket: compare neighbours along one more projection.
-          members.sort((p, q) => (proj[p] as number) - (proj[q] as number));
+          const members = crowd.subarray(0, size);
+          for (let x = 0; x < size; x++) members[x] = rank[(order[start + x] as number) % SHIFT] as number;
+          members.sort();
           for (let x = 0; x < size; x++)
             for (let y = x + 1; y < Math.min(size, x + 1 + opts.window); y++)
-              check(members[x] as number, members[y] as number);
+              check(byProj[members[x] as number] as number, byProj[members[y] as number] as number);
         }
       }
       start = end;

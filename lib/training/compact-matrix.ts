@@ -127,6 +127,15 @@ export class CompactMatrix {
     return Math.sqrt(s);
   }
 
+  /**
+   * The non-zeros of row i in place (views of the shard memory, no copy), in column order.
+   * The views stay valid until the shard grows (only a builder grows it).
+   */
+  rowView(i: number): { values: Float32Array; columns: Uint16Array } {
+    const { f32, u16, nz, vi, ii } = this.record(i);
+    return { values: f32.subarray(vi, vi + nz), columns: u16.subarray(ii, ii + nz) };
+  }
+
   /** Row i as dense values (into `out` when given). */
   rowToDense(i: number, out: Float32Array = new Float32Array(this.d)): Float32Array {
     out.fill(0);

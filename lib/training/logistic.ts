@@ -7,6 +7,8 @@ import {
   csrLayout,
   csrScratchBytes,
   defaultThreads,
+  type FitPool,
+  FitPoolClosedError,
   isShared,
   type RowData,
 } from './parallel.ts';
@@ -19,8 +21,13 @@ export interface FitRunOptions extends FitOptions {
    * large matrix. @default all rows
    */
   rows?: Int32Array;
-  /** Threads for the loss/gradient (this one + workers). @default min(CPUs, 8) */
+  /** Threads for the loss/gradient (this one + workers). @default `pool.threads`, else min(CPUs, 8) */
   threads?: number;
+  /**
+   * Worker threads to borrow instead of starting new ones ({@link createFitPool}): for many fits
+   * in a row, such as the quality pass's K-fold refits. Results are the same with or without it.
+   */
+  pool?: FitPool;
   /**
    * Row storage for the fit of a dense `X` (a {@link CompactMatrix} is always read in place).
    * `csr`: a compact copy of the selected rows' non-zeros in WebAssembly memory, built once
@@ -34,7 +41,7 @@ export interface FitRunOptions extends FitOptions {
   /**
    * Work (non-zeros × outputs per evaluation) from which worker threads are used; below it they
    * cost more than they save. Tests set 0 to exercise the threads on tiny problems.
-   * @default 4_000_000
+   * @default 4_000_000 (starting threads), 250_000 with a `pool` (its threads are running)
    */
   parallelMinWork?: number;
   /** Called after every L-BFGS iteration (objective in the reported scale, see FitResult). */
@@ -50,8 +57,13 @@ export interface FitDetails extends FitResult {
   prepareMs: number;
 }
 
-/** Work (non-zeros × outputs) below which worker threads cost more than they save. */
+/** Work (non-zeros × outputs) below which starting worker threads costs more than they save. */
 const MIN_PARALLEL_WORK = 4_000_000;
+/**
+ * The same for a pool's running threads: then only the hand-off of each evaluation (tens of
+ * microseconds) is paid, against ~1 ns of kernel time per unit of work.
+ */
+const MIN_POOL_PARALLEL_WORK = 250_000;
 
 /**
  * Fits L2-regularized logistic regression as scikit-learn's
@@ -92,6 +104,7 @@ export function fitLogisticRegression(
   if (!isCompact(X) && X.data.length !== X.n * X.d)
     throw new ValidationError(`matrix data has ${X.data.length} values, expected ${X.n}×${X.d}`);
   if (y.length !== X.n) throw new ValidationError(`y has ${y.length} labels for ${X.n} rows`);
+  if (opts.pool?.closed) throw new FitPoolClosedError();
 
   const rows = opts.rows ?? null;
   const n = rows ? rows.length : X.n;
@@ -109,7 +122,7 @@ export function fitLogisticRegression(
 
   const K = nClasses === 2 ? 1 : nClasses;
   const d = X.d;
-  const threadsWanted = Math.max(1, Math.floor(opts.threads ?? defaultThreads()));
+  const threadsWanted = Math.max(1, Math.floor(opts.threads ?? opts.pool?.threads ?? defaultThreads()));
   const tPrepare = performance.now();
   const wanted = opts.storage ?? 'auto';
   let parts: RowData[];
@@ -132,10 +145,9 @@ export function fitLogisticRegression(
     else nonZeros += p.n * d;
   }
   const work = nonZeros * K;
+  const minWork = opts.parallelMinWork ?? (opts.pool ? MIN_POOL_PARALLEL_WORK : MIN_PARALLEL_WORK);
   const evaluator = combine(
-    parts.map((p) =>
-      createBlockEvaluator(p, K, work >= (opts.parallelMinWork ?? MIN_PARALLEL_WORK) ? threadsWanted : 1),
-    ),
+    parts.map((p) => createBlockEvaluator(p, K, work >= minWork ? threadsWanted : 1, opts.pool)),
     K * (d + 1),
   );
 

@@ -5,6 +5,7 @@ import { argmaxRows, headFromFit, predictProba, predictProbaCompactRow } from '.
 import { type FitDetails, fitLogisticRegression } from './logistic.ts';
 import { classificationReport, confusionMatrix, logLoss } from './metrics.ts';
 import { type ModelDocument, type ReportDocument, specIsRandom } from './model-document.ts';
+import type { FitPool } from './parallel.ts';
 import { stratifiedGroupSplit, stratifiedSplit } from './split.ts';
 import { computeThresholds, DEFAULT_TARGET_PRECISION, thresholdsForModel } from './thresholds.ts';
 import { DEFAULT_FIT_OPTIONS, type FitOptions, type Matrix } from './types.ts';
@@ -53,6 +54,8 @@ export interface TrainHeadInput {
   now?: () => Date;
   /** Worker threads for the fit (see FitRunOptions.threads). */
   threads?: number;
+  /** Worker threads to borrow for the fits (see FitRunOptions.pool). @default threads of their own */
+  pool?: FitPool;
   /**
    * Duplicate groups (same id ≥ 0 = copies of one image, -1 = none): the split keeps each group
    * on one side (see `stratifiedGroupSplit`). @default no groups
@@ -128,7 +131,13 @@ export function trainHead(input: TrainHeadInput): {
   const { train, test, grouped } = input.groups
     ? stratifiedGroupSplit(y, input.groups, options.testSize, options.seed)
     : { ...stratifiedSplit(y, options.testSize, options.seed), grouped: false };
-  const fitOpts = { C: options.C, maxIter: options.maxIter, tol: options.tol, threads: input.threads };
+  const fitOpts = {
+    C: options.C,
+    maxIter: options.maxIter,
+    tol: options.tol,
+    threads: input.threads,
+    ...(input.pool ? { pool: input.pool } : {}),
+  };
   log?.info('fitting the head', {
     samples: X.n,
     train: train.length,

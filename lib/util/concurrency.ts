@@ -26,3 +26,39 @@ export async function mapWithConcurrency<T, R>(
   if (failed !== undefined) throw failed.error;
   return results;
 }
+
+/** A counting semaphore: {@link Gate.acquire} waits (first come, first served) while `size` are held. */
+export interface Gate {
+  acquire(): Promise<void>;
+  release(): void;
+}
+
+/**
+ * A gate of `size` slots, for bounding one stage of a pipeline whose other stages run freely
+ * (e.g. decodes, while forward passes queue behind them).
+ *
+ * @example
+ * const gate = createGate(4);
+ * await gate.acquire();
+ * try { await decode(); } finally { gate.release(); }
+ */
+export function createGate(size: number): Gate {
+  let free = Math.max(1, Math.floor(size));
+  const waiting: (() => void)[] = [];
+  return {
+    acquire() {
+      if (free > 0) {
+        free--;
+        return Promise.resolve();
+      }
+      return new Promise<void>((resolve) => {
+        waiting.push(resolve);
+      });
+    },
+    release() {
+      const next = waiting.shift();
+      if (next) next();
+      else free++;
+    },
+  };
+}

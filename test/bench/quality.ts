@@ -4,17 +4,23 @@
  * fit.ts) with planted exact copies (same content id) and near copies (each non-zero scaled by
  * 1 ± 5 %, cosine ≈ 0.999 to the original):
  *
- *   node bin/run-ts.js test/bench/quality.ts [n] [withQuality=1]
+ *   node bin/run-ts.js test/bench/quality.ts [n] [withQuality=1] [matrix=compact|dense] [pool=1|0]
  *
- * The training step is `trainHead` with the production options (stratified 80/20 split, L-BFGS
- * fit, evaluation); the quality pass is `findDuplicates` + `completeQuality` (sketch, LSH, exact
- * verification, leaks, 5-fold refit on the sketch). Peak memory is compared by running the
- * training alone in one process and training + quality in another (`withQuality`).
+ * The training step is `trainHeadWithQuality` as the trainer runs it, timed in its parts: the
+ * training is `trainHead` with the production options (stratified 80/20 split, L-BFGS fit,
+ * evaluation); the quality pass is `findDuplicates` + `completeQuality` (sketch, LSH, exact
+ * verification, leaks, 5-fold refit on the sketch), the fit and the refits sharing one fit pool.
+ * The matrix is compact (non-zeros only, what the trainer Lambda loads) unless `matrix: 'dense'`
+ * (the form `tlearn fit` reads). Peak memory is compared by running the training alone in one
+ * process and training + quality in another (`withQuality`).
  */
 import { pathToFileURL } from 'node:url';
 import { completeQuality, findDuplicates, type QualityInput } from '../../lib/quality/assess.ts';
 import { rowsOfMatrix } from '../../lib/quality/similarity.ts';
+import { type CompactMatrix, compactFromDense } from '../../lib/training/compact-matrix.ts';
+import { createFitPool } from '../../lib/training/parallel.ts';
 import { DEFAULT_TRAIN_OPTIONS, trainHead } from '../../lib/training/train.ts';
+import type { Matrix } from '../../lib/training/types.ts';
 import { mulberry32 } from '../../lib/util/random.ts';
 
 export interface BenchQualityParams {
@@ -29,6 +35,10 @@ export interface BenchQualityParams {
   exact: number;
   /** Run the quality pass after the training (else the training alone, for its peak memory). */
   withQuality: boolean;
+  /** How the trainer holds the rows. @default 'compact' (the trainer Lambda's form) */
+  matrix?: 'compact' | 'dense';
+  /** The fit and the quality refits share one fit pool, as trainHeadWithQuality does. @default true */
+  pool?: boolean;
 }
 
 export interface BenchQualityResult {
@@ -39,6 +49,13 @@ export interface BenchQualityResult {
   qualityMs: number | null;
   /** qualityMs / trainMs. */
   overhead: number | null;
+  /** qualityMs / (trainMs + qualityMs): the pass's share of the training step's wall time. */
+  share: number | null;
+  /** The same on CPU time (all threads). */
+  cpuShare: number | null;
+  matrix: 'compact' | 'dense';
+  /** Threads of the fit (1 = no workers). */
+  threads: number;
   phases: Record<string, number>;
   nearRecall: number | null;
   nearPrecision: number | null;
@@ -109,12 +126,32 @@ export function makeBenchDataset(p: Omit<BenchQualityParams, 'withQuality'>) {
 /** Trains (and optionally runs the quality pass); returns timings, recall and peak RSS. */
 export function benchQuality(p: BenchQualityParams): BenchQualityResult {
   const ds = makeBenchDataset(p);
+  const matrix = p.matrix ?? 'compact';
+  // The compact copy replaces the dense rows (which are then garbage): the trainer never holds both.
+  const X: Matrix | CompactMatrix = matrix === 'compact' ? compactFromDense(ds.X) : ds.X;
+  ds.X = { data: new Float32Array(0), n: 0, d: p.d };
+  const pool = p.pool === false ? undefined : createFitPool();
   const input: QualityInput = {
-    rows: rowsOfMatrix(ds.X),
+    rows: rowsOfMatrix(X),
     labels: ds.labels,
     keys: ds.keys,
     contentIds: ds.contentIds,
+    ...(pool ? { pool } : {}),
   };
+  try {
+    return measure(p, ds, X, input, pool);
+  } finally {
+    void pool?.close();
+  }
+}
+
+function measure(
+  p: BenchQualityParams,
+  ds: ReturnType<typeof makeBenchDataset>,
+  X: Matrix | CompactMatrix,
+  input: QualityInput,
+  pool: ReturnType<typeof createFitPool> | undefined,
+): BenchQualityResult {
   const cpu = () => {
     const u = process.cpuUsage();
     return (u.user + u.system) / 1000;
@@ -127,10 +164,11 @@ export function benchQuality(p: BenchQualityParams): BenchQualityResult {
   c = cpu();
   t = performance.now();
   const trained = trainHead({
-    X: ds.X,
+    X,
     labels: ds.labels,
     spec: 'bench',
     options: DEFAULT_TRAIN_OPTIONS,
+    ...(pool ? { pool } : {}),
     ...(found?.groups ? { groups: found.groups } : {}),
   });
   const trainMs = performance.now() - t;
@@ -142,6 +180,10 @@ export function benchQuality(p: BenchQualityParams): BenchQualityResult {
       qualityCpuMs: null,
       qualityMs: null,
       overhead: null,
+      share: null,
+      cpuShare: null,
+      matrix: p.matrix ?? 'compact',
+      threads: pool?.threads ?? 1,
       phases: {},
       nearRecall: null,
       nearPrecision: null,
@@ -179,6 +221,10 @@ export function benchQuality(p: BenchQualityParams): BenchQualityResult {
     qualityCpuMs: Math.round(qualityCpuMs),
     qualityMs: Math.round(qualityMs),
     overhead: Math.round((qualityMs / trainMs) * 1000) / 1000,
+    share: Math.round((qualityMs / (trainMs + qualityMs)) * 1000) / 1000,
+    cpuShare: Math.round((qualityCpuMs / (trainCpuMs + qualityCpuMs)) * 1000) / 1000,
+    matrix: p.matrix ?? 'compact',
+    threads: pool?.threads ?? 1,
     phases: q.timingsMs,
     nearRecall: planted.size ? hits / planted.size : null,
     nearPrecision: foundNear.size ? hits / foundNear.size : null,
@@ -195,7 +241,7 @@ export function benchQuality(p: BenchQualityParams): BenchQualityResult {
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const [n = '5000', withQuality = '1'] = process.argv.slice(2);
+  const [n = '5000', withQuality = '1', matrix = 'compact', pool = '1'] = process.argv.slice(2);
   const N = Number(n);
   const params: BenchQualityParams = {
     n: N,
@@ -206,6 +252,8 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     near: Math.round(N / 100),
     exact: Math.round(N / 200),
     withQuality: withQuality === '1',
+    matrix: matrix === 'dense' ? 'dense' : 'compact',
+    pool: pool !== '0',
   };
   console.log(JSON.stringify({ params, result: benchQuality(params) }));
 }

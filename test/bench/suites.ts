@@ -15,6 +15,7 @@ import {
   benchLatency,
   startApiBenchEnv,
 } from './api.ts';
+import { batchBench } from './batch.ts';
 import { ChildRunError, kbToMB, type ProcessUsage, runWorker, spawnNode } from './lib/child.ts';
 import { countFiles, labelledJpegFolder } from './lib/fixtures.ts';
 import {
@@ -284,7 +285,7 @@ function qualityBench(c: { n: number; quick: boolean }): Benchmark {
   return {
     name,
     group: 'quality',
-    describe: `data-quality pass over a training of ${c.n} × ${FIT_D}: its time and peak memory relative to the training step's`,
+    describe: `data-quality pass over a training of ${c.n} × ${FIT_D}: its time (CPU overhead, wall-time share) and peak memory relative to the training step's`,
     quick: c.quick,
     byDefault: true,
     async run(ctx) {
@@ -315,6 +316,8 @@ function qualityBench(c: { n: number; quick: boolean }): Benchmark {
       // The target is on CPU time: on a shared machine wall time depends on the neighbours.
       const ratios = runs.map((r) => (r.qualityCpuMs ?? 0) / r.trainCpuMs);
       const mid = runs[ratios.indexOf(median(ratios))] ?? runs[0];
+      const shares = runs.map((r) => r.share ?? 0);
+      const midShare = runs[shares.indexOf(median(shares))] ?? runs[0];
       const rssBoth = Math.max(...runs.map((r) => kbToMB(r.usage.maxRssKB)));
       const rssTrain = Math.max(...alone.map((r) => kbToMB(r.usage.maxRssKB)));
       return [
@@ -339,6 +342,25 @@ function qualityBench(c: { n: number; quick: boolean }): Benchmark {
           )} CPU); peak RSS ${roundSig(rssBoth / rssTrain, 3)}x training alone (${rssTrain} MB); near recall ${String(
             mid?.nearRecall,
           )}, precision ${String(mid?.nearPrecision)}; exact recall ${String(mid?.exactRecall)}; target ≤ 60 %, ≤ 1.3x`,
+        },
+        {
+          name: `quality-share-${c.n}`,
+          group: 'quality',
+          title: `quality pass's share of the training step (training + quality pass), ${c.n.toLocaleString('en-US')} × ${FIT_D}, wall time`,
+          unit: '%',
+          better: 'lower',
+          status: 'ok',
+          summary: summarize(shares.map((x) => Math.round(x * 1000) / 10)),
+          backend: `${String(midShare?.matrix)} rows, ${String(midShare?.threads)} threads`,
+          peakRssMB: rssBoth,
+          params: { ...base, reps },
+          extra: Object.fromEntries(Object.entries(midShare ?? {}).filter(([k]) => k !== 'usage')),
+          note: `training ${String(midShare?.trainMs)} ms, quality ${String(midShare?.qualityMs)} ms (CPU share ${
+            typeof midShare?.cpuShare === 'number' ? `${(midShare.cpuShare * 100).toFixed(1)} %` : '?'
+          }); phases ${Object.entries(midShare?.phases ?? {})
+            .filter(([k]) => ['sketch', 'near', 'labelErrors'].includes(k))
+            .map(([k, v]) => `${k} ${Math.round(v)}`)
+            .join(', ')} ms; target ≤ 40 %`,
         },
       ];
     },
@@ -508,6 +530,7 @@ export function createSuite(): Suite {
     forwardBench('cpu', { size: 150, pooling: 'flatten', batch: 1 }, { byDefault: false }),
     extractBench(),
     extractBench('wasm'),
+    batchBench(),
     ...FITS.map(fitBench),
     ...QUALITY_SIZES.map(qualityBench),
     ...apiBenches(getEnv),

@@ -4,7 +4,7 @@
  *
  *   node bin/run-ts.js test/bench/worker.ts TASK 'JSON params'
  *
- * Tasks: probe-engines, prepare-weights, decode, forward, fit, quality. Started by `test/bench/run.ts`
+ * Tasks: probe-engines, prepare-weights, decode, forward, fit, quality, batch. Started by `test/bench/run.ts`
  * through `runWorker()`; runnable by hand to debug one figure.
  */
 import { pathToFileURL } from 'node:url';
@@ -189,6 +189,11 @@ async function quality(p: import('./quality.ts').BenchQualityParams): Promise<Re
   return { ...benchQuality(p) };
 }
 
+async function batch(p: import('./batch.ts').BatchBenchParams): Promise<Record<string, unknown>> {
+  const { runBatchBench } = await import('./batch.ts');
+  return { ...(await runBatchBench(p)) };
+}
+
 const TASKS: Record<string, (params: never) => Promise<unknown>> = {
   'probe-engines': probeEngines,
   'prepare-weights': prepareWeights,
@@ -196,6 +201,7 @@ const TASKS: Record<string, (params: never) => Promise<unknown>> = {
   forward,
   fit,
   quality,
+  batch,
 };
 
 async function main(): Promise<void> {

@@ -185,6 +185,29 @@ export function evaluateTargets(figures: readonly Figure[]): TargetResult[] {
     });
   }
 
+  // Judged only when their benchmarks ran (`--only quality-25000`, `--only batch`).
+  const share = ok(figures, 'quality-share-25000');
+  if (share?.summary) {
+    out.push({
+      id: 'quality-share',
+      description:
+        "data-quality pass ≤ 40 % of the training step's wall time at 25,000 × 8192 (training + quality pass, the refits on the fit's threads)",
+      goal: '≤ 40 %',
+      actual: `${fmt(share.summary.median, 1)} %`,
+      met: share.summary.median <= 40,
+    });
+  }
+  const batch = ok(figures, 'batch-rate');
+  if (batch?.summary) {
+    out.push({
+      id: 'batch-rate',
+      description: "batch scoring rate ≥ 0.9x `tlearn extract`'s rate on the same images",
+      goal: '≥ 0.9x',
+      actual: `${fmt(batch.summary.median, 2)}x`,
+      met: batch.summary.median >= 0.9,
+    });
+  }
+
   const cold = ok(figures, 'api-cold-start');
   out.push(
     cold?.summary
