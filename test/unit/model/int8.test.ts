@@ -251,6 +251,31 @@ describe('the int8 engine', () => {
       expect(got[1]).toBeCloseTo(expected[1] as number, 4);
     });
 
+    it("runs in the console's browser runtime (onnxruntime-web, wasm) with the same probabilities", async () => {
+      // Prepare
+      const ortWeb = await import('onnxruntime-web/wasm');
+      ortWeb.env.wasm.numThreads = 1;
+      const model = modelDocument(int8.dims, int8.specId);
+      const bytes = await buildModelExport({ weights, weightsId: `random-${SEED}`, model });
+      const rgb = Float32Array.from({ length: SIZE * SIZE * 3 }, (_, i) => (Math.sin(i * 0.01) + 1) * 127);
+      const run = async (runtime: typeof ort | typeof ortWeb) => {
+        const session = await runtime.InferenceSession.create(bytes);
+        const tensor = new runtime.Tensor('float32', rgb, [1, SIZE, SIZE, 3]);
+        const out = await session.run({ [EXPORT_INPUT_NAME]: tensor as never });
+        await session.release();
+        return [...((out[EXPORT_OUTPUT_NAME]?.data ?? []) as Float32Array)];
+      };
+
+      // Act
+      const [web, node] = [await run(ortWeb), await run(ort)];
+
+      // Assess
+      expect(web).toHaveLength(2);
+      web.forEach((p, i) => {
+        expect(p).toBeCloseTo(node[i] as number, 5);
+      });
+    }, 60_000);
+
     it('needs the activation ranges when built directly, and the right weights', async () => {
       const model = modelDocument(int8.dims, int8.specId);
       expect(() => buildModelOnnx({ weights, weightsId: `random-${SEED}`, model })).toThrow(
