@@ -15,6 +15,7 @@ import {
   benchLatency,
   startApiBenchEnv,
 } from './api.ts';
+import { int8AccuracyBench, int8ExtractBench } from './int8.ts';
 import { ChildRunError, kbToMB, type ProcessUsage, runWorker, spawnNode } from './lib/child.ts';
 import { countFiles, labelledJpegFolder } from './lib/fixtures.ts';
 import {
@@ -508,6 +509,8 @@ export function createSuite(): Suite {
     forwardBench('cpu', { size: 150, pooling: 'flatten', batch: 1 }, { byDefault: false }),
     extractBench(),
     extractBench('wasm'),
+    int8ExtractBench(),
+    int8AccuracyBench(),
     ...FITS.map(fitBench),
     ...QUALITY_SIZES.map(qualityBench),
     ...apiBenches(getEnv),
