@@ -29,9 +29,11 @@ export const CALIBRATION_IMAGES = 8;
 export const CALIBRATION_SEED = 20_261_207;
 
 /**
- * Fraction of each layer's values (zeros included) below the range's top. Not 1 (min-max): one
- * outlier pixel would then stretch the scale for every value. 0.99999 measured best on the
- * feature error of random and real weights (`test/unit/model/int8.test.ts` bounds it).
+ * Fraction of each layer's values (zeros included) below the range's top; 1 = min-max, the
+ * largest value seen (onnxruntime's default calibration). Measured on held-out images with the
+ * seeded weights (relative L2 error of the features): min-max 2.0-6.1 %, 0.99999 2.0-8.5 %,
+ * 0.9999 1.9-14 %: clipping the rare large activations costs more than the coarser steps do.
+ * `test/unit/model/int8.test.ts` bounds the error.
  */
 export const CALIBRATION_PERCENTILE = 1;
 
