@@ -24,7 +24,12 @@ import {
 /** ImageNet BGR means of caffe preprocessing (as lib/images/preprocess.ts subtracts them). */
 const CAFFE_MEAN_BGR = [103.939, 116.779, 123.68] as const;
 
-/** How many generated images calibrate the ranges, and their seed. */
+/**
+ * How many generated images calibrate the ranges, and their seed. Measured (150x150, seeded
+ * weights, worst relative L2 feature error on held-out images): 8 images 6.1 %, 4 images 11 %.
+ * Calibrating at the spec's own input size matters too: 8 images at 100x100 for a 150x150 graph
+ * halved the cost (0.6 s instead of 1.2-1.5 s) but raised the worst error to 7.9 %.
+ */
 export const CALIBRATION_IMAGES = 8;
 export const CALIBRATION_SEED = 20_261_207;
 

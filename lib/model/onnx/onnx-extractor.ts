@@ -235,7 +235,7 @@ export async function loadOnnxExtractor(opts: LoadOnnxExtractorOptions): Promise
 
 /**
  * The serialized VGG16 graph of a spec: fp32 as is, or int8 after calibrating its activation
- * ranges on the fp32 graph (`calibrateVgg16`: 8 generated images, ~2 s at 150x150 on 2 cores,
+ * ranges on the fp32 graph (`calibrateVgg16`: 8 generated images, 1.2-1.5 s at 150x150 on 2 cores,
  * once per load). Calibration is deterministic, so one spec always gives one int8 graph.
  */
 export async function buildOnnxGraph(
