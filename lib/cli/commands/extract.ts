@@ -41,7 +41,7 @@ options:
   --batch N              images per forward pass, 1-64 (default 8)
   --backend B            tensorflow | wasm | cpu (default: the first that loads)
   --precision P          fp32 | int8 (default fp32). int8 runs a quantized VGG16 on onnxruntime:
-                         ~2.5x faster whole job here (4x per forward pass), features ~2.5 %
+                         2.2-2.6x faster whole job here (4x per forward pass), features ~2.5 %
                          from fp32, spec ending in /int8 (never mixed with fp32 features or
                          models; see the README, "Picking int8")
   --force                recompute features that are up to date
