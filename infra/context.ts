@@ -1,7 +1,7 @@
 import { RemovalPolicy } from 'aws-cdk-lib';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import type { Node } from 'constructs';
-import { POOLINGS, type Pooling } from '../lib/model/spec.ts';
+import { POOLINGS, type Pooling, PRECISIONS, type Precision } from '../lib/model/spec.ts';
 import type { TlearnStackProps } from './stack.ts';
 
 /**
@@ -15,6 +15,7 @@ export const CONTEXT_KEYS = {
   noncurrentVersionDays: 'tlearn:noncurrentVersionDays',
   captureDays: 'tlearn:captureDays',
   pooling: 'tlearn:pooling',
+  precision: 'tlearn:precision',
   inputSize: 'tlearn:inputSize',
   baseModelUri: 'tlearn:baseModelUri',
   extractConcurrency: 'tlearn:extractConcurrency',
@@ -88,6 +89,12 @@ export function stackSettingsFromContext(node: Node): { stackName: string; props
       `context ${CONTEXT_KEYS.pooling} must be one of ${POOLINGS.join(', ')} (got '${pooling}')`,
     );
   }
+  const precision = str(CONTEXT_KEYS.precision);
+  if (precision !== undefined && !(PRECISIONS as readonly string[]).includes(precision)) {
+    throw new Error(
+      `context ${CONTEXT_KEYS.precision} must be one of ${PRECISIONS.join(', ')} (got '${precision}')`,
+    );
+  }
 
   return {
     stackName,
@@ -97,6 +104,7 @@ export function stackSettingsFromContext(node: Node): { stackName: string; props
       noncurrentVersionDays: num(CONTEXT_KEYS.noncurrentVersionDays),
       captureDays: num(CONTEXT_KEYS.captureDays),
       pooling: pooling as Pooling | undefined,
+      precision: precision as Precision | undefined,
       inputSize: num(CONTEXT_KEYS.inputSize),
       baseModelUri: str(CONTEXT_KEYS.baseModelUri),
       ingest: { maxConcurrency: num(CONTEXT_KEYS.extractConcurrency) },

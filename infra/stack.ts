@@ -16,7 +16,7 @@ import {
   inboxPrefixProblem,
 } from '../lib/batch/settings.ts';
 import { ENV } from '../lib/config.ts';
-import { POOLINGS, type Pooling } from '../lib/model/spec.ts';
+import { POOLINGS, type Pooling, PRECISIONS, type Precision } from '../lib/model/spec.ts';
 import {
   DEAD_LETTER_SETTINGS,
   deadLetterVisibilitySeconds,
@@ -128,6 +128,13 @@ export interface TlearnStackProps extends StackProps {
   readonly functions?: Partial<Record<FunctionName, FunctionSettings>>;
   /** Feature pooling; the extractor and the API must agree, so both get it. @default 'flatten' */
   readonly pooling?: Pooling;
+  /**
+   * Arithmetic of the VGG16 forward pass (ENV.PRECISION) of every function that extracts or
+   * trains: the extractor, the API, batch predictions and the trainer (which trains on features
+   * of this precision only). `int8` runs the quantized graph on onnxruntime (the spec ends in
+   * `/int8`). @default 'fp32'
+   */
+  readonly precision?: Precision;
   /** Square input size of VGG16, 32-1024. @default 150 */
   readonly inputSize?: number;
   /** Where the VGG16 tfjs model is (path in the image, or s3://…/model.json). @default IMAGE_BASE_MODEL_URI */
@@ -213,9 +220,13 @@ export class TlearnStack extends Stack {
     const logRetention = props.logRetention ?? logs.RetentionDays.ONE_MONTH;
     const pooling = props.pooling ?? 'flatten';
     const inputSize = props.inputSize ?? 150;
+    const precision = props.precision ?? 'fp32';
     const extractBatchSize = props.extractBatchSize ?? 8;
     if (!POOLINGS.includes(pooling)) {
       throw new Error(`pooling must be one of ${POOLINGS.join(', ')} (got '${pooling}')`);
+    }
+    if (!PRECISIONS.includes(precision)) {
+      throw new Error(`precision must be one of ${PRECISIONS.join(', ')} (got '${precision}')`);
     }
     requireInteger('inputSize', inputSize, 32, 1024);
     requireInteger('extractBatchSize', extractBatchSize, 1, 64);
@@ -251,6 +262,7 @@ export class TlearnStack extends Stack {
       ...featureEnv,
       [ENV.BASE_MODEL_URI]: props.baseModelUri ?? IMAGE_BASE_MODEL_URI,
       [ENV.EXTRACT_BATCH_SIZE]: String(extractBatchSize),
+      [ENV.PRECISION]: precision,
     };
     const make = (name: FunctionName, environment: Record<string, string>): TlearnFunction => {
       const sizing = { ...DEFAULT_FUNCTION_SETTINGS[name], ...props.functions?.[name] };

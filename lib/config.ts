@@ -1,7 +1,7 @@
 import { totalmem } from 'node:os';
 import { z } from 'zod';
 import { ConfigError } from './errors.ts';
-import { DEFAULT_INPUT_SIZE, POOLINGS, type Pooling } from './model/spec.ts';
+import { DEFAULT_INPUT_SIZE, POOLINGS, type Pooling, PRECISIONS, type Precision } from './model/spec.ts';
 import type { BackendName, WeightsSource } from './model/types.ts';
 import { DEFAULT_TARGET_PRECISION } from './training/thresholds.ts';
 
@@ -32,6 +32,13 @@ export const ENV = {
   POOLING: 'TLEARN_POOLING',
   /** Square input size in pixels. @default 150 */
   INPUT_SIZE: 'TLEARN_INPUT_SIZE',
+  /**
+   * fp32 | int8: the forward pass's arithmetic. int8 runs the quantized graph on onnxruntime, its
+   * spec ends in `/int8` (features and models never mix with fp32 ones). Every function that
+   * extracts or trains reads it, and the local stack too (docs/ARCHITECTURE.md, "The int8
+   * engine"). @default fp32
+   */
+  PRECISION: 'TLEARN_PRECISION',
   /** Force an inference engine: tensorflow | onnx | wasm | cpu. @default the first that loads, in that order */
   BACKEND: 'TLEARN_BACKEND',
   /** Images per forward pass in the extractor. @default 8 */
@@ -138,6 +145,8 @@ export interface ModelConfig {
   weights: WeightsSource;
   pooling: Pooling;
   inputSize: number;
+  /** fp32 (default) or int8 (ENV.PRECISION). */
+  precision: Precision;
   backend: BackendName | undefined;
   extractBatchSize: number;
 }
@@ -170,6 +179,7 @@ export function loadModelConfig(env: Env = process.env): ModelConfig {
     weights,
     pooling: read(env, ENV.POOLING, z.enum(POOLINGS as [Pooling, ...Pooling[]]).default('flatten')),
     inputSize: read(env, ENV.INPUT_SIZE, int(32, 1024, DEFAULT_INPUT_SIZE)),
+    precision: read(env, ENV.PRECISION, z.enum(PRECISIONS as [Precision, ...Precision[]]).default('fp32')),
     backend: loadBackendConfig(env).backend,
     extractBatchSize: read(env, ENV.EXTRACT_BATCH_SIZE, int(1, 64, 8)),
   };

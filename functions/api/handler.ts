@@ -40,6 +40,7 @@ const extractor = startLazy(() =>
     weights: modelConfig.weights,
     inputSize: modelConfig.inputSize,
     pooling: modelConfig.pooling,
+    precision: modelConfig.precision,
     backend: modelConfig.backend,
     s3: clients.s3,
     log: obs.log,

@@ -1,5 +1,7 @@
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { ValidationError } from '../errors.ts';
+import type { Precision } from '../model/spec.ts';
+import type { BackendName } from '../model/types.ts';
 
 /** Thrown for bad command-line usage; main prints the message and the command's help, exit 2. */
 export class UsageError extends ValidationError {
@@ -44,4 +46,18 @@ export function numberFlag(
   if (opts.max !== undefined && v > opts.max)
     throw new UsageError(`--${name} must be at most ${opts.max} (got ${v})`);
   return v;
+}
+
+/**
+ * Parses `--precision` (fp32 | int8; default fp32). int8 runs on onnxruntime only, so a
+ * `--backend` other than onnx is refused here rather than after the weights are loaded.
+ */
+export function precisionFlag(raw: unknown, backend?: BackendName): Precision {
+  if (raw === undefined) return 'fp32';
+  const p = String(raw);
+  if (p !== 'fp32' && p !== 'int8') throw new UsageError(`--precision must be fp32 or int8 (got '${p}')`);
+  if (p === 'int8' && backend !== undefined && backend !== 'onnx') {
+    throw new UsageError(`--precision int8 runs on the onnx engine only; drop --backend ${backend}`);
+  }
+  return p;
 }

@@ -12,7 +12,7 @@ import { putLargeObject } from '../storage/multipart.ts';
 import { getObject, headObject, isConditionFailed } from '../storage/s3.ts';
 import { parseModelDocument } from '../training/model-document.ts';
 import { type Log, silentLog } from '../util/log.ts';
-import { buildModelOnnx } from './onnx-model.ts';
+import { buildModelExport } from './onnx-model.ts';
 
 /** Lifetime of a presigned export URL (15 minutes: long enough for a slow 60 MB download). */
 export const EXPORT_URL_TTL_SECONDS = 900;
@@ -45,7 +45,7 @@ export interface ModelExport {
 
 /**
  * Makes sure `models/{d}/{version}/model.onnx` exists: a HEAD when it does; otherwise reads the
- * version's `model.json`, loads the base weights, builds the file (`buildModelOnnx`) and writes
+ * version's `model.json`, loads the base weights, builds the file (`buildModelExport`) and writes
  * it with `If-None-Match: *` (a multipart upload: ~60 MB), so a concurrent first request that
  * wrote it meanwhile wins. The bytes depend only on the model and the weights, so even where the
  * condition is not enforced (the local emulator's multipart completion) a rewrite changes nothing.
@@ -79,7 +79,7 @@ export async function ensureModelExport(
   const model = parseModelDocument(json);
   const started = performance.now();
   const weights = await deps.baseWeights();
-  const bytes = buildModelOnnx({
+  const bytes = await buildModelExport({
     weights: weights.weights,
     weightsId: weights.weightsId,
     model,

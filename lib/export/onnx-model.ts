@@ -6,6 +6,7 @@
 import { SpecMismatchError, ValidationError } from '../errors.ts';
 import { CAFFE_MEAN_BGR } from '../images/preprocess.ts';
 import { ProtoMessage } from '../model/onnx/protobuf.ts';
+import { type ActivationRanges, vgg16Int8GraphParts } from '../model/onnx/vgg16-int8-onnx.ts';
 import {
   DOUBLE,
   F,
@@ -19,7 +20,7 @@ import {
   valueInfo,
   vgg16GraphParts,
 } from '../model/onnx/vgg16-onnx.ts';
-import { parseSpec } from '../model/spec.ts';
+import { parseSpec, specPrecision } from '../model/spec.ts';
 import type { NamedWeight } from '../model/weights.ts';
 import type { ModelDocument } from '../training/model-document.ts';
 
@@ -40,6 +41,13 @@ export interface ExportModelInput {
   model: ModelDocument;
   dataset?: string;
   version?: string;
+  /**
+   * The int8 base's calibrated activation ranges (`calibrateVgg16` on `weights`), required when
+   * the model's spec ends in `/int8`: the export then embeds the same quantized graph the int8
+   * extractor runs, so it computes the features the head was trained on. `buildModelExport`
+   * calibrates when needed.
+   */
+  activationRanges?: ActivationRanges;
 }
 
 /** What a consumer must feed the exported model; stored as `tlearn.input` metadata. */
@@ -132,7 +140,18 @@ export function buildModelOnnx(input: ExportModelInput): Uint8Array {
     );
   }
   const [h, w] = spec.input;
-  const vgg = vgg16GraphParts(input.weights, { inputSize: [h, w], pooling: spec.pooling });
+  const graphOptions = { inputSize: [h, w] as [number, number], pooling: spec.pooling };
+  let vgg: ReturnType<typeof vgg16GraphParts>;
+  if (specPrecision(spec) === 'int8') {
+    if (input.activationRanges === undefined) {
+      throw new ValidationError(
+        `the model was trained on int8 features (${model.spec}); its export needs the int8 base's activation ranges (buildModelExport calibrates them)`,
+      );
+    }
+    vgg = vgg16Int8GraphParts(input.weights, graphOptions, input.activationRanges);
+  } else {
+    vgg = vgg16GraphParts(input.weights, graphOptions);
+  }
   const K = model.classes.length;
   const { W, b } = softmaxRows(model);
   if (W.some((row) => row.length !== vgg.dims)) {
@@ -196,7 +215,29 @@ export function buildModelOnnx(input: ExportModelInput): Uint8Array {
   if (thresholds !== undefined) metadata[`${p}thresholds`] = JSON.stringify(thresholds);
   return modelProto(
     graph,
-    `tlearn classifier${dataset ? ` of dataset '${dataset}'` : ''}: VGG16 features + logistic regression, RGB 0-255 in, probabilities out`,
+    `tlearn classifier${dataset ? ` of dataset '${dataset}'` : ''}: VGG16 features${
+      specPrecision(spec) === 'int8' ? ' (int8, QDQ)' : ''
+    } + logistic regression, RGB 0-255 in, probabilities out`,
     metadata,
   );
+}
+
+/**
+ * `buildModelOnnx` for any model: for an int8 spec it first calibrates the int8 base on `weights`
+ * (`calibrateVgg16`, deterministic: the same ranges as the extractor that computed the training
+ * features; ~2 s at 150x150, and it loads onnxruntime-node, hence the lazy import). fp32 models
+ * are built directly.
+ *
+ * @example const bytes = await buildModelExport({ weights: loaded.weights, weightsId: loaded.weightsId, model: doc });
+ */
+export async function buildModelExport(input: ExportModelInput): Promise<Uint8Array> {
+  const spec = parseSpec(input.model.spec);
+  if (specPrecision(spec) === 'fp32' || input.activationRanges !== undefined) return buildModelOnnx(input);
+  if (spec.weights !== input.weightsId) return buildModelOnnx(input); // throws the weights mismatch
+  const { calibrateVgg16 } = await import('../model/onnx/calibration.ts');
+  const activationRanges = await calibrateVgg16(input.weights, {
+    inputSize: [spec.input[0], spec.input[1]],
+    pooling: spec.pooling,
+  });
+  return buildModelOnnx({ ...input, activationRanges });
 }

@@ -18,7 +18,7 @@ import { createLocalKeyStore, LOCAL_KEYS_FILE } from '../api/keys.ts';
 import { BATCH_QUEUE, BATCH_SETTINGS, DEFAULT_INBOX_PREFIX } from '../batch/settings.ts';
 import { ENV } from '../config.ts';
 import { ConfigError, describeError } from '../errors.ts';
-import { DEFAULT_INPUT_SIZE, type Pooling } from '../model/spec.ts';
+import { DEFAULT_INPUT_SIZE, type Pooling, type Precision } from '../model/spec.ts';
 import {
   DEAD_LETTER_QUEUE,
   DEAD_LETTER_SETTINGS,
@@ -92,6 +92,8 @@ export interface LocalStackOptions {
   /** Square network input, pixels. @default 150 */
   inputSize?: number;
   pooling?: Pooling;
+  /** The handlers' ENV.PRECISION, as the CDK context `tlearn:precision` sets it. @default 'fp32' */
+  precision?: Precision;
   /** Settle wait of the state machine, seconds. @default localPipelineSettings().training.settleSeconds */
   settleSeconds?: number;
   /** Upload and train a demo dataset when the bucket has none. @default true */
@@ -301,6 +303,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     env.set(ENV.BASE_MODEL_URI, weights.source.kind === 'uri' ? weights.source.uri : undefined);
     env.set(ENV.INPUT_SIZE, String(inputSize));
     env.set(ENV.POOLING, opts.pooling ?? 'flatten');
+    env.set(ENV.PRECISION, opts.precision ?? 'fp32');
     env.set(ENV.MODEL_REFRESH_SECONDS, '1');
     env.set(ENV.API_KEYS_FILE, join(dataDir, LOCAL_KEYS_FILE));
     env.set(

@@ -9,6 +9,8 @@ import {
   featureDims,
   POOLINGS,
   type Pooling,
+  PRECISIONS,
+  type Precision,
   type ResizeKernel,
   specToString,
 } from './spec.ts';
@@ -39,6 +41,12 @@ export interface LoadExtractorOptions {
    * does not resize). @default DEFAULT_RESIZE
    */
   resize?: ResizeKernel;
+  /**
+   * `int8` runs the quantized graph (onnxruntime only; its spec ends in `/int8`): about 3-4x
+   * less CPU per image, features within a few percent of fp32 (docs/ARCHITECTURE.md, "The int8
+   * engine"). @default 'fp32'
+   */
+  precision?: Precision;
 }
 
 function validate(opts: LoadExtractorOptions): void {
@@ -50,6 +58,17 @@ function validate(opts: LoadExtractorOptions): void {
   }
   if (!POOLINGS.includes(pooling)) {
     throw new ValidationError(`pooling must be one of ${POOLINGS.join(', ')} (got '${String(pooling)}')`);
+  }
+  const precision = opts.precision ?? 'fp32';
+  if (!PRECISIONS.includes(precision)) {
+    throw new ValidationError(
+      `precision must be one of ${PRECISIONS.join(', ')} (got '${String(precision)}')`,
+    );
+  }
+  if (precision === 'int8' && opts.backend !== undefined && opts.backend !== 'onnx') {
+    throw new ValidationError(
+      `precision int8 runs on the onnx engine only, not '${opts.backend}' (unset TLEARN_BACKEND or set it to onnx)`,
+    );
   }
   if (weights.kind === 'uri' && weights.uri.trim() === '') throw new ValidationError('weights URI is empty');
   if (weights.kind === 'uri' && weights.uri.startsWith('s3://') && opts.s3 === undefined) {
@@ -74,8 +93,13 @@ export async function loadExtractor(opts: LoadExtractorOptions): Promise<Feature
   const started = Date.now();
   // Engine order (ENGINE_ORDER): tfjs-node where it loads (the Lambda image), else onnxruntime-node
   // (~8x faster than wasm on CPU, same weights and graph), else tfjs wasm, else tfjs cpu.
+  // int8 exists only as an onnxruntime graph: no tfjs engine, and no fallback to fp32 either (its
+  // features would carry another spec than the one asked for).
+  const int8 = opts.precision === 'int8';
   let tfjsBackend: TfjsBackendName | undefined;
-  if (opts.backend === undefined) {
+  if (int8) {
+    tfjsBackend = undefined;
+  } else if (opts.backend === undefined) {
     tfjsBackend = await selectBackend('tensorflow', silentLog).catch(() => undefined);
   } else if (opts.backend !== 'onnx') {
     tfjsBackend = await selectBackend(opts.backend, log);
@@ -88,6 +112,7 @@ export async function loadExtractor(opts: LoadExtractorOptions): Promise<Feature
     pooling,
     preprocessing: 'caffe',
     resize: opts.resize ?? DEFAULT_RESIZE,
+    ...(int8 ? { precision: 'int8' as const } : {}),
   };
   if (tfjsBackend === undefined) {
     try {
@@ -107,9 +132,9 @@ export async function loadExtractor(opts: LoadExtractorOptions): Promise<Feature
       });
       return extractor;
     } catch (err) {
-      if (opts.backend === 'onnx') {
+      if (opts.backend === 'onnx' || int8) {
         throw new BackendUnavailableError(
-          `backend 'onnx' was asked for (TLEARN_BACKEND) but onnxruntime-node is not usable here: ${describeError(err)}`,
+          `${int8 ? 'precision int8 needs the onnx engine' : "backend 'onnx' was asked for (TLEARN_BACKEND)"} but onnxruntime-node is not usable here: ${describeError(err)}`,
           { cause: err },
         );
       }

@@ -19,10 +19,17 @@ interface Entry {
 
 const shared = new Map<string, Entry>();
 
-/** What makes two requests the same extractor: the weights, the graph, the engine and the spec. */
+/** What makes two requests the same extractor: the weights, the graph, the engine, the precision and the spec. */
 function keyOf(opts: LoadExtractorOptions): string {
   const w = opts.weights.kind === 'uri' ? `uri:${opts.weights.uri}` : `random:${opts.weights.seed}`;
-  return [w, opts.inputSize, opts.pooling, opts.backend ?? 'auto', opts.resize ?? 'default'].join('|');
+  return [
+    w,
+    opts.inputSize,
+    opts.pooling,
+    opts.backend ?? 'auto',
+    opts.resize ?? 'default',
+    opts.precision ?? 'fp32',
+  ].join('|');
 }
 
 /**

@@ -4,6 +4,14 @@ import { ValidationError } from '../errors.ts';
 export type Pooling = 'flatten' | 'avg' | 'max';
 export const POOLINGS: readonly Pooling[] = ['flatten', 'avg', 'max'];
 
+/**
+ * Arithmetic of the forward pass: `fp32` (the reference) or `int8` (quantized weights and
+ * activations, onnxruntime only; docs/ARCHITECTURE.md, "The int8 engine"). int8 features differ
+ * from fp32 ones by a few percent, so the spec names the precision and the two never mix.
+ */
+export type Precision = 'fp32' | 'int8';
+export const PRECISIONS: readonly Precision[] = ['fp32', 'int8'];
+
 /** Resize interpolation used before the network (named in the spec so features never mix). */
 export type ResizeKernel = 'bilinear' | 'nearest';
 
@@ -20,6 +28,16 @@ export interface FeatureSpec {
   pooling: Pooling;
   preprocessing: 'caffe';
   resize: ResizeKernel;
+  /**
+   * Absent means fp32 (every spec written before int8 existed). Only `int8` appears in the
+   * string form, as a `/int8` suffix, so fp32 spec strings are unchanged.
+   */
+  precision?: Precision;
+}
+
+/** The precision of a spec (absent = fp32). */
+export function specPrecision(spec: Pick<FeatureSpec, 'precision'>): Precision {
+  return spec.precision ?? 'fp32';
 }
 
 /** Resize kernel recorded in the spec when nobody says otherwise (extractor and trainer agree on it). */
@@ -43,7 +61,9 @@ export function featureDims(spec: Pick<FeatureSpec, 'input' | 'pooling'>): numbe
 
 /**
  * Canonical short string of a spec, stored in S3 metadata (`feature-spec`), models and reports.
+ * An int8 spec ends in `/int8`; an fp32 one has no suffix.
  * @example specToString(spec) === 'vgg16/3f2a9c0d11e4b7a1/150x150/flatten/caffe/bilinear'
+ * @example specToString({ ...spec, precision: 'int8' }) === 'vgg16/3f2a9c0d11e4b7a1/150x150/flatten/caffe/bilinear/int8'
  */
 export function specToString(spec: FeatureSpec): string {
   return [
@@ -53,28 +73,38 @@ export function specToString(spec: FeatureSpec): string {
     spec.pooling,
     spec.preprocessing,
     spec.resize,
+    ...(specPrecision(spec) === 'int8' ? ['int8'] : []),
   ].join('/');
 }
 
 const SPEC_RE =
-  /^vgg16\/([a-z0-9-]{1,64})\/(\d{2,4})x(\d{2,4})\/(flatten|avg|max)\/caffe\/(bilinear|nearest)$/;
+  /^vgg16\/([a-z0-9-]{1,64})\/(\d{2,4})x(\d{2,4})\/(flatten|avg|max)\/caffe\/(bilinear|nearest)(\/int8)?$/;
 
 /** Parses the string form back; throws ValidationError on anything else. */
 export function parseSpec(text: string): FeatureSpec {
   const m = SPEC_RE.exec(text);
   if (!m) throw new ValidationError(`not a feature spec: '${text}'`);
-  const [, weights, h, w, pooling, resize] = m as unknown as [
+  const [, weights, h, w, pooling, resize, int8] = m as unknown as [
     string,
     string,
     string,
     string,
     Pooling,
     ResizeKernel,
+    string | undefined,
   ];
   const input: [number, number] = [Number(h), Number(w)];
   if (input[0] < 32 || input[1] < 32)
     throw new ValidationError(`input size must be at least 32x32: '${text}'`);
-  return { model: 'vgg16', weights, input, pooling, preprocessing: 'caffe', resize };
+  return {
+    model: 'vgg16',
+    weights,
+    input,
+    pooling,
+    preprocessing: 'caffe',
+    resize,
+    ...(int8 === undefined ? {} : { precision: 'int8' as const }),
+  };
 }
 
 /** Whether weights in a spec are seeded random ones (to be labelled loudly wherever shown). */

@@ -7,7 +7,7 @@ import { countS3Requests, type S3RequestCounts } from '../cost/usage.ts';
 import { describeError, InsufficientDataError, NotFoundError, SpecMismatchError } from '../errors.ts';
 import type { TrainingInput } from '../features/messages.ts';
 import { decodeNpy } from '../features/npy.ts';
-import { type FeatureSpec, featureDims, parseSpec } from '../model/spec.ts';
+import { type FeatureSpec, featureDims, parseSpec, specPrecision } from '../model/spec.ts';
 import { trainHeadWithQuality } from '../quality/assess.ts';
 import { modelFileKey, newModelVersion } from '../storage/keys.ts';
 import { getObject, putJson, putObject } from '../storage/s3.ts';
@@ -33,11 +33,14 @@ import { type ImageEntry, scanDataset } from './readiness.ts';
  */
 
 /** What the trainer should treat as the deployment's feature spec (fields that are known). */
-export type SpecExpectation = Partial<Pick<FeatureSpec, 'weights' | 'input' | 'pooling' | 'resize'>>;
+export type SpecExpectation = Partial<
+  Pick<FeatureSpec, 'weights' | 'input' | 'pooling' | 'resize' | 'precision'>
+>;
 
 /**
  * The spec fields a deployment's model config pins down without loading any weights: input size,
- * pooling, the resize kernel the extractor uses, and the weights id when they are seeded random
+ * pooling, the resize kernel the extractor uses, the precision (an int8 deployment trains on
+ * `…/int8` features only, an fp32 one never on them), and the weights id when they are seeded random
  * (`random-<seed>`); real weights are identified by a hash only the loaded weights give.
  */
 export function specExpectationFromModelConfig(
@@ -48,6 +51,7 @@ export function specExpectationFromModelConfig(
     input: [cfg.inputSize, cfg.inputSize],
     pooling: cfg.pooling,
     resize,
+    precision: cfg.precision,
     ...(cfg.weights.kind === 'random' ? { weights: `random-${cfg.weights.seed}` } : {}),
   };
 }
@@ -129,6 +133,7 @@ function matches(spec: string, expect: SpecExpectation | undefined): boolean {
     (expect.weights === undefined || s.weights === expect.weights) &&
     (expect.pooling === undefined || s.pooling === expect.pooling) &&
     (expect.resize === undefined || s.resize === expect.resize) &&
+    (expect.precision === undefined || specPrecision(s) === expect.precision) &&
     (expect.input === undefined || (s.input[0] === expect.input[0] && s.input[1] === expect.input[1]))
   );
 }
@@ -139,6 +144,7 @@ function describeExpectation(expect: SpecExpectation): string {
     expect.input && `input ${expect.input[0]}x${expect.input[1]}`,
     expect.pooling && `pooling ${expect.pooling}`,
     expect.resize && `resize ${expect.resize}`,
+    expect.precision && `precision ${expect.precision}`,
   ].filter(Boolean);
   return parts.join(', ');
 }

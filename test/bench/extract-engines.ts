@@ -1,6 +1,6 @@
 /**
  * Benchmark of the feature extraction engines on VGG16 at its real sizes (random weights, same
- * FLOPs as real ones): onnxruntime-node (1 and 2 threads, session variants) and tfjs' wasm
+ * FLOPs as real ones): onnxruntime-node (1 and 2 threads, session variants, fp32 and int8) and tfjs' wasm
  * backend, at batch 1 and 8. Prints a table and JSON (stdout); logs progress to stderr.
  *
  *   node bin/run-ts.js test/bench/extract-engines.ts [--engines onnx,wasm] [--rounds 3] [--json out.json]
@@ -49,6 +49,8 @@ interface Case {
   batch: number;
   threads?: number;
   tuning?: OnnxSessionTuning;
+  /** The quantized graph (load includes its calibration). @default 'fp32' */
+  precision?: 'fp32' | 'int8';
   label: string;
 }
 
@@ -69,8 +71,9 @@ function images(n: number, size: number): Float32Array[] {
   );
 }
 
-function spec(size: number, pooling: Pooling): FeatureSpec {
+function spec(size: number, pooling: Pooling, precision: 'fp32' | 'int8' = 'fp32'): FeatureSpec {
   return {
+    ...(precision === 'int8' ? { precision } : {}),
     model: 'vgg16',
     weights: randomWeightsId(SEED),
     input: [size, size],
@@ -86,7 +89,7 @@ async function load(c: Case): Promise<FeatureExtractor> {
   if (c.engine === 'onnx') {
     return loadOnnxExtractor({
       weights,
-      spec: spec(c.size, c.pooling),
+      spec: spec(c.size, c.pooling, c.precision),
       ...(c.threads === undefined ? {} : { threads: c.threads }),
       ...(c.tuning === undefined ? {} : { tuning: c.tuning }),
     });
@@ -196,6 +199,22 @@ if (engines.has('onnx')) {
       tuning: { batch },
       label: `onnx t2 fixed batch ${batch}`,
     });
+  // The int8 engine (docs/BENCHMARKS.md, "int8 vs fp32"), beside the fp32 'onnx t1/t2' rows above.
+  for (const [size, pooling] of [
+    [150, 'flatten'],
+    [224, 'avg'],
+  ] as const)
+    for (const threads of [1, 2])
+      for (const batch of [1, 8])
+        cases.push({
+          engine: 'onnx',
+          size,
+          pooling,
+          batch,
+          threads,
+          precision: 'int8',
+          label: `onnx int8 t${threads}`,
+        });
   cases.push({ engine: 'onnx', size: 150, pooling: 'flatten', batch: 4, threads: 2, label: 'onnx t2' });
   cases.push({ engine: 'onnx', size: 150, pooling: 'flatten', batch: 16, threads: 2, label: 'onnx t2' });
 }

@@ -16,6 +16,7 @@ import {
   startApiBenchEnv,
 } from './api.ts';
 import { batchBench } from './batch.ts';
+import { int8AccuracyBench, int8ExtractBench } from './int8.ts';
 import { ChildRunError, kbToMB, type ProcessUsage, runWorker, spawnNode } from './lib/child.ts';
 import { countFiles, labelledJpegFolder } from './lib/fixtures.ts';
 import {
@@ -531,6 +532,8 @@ export function createSuite(): Suite {
     extractBench(),
     extractBench('wasm'),
     batchBench(),
+    int8ExtractBench(),
+    int8AccuracyBench(),
     ...FITS.map(fitBench),
     ...QUALITY_SIZES.map(qualityBench),
     ...apiBenches(getEnv),

@@ -15,7 +15,13 @@ export interface FakeExtractor extends FeatureExtractor {
  * forward pass throw.
  */
 export function fakeExtractor(
-  opts: { size?: number; weights?: string; pooling?: FeatureSpec['pooling']; fail?: Error } = {},
+  opts: {
+    size?: number;
+    weights?: string;
+    pooling?: FeatureSpec['pooling'];
+    precision?: FeatureSpec['precision'];
+    fail?: Error;
+  } = {},
 ): FakeExtractor {
   const size = opts.size ?? 32;
   const spec: FeatureSpec = {
@@ -25,6 +31,7 @@ export function fakeExtractor(
     pooling: opts.pooling ?? 'avg',
     preprocessing: 'caffe',
     resize: 'bilinear',
+    ...(opts.precision === 'int8' ? { precision: 'int8' as const } : {}),
   };
   const dims = featureDims(spec);
   const batches: number[] = [];

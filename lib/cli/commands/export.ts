@@ -3,7 +3,7 @@ import { dirname, resolve } from 'node:path';
 import type { ExportResponse } from '../../api/export.ts';
 import { ValidationError } from '../../errors.ts';
 import { readOnnxMetadata } from '../../export/onnx-metadata.ts';
-import { buildModelOnnx } from '../../export/onnx-model.ts';
+import { buildModelExport } from '../../export/onnx-model.ts';
 import { loadWeights } from '../../model/weights.ts';
 import { parseModelDocument } from '../../training/model-document.ts';
 import { consoleLog } from '../../util/log.ts';
@@ -79,7 +79,11 @@ async function runOffline(model: string, out: string, weightsFlag: string | unde
   const loaded = await loadHeadFile(model);
   const doc = parseModelDocument(await fs.readFile(loaded.path, 'utf8'));
   const weights = await loadWeights(await weightsFor(loaded, weightsFlag, undefined), { log: consoleLog });
-  const bytes = buildModelOnnx({ weights: weights.weights, weightsId: weights.weightsId, model: doc });
+  const bytes = await buildModelExport({
+    weights: weights.weights,
+    weightsId: weights.weightsId,
+    model: doc,
+  });
   await writeAtomically(out, bytes);
   ctx.out(describeExport(out, bytes));
   return EXIT.OK;

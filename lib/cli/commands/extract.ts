@@ -6,11 +6,12 @@ import {
   isRandomWeights,
   POOLINGS,
   type Pooling,
+  type Precision,
   type ResizeKernel,
 } from '../../model/spec.ts';
 import type { BackendName, FeatureExtractor, WeightsSource } from '../../model/types.ts';
 import { consoleLog, type Log } from '../../util/log.ts';
-import { numberFlag, parseCommandArgs, UsageError } from '../args.ts';
+import { numberFlag, parseCommandArgs, precisionFlag, UsageError } from '../args.ts';
 import { EXIT } from '../exit-codes.ts';
 import type { Command } from '../main.ts';
 import { createProgress } from '../progress.ts';
@@ -39,6 +40,10 @@ options:
   --size N               square input size in pixels, 32-1024 (default ${DEFAULT_INPUT_SIZE})
   --batch N              images per forward pass, 1-64 (default 8)
   --backend B            tensorflow | wasm | cpu (default: the first that loads)
+  --precision P          fp32 | int8 (default fp32). int8 runs a quantized VGG16 on onnxruntime:
+                         2.2-2.6x faster whole job here (4x per forward pass), features ~2.5 %
+                         from fp32, spec ending in /int8 (never mixed with fp32 features or
+                         models; see the README, "Picking int8")
   --force                recompute features that are up to date
   -h, --help             this help
 
@@ -52,6 +57,8 @@ export interface ExtractorRequest {
   /** Resize kernel recorded in the spec. @default 'bilinear' */
   resize?: ResizeKernel;
   backend?: BackendName;
+  /** @default 'fp32' */
+  precision?: Precision;
   log?: Log;
 }
 
@@ -121,6 +128,7 @@ export function createExtractCommand(deps: Partial<ExtractDeps> = {}): Command {
         size: { type: 'string' },
         batch: { type: 'string' },
         backend: { type: 'string' },
+        precision: { type: 'string' },
         force: { type: 'boolean' },
       });
       if (positionals.length === 0) throw new UsageError('give at least one image or folder');
@@ -136,6 +144,7 @@ export function createExtractCommand(deps: Partial<ExtractDeps> = {}): Command {
       });
       const batchSize = numberFlag('batch', values.batch, 8, { min: 1, max: 64, integer: true });
       const backend = backendFlag(values.backend);
+      const precision = precisionFlag(values.precision, backend);
 
       const { images, skipped } = await listLocalImages(positionals);
       for (const s of skipped) log.warn(`skipped ${shortPath(s.path)}: ${s.reason} (${s.detail})`);
@@ -152,6 +161,7 @@ export function createExtractCommand(deps: Partial<ExtractDeps> = {}): Command {
         inputSize,
         pooling,
         ...(backend ? { backend } : {}),
+        ...(precision === 'int8' ? { precision } : {}),
         log,
       });
       try {

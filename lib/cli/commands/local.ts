@@ -3,7 +3,7 @@ import type { DemoProgress } from '../../local/demo.ts';
 import { POOLINGS, type Pooling } from '../../model/spec.ts';
 import { localPipelineSettings } from '../../pipeline/settings.ts';
 import { consoleLog } from '../../util/log.ts';
-import { numberFlag, parseCommandArgs, UsageError } from '../args.ts';
+import { numberFlag, parseCommandArgs, precisionFlag, UsageError } from '../args.ts';
 import { EXIT } from '../exit-codes.ts';
 import type { Command } from '../main.ts';
 import { createProgress, type Progress } from '../progress.ts';
@@ -28,6 +28,8 @@ options:
                      random weights, announced loudly)
   --size N           network input size in pixels, 32-1024 (default 150)
   --pooling P        flatten | avg | max (default flatten)
+  --precision P      fp32 | int8 (default fp32): int8 runs the quantized VGG16 in every handler
+                     (sets TLEARN_PRECISION, as the CDK context tlearn:precision does on AWS)
   --settle S         seconds the state machine waits before checking readiness (default: the
                      deployed 60 s scaled for one machine, lib/pipeline/settings.ts)
   --no-fetch         without imported weights, do not try once to download the real ones
@@ -107,6 +109,7 @@ export const command: Command = {
       weights: { type: 'string' },
       size: { type: 'string' },
       pooling: { type: 'string' },
+      precision: { type: 'string' },
       settle: { type: 'string' },
       'no-demo': { type: 'boolean' },
       'no-fetch': { type: 'boolean' },
@@ -131,6 +134,7 @@ export const command: Command = {
         integer: true,
       }),
       pooling,
+      precision: precisionFlag(values.precision),
       demo: values['no-demo'] !== true,
       fetchWeights: values['no-fetch'] !== true,
       ...(values.weights !== undefined ? { weights: values.weights } : {}),

@@ -10,7 +10,13 @@ import {
   resolveLocalWeights,
 } from '../../features/extract-files.ts';
 import { listImageFiles } from '../../features/local-dataset.ts';
-import { type FeatureSpec, featureDims, isRandomWeights, parseSpec } from '../../model/spec.ts';
+import {
+  type FeatureSpec,
+  featureDims,
+  isRandomWeights,
+  parseSpec,
+  specPrecision,
+} from '../../model/spec.ts';
 import type { WeightsSource } from '../../model/types.ts';
 import { checkHead, predictProba } from '../../training/head.ts';
 import type { Head } from '../../training/types.ts';
@@ -39,8 +45,10 @@ options (offline):
   --backend B        tensorflow | wasm | cpu (default: the first that loads)
   -h, --help         this help
 
+A head trained on int8 features (spec ending in /int8) runs the int8 engine, an fp32 one the
+fp32 engine: the precision comes from the model, never from a flag.
 The base model's spec must equal the one the head was trained on (weights, input size,
-pooling, resize), else the command stops with a spec mismatch.
+pooling, resize, precision), else the command stops with a spec mismatch.
 exit codes: 0 all images predicted, 1 failure, 2 usage error, 3 some images failed`;
 
 /**
@@ -199,6 +207,12 @@ async function runOffline(argv: string[], deps: Partial<ExtractDeps>): Promise<n
 
   const loaded = await loadHeadFile(String(values.model));
   const { head, spec } = loaded;
+  const precision = specPrecision(spec);
+  if (precision === 'int8' && backend !== undefined && backend !== 'onnx') {
+    throw new UsageError(
+      `this model was trained on int8 features, which only the onnx engine computes; drop --backend ${backend}`,
+    );
+  }
   if (spec.input[0] !== spec.input[1])
     throw new ValidationError(
       `the model's spec has a non-square input ${spec.input.join('x')}; not supported`,
@@ -217,6 +231,7 @@ async function runOffline(argv: string[], deps: Partial<ExtractDeps>): Promise<n
     pooling: spec.pooling,
     resize: spec.resize,
     ...(backend ? { backend } : {}),
+    ...(precision === 'int8' ? { precision } : {}),
     log,
   });
   try {
