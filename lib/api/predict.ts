@@ -4,7 +4,7 @@
  */
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { z } from 'zod';
-import { observePrediction } from '../capture/observe.ts';
+import { startObservation } from '../capture/observe.ts';
 import { ImageDecodeError, NotFoundError, TlearnError, ValidationError } from '../errors.ts';
 import { formatMegabytes, MAX_IMAGE_BYTES } from '../images/limits.ts';
 import { preprocessImage } from '../images/preprocess.ts';
@@ -241,32 +241,37 @@ export async function predictRoute(
     bytes = input.bytes;
   }
 
-  const scored = await scoreImageBytes(bytes, {
-    extractor,
-    extract: (pixels) => queue.extract(pixels),
-    model,
-    limitInputPixels: ctx.config.limitInputPixels,
-    threshold: thresholdChoice,
+  // A capture that does not depend on the score stores its image while the image is scored.
+  const observation = startObservation({ s3: ctx.s3, bucket: ctx.config.bucket, log: ctx.log }, settings, {
+    dataset,
+    bytes,
+    requested,
+    at: ctx.now(),
   });
+  let scored: ScoredImage;
+  try {
+    scored = await scoreImageBytes(bytes, {
+      extractor,
+      extract: (pixels) => queue.extract(pixels),
+      model,
+      limitInputPixels: ctx.config.limitInputPixels,
+      threshold: thresholdChoice,
+    });
+  } catch (err) {
+    await observation.abandon();
+    throw err;
+  }
   const { scores, outcome } = scored;
-  const observed = await observePrediction(
-    { s3: ctx.s3, bucket: ctx.config.bucket, log: ctx.log },
-    settings,
-    {
-      dataset,
-      bytes,
-      requested,
-      prediction: {
-        modelVersion: model.version,
-        spec: model.spec,
-        label: outcome.label,
-        confidence: scored.confidence,
-        abstained: outcome.abstained,
-        scores,
-      },
-      at: ctx.now(),
-    },
-  );
+  const observeStarted = performance.now();
+  const observed = await observation.finish({
+    modelVersion: model.version,
+    spec: model.spec,
+    label: outcome.label,
+    confidence: scored.confidence,
+    abstained: outcome.abstained,
+    scores,
+  });
+  const observeMs = performance.now() - observeStarted;
   const round = (ms: number) => Math.round(ms * 100) / 100;
   return {
     dataset,
@@ -287,6 +292,7 @@ export async function predictRoute(
       decode: round(scored.timingsMs.decode),
       forward: round(scored.timingsMs.forward),
       head: round(scored.timingsMs.head),
+      observe: round(observeMs),
       total: round(performance.now() - started),
     },
   };

@@ -482,8 +482,129 @@ export async function benchLatency(
         extra: { failedRequests: failed },
       });
     }
+    figures.push(await benchCaptureOverhead(ctx, server.url, bench, key, { backend, rss, mode }));
   } finally {
     await server.stop();
   }
   return figures;
+}
+
+/** Writes the benchmark dataset's capture policy through the API, as an admin would. */
+async function putCapturePolicy(url: string, bench: ApiBenchEnv, sample: number): Promise<void> {
+  const res = await fetch(`${url}/datasets/${BENCH_DATASET}/settings`, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/json', 'x-api-key': bench.env[BENCH_ADMIN_KEY_ENV] ?? '' },
+    body: JSON.stringify({ capture: { sample, belowConfidence: null } }),
+  });
+  if (res.status !== 200) {
+    throw new Error(
+      `PUT /datasets/${BENCH_DATASET}/settings answered ${res.status}: ${(await res.text()).slice(0, 300)}`,
+    );
+  }
+}
+
+/**
+ * What capturing adds to a warm prediction: short blocks of sequential predictions (one client)
+ * with the capture policy off (`sample: 0`) and on (`sample: 1`: every prediction captured), many
+ * times alternated so a change of machine load hits both sides alike. Monitoring records are
+ * written on both sides. The figure is p50 (on) − p50 (off) over HTTP; beside it, the server's
+ * own `observe` step (what runs after scoring: the record, and the capture's document), whose
+ * difference is the capture's cost without the noise of the forward pass.
+ */
+export async function benchCaptureOverhead(
+  ctx: BenchContext,
+  url: string,
+  bench: ApiBenchEnv,
+  key: string,
+  info: { backend: string | undefined; rss: number; mode: ApiServerMode },
+): Promise<Figure> {
+  const blocks = ctx.reps(12, 6);
+  const perBlock = ctx.mode.quick ? 4 : 5;
+  const client = { off: [] as number[], on: [] as number[] };
+  const total = { off: [] as number[], on: [] as number[] };
+  const observe = { off: [] as number[], on: [] as number[] };
+  // Server total minus the forward pass: everything a capture could add, without the part of the
+  // request a busy machine's CPU contention moves the most.
+  const besideForward = { off: [] as number[], on: [] as number[] };
+  const failures: string[] = [];
+  try {
+    for (let b = 0; b < blocks; b++) {
+      // Off then on in even blocks, on then off in odd ones: neither side always runs second.
+      const order: ('off' | 'on')[] = b % 2 === 0 ? ['off', 'on'] : ['on', 'off'];
+      for (const which of order) {
+        await putCapturePolicy(url, bench, which === 'on' ? 1 : 0);
+        // One discarded prediction after each switch.
+        await predict(url, bench.image, key);
+        const round = await loadRound(url, bench.image, key, 1, perBlock);
+        client[which].push(...round.latencies);
+        const pick = (k: string) =>
+          round.timings.map((t) => t[k]).filter((x): x is number => typeof x === 'number');
+        total[which].push(...pick('total'));
+        observe[which].push(...pick('observe'));
+        besideForward[which].push(
+          ...round.timings
+            .map((t) => (t.total ?? Number.NaN) - (t.forward ?? Number.NaN))
+            .filter((x) => Number.isFinite(x)),
+        );
+        failures.push(...round.failures);
+      }
+    }
+  } finally {
+    await putCapturePolicy(url, bench, 0).catch(() => undefined);
+  }
+  if (client.on.length === 0 || client.off.length === 0) {
+    throw new Error(`every capture-overhead request failed: ${failures[0] ?? ''}`);
+  }
+  ctx.progress(
+    `  capture off/on: ${client.off.length} + ${client.on.length} predictions in ${blocks} alternated blocks`,
+  );
+  const off = summarizeLatency(client.off);
+  const on = summarizeLatency(client.on);
+  const overhead = on.p50 - off.p50;
+  const med = (v: number[]) => (v.length ? roundSig(median(v), 3) : undefined);
+  const observeOff = med(observe.off);
+  const observeOn = med(observe.on);
+  return {
+    name: `${prefix(info.mode)}capture-overhead`,
+    group: 'api',
+    title: `capture on (sample 1.0) − off: warm prediction p50 at 1 client (${what(info.mode)})`,
+    unit: 'ms',
+    better: 'lower',
+    status: failures.length > 0 ? 'failed' : 'ok',
+    summary: {
+      n: client.on.length + client.off.length,
+      median: overhead,
+      min: overhead,
+      max: overhead,
+      mean: overhead,
+    },
+    ...(info.backend ? { backend: info.backend } : {}),
+    peakRssMB: info.rss,
+    params: {
+      blocks,
+      requestsPerBlock: perBlock,
+      clients: 1,
+      image: '500x375 jpeg',
+      captureOn: { sample: 1 },
+    },
+    extra: {
+      p50Off: roundSig(off.p50, 4),
+      p50On: roundSig(on.p50, 4),
+      p95Off: roundSig(off.p95, 4),
+      p95On: roundSig(on.p95, 4),
+      serverTotalOffMs: med(total.off),
+      serverTotalOnMs: med(total.on),
+      serverObserveOffMs: observeOff,
+      serverObserveOnMs: observeOn,
+      serverBesideForwardOffMs: med(besideForward.off),
+      serverBesideForwardOnMs: med(besideForward.on),
+      serverObserveOverheadMs:
+        observeOff === undefined || observeOn === undefined ? undefined : roundSig(observeOn - observeOff, 3),
+      failedRequests: failures.length,
+    },
+    note: `p50 off ${roundSig(off.p50, 3)} → on ${roundSig(on.p50, 3)} ms; server after scoring ${
+      observeOff ?? '?'
+    } → ${observeOn ?? '?'} ms${failures.length ? `; ${failures.length} FAILED` : ''}`,
+    ...(failures.length > 0 ? { error: `${failures.length} requests failed: ${failures[0]}` } : {}),
+  };
 }
