@@ -17,6 +17,7 @@ import { removeImages } from '../pipeline/remove.ts';
 import { modelFileKey } from '../storage/keys.ts';
 import { getJsonIfExists, headObject, isConditionFailed, putObject } from '../storage/s3.ts';
 import type { Log } from '../util/log.ts';
+import { finishBatch } from './finish.ts';
 import {
   type BatchRow,
   batchKeys,
@@ -27,7 +28,6 @@ import {
   SummarySchema,
 } from './layout.ts';
 import { readManifest } from './start.ts';
-import { finishBatch } from './worker.ts';
 
 /** The `error` of every row of a chunk that reached the batch dead-letter queue. */
 export const DEAD_CHUNK_ERROR =

@@ -344,7 +344,15 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       rejectRunner = rej;
     });
     const sfnServer = await startSfnServer({ port: opts.sfnPort ?? 8083, runner: runnerPromise, log });
-    cleanups.push({ name: 'the Step Functions endpoint', run: () => sfnServer.stop(30_000) });
+    cleanups.push({
+      name: 'the Step Functions endpoint',
+      run: () => {
+        // A start that failed before the runner existed (a handler that does not load): the
+        // endpoint's stop must not wait for it. A no-op once the runner was resolved.
+        rejectRunner(new Error('the local stack stopped before its state machine was ready'));
+        return sfnServer.stop(30_000);
+      },
+    });
     const stateMachineArn = `arn:aws:states:${region}:000000000000:stateMachine:${STATE_MACHINE_NAME}`;
     env.set(ENV.SFN_ENDPOINT, sfnServer.endpoint);
     env.set(ENV.STATE_MACHINE_ARN, stateMachineArn);

@@ -6,8 +6,8 @@ import { featureErrorKey, featureKey, parseImageKey } from '../storage/keys.ts';
 import { headObject } from '../storage/s3.ts';
 import { mapWithConcurrency } from '../util/concurrency.ts';
 import type { Log } from '../util/log.ts';
-import { type ImageJob, writeExtractionFailed } from './extract.ts';
 import { FEATURE_META } from './feature-metadata.ts';
+import { type ImageJob, writeExtractionFailed } from './feature-records.ts';
 
 /**
  * Messages of the ingest dead-letter queue (docs/ARCHITECTURE.md "Dead letters"): S3 events whose

@@ -19,6 +19,13 @@ import {
 import { mapWithConcurrency } from '../util/concurrency.ts';
 import type { Log } from '../util/log.ts';
 import { FEATURE_META, FeatureErrorRecord, featureMetadata } from './feature-metadata.ts';
+import {
+  EXTRACTION_FAILED,
+  failedMessage,
+  type ImageJob,
+  readyMessage,
+  writeExtractionFailed,
+} from './feature-records.ts';
 
 /**
  * The extractor's domain logic: images under `datasets/` → `.npy` features (or `.error.json`
@@ -32,23 +39,6 @@ import { FEATURE_META, FeatureErrorRecord, featureMetadata } from './feature-met
  * with a receive count > 1; for such records a current feature is announced again, so no message
  * is lost (duplicate messages are harmless: training starts are debounced).
  */
-
-/** One image to process. Several jobs may share a record (an S3 event can list several objects). */
-export interface ImageJob {
-  /** The unit SQS retries (the record's messageId). */
-  recordId: string;
-  /** Decoded S3 key under `datasets/`. */
-  key: string;
-  /** ETag from the event (may be stale; the ETag of the bytes actually read is what counts). */
-  etag?: string | undefined;
-  size?: number | undefined;
-  /** The record was received before (an earlier attempt may have written without announcing). */
-  redelivered?: boolean;
-  /** SQS ApproximateReceiveCount of the record (1 on the first delivery). */
-  receiveCount?: number;
-  /** The event's time (≈ the image's LastModified); unknown: treated as newer than any feature. */
-  eventTime?: Date;
-}
 
 /** Dependencies, created once per container by the handler (or by a test). */
 export interface ExtractDeps {
@@ -237,9 +227,6 @@ function isLastReceive(w: Work, maxReceiveCount: number | undefined): boolean {
   return w.jobs.some((j) => (j.receiveCount ?? 1) >= maxReceiveCount);
 }
 
-/** The code of the error record of an image whose extraction kept failing until its last receive. */
-export const EXTRACTION_FAILED = 'ExtractionFailed';
-
 /**
  * Writes the `ExtractionFailed` error record of an image on its last receive (with the last
  * error), deleting a stale feature, and prepares its `feature.failed` message.
@@ -260,39 +247,6 @@ async function giveUp(w: Work, deps: ExtractDeps, now: () => Date): Promise<void
   w.outcome = { status: 'failed', code: record.code, reason: record.reason };
   w.message = message;
   deps.log.warn('extraction failed on the last receive; error record written', { key: w.key });
-}
-
-/**
- * Gives an image up: writes its `ExtractionFailed` error record (`features/{d}/{label}/{file}.error.json`,
- * the format every error record has) for the content `etag`, deletes a feature of older content
- * (it must not be trained on), and returns the `feature.failed` message to announce it. Used on an
- * ingest record's last receive (above) and for messages that reached the ingest dead-letter queue
- * anyway (lib/pipeline/dead-letters.ts).
- */
-export async function writeExtractionFailed(
-  ref: { image: ImageRef; key: string },
-  etag: string,
-  spec: string,
-  lastError: string,
-  deps: { s3: S3Client; bucket: string; at: Date },
-): Promise<{ record: FeatureErrorRecord; message: FeatureFailedMessage }> {
-  const record: FeatureErrorRecord = {
-    imageKey: ref.key,
-    sourceEtag: etag,
-    spec,
-    reason: `extraction failed on every attempt; last error: ${lastError}`,
-    code: EXTRACTION_FAILED,
-    at: deps.at.toISOString(),
-  };
-  await putObject(deps.s3, deps.bucket, featureErrorKey(ref.image), `${JSON.stringify(record, null, 2)}\n`, {
-    contentType: 'application/json',
-    metadata: featureMetadata(etag, spec, ref.image.label),
-  });
-  await deleteObject(deps.s3, deps.bucket, featureKey(ref.image));
-  return {
-    record,
-    message: failedMessage(ref, etag, spec, deps.at, `${EXTRACTION_FAILED}: ${record.reason}`),
-  };
 }
 
 function retryOn(w: Work, log: Log): (err: unknown) => void {
@@ -497,34 +451,6 @@ async function write(w: Work, deps: ExtractDeps, now: () => Date): Promise<void>
     w.message = failedMessage(w, w.etag, spec, at, describeError(w.decodeError));
     deps.log.warn('image cannot be used; error record written', { key: w.key, code: record.code });
   }
-}
-
-function readyMessage(
-  w: { image: ImageRef; key: string },
-  etag: string,
-  spec: string,
-  at: Date,
-): FeatureReadyMessage {
-  return {
-    type: 'feature.ready',
-    dataset: w.image.dataset,
-    label: w.image.label,
-    imageKey: w.key,
-    featureKey: featureKey(w.image),
-    sourceEtag: etag,
-    spec,
-    at: at.toISOString(),
-  };
-}
-
-function failedMessage(
-  w: { image: ImageRef; key: string },
-  etag: string,
-  spec: string,
-  at: Date,
-  reason: string,
-): FeatureFailedMessage {
-  return { ...readyMessage(w, etag, spec, at), type: 'feature.failed', reason };
 }
 
 /** SendMessageBatch takes at most 10 entries; a failed entry (or call) retries just its image. */

@@ -1,5 +1,5 @@
 import type { Log } from '../util/log.ts';
-import type { ImageJob } from './extract.ts';
+import type { ImageJob } from './feature-records.ts';
 import type { ImageRemoval } from './remove.ts';
 import { parseS3EventBody } from './s3-events.ts';
 

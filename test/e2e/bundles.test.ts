@@ -90,6 +90,15 @@ await importBundleHandlers(${JSON.stringify(broken)}, ['check-readiness'], 1);`;
 
     expect(code).toBe(1);
     expect(stderr).toMatch(/cannot load the check-readiness bundle .*Cannot find package 'sharp'/);
+
+    // The whole stack on those bundles stops with the error and an exit code; it does not hang
+    // (its Step Functions endpoint once waited for a runner that was never made).
+    const started = await startBundledStack(broken, join(tmp, 'broken-data')).then(
+      (stack) => stack.stop().then(() => 'started'),
+      (err: Error) => err.message,
+    );
+    expect(started).toMatch(/tlearn local --bundles exited with [1-9]/);
+    expect(started).toMatch(/cannot load the check-readiness bundle .*Cannot find package 'sharp'/);
   });
 
   it('trains, predicts and scores a batch over the inbox with `tlearn local --bundles`', async () => {

@@ -159,16 +159,37 @@ describe('closing the loop on the local stack', () => {
     }>('/monitoring?days=2');
     const served = before.versions.reduce((n, v) => n + v.predictions, 0);
     expect(served).toBe(predictions);
-    const current = (await json<ModelAnswer>('/model')).model.version;
-    // Only one class from now on (the held-out set was balanced).
-    const reds = images.filter((img) => img.label === 'red');
-    for (const img of [...reds, ...reds]) await predict(img);
+    const model = await json<{
+      model: { version: string };
+      report: { classes: string[]; confusionMatrix: number[][] | null } | null;
+    }>('/model');
+    const current = model.model.version;
+    // The held-out set's predicted-label shares (the drift baseline: the confusion matrix's columns).
+    const cm = model.report?.confusionMatrix ?? [];
+    const classes = model.report?.classes ?? [];
+    const held = classes.map((_, j) => cm.reduce((n, row) => n + (row[j] ?? 0), 0));
+    const heldTotal = held.reduce((a, b) => a + b, 0);
+    const share = (label: string) => (held[classes.indexOf(label)] ?? 0) / heldTotal;
+    // From now on only the images the model calls the label rarest in its held-out predictions.
+    const answers: Array<{ img: LabelledImage; label: string }> = [];
+    for (const img of images) {
+      const a = (await predict(img)) as { label?: string | null };
+      if (a.label) answers.push({ img, label: a.label });
+    }
+    const rarest = [...new Set(answers.map((a) => a.label))].sort((a, b) => share(a) - share(b))[0] ?? '';
+    expect(share(rarest)).toBeLessThan(0.6);
+    const rare = answers.filter((a) => a.label === rarest).map((a) => a.img);
+    const middle = await json<{
+      versions: Array<{ version: string; predictions: number; drift: { labelPsi: number | null } }>;
+    }>('/monitoring?days=2');
+    for (let n = 0; n < 60; n++) await predict(rare[n % rare.length] as LabelledImage);
     const after = await json<{
       versions: Array<{ version: string; predictions: number; drift: { labelPsi: number | null } }>;
     }>('/monitoring?days=2');
     expect(after.versions.reduce((n, v) => n + v.predictions, 0)).toBe(predictions);
     const v = after.versions.find((x) => x.version === current);
-    const v0 = before.versions.find((x) => x.version === current);
+    const v0 = middle.versions.find((x) => x.version === current);
+    expect(v).toBeDefined();
     expect(v?.drift.labelPsi).not.toBeNull();
     expect(v?.drift.labelPsi ?? 0).toBeGreaterThan(v0?.drift.labelPsi ?? 0);
     expect(v?.drift.labelPsi ?? 0).toBeGreaterThan(0.25);

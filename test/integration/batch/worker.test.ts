@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { finishBatch } from '../../../lib/batch/finish.ts';
 import {
   type BatchRow,
   batchInputPrefix,
@@ -20,7 +21,7 @@ import {
   StartBatchBody,
   startBatch,
 } from '../../../lib/batch/start.ts';
-import { finishBatch, runChunk } from '../../../lib/batch/worker.ts';
+import { runChunk } from '../../../lib/batch/worker.ts';
 import { putLargeObject } from '../../../lib/storage/multipart.ts';
 import { getObject, putObject } from '../../../lib/storage/s3.ts';
 import { silentLog } from '../../../lib/util/log.ts';

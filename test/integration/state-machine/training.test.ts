@@ -7,7 +7,8 @@ import { ENV } from '../../../lib/config.ts';
 import { loadExtractor } from '../../../lib/model/extractor.ts';
 import type { FeatureExtractor } from '../../../lib/model/types.ts';
 import { CurrentPointer } from '../../../lib/pipeline/current-pointer.ts';
-import { extractImages, type ImageJob } from '../../../lib/pipeline/extract.ts';
+import { extractImages } from '../../../lib/pipeline/extract.ts';
+import type { ImageJob } from '../../../lib/pipeline/feature-records.ts';
 import { startTrainings } from '../../../lib/pipeline/start-training.ts';
 import {
   readTrainingLock,
