@@ -32,10 +32,15 @@ export function startLocalSchedule(opts: {
       timeoutMs: opts.timeoutMs,
     });
     const p = opts.handler(opts.event(new Date(), opts.region, LOCAL_ACCOUNT_ID), context);
-    running = p.finally(() => {
-      if (running === tracked) running = undefined;
+    // What stop() waits for: the run's end, whatever its outcome (the caller sees the outcome).
+    const settled: Promise<unknown> = p.then(
+      () => undefined,
+      () => undefined,
+    );
+    running = settled;
+    void settled.then(() => {
+      if (running === settled) running = undefined;
     });
-    const tracked = running;
     return p;
   };
   const timer = setInterval(() => {
@@ -49,7 +54,7 @@ export function startLocalSchedule(opts: {
     runNow: run,
     async stop() {
       clearInterval(timer);
-      await running?.catch(() => undefined);
+      await running;
     },
   };
 }
