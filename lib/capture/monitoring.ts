@@ -133,8 +133,9 @@ export async function rollUpDay(
 }
 
 /**
- * Statistics per version of the records in `[from, to)` (second precision: the records' names hold
- * their time): what a rolling window, e.g. the last 24 hours, needs. LIST calls only, over the day
+ * Statistics per version of the records from `from` to `to`, both included, at second precision
+ * (the records' names hold their time to the second, so a record of `to`'s own second counts):
+ * what a rolling window, e.g. the last 24 hours, needs. LIST calls only, over the day
  * folders the window touches.
  */
 export async function rollUpWindow(
@@ -153,7 +154,7 @@ export async function rollUpWindow(
   for (const d of days) {
     for await (const o of listObjects(s3, bucket, recordsPrefix(dataset, d))) {
       const at = recordTime(o.key, d);
-      if (at === undefined || at < window.from.getTime() || at >= window.to.getTime()) continue;
+      if (at === undefined || at < window.from.getTime() || at > window.to.getTime()) continue;
       const r = parseRecordKey(o.key);
       if (!r) continue;
       const stats = versions[r.version] ?? emptyVersionDay();
