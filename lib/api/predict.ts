@@ -4,7 +4,7 @@
  */
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { z } from 'zod';
-import { startObservation } from '../capture/observe.ts';
+import { type Observation, startObservation } from '../capture/observe.ts';
 import { ImageDecodeError, NotFoundError, TlearnError, ValidationError } from '../errors.ts';
 import { formatMegabytes, MAX_IMAGE_BYTES } from '../images/limits.ts';
 import { preprocessImage } from '../images/preprocess.ts';
@@ -241,29 +241,35 @@ export async function predictRoute(
     bytes = input.bytes;
   }
 
-  // A capture that does not depend on the score stores its image while the image is scored.
-  const observation = startObservation({ s3: ctx.s3, bucket: ctx.config.bucket, log: ctx.log }, settings, {
-    dataset,
-    bytes,
-    requested,
-    at: ctx.now(),
-  });
+  // A capture that does not depend on the score stores its image during the forward pass: started
+  // once the image is decoded (the decode shares this thread; the engine's pass does not).
+  let observation: Observation | undefined;
+  const observe = (): Observation =>
+    (observation ??= startObservation({ s3: ctx.s3, bucket: ctx.config.bucket, log: ctx.log }, settings, {
+      dataset,
+      bytes,
+      requested,
+      at: ctx.now(),
+    }));
   let scored: ScoredImage;
   try {
     scored = await scoreImageBytes(bytes, {
       extractor,
-      extract: (pixels) => queue.extract(pixels),
+      extract: (pixels) => {
+        observe();
+        return queue.extract(pixels);
+      },
       model,
       limitInputPixels: ctx.config.limitInputPixels,
       threshold: thresholdChoice,
     });
   } catch (err) {
-    await observation.abandon();
+    await observation?.abandon();
     throw err;
   }
   const { scores, outcome } = scored;
   const observeStarted = performance.now();
-  const observed = await observation.finish({
+  const observed = await observe().finish({
     modelVersion: model.version,
     spec: model.spec,
     label: outcome.label,

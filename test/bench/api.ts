@@ -523,6 +523,7 @@ export async function benchCaptureOverhead(
   const client = { off: [] as number[], on: [] as number[] };
   const total = { off: [] as number[], on: [] as number[] };
   const observe = { off: [] as number[], on: [] as number[] };
+  const decode = { off: [] as number[], on: [] as number[] };
   // Server total minus the forward pass: everything a capture could add, without the part of the
   // request a busy machine's CPU contention moves the most.
   const besideForward = { off: [] as number[], on: [] as number[] };
@@ -541,6 +542,7 @@ export async function benchCaptureOverhead(
           round.timings.map((t) => t[k]).filter((x): x is number => typeof x === 'number');
         total[which].push(...pick('total'));
         observe[which].push(...pick('observe'));
+        decode[which].push(...pick('decode'));
         besideForward[which].push(
           ...round.timings
             .map((t) => (t.total ?? Number.NaN) - (t.forward ?? Number.NaN))
@@ -598,6 +600,8 @@ export async function benchCaptureOverhead(
       serverObserveOnMs: observeOn,
       serverBesideForwardOffMs: med(besideForward.off),
       serverBesideForwardOnMs: med(besideForward.on),
+      serverDecodeOffMs: med(decode.off),
+      serverDecodeOnMs: med(decode.on),
       serverObserveOverheadMs:
         observeOff === undefined || observeOn === undefined ? undefined : roundSig(observeOn - observeOff, 3),
       failedRequests: failures.length,
