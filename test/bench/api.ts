@@ -244,10 +244,10 @@ interface Answer {
   error?: string;
 }
 
-async function predict(url: string, image: Buffer, key: string): Promise<Answer> {
+async function predict(url: string, image: Buffer, key: string, query = ''): Promise<Answer> {
   const t = performance.now();
   try {
-    const res = await fetch(`${url}/datasets/${BENCH_DATASET}/predictions`, {
+    const res = await fetch(`${url}/datasets/${BENCH_DATASET}/predictions${query}`, {
       method: 'POST',
       body: image,
       headers: { 'content-type': 'image/jpeg', 'x-api-key': key },
@@ -504,6 +504,47 @@ async function putCapturePolicy(url: string, bench: ApiBenchEnv, sample: number)
 }
 
 /**
+ * A second, finer estimate of the same cost: pairs of back-to-back predictions, one with
+ * `?capture=true` (the same early image write as a sampled capture) and one without, in a random
+ * order, with the policy off. The median of the pairs' differences follows the machine's load from
+ * one second to the next, which blocks of predictions cannot.
+ */
+async function pairedCaptureDifferences(
+  url: string,
+  bench: ApiBenchEnv,
+  key: string,
+  pairs: number,
+  failures: string[],
+): Promise<{ pairs: number; client?: number; total?: number; observe?: number }> {
+  const diffs = { client: [] as number[], total: [] as number[], observe: [] as number[] };
+  const rand = seededRandom(7);
+  for (let i = 0; i < pairs; i++) {
+    const onFirst = rand() < 0.5;
+    const first = await predict(url, bench.image, key, onFirst ? '?capture=true' : '');
+    const second = await predict(url, bench.image, key, onFirst ? '' : '?capture=true');
+    const [on, off] = onFirst ? [first, second] : [second, first];
+    if (on.status !== 200 || off.status !== 200) {
+      for (const a of [on, off]) if (a.status !== 200) failures.push(`${a.status} ${a.error ?? ''}`.trim());
+      continue;
+    }
+    diffs.client.push(on.ms - off.ms);
+    const t = (a: Answer, k: string) => a.timings?.[k] ?? Number.NaN;
+    diffs.total.push(t(on, 'total') - t(off, 'total'));
+    diffs.observe.push(t(on, 'observe') - t(off, 'observe'));
+  }
+  const med = (v: number[]) => {
+    const finite = v.filter((x) => Number.isFinite(x));
+    return finite.length ? roundSig(median(finite), 3) : undefined;
+  };
+  return {
+    pairs: diffs.client.length,
+    ...(diffs.client.length
+      ? { client: med(diffs.client), total: med(diffs.total), observe: med(diffs.observe) }
+      : {}),
+  };
+}
+
+/**
  * What capturing adds to a warm prediction: short blocks of sequential predictions (one client)
  * with the capture policy off (`sample: 0`) and on (`sample: 1`: every prediction captured), many
  * times alternated so a change of machine load hits both sides alike. Monitoring records are
@@ -554,6 +595,7 @@ export async function benchCaptureOverhead(
   } finally {
     await putCapturePolicy(url, bench, 0).catch(() => undefined);
   }
+  const paired = await pairedCaptureDifferences(url, bench, key, ctx.mode.quick ? 12 : 30, failures);
   if (client.on.length === 0 || client.off.length === 0) {
     throw new Error(`every capture-overhead request failed: ${failures[0] ?? ''}`);
   }
@@ -602,13 +644,19 @@ export async function benchCaptureOverhead(
       serverBesideForwardOnMs: med(besideForward.on),
       serverDecodeOffMs: med(decode.off),
       serverDecodeOnMs: med(decode.on),
+      pairs: paired.pairs,
+      pairedClientDiffMs: paired.client,
+      pairedServerTotalDiffMs: paired.total,
+      pairedServerObserveDiffMs: paired.observe,
       serverObserveOverheadMs:
         observeOff === undefined || observeOn === undefined ? undefined : roundSig(observeOn - observeOff, 3),
       failedRequests: failures.length,
     },
     note: `p50 off ${roundSig(off.p50, 3)} → on ${roundSig(on.p50, 3)} ms; server after scoring ${
       observeOff ?? '?'
-    } → ${observeOn ?? '?'} ms${failures.length ? `; ${failures.length} FAILED` : ''}`,
+    } → ${observeOn ?? '?'} ms; paired median ${paired.client ?? '?'} ms (server ${paired.total ?? '?'})${
+      failures.length ? `; ${failures.length} FAILED` : ''
+    }`,
     ...(failures.length > 0 ? { error: `${failures.length} requests failed: ${failures[0]}` } : {}),
   };
 }

@@ -195,6 +195,12 @@ export function evaluateTargets(figures: readonly Figure[]): TargetResult[] {
     const observeOverhead = num(capture.extra?.serverObserveOverheadMs);
     const besideOff = num(capture.extra?.serverBesideForwardOffMs);
     const besideOn = num(capture.extra?.serverBesideForwardOnMs);
+    const pairedClient = num(capture.extra?.pairedClientDiffMs);
+    const pairedTotal = num(capture.extra?.pairedServerTotalDiffMs);
+    const pairedText =
+      pairedClient === undefined
+        ? ''
+        : `; back-to-back pairs (?capture=true or not): median ${fmt(pairedClient, 1)} ms client, ${fmt(pairedTotal ?? Number.NaN, 1)} ms server`;
     const beside =
       besideOff === undefined || besideOn === undefined
         ? ''
@@ -210,7 +216,7 @@ export function evaluateTargets(figures: readonly Figure[]): TargetResult[] {
       ...(observeOverhead === undefined
         ? {}
         : {
-            note: `server side, with capture on: the step after scoring (record + capture document) took ${fmt(observeOverhead, 1)} ms more${beside}; on a busy machine these are the figures to read, the client p50 moves by tens of ms`,
+            note: `server side, with capture on: the step after scoring (record + capture document) took ${fmt(observeOverhead, 1)} ms more${beside}${pairedText}; on a busy machine these are the figures to read, the client p50 moves by tens of ms`,
           }),
     });
   }
