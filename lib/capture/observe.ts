@@ -3,7 +3,8 @@
  * asked for or when the dataset's policy says so. Nothing here may slow the answer down
  * (docs/ARCHITECTURE.md "Closing the loop"):
  * - a capture decided before scoring (`?capture=true`, or drawn by the sample rate) stores its image
- *   while the image is being scored ({@link startObservation});
+ *   while the image is being scored: the prediction route starts observing when the forward pass
+ *   starts ({@link startObservation});
  * - once the score is known, the monitoring record and the capture's document are written in
  *   parallel ({@link Observation.finish}), so a sampled capture costs the same one round trip as
  *   the record alone.
@@ -67,7 +68,7 @@ function logFailure(log: Log, message: string, dataset: string) {
 }
 
 /**
- * Starts observing a prediction before its image is scored: once the dataset's settings are known
+ * Starts observing a prediction before its score is known: once the dataset's settings are known
  * (usually at once, from the per-process cache), a capture that does not depend on the score has
  * its image written in the background. Never rejects.
  */
