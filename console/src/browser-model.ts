@@ -1,5 +1,5 @@
 /**
- * Runs a model's one-file ONNX export in the browser (issue 12): onnxruntime-web's wasm backend,
+ * Runs a model's one-file ONNX export in the browser: onnxruntime-web's wasm backend,
  * single-threaded (no cross-origin isolation needed). This module is NOT part of the page: build.ts
  * bundles it with onnxruntime-web into `ort/browser-model.mjs`, which the page imports only when
  * the user asks ("Run in this browser"), so the first page load stays small. The ~15 MB .wasm

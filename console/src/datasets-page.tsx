@@ -1,5 +1,6 @@
 /** Datasets page: every dataset with counts, features, current model and last training. */
 import { useEffect, useState } from 'preact/hooks';
+import { DATASET_NAME_RE } from '../../lib/storage/keys.ts';
 import { api } from './api.ts';
 import { ErrorLine, pct, RandomBadge, TableHead, when } from './format.tsx';
 import type { DatasetListItem, DatasetStatus, ModelVersionItem } from './types.ts';
@@ -10,8 +11,6 @@ interface Row {
   current?: ModelVersionItem;
   error?: unknown;
 }
-
-const NAME_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 export function DatasetsPage() {
   const [rows, setRows] = useState<Row[] | null>(null);
@@ -47,7 +46,7 @@ export function DatasetsPage() {
       clearInterval(timer);
     };
   }, []);
-  const valid = NAME_RE.test(newName);
+  const valid = DATASET_NAME_RE.test(newName);
   return (
     <section>
       <h1>Datasets</h1>

@@ -1,9 +1,11 @@
 /** Small formatting helpers and shared bits of UI. */
 import type { ComponentChildren } from 'preact';
 import { useState } from 'preact/hooks';
+import { formatPercent } from '../../lib/util/format.ts';
 
+/** A fraction as a percentage, written as the report and the CLI write it (lib/util/format.ts). */
 export function pct(x: number | null | undefined, digits = 1): string {
-  return x === null || x === undefined ? '—' : `${(x * 100).toFixed(digits)} %`;
+  return formatPercent(x ?? null, digits);
 }
 
 export function when(iso: string | null | undefined): string {

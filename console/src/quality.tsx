@@ -1,5 +1,5 @@
 /**
- * Data-quality findings of the newest training (`GET /datasets/{d}/quality`, issue 13), when the
+ * Data-quality findings of the newest training (`GET /datasets/{d}/quality`), when the
  * stack has them: nothing is shown while the route is absent (404) or the document is missing.
  */
 import { useEffect, useState } from 'preact/hooks';

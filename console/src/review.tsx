@@ -363,11 +363,16 @@ function CapturePolicy({ name }: { name: string }) {
   const [monitoring, setMonitoring] = useState(true);
   const [message, setMessage] = useState<string | null>(null);
   const [error, setError] = useState<unknown>(null);
+  // The fields stay disabled until the stored policy is in them: what the user types is never
+  // overwritten by an answer that arrives later.
+  const [loaded, setLoaded] = useState(false);
   useEffect(() => {
+    setLoaded(false);
     api('GET /datasets/{d}/settings', { params: { d: name } }).then(({ settings }) => {
       setSample(String(settings.capture.sample));
       setBelow(settings.capture.belowConfidence === null ? '' : String(settings.capture.belowConfidence));
       setMonitoring(settings.monitoring);
+      setLoaded(true);
     }, setError);
   }, [name]);
   const s = rate(sample, 0);
@@ -399,6 +404,7 @@ function CapturePolicy({ name }: { name: string }) {
         Sample rate (0-1){' '}
         <input
           inputMode="decimal"
+          disabled={!loaded}
           value={sample}
           aria-invalid={invalid(s) !== null}
           onInput={(e) => setSample((e.target as HTMLInputElement).value)}
@@ -409,6 +415,7 @@ function CapturePolicy({ name }: { name: string }) {
         Capture below confidence (0-1, empty: off){' '}
         <input
           inputMode="decimal"
+          disabled={!loaded}
           value={below}
           aria-invalid={invalid(b) !== null}
           onInput={(e) => setBelow((e.target as HTMLInputElement).value)}
@@ -418,12 +425,13 @@ function CapturePolicy({ name }: { name: string }) {
       <label>
         <input
           type="checkbox"
+          disabled={!loaded}
           checked={monitoring}
           onChange={(e) => setMonitoring((e.target as HTMLInputElement).checked)}
         />{' '}
         Monitoring (one empty S3 PUT per prediction)
       </label>
-      <button type="submit" class="primary" disabled={invalid(s) !== null || invalid(b) !== null}>
+      <button type="submit" class="primary" disabled={!loaded || invalid(s) !== null || invalid(b) !== null}>
         Save policy
       </button>
       {message ? <span aria-live="polite">{message}</span> : null}

@@ -5,14 +5,14 @@ import { loadStorageConfig } from '../../lib/config.ts';
 import { ValidationError } from '../../lib/errors.ts';
 import { checkReadinessStep, type ReadinessCounts } from '../../lib/pipeline/readiness.ts';
 import { createAwsClients } from '../../lib/storage/clients.ts';
-import { DATASET_NAME_RE } from '../../lib/storage/keys.ts';
+import { DatasetName } from '../../lib/storage/keys.ts';
 import { createObservability, traceClients, withObservability } from '../shared/powertools.ts';
 
 const storage = loadStorageConfig();
 const obs = createObservability('check-readiness');
 const { s3 } = traceClients(obs, createAwsClients(storage));
 
-const Input = z.object({ dataset: z.string().regex(DATASET_NAME_RE) });
+const Input = z.object({ dataset: DatasetName });
 
 /** State machine task: `{dataset}` → counts only `{total, ready, failed, pending, skipped, orphaned, labels, generation}`. */
 export const handler = withObservability(async (event: unknown, _ctx: Context): Promise<ReadinessCounts> => {

@@ -5,7 +5,7 @@ import { loadStorageConfig } from '../../lib/config.ts';
 import { ValidationError } from '../../lib/errors.ts';
 import { type PromoteResult, promoteModel } from '../../lib/pipeline/promote.ts';
 import { createAwsClients } from '../../lib/storage/clients.ts';
-import { DATASET_NAME_RE, MODEL_VERSION_RE } from '../../lib/storage/keys.ts';
+import { DatasetName, MODEL_VERSION_RE } from '../../lib/storage/keys.ts';
 import { createObservability, traceClients, withObservability } from '../shared/powertools.ts';
 
 const storage = loadStorageConfig();
@@ -13,7 +13,7 @@ const obs = createObservability('promote-model');
 const { s3 } = traceClients(obs, createAwsClients(storage));
 
 const Input = z.object({
-  dataset: z.string().regex(DATASET_NAME_RE),
+  dataset: DatasetName,
   version: z.string().regex(MODEL_VERSION_RE),
 });
 

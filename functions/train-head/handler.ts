@@ -3,8 +3,8 @@ import type { Context } from 'aws-lambda';
 import { loadModelConfig, loadStorageConfig, loadTrainingConfig } from '../../lib/config.ts';
 import { ConfigError, ValidationError } from '../../lib/errors.ts';
 import { TrainingInput } from '../../lib/features/messages.ts';
+import { DEFAULT_RESIZE } from '../../lib/model/spec.ts';
 import {
-  EXTRACTOR_RESIZE,
   runTrainingJob,
   type SpecExpectation,
   specExpectationFromModelConfig,
@@ -18,10 +18,11 @@ const training = loadTrainingConfig();
 const obs = createObservability('train-head');
 const { s3 } = traceClients(obs, createAwsClients(storage));
 // The trainer needs no model, but when the deployment's extractor settings are set here too it
-// trains only on features of that spec; otherwise the majority spec wins (and is reported).
+// trains only on features of that spec; otherwise the majority spec wins (and is reported). The
+// resize kernel is the extractor's default, from spec.ts (the extractor module would bundle tfjs).
 let expect: SpecExpectation | undefined;
 try {
-  expect = specExpectationFromModelConfig(loadModelConfig(), EXTRACTOR_RESIZE);
+  expect = specExpectationFromModelConfig(loadModelConfig(), DEFAULT_RESIZE);
 } catch (err) {
   if (!(err instanceof ConfigError)) throw err;
   obs.log.warn('no extractor config: training on the majority feature spec', { reason: err.message });

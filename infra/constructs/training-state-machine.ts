@@ -183,9 +183,10 @@ export interface TrainingStateMachineProps {
 }
 
 /**
- * The training workflow of DESIGN.md: settle, wait for the dataset's features (bounded), train
- * the head, promote it. Standard type, X-Ray tracing, logging to its own log group, and a Fail
- * state with a readable cause for every way it can end badly.
+ * The training workflow (docs/ARCHITECTURE.md "Flow (AWS)", "Orchestration"): settle, wait for
+ * the dataset's features (bounded), train the head, promote it. Standard type, X-Ray tracing,
+ * logging to its own log group, and a Fail state with a readable cause for every way it can end
+ * badly.
  */
 export class TrainingStateMachine extends Construct {
   readonly stateMachine: sfn.StateMachine;

@@ -1,5 +1,5 @@
 /**
- * `GET /`: the web console (issue 11), one self-contained HTML file (script and styles inline, no
+ * `GET /`: the web console, one self-contained HTML file (script and styles inline, no
  * CDN) built by `console/build.ts` into the folder `TLEARN_CONSOLE_DIR` names. Public: it holds
  * no data; every data call the page makes sends the API key. Served with an ETag (a 304 for an
  * unchanged page) and a Content-Security-Policy that allows exactly the built script.

@@ -9,8 +9,7 @@
 import { z } from 'zod';
 import { StartBatchBody } from '../batch/start.ts';
 import { DatasetSettings } from '../capture/settings.ts';
-import { MODEL_VERSION_RE } from '../storage/keys.ts';
-import { DatasetName } from './http.ts';
+import { DatasetName, MODEL_VERSION_RE } from '../storage/keys.ts';
 import { ThumbnailQuery } from './images.ts';
 import { CreateKeyInput } from './keys.ts';
 import { CapturesQuery, LabelBody, MonitoringQuery, PoolLabelBody, SuggestionsQuery } from './loop.ts';

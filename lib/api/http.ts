@@ -4,9 +4,9 @@
  * request shape only as far as `ApiRequest` below, so a Node HTTP server can build one too.
  */
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { PayloadTooLargeError, UnsupportedMediaTypeError, ValidationError } from '../errors.ts';
-import { DATASET_NAME_RE } from '../storage/keys.ts';
+import { DatasetName } from '../storage/keys.ts';
 
 /** Lambda's synchronous payload limit; API Gateway bodies above it never reach us whole. */
 export const DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024;
@@ -130,12 +130,6 @@ export function parseWith<S extends z.ZodTypeAny>(schema: S, value: unknown, wha
   }
   return result.data;
 }
-
-/** Dataset path parameter: the S3 layout's name rule, with a message that says it. */
-export const DatasetName = z
-  .string()
-  .max(63, 'a dataset name has at most 63 characters')
-  .regex(DATASET_NAME_RE, `a dataset name must match ${DATASET_NAME_RE} (lower-case letters, digits, '-')`);
 
 /**
  * The dataset named in the path, validated (400). API Gateway passes path parameters decoded,

@@ -8,7 +8,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { z } from 'zod';
-import { DATASET_NAME_RE } from '../storage/keys.ts';
+import { DATASET_NAME_RE, DatasetName } from '../storage/keys.ts';
 
 /** Tag (AWS) / field naming a key's role. */
 export const KEY_ROLE_TAG = 'tlearn-role';
@@ -64,10 +64,7 @@ export interface KeyStore {
 export const CreateKeyInput = z
   .object({
     role: z.enum(KEY_ROLES),
-    datasets: z
-      .array(z.string().regex(DATASET_NAME_RE, `a dataset name must match ${DATASET_NAME_RE}`))
-      .max(20, 'at most 20 datasets per key')
-      .default([]),
+    datasets: z.array(DatasetName).max(20, 'at most 20 datasets per key').default([]),
     name: z
       .string()
       .regex(/^[A-Za-z0-9 _.:/=+@-]{1,64}$/, 'a name has 1-64 letters, digits, spaces or _.:/=+@-')

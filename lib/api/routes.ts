@@ -1,5 +1,5 @@
 /**
- * The HTTP API's routes and binary media types (DESIGN.md "HTTP API"), in one place with no
+ * The HTTP API's routes and binary media types (docs/ARCHITECTURE.md "HTTP API"), in one place with no
  * dependencies: the REST API in infra/, the local API Gateway stand-in and the router in
  * lib/api/app.ts all read them, so the three cannot drift.
  */
@@ -7,7 +7,7 @@
 /**
  * Who may call a route: `none` needs no API key (the gateway lets it through without one),
  * `predict` is open to predict keys for their own datasets and to admin keys, `admin` to admin keys
- * only (lib/api/auth.ts). A new route declares its role here; DESIGN.md's API table lists them.
+ * only (lib/api/auth.ts). A new route declares its role here; docs/openapi.json lists them.
  */
 export type RouteRole = 'none' | 'predict' | 'admin';
 

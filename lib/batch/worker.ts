@@ -11,7 +11,6 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { createInferenceQueue } from '../api/inference-queue.ts';
 import { type LoadedModel, loadModelVersion } from '../api/model-cache.ts';
 import { scoreImageBytes } from '../api/predict.ts';
-import { emptyUsage, priceUsage, type UsageDocument } from '../cost/usage.ts';
 import { describeError, NotFoundError, SpecMismatchError, TlearnError } from '../errors.ts';
 import { formatMegabytes, MAX_IMAGE_BYTES } from '../images/limits.ts';
 import type { FeatureExtractor } from '../model/types.ts';
@@ -19,7 +18,6 @@ import { getJsonIfExists, getObject, ObjectTooLargeError, putJson, putObject } f
 import type { ThresholdChoice } from '../training/thresholds.ts';
 import { mapWithConcurrency } from '../util/concurrency.ts';
 import type { Log } from '../util/log.ts';
-import { batchCsv } from './csv.ts';
 import { finishBatch } from './finish.ts';
 import {
   type BatchRow,
@@ -27,11 +25,9 @@ import {
   type ChunkMessage,
   type Manifest,
   PART_METADATA,
-  type Summary,
   SummarySchema,
 } from './layout.ts';
-import { BATCH_SETTINGS } from './settings.ts';
-import { type ReadPart, readManifest, readParts } from './start.ts';
+import { readManifest } from './start.ts';
 
 /** What the worker needs (built once per container by functions/batch-predict). */
 export interface BatchWorkerDeps {

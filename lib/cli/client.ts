@@ -18,8 +18,8 @@ import { TlearnError } from '../errors.ts';
 import { type ReportSummary, ReportSummarySchema } from '../training/report-summary.ts';
 
 /**
- * A small client of the HTTP API (DESIGN.md "HTTP API") for the CLI: one timeout per request,
- * `x-api-key` when set, errors mapped to ApiError (`{ error: { code, message } }` bodies) or
+ * A small client of the HTTP API (docs/ARCHITECTURE.md "HTTP API") for the CLI: one timeout per
+ * request, `x-api-key` when set, errors mapped to ApiError (`{ error: { code, message } }` bodies) or
  * UnreachableError (nothing answered).
  */
 

@@ -131,8 +131,3 @@ export function formatTable(header: string[], rows: string[][], right: boolean[]
       .trimEnd();
   return [line(header), ...rows.map(line)];
 }
-
-/** 0.9731 → '97.3%'. */
-export function percent(p: number): string {
-  return `${(p * 100).toFixed(1)}%`;
-}

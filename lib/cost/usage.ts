@@ -1,6 +1,6 @@
 /**
- * The AWS resources a piece of work used and what they cost: every training report and (later)
- * batch summary carries one `UsageDocument` (issue 12). Counts are recorded where the code can
+ * The AWS resources a piece of work used and what they cost: every training report and every
+ * batch summary carries one `UsageDocument`. Counts are recorded where the code can
  * see them (S3 requests through an SDK middleware, the function's own duration and memory);
  * what only AWS sees (the state machine's other steps) is an estimate and says so in `notes`.
  */

@@ -1,5 +1,5 @@
 /**
- * The one-file ONNX export of a trained model (issue 12): caffe preprocessing + VGG16 base +
+ * The one-file ONNX export of a trained model: caffe preprocessing + VGG16 base +
  * flatten/pool + the logistic head + softmax in one graph, so the model runs anywhere
  * onnxruntime does and gives the API's probabilities.
  */

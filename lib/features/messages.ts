@@ -1,7 +1,8 @@
 import { z } from 'zod';
+import { DatasetName } from '../storage/keys.ts';
 
 /**
- * Messages on the features queue (DESIGN.md "Messages"). Consumers parse with these schemas and
+ * Messages on the features queue (docs/ARCHITECTURE.md "Messages"). Consumers parse with these schemas and
  * drop (log + metric) what does not parse.
  */
 const common = {
@@ -52,7 +53,7 @@ export type TrainingTrigger = (typeof TRAINING_TRIGGERS)[number];
  * (train-head) and the state machine construct all use this schema/type.
  */
 export const TrainingInput = z.object({
-  dataset: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/),
+  dataset: DatasetName,
   trigger: z.enum(TRAINING_TRIGGERS),
   requestedAt: z.string().datetime(),
 });

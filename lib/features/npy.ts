@@ -1,6 +1,7 @@
 /**
- * NumPy `.npy` codec for feature vectors (DESIGN.md: features are `.npy` v1.0 float32, loadable
- * with `numpy.load`). Format: https://numpy.org/doc/stable/reference/generated/numpy.lib.format.html
+ * NumPy `.npy` codec for feature vectors (docs/ARCHITECTURE.md "S3 layout": features are `.npy`
+ * v1.0 float32, loadable with `numpy.load`).
+ * Format: https://numpy.org/doc/stable/reference/generated/numpy.lib.format.html
  *
  * ```
  * \x93NUMPY  major minor  HEADER_LEN (u16 LE in v1, u32 LE in v2/v3)  header dict  spaces  \n  data

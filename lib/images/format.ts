@@ -3,7 +3,7 @@
  * upload PDFs, HEIC photos and HTML error pages too, and the error should say what they sent.
  */
 
-/** Formats the pipeline accepts (DESIGN.md: jpeg, png, webp, gif first frame, tiff). */
+/** Formats the pipeline accepts: jpeg, png, webp, gif (first frame), tiff; docs/ARCHITECTURE.md "S3 layout". */
 export const SUPPORTED_IMAGE_FORMATS = ['jpeg', 'png', 'webp', 'gif', 'tiff'] as const;
 export type SupportedImageFormat = (typeof SUPPORTED_IMAGE_FORMATS)[number];
 

@@ -34,7 +34,7 @@ import {
 // memory in the processes that decode (the local stack: docs/BENCHMARKS.md, "The local stack").
 sharp.cache(false);
 
-/** Decoded-pixel limit (width × height) of every input; DESIGN.md: 40 megapixels. */
+/** Decoded-pixel limit (width × height) of every input: 40 megapixels (docs/ARCHITECTURE.md "HTTP API"). */
 export const DEFAULT_LIMIT_INPUT_PIXELS = 40_000_000;
 
 /**

@@ -15,6 +15,7 @@ import { currentModelKey, imageKey, modelFileKey } from '../storage/keys.ts';
 import { getJsonIfExists, getObject, listFolders, putObject } from '../storage/s3.ts';
 import { formatClassificationReport, formatConfusionMatrix } from '../training/metrics.ts';
 import { parseReportDocument, type ReportDocument } from '../training/model-document.ts';
+import { formatPercent } from '../util/format.ts';
 import type { Log } from '../util/log.ts';
 import { DEMO_LABELS, makeDemoImages } from './demo-images.ts';
 
@@ -202,10 +203,6 @@ export async function runDemo(opts: DemoOptions): Promise<DemoOutcome | undefine
   return undefined;
 }
 
-function pct(x: number | null): string {
-  return x === null ? 'n/a' : `${(x * 100).toFixed(1)} %`;
-}
-
 /**
  * The text shown when the demo model is ready: which weights, accuracy, confusion matrix,
  * per-class table, and a curl that predicts the held-out sample.
@@ -221,7 +218,7 @@ export function formatDemoOutcome(outcome: DemoOutcome, opts: { apiUrl: string; 
   }
   lines.push(
     `  trained on ${r.counts.train} images, evaluated on ${r.counts.test} held out (seed ${r.split.seed}); ` +
-      `accuracy ${pct(r.accuracy)}${r.logLoss === null ? '' : `, log loss ${r.logLoss.toFixed(3)}`}`,
+      `accuracy ${formatPercent(r.accuracy)}${r.logLoss === null ? '' : `, log loss ${r.logLoss.toFixed(3)}`}`,
   );
   if (r.confusionMatrix) {
     lines.push('', indent(formatConfusionMatrix(r.confusionMatrix, r.classes)));

@@ -1,7 +1,8 @@
 /**
- * The S3 → SQS event notifications AWS sends for `ObjectCreated:*` and `ObjectRemoved:*` under `datasets/` (DESIGN.md
- * flow), rebuilt for the local stack: same JSON shape, same key encoding, same test event when the
- * notification is first configured. The extractor cannot tell it from the real thing.
+ * The S3 → SQS event notifications AWS sends for `ObjectCreated:*` and `ObjectRemoved:*` under
+ * `datasets/` and `unlabelled/` (docs/ARCHITECTURE.md "Messages"), rebuilt for the local stack:
+ * same JSON shape, same key encoding, same test event when the notification is first configured.
+ * The extractor cannot tell it from the real thing.
  */
 import { randomBytes } from 'node:crypto';
 import type { S3Client } from '@aws-sdk/client-s3';

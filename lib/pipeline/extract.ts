@@ -1,7 +1,7 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { describeError, ImageDecodeError, NotFoundError } from '../errors.ts';
-import type { FeatureFailedMessage, FeatureMessage, FeatureReadyMessage } from '../features/messages.ts';
+import type { FeatureMessage } from '../features/messages.ts';
 import { encodeNpy } from '../features/npy.ts';
 import { formatMegabytes, MAX_IMAGE_BYTES } from '../images/limits.ts';
 import { preprocessImage } from '../images/preprocess.ts';
@@ -19,13 +19,7 @@ import {
 import { mapWithConcurrency } from '../util/concurrency.ts';
 import type { Log } from '../util/log.ts';
 import { FEATURE_META, FeatureErrorRecord, featureMetadata } from './feature-metadata.ts';
-import {
-  EXTRACTION_FAILED,
-  failedMessage,
-  type ImageJob,
-  readyMessage,
-  writeExtractionFailed,
-} from './feature-records.ts';
+import { failedMessage, type ImageJob, readyMessage, writeExtractionFailed } from './feature-records.ts';
 
 /**
  * The extractor's domain logic: images under `datasets/` → `.npy` features (or `.error.json`

@@ -2,7 +2,7 @@ import { z } from 'zod';
 
 /**
  * S3 user metadata carried by every feature object (`.npy`) and error record (`.error.json`),
- * so a HEAD tells whether it is current without reading the body (DESIGN.md "S3 layout").
+ * so a HEAD tells whether it is current without reading the body (docs/ARCHITECTURE.md "S3 layout").
  */
 export const FEATURE_META = {
   /** ETag of the image the object was computed from. */

@@ -7,7 +7,7 @@ import { countS3Requests, type S3RequestCounts } from '../cost/usage.ts';
 import { describeError, InsufficientDataError, NotFoundError, SpecMismatchError } from '../errors.ts';
 import type { TrainingInput } from '../features/messages.ts';
 import { decodeNpy } from '../features/npy.ts';
-import { DEFAULT_RESIZE, type FeatureSpec, featureDims, parseSpec } from '../model/spec.ts';
+import { type FeatureSpec, featureDims, parseSpec } from '../model/spec.ts';
 import { trainHeadWithQuality } from '../quality/assess.ts';
 import { modelFileKey, newModelVersion } from '../storage/keys.ts';
 import { getObject, putJson, putObject } from '../storage/s3.ts';
@@ -31,9 +31,6 @@ import { type ImageEntry, scanDataset } from './readiness.ts';
  * → a new model version under `models/{d}/{version}/`. `model.json` is written last, so a
  * version that has a `model.json` is complete (promote relies on it).
  */
-
-/** The resize kernel the extractor records in its spec (defined in spec.ts so no tfjs is bundled). */
-export const EXTRACTOR_RESIZE: FeatureSpec['resize'] = DEFAULT_RESIZE;
 
 /** What the trainer should treat as the deployment's feature spec (fields that are known). */
 export type SpecExpectation = Partial<Pick<FeatureSpec, 'weights' | 'input' | 'pooling' | 'resize'>>;
@@ -372,7 +369,7 @@ async function trainingJob(
       loadMs,
       now,
     },
-    // Data quality (issue 13): duplicates (by ETag and features), leaks, label errors; never
+    // Data quality: duplicates (by ETag and features), leaks, label errors; never
     // blocks the training.
     {
       keys: loaded.keys,

@@ -8,6 +8,7 @@ import {
 import { z } from 'zod';
 import { TlearnError } from '../errors.ts';
 import { TrainingInput, type TrainingTrigger } from '../features/messages.ts';
+import { DatasetName } from '../storage/keys.ts';
 import { getObjectIfExists, isConditionFailed, putObject } from '../storage/s3.ts';
 import type { Log } from '../util/log.ts';
 
@@ -341,7 +342,7 @@ export async function handOverLock(
 
 /** Input of the state machine's Finish/Release steps (the finish-training function). */
 export const FinishTrainingInput = z.object({
-  dataset: z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/),
+  dataset: DatasetName,
   /** `$$.Execution.Name`: only the holder may change the lock. */
   executionName: z.string().min(1),
   /** The lock generation CheckReadiness saw (absent when the run failed before its check). */

@@ -16,7 +16,7 @@ import {
 } from './similarity.ts';
 
 /**
- * The data-quality pass of a training (issue 13), in two phases around the fit:
+ * The data-quality pass of a training (docs/ARCHITECTURE.md "Data quality"), in two phases around the fit:
  * {@link findDuplicates} before the split (exact and near duplicates, whose groups the split keeps
  * on one side) and {@link completeQuality} after it (conflicts, leaks across the split, likely
  * label errors, imbalance) → `quality.json`. Neither phase throws: a failure becomes a note and

@@ -2,8 +2,8 @@ import { z } from 'zod';
 import { ValidationError } from '../errors.ts';
 
 /**
- * `models/{d}/{version}/quality.json` (issue 13): what the quality pass found in a training's
- * data. The fields of the issue (format … notes) are the contract the console and the CLI read;
+ * `models/{d}/{version}/quality.json`: what the quality pass found in a training's
+ * data. The fields from `format` to `notes` are the contract the console and the CLI read;
  * everything after `notes` extends it (settings, split, accuracy, totals, timings). Lists are
  * capped (see `totals` for the full counts).
  *
@@ -55,7 +55,7 @@ export const QualityDocumentSchema = z.object({
   labelErrors: z.array(LabelErrorSchema),
   imbalance: z.object({ counts: z.record(z.string(), count), ratio: z.number().nonnegative() }),
   notes: z.array(z.string()),
-  // ---- extensions (not in the issue's shape) ----
+  // ---- how the findings were made (extensions after the contract's fields) ----
   /** How the findings were computed (thresholds, sketch, LSH, folds). */
   settings: z.object({
     nearThreshold: unit,

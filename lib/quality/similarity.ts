@@ -4,7 +4,7 @@ import type { Matrix } from '../training/types.ts';
 import { mulberry32 } from '../util/random.ts';
 
 /**
- * Near-duplicate search without all pairs (issue 13): every feature row is compressed once into
+ * Near-duplicate search without all pairs: every feature row is compressed once into
  * a small count sketch (the hashing trick: feature j is added, with a random sign, to bucket
  * h(j) of m; inner products are preserved in expectation), the sketches are centred on their
  * mean (ReLU features are all non-negative, so raw angles are all small) and hashed with sign

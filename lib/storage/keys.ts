@@ -1,6 +1,6 @@
 /**
- * The S3 layout contract of DESIGN.md, in one place. Every function, the CLI, the local stack
- * and the tests derive keys here, never by string concatenation elsewhere.
+ * The S3 layout (docs/ARCHITECTURE.md "S3 layout"), in one place. Every function, the CLI, the
+ * local stack and the tests derive keys here, never by string concatenation elsewhere.
  *
  * ```
  * datasets/{d}/{label}/{file}          training image (label from the folder)
@@ -12,6 +12,8 @@
  * ```
  */
 
+import { z } from 'zod';
+
 export const DATASETS_PREFIX = 'datasets/';
 export const FEATURES_PREFIX = 'features/';
 export const MODELS_PREFIX = 'models/';
@@ -21,6 +23,20 @@ export const CONSOLE_ASSETS_PREFIX = 'console/';
 
 /** Dataset names: lower-case letters, digits and '-', 1-63 chars, starting with a letter or digit. */
 export const DATASET_NAME_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+/**
+ * The dataset name rule as a zod schema, with messages that say it: every schema that takes a
+ * dataset name (API paths and bodies, queue messages, state machine inputs) uses this one.
+ * Marked pure so that a bundle taking only `DATASET_NAME_RE` (the console's) leaves zod out.
+ */
+export const DatasetName = /* @__PURE__ */ (() =>
+  z
+    .string()
+    .max(63, 'a dataset name has at most 63 characters')
+    .regex(
+      DATASET_NAME_RE,
+      `a dataset name must match ${DATASET_NAME_RE} (lower-case letters, digits, '-')`,
+    ))();
 
 /** Extensions the extractor accepts (the decoder decides finally; this filters obvious non-images). */
 export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff'] as const;

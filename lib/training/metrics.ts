@@ -1,4 +1,5 @@
 import { ValidationError } from '../errors.ts';
+import { formatFixed } from '../util/format.ts';
 
 /**
  * Classification metrics with scikit-learn's definitions (`sklearn.metrics`), so numbers in our
@@ -167,28 +168,6 @@ function padLeft(s: string, w: number): string {
 function padRight(s: string, w: number): string {
   const n = width(s);
   return n >= w ? s : s + ' '.repeat(w - n);
-}
-
-/**
- * Python's `format(x, '.{digits}f')`: correctly rounded, exact ties to even (JS `toFixed`
- * rounds exact ties up, e.g. 0.125 → '0.13' where Python prints '0.12').
- */
-export function formatFixed(x: number, digits: number): string {
-  if (!Number.isFinite(x)) return Number.isNaN(x) ? 'nan' : x > 0 ? 'inf' : '-inf';
-  const wide = Math.abs(x).toFixed(Math.min(100, digits + 30));
-  const cut = wide.indexOf('.') + 1 + digits;
-  const rest = wide.slice(cut);
-  let out = x.toFixed(digits);
-  if (/^50*$/.test(rest) && Math.abs(x) < 1e15) {
-    // Exact tie: toFixed went away from zero; go to the even neighbour instead.
-    const kept = wide.slice(0, cut).replace('.', '');
-    const lastDigit = Number(kept.at(-1));
-    if (lastDigit % 2 === 0) {
-      const truncated = wide.slice(0, digits === 0 ? cut - 1 : cut);
-      out = (x < 0 ? '-' : '') + truncated;
-    }
-  }
-  return out;
 }
 
 /**

@@ -4,13 +4,14 @@ import { ValidationError } from '../errors.ts';
 import { isRandomWeights } from '../model/spec.ts';
 import type { QualityDocument } from '../quality/document.ts';
 import { renderQualityHtml } from '../quality/format.ts';
+import { escapeHtml, formatFixed, formatPercent } from '../util/format.ts';
 import { checkHead } from './head.ts';
-import { formatFixed } from './metrics.ts';
 import { ThresholdReportSchema, ThresholdsSchema } from './thresholds.ts';
 import type { Head } from './types.ts';
 
 /**
- * The JSON documents a training writes (DESIGN.md, S3 `models/{d}/{version}/`):
+ * The JSON documents a training writes under `models/{d}/{version}/` (docs/ARCHITECTURE.md
+ * "S3 layout", "Identities and formats"):
  * `model.json` (the head + how it was trained) and `report.json` (the evaluation).
  * The trainer Lambda, the CLI and the API all read and write them through these schemas.
  */
@@ -197,17 +198,12 @@ export function specIsRandom(spec: string): boolean {
   }
 }
 
-function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
-
 /**
  * A small self-contained HTML page of a report (no scripts, no external resources): accuracy,
  * log loss, confusion matrix, per-class table, counts and solver facts. Labels are escaped.
  */
 export function renderReportHtml(report: ReportDocument, quality?: QualityDocument): string {
   const e = escapeHtml;
-  const pct = (x: number | null) => (x === null ? '—' : `${formatFixed(x * 100, 1)} %`);
   const num = (x: number | null, digits = 2) => (x === null ? '—' : formatFixed(x, digits));
   const title = `tlearn report${report.dataset ? ` — ${report.dataset}` : ''}${report.version ? ` ${report.version}` : ''}`;
   const parts: string[] = [];
@@ -232,7 +228,7 @@ code{font-size:12px}
   if (report.note) parts.push(`<p class="note">${e(report.note)}</p>`);
   parts.push(`<h2>Summary</h2>
 <table><tbody>
-<tr><th>accuracy</th><td>${pct(report.accuracy)}</td></tr>
+<tr><th>accuracy</th><td>${formatPercent(report.accuracy)}</td></tr>
 <tr><th>log loss</th><td>${num(report.logLoss, 4)}</td></tr>
 <tr><th>samples (train / test)</th><td>${report.counts.total} (${report.counts.train} / ${report.counts.test})</td></tr>
 <tr><th>split</th><td>stratified, test size ${report.split.testSize}, seed ${report.split.seed}</td></tr>

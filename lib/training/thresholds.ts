@@ -1,5 +1,5 @@
 /**
- * Per-class confidence thresholds for a target precision ("none of these", issue 12): a
+ * Per-class confidence thresholds for a target precision ("none of these"): a
  * prediction whose confidence is below its label's threshold abstains (`label: null`).
  *
  * Computed by the trainer on the held-out predictions: for each class k, the held-out samples
@@ -12,7 +12,7 @@
 import { z } from 'zod';
 import { ValidationError } from '../errors.ts';
 
-/** Target precision when none is configured (DESIGN.md). */
+/** Target precision when none is configured (docs/ARCHITECTURE.md "Export, thresholds, cost"). */
 export const DEFAULT_TARGET_PRECISION = 0.95;
 
 const unit = z.number().min(0).max(1);

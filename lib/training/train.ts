@@ -9,7 +9,10 @@ import { stratifiedGroupSplit, stratifiedSplit } from './split.ts';
 import { computeThresholds, DEFAULT_TARGET_PRECISION, thresholdsForModel } from './thresholds.ts';
 import { DEFAULT_FIT_OPTIONS, type FitOptions, type Matrix } from './types.ts';
 
-/** Options of a training run (DESIGN.md defaults: C 1, 100 iterations, tol 1e-4, 20 % test, seed 42). */
+/**
+ * Options of a training run. Defaults (`DEFAULT_TRAIN_OPTIONS`): scikit-learn's C 1, 100 iterations,
+ * tol 1e-4, and the recipe's 20 % test, seed 42 (docs/ARCHITECTURE.md "Training").
+ */
 export interface TrainOptions extends FitOptions {
   /** Fraction held out for evaluation; 0 = no holdout (and no test metrics). */
   testSize: number;
@@ -155,7 +158,7 @@ export function trainHead(input: TrainHeadInput): {
   let metrics: Evaluation | null = null;
   if (evaluated) metrics = evaluate(head, X, y, test, classes);
   const evaluateMs = performance.now() - t0;
-  // Per-class thresholds for "none of these" (issue 12), from the held-out predictions.
+  // Per-class thresholds, so a prediction can answer "none of these", from the held-out predictions.
   const thresholds =
     metrics === null
       ? undefined

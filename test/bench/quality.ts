@@ -1,5 +1,5 @@
 /**
- * Benchmark of the data-quality pass (issue 13) against the training step it rides on, on
+ * Benchmark of the data-quality pass against the training step it rides on, on
  * synthetic ReLU-like features (n × 8192, 60 % zeros, labels from a planted linear model, like
  * fit.ts) with planted exact copies (same content id) and near copies (each non-zero scaled by
  * 1 ± 5 %, cosine ≈ 0.999 to the original):

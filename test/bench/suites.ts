@@ -273,7 +273,7 @@ const FIT_D = 8192;
 /** Rows of the fit and quality benchmarks in --quick (they check that the suite runs). */
 const QUICK_N = 500;
 
-/** Sizes of the data-quality benchmark (issue 13): target at 25,000 × 8192. */
+/** Sizes of the data-quality benchmark: its target is at 25,000 × 8192. */
 const QUALITY_SIZES: readonly { n: number; quick: boolean }[] = [
   { n: 5000, quick: true },
   { n: 25_000, quick: false },

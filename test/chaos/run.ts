@@ -14,7 +14,7 @@ PUTs, injects one fault per scenario and waits until the dataset's promoted mode
 usable image, nothing is pending and no training runs. Prints the time to heal of each.
 
 scenarios:
-${SCENARIOS.map((s) => `  ${s.name.padEnd(18)} ${s.fault}${s.needs ? `\n  ${''.padEnd(18)} (needs ${s.needs})` : ''}`).join('\n')}
+${SCENARIOS.map((s) => `  ${s.name.padEnd(18)} ${s.fault}`).join('\n')}
 
 options:
   --scenario NAMES   comma-separated scenarios to run (default: all)

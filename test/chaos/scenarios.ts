@@ -75,8 +75,6 @@ export interface ScenarioContext {
 export interface Scenario {
   name: string;
   fault: string;
-  /** Set when the scenario needs work that is not on every branch. */
-  needs?: string;
   run(ctx: ScenarioContext, env: ScenarioEnv): Promise<Omit<ScenarioResult, 'name' | 'images'>>;
 }
 
@@ -406,7 +404,6 @@ async function uploadAndStopInTraining(
 const stopExecution: Scenario = {
   name: 'stop-execution',
   fault: 'StopExecution in TrainHead after every image has its feature',
-  needs: 'the execution-end event (every way an execution ends releases the lock)',
   async run(ctx, env) {
     const { images, stoppedAt } = await uploadAndStopInTraining(ctx, env);
     const { healed, seen } = await waitHealed(env, images.length, ctx.timeoutMs);
@@ -485,7 +482,6 @@ const connectionFaults: Scenario = {
 const oversizedObject: Scenario = {
   name: 'oversized-object',
   fault: 'a 120 MB huge.jpg of zeros in the dataset',
-  needs: 'size gates (an ImageTooLarge record without reading the object)',
   async run(ctx, env) {
     const images = await generateImages(ctx.images);
     ctx.progress(`uploading ${images.length} images and a 120 MB huge.jpg`);

@@ -1,5 +1,5 @@
 /**
- * Batch predictions end to end (issue 12 part 2) on the local stack in this process (free ports,
+ * Batch predictions end to end on the local stack in this process (free ports,
  * seeded random weights, no network): a model is trained by the pipeline itself, a batch of good
  * images plus one corrupt image is uploaded under batches/{d}/{id}/input/, started with the real
  * API and scored by the batch worker through the emulator's SQS queue. Every good row must equal

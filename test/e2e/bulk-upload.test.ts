@@ -1,9 +1,10 @@
 /**
- * Issue 9, done means: a bulk upload like `aws s3 sync` (1,000 small PNGs, many parallel PUTs
- * through the AWS SDK) into the local stack running in this process, with the local settings
- * derived from the deployed ones. Asserts: no failed execution, at most one training running at
- * any time (sampled), the final model trained on every image; then one retrain after a delete and
- * one after a move (`aws s3 mv`: copy + delete) that relabels the image.
+ * Single-flight training under load (docs/ARCHITECTURE.md "Orchestration"): a bulk upload like
+ * `aws s3 sync` (1,000 small PNGs, many parallel PUTs through the AWS SDK) into the local stack
+ * running in this process, with the local settings derived from the deployed ones. Asserts: no
+ * failed execution, at most one training running at any time (sampled), the final model trained
+ * on every image; then one retrain after a delete and one after a move (`aws s3 mv`: copy +
+ * delete) that relabels the image.
  *
  * Kept fast: 32x32 input, average pooling, seeded random weights, the onnx engine.
  */

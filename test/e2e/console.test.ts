@@ -1,5 +1,5 @@
 /**
- * The web console in a real browser (issue 11): Debian's chromium (/usr/bin/chromium, never a
+ * The web console in a real browser: Debian's chromium (/usr/bin/chromium, never a
  * downloaded build) driven by playwright-core, against the local stack in this process on free
  * ports (random weights, no fetch). The page is opened without a key, asks for the stack's key
  * once, uploads a labelled folder through the folder picker straight to the S3 emulator

@@ -1,5 +1,5 @@
 /**
- * End to end (issue 4): the local stack in this process on free ports, driven the way a user
+ * End to end: the local stack in this process on free ports, driven the way a user
  * drives it. A generated dataset is uploaded with the real `tlearn upload`, the pipeline extracts
  * and trains by itself, held-out images are predicted over HTTP and must match, to 1e-6, what the
  * offline `tlearn predict --model DIR` computes with the served head; a second upload adds a class

@@ -44,7 +44,7 @@ async function expectOutcome(entry: CorpusEntry, bytes: Uint8Array = entry.bytes
 
 describe('the bad-image corpus through preprocessImage', () => {
   it('covers every decode error code and the accepted oddities', () => {
-    // Prepare / act: the corpus itself. Assess: nothing the issue lists is missing.
+    // Prepare / act: the corpus itself. Assess: every decode error code and accepted oddity is in it.
     const codes = new Set(rejected.map((e) => (e.expect.ok ? '' : e.expect.code)));
     expect([...codes].sort()).toEqual([
       'CorruptImage',

@@ -313,16 +313,18 @@ describe('training, promotion and serving under faults and races (emulator behin
     const pointer = (v: string) => ({ version: v, promotedAt: '2026-11-28T12:30:00.000Z', previous: null });
     await putJson(emu.clients.s3, emu.bucket, currentModelKey('pets'), pointer(versions[0] ?? ''));
 
-    // Act: 60 rewrites of the pointer while 80 predictions are in flight.
+    // Act: the pointer rewritten again and again while at least 80 predictions are in flight (more
+    // rounds while every answer so far came from one version: a loaded machine can be slow to flip).
     let stop = false;
     const flipper = (async () => {
-      for (let i = 0; i < 60 && !stop; i++) {
+      for (let i = 0; !stop; i++) {
         await putJson(emu.clients.s3, emu.bucket, currentModelKey('pets'), pointer(versions[i % 3] ?? ''));
         await new Promise((r) => setTimeout(r, 5));
       }
     })();
     const answers: PredictionBody[] = [];
-    for (let round = 0; round < 8; round++) {
+    const served = () => new Set(answers.map((a) => a.model.version)).size;
+    for (let round = 0; round < 8 || (served() < 2 && round < 80); round++) {
       const batch = await Promise.all(Array.from({ length: 10 }, () => api(predictBinary('pets', image))));
       for (const res of batch) {
         const version = bodyOf<PredictionBody>(res).model.version;
@@ -335,8 +337,8 @@ describe('training, promotion and serving under faults and races (emulator behin
     await flipper;
 
     // Assess: the swaps happened during the run, and no answer mixed two versions.
-    expect(answers).toHaveLength(80);
-    expect(new Set(answers.map((a) => a.model.version)).size).toBeGreaterThanOrEqual(2);
+    expect(answers.length).toBeGreaterThanOrEqual(80);
+    expect(served()).toBeGreaterThanOrEqual(2);
     expect(errorLines(log)).toEqual([]);
   });
 });

@@ -138,8 +138,8 @@ describe('regressions found by the hardening tests', () => {
 
 // lib/storage/clients.ts (lines ~20-23): NodeHttpHandler's `requestTimeout` only logs a warning in
 // @smithy/node-http-handler 4.x unless `throwOnRequestTimeout: true` is also set, so a call that
-// never answers is never abandoned (DESIGN: "timeouts on every AWS call"). Fix: add
-// `throwOnRequestTimeout: true` (lib/cli/target.ts createTargetS3Client has the same gap).
+// never answers is never abandoned (docs/ARCHITECTURE.md "Flow (AWS)": every AWS call has a
+// timeout). Fix: add `throwOnRequestTimeout: true` (lib/cli/target.ts createTargetS3Client has the same gap).
 describe('regression: AWS calls without a timeout', () => {
   it('abandons an S3 call that never answers after its retries of awsTimeoutMs each', async () => {
     // Prepare: a server that accepts requests and never answers.

@@ -1,5 +1,5 @@
 /**
- * Synthetic feature datasets with planted quality problems (issue 13), for the quality tests and
+ * Synthetic feature datasets with planted quality problems, for the quality tests and
  * the benchmark: ReLU-like rows (non-negative, about half zeros) around one centroid per class,
  * plus exact copies (same content id), near copies (the same pre-activation plus a little noise:
  * cosine ≈ 0.96-0.97 to the original), copies filed under another label, and mislabelled rows

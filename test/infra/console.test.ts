@@ -1,5 +1,5 @@
 /**
- * The console in the CDK stack (issue 11): `GET /` and `GET /console/ort/{file}` are the data-free
+ * The console in the CDK stack: `GET /` and `GET /console/ort/{file}` are the data-free
  * methods without an API key, the bucket lets the API's origin PUT to and GET from presigned URLs
  * (and nothing else cross-origin), the API
  * function may write only what the console needs, and it knows where the image keeps the page.

@@ -1,6 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ResponseOf } from '../../api/client.ts';
+import { formatPercent } from '../../util/format.ts';
 import { parseCommandArgs, UsageError } from '../args.ts';
 import { EXIT } from '../exit-codes.ts';
 import type { Command } from '../main.ts';
@@ -10,7 +11,6 @@ import {
   type CliContext,
   datasetArg,
   formatTable,
-  percent,
   processContext,
   reportRemoteError,
 } from '../remote.ts';
@@ -47,7 +47,7 @@ export function formatCaptures(page: CapturePage): string[] {
   const rows = page.captures.map((c) => [
     c.id,
     c.label ?? '(abstained)',
-    percent(c.confidence),
+    formatPercent(c.confidence),
     c.margin.toFixed(3),
     c.reason,
   ]);

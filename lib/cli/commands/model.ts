@@ -5,6 +5,7 @@ import { CurrentPointer } from '../../pipeline/current-pointer.ts';
 import { currentModelKey, modelFileKey } from '../../storage/keys.ts';
 import { getObject, headObject, isConditionFailed } from '../../storage/s3.ts';
 import { HeldOutPredictionSchema, REPORT_LIMITS } from '../../training/report-summary.ts';
+import { formatPercent } from '../../util/format.ts';
 import { parseCommandArgs } from '../args.ts';
 import type { ModelInfo } from '../client.ts';
 import { EXIT } from '../exit-codes.ts';
@@ -14,7 +15,6 @@ import {
   type CliContext,
   datasetArg,
   formatTable,
-  percent,
   processContext,
   RANDOM_WEIGHTS_WARNING,
   reportRemoteError,
@@ -165,7 +165,7 @@ export function formatModel(info: ModelInfo): string[] {
   const nTest = report ? report.counts.test : m.metrics.nTest;
   if (accuracy !== null)
     lines.push(
-      `accuracy  ${percent(accuracy)} on ${nTest} held-out images${logLoss !== null ? `   log loss ${logLoss.toFixed(4)}` : ''}`,
+      `accuracy  ${formatPercent(accuracy)} on ${nTest} held-out images${logLoss !== null ? `   log loss ${logLoss.toFixed(4)}` : ''}`,
     );
   else lines.push(`accuracy  not measured (trained on all ${nTrain} images, no held-out part)`);
   lines.push(`images    ${nTrain} train, ${nTest} test`);

@@ -3,6 +3,7 @@ import { IMAGE_EXTENSIONS } from '../../storage/keys.ts';
 import { parseThresholdParam } from '../../training/thresholds.ts';
 import { imageContentType } from '../../upload/content-type.ts';
 import { mapWithConcurrency } from '../../util/concurrency.ts';
+import { formatPercent } from '../../util/format.ts';
 import { numberFlag, parseCommandArgs, UsageError } from '../args.ts';
 import { ApiError, type Prediction, UnreachableError, unreachableReason } from '../client.ts';
 import { EXIT } from '../exit-codes.ts';
@@ -11,7 +12,6 @@ import {
   type CliContext,
   datasetArg,
   formatTable,
-  percent,
   processContext,
   RANDOM_WEIGHTS_WARNING,
   reportRemoteError,
@@ -55,8 +55,8 @@ function predictionRows(results: readonly Result[]): string[][] {
       ? [
           r.file,
           r.prediction.label ?? '(abstained)',
-          percent(r.prediction.confidence),
-          r.prediction.scores.map((s) => `${s.label} ${percent(s.probability)}`).join(', '),
+          formatPercent(r.prediction.confidence),
+          r.prediction.scores.map((s) => `${s.label} ${formatPercent(s.probability)}`).join(', '),
         ]
       : [r.file, 'error', '', `${r.error.code}: ${r.error.message}`],
   );

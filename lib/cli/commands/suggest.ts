@@ -1,13 +1,12 @@
 import type { ResponseOf } from '../../api/client.ts';
+import { formatPercent } from '../../util/format.ts';
 import { parseCommandArgs, UsageError } from '../args.ts';
-import { EXIT } from '../exit-codes.ts';
 import type { Command } from '../main.ts';
 import {
   apiClientFor,
   type CliContext,
   datasetArg,
   formatTable,
-  percent,
   processContext,
   showFromApi,
 } from '../remote.ts';
@@ -45,7 +44,7 @@ export function formatSuggestions(s: Suggestions): string[] {
     String(i + 1),
     x.key,
     x.label,
-    percent(x.confidence),
+    formatPercent(x.confidence),
     x.margin.toFixed(3),
   ]);
   return [

@@ -1,10 +1,10 @@
 /**
- * Reference figures of issue 6 (measured on a 2-core AVX2 machine like this one) and its targets,
+ * Reference figures (measured on a 2-core AVX2 machine like this one, docs/BENCHMARKS.md) and targets,
  * checked against a run's figures.
  */
 import type { Figure } from './types.ts';
 
-/** VGG16 conv base, 150x150, batch 1, ms per image (issue 6). */
+/** VGG16 conv base, 150x150, batch 1, ms per image. */
 export const REFERENCE_FORWARD_MS: readonly { runtime: string; engine: string; ms: number }[] = [
   { runtime: 'onnxruntime-node 1.30, 2 threads', engine: 'onnx', ms: 96 },
   { runtime: 'PyTorch 1.13 CPU (oneDNN), 2 threads', engine: 'pytorch', ms: 138 },
@@ -47,7 +47,7 @@ export function vgg16Gflop(inputSize: number): number {
   return flops / 1e9;
 }
 
-/** One target of the issue, judged on this run. */
+/** One target, judged on this run. */
 export interface TargetResult {
   id: string;
   description: string;
@@ -69,7 +69,7 @@ const num = (v: unknown): number | undefined => (typeof v === 'number' && Number
 const fmt = (v: number, digits = 0): string =>
   v.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
-/** Judges the issue's targets on a run's figures. */
+/** Judges the targets above on a run's figures. */
 export function evaluateTargets(figures: readonly Figure[]): TargetResult[] {
   const out: TargetResult[] = [];
 
@@ -171,7 +171,7 @@ export function evaluateTargets(figures: readonly Figure[]): TargetResult[] {
     });
   }
 
-  // Issue 13: judged only when the quality benchmark ran (`--only quality`).
+  // The quality pass: judged only when its benchmark ran (`--only quality`).
   const quality = ok(figures, 'quality-25000');
   if (quality?.summary) {
     const ratio = num(quality.extra?.peakRssRatio);

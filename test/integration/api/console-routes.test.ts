@@ -1,5 +1,5 @@
 /**
- * The console's API routes (issue 11) against the local S3 emulator (conditional writes and the
+ * The console's API routes against the local S3 emulator (conditional writes and the
  * bucket's CORS rule as the stack applies them): presigned uploads a browser can PUT to, thumbnails
  * scoped to the dataset, failed images with their reason, model versions, promote / roll back,
  * and the page at `GET /`.

@@ -514,7 +514,7 @@ describe('remote commands against a fake API', () => {
         `previous  ${PREVIOUS} (tlearn model pets --rollback)`,
         'classes   cat, dog',
         `spec      ${SPEC}`,
-        'accuracy  90.0% on 10 held-out images   log loss 0.2512',
+        'accuracy  90.0 % on 10 held-out images   log loss 0.2512',
         'images    40 train, 10 test',
         '',
         'confusion matrix (rows: true label, columns: predicted)',
@@ -543,7 +543,7 @@ describe('remote commands against a fake API', () => {
         'classes   cat, dog',
         `spec      ${RANDOM_SPEC}`,
         `          ${RANDOM_WEIGHTS_WARNING}`,
-        'accuracy  90.0% on 10 held-out images   log loss 0.2512',
+        'accuracy  90.0 % on 10 held-out images   log loss 0.2512',
         'images    40 train, 10 test',
         'report    not shown: report.json does not match this CLI\'s schema (format: Invalid literal value, expected "tlearn-report"); see --json',
       ]);
@@ -643,7 +643,7 @@ describe('remote commands against a fake API', () => {
       expect(req?.headers['content-type']).toBe('image/jpeg');
       expect([...(req?.body ?? [])]).toEqual([0xff, 0xd8, 0xff, 1, 2, 3]);
       expect(req?.query.get('top')).toBe('2');
-      expect(out[1]).toMatch(/cat\.jpg\s+cat\s+97\.3%\s+cat 97\.3%, dog 2\.7%$/);
+      expect(out[1]).toMatch(/cat\.jpg\s+cat\s+97\.3 %\s+cat 97\.3 %, dog 2\.7 %$/);
       expect(err).toEqual([`(model ${VERSION} of 'pets')`]);
     });
 
@@ -661,7 +661,7 @@ describe('remote commands against a fake API', () => {
 
       expect(code).toBe(EXIT.OK);
       expect(api.requests.at(-1)?.query.get('threshold')).toBe('auto');
-      expect(out[1]).toMatch(/cat\.jpg\s+\(abstained\)\s+97\.3%\s+cat 97\.3%, dog 2\.7%$/);
+      expect(out[1]).toMatch(/cat\.jpg\s+\(abstained\)\s+97\.3 %\s+cat 97\.3 %, dog 2\.7 %$/);
       await expect(runRemotePredict(['pets', 'x.jpg', '--threshold', 'high', ...flags], ctx)).rejects.toThrow(
         /--threshold must be 'auto' or a number/,
       );

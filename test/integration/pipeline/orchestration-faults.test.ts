@@ -1,5 +1,5 @@
 /**
- * Issue 9's faults, each against the emulated S3 + SQS: an image whose extraction keeps failing
+ * The pipeline's faults, each against the emulated S3 + SQS: an image whose extraction keeps failing
  * gets an ExtractionFailed record on its last receive (never pending behind the DLQ); an identical
  * re-upload is made current by the extractor so readiness needs no HEAD; a deleted image loses its
  * feature and asks for a retrain. (Late features: state-machine/training.test.ts; stale locks:

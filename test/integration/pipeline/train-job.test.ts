@@ -3,14 +3,8 @@ import type { Context } from 'aws-lambda';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { InsufficientDataError, SpecMismatchError } from '../../../lib/errors.ts';
 import { encodeNpy } from '../../../lib/features/npy.ts';
-import { DEFAULT_RESIZE } from '../../../lib/model/extractor.ts';
 import { featureMetadata } from '../../../lib/pipeline/feature-metadata.ts';
-import {
-  EXTRACTOR_RESIZE,
-  runTrainingJob,
-  type TrainJobDeps,
-  type TrainJobResult,
-} from '../../../lib/pipeline/train-job.ts';
+import { runTrainingJob, type TrainJobDeps, type TrainJobResult } from '../../../lib/pipeline/train-job.ts';
 import { parseQualityDocument } from '../../../lib/quality/document.ts';
 import { modelFileKey } from '../../../lib/storage/keys.ts';
 import { getObject, listAllObjects, putObject, touchObject } from '../../../lib/storage/s3.ts';
@@ -246,10 +240,6 @@ describe('training job (emulated S3, synthetic features)', () => {
 
     expect(r.nTrain + r.nTest).toBe(6);
     expect(r.excluded).toEqual([{ reason: 'stale', count: 1 }]);
-  });
-
-  it("keeps the trainer's resize kernel equal to the extractor's", () => {
-    expect(EXTRACTOR_RESIZE).toBe(DEFAULT_RESIZE);
   });
 
   it('train-head handler trains from the sample event', async () => {

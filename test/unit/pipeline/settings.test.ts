@@ -8,11 +8,12 @@ import {
 } from '../../../lib/pipeline/settings.ts';
 
 describe('the local stack’s settings, scaled from the deployed ones', () => {
-  it('runs the deployed 10 concurrent extractors as 2 local pollers, with the deployed batch sizes', () => {
+  it('scales the deployed extractor concurrency down for the local pollers, with the deployed batch sizes', () => {
     const local = localPipelineSettings();
 
-    expect(PIPELINE_SETTINGS.ingest.maxConcurrency).toBe(10);
-    expect(local.ingest.maxConcurrency).toBe(10 * LOCAL_SCALE.concurrency);
+    expect(local.ingest.maxConcurrency).toBe(
+      (PIPELINE_SETTINGS.ingest.maxConcurrency ?? 0) * LOCAL_SCALE.concurrency,
+    );
     expect(local.ingest.batchSize).toBe(PIPELINE_SETTINGS.ingest.batchSize);
     expect(local.ingest.maxReceiveCount).toBe(PIPELINE_SETTINGS.ingest.maxReceiveCount);
     expect(local.ingest.maxBatchingWindowSeconds).toBe(1);

@@ -5,7 +5,6 @@ import {
   confusionMatrix,
   formatClassificationReport,
   formatConfusionMatrix,
-  formatFixed,
   logLoss,
 } from '../../../lib/training/metrics.ts';
 import { logisticFixture, type MetricsCase, metricsFixture, type SklearnMetrics } from './fixtures.ts';
@@ -99,21 +98,6 @@ describe('metrics against scikit-learn', () => {
     const loss = logLoss([0], new Float64Array([0, 1]), 2);
 
     expect(loss).toBeCloseTo(-Math.log(2.220446049250313e-16), 10);
-  });
-});
-
-describe('formatFixed', () => {
-  it('rounds exact ties to even like Python and everything else to nearest', () => {
-    expect(formatFixed(0.125, 2)).toBe('0.12');
-    expect(formatFixed(0.375, 2)).toBe('0.38');
-    expect(formatFixed(0.625, 2)).toBe('0.62');
-    expect(formatFixed(2.5, 0)).toBe('2');
-    expect(formatFixed(3.5, 0)).toBe('4');
-    // 0.145 is not exactly representable (it is 0.1449999…), so no tie: Python prints 0.14.
-    expect(formatFixed(0.145, 2)).toBe('0.14');
-    expect(formatFixed(2 / 3, 2)).toBe('0.67');
-    expect(formatFixed(1, 2)).toBe('1.00');
-    expect(formatFixed(0, 2)).toBe('0.00');
   });
 });
 
