@@ -15,6 +15,7 @@ import {
   DEFAULT_INBOX_PREFIX,
   inboxPrefixProblem,
 } from '../lib/batch/settings.ts';
+import { DRIFT_SETTINGS } from '../lib/capture/drift.ts';
 import { ENV } from '../lib/config.ts';
 import { POOLINGS, type Pooling, PRECISIONS, type Precision } from '../lib/model/spec.ts';
 import {
@@ -59,6 +60,7 @@ export const FUNCTION_NAMES = [
   'finish-training',
   'batch-predict',
   'dead-letters',
+  'drift-metric',
 ] as const;
 export type FunctionName = (typeof FUNCTION_NAMES)[number];
 
@@ -103,6 +105,10 @@ export const DEFAULT_FUNCTION_SETTINGS: Readonly<
   'dead-letters': {
     memorySize: DEAD_LETTER_SETTINGS.memorySize,
     timeout: Duration.seconds(DEAD_LETTER_SETTINGS.timeoutSeconds),
+  },
+  'drift-metric': {
+    memorySize: DRIFT_SETTINGS.memorySize,
+    timeout: Duration.seconds(DRIFT_SETTINGS.timeoutSeconds),
   },
 };
 
@@ -338,9 +344,12 @@ export class TlearnStack extends Stack {
     const batchPredict = make('batch-predict', { ...modelEnv });
     // Ingest and batch dead letters → records (lib/batch/dead-letters.ts); its queues come below.
     const deadLetters = make('dead-letters', { [ENV.BUCKET]: bucket.bucketName });
+    // Prediction drift → a CloudWatch metric, run by the monitoring's schedule (lib/capture/drift.ts).
+    const driftMetric = make('drift-metric', { [ENV.BUCKET]: bucket.bucketName });
     this.functions = {
       'batch-predict': batchPredict,
       'dead-letters': deadLetters,
+      'drift-metric': driftMetric,
       'extract-features': extractor,
       api,
       'start-training': startTraining,
@@ -484,6 +493,12 @@ export class TlearnStack extends Stack {
       delete: [`${FEATURES_PREFIX}*.npy`, `${FEATURES_PREFIX}*.error.json`],
     });
 
+    // Drift: the monitoring records' keys (LIST only) and each version's report (its held-out set).
+    grantS3Access(driftMetric.function, bucket, {
+      list: [MONITORING_PREFIX, MODELS_PREFIX],
+      read: [`${MODELS_PREFIX}*/report.json`],
+    });
+
     // The API reads what it serves: images (predictions by key, counts), features (status counts),
     // models; base weights only from S3 when configured so. It writes only the pointers
     // (POST /datasets/{d}/model/promote, admin keys only), each version's one-file ONNX export
@@ -589,6 +604,7 @@ export class TlearnStack extends Stack {
             functions: Object.fromEntries(Object.entries(this.functions).map(([n, f]) => [n, f.function])),
             stateMachine,
             api: this.api.api,
+            drift: { function: driftMetric.function },
             alarmActions: props.alarmTopicArn
               ? [new cwActions.SnsAction(sns.Topic.fromTopicArn(this, 'AlarmTopic', props.alarmTopicArn))]
               : [],
@@ -647,10 +663,10 @@ export class TlearnStack extends Stack {
           {
             id: 'AwsSolutions-IAM5',
             reason:
-              'S3 grants are scoped to one prefix of the S3 layout (datasets/*, features/*, models/*, base-models/*, locks/*, batches/*, console/*, settings/*, captures/*, monitoring/*, unlabelled/*, unlabelled-features/*, the batch inbox), to the models/*/current.json pointers, the models/*/model.onnx exports, the models/*/model.json heads, the features/*.error.json records and features/*.npy features, or the datasets/*/capture-* copies of reviewed captures: the objects are created at run time, so the keys cannot be listed in the policy.',
+              'S3 grants are scoped to one prefix of the S3 layout (datasets/*, features/*, models/*, base-models/*, locks/*, batches/*, console/*, settings/*, captures/*, monitoring/*, unlabelled/*, unlabelled-features/*, the batch inbox), to the models/*/current.json pointers, the models/*/model.onnx exports, the models/*/model.json heads, the models/*/report.json reports, the features/*.error.json records and features/*.npy features, or the datasets/*/capture-* copies of reviewed captures: the objects are created at run time, so the keys cannot be listed in the policy.',
             appliesTo: [
               {
-                regex: `/^Resource::${bucketArn}\\/(${prefixes})\\/\\*(\\/current\\.json|\\/model\\.onnx|\\/model\\.json|\\.error\\.json|\\.npy|\\/capture-\\*)?$/`,
+                regex: `/^Resource::${bucketArn}\\/(${prefixes})\\/\\*(\\/current\\.json|\\/model\\.onnx|\\/model\\.json|\\/report\\.json|\\.error\\.json|\\.npy|\\/capture-\\*)?$/`,
               },
             ],
           },

@@ -1,10 +1,18 @@
 import { Duration } from 'aws-cdk-lib';
 import type * as apigw from 'aws-cdk-lib/aws-apigateway';
 import * as cw from 'aws-cdk-lib/aws-cloudwatch';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
 import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
+import {
+  DRIFT_ALERT_PSI,
+  DRIFT_FUNCTION,
+  DRIFT_METRIC_NAME,
+  DRIFT_SETTINGS,
+} from '../../lib/capture/drift.ts';
 import { METRICS_NAMESPACE } from './tlearn-function.ts';
 
 /** The application metrics the handlers emit (Powertools, namespace `Tlearn`), as the dashboard shows them. */
@@ -17,7 +25,19 @@ export const APP_METRICS = {
   /** Holdout accuracy of each training, percent (train-head). */
   trainingAccuracy: 'TrainingAccuracy',
   trainingsStarted: 'TrainingsStarted',
+  /** Largest PSI of the predicted-label mix against a served version's held-out set (drift-metric). */
+  predictionDriftPsi: DRIFT_METRIC_NAME,
 } as const;
+
+/** The scheduled drift measurement (lib/capture/drift.ts) and its alarm. */
+export interface DriftMonitoring {
+  /** The function that measures drift and publishes {@link DRIFT_METRIC_NAME} (functions/drift-metric). */
+  readonly function: lambda.IFunction;
+  /** How often it runs; also the alarm's period. @default Duration.minutes(DRIFT_SETTINGS.everyMinutes) */
+  readonly every?: Duration;
+  /** PSI above which the alarm fires. @default DRIFT_ALERT_PSI (what the API answers as drift.threshold) */
+  readonly threshold?: number;
+}
 
 export interface MonitoredQueue {
   readonly name: string;
@@ -41,6 +61,8 @@ export interface MonitoringProps {
   readonly alarmActions?: readonly cw.IAlarmAction[];
   /** Period of the alarms' metrics. @default Duration.minutes(5) */
   readonly period?: Duration;
+  /** Prediction drift: a schedule runs the function, an alarm watches its metric. @default - none */
+  readonly drift?: DriftMonitoring;
 }
 
 /**
@@ -58,10 +80,10 @@ export class Monitoring extends Construct {
     if (period.toSeconds() < 60 || period.toSeconds() % 60 !== 0) {
       throw new Error(`${id}: period must be a whole number of minutes (got ${period.toSeconds()} s)`);
     }
-    const alarm = (alarmId: string, metric: cw.IMetric, description: string): cw.Alarm => {
+    const alarm = (alarmId: string, metric: cw.IMetric, description: string, threshold = 0): cw.Alarm => {
       const a = new cw.Alarm(this, alarmId, {
         metric,
-        threshold: 0,
+        threshold,
         comparisonOperator: cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
         evaluationPeriods: 1,
         treatMissingData: cw.TreatMissingData.NOT_BREACHING,
@@ -103,6 +125,8 @@ export class Monitoring extends Construct {
       props.api.metricServerError({ period, statistic: cw.Stats.SUM }),
       'The API answered 5xx (see the api function log group).',
     );
+
+    const drift = props.drift ? this.driftAlarm(props.drift, alarm) : undefined;
 
     // SEARCH matches the metric whatever dimensions a handler adds (Powertools adds `service`).
     const app = (metricName: string, stat: string, label: string): cw.IMetric =>
@@ -178,9 +202,58 @@ export class Monitoring extends Construct {
             ),
           ),
         ],
+        ...(drift
+          ? [
+              [
+                new cw.GraphWidget({
+                  title: 'Prediction drift (largest PSI of the last day)',
+                  left: [drift.metric.with({ label: 'largest PSI' })],
+                  leftAnnotations: [{ value: drift.threshold, label: 'alarm threshold' }],
+                  width: 24,
+                  height: 6,
+                }),
+              ],
+            ]
+          : []),
         [new cw.AlarmStatusWidget({ title: 'Alarms', alarms: this.alarms, width: 24, height: 4 })],
       ],
     });
+  }
+
+  /**
+   * The drift measurement's schedule (an EventBridge rule: scheduled rules cost nothing) and the
+   * alarm on its metric: the largest PSI of a run above the threshold, in one period.
+   */
+  private driftAlarm(
+    props: DriftMonitoring,
+    alarm: (id: string, metric: cw.IMetric, description: string, threshold?: number) => cw.Alarm,
+  ): { metric: cw.Metric; threshold: number } {
+    const every = props.every ?? Duration.minutes(DRIFT_SETTINGS.everyMinutes);
+    const threshold = props.threshold ?? DRIFT_ALERT_PSI;
+    if (!(threshold > 0)) throw new Error(`drift.threshold must be above 0 (got ${threshold})`);
+    if (every.toSeconds() < 60 || every.toSeconds() % 60 !== 0) {
+      throw new Error(`drift.every must be a whole number of minutes (got ${every.toSeconds()} s)`);
+    }
+    new events.Rule(this, 'DriftSchedule', {
+      description: 'Measures prediction drift (functions/drift-metric) and publishes PredictionDriftPsi',
+      schedule: events.Schedule.rate(every),
+      targets: [new targets.LambdaFunction(props.function, { retryAttempts: 2 })],
+    });
+    // Powertools adds the function's name as the `service` dimension (functions/shared/powertools.ts).
+    const metric = new cw.Metric({
+      namespace: METRICS_NAMESPACE,
+      metricName: DRIFT_METRIC_NAME,
+      dimensionsMap: { service: DRIFT_FUNCTION },
+      statistic: cw.Stats.MAXIMUM,
+      period: every,
+    });
+    alarm(
+      'PredictionDrift',
+      metric,
+      `Predictions drifted: the predicted-label mix of the last ${DRIFT_SETTINGS.windowHours} h differs from a served model's held-out set (PSI above ${threshold}). GET /datasets/{d}/monitoring (or the console's Training tab) shows which dataset and version; the drift-metric log names it. Label captured predictions and retrain.`,
+      threshold,
+    );
+    return { metric, threshold };
   }
 }
 

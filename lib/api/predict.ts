@@ -4,7 +4,7 @@
  */
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { z } from 'zod';
-import { observePrediction } from '../capture/observe.ts';
+import { type Observation, startObservation } from '../capture/observe.ts';
 import { ImageDecodeError, NotFoundError, TlearnError, ValidationError } from '../errors.ts';
 import { formatMegabytes, MAX_IMAGE_BYTES } from '../images/limits.ts';
 import { preprocessImage } from '../images/preprocess.ts';
@@ -241,32 +241,43 @@ export async function predictRoute(
     bytes = input.bytes;
   }
 
-  const scored = await scoreImageBytes(bytes, {
-    extractor,
-    extract: (pixels) => queue.extract(pixels),
-    model,
-    limitInputPixels: ctx.config.limitInputPixels,
-    threshold: thresholdChoice,
-  });
-  const { scores, outcome } = scored;
-  const observed = await observePrediction(
-    { s3: ctx.s3, bucket: ctx.config.bucket, log: ctx.log },
-    settings,
-    {
+  // A capture that does not depend on the score stores its image during the forward pass: started
+  // once the image is decoded (the decode shares this thread; the engine's pass does not).
+  let observation: Observation | undefined;
+  const observe = (): Observation =>
+    (observation ??= startObservation({ s3: ctx.s3, bucket: ctx.config.bucket, log: ctx.log }, settings, {
       dataset,
       bytes,
       requested,
-      prediction: {
-        modelVersion: model.version,
-        spec: model.spec,
-        label: outcome.label,
-        confidence: scored.confidence,
-        abstained: outcome.abstained,
-        scores,
-      },
       at: ctx.now(),
-    },
-  );
+    }));
+  let scored: ScoredImage;
+  try {
+    scored = await scoreImageBytes(bytes, {
+      extractor,
+      extract: (pixels) => {
+        observe();
+        return queue.extract(pixels);
+      },
+      model,
+      limitInputPixels: ctx.config.limitInputPixels,
+      threshold: thresholdChoice,
+    });
+  } catch (err) {
+    await observation?.abandon();
+    throw err;
+  }
+  const { scores, outcome } = scored;
+  const observeStarted = performance.now();
+  const observed = await observe().finish({
+    modelVersion: model.version,
+    spec: model.spec,
+    label: outcome.label,
+    confidence: scored.confidence,
+    abstained: outcome.abstained,
+    scores,
+  });
+  const observeMs = performance.now() - observeStarted;
   const round = (ms: number) => Math.round(ms * 100) / 100;
   return {
     dataset,
@@ -287,6 +298,7 @@ export async function predictRoute(
       decode: round(scored.timingsMs.decode),
       forward: round(scored.timingsMs.forward),
       head: round(scored.timingsMs.head),
+      observe: round(observeMs),
       total: round(performance.now() - started),
     },
   };

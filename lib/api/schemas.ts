@@ -61,6 +61,12 @@ export const PredictionResponseSchema = z.object({
     decode: z.number(),
     forward: z.number(),
     head: z.number(),
+    observe: z
+      .number()
+      .optional()
+      .describe(
+        'after scoring: the monitoring record and the capture’s document (an image to capture is stored during the forward pass)',
+      ),
     total: z.number(),
   }),
 });

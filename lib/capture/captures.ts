@@ -1,6 +1,6 @@
 /**
- * Captured production predictions: `captures/{d}/{yyyy-mm-dd}/{id}.{ext}` (the image as sent) and
- * `{id}.json` (the prediction), then reviewed: labelled (the image is copied into
+ * Captured production predictions: `captures/{d}/{yyyy-mm-dd}/{time}-{rand}.{ext}` (the image as
+ * sent, stored while it is scored) and `{id}.json` (the prediction, naming its image), then reviewed: labelled (the image is copied into
  * `datasets/{d}/{label}/`, an ordinary upload that retrains) or discarded.
  *
  * The listing alone answers "what is left to review, most uncertain first": the capture id starts
@@ -71,19 +71,38 @@ export function marginOf(scores: ReadonlyArray<{ probability: number }>): number
   return Math.max(0, Math.min(1, (a?.probability ?? 0) - (b?.probability ?? 0)));
 }
 
+/** How a prediction came to be captured before its score was known. */
+export interface CaptureDraw {
+  /** `?capture=true` on the request. */
+  requested: boolean;
+  /** Drawn by the policy's sample rate. */
+  sampled: boolean;
+}
+
 /**
- * Whether a prediction is captured: asked for, or by the dataset's policy (below the confidence
- * threshold, or drawn by the sample rate). `random` is injectable for tests.
+ * What can be decided before the image is scored: asked for, or drawn by the sample rate (so the
+ * image can be stored while the forward pass runs). `random` is injectable for tests.
+ */
+export function drawCapture(
+  policy: CapturePolicy,
+  requested: boolean,
+  random: () => number = Math.random,
+): CaptureDraw {
+  return { requested, sampled: !requested && policy.sample > 0 && random() < policy.sample };
+}
+
+/**
+ * Whether a prediction is captured, and why: asked for, else below the policy's confidence
+ * threshold, else drawn by the sample rate.
  */
 export function captureReason(
   policy: CapturePolicy,
-  requested: boolean,
+  draw: CaptureDraw,
   confidence: number,
-  random: () => number = Math.random,
 ): CaptureDocument['reason'] | undefined {
-  if (requested) return 'requested';
+  if (draw.requested) return 'requested';
   if (policy.belowConfidence !== null && confidence < policy.belowConfidence) return 'low-confidence';
-  if (policy.sample > 0 && random() < policy.sample) return 'sample';
+  if (draw.sampled) return 'sample';
   return undefined;
 }
 
@@ -94,14 +113,17 @@ function stamp(at: Date): string {
     .replace(/\.\d+Z$/, 'Z');
 }
 
-/** A new capture id for a time and margin. */
-export function newCaptureId(at: Date, margin: number): string {
-  const m = String(Math.min(9999, Math.floor(margin * 10_000))).padStart(4, '0');
-  const rand = randomBytes(6)
+function randomPart(): string {
+  return randomBytes(6)
     .toString('base64')
     .toLowerCase()
     .replace(/[^a-z0-9]/g, '0')
     .slice(0, 6);
+}
+
+/** A new capture id for a time and margin (`rand`: the id's random part, new when omitted). */
+export function newCaptureId(at: Date, margin: number, rand: string = randomPart()): string {
+  const m = String(Math.min(9999, Math.floor(margin * 10_000))).padStart(4, '0');
   return `${stamp(at)}-${m}-${rand}`;
 }
 
@@ -114,10 +136,70 @@ function documentKey(dataset: string, id: string, reviewed = false): string {
   return `${capturesPrefix(dataset)}${dayOf(id)}/${id}${reviewed ? '.reviewed.json' : '.json'}`;
 }
 
+/** A captured image already stored, waiting for its document. */
+export interface StoredCaptureImage {
+  dataset: string;
+  key: string;
+  at: Date;
+  /** The random part its capture id will share. */
+  rand: string;
+}
+
 /**
- * Stores a captured prediction: the image first, then its document (the document is what the
- * review lists, so a capture is never listed without its image). Returns the capture id.
+ * Stores a captured image as `captures/{d}/{day}/{time}-{rand}.{ext}`. Its name holds no margin
+ * (the capture id's second part), so it can be written while the image is still being scored;
+ * the document that follows names it (`imageKey`).
  */
+export async function writeCaptureImage(
+  s3: S3Client,
+  bucket: string,
+  input: { dataset: string; bytes: Uint8Array; at: Date },
+): Promise<StoredCaptureImage> {
+  const format = sniffImageFormat(input.bytes);
+  const ext = EXTENSIONS[format] ?? 'bin';
+  const rand = randomPart();
+  const t = stamp(input.at);
+  const day = `${t.slice(0, 4)}-${t.slice(4, 6)}-${t.slice(6, 8)}`;
+  const key = `${capturesPrefix(input.dataset)}${day}/${t}-${rand}.${ext}`;
+  await putObject(s3, bucket, key, input.bytes, {
+    contentType: `image/${format === 'tiff' ? 'tiff' : format}`,
+  });
+  return { dataset: input.dataset, key, at: input.at, rand };
+}
+
+/**
+ * Stores a capture's document once its image is stored (the document is what the review lists,
+ * so a capture is never listed without its image).
+ */
+export async function writeCaptureDocument(
+  s3: S3Client,
+  bucket: string,
+  image: StoredCaptureImage,
+  input: { prediction: CapturedPrediction; reason: CaptureDocument['reason'] },
+): Promise<CaptureDocument> {
+  const margin = marginOf(input.prediction.scores);
+  const id = newCaptureId(image.at, margin, image.rand);
+  const doc: CaptureDocument = {
+    id,
+    dataset: image.dataset,
+    imageKey: image.key,
+    capturedAt: image.at.toISOString(),
+    reason: input.reason,
+    model: { version: input.prediction.modelVersion, spec: input.prediction.spec },
+    label: input.prediction.label,
+    confidence: input.prediction.confidence,
+    margin,
+    abstained: input.prediction.abstained,
+    scores: input.prediction.scores.slice(0, 10).map((s) => ({ label: s.label, probability: s.probability })),
+  };
+  await putObject(s3, bucket, documentKey(image.dataset, id), `${JSON.stringify(doc)}\n`, {
+    contentType: 'application/json',
+    ifNoneMatch: '*',
+  });
+  return doc;
+}
+
+/** Stores a captured prediction: the image, then its document. */
 export async function writeCapture(
   s3: S3Client,
   bucket: string,
@@ -129,32 +211,8 @@ export async function writeCapture(
     at: Date;
   },
 ): Promise<CaptureDocument> {
-  const format = sniffImageFormat(input.bytes);
-  const ext = EXTENSIONS[format] ?? 'bin';
-  const margin = marginOf(input.prediction.scores);
-  const id = newCaptureId(input.at, margin);
-  const key = `${capturesPrefix(input.dataset)}${dayOf(id)}/${id}.${ext}`;
-  const doc: CaptureDocument = {
-    id,
-    dataset: input.dataset,
-    imageKey: key,
-    capturedAt: input.at.toISOString(),
-    reason: input.reason,
-    model: { version: input.prediction.modelVersion, spec: input.prediction.spec },
-    label: input.prediction.label,
-    confidence: input.prediction.confidence,
-    margin,
-    abstained: input.prediction.abstained,
-    scores: input.prediction.scores.slice(0, 10).map((s) => ({ label: s.label, probability: s.probability })),
-  };
-  await putObject(s3, bucket, key, input.bytes, {
-    contentType: `image/${format === 'tiff' ? 'tiff' : format}`,
-  });
-  await putObject(s3, bucket, documentKey(input.dataset, id), `${JSON.stringify(doc)}\n`, {
-    contentType: 'application/json',
-    ifNoneMatch: '*',
-  });
-  return doc;
+  const image = await writeCaptureImage(s3, bucket, input);
+  return writeCaptureDocument(s3, bucket, image, input);
 }
 
 /** One capture in a review listing. */

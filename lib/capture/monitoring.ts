@@ -132,6 +132,47 @@ export async function rollUpDay(
   return { day: d, versions };
 }
 
+/**
+ * Statistics per version of the records from `from` to `to`, both included, at second precision
+ * (the records' names hold their time to the second, so a record of `to`'s own second counts):
+ * what a rolling window, e.g. the last 24 hours, needs. LIST calls only, over the day
+ * folders the window touches.
+ */
+export async function rollUpWindow(
+  s3: S3Client,
+  bucket: string,
+  dataset: string,
+  window: { from: Date; to: Date },
+): Promise<Record<string, VersionDay>> {
+  const versions: Record<string, VersionDay> = {};
+  const first = day(window.from);
+  const last = day(window.to);
+  const days: string[] = [];
+  for (let t = Date.parse(`${first}T00:00:00Z`); day(new Date(t)) <= last; t += 86_400_000) {
+    days.push(day(new Date(t)));
+  }
+  for (const d of days) {
+    for await (const o of listObjects(s3, bucket, recordsPrefix(dataset, d))) {
+      const at = recordTime(o.key, d);
+      if (at === undefined || at < window.from.getTime() || at > window.to.getTime()) continue;
+      const r = parseRecordKey(o.key);
+      if (!r) continue;
+      const stats = versions[r.version] ?? emptyVersionDay();
+      versions[r.version] = stats;
+      add(stats, r);
+    }
+  }
+  return versions;
+}
+
+/** A record's time (ms) from its day folder and the `hhmmss` its name starts with. */
+export function recordTime(key: string, d: string): number | undefined {
+  const m = /\/(\d{2})(\d{2})(\d{2})-[0-9a-f]{10}~[^/]*$/.exec(key);
+  if (!m) return undefined;
+  const t = Date.parse(`${d}T${m[1]}:${m[2]}:${m[3]}Z`);
+  return Number.isNaN(t) ? undefined : t;
+}
+
 /** A day's statistics: its stored rollup, else from its records (stored when the day is over). */
 export async function readDay(
   s3: S3Client,

@@ -5,6 +5,7 @@
  * which the command lets a user override with their own measurement (a training report's
  * `usage` is the measured counterpart).
  */
+import { DRIFT_FUNCTION, DRIFT_METRIC_NAME, DRIFT_SETTINGS } from '../capture/drift.ts';
 import { featureDims, parseSpec } from '../model/spec.ts';
 import { PRICES_AS_OF, pricesFor } from './prices.ts';
 import {
@@ -16,8 +17,14 @@ import {
 } from './usage.ts';
 
 /** Alarms and dashboards the Monitoring construct creates (an infra test keeps these true). */
-export const MONITORING_ALARMS = 14;
+export const MONITORING_ALARMS = 16;
 export const MONITORING_DASHBOARDS = 1;
+/** Custom metrics only the monitoring needs (the drift score; the others come with the handlers' work). */
+export const MONITORING_CUSTOM_METRICS = 1;
+/** Runs of drift-metric a month (its EventBridge schedule, lib/capture/drift.ts). */
+export const DRIFT_RUNS_PER_MONTH = (30 * 24 * 60) / DRIFT_SETTINGS.everyMinutes;
+/** Assumed duration of one drift-metric run (a few LIST calls and a report read). */
+const DRIFT_MS_PER_RUN = 1000;
 /** SQS queues a Lambda event source mapping polls (ingest, features, batches, the ingest and batch DLQs). */
 export const POLLED_QUEUES = 5;
 /**
@@ -150,6 +157,27 @@ export function estimateCost(input: CostEstimateInput): CostEstimate {
   });
   sv.s3.get = Math.min(m, (30 * 86_400) / 5);
 
+  const serving = priceUsage(sv, region).lines;
+  // Monitoring records (lib/capture/monitoring.ts): one empty PUT per prediction, on unless a
+  // dataset's settings turn them off; the drift schedule LISTs a day of them every run.
+  if (m > 0) {
+    serving.push({
+      item: 'S3 PUT: one monitoring record per prediction',
+      quantity: m,
+      unit: 'requests',
+      usd: m * p.s3PutRequest,
+    });
+  }
+  const driftLists = DRIFT_RUNS_PER_MONTH * (Math.ceil(m / 30 / 1000) + 1);
+  if (a.monitoring && m > 0) {
+    serving.push({
+      item: `S3 LIST: ${DRIFT_FUNCTION} reads the last ${DRIFT_SETTINGS.windowHours} h of records every run`,
+      quantity: driftLists,
+      unit: 'requests',
+      usd: driftLists * p.s3PutRequest,
+    });
+  }
+
   const gb = (bytes: number) => bytes / 1024 ** 3;
   const storedGb = gb(n * a.imageKb * 1024 + n * featureBytes + 59e6 + a.exportedVersions * 60e6);
   const idle: CostLine[] = [];
@@ -166,6 +194,26 @@ export function estimateCost(input: CostEstimateInput): CostEstimate {
       unit: 'dashboard-months',
       usd: MONITORING_DASHBOARDS * p.cloudwatchDashboardMonth,
     });
+    idle.push({
+      item: `CloudWatch custom metric ${DRIFT_METRIC_NAME} (EMF)`,
+      quantity: MONITORING_CUSTOM_METRICS,
+      unit: 'metric-months',
+      usd: MONITORING_CUSTOM_METRICS * p.cloudwatchMetricMonth,
+    });
+    // The schedule itself: an EventBridge rule's scheduled events are free.
+    const drift = emptyUsage();
+    drift.lambda.push({
+      function: DRIFT_FUNCTION,
+      architecture: 'arm64',
+      memoryMb: DRIFT_SETTINGS.memorySize,
+      invocations: DRIFT_RUNS_PER_MONTH,
+      durationMs: DRIFT_RUNS_PER_MONTH * DRIFT_MS_PER_RUN,
+    });
+    // Every run lists the datasets with records (one LIST) even when nothing was predicted.
+    drift.s3.put = DRIFT_RUNS_PER_MONTH;
+    for (const line of priceUsage(drift, region).lines) {
+      idle.push({ ...line, item: `${line.item} (hourly drift schedule)` });
+    }
   }
   idle.push({
     item: 'ECR container image (extract-features, api, batch-predict)',
@@ -194,7 +242,7 @@ export function estimateCost(input: CostEstimateInput): CostEstimate {
     parts: [
       part('extraction', priceUsage(ex, region).lines),
       part('training', priceUsage(tr, region).lines),
-      part('serving per month', priceUsage(sv, region).lines),
+      part('serving per month', serving),
       part('idle per month', idle),
     ],
   };

@@ -24,6 +24,7 @@ export const PRICES_SOURCE = {
     'https://aws.amazon.com/api-gateway/pricing/',
     'https://aws.amazon.com/cloudwatch/pricing/',
     'https://aws.amazon.com/ecr/pricing/',
+    'https://aws.amazon.com/eventbridge/pricing/',
   ],
   api: 'AWS Price List Query API (pricing:GetProducts; services AWSLambda, AWSStepFunctions, AmazonS3, AWSQueueService, AmazonApiGateway, AmazonCloudWatch, AmazonECR)',
 } as const;
@@ -53,6 +54,10 @@ export interface RegionPrices {
   cloudwatchAlarmMonth: number;
   /** CloudWatch dashboard, per month (beyond the 3 free ones an account has). */
   cloudwatchDashboardMonth: number;
+  /** CloudWatch custom metric, per metric-month (first 10,000 metrics; EMF or PutMetricData alike). */
+  cloudwatchMetricMonth: number;
+  /** EventBridge scheduled rule, per triggered event (events of AWS services, schedules included, are free). */
+  eventBridgeScheduledEvent: number;
   ecrStorageGbMonth: number;
   logsIngestGb: number;
   logsStorageGbMonth: number;
@@ -69,6 +74,8 @@ const US_EAST_1: RegionPrices = {
   apiGatewayRequest: 3.5 / 1e6,
   cloudwatchAlarmMonth: 0.1,
   cloudwatchDashboardMonth: 3,
+  cloudwatchMetricMonth: 0.3,
+  eventBridgeScheduledEvent: 0,
   ecrStorageGbMonth: 0.1,
   logsIngestGb: 0.5,
   logsStorageGbMonth: 0.03,

@@ -16,6 +16,7 @@ import { promisify } from 'node:util';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult, SQSEvent } from 'aws-lambda';
 import { createLocalKeyStore, LOCAL_KEYS_FILE } from '../api/keys.ts';
 import { BATCH_QUEUE, BATCH_SETTINGS, DEFAULT_INBOX_PREFIX } from '../batch/settings.ts';
+import { DRIFT_FUNCTION, DRIFT_SETTINGS, driftScheduleEvent } from '../capture/drift.ts';
 import { ENV } from '../config.ts';
 import { ConfigError, describeError } from '../errors.ts';
 import { DEFAULT_INPUT_SIZE, type Pooling, type Precision } from '../model/spec.ts';
@@ -42,6 +43,7 @@ import { startHttpApi } from './http-api.ts';
 import type { LambdaHandler } from './lambda-context.ts';
 import { describeRecovery, recoverAfterRestart } from './recover.ts';
 import { startS3Notifications } from './s3-notifications.ts';
+import { type LocalSchedule, startLocalSchedule } from './schedule.ts';
 import { createExecutionEndRule } from './sfn-events.ts';
 import { createSfnRunner, type SfnRunner } from './sfn-runner.ts';
 import { startSfnServer } from './sfn-server.ts';
@@ -63,6 +65,7 @@ export type FunctionName =
   | 'finish-training'
   | 'batch-predict'
   | 'dead-letters'
+  | 'drift-metric'
   | 'api';
 
 /** Every handler the stack runs. */
@@ -113,6 +116,8 @@ export interface LocalStackOptions {
   bundles?: string;
   /** Images of no dataset a batch may read (the stack's `inboxPrefix`). @default DEFAULT_INBOX_PREFIX */
   inboxPrefix?: string;
+  /** Period of the drift schedule, ms. @default DRIFT_SETTINGS.everyMinutes (an hour) */
+  driftEveryMs?: number;
   /** The state machine to run. @default `synthesizeTrainingDefinition` of infra/definition.ts */
   definition?: (opts: TrainingLoopSettings) => Promise<TrainingDefinitionLike>;
 }
@@ -130,6 +135,8 @@ export interface LocalStack {
   weights: ResolvedWeights;
   /** Settles when the demo has a promoted model (undefined: no demo, or it was stopped). */
   demo: Promise<DemoOutcome | undefined>;
+  /** The drift schedule (deployed: an EventBridge rule running drift-metric). */
+  driftSchedule: LocalSchedule;
   /** Stops accepting, finishes work in flight, flushes the disk mirror, closes every server. */
   stop(): Promise<void>;
 }
@@ -369,6 +376,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       'start-training',
       'batch-predict',
       'dead-letters',
+      'drift-metric',
       'api',
     ];
     const toImport = wanted.filter((n) => opts.handlers?.[n] === undefined);
@@ -465,6 +473,20 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       const q = localQueueSettings(DEAD_LETTER_QUEUE);
       await consume(dlq.queueUrl, q, 'dead-letters', DEAD_LETTER_SETTINGS.timeoutSeconds);
     }
+
+    // The monitoring's drift schedule (an EventBridge rule deployed): the same handler, on a timer.
+    // Locally no metric is published (POWERTOOLS_METRICS_DISABLED); a drift above the alarm
+    // threshold is a warning in the stack's log.
+    const driftSchedule = startLocalSchedule({
+      functionName: DRIFT_FUNCTION,
+      handler: handlers[DRIFT_FUNCTION],
+      everyMs: opts.driftEveryMs ?? DRIFT_SETTINGS.everyMinutes * 60_000,
+      event: driftScheduleEvent,
+      region,
+      timeoutMs: DRIFT_SETTINGS.timeoutSeconds * 1000,
+      log,
+    });
+    cleanups.push({ name: 'the drift schedule', run: () => driftSchedule.stop() });
 
     const notifier = startS3Notifications({
       onObjectEvent: emulator.onObjectEvent,
@@ -566,6 +588,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       dataDir,
       weights,
       demo,
+      driftSchedule,
       stop() {
         stopping ??= stopAll();
         return stopping;

@@ -244,10 +244,10 @@ interface Answer {
   error?: string;
 }
 
-async function predict(url: string, image: Buffer, key: string): Promise<Answer> {
+async function predict(url: string, image: Buffer, key: string, query = ''): Promise<Answer> {
   const t = performance.now();
   try {
-    const res = await fetch(`${url}/datasets/${BENCH_DATASET}/predictions`, {
+    const res = await fetch(`${url}/datasets/${BENCH_DATASET}/predictions${query}`, {
       method: 'POST',
       body: image,
       headers: { 'content-type': 'image/jpeg', 'x-api-key': key },
@@ -482,8 +482,181 @@ export async function benchLatency(
         extra: { failedRequests: failed },
       });
     }
+    figures.push(await benchCaptureOverhead(ctx, server.url, bench, key, { backend, rss, mode }));
   } finally {
     await server.stop();
   }
   return figures;
+}
+
+/** Writes the benchmark dataset's capture policy through the API, as an admin would. */
+async function putCapturePolicy(url: string, bench: ApiBenchEnv, sample: number): Promise<void> {
+  const res = await fetch(`${url}/datasets/${BENCH_DATASET}/settings`, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/json', 'x-api-key': bench.env[BENCH_ADMIN_KEY_ENV] ?? '' },
+    body: JSON.stringify({ capture: { sample, belowConfidence: null } }),
+  });
+  if (res.status !== 200) {
+    throw new Error(
+      `PUT /datasets/${BENCH_DATASET}/settings answered ${res.status}: ${(await res.text()).slice(0, 300)}`,
+    );
+  }
+}
+
+/**
+ * A second, finer estimate of the same cost: pairs of back-to-back predictions, one with
+ * `?capture=true` (the same early image write as a sampled capture) and one without, in a random
+ * order, with the policy off. The median of the pairs' differences follows the machine's load from
+ * one second to the next, which blocks of predictions cannot.
+ */
+async function pairedCaptureDifferences(
+  url: string,
+  bench: ApiBenchEnv,
+  key: string,
+  pairs: number,
+  failures: string[],
+): Promise<{ pairs: number; client?: number; total?: number; observe?: number }> {
+  const diffs = { client: [] as number[], total: [] as number[], observe: [] as number[] };
+  const rand = seededRandom(7);
+  for (let i = 0; i < pairs; i++) {
+    const onFirst = rand() < 0.5;
+    const first = await predict(url, bench.image, key, onFirst ? '?capture=true' : '');
+    const second = await predict(url, bench.image, key, onFirst ? '' : '?capture=true');
+    const [on, off] = onFirst ? [first, second] : [second, first];
+    if (on.status !== 200 || off.status !== 200) {
+      for (const a of [on, off]) if (a.status !== 200) failures.push(`${a.status} ${a.error ?? ''}`.trim());
+      continue;
+    }
+    diffs.client.push(on.ms - off.ms);
+    const t = (a: Answer, k: string) => a.timings?.[k] ?? Number.NaN;
+    diffs.total.push(t(on, 'total') - t(off, 'total'));
+    diffs.observe.push(t(on, 'observe') - t(off, 'observe'));
+  }
+  const med = (v: number[]) => {
+    const finite = v.filter((x) => Number.isFinite(x));
+    return finite.length ? roundSig(median(finite), 3) : undefined;
+  };
+  return {
+    pairs: diffs.client.length,
+    ...(diffs.client.length
+      ? { client: med(diffs.client), total: med(diffs.total), observe: med(diffs.observe) }
+      : {}),
+  };
+}
+
+/**
+ * What capturing adds to a warm prediction: short blocks of sequential predictions (one client)
+ * with the capture policy off (`sample: 0`) and on (`sample: 1`: every prediction captured), many
+ * times alternated so a change of machine load hits both sides alike. Monitoring records are
+ * written on both sides. The figure is p50 (on) − p50 (off) over HTTP; beside it, the server's
+ * own `observe` step (what runs after scoring: the record, and the capture's document), whose
+ * difference is the capture's cost without the noise of the forward pass.
+ */
+export async function benchCaptureOverhead(
+  ctx: BenchContext,
+  url: string,
+  bench: ApiBenchEnv,
+  key: string,
+  info: { backend: string | undefined; rss: number; mode: ApiServerMode },
+): Promise<Figure> {
+  const blocks = ctx.reps(12, 6);
+  const perBlock = ctx.mode.quick ? 4 : 5;
+  const client = { off: [] as number[], on: [] as number[] };
+  const total = { off: [] as number[], on: [] as number[] };
+  const observe = { off: [] as number[], on: [] as number[] };
+  const decode = { off: [] as number[], on: [] as number[] };
+  // Server total minus the forward pass: everything a capture could add, without the part of the
+  // request a busy machine's CPU contention moves the most.
+  const besideForward = { off: [] as number[], on: [] as number[] };
+  const failures: string[] = [];
+  try {
+    for (let b = 0; b < blocks; b++) {
+      // Off then on in even blocks, on then off in odd ones: neither side always runs second.
+      const order: ('off' | 'on')[] = b % 2 === 0 ? ['off', 'on'] : ['on', 'off'];
+      for (const which of order) {
+        await putCapturePolicy(url, bench, which === 'on' ? 1 : 0);
+        // One discarded prediction after each switch.
+        await predict(url, bench.image, key);
+        const round = await loadRound(url, bench.image, key, 1, perBlock);
+        client[which].push(...round.latencies);
+        const pick = (k: string) =>
+          round.timings.map((t) => t[k]).filter((x): x is number => typeof x === 'number');
+        total[which].push(...pick('total'));
+        observe[which].push(...pick('observe'));
+        decode[which].push(...pick('decode'));
+        besideForward[which].push(
+          ...round.timings
+            .map((t) => (t.total ?? Number.NaN) - (t.forward ?? Number.NaN))
+            .filter((x) => Number.isFinite(x)),
+        );
+        failures.push(...round.failures);
+      }
+    }
+  } finally {
+    await putCapturePolicy(url, bench, 0).catch(() => undefined);
+  }
+  const paired = await pairedCaptureDifferences(url, bench, key, ctx.mode.quick ? 12 : 30, failures);
+  if (client.on.length === 0 || client.off.length === 0) {
+    throw new Error(`every capture-overhead request failed: ${failures[0] ?? ''}`);
+  }
+  ctx.progress(
+    `  capture off/on: ${client.off.length} + ${client.on.length} predictions in ${blocks} alternated blocks`,
+  );
+  const off = summarizeLatency(client.off);
+  const on = summarizeLatency(client.on);
+  const overhead = on.p50 - off.p50;
+  const med = (v: number[]) => (v.length ? roundSig(median(v), 3) : undefined);
+  const observeOff = med(observe.off);
+  const observeOn = med(observe.on);
+  return {
+    name: `${prefix(info.mode)}capture-overhead`,
+    group: 'api',
+    title: `capture on (sample 1.0) − off: warm prediction p50 at 1 client (${what(info.mode)})`,
+    unit: 'ms',
+    better: 'lower',
+    status: failures.length > 0 ? 'failed' : 'ok',
+    summary: {
+      n: client.on.length + client.off.length,
+      median: overhead,
+      min: overhead,
+      max: overhead,
+      mean: overhead,
+    },
+    ...(info.backend ? { backend: info.backend } : {}),
+    peakRssMB: info.rss,
+    params: {
+      blocks,
+      requestsPerBlock: perBlock,
+      clients: 1,
+      image: '500x375 jpeg',
+      captureOn: { sample: 1 },
+    },
+    extra: {
+      p50Off: roundSig(off.p50, 4),
+      p50On: roundSig(on.p50, 4),
+      p95Off: roundSig(off.p95, 4),
+      p95On: roundSig(on.p95, 4),
+      serverTotalOffMs: med(total.off),
+      serverTotalOnMs: med(total.on),
+      serverObserveOffMs: observeOff,
+      serverObserveOnMs: observeOn,
+      serverBesideForwardOffMs: med(besideForward.off),
+      serverBesideForwardOnMs: med(besideForward.on),
+      serverDecodeOffMs: med(decode.off),
+      serverDecodeOnMs: med(decode.on),
+      pairs: paired.pairs,
+      pairedClientDiffMs: paired.client,
+      pairedServerTotalDiffMs: paired.total,
+      pairedServerObserveDiffMs: paired.observe,
+      serverObserveOverheadMs:
+        observeOff === undefined || observeOn === undefined ? undefined : roundSig(observeOn - observeOff, 3),
+      failedRequests: failures.length,
+    },
+    note: `p50 off ${roundSig(off.p50, 3)} → on ${roundSig(on.p50, 3)} ms; server after scoring ${
+      observeOff ?? '?'
+    } → ${observeOn ?? '?'} ms; paired median ${paired.client ?? '?'} ms (server ${paired.total ?? '?'})${
+      failures.length ? `; ${failures.length} FAILED` : ''
+    }`,
+    ...(failures.length > 0 ? { error: `${failures.length} requests failed: ${failures[0]}` } : {}),
+  };
 }

@@ -479,12 +479,12 @@ function apiBenches(getEnv: (ctx: BenchContext) => Promise<ApiBenchEnv>): Benchm
     out.push({
       name: `${p}latency`,
       group: 'api',
-      describe: `warm prediction latency p50/p95/p99 and req/s at 1 and 4 clients (${who})`,
+      describe: `warm prediction latency p50/p95/p99 and req/s at 1 and 4 clients, and what capture adds to p50 (${who})`,
       quick: mode === 'default',
       byDefault: true,
       async run(ctx) {
         return (
-          (await needsEngine(ctx, [`${p}latency-c1`, `${p}latency-c4`])) ??
+          (await needsEngine(ctx, [`${p}latency-c1`, `${p}latency-c4`, `${p}capture-overhead`])) ??
           benchLatency(ctx, await getEnv(ctx), mode)
         );
       },

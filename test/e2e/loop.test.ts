@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DriftMeasurement } from '../../lib/capture/drift.ts';
 import { runCaptures } from '../../lib/cli/commands/captures.ts';
 import { runSuggest } from '../../lib/cli/commands/suggest.ts';
 import { EXIT } from '../../lib/cli/exit-codes.ts';
@@ -193,5 +194,13 @@ describe('closing the loop on the local stack', () => {
     expect(v?.drift.labelPsi).not.toBeNull();
     expect(v?.drift.labelPsi ?? 0).toBeGreaterThan(v0?.drift.labelPsi ?? 0);
     expect(v?.drift.labelPsi ?? 0).toBeGreaterThan(0.25);
+
+    // The drift alarm's metric, as the deployed schedule computes it: the local stack runs the same
+    // function (drift-metric) on its own timer; every prediction here is inside its 24-hour window.
+    const m = (await stack.driftSchedule.runNow()) as DriftMeasurement;
+    const scored = m.versions.find((x) => x.dataset === DATASET && x.version === current);
+    expect(scored?.predictions).toBe(v?.predictions);
+    expect(scored?.labelPsi).toBeCloseTo(v?.drift.labelPsi ?? 0, 10);
+    expect(m.largest?.labelPsi ?? 0).toBeGreaterThan(m.threshold);
   }, 120_000);
 });

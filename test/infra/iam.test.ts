@@ -304,6 +304,14 @@ describe('least privilege on the data bucket', () => {
     expect(sqs.flatMap((st) => st.resources).join(' ')).not.toContain('Ingest');
   });
 
+  it('lets drift-metric only list the monitoring records and read the reports: no write, no delete', () => {
+    const s = statementsOf(stack, template, 'drift-metric');
+    expect(listable(s)).toEqual(['models/*', 'monitoring/*']);
+    expect(allowed(s, 's3:GetObject')).toEqual(['models/*/report.json']);
+    expect(allowed(s, 's3:PutObject')).toEqual([]);
+    expect(allowed(s, 's3:DeleteObject')).toEqual([]);
+  });
+
   it('lets only the API manage API keys: this stack’s usage plan by ARN, keys by the stack tag, never a * resource', () => {
     const usagePlanId = stack.getLogicalId(
       stack.api.usagePlan.node.defaultChild as Parameters<TlearnStack['getLogicalId']>[0],

@@ -653,9 +653,9 @@ describe('batch predictions', () => {
 });
 
 describe('monitoring', () => {
-  it('alarms on dead letters, function errors, failed trainings and API 5xx', () => {
+  it('alarms on dead letters, function errors, failed trainings, API 5xx and prediction drift', () => {
     const alarms = Object.values(template.findResources('AWS::CloudWatch::Alarm')) as Resource[];
-    expect(alarms).toHaveLength(3 + 9 + 1 + 1);
+    expect(alarms).toHaveLength(3 + 10 + 1 + 1 + 1);
     // Dead letters: waiting in the features DLQ; received from the two DLQs dead-letters drains.
     const dlqAlarms = alarms.filter((a) =>
       ['ApproximateNumberOfMessagesVisible', 'NumberOfMessagesReceived'].includes(
@@ -666,8 +666,9 @@ describe('monitoring', () => {
     for (const a of dlqAlarms) {
       expect(a.Properties).toMatchObject({ Threshold: 0, ComparisonOperator: 'GreaterThanThreshold' });
     }
-    expect(alarms.filter((a) => a.Properties.MetricName === 'Errors')).toHaveLength(9);
+    expect(alarms.filter((a) => a.Properties.MetricName === 'Errors')).toHaveLength(10);
     expect(alarms.filter((a) => a.Properties.MetricName === 'ExecutionsFailed')).toHaveLength(1);
+    expect(alarms.filter((a) => a.Properties.MetricName === 'PredictionDriftPsi')).toHaveLength(1);
     for (const a of alarms) expect(a.Properties.AlarmActions).toBeUndefined();
 
     const tunedAlarms = Object.values(tunedTemplate.findResources('AWS::CloudWatch::Alarm')) as Resource[];
