@@ -219,7 +219,7 @@ describe('HTTP API over the emulator with the real extractor', () => {
         randomWeights: true,
       });
       expect(body.scores.reduce((a, s) => a + s.probability, 0)).toBeCloseTo(1, 12);
-      expect(Object.keys(body.timingsMs).sort()).toEqual(['decode', 'forward', 'head', 'total']);
+      expect(Object.keys(body.timingsMs).sort()).toEqual(['decode', 'forward', 'head', 'observe', 'total']);
       expect(body.timingsMs.total).toBeGreaterThanOrEqual(body.timingsMs.forward ?? 0);
       expect(res.headers?.['content-type']).toBe('application/json');
     });
