@@ -9,8 +9,7 @@
  * runtime reads it, and runtimes without int8 kernels still compute the same numbers in float.
  */
 import { ValidationError } from '../../errors.ts';
-import { featureMapSize } from '../spec.ts';
-import { VGG16_CONV_LAYERS, VGG16_FEATURE_CHANNELS } from '../vgg16.ts';
+import { VGG16_CONV_LAYERS } from '../vgg16.ts';
 import { type NamedWeight, validateWeights } from '../weights.ts';
 import { ProtoMessage } from './protobuf.ts';
 import {
@@ -23,6 +22,7 @@ import {
   ONNX_BATCH_DIM,
   ONNX_INPUT_NAME,
   ONNX_OUTPUT_NAME,
+  pushFeatureOutput,
   valueInfo,
 } from './vgg16-onnx.ts';
 
@@ -266,24 +266,7 @@ export function vgg16Int8GraphParts(
     inParams = outParams;
   });
 
-  let dims: number;
-  if (opts.pooling === 'flatten') {
-    nodes.push(
-      node('Transpose', 'to_nhwc', [x], ['block5_pool_nhwc'], [{ name: 'perm', ints: [0, 2, 3, 1] }]),
-    );
-    nodes.push(
-      node('Flatten', 'flatten', ['block5_pool_nhwc'], [ONNX_OUTPUT_NAME], [{ name: 'axis', int: 1 }]),
-    );
-    dims = featureMapSize(h) * featureMapSize(w) * VGG16_FEATURE_CHANNELS;
-  } else {
-    const [op, name] =
-      opts.pooling === 'avg'
-        ? ['GlobalAveragePool', 'global_average_pooling2d']
-        : ['GlobalMaxPool', 'global_max_pooling2d'];
-    nodes.push(node(op, name, [x], [`${name}/nchw`]));
-    nodes.push(node('Flatten', 'flatten', [`${name}/nchw`], [ONNX_OUTPUT_NAME], [{ name: 'axis', int: 1 }]));
-    dims = VGG16_FEATURE_CHANNELS;
-  }
+  const dims = pushFeatureOutput(nodes, x, opts.pooling, h, w);
   return { nodes, inits, dims };
 }
 

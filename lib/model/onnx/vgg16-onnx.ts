@@ -278,8 +278,22 @@ export function vgg16GraphParts(
     }
   });
 
-  let dims: number;
-  if (opts.pooling === 'flatten') {
+  const dims = pushFeatureOutput(nodes, x, opts.pooling, h, w);
+  return { nodes, inits, dims };
+}
+
+/**
+ * The graph's end, shared by the fp32 and the int8 graph (vgg16-int8-onnx.ts): block5's NCHW map
+ * `x` → the `features` output for the pooling; returns the feature length.
+ */
+export function pushFeatureOutput(
+  nodes: ProtoMessage[],
+  x: string,
+  pooling: Pooling,
+  h: number,
+  w: number,
+): number {
+  if (pooling === 'flatten') {
     // Keras flattens the NHWC map in (h, w, c) order; flattening NCHW would give (c, h, w).
     nodes.push(
       node('Transpose', 'to_nhwc', [x], ['block5_pool_nhwc'], [{ name: 'perm', ints: [0, 2, 3, 1] }]),
@@ -287,16 +301,13 @@ export function vgg16GraphParts(
     nodes.push(
       node('Flatten', 'flatten', ['block5_pool_nhwc'], [ONNX_OUTPUT_NAME], [{ name: 'axis', int: 1 }]),
     );
-    dims = featureMapSize(h) * featureMapSize(w) * VGG16_FEATURE_CHANNELS;
-  } else {
-    const [op, name] =
-      opts.pooling === 'avg'
-        ? ['GlobalAveragePool', 'global_average_pooling2d']
-        : ['GlobalMaxPool', 'global_max_pooling2d'];
-    nodes.push(node(op, name, [x], [`${name}/nchw`]));
-    nodes.push(node('Flatten', 'flatten', [`${name}/nchw`], [ONNX_OUTPUT_NAME], [{ name: 'axis', int: 1 }]));
-    dims = VGG16_FEATURE_CHANNELS;
+    return featureMapSize(h) * featureMapSize(w) * VGG16_FEATURE_CHANNELS;
   }
-
-  return { nodes, inits, dims };
+  const [op, name] =
+    pooling === 'avg'
+      ? ['GlobalAveragePool', 'global_average_pooling2d']
+      : ['GlobalMaxPool', 'global_max_pooling2d'];
+  nodes.push(node(op, name, [x], [`${name}/nchw`]));
+  nodes.push(node('Flatten', 'flatten', [`${name}/nchw`], [ONNX_OUTPUT_NAME], [{ name: 'axis', int: 1 }]));
+  return VGG16_FEATURE_CHANNELS;
 }
