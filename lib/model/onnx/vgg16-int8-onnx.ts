@@ -14,6 +14,7 @@ import { type NamedWeight, validateWeights } from '../weights.ts';
 import { ProtoMessage } from './protobuf.ts';
 import {
   type BuildVgg16OnnxOptions,
+  checkOptions,
   F,
   initializer,
   kerasKernelToOnnx,
@@ -175,6 +176,7 @@ export function vgg16Int8GraphParts(
   opts: BuildVgg16OnnxOptions,
   ranges: ActivationRanges,
 ): { nodes: ProtoMessage[]; inits: ProtoMessage[]; dims: number } {
+  checkOptions(opts);
   checkRanges(ranges);
   const ordered = validateWeights(weights);
   const byName = new Map(ordered.map((w) => [w.name, w]));

@@ -124,7 +124,8 @@ function blockOf(layerName: string): string {
   return layerName.slice(0, layerName.indexOf('_'));
 }
 
-function checkOptions(opts: BuildVgg16OnnxOptions): void {
+/** Refuses options no VGG16 graph (fp32 or int8: vgg16-int8-onnx.ts) can be built with. */
+export function checkOptions(opts: BuildVgg16OnnxOptions): void {
   const [h, w] = opts.inputSize;
   for (const s of [h, w]) {
     if (!Number.isInteger(s) || s < VGG16_MIN_INPUT) {
