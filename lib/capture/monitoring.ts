@@ -122,14 +122,27 @@ export async function rollUpDay(
   d: string,
 ): Promise<DayRollup> {
   const versions: Record<string, VersionDay> = {};
+  await addDayRecords(s3, bucket, dataset, d, versions);
+  return { day: d, versions };
+}
+
+/** Adds the records of day `d` (those `keep` accepts) to `versions`, per version. */
+async function addDayRecords(
+  s3: S3Client,
+  bucket: string,
+  dataset: string,
+  d: string,
+  versions: Record<string, VersionDay>,
+  keep: (key: string) => boolean = () => true,
+): Promise<void> {
   for await (const o of listObjects(s3, bucket, recordsPrefix(dataset, d))) {
+    if (!keep(o.key)) continue;
     const r = parseRecordKey(o.key);
     if (!r) continue;
     const stats = versions[r.version] ?? emptyVersionDay();
     versions[r.version] = stats;
     add(stats, r);
   }
-  return { day: d, versions };
 }
 
 /**
@@ -152,15 +165,10 @@ export async function rollUpWindow(
     days.push(day(new Date(t)));
   }
   for (const d of days) {
-    for await (const o of listObjects(s3, bucket, recordsPrefix(dataset, d))) {
-      const at = recordTime(o.key, d);
-      if (at === undefined || at < window.from.getTime() || at > window.to.getTime()) continue;
-      const r = parseRecordKey(o.key);
-      if (!r) continue;
-      const stats = versions[r.version] ?? emptyVersionDay();
-      versions[r.version] = stats;
-      add(stats, r);
-    }
+    await addDayRecords(s3, bucket, dataset, d, versions, (key) => {
+      const at = recordTime(key, d);
+      return at !== undefined && at >= window.from.getTime() && at <= window.to.getTime();
+    });
   }
   return versions;
 }
