@@ -199,22 +199,6 @@ export async function writeCaptureDocument(
   return doc;
 }
 
-/** Stores a captured prediction: the image, then its document. */
-export async function writeCapture(
-  s3: S3Client,
-  bucket: string,
-  input: {
-    dataset: string;
-    bytes: Uint8Array;
-    prediction: CapturedPrediction;
-    reason: CaptureDocument['reason'];
-    at: Date;
-  },
-): Promise<CaptureDocument> {
-  const image = await writeCaptureImage(s3, bucket, input);
-  return writeCaptureDocument(s3, bucket, image, input);
-}
-
 /** One capture in a review listing. */
 export interface CaptureEntry {
   id: string;
