@@ -10,12 +10,16 @@
  *   lib/ (the rest)     → lib/ only (never lib/local, lib/cli, functions/, infra/)
  *   bin/, scripts/, test/ → anything
  *
+ * Inside lib/, every module (a folder, or a file directly in lib/) has a floor, and a module
+ * imports only from lower floors (never a peer on its own floor, never up): `LIB_FLOORS` below,
+ * lowest first. A module missing from the list is reported, so a new folder gets a floor.
+ *
  * Every relative module reference counts: static and dynamic imports, `export … from`, type-only
  * imports, and `new URL('…', import.meta.url)` (how the local stack loads the handlers).
  *
  *   node bin/run-ts.js scripts/check-layers.ts [ROOT]   exit 1 and one line per violation
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import ts from 'typescript';
@@ -30,6 +34,56 @@ export function layerOf(path: string): Layer {
   if (path.startsWith('lib/cli/')) return 'lib/cli';
   if (path.startsWith('lib/')) return 'lib';
   return 'free';
+}
+
+/**
+ * The floors of lib/, lowest first; modules on one floor are peers and do not import each other.
+ * docs/ARCHITECTURE.md "Map of the code" says what each module owns.
+ */
+export const LIB_FLOORS: readonly (readonly string[])[] = [
+  ['errors.ts'],
+  ['util'],
+  ['model'],
+  ['images'],
+  ['cost'],
+  ['training'],
+  ['quality'],
+  ['report'],
+  ['config.ts', 'bundling.ts'],
+  ['storage'],
+  ['features', 'export', 'upload'],
+  ['serving'],
+  ['pipeline'],
+  ['capture'],
+  ['estimate', 'batch'],
+  ['api'],
+  ['local'],
+  ['cli'],
+];
+
+/** The module of a path under lib/ (its first folder, or the file itself), else undefined. */
+export function libModuleOf(path: string): string | undefined {
+  const m = /^lib\/([^/]+)(\/)?/.exec(path);
+  if (!m?.[1]) return undefined;
+  return m[1];
+}
+
+/** A lib/ module's floor (its index in {@link LIB_FLOORS}), or -1 when it has none. */
+export function floorOf(module: string): number {
+  return LIB_FLOORS.findIndex((floor) => floor.includes(module));
+}
+
+/**
+ * Whether a file of lib/ module `from` may import lib/ path `target`: same module, or a module
+ * on a lower floor.
+ */
+export function mayImportInLib(from: string, target: string): boolean {
+  const to = libModuleOf(target);
+  if (to === undefined) return false;
+  if (to === from) return true;
+  const a = floorOf(from);
+  const b = floorOf(to);
+  return a >= 0 && b >= 0 && b < a;
 }
 
 /** Whether a file in layer `from` may reference `target` (a repo-relative path). */
@@ -69,7 +123,8 @@ export function referencesOf(text: string): string[] {
 export interface LayerViolation {
   file: string;
   target: string;
-  layer: Layer;
+  /** The layer, or for an import between lib/ modules the importing module (`lib/model`). */
+  layer: string;
 }
 
 function* sources(dir: string): Generator<string> {
@@ -84,6 +139,7 @@ function* sources(dir: string): Generator<string> {
 export function checkLayers(root: string): LayerViolation[] {
   const out: LayerViolation[] = [];
   for (const top of ['functions', 'infra', 'lib']) {
+    if (!existsSync(join(root, top))) continue;
     for (const file of sources(join(root, top))) {
       const rel = relative(root, file).split(sep).join('/');
       const layer = layerOf(rel);
@@ -94,6 +150,10 @@ export function checkLayers(root: string): LayerViolation[] {
         // A reference ending in `/` (a folder prefix, as in `new URL('../functions/')`) keeps it.
         const t = ref.endsWith('/') ? `${target}/` : target;
         if (!mayImport(layer, t)) out.push({ file: rel, target: t, layer });
+        else if (rel.startsWith('lib/') && t.startsWith('lib/')) {
+          const module = libModuleOf(rel) ?? '';
+          if (!mayImportInLib(module, t)) out.push({ file: rel, target: t, layer: `lib/${module}` });
+        }
       }
     }
   }
@@ -103,8 +163,18 @@ export function checkLayers(root: string): LayerViolation[] {
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const root = resolve(process.argv[2] ?? fileURLToPath(new URL('..', import.meta.url)));
   const violations = checkLayers(root);
-  for (const v of violations)
-    console.error(`${v.file}: imports ${v.target}, which the ${v.layer}/ layer must not`);
+  for (const v of violations) {
+    const module = libModuleOf(v.file);
+    const unplaced = v.layer.startsWith('lib/') && module !== undefined && floorOf(module) < 0;
+    const target = libModuleOf(v.target);
+    console.error(
+      unplaced
+        ? `${v.file}: lib/${module} has no floor: add it to LIB_FLOORS in scripts/check-layers.ts`
+        : target !== undefined && floorOf(target) < 0 && v.layer.startsWith('lib/')
+          ? `${v.file}: imports ${v.target}, whose module lib/${target} has no floor in LIB_FLOORS`
+          : `${v.file}: imports ${v.target}, which the ${v.layer}/ layer must not`,
+    );
+  }
   if (violations.length > 0) {
     console.error(
       `${violations.length} import(s) point up or sideways; see scripts/check-layers.ts for the layers`,

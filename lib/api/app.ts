@@ -8,7 +8,7 @@ import type { APIGatewayProxyEvent, APIGatewayProxyResult, Context } from 'aws-l
 import { createSettingsCache } from '../capture/settings.ts';
 import { NotFoundError, TlearnError } from '../errors.ts';
 import type { FeatureExtractor } from '../model/types.ts';
-import { getQualityRoute } from '../quality/route.ts';
+import { createInferenceQueue, type InferenceQueue } from '../serving/inference-queue.ts';
 import { authorize, coversDataset, NO_SCOPE, OPEN_SCOPE, scopeOfRequest } from './auth.ts';
 import { getBatchRoute, startBatchRoute } from './batches.ts';
 import { consoleAssetRoute } from './console-assets.ts';
@@ -19,7 +19,6 @@ import { exportModelRoute } from './export.ts';
 import { healthRoute } from './health.ts';
 import { jsonResponse } from './http.ts';
 import { thumbnailRoute } from './images.ts';
-import { createInferenceQueue, type InferenceQueue } from './inference-queue.ts';
 import { createKeyRoute, listKeysRoute, revokeKeyRoute } from './keys-routes.ts';
 import {
   discardCaptureRoute,
@@ -37,6 +36,7 @@ import { listFailuresRoute, listModelVersionsRoute, promoteVersionRoute } from '
 import { openApiRoute } from './openapi.ts';
 import { checkRequestOrigin } from './origin.ts';
 import { predictRoute } from './predict.ts';
+import { getQualityRoute } from './quality.ts';
 import { reindexRoute } from './reindex.ts';
 import { API_ROUTES, type RouteKey, type RouteRole } from './routes.ts';
 import { startTrainingRoute } from './trainings.ts';

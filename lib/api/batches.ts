@@ -6,8 +6,8 @@ import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { BATCH_ID_RE, type BatchStatus } from '../batch/layout.ts';
 import { batchStatus, StartBatchBody, startBatch } from '../batch/start.ts';
 import { TlearnError, ValidationError } from '../errors.ts';
+import { missingModelError, readCurrentPointer } from '../serving/store.ts';
 import { datasetParam, formatIssues, readJsonBody } from './http.ts';
-import { missingModelError, readCurrentPointer } from './store.ts';
 import type { RouteContext } from './types.ts';
 
 /** Starts a batch with the promoted model (409 without one). */

@@ -4,8 +4,17 @@
  */
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { isRandomWeights } from '../model/spec.ts';
-import type { CurrentPointer } from '../pipeline/current-pointer.ts';
 import { scanDataset, scanTimes, summarizeScan } from '../pipeline/readiness.ts';
+import type { CurrentPointer } from '../serving/current-pointer.ts';
+import {
+  datasetNotFound,
+  missingModelError,
+  readCurrentPointer,
+  readModelFile,
+  readReport,
+  sortVersions,
+  versionTime,
+} from '../serving/store.ts';
 import {
   DATASETS_PREFIX,
   datasetPrefix,
@@ -23,15 +32,6 @@ import { datasetParam } from './http.ts';
 import { reportForModelRoute } from './model-report.ts';
 import { publicErrorCode, publicReason } from './public-error.ts';
 import type { DatasetListItem, DatasetStatus, ModelSummary } from './schemas.ts';
-import {
-  datasetNotFound,
-  missingModelError,
-  readCurrentPointer,
-  readModelFile,
-  readReport,
-  sortVersions,
-  versionTime,
-} from './store.ts';
 import type { RouteContext } from './types.ts';
 
 // Response shapes are zod schemas in lib/api/schemas.ts (the OpenAPI document is generated from them).

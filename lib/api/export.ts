@@ -5,10 +5,10 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { TlearnError, ValidationError } from '../errors.ts';
 import { EXPORT_URL_TTL_SECONDS, ensureModelExport, presignedDownloadUrl } from '../export/model-export.ts';
+import { missingModelError, readCurrentPointer } from '../serving/store.ts';
 import { MODEL_VERSION_RE } from '../storage/keys.ts';
 import { datasetParam, jsonResponse } from './http.ts';
 import { EXPORT_FORMATS, type ExportResponse } from './schemas.ts';
-import { missingModelError, readCurrentPointer } from './store.ts';
 import type { RouteContext } from './types.ts';
 
 export { EXPORT_FORMATS, type ExportResponse } from './schemas.ts';

@@ -1,4 +1,12 @@
 /** The HTTP API: `createApi(deps)` plus what a caller needs to build its deps. */
+
+export { createInferenceQueue, type InferenceQueue } from '../serving/inference-queue.ts';
+export {
+  type CachedModelState,
+  createModelCache,
+  type LoadedModel,
+  type ModelCache,
+} from '../serving/model-cache.ts';
 export { type ApiHandler, createApi } from './app.ts';
 export { type ApiEnvConfig, loadApiConfig } from './config.ts';
 export { errorResponse, mapError } from './errors.ts';
@@ -8,6 +16,4 @@ export {
   type ExecutionReader,
   type ExecutionSummary,
 } from './executions.ts';
-export { createInferenceQueue, type InferenceQueue } from './inference-queue.ts';
-export { type CachedModelState, createModelCache, type LoadedModel, type ModelCache } from './model-cache.ts';
 export type { ApiConfig, ApiDeps, ApiMetrics, StartExecutionClient } from './types.ts';

@@ -23,14 +23,6 @@ import { DatasetSettings, readDatasetSettings, writeDatasetSettings } from '../c
 import { labelPoolImage, type PoolSuggestions, suggestFromPool } from '../capture/suggestions.ts';
 import { ValidationError } from '../errors.ts';
 import {
-  datasetParam,
-  mediaType,
-  parseJsonBody,
-  parseWith,
-  readBodyBytes,
-  requireMediaType,
-} from './http.ts';
-import {
   datasetExists,
   datasetNotFound,
   headFromModelFile,
@@ -38,7 +30,15 @@ import {
   readCurrentPointer,
   readModelFile,
   readReport,
-} from './store.ts';
+} from '../serving/store.ts';
+import {
+  datasetParam,
+  mediaType,
+  parseJsonBody,
+  parseWith,
+  readBodyBytes,
+  requireMediaType,
+} from './http.ts';
 import type { RouteContext } from './types.ts';
 
 /** Captures per review page: at most this many (the page reads one small document each). */

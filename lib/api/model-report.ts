@@ -9,6 +9,7 @@
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { z } from 'zod';
 import { NotFoundError, ValidationError } from '../errors.ts';
+import { missingModelError, readCurrentPointer, readReport, type StoredReport } from '../serving/store.ts';
 import { MODEL_VERSION_RE } from '../storage/keys.ts';
 import type { ReportDocument } from '../training/model-document.ts';
 import {
@@ -22,7 +23,6 @@ import {
 } from '../training/report-summary.ts';
 import { datasetParam, parseWith } from './http.ts';
 import type { CurvesPageSchema, PredictionsPageSchema } from './schemas.ts';
-import { missingModelError, readCurrentPointer, readReport, type StoredReport } from './store.ts';
 import type { RouteContext } from './types.ts';
 
 /** The report part of `GET /datasets/{d}/model`: the summary, or an older report minus its big parts. */

@@ -6,10 +6,11 @@
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { z } from 'zod';
 import { ConflictError, NotFoundError, TlearnError } from '../errors.ts';
+import { FeatureErrorRecord } from '../features/metadata.ts';
 import { isRandomWeights } from '../model/spec.ts';
-import type { CurrentPointer } from '../pipeline/current-pointer.ts';
-import { FeatureErrorRecord } from '../pipeline/feature-metadata.ts';
 import { scanDataset } from '../pipeline/readiness.ts';
+import type { CurrentPointer } from '../serving/current-pointer.ts';
+import { datasetNotFound, readCurrentPointer, sortVersions, versionTime } from '../serving/store.ts';
 import {
   currentModelKey,
   featureErrorKey,
@@ -22,7 +23,6 @@ import { ModelDocument } from '../training/model-document.ts';
 import { mapWithConcurrency } from '../util/concurrency.ts';
 import { datasetParam, parseWith, readJsonBody } from './http.ts';
 import type { FailureItem, ModelVersionItem } from './schemas.ts';
-import { datasetNotFound, readCurrentPointer, sortVersions, versionTime } from './store.ts';
 import type { RouteContext } from './types.ts';
 
 /** Versions listed by `GET /datasets/{d}/models`, newest first. */

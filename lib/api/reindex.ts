@@ -8,8 +8,8 @@ import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { z } from 'zod';
 import { ConfigError } from '../errors.ts';
 import { type ReindexPage, reindexDataset } from '../pipeline/reindex.ts';
+import { datasetNotFound } from '../serving/store.ts';
 import { datasetParam } from './http.ts';
-import { datasetNotFound } from './store.ts';
 import { parseOptionalJsonBody } from './trainings.ts';
 import type { RouteContext } from './types.ts';
 

@@ -6,10 +6,10 @@ import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { z } from 'zod';
 import { ConflictError, UnsupportedMediaTypeError, ValidationError } from '../errors.ts';
 import { requestTraining } from '../pipeline/training-lock.ts';
+import { datasetNotFound } from '../serving/store.ts';
 import { datasetPrefix, parseImageKey } from '../storage/keys.ts';
 import { listObjects } from '../storage/s3.ts';
 import { datasetParam, formatIssues, mediaType, parseJsonBody, readBodyBytes } from './http.ts';
-import { datasetNotFound } from './store.ts';
 import type { RouteContext } from './types.ts';
 
 /** The body, when one is sent: an empty JSON object (no options yet; unknown fields are refused). */

@@ -4,12 +4,12 @@ import type { SettingsCache } from '../capture/settings.ts';
 import type { FeatureExtractor } from '../model/types.ts';
 import type { LoadedWeights } from '../model/weights.ts';
 import type { TrainingSfnClient } from '../pipeline/training-lock.ts';
+import type { InferenceQueue } from '../serving/inference-queue.ts';
+import type { ModelCache } from '../serving/model-cache.ts';
 import type { Log } from '../util/log.ts';
 import type { AuthOptions } from './auth.ts';
 import type { ExecutionHistory } from './executions.ts';
-import type { InferenceQueue } from './inference-queue.ts';
 import type { KeyScope } from './keys.ts';
-import type { ModelCache } from './model-cache.ts';
 
 /** The Step Functions calls trainings make (start, describe the lock's holder); an `SFNClient` fits. */
 export type StartExecutionClient = TrainingSfnClient;

@@ -8,12 +8,12 @@
  * its presence means the results are complete.
  */
 import type { S3Client } from '@aws-sdk/client-s3';
-import { createInferenceQueue } from '../api/inference-queue.ts';
-import { type LoadedModel, loadModelVersion } from '../api/model-cache.ts';
-import { scoreImageBytes } from '../api/predict.ts';
 import { describeError, NotFoundError, SpecMismatchError, TlearnError } from '../errors.ts';
 import { formatMegabytes, MAX_IMAGE_BYTES } from '../images/limits.ts';
 import type { FeatureExtractor } from '../model/types.ts';
+import { createInferenceQueue } from '../serving/inference-queue.ts';
+import { type LoadedModel, loadModelVersion } from '../serving/model-cache.ts';
+import { scoreImageBytes } from '../serving/score.ts';
 import { getJsonIfExists, getObject, ObjectTooLargeError, putJson, putObject } from '../storage/s3.ts';
 import type { ThresholdChoice } from '../training/thresholds.ts';
 import { createGate } from '../util/concurrency.ts';

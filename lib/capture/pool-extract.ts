@@ -6,10 +6,10 @@
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import { TlearnError } from '../errors.ts';
+import { FEATURE_META, featureMetadata } from '../features/metadata.ts';
 import { encodeNpy } from '../features/npy.ts';
 import { preprocessImage } from '../images/preprocess.ts';
 import type { FeatureExtractor } from '../model/types.ts';
-import { FEATURE_META, featureMetadata } from '../pipeline/feature-metadata.ts';
 import { isValidDatasetName, UNLABELLED_PREFIX } from '../storage/keys.ts';
 import { deleteObject, getObjectIfExists, headObject, putObject } from '../storage/s3.ts';
 import { mapWithConcurrency } from '../util/concurrency.ts';

@@ -7,8 +7,8 @@
  */
 import { CopyObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { NotFoundError, ValidationError } from '../errors.ts';
+import { FEATURE_META } from '../features/metadata.ts';
 import { decodeNpy } from '../features/npy.ts';
-import { FEATURE_META } from '../pipeline/feature-metadata.ts';
 import { sketchRows } from '../quality/similarity.ts';
 import {
   imageKey,

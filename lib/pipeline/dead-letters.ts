@@ -2,11 +2,11 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { describeError } from '../errors.ts';
 import type { FeatureFailedMessage } from '../features/messages.ts';
+import { FEATURE_META } from '../features/metadata.ts';
 import { featureErrorKey, featureKey, parseImageKey } from '../storage/keys.ts';
 import { headObject } from '../storage/s3.ts';
 import { mapWithConcurrency } from '../util/concurrency.ts';
 import type { Log } from '../util/log.ts';
-import { FEATURE_META } from './feature-metadata.ts';
 import { type ImageJob, writeExtractionFailed } from './feature-records.ts';
 
 /**

@@ -2,6 +2,7 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { describeError, ImageDecodeError, NotFoundError } from '../errors.ts';
 import type { FeatureMessage } from '../features/messages.ts';
+import { FEATURE_META, FeatureErrorRecord, featureMetadata } from '../features/metadata.ts';
 import { encodeNpy } from '../features/npy.ts';
 import { formatMegabytes, MAX_IMAGE_BYTES } from '../images/limits.ts';
 import { preprocessImage } from '../images/preprocess.ts';
@@ -18,7 +19,6 @@ import {
 } from '../storage/s3.ts';
 import { mapWithConcurrency } from '../util/concurrency.ts';
 import type { Log } from '../util/log.ts';
-import { FEATURE_META, FeatureErrorRecord, featureMetadata } from './feature-metadata.ts';
 import { failedMessage, type ImageJob, readyMessage, writeExtractionFailed } from './feature-records.ts';
 
 /**

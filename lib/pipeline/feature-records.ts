@@ -7,9 +7,9 @@
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { FeatureFailedMessage, FeatureReadyMessage } from '../features/messages.ts';
+import { type FeatureErrorRecord, featureMetadata } from '../features/metadata.ts';
 import { featureErrorKey, featureKey, type ImageRef } from '../storage/keys.ts';
 import { deleteObject, putObject } from '../storage/s3.ts';
-import { type FeatureErrorRecord, featureMetadata } from './feature-metadata.ts';
 
 /** One image to process. Several jobs may share a record (an S3 event can list several objects). */
 export interface ImageJob {

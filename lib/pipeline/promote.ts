@@ -1,10 +1,10 @@
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { describeError, TlearnError, ValidationError } from '../errors.ts';
+import { CurrentPointer, compareVersions } from '../serving/current-pointer.ts';
 import { currentModelKey, MODEL_VERSION_RE, modelFileKey } from '../storage/keys.ts';
 import { getObject, type S3Object } from '../storage/s3.ts';
 import { parseModelDocument } from '../training/model-document.ts';
 import type { Log } from '../util/log.ts';
-import { CurrentPointer, compareVersions } from './current-pointer.ts';
 
 /**
  * promote-model's domain logic: point `models/{d}/current.json` at a freshly trained version,

@@ -6,9 +6,11 @@ import { type TrainerRuntime, trainingUsageDocument } from '../cost/training.ts'
 import { countS3Requests, type S3RequestCounts } from '../cost/usage.ts';
 import { describeError, InsufficientDataError, NotFoundError, SpecMismatchError } from '../errors.ts';
 import type { TrainingInput } from '../features/messages.ts';
+import { FEATURE_META } from '../features/metadata.ts';
 import { decodeNpy } from '../features/npy.ts';
 import { type FeatureSpec, featureDims, parseSpec, specPrecision } from '../model/spec.ts';
 import { trainHeadWithQuality } from '../quality/assess.ts';
+import { renderReportHtml } from '../report/model-report.ts';
 import { modelFileKey, newModelVersion } from '../storage/keys.ts';
 import { getObject, putJson, putObject } from '../storage/s3.ts';
 import {
@@ -19,11 +21,10 @@ import {
   TrainingTooLargeError,
 } from '../training/capacity.ts';
 import { type CompactMatrix, CompactMatrixBuilder } from '../training/compact-matrix.ts';
-import { type ModelDocument, type ReportDocument, renderReportHtml } from '../training/model-document.ts';
+import type { ModelDocument, ReportDocument } from '../training/model-document.ts';
 import { DEFAULT_TRAIN_OPTIONS } from '../training/train.ts';
 import { mapWithConcurrency } from '../util/concurrency.ts';
 import type { Log } from '../util/log.ts';
-import { FEATURE_META } from './feature-metadata.ts';
 import { type ImageEntry, scanDataset } from './readiness.ts';
 
 /**

@@ -3,6 +3,7 @@ import { describeError } from '../errors.ts';
 import { createFitPool, type FitPool } from '../training/parallel.ts';
 import { type TrainDetails, type TrainHeadInput, trainHead } from '../training/train.ts';
 import type { FitOptions } from '../training/types.ts';
+import { formatPercent } from '../util/format.ts';
 import type { Log } from '../util/log.ts';
 import type { Conflict, Duplicate, LabelError, Leak, QualityDocument } from './document.ts';
 import { findLabelErrors } from './label-errors.ts';
@@ -384,7 +385,7 @@ export function completeQuality(
     );
   else if (leaks.length > 0)
     notes.push(
-      `${leakedTest.size} held-out image(s) have a copy in train: accuracy ${pct(training.accuracy)} as reported, ${pct(withoutLeaks)} without them`,
+      `${leakedTest.size} held-out image(s) have a copy in train: accuracy ${formatPercent(training.accuracy)} as reported, ${formatPercent(withoutLeaks)} without them`,
     );
 
   // Label errors: K-fold refit of the head on the sketch.
@@ -499,10 +500,6 @@ function cosine(a: Float32Array, b: Float32Array, na?: number, nb?: number): num
 
 function round4(x: number): number {
   return Math.round(x * 1e4) / 1e4;
-}
-
-function pct(x: number | null): string {
-  return x === null ? '—' : `${(x * 100).toFixed(1)} %`;
 }
 
 /** {@link findDuplicates}, or undefined (logged) if it failed: the training goes on without groups. */

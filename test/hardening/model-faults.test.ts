@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { ApiHandler } from '../../lib/api/app.ts';
 import { SpecMismatchError } from '../../lib/errors.ts';
-import { CurrentPointer } from '../../lib/pipeline/current-pointer.ts';
 import { type PromoteDeps, promoteModel } from '../../lib/pipeline/promote.ts';
 import { runTrainingJob, type TrainJobDeps } from '../../lib/pipeline/train-job.ts';
+import { CurrentPointer } from '../../lib/serving/current-pointer.ts';
 import { type AwsClients, createAwsClients } from '../../lib/storage/clients.ts';
 import { currentModelKey, modelFileKey } from '../../lib/storage/keys.ts';
 import { getJson, listAllObjects, putJson } from '../../lib/storage/s3.ts';

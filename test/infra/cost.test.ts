@@ -3,8 +3,8 @@ import { Template } from 'aws-cdk-lib/assertions';
 import { afterAll, describe, expect, it } from 'vitest';
 import { stackSettingsFromContext } from '../../infra/context.ts';
 import { synthesizeTrainingDefinition } from '../../infra/definition.ts';
-import { MONITORING_ALARMS, MONITORING_DASHBOARDS } from '../../lib/cost/estimate.ts';
 import { TRAINING_TRANSITIONS_HAPPY_PATH, TRANSITIONS_PER_READINESS_ROUND } from '../../lib/cost/usage.ts';
+import { MONITORING_ALARMS, MONITORING_DASHBOARDS } from '../../lib/estimate/estimate.ts';
 import { createTestApp, createTestStack } from './synth.ts';
 
 const apps: { cleanup(): void }[] = [];

@@ -1,5 +1,5 @@
-import { type CostEstimate, estimateCost } from '../../cost/estimate.ts';
 import { PRICES, pricesCitation } from '../../cost/prices.ts';
+import { type CostEstimate, estimateCost } from '../../estimate/estimate.ts';
 import { numberFlag, parseCommandArgs, UsageError } from '../args.ts';
 import { EXIT } from '../exit-codes.ts';
 import type { Command } from '../main.ts';

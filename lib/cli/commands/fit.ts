@@ -6,9 +6,10 @@ import {
   type QualitySettings,
   trainHeadWithQuality,
 } from '../../quality/assess.ts';
-import { summarizeQuality } from '../../quality/format.ts';
+import { renderReportHtml } from '../../report/model-report.ts';
+import { summarizeQuality } from '../../report/quality.ts';
 import { formatClassificationReport, formatConfusionMatrix } from '../../training/metrics.ts';
-import { type ReportDocument, renderReportHtml } from '../../training/model-document.ts';
+import type { ReportDocument } from '../../training/model-document.ts';
 import { DEFAULT_TARGET_PRECISION } from '../../training/thresholds.ts';
 import { DEFAULT_TRAIN_OPTIONS, type TrainOptions } from '../../training/train.ts';
 import { consoleLog, silentLog } from '../../util/log.ts';

@@ -1,7 +1,7 @@
 import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { z } from 'zod';
 import { ConflictError, NotFoundError, TlearnError } from '../../errors.ts';
-import { CurrentPointer } from '../../pipeline/current-pointer.ts';
+import { CurrentPointer } from '../../serving/current-pointer.ts';
 import { currentModelKey, modelFileKey } from '../../storage/keys.ts';
 import { getObject, headObject, isConditionFailed } from '../../storage/s3.ts';
 import { HeldOutPredictionSchema, REPORT_LIMITS } from '../../training/report-summary.ts';

@@ -1,7 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseQualityDocument, type QualityDocument } from '../../quality/document.ts';
-import { formatQuality } from '../../quality/format.ts';
+import { formatQuality } from '../../report/quality.ts';
 import { MODEL_VERSION_RE } from '../../storage/keys.ts';
 import { parseCommandArgs, UsageError } from '../args.ts';
 import { EXIT } from '../exit-codes.ts';

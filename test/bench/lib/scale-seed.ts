@@ -10,10 +10,10 @@
  */
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
+import { featureMetadata } from '../../../lib/features/metadata.ts';
 import { encodeNpy } from '../../../lib/features/npy.ts';
 import { createDiskMirror } from '../../../lib/local/disk-mirror.ts';
 import { featureDims, parseSpec } from '../../../lib/model/spec.ts';
-import { featureMetadata } from '../../../lib/pipeline/feature-metadata.ts';
 import { featureKey, parseImageKey } from '../../../lib/storage/keys.ts';
 import { MEASURED_DENSITY } from '../../../lib/training/capacity.ts';
 import { silentLog } from '../../../lib/util/log.ts';

@@ -6,12 +6,12 @@ import {
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ApiHandler, createApi } from '../../../lib/api/app.ts';
-import { createModelCache } from '../../../lib/api/model-cache.ts';
 import type { StartExecutionClient } from '../../../lib/api/types.ts';
+import { featureMetadata } from '../../../lib/features/metadata.ts';
 import { preprocessImage } from '../../../lib/images/preprocess.ts';
 import { loadExtractor } from '../../../lib/model/extractor.ts';
 import type { FeatureExtractor } from '../../../lib/model/types.ts';
-import { featureMetadata } from '../../../lib/pipeline/feature-metadata.ts';
+import { createModelCache } from '../../../lib/serving/model-cache.ts';
 import { featureErrorKey, featureKey, modelFileKey } from '../../../lib/storage/keys.ts';
 import { putLargeObject } from '../../../lib/storage/multipart.ts';
 import { deleteObject, putObject } from '../../../lib/storage/s3.ts';

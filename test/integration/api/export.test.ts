@@ -2,7 +2,6 @@ import type { APIGatewayProxyResult } from 'aws-lambda';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ApiHandler, createApi } from '../../../lib/api/app.ts';
-import { createModelCache } from '../../../lib/api/model-cache.ts';
 import { modelExportKey } from '../../../lib/export/model-export.ts';
 import { readOnnxMetadata } from '../../../lib/export/onnx-metadata.ts';
 import { EXPORT_INPUT_NAME, EXPORT_OUTPUT_NAME } from '../../../lib/export/onnx-model.ts';
@@ -10,6 +9,7 @@ import { decodeToRgb, preprocessImage } from '../../../lib/images/preprocess.ts'
 import { loadExtractor } from '../../../lib/model/extractor.ts';
 import type { FeatureExtractor } from '../../../lib/model/types.ts';
 import { loadWeights } from '../../../lib/model/weights.ts';
+import { createModelCache } from '../../../lib/serving/model-cache.ts';
 import { getObject, headObject, putJson, putObject } from '../../../lib/storage/s3.ts';
 import type { Head } from '../../../lib/training/types.ts';
 import { type Emulator, startEmulator } from '../../helpers/emulator.ts';

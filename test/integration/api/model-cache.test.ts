@@ -1,7 +1,7 @@
 import type { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createModelCache } from '../../../lib/api/model-cache.ts';
 import { ConflictError, NotFoundError, SpecMismatchError, TlearnError } from '../../../lib/errors.ts';
+import { createModelCache } from '../../../lib/serving/model-cache.ts';
 import { currentModelKey, modelFileKey } from '../../../lib/storage/keys.ts';
 import { putObject } from '../../../lib/storage/s3.ts';
 import { type Emulator, startEmulator } from '../../helpers/emulator.ts';

@@ -1,10 +1,10 @@
 import type { APIGatewayProxyEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ApiHandler, createApi } from '../../../lib/api/app.ts';
-import { createModelCache } from '../../../lib/api/model-cache.ts';
 import type { FeatureExtractor } from '../../../lib/model/types.ts';
 import { trainHeadWithQuality } from '../../../lib/quality/assess.ts';
 import { parseQualityDocument, type QualityDocument } from '../../../lib/quality/document.ts';
+import { createModelCache } from '../../../lib/serving/model-cache.ts';
 import { modelFileKey } from '../../../lib/storage/keys.ts';
 import { putJson, putObject } from '../../../lib/storage/s3.ts';
 import { DEFAULT_TRAIN_OPTIONS } from '../../../lib/training/train.ts';

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
 import type { ApiMetrics } from '../../../lib/api/types.ts';
-import type { CurrentPointer } from '../../../lib/pipeline/current-pointer.ts';
+import type { CurrentPointer } from '../../../lib/serving/current-pointer.ts';
 import { currentModelKey, modelFileKey } from '../../../lib/storage/keys.ts';
 import { putJson } from '../../../lib/storage/s3.ts';
 import type { ModelDocument, ReportDocument } from '../../../lib/training/model-document.ts';

@@ -11,7 +11,6 @@ import type { TlearnStack } from '../../../infra/stack.ts';
 import type { ApiHandler } from '../../../lib/api/app.ts';
 import { createApi } from '../../../lib/api/app.ts';
 import { GATEWAY_ERRORS, GATEWAY_TIMEOUT_MS, LAMBDA_MAX_EVENT_BYTES } from '../../../lib/api/gateway.ts';
-import { createModelCache } from '../../../lib/api/model-cache.ts';
 import {
   buildProxyEvent,
   DEFAULT_BINARY_MEDIA_TYPES,
@@ -19,6 +18,7 @@ import {
   startHttpApi,
 } from '../../../lib/local/http-api.ts';
 import type { FeatureExtractor } from '../../../lib/model/types.ts';
+import { createModelCache } from '../../../lib/serving/model-cache.ts';
 import { silentLog } from '../../../lib/util/log.ts';
 import { createTestApp, createTestStack, type TestApp } from '../../infra/synth.ts';
 

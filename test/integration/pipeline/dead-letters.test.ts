@@ -4,7 +4,7 @@ import { batchKeys, type Manifest, SummarySchema } from '../../../lib/batch/layo
 import { batchStatus } from '../../../lib/batch/start.ts';
 import { ENV } from '../../../lib/config.ts';
 import { FeatureMessage } from '../../../lib/features/messages.ts';
-import { FeatureErrorRecord } from '../../../lib/pipeline/feature-metadata.ts';
+import { FeatureErrorRecord } from '../../../lib/features/metadata.ts';
 import { checkReadiness } from '../../../lib/pipeline/readiness.ts';
 import { featureErrorKey, featureKey, modelFileKey, parseImageKey } from '../../../lib/storage/keys.ts';
 import { getJson, getObject, headObject, putJson, putObject } from '../../../lib/storage/s3.ts';

@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { Context } from 'aws-lambda';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { featureMetadata } from '../../../lib/pipeline/feature-metadata.ts';
+import { featureMetadata } from '../../../lib/features/metadata.ts';
 import { checkReadiness, checkReadinessStep, scanDataset } from '../../../lib/pipeline/readiness.ts';
 import { putObject, touchObject } from '../../../lib/storage/s3.ts';
 import { countRequests } from '../../helpers/count-requests.ts';

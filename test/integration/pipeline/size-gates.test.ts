@@ -1,8 +1,8 @@
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FeatureMessage } from '../../../lib/features/messages.ts';
+import { FeatureErrorRecord } from '../../../lib/features/metadata.ts';
 import { type ExtractDeps, extractImages } from '../../../lib/pipeline/extract.ts';
-import { FeatureErrorRecord } from '../../../lib/pipeline/feature-metadata.ts';
 import type { ImageJob } from '../../../lib/pipeline/feature-records.ts';
 import { imageJobsFromMessages } from '../../../lib/pipeline/ingest.ts';
 import { reindexDataset } from '../../../lib/pipeline/reindex.ts';

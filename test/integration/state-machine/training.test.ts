@@ -6,7 +6,6 @@ import { synthesizeTrainingDefinition } from '../../../infra/definition.ts';
 import { ENV } from '../../../lib/config.ts';
 import { loadExtractor } from '../../../lib/model/extractor.ts';
 import type { FeatureExtractor } from '../../../lib/model/types.ts';
-import { CurrentPointer } from '../../../lib/pipeline/current-pointer.ts';
 import { extractImages } from '../../../lib/pipeline/extract.ts';
 import type { ImageJob } from '../../../lib/pipeline/feature-records.ts';
 import { startTrainings } from '../../../lib/pipeline/start-training.ts';
@@ -15,6 +14,7 @@ import {
   type TrainingSfnClient,
   writeTrainingLock,
 } from '../../../lib/pipeline/training-lock.ts';
+import { CurrentPointer } from '../../../lib/serving/current-pointer.ts';
 import { currentModelKey, modelFileKey } from '../../../lib/storage/keys.ts';
 import { getJson, getObject, putJson, putObject } from '../../../lib/storage/s3.ts';
 import { parseModelDocument } from '../../../lib/training/model-document.ts';

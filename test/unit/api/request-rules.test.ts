@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { checkImageKey, PredictionJsonBody, parseTop, rankScores } from '../../../lib/api/predict.ts';
+import { checkImageKey, PredictionJsonBody, parseTop } from '../../../lib/api/predict.ts';
 import { TlearnError } from '../../../lib/errors.ts';
 import { trainingExecutionName } from '../../../lib/pipeline/training-lock.ts';
+import { rankScores } from '../../../lib/serving/score.ts';
 
 function thrown(fn: () => unknown): TlearnError {
   try {

@@ -7,7 +7,7 @@ import {
   trainHeadWithQuality,
 } from '../../../lib/quality/assess.ts';
 import { parseQualityDocument } from '../../../lib/quality/document.ts';
-import { renderQualityHtml } from '../../../lib/quality/format.ts';
+import { renderQualityHtml } from '../../../lib/report/quality.ts';
 import { stratifiedGroupSplit, stratifiedSplit } from '../../../lib/training/split.ts';
 import { DEFAULT_TRAIN_OPTIONS, trainHead } from '../../../lib/training/train.ts';
 import { makePlantedDataset, type PlantedDataset } from '../../helpers/quality-data.ts';

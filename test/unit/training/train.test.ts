@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { InsufficientDataError } from '../../../lib/errors.ts';
+import { renderReportHtml } from '../../../lib/report/model-report.ts';
 import { predictProba } from '../../../lib/training/head.ts';
 import {
   headFromModelDocument,
   parseModelDocument,
   parseReportDocument,
-  renderReportHtml,
 } from '../../../lib/training/model-document.ts';
 import { stratifiedSplit } from '../../../lib/training/split.ts';
 import { compareCodePoints, DEFAULT_TRAIN_OPTIONS, trainHead } from '../../../lib/training/train.ts';

@@ -6,15 +6,15 @@
  * `usage` is the measured counterpart).
  */
 import { DRIFT_FUNCTION, DRIFT_METRIC_NAME, DRIFT_SETTINGS } from '../capture/drift.ts';
-import { featureDims, parseSpec } from '../model/spec.ts';
-import { PRICES_AS_OF, pricesFor } from './prices.ts';
+import { PRICES_AS_OF, pricesFor } from '../cost/prices.ts';
 import {
   type CostLine,
   emptyUsage,
   priceUsage,
   TRAINING_TRANSITIONS_HAPPY_PATH,
   type Usage,
-} from './usage.ts';
+} from '../cost/usage.ts';
+import { featureDims, parseSpec } from '../model/spec.ts';
 
 /** Alarms and dashboards the Monitoring construct creates (an infra test keeps these true). */
 export const MONITORING_ALARMS = 16;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createInferenceQueue } from '../../../lib/api/inference-queue.ts';
+import { createInferenceQueue } from '../../../lib/serving/inference-queue.ts';
 
 /** An extractor whose passes take a few ms, recording overlap and batch sizes. */
 function slowExtractor(opts: { failOnValue?: number } = {}) {

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { runCost } from '../../../lib/cli/commands/cost.ts';
 import type { CliContext } from '../../../lib/cli/remote.ts';
-import { DRIFT_RUNS_PER_MONTH, estimateCost, MONITORING_ALARMS } from '../../../lib/cost/estimate.ts';
 import { PRICES_SOURCE } from '../../../lib/cost/prices.ts';
+import { DRIFT_RUNS_PER_MONTH, estimateCost, MONITORING_ALARMS } from '../../../lib/estimate/estimate.ts';
 
 function capture(): CliContext & { lines: string[] } {
   const lines: string[] = [];

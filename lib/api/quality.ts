@@ -3,13 +3,13 @@
  * that has one (or of version V).
  */
 import type { APIGatewayProxyEvent } from 'aws-lambda';
-import { datasetParam } from '../api/http.ts';
-import { datasetExists, datasetNotFound, sortVersions } from '../api/store.ts';
-import type { RouteContext } from '../api/types.ts';
 import { NotFoundError, ValidationError } from '../errors.ts';
+import { type QualityDocument, QualityDocumentSchema } from '../quality/document.ts';
+import { datasetExists, datasetNotFound, sortVersions } from '../serving/store.ts';
 import { MODEL_VERSION_RE, modelFileKey, modelsPrefix } from '../storage/keys.ts';
 import { getObjectIfExists, listFolders } from '../storage/s3.ts';
-import { type QualityDocument, QualityDocumentSchema } from './document.ts';
+import { datasetParam } from './http.ts';
+import type { RouteContext } from './types.ts';
 
 /** A quality.json as stored: parsed when it matches the schema, else as it is (with a warning). */
 async function readQuality(

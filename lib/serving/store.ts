@@ -7,7 +7,6 @@ import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import type { z } from 'zod';
 import { ConflictError, NotFoundError, TlearnError } from '../errors.ts';
 import { featureDims, parseSpec } from '../model/spec.ts';
-import { CurrentPointer, compareVersions } from '../pipeline/current-pointer.ts';
 import {
   currentModelKey,
   datasetPrefix,
@@ -19,6 +18,7 @@ import { getObject, getObjectIfExists } from '../storage/s3.ts';
 import { headFromModelDocument, ModelDocument, ReportDocument } from '../training/model-document.ts';
 import type { Head } from '../training/types.ts';
 import type { Log } from '../util/log.ts';
+import { CurrentPointer, compareVersions } from './current-pointer.ts';
 
 function parseJson<S extends z.ZodTypeAny>(bytes: Uint8Array, schema: S, what: string): z.output<S> {
   let value: unknown;

@@ -1,14 +1,8 @@
-import type { QualityDocument } from './document.ts';
-
 /**
  * quality.json for people: the text `tlearn quality` prints and the section of report.html.
  */
-
-function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
-
-const pct = (x: number | null) => (x === null ? '—' : `${(x * 100).toFixed(1)} %`);
+import type { QualityDocument } from '../quality/document.ts';
+import { escapeHtml, formatPercent } from '../util/format.ts';
 
 /** One-line counts: `2 exact + 3 near duplicate groups, 1 conflict, 0 leaks, 5 likely label errors`. */
 export function summarizeQuality(q: QualityDocument): string {
@@ -73,7 +67,7 @@ export function formatQuality(
     if (t.rows.length > 0) lines.push('', t.title, ...table(t.header, t.rows));
   lines.push('');
   lines.push(
-    `accuracy ${pct(q.accuracy.plain)} as reported${q.accuracy.heldOutRemoved > 0 ? `, ${pct(q.accuracy.withoutLeaks)} without the ${q.accuracy.heldOutRemoved} leaked held-out image(s)` : ''}; split ${q.split.groupAware ? `kept ${q.split.groups} duplicate group(s) on one side` : 'not group-aware'}`,
+    `accuracy ${formatPercent(q.accuracy.plain)} as reported${q.accuracy.heldOutRemoved > 0 ? `, ${formatPercent(q.accuracy.withoutLeaks)} without the ${q.accuracy.heldOutRemoved} leaked held-out image(s)` : ''}; split ${q.split.groupAware ? `kept ${q.split.groups} duplicate group(s) on one side` : 'not group-aware'}`,
   );
   lines.push(
     `labels ${Object.entries(q.imbalance.counts)
@@ -93,8 +87,8 @@ ${rows.map((r) => `<tr>${r.map((c) => `<td>${e(c)}</td>`).join('')}</tr>`).join(
 </tbody></table>`;
   const parts: string[] = [`<h2>Data quality</h2>\n<p>${e(summarizeQuality(q))}.</p>`];
   parts.push(`<table><tbody>
-<tr><th>accuracy as reported</th><td>${pct(q.accuracy.plain)}</td></tr>
-<tr><th>without leaked held-out images</th><td>${pct(q.accuracy.withoutLeaks)} (${q.accuracy.heldOutRemoved} removed)</td></tr>
+<tr><th>accuracy as reported</th><td>${formatPercent(q.accuracy.plain)}</td></tr>
+<tr><th>without leaked held-out images</th><td>${formatPercent(q.accuracy.withoutLeaks)} (${q.accuracy.heldOutRemoved} removed)</td></tr>
 <tr><th>split</th><td>${q.split.groupAware ? `duplicate groups kept on one side (${q.split.groups} groups, ${q.split.groupedImages} images)` : 'not group-aware'}</td></tr>
 <tr><th>label imbalance (largest / smallest)</th><td>${q.imbalance.ratio}</td></tr>
 </tbody></table>`);
