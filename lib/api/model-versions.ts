@@ -9,16 +9,10 @@ import { ConflictError, NotFoundError, TlearnError } from '../errors.ts';
 import { FeatureErrorRecord } from '../features/metadata.ts';
 import { isRandomWeights } from '../model/spec.ts';
 import { scanDataset } from '../pipeline/readiness.ts';
-import type { CurrentPointer } from '../serving/current-pointer.ts';
+import { type CurrentPointer, PointerChangedError, writeCurrentPointer } from '../serving/current-pointer.ts';
 import { datasetNotFound, readCurrentPointer, sortVersions, versionTime } from '../serving/store.ts';
-import {
-  currentModelKey,
-  featureErrorKey,
-  MODEL_VERSION_RE,
-  modelFileKey,
-  modelsPrefix,
-} from '../storage/keys.ts';
-import { getJson, getJsonIfExists, isConditionFailed, listFolders, putObject } from '../storage/s3.ts';
+import { featureErrorKey, MODEL_VERSION_RE, modelFileKey, modelsPrefix } from '../storage/keys.ts';
+import { getJson, getJsonIfExists, listFolders } from '../storage/s3.ts';
 import { ModelDocument } from '../training/model-document.ts';
 import { mapWithConcurrency } from '../util/concurrency.ts';
 import { datasetParam, parseWith, readJsonBody } from './http.ts';
@@ -101,24 +95,15 @@ export async function promoteVersionRoute(
   }
   const current = await readCurrentPointer(ctx.s3, ctx.config.bucket, dataset);
   if (current?.pointer.version === version) return { dataset, pointer: current.pointer, changed: false };
-  const pointer: CurrentPointer = {
-    version,
-    promotedAt: ctx.now().toISOString(),
-    previous: current?.pointer.version ?? null,
-  };
+  let pointer: CurrentPointer;
   try {
-    await putObject(
-      ctx.s3,
-      ctx.config.bucket,
-      currentModelKey(dataset),
-      `${JSON.stringify(pointer, null, 2)}\n`,
-      {
-        contentType: 'application/json',
-        ...(current ? { ifMatch: current.etag } : { ifNoneMatch: '*' as const }),
-      },
-    );
+    pointer = await writeCurrentPointer(ctx.s3, ctx.config.bucket, dataset, {
+      version,
+      now: ctx.now(),
+      read: current,
+    });
   } catch (err) {
-    if (isConditionFailed(err))
+    if (err instanceof PointerChangedError)
       throw new ConflictError(
         `the served model of '${dataset}' changed while promoting (a training finished?); reload and try again`,
         { code: 'PromotionConflict', cause: err },

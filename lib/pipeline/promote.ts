@@ -1,6 +1,11 @@
-import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { describeError, TlearnError, ValidationError } from '../errors.ts';
-import { CurrentPointer, compareVersions } from '../serving/current-pointer.ts';
+import {
+  CurrentPointer,
+  compareVersions,
+  PointerChangedError,
+  writeCurrentPointer,
+} from '../serving/current-pointer.ts';
 import { currentModelKey, MODEL_VERSION_RE, modelFileKey } from '../storage/keys.ts';
 import { getObject, type S3Object } from '../storage/s3.ts';
 import { parseModelDocument } from '../training/model-document.ts';
@@ -46,17 +51,6 @@ export interface PromoteDeps {
   now?: () => Date;
   /** Attempts when the conditional write loses a race. @default 5 */
   maxAttempts?: number;
-}
-
-function isConditionFailure(err: unknown): boolean {
-  if (!(err instanceof Error)) return false;
-  const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
-  return (
-    err.name === 'PreconditionFailed' ||
-    err.name === 'ConditionalRequestConflict' ||
-    status === 412 ||
-    status === 409
-  );
 }
 
 async function readPointer(
@@ -150,23 +144,15 @@ export async function promoteModel(input: PromoteInput, deps: PromoteDeps): Prom
         reason: `a newer version (${pointer.version}) is already promoted`,
       };
     }
-    const next: CurrentPointer = {
-      version,
-      promotedAt: now().toISOString(),
-      previous: pointer?.version ?? null,
-    };
+    let next: CurrentPointer;
     try {
-      await deps.s3.send(
-        new PutObjectCommand({
-          Bucket: deps.bucket,
-          Key: key,
-          Body: `${JSON.stringify(next, null, 2)}\n`,
-          ContentType: 'application/json',
-          ...(etag === undefined ? { IfNoneMatch: '*' } : { IfMatch: `"${etag}"` }),
-        }),
-      );
+      next = await writeCurrentPointer(deps.s3, deps.bucket, dataset, {
+        version,
+        now: now(),
+        read: etag === undefined ? undefined : { pointer, etag },
+      });
     } catch (err) {
-      if (isConditionFailure(err) && attempt < attempts) {
+      if (err instanceof PointerChangedError && attempt < attempts) {
         deps.log.info('current.json changed while promoting; reading it again', { dataset, attempt });
         continue;
       }

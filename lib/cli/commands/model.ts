@@ -1,9 +1,9 @@
-import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { z } from 'zod';
 import { ConflictError, NotFoundError, TlearnError } from '../../errors.ts';
-import { CurrentPointer } from '../../serving/current-pointer.ts';
+import { CurrentPointer, PointerChangedError, writeCurrentPointer } from '../../serving/current-pointer.ts';
 import { currentModelKey, modelFileKey } from '../../storage/keys.ts';
-import { getObject, headObject, isConditionFailed } from '../../storage/s3.ts';
+import { getObject, headObject } from '../../storage/s3.ts';
 import { HeldOutPredictionSchema, REPORT_LIMITS } from '../../training/report-summary.ts';
 import { formatPercent } from '../../util/format.ts';
 import { parseCommandArgs } from '../args.ts';
@@ -74,7 +74,7 @@ export type { CurrentPointer };
 export interface RollbackResult {
   from: string;
   to: string;
-  pointer: { version: string; promotedAt: string; previous: string };
+  pointer: CurrentPointer;
 }
 
 /**
@@ -124,19 +124,15 @@ export async function rollbackModel(
     throw new NotFoundError(
       `cannot roll back '${dataset}' to ${previous}: s3://${bucket}/${previousModel} does not exist (deleted?)`,
     );
-  const pointer = { version: previous, promotedAt: now.toISOString(), previous: current.version };
+  let pointer: CurrentPointer;
   try {
-    await s3.send(
-      new PutObjectCommand({
-        Bucket: bucket,
-        Key: key,
-        Body: `${JSON.stringify(pointer, null, 2)}\n`,
-        ContentType: 'application/json',
-        IfMatch: obj.etag,
-      }),
-    );
+    pointer = await writeCurrentPointer(s3, bucket, dataset, {
+      version: previous,
+      now,
+      read: { pointer: current, etag: obj.etag },
+    });
   } catch (err) {
-    if (isConditionFailed(err))
+    if (err instanceof PointerChangedError)
       throw new ConflictError(
         `models/${dataset}/current.json changed while rolling back (a new model was promoted?); run again`,
         { cause: err },

@@ -1,4 +1,4 @@
-import { CopyObjectCommand } from '@aws-sdk/client-s3';
+import { CopyObjectCommand, S3ServiceException } from '@aws-sdk/client-s3';
 import type { Context } from 'aws-lambda';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
@@ -185,9 +185,12 @@ describe('promoting a model version (emulated S3)', () => {
             promotedAt: '2026-01-02T11:59:59.000Z',
             previous: null,
           });
-          throw Object.assign(new Error('At least one of the pre-conditions you specified did not hold'), {
+          // What the SDK throws for S3's 412 answer.
+          throw new S3ServiceException({
             name: 'PreconditionFailed',
+            $fault: 'client',
             $metadata: { httpStatusCode: 412 },
+            message: 'At least one of the pre-conditions you specified did not hold',
           });
         }
         return next(args);
