@@ -83,7 +83,12 @@ export const METRICS_NAMESPACE = 'Tlearn';
 
 type Env = Record<string, string | undefined>;
 
-function read<S extends z.ZodTypeAny>(env: Env, name: string, schema: S): z.output<S> {
+/**
+ * The one reader of an environment variable: `schema` validates it (an empty value counts as
+ * unset) and a bad value fails at cold start with a ConfigError naming the variable. Modules
+ * with settings of their own (lib/api/config.ts) read through it.
+ */
+export function readEnv<S extends z.ZodTypeAny>(env: Env, name: string, schema: S): z.output<S> {
   const result = schema.safeParse(env[name] === '' ? undefined : env[name]);
   if (!result.success) {
     const msg = result.error.issues.map((i) => i.message).join('; ');
@@ -115,7 +120,7 @@ export interface StorageConfig {
 }
 
 function loopbackUrl(env: Env, name: string): string | undefined {
-  const url = read(env, name, z.string().url().optional());
+  const url = readEnv(env, name, z.string().url().optional());
   if (url !== undefined) {
     const host = new URL(url).hostname;
     if (!['127.0.0.1', 'localhost', '::1', '[::1]'].includes(host)) {
@@ -132,11 +137,11 @@ export function loadStorageConfig(env: Env = process.env): StorageConfig {
   const endpoint = loopbackUrl(env, ENV.ENDPOINT);
   const sfnEndpoint = loopbackUrl(env, ENV.SFN_ENDPOINT) ?? endpoint;
   return {
-    bucket: read(env, ENV.BUCKET, required('the S3 bucket name')),
-    region: read(env, ENV.REGION, required('the AWS region, e.g. eu-west-1')),
+    bucket: readEnv(env, ENV.BUCKET, required('the S3 bucket name')),
+    region: readEnv(env, ENV.REGION, required('the AWS region, e.g. eu-west-1')),
     endpoint,
     sfnEndpoint,
-    awsTimeoutMs: read(env, ENV.AWS_TIMEOUT_MS, int(100, 900_000, 10_000)),
+    awsTimeoutMs: readEnv(env, ENV.AWS_TIMEOUT_MS, int(100, 900_000, 10_000)),
   };
 }
 
@@ -153,12 +158,12 @@ export interface ModelConfig {
 
 /** Reads only the forced tensor backend (TLEARN_BACKEND), for tools that need no model source. */
 export function loadBackendConfig(env: Env = process.env): { backend: BackendName | undefined } {
-  return { backend: read(env, ENV.BACKEND, z.enum(['tensorflow', 'onnx', 'wasm', 'cpu']).optional()) };
+  return { backend: readEnv(env, ENV.BACKEND, z.enum(['tensorflow', 'onnx', 'wasm', 'cpu']).optional()) };
 }
 
 /** Reads the base model source, pooling, input size and backend. */
 export function loadModelConfig(env: Env = process.env): ModelConfig {
-  const weightsMode = read(
+  const weightsMode = readEnv(
     env,
     ENV.WEIGHTS,
     z
@@ -172,17 +177,22 @@ export function loadModelConfig(env: Env = process.env): ModelConfig {
   } else {
     weights = {
       kind: 'uri',
-      uri: read(env, ENV.BASE_MODEL_URI, required('where the VGG16 tfjs model lives')),
+      uri: readEnv(env, ENV.BASE_MODEL_URI, required('where the VGG16 tfjs model lives')),
     };
   }
   return {
     weights,
-    pooling: read(env, ENV.POOLING, z.enum(POOLINGS as [Pooling, ...Pooling[]]).default('flatten')),
-    inputSize: read(env, ENV.INPUT_SIZE, int(32, 1024, DEFAULT_INPUT_SIZE)),
-    precision: read(env, ENV.PRECISION, z.enum(PRECISIONS as [Precision, ...Precision[]]).default('fp32')),
+    pooling: readEnv(env, ENV.POOLING, z.enum(POOLINGS as [Pooling, ...Pooling[]]).default('flatten')),
+    inputSize: readEnv(env, ENV.INPUT_SIZE, int(32, 1024, DEFAULT_INPUT_SIZE)),
+    precision: readEnv(env, ENV.PRECISION, z.enum(PRECISIONS as [Precision, ...Precision[]]).default('fp32')),
     backend: loadBackendConfig(env).backend,
-    extractBatchSize: read(env, ENV.EXTRACT_BATCH_SIZE, int(1, 64, 8)),
+    extractBatchSize: loadExtractBatchSize(env),
   };
+}
+
+/** Images per forward pass (the extractor's batches, the API's inference queue). @default 8 */
+export function loadExtractBatchSize(env: Env = process.env): number {
+  return readEnv(env, ENV.EXTRACT_BATCH_SIZE, int(1, 64, 8));
 }
 
 /** Extractor-only settings. */
@@ -191,7 +201,7 @@ export interface ExtractorConfig {
 }
 
 export function loadExtractorConfig(env: Env = process.env): ExtractorConfig {
-  return { featuresQueueUrl: read(env, ENV.FEATURES_QUEUE_URL, required('the features queue URL')) };
+  return { featuresQueueUrl: readEnv(env, ENV.FEATURES_QUEUE_URL, required('the features queue URL')) };
 }
 
 /** start-training and API: the state machine to start. */
@@ -201,13 +211,13 @@ export interface StateMachineConfig {
 
 export function loadStateMachineConfig(env: Env = process.env): StateMachineConfig {
   return {
-    stateMachineArn: read(env, ENV.STATE_MACHINE_ARN, required('the training state machine ARN')),
+    stateMachineArn: readEnv(env, ENV.STATE_MACHINE_ARN, required('the training state machine ARN')),
   };
 }
 
 /** API: the ingest queue reindex sends to (optional: without it, reindex answers 503). */
 export function loadIngestQueueConfig(env: Env = process.env): { ingestQueueUrl: string | undefined } {
-  return { ingestQueueUrl: read(env, ENV.INGEST_QUEUE_URL, z.string().url().optional()) };
+  return { ingestQueueUrl: readEnv(env, ENV.INGEST_QUEUE_URL, z.string().url().optional()) };
 }
 
 /** Trainer settings. */
@@ -228,15 +238,15 @@ export interface TrainingConfig {
 }
 
 export function loadTrainingConfig(env: Env = process.env): TrainingConfig {
-  const near = read(env, ENV.NEAR_DUPLICATE_THRESHOLD, z.coerce.number().min(0).max(1).optional());
-  const lambdaMb = read(env, ENV.LAMBDA_MEMORY_MB, z.coerce.number().int().min(128).optional());
+  const near = readEnv(env, ENV.NEAR_DUPLICATE_THRESHOLD, z.coerce.number().min(0).max(1).optional());
+  const lambdaMb = readEnv(env, ENV.LAMBDA_MEMORY_MB, z.coerce.number().int().min(128).optional());
   return {
     ...(near !== undefined ? { nearDuplicateThreshold: near } : {}),
-    featureConcurrency: read(env, ENV.FEATURE_CONCURRENCY, int(1, 256, 32)),
-    refitOnAll: read(env, ENV.REFIT_ON_ALL, bool(false)),
-    C: read(env, ENV.TRAIN_C, z.coerce.number().positive().default(1.0)),
-    maxIter: read(env, ENV.TRAIN_MAX_ITER, int(1, 10_000, 100)),
-    targetPrecision: read(
+    featureConcurrency: readEnv(env, ENV.FEATURE_CONCURRENCY, int(1, 256, 32)),
+    refitOnAll: readEnv(env, ENV.REFIT_ON_ALL, bool(false)),
+    C: readEnv(env, ENV.TRAIN_C, z.coerce.number().positive().default(1.0)),
+    maxIter: readEnv(env, ENV.TRAIN_MAX_ITER, int(1, 10_000, 100)),
+    targetPrecision: readEnv(
       env,
       ENV.TARGET_PRECISION,
       z.coerce.number().gt(0).max(1).default(DEFAULT_TARGET_PRECISION),

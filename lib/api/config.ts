@@ -3,8 +3,14 @@
  */
 import { z } from 'zod';
 import { InboxPrefixSchema } from '../batch/settings.ts';
-import { ENV, loadIngestQueueConfig, loadStateMachineConfig, loadStorageConfig } from '../config.ts';
-import { ConfigError } from '../errors.ts';
+import {
+  ENV,
+  loadExtractBatchSize,
+  loadIngestQueueConfig,
+  loadStateMachineConfig,
+  loadStorageConfig,
+  readEnv as read,
+} from '../config.ts';
 import { DEFAULT_LIMIT_INPUT_PIXELS } from '../images/preprocess.ts';
 import { DEFAULT_MAX_BODY_BYTES } from './http.ts';
 import type { ApiConfig } from './types.ts';
@@ -24,18 +30,6 @@ export interface ApiEnvConfig extends ApiConfig {
 
 type Env = Record<string, string | undefined>;
 
-function read<S extends z.ZodTypeAny>(env: Env, name: string, schema: S): z.output<S> {
-  const raw = env[name] === '' ? undefined : env[name];
-  const result = schema.safeParse(raw);
-  if (!result.success) {
-    const msg = result.error.issues.map((i) => i.message).join('; ');
-    throw new ConfigError(
-      `environment variable ${name} is invalid: ${msg} (got ${JSON.stringify(raw ?? null)})`,
-    );
-  }
-  return result.data;
-}
-
 /**
  * Reads everything the API needs and fails at cold start naming the bad variable.
  * Requires TLEARN_BUCKET, AWS_REGION and TLEARN_STATE_MACHINE_ARN.
@@ -49,7 +43,7 @@ export function loadApiConfig(env: Env): ApiEnvConfig {
     ingestQueueUrl: loadIngestQueueConfig(env).ingestQueueUrl,
     maxBodyBytes: DEFAULT_MAX_BODY_BYTES,
     limitInputPixels: DEFAULT_LIMIT_INPUT_PIXELS,
-    maxBatch: read(env, ENV.EXTRACT_BATCH_SIZE, z.coerce.number().int().min(1).max(64).default(8)),
+    maxBatch: loadExtractBatchSize(env),
     corsOrigin: read(env, ENV.CORS_ORIGIN, z.string().max(200).optional()),
     consoleDir: read(env, ENV.CONSOLE_DIR, z.string().max(1000).optional()),
     modelRefreshSeconds: read(
