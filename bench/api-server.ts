@@ -1,8 +1,8 @@
 /**
  * The prediction API in a process of its own, for the cold-start and latency benchmarks
- * (`test/bench/api.ts` spawns it with an IPC channel and the usual environment variables).
+ * (`bench/api.ts` spawns it with an IPC channel and the usual environment variables).
  *
- *   node bin/run-ts.js test/bench/api-server.ts
+ *   node bin/run-ts.js bench/api-server.ts
  *
  * It imports the API Lambda handler (`functions/api/handler.ts`) exactly as deployed: its module
  * init reads the config, loads the weights, picks the engine (TLEARN_BACKEND forces one) and runs
@@ -14,16 +14,16 @@
  * `{type:'usage', usage}`; exits on `{type:'stop'}` or when the parent goes away.
  */
 import type { APIGatewayProxyEvent, APIGatewayProxyResult } from 'aws-lambda';
-import type { LambdaHandler } from '../../lib/local/lambda-context.ts';
-import { silentLog } from '../../lib/util/log.ts';
+import type { LambdaHandler } from '../lib/local/lambda-context.ts';
+import { silentLog } from '../lib/util/log.ts';
 import { ownUsage } from './lib/child.ts';
 
 type Handler = LambdaHandler<APIGatewayProxyEvent, APIGatewayProxyResult>;
 
 async function main(): Promise<void> {
-  const handler = (await import('../../functions/api/handler.ts')).handler as unknown as Handler;
-  const { startHttpApi } = await import('../../lib/local/http-api.ts');
-  const { createLocalKeyStore } = await import('../../lib/api/keys.ts');
+  const handler = (await import('../functions/api/handler.ts')).handler as unknown as Handler;
+  const { startHttpApi } = await import('../lib/local/http-api.ts');
+  const { createLocalKeyStore } = await import('../lib/api/keys.ts');
   const region = process.env.AWS_REGION ?? '';
   // Keys as the local stack has them: the admin key (its --api-key) and the keys file of the API.
   const adminKey = process.env.TLEARN_BENCH_ADMIN_KEY;

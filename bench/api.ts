@@ -11,12 +11,12 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type FeatureSpec, featureDims, specToString } from '../../lib/model/spec.ts';
-import { currentModelKey, imageKey, modelFileKey } from '../../lib/storage/keys.ts';
-import { putJson, putObject } from '../../lib/storage/s3.ts';
-import type { ModelDocument } from '../../lib/training/model-document.ts';
-import { type Emulator, startEmulator } from '../helpers/emulator.ts';
-import { makeImage, seededRandom } from '../helpers/images.ts';
+import { type FeatureSpec, featureDims, specToString } from '../lib/model/spec.ts';
+import { currentModelKey, imageKey, modelFileKey } from '../lib/storage/keys.ts';
+import { putJson, putObject } from '../lib/storage/s3.ts';
+import type { ModelDocument } from '../lib/training/model-document.ts';
+import { type Emulator, startEmulator } from '../test/helpers/emulator.ts';
+import { makeImage, seededRandom } from '../test/helpers/images.ts';
 import { kbToMB, type ProcessUsage } from './lib/child.ts';
 import { median, roundSig, summarize, summarizeLatency } from './lib/stats.ts';
 import type { BenchContext, Figure } from './lib/types.ts';
@@ -176,7 +176,7 @@ async function startServer(
   opts: { timeoutMs: number; verbose: boolean },
 ): Promise<ApiServer> {
   const spawnedAt = performance.now();
-  const child: ChildProcess = spawn(process.execPath, ['bin/run-ts.js', 'test/bench/api-server.ts'], {
+  const child: ChildProcess = spawn(process.execPath, ['bin/run-ts.js', 'bench/api-server.ts'], {
     cwd: root,
     env: { ...process.env, ...env, ...(mode === 'default' ? {} : { TLEARN_BACKEND: mode }) },
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],

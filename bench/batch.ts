@@ -17,14 +17,14 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import type { S3Client } from '@aws-sdk/client-s3';
-import { SummarySchema } from '../../lib/batch/layout.ts';
-import { type FeatureSpec, featureDims, specToString } from '../../lib/model/spec.ts';
-import { modelFileKey } from '../../lib/storage/keys.ts';
-import { putJson, putObject } from '../../lib/storage/s3.ts';
-import type { ModelDocument } from '../../lib/training/model-document.ts';
-import { mapWithConcurrency } from '../../lib/util/concurrency.ts';
-import { startEmulator } from '../helpers/emulator.ts';
-import { seededRandom } from '../helpers/images.ts';
+import { SummarySchema } from '../lib/batch/layout.ts';
+import { type FeatureSpec, featureDims, specToString } from '../lib/model/spec.ts';
+import { modelFileKey } from '../lib/storage/keys.ts';
+import { putJson, putObject } from '../lib/storage/s3.ts';
+import type { ModelDocument } from '../lib/training/model-document.ts';
+import { mapWithConcurrency } from '../lib/util/concurrency.ts';
+import { startEmulator } from '../test/helpers/emulator.ts';
+import { seededRandom } from '../test/helpers/images.ts';
 import { kbToMB, type ProcessUsage, runWorker } from './lib/child.ts';
 import { labelledJpegFolder } from './lib/fixtures.ts';
 import { median, roundSig, summarize } from './lib/stats.ts';
@@ -97,7 +97,7 @@ function benchModel(weightsId: string): ModelDocument {
 }
 
 async function uploadFolder(s3: S3Client, bucket: string, dir: string, prefix: string): Promise<number> {
-  const { listLocalImages } = await import('../../lib/features/local-dataset.ts');
+  const { listLocalImages } = await import('../lib/features/local-dataset.ts');
   const { images } = await listLocalImages([dir]);
   await mapWithConcurrency(images, 8, async (img) => {
     const key = `${prefix}${relative(dir, img.path).split('\\').join('/')}`;
@@ -117,15 +117,15 @@ export async function runBatchBench(p: BatchBenchParams): Promise<BatchBenchResu
     clients,
     s3mod,
   ] = await Promise.all([
-    import('../../lib/model/extractor.ts'),
-    import('../../lib/features/extract-files.ts'),
-    import('../../lib/features/local-dataset.ts'),
-    import('../../lib/batch/start.ts'),
-    import('../../lib/batch/worker.ts'),
-    import('../../lib/storage/clients.ts'),
-    import('../../lib/storage/s3.ts'),
+    import('../lib/model/extractor.ts'),
+    import('../lib/features/extract-files.ts'),
+    import('../lib/features/local-dataset.ts'),
+    import('../lib/batch/start.ts'),
+    import('../lib/batch/worker.ts'),
+    import('../lib/storage/clients.ts'),
+    import('../lib/storage/s3.ts'),
   ]);
-  const { silentLog } = await import('../../lib/util/log.ts');
+  const { silentLog } = await import('../lib/util/log.ts');
   const t0 = performance.now();
   const extractor = await loadExtractor({
     weights: { kind: 'uri', uri: p.weightsDir },

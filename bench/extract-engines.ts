@@ -3,7 +3,7 @@
  * FLOPs as real ones): onnxruntime-node (1 and 2 threads, session variants, fp32 and int8) and tfjs' wasm
  * backend, at batch 1 and 8. Prints a table and JSON (stdout); logs progress to stderr.
  *
- *   node bin/run-ts.js test/bench/extract-engines.ts [--engines onnx,wasm] [--rounds 3] [--json out.json]
+ *   node bin/run-ts.js bench/extract-engines.ts [--engines onnx,wasm] [--rounds 3] [--json out.json]
  *     [--only REGEX]   (cases whose "label size pooling bN" matches, e.g. --only 't2 .*150.* b8')
  *     [--passes N]     (run the selected cases N times, interleaved, and keep each case's best
  *                       pass: on a shared machine that filters out other processes' bursts)
@@ -18,15 +18,15 @@
 import { writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
-import { loadExtractor } from '../../lib/model/extractor.ts';
+import { loadExtractor } from '../lib/model/extractor.ts';
 import {
   loadOnnxExtractor,
   ONNX_BACKEND,
   type OnnxSessionTuning,
-} from '../../lib/model/onnx/onnx-extractor.ts';
-import type { FeatureSpec, Pooling } from '../../lib/model/spec.ts';
-import type { FeatureExtractor } from '../../lib/model/types.ts';
-import { randomWeights, randomWeightsId } from '../../lib/model/weights.ts';
+} from '../lib/model/onnx/onnx-extractor.ts';
+import type { FeatureSpec, Pooling } from '../lib/model/spec.ts';
+import type { FeatureExtractor } from '../lib/model/types.ts';
+import { randomWeights, randomWeightsId } from '../lib/model/weights.ts';
 
 const { values: args } = parseArgs({
   options: {

@@ -2,14 +2,14 @@
  * Benchmark of the logistic-regression fit on synthetic ReLU-like features (non-negative, mostly
  * zeros, like VGG16 block5 features), with the production options (C 1, 100 iterations, tol 1e-4).
  *
- *   node bin/run-ts.js test/bench/fit.ts [n] [d] [classes] [sparsity] [threads] [storage]
+ *   node bin/run-ts.js bench/fit.ts [n] [d] [classes] [sparsity] [threads] [storage]
  *
  * scikit-learn's reference on 20,000×8192 binary: ~123 ms per loss+gradient evaluation, ~16 s
  * for the whole fit.
  */
 import { pathToFileURL } from 'node:url';
-import { fitLogisticRegression } from '../../lib/training/logistic.ts';
-import { mulberry32 } from '../../lib/training/split.ts';
+import { fitLogisticRegression } from '../lib/training/logistic.ts';
+import { mulberry32 } from '../lib/training/split.ts';
 
 export interface BenchFitParams {
   n: number;

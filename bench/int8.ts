@@ -16,7 +16,7 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { decodeNpy } from '../../lib/features/npy.ts';
+import { decodeNpy } from '../lib/features/npy.ts';
 import { ChildRunError, kbToMB, spawnNode } from './lib/child.ts';
 import { countFiles, labelledJpegFolder } from './lib/fixtures.ts';
 import { median, percentile, roundSig, summarize } from './lib/stats.ts';
@@ -209,7 +209,7 @@ async function digitsFolder(ctx: BenchContext, python: string, limit: number | u
   ctx.progress(`  writing scikit-learn's digits as 64x64 PNGs (once) into ${dir}`);
   await run(
     python,
-    ['test/bench/lib/digits.py', dir, ...(limit === undefined ? [] : [String(limit)])],
+    ['bench/lib/digits.py', dir, ...(limit === undefined ? [] : [String(limit)])],
     ctx.root,
   );
   await writeFile(marker, 'done\n');

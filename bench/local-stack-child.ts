@@ -1,16 +1,16 @@
 /**
  * The local stack (`tlearn local`, lib/local/stack.ts) in a process of its own, for the `local-rss`
- * and `e2e` benchmarks (test/bench/local-stack.ts spawns it with an IPC channel): its memory is
+ * and `e2e` benchmarks (bench/local-stack.ts spawns it with an IPC channel): its memory is
  * then the stack's own, as `npm start`'s would be.
  *
- *   node bin/run-ts.js test/bench/local-stack-child.ts '{"dataDir":"…","weights":"random:1",…}'
+ *   node bin/run-ts.js bench/local-stack-child.ts '{"dataDir":"…","weights":"random:1",…}'
  *
  * Messages: sends `{type:'ready', apiUrl, awsEndpoint, sfnEndpoint, bucket, region,
  * stateMachineArn}` once listening and `{type:'demo', ok}` when the demo has its model; answers
  * `{type:'usage'}` with `{type:'usage', rssMB, peakRssMB}` (resident now, and the process's peak);
  * stops on `{type:'stop'}` or when the parent goes away.
  */
-import type { Pooling } from '../../lib/model/spec.ts';
+import type { Pooling } from '../lib/model/spec.ts';
 
 /** What the benchmark asks of the stack. */
 export interface LocalStackChildParams {
@@ -38,8 +38,8 @@ function memory(): Record<string, number> {
 
 async function main(): Promise<void> {
   const params = JSON.parse(process.argv[2] ?? '{}') as LocalStackChildParams;
-  const { startLocalStack } = await import('../../lib/local/stack.ts');
-  const { silentLog } = await import('../../lib/util/log.ts');
+  const { startLocalStack } = await import('../lib/local/stack.ts');
+  const { silentLog } = await import('../lib/util/log.ts');
   const stack = await startLocalStack({
     dataDir: params.dataDir,
     apiPort: 0,

@@ -10,10 +10,10 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import type { DatasetStatus } from '../../lib/api/datasets.ts';
-import { createS3Client } from '../../lib/storage/clients.ts';
-import { mapWithConcurrency } from '../../lib/util/concurrency.ts';
-import { makeImage } from '../helpers/images.ts';
+import type { DatasetStatus } from '../lib/api/datasets.ts';
+import { createS3Client } from '../lib/storage/clients.ts';
+import { mapWithConcurrency } from '../lib/util/concurrency.ts';
+import { makeImage } from '../test/helpers/images.ts';
 import { ChildRunError, spawnNode } from './lib/child.ts';
 import { countFiles, labelledJpegFolder } from './lib/fixtures.ts';
 import { roundSig, summarize } from './lib/stats.ts';
@@ -45,7 +45,7 @@ async function startStackChild(
 ): Promise<StackChild> {
   const child: ChildProcess = spawn(
     process.execPath,
-    ['bin/run-ts.js', 'test/bench/local-stack-child.ts', JSON.stringify(params)],
+    ['bin/run-ts.js', 'bench/local-stack-child.ts', JSON.stringify(params)],
     { cwd: ctx.root, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] },
   );
   let stderr = '';

@@ -4,7 +4,7 @@
  * fit.ts) with planted exact copies (same content id) and near copies (each non-zero scaled by
  * 1 ± 5 %, cosine ≈ 0.999 to the original):
  *
- *   node bin/run-ts.js test/bench/quality.ts [n] [withQuality=1] [matrix=compact|dense] [pool=1|0]
+ *   node bin/run-ts.js bench/quality.ts [n] [withQuality=1] [matrix=compact|dense] [pool=1|0]
  *
  * The training step is `trainHeadWithQuality` as the trainer runs it, timed in its parts: the
  * training is `trainHead` with the production options (stratified 80/20 split, L-BFGS fit,
@@ -15,13 +15,13 @@
  * process and training + quality in another (`withQuality`).
  */
 import { pathToFileURL } from 'node:url';
-import { completeQuality, findDuplicates, type QualityInput } from '../../lib/quality/assess.ts';
-import { rowsOfMatrix } from '../../lib/quality/similarity.ts';
-import { type CompactMatrix, compactFromDense } from '../../lib/training/compact-matrix.ts';
-import { createFitPool } from '../../lib/training/parallel.ts';
-import { DEFAULT_TRAIN_OPTIONS, trainHead } from '../../lib/training/train.ts';
-import type { Matrix } from '../../lib/training/types.ts';
-import { mulberry32 } from '../../lib/util/random.ts';
+import { completeQuality, findDuplicates, type QualityInput } from '../lib/quality/assess.ts';
+import { rowsOfMatrix } from '../lib/quality/similarity.ts';
+import { type CompactMatrix, compactFromDense } from '../lib/training/compact-matrix.ts';
+import { createFitPool } from '../lib/training/parallel.ts';
+import { DEFAULT_TRAIN_OPTIONS, trainHead } from '../lib/training/train.ts';
+import type { Matrix } from '../lib/training/types.ts';
+import { mulberry32 } from '../lib/util/random.ts';
 
 export interface BenchQualityParams {
   n: number;

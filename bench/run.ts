@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: the benchmark suite. Prints a table, writes `bench/results.json`,
- * judges the targets of test/bench/lib/reference.ts. Never part of `npm test`. See docs/BENCHMARKS.md.
+ * judges the targets of bench/lib/reference.ts. Never part of `npm test`. See docs/BENCHMARKS.md.
  *
  *   npm run bench                       full run (15-25 min on 2 cores)
  *   npm run bench -- --quick            about a minute: for a before/after check of one change

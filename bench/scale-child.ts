@@ -17,10 +17,10 @@
  */
 import type { Context } from 'aws-lambda';
 import { StateMachine, type StateMachineDefinition } from 'aws-local-stepfunctions';
-import { synthesizeTrainingDefinition } from '../../infra/definition.ts';
-import { ENV } from '../../lib/config.ts';
-import { startLocalEmulator } from '../../lib/local/emulator.ts';
-import { silentLog } from '../../lib/util/log.ts';
+import { synthesizeTrainingDefinition } from '../infra/definition.ts';
+import { ENV } from '../lib/config.ts';
+import { startLocalEmulator } from '../lib/local/emulator.ts';
+import { silentLog } from '../lib/util/log.ts';
 import { kbToMB, ownUsage, RESULT_MARKER } from './lib/child.ts';
 import { SCALE_SPEC, seedScaleDataset } from './lib/scale-seed.ts';
 
@@ -99,7 +99,7 @@ async function seed(p: { dataDir: string; dataset: string; n: number; labels: nu
 
 async function readiness(p: { endpoint: string; dataset: string }): Promise<void> {
   handlerEnv(p.endpoint);
-  const { handler } = await import('../../functions/check-readiness/handler.ts');
+  const { handler } = await import('../functions/check-readiness/handler.ts');
   const rssBefore = rssMB();
   const t0 = performance.now();
   const report = await handler({ dataset: p.dataset }, context('check-readiness'));

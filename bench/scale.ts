@@ -16,12 +16,12 @@
 import { spawn } from 'node:child_process';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { compactMatrixBytes, MEASURED_DENSITY } from '../../lib/training/capacity.ts';
+import { compactMatrixBytes, MEASURED_DENSITY } from '../lib/training/capacity.ts';
 import { ChildRunError, RESULT_MARKER, spawnNode } from './lib/child.ts';
 import { roundSig, summarize } from './lib/stats.ts';
 import type { BenchContext, Benchmark, Figure } from './lib/types.ts';
 
-const CHILD = 'test/bench/scale-child.ts';
+const CHILD = 'bench/scale-child.ts';
 const DATASET = 'scale';
 const LABELS = 10;
 const D = 8192;

@@ -6,8 +6,8 @@
  */
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Pooling } from '../../lib/model/spec.ts';
-import type { BackendName } from '../../lib/model/types.ts';
+import type { Pooling } from '../lib/model/spec.ts';
+import type { BackendName } from '../lib/model/types.ts';
 import {
   type ApiBenchEnv,
   type ApiServerMode,

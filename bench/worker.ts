@@ -2,22 +2,22 @@
  * Child-process side of the benchmark suite: runs one measurement in a fresh process and prints
  * its result as one JSON line after RESULT_MARKER (with the process's peak RSS and CPU time).
  *
- *   node bin/run-ts.js test/bench/worker.ts TASK 'JSON params'
+ *   node bin/run-ts.js bench/worker.ts TASK 'JSON params'
  *
- * Tasks: probe-engines, prepare-weights, decode, forward, fit, quality, batch. Started by `test/bench/run.ts`
+ * Tasks: probe-engines, prepare-weights, decode, forward, fit, quality, batch. Started by `bench/run.ts`
  * through `runWorker()`; runnable by hand to debug one figure.
  */
 import { pathToFileURL } from 'node:url';
-import type { Pooling } from '../../lib/model/spec.ts';
-import type { BackendName, FeatureExtractor } from '../../lib/model/types.ts';
-import { makeImage, seededRandom } from '../helpers/images.ts';
+import type { Pooling } from '../lib/model/spec.ts';
+import type { BackendName, FeatureExtractor } from '../lib/model/types.ts';
+import { makeImage, seededRandom } from '../test/helpers/images.ts';
 import { ownUsage, RESULT_MARKER } from './lib/child.ts';
 
 /** Engines the forward benchmarks can measure (`loadExtractor`'s backends). */
 export type Engine = BackendName;
 
 /** The ONNX engine (optional dependency): probed by URL so a tree without it still runs. */
-const ONNX_MODULE = new URL('../../lib/model/onnx/onnx-extractor.ts', import.meta.url).href;
+const ONNX_MODULE = new URL('../lib/model/onnx/onnx-extractor.ts', import.meta.url).href;
 
 const say = (message: string): void => {
   process.stderr.write(`[worker] ${message}\n`);
@@ -30,7 +30,7 @@ function timeSince(t: number): number {
 async function probeEngines(): Promise<{ available: string[]; unavailable: Record<string, string> }> {
   const available: string[] = [];
   const unavailable: Record<string, string> = {};
-  const { selectBackend } = await import('../../lib/model/backend.ts');
+  const { selectBackend } = await import('../lib/model/backend.ts');
   for (const backend of ['tensorflow', 'wasm'] as const) {
     try {
       await selectBackend(backend);
@@ -61,7 +61,7 @@ function describe(err: unknown): string {
 
 async function prepareWeights(p: { dir: string; seed: number }): Promise<{ weightsId: string; ms: number }> {
   const t = performance.now();
-  const { randomWeights, saveWeights } = await import('../../lib/model/weights.ts');
+  const { randomWeights, saveWeights } = await import('../lib/model/weights.ts');
   // Saved without the random-<seed> label, so loading them costs what loading imported Keras
   // weights costs (a label would make the loader regenerate the seed's weights to check them).
   const saved = await saveWeights(p.dir, randomWeights(p.seed));
@@ -79,7 +79,7 @@ export interface DecodeParams {
 }
 
 async function decode(p: DecodeParams): Promise<{ samplesMs: number[]; bytes: number }> {
-  const { preprocessImage } = await import('../../lib/images/preprocess.ts');
+  const { preprocessImage } = await import('../lib/images/preprocess.ts');
   // A photo-like picture (smooth gradient + sensor-like noise), not pure noise: JPEG sizes and
   // decode costs then resemble real photos.
   const bytes = await makeImage(p.format, {
@@ -126,7 +126,7 @@ export interface ForwardResult {
 
 /** The extractor through the production loader, with the engine forced. */
 async function loadEngine(p: ForwardParams): Promise<FeatureExtractor> {
-  const { loadExtractor } = await import('../../lib/model/extractor.ts');
+  const { loadExtractor } = await import('../lib/model/extractor.ts');
   return loadExtractor({
     weights: { kind: 'uri', uri: p.weightsDir },
     inputSize: p.inputSize,

@@ -8,7 +8,7 @@
  *                         handlers (functions/<name>/handler.ts), infra/definition.ts and the
  *                         console's build (console/build.ts, as the image build runs it)
  *   lib/ (the rest)     → lib/ only (never lib/local, lib/cli, functions/, infra/)
- *   bin/, scripts/, test/ → anything
+ *   bin/, scripts/, test/, bench/ → anything (entry points, tools, tests, benchmarks)
  *
  * Every relative module reference counts: static and dynamic imports, `export … from`, type-only
  * imports, and `new URL('…', import.meta.url)` (how the local stack loads the handlers).

@@ -36,8 +36,8 @@ import {
   type NotificationContext,
 } from '../../lib/pipeline/s3-events.ts';
 import { mapWithConcurrency } from '../../lib/util/concurrency.ts';
-import { startFaultProxy } from '../hardening/fault-proxy.ts';
-import { type LabelledImage, makeImage, makeLabelledImages } from '../helpers/images.ts';
+import { startFaultProxy } from '../../test/hardening/fault-proxy.ts';
+import { type LabelledImage, makeImage, makeLabelledImages } from '../../test/helpers/images.ts';
 import { type ChildStack, createChildStack } from './child-stack.ts';
 
 const DATASET = 'chaos';

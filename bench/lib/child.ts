@@ -124,10 +124,10 @@ export async function spawnNode(args: readonly string[], opts: SpawnOptions): Pr
   }
 }
 
-const WORKER = 'test/bench/worker.ts';
+const WORKER = 'bench/worker.ts';
 
 /**
- * Runs one task of `test/bench/worker.ts` in a fresh Node process and returns its result (the
+ * Runs one task of `bench/worker.ts` in a fresh Node process and returns its result (the
  * worker adds its own `usage` at the end of the task).
  */
 export async function runWorker<T>(

@@ -1,9 +1,9 @@
 """Writes scikit-learn's handwritten digits (1,797 real 8x8 scans, 16 grey levels, UCI) as
 64x64 RGB PNGs in a labelled folder, {OUT}/{digit}/{index}.png, for the int8 vs fp32 accuracy
-benchmark (test/bench/int8.ts). The data ship inside scikit-learn (no download):
+benchmark (bench/int8.ts). The data ship inside scikit-learn (no download):
 apt-get install python3-sklearn (Debian), or pip install scikit-learn pillow.
 
-    python3 test/bench/lib/digits.py OUT [LIMIT]
+    python3 bench/lib/digits.py OUT [LIMIT]
 
 LIMIT keeps the first LIMIT digits (--quick). Deterministic: same files on every run.
 """

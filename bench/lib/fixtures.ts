@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeLabelledImages } from '../../helpers/images.ts';
+import { writeLabelledImages } from '../../test/helpers/images.ts';
 import { runWorker } from './child.ts';
 import type { BenchFixtures, EngineAvailability } from './types.ts';
 

@@ -1,5 +1,5 @@
 /**
- * The loop of `npm run bench` (test/bench/run.ts) and its exit rule, apart from the command line
+ * The loop of `npm run bench` (bench/run.ts) and its exit rule, apart from the command line
  * so a unit test can drive them: every selected benchmark runs even when an earlier one throws (its
  * row says why), and the run fails (exit code 1) when any figure failed. Timings never fail a run.
  */

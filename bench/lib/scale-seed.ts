@@ -10,13 +10,13 @@
  */
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { encodeNpy } from '../../../lib/features/npy.ts';
-import { createDiskMirror } from '../../../lib/local/disk-mirror.ts';
-import { featureDims, parseSpec } from '../../../lib/model/spec.ts';
-import { featureMetadata } from '../../../lib/pipeline/feature-metadata.ts';
-import { featureKey, parseImageKey } from '../../../lib/storage/keys.ts';
-import { MEASURED_DENSITY } from '../../../lib/training/capacity.ts';
-import { silentLog } from '../../../lib/util/log.ts';
+import { encodeNpy } from '../../lib/features/npy.ts';
+import { createDiskMirror } from '../../lib/local/disk-mirror.ts';
+import { featureDims, parseSpec } from '../../lib/model/spec.ts';
+import { featureMetadata } from '../../lib/pipeline/feature-metadata.ts';
+import { featureKey, parseImageKey } from '../../lib/storage/keys.ts';
+import { MEASURED_DENSITY } from '../../lib/training/capacity.ts';
+import { silentLog } from '../../lib/util/log.ts';
 
 /** The spec of the seeded features: VGG16 flatten at 150x150 (8192 values). */
 export const SCALE_SPEC = 'vgg16/random-1/150x150/flatten/caffe/bilinear';

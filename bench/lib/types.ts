@@ -1,6 +1,6 @@
 /**
  * Shapes of the benchmark suite: one `Figure` per number in the table and in
- * `bench/results.json`, produced by a `Benchmark` (see `test/bench/suites.ts`).
+ * `bench/results.json`, produced by a `Benchmark` (see `bench/suites.ts`).
  */
 import type { Summary } from './stats.ts';
 

@@ -23,8 +23,8 @@ import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { Log } from '../../lib/util/log.ts';
-import { makeBadImageCorpus } from '../fixtures/bad/make-corpus.ts';
-import { makeImage, seededRandom } from '../helpers/images.ts';
+import { makeBadImageCorpus } from '../../scripts/fixtures/make-bad-images.ts';
+import { makeImage, seededRandom } from '../../test/helpers/images.ts';
 
 const HELP = `usage: npm run load -- [options]
 

@@ -11,7 +11,7 @@ import { type AwsClients, createAwsClients } from '../../../lib/storage/clients.
 import { getObject } from '../../../lib/storage/s3.ts';
 import { MEASURED_DENSITY } from '../../../lib/training/capacity.ts';
 import { silentLog } from '../../../lib/util/log.ts';
-import { SCALE_SPEC, scaleImageKey, seedScaleDataset } from '../../bench/lib/scale-seed.ts';
+import { SCALE_SPEC, scaleImageKey, seedScaleDataset } from '../../../bench/lib/scale-seed.ts';
 
 const BUCKET = 'scale-test';
 

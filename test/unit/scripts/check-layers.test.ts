@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { checkLayers, mayImport, referencesOf } from '../../../scripts/check-layers.ts';
+import { checkLayers, layerOf, mayImport, referencesOf } from '../../../scripts/check-layers.ts';
 
 const REPO = fileURLToPath(new URL('../../..', import.meta.url));
 let dir: string | undefined;
@@ -57,5 +57,18 @@ describe('the layering check', () => {
     expect(mayImport('lib/local', 'infra/stack.ts')).toBe(false);
     expect(mayImport('lib/cli', 'lib/local/stack.ts')).toBe(true);
     expect(mayImport('lib', 'lib/local/defaults.ts')).toBe(false);
+  });
+
+  it('leaves bin/, scripts/, test/ and bench/ free, and keeps lib/ from importing bench/lib/', () => {
+    for (const file of [
+      'bin/tlearn.js',
+      'scripts/openapi.ts',
+      'test/setup.ts',
+      'bench/run.ts',
+      'bench/lib/x.ts',
+    ])
+      expect(layerOf(file)).toBe('free');
+    expect(mayImport('free', 'lib/local/stack.ts')).toBe(true);
+    expect(mayImport('lib', 'bench/lib/stats.ts')).toBe(false);
   });
 });
