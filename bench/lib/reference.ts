@@ -31,7 +31,7 @@ const VGG16_BLOCKS: readonly (readonly number[])[] = [
 
 /**
  * GFLOP of one VGG16 conv-base forward pass at a square input (a multiply-add counts 2, as in the
- * issue: 13.2 at 150, 30.7 at 224). 'same' 3x3 convolutions, 2x2 max pools rounding down.
+ * reference figures above: 13.2 at 150, 30.7 at 224). 'same' 3x3 convolutions, 2x2 max pools rounding down.
  */
 export function vgg16Gflop(inputSize: number): number {
   let size = inputSize;
