@@ -25,7 +25,7 @@ import { headerLines, markdownTable, markdownTargets, targetLines, textTable } f
 import type { BenchContext, BenchMode, Benchmark, Figure } from './lib/types.ts';
 import { createSuite } from './suites.ts';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 // The S3 emulator's SDK client runs in this process; its Node 20 support notice is only noise here.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
