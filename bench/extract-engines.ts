@@ -19,11 +19,7 @@ import { writeFile } from 'node:fs/promises';
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { loadExtractor } from '../lib/model/extractor.ts';
-import {
-  loadOnnxExtractor,
-  ONNX_BACKEND,
-  type OnnxSessionTuning,
-} from '../lib/model/onnx/onnx-extractor.ts';
+import { loadOnnxExtractor, ONNX_BACKEND, type OnnxSessionTuning } from '../lib/model/onnx/onnx-extractor.ts';
 import type { FeatureSpec, Pooling } from '../lib/model/spec.ts';
 import type { FeatureExtractor } from '../lib/model/types.ts';
 import { randomWeights, randomWeightsId } from '../lib/model/weights.ts';

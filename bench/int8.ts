@@ -207,11 +207,7 @@ async function digitsFolder(ctx: BenchContext, python: string, limit: number | u
   if (existsSync(marker)) return dir;
   await rm(dir, { recursive: true, force: true });
   ctx.progress(`  writing scikit-learn's digits as 64x64 PNGs (once) into ${dir}`);
-  await run(
-    python,
-    ['bench/lib/digits.py', dir, ...(limit === undefined ? [] : [String(limit)])],
-    ctx.root,
-  );
+  await run(python, ['bench/lib/digits.py', dir, ...(limit === undefined ? [] : [String(limit)])], ctx.root);
   await writeFile(marker, 'done\n');
   return dir;
 }

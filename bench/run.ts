@@ -102,7 +102,11 @@ function report(
   } else {
     lines.push(...headerLines(header, modeName), '', textTable(shown));
     if (skipped.length) lines.push('', ...skippedLines(skipped));
-    lines.push('', 'targets (speed and memory goals against the reference figures of bench/lib/reference.ts):', ...targetLines(targets));
+    lines.push(
+      '',
+      'targets (speed and memory goals against the reference figures of bench/lib/reference.ts):',
+      ...targetLines(targets),
+    );
   }
   return `${lines.join('\n')}\n`;
 }
