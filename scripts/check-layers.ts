@@ -8,7 +8,7 @@
  *                         handlers (functions/<name>/handler.ts), infra/definition.ts and the
  *                         console's build (console/build.ts, as the image build runs it)
  *   lib/ (the rest)     → lib/ only (never lib/local, lib/cli, functions/, infra/)
- *   bin/, scripts/, test/ → anything
+ *   bin/, scripts/, test/, bench/ → anything (entry points, tools, tests, benchmarks)
  *
  * Inside lib/, every module (a folder, or a file directly in lib/) has a floor, and a module
  * imports only from lower floors (never a peer on its own floor, never up): `LIB_FLOORS` below,

@@ -32,7 +32,7 @@ export interface QualitySettings {
    * resized (0.5x), recompressed (JPEG quality 40) and cropped (4 % per side) copies of 120
    * generated images scored ≥ 0.9940 against their originals through the real preprocessing and
    * VGG16 (seeded random weights, 8192 flatten), the 7,140 pairs of distinct images ≤ 0.9938
-   * (docs/ARCHITECTURE.md "Data quality"; re-measure with `test/fixtures/quality/` for real weights).
+   * (docs/ARCHITECTURE.md "Data quality"; re-measure with `scripts/quality/` for real weights).
    */
   nearThreshold: number;
   /** Count-sketch width (power of two): LSH input and the features of the K-fold refits. */

@@ -70,7 +70,7 @@ const MIN_POOL_PARALLEL_WORK = 250_000;
  * `LogisticRegression(solver="lbfgs", C, max_iter, tol)` does in 1.4 and later (loss scaled by
  * 1/n, scipy L-BFGS-B with `maxls=50`, `ftol=64·eps`, `gtol=tol`; 1.2-1.3 summed the loss and
  * used scipy's default ftol/maxls: same minimizer, different stopping). Checked against
- * scikit-learn by test/fixtures/sklearn/make_fixtures.py: same iterations, same coefficients.
+ * scikit-learn by scripts/fixtures/make-sklearn.py: same iterations, same coefficients.
  *
  * - two classes: one row of coefficients, P(classes[1]) = sigmoid(x·w + b) (y must be 0/1);
  *   K > 2 classes: K rows, softmax (multinomial);

@@ -8,7 +8,7 @@ import { loadExtractor } from '../../lib/model/extractor.ts';
 import type { FeatureExtractor } from '../../lib/model/types.ts';
 import { putObject } from '../../lib/storage/s3.ts';
 import type { Head } from '../../lib/training/types.ts';
-import { makeBadImageCorpus } from '../fixtures/bad/make-corpus.ts';
+import { makeBadImageCorpus } from '../../scripts/fixtures/make-bad-images.ts';
 import { type Emulator, startEmulator } from '../helpers/emulator.ts';
 import { makeImage, truncateImage } from '../helpers/images.ts';
 import {

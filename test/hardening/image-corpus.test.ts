@@ -8,7 +8,7 @@ import {
   type CorpusEntry,
   corpusManifest,
   makeBadImageCorpus,
-} from '../fixtures/bad/make-corpus.ts';
+} from '../../scripts/fixtures/make-bad-images.ts';
 import { makeImage, makeMultiFrameImage, pngDeclaringSize, seededRandom } from '../helpers/images.ts';
 import { expectProbes } from './support.ts';
 
@@ -145,12 +145,12 @@ describe('the bad-image corpus through preprocessImage', () => {
 });
 
 describe('the committed copy of the corpus in test/fixtures/bad', () => {
-  it('matches what make-corpus.ts generates: the same files with the same expectations', async () => {
+  it('matches what scripts/fixtures/make-bad-images.ts generates: the same files with the same expectations', async () => {
     // Prepare
     const manifest = JSON.parse(await readFile(join(CORPUS_DIR, 'manifest.json'), 'utf8')) as unknown;
-    const onDisk = (await readdir(CORPUS_DIR)).filter((f) => f !== 'manifest.json' && f !== 'make-corpus.ts');
+    const onDisk = (await readdir(CORPUS_DIR)).filter((f) => f !== 'manifest.json');
 
-    // Act / assess: regenerate with `node bin/run-ts.js test/fixtures/bad/make-corpus.ts` if this fails.
+    // Act / assess: regenerate with `node bin/run-ts.js scripts/fixtures/make-bad-images.ts` if this fails.
     expect(manifest).toEqual(JSON.parse(JSON.stringify(corpusManifest(corpus))));
     expect(onDisk.sort()).toEqual(corpus.map((e) => e.file).sort());
   });

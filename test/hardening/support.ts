@@ -13,7 +13,7 @@ import { CAFFE_MEAN_BGR, preprocessImage } from '../../lib/images/preprocess.ts'
 import type { FeatureExtractor } from '../../lib/model/types.ts';
 import { createModelCache } from '../../lib/serving/model-cache.ts';
 import type { Head } from '../../lib/training/types.ts';
-import type { PixelProbe } from '../fixtures/bad/make-corpus.ts';
+import type { PixelProbe } from '../../scripts/fixtures/make-bad-images.ts';
 import { bodyOf, type RecordingLog, referenceProba } from '../integration/api/support.ts';
 
 export {

@@ -68,6 +68,7 @@ describe('functions/Dockerfile', () => {
   it('builds the web console and puts it where the API function looks for it', () => {
     expect(dockerfile).toContain('RUN node bin/run-ts.js console/build.ts --out /build/dist/console');
     expect(dockerfile).toContain(`COPY --from=build /build/dist/console ${ref('LAMBDA_TASK_ROOT')}/console`);
+    // The folder that COPY fills: LAMBDA_TASK_ROOT is /var/task in every Lambda base image.
     expect(CONSOLE_IMAGE_DIR).toBe('/var/task/console');
   });
 

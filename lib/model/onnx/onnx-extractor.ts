@@ -22,7 +22,7 @@ export class OnnxRuntimeError extends TlearnError {
 }
 
 /**
- * Session knobs exposed for benchmarks (`test/bench/extract-engines.ts`); the defaults are what
+ * Session knobs exposed for benchmarks (`bench/extract-engines.ts`); the defaults are what
  * measured best on a 2-core AVX2 machine.
  */
 export interface OnnxSessionTuning {
@@ -96,7 +96,7 @@ function validate(opts: LoadOnnxExtractorOptions): void {
  * Loads VGG16's convolutional base into onnxruntime (CPU) as a FeatureExtractor. Same contract
  * and same numbers (to float32 rounding) as `loadExtractor`'s tfjs graph, at about 1/7 of the
  * CPU time of tfjs' wasm backend (150x150 on a 2-core AVX-512 machine: ~95 ms/image on 1
- * thread, ~62 ms on 2, against ~700 ms for wasm; `test/bench/extract-engines.ts`). The graph is
+ * thread, ~62 ms on 2, against ~700 ms for wasm; `bench/extract-engines.ts`). The graph is
  * serialized in process by
  * `buildVgg16Onnx` (nothing is downloaded or written to disk) and optimized by onnxruntime
  * (level 'all': conv+relu fusion, NCHWc layout).

@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SCALE_SPEC, scaleImageKey, seedScaleDataset } from '../../../bench/lib/scale-seed.ts';
 import { FEATURE_META } from '../../../lib/features/metadata.ts';
 import { decodeNpy } from '../../../lib/features/npy.ts';
 import { type LocalEmulator, startLocalEmulator } from '../../../lib/local/emulator.ts';
@@ -11,7 +12,6 @@ import { type AwsClients, createAwsClients } from '../../../lib/storage/clients.
 import { getObject } from '../../../lib/storage/s3.ts';
 import { MEASURED_DENSITY } from '../../../lib/training/capacity.ts';
 import { silentLog } from '../../../lib/util/log.ts';
-import { SCALE_SPEC, scaleImageKey, seedScaleDataset } from '../../bench/lib/scale-seed.ts';
 
 const BUCKET = 'scale-test';
 

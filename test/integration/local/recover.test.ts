@@ -3,7 +3,7 @@
  * with no manual step. The crash is staged with a first stack whose consumer of one queue does
  * nothing (the messages it took are gone, as after a kill -9: queues live in memory) and, for the
  * lock, a lock written as the dead process's execution would have left it. The real kill -9 runs
- * in `npm run chaos` (test/chaos/).
+ * in `npm run chaos` (bench/chaos/).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

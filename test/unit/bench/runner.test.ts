@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { benchExitCode, groupsMissingFromQuick, runBenchmarks } from '../../bench/lib/runner.ts';
-import type { BenchContext, Benchmark, Figure } from '../../bench/lib/types.ts';
-import { createSuite } from '../../bench/suites.ts';
+import { benchExitCode, groupsMissingFromQuick, runBenchmarks } from '../../../bench/lib/runner.ts';
+import type { BenchContext, Benchmark, Figure } from '../../../bench/lib/types.ts';
+import { createSuite } from '../../../bench/suites.ts';
 
 function context(): BenchContext & { lines: string[] } {
   const lines: string[] = [];

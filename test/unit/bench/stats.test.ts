@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { median, percentile, roundSig, summarize, summarizeLatency } from '../../bench/lib/stats.ts';
+import { median, percentile, roundSig, summarize, summarizeLatency } from '../../../bench/lib/stats.ts';
 
 describe('benchmark statistics', () => {
   it('takes the middle value of an odd count and the mean of the two middle values of an even count', () => {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { runCost } from '../../../lib/cli/commands/cost.ts';
 import type { CliContext } from '../../../lib/cli/remote.ts';
 import { PRICES_SOURCE } from '../../../lib/cost/prices.ts';
-import { DRIFT_RUNS_PER_MONTH, estimateCost, MONITORING_ALARMS } from '../../../lib/estimate/estimate.ts';
+import { estimateCost, MONITORING_ALARMS } from '../../../lib/estimate/estimate.ts';
 
 function capture(): CliContext & { lines: string[] } {
   const lines: string[] = [];
@@ -33,7 +33,6 @@ describe('cost estimate', () => {
     expect(idleOff?.lines.some((l) => l.item.includes('drift'))).toBe(false);
     // 16 alarms at $0.10, one dashboard at $3, the drift metric at $0.30; 720 hourly runs of
     // drift-metric (512 MB, 1 s each, arm64) and one LIST each.
-    expect(DRIFT_RUNS_PER_MONTH).toBe(720);
     const drift = 720 * 0.5 * 0.0000133334 + 720 * 0.2e-6 + 720 * 0.005e-3;
     expect((idleOn?.totalUsd ?? 0) - (idleOff?.totalUsd ?? 0)).toBeCloseTo(1.6 + 3 + 0.3 + drift, 10);
   });

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { decodeNpy, encodeNpy, NpyFormatError } from '../../../lib/features/npy.ts';
 
-// Written by NumPy itself: test/fixtures/npy/make_fixtures.py
+// Written by NumPy itself: scripts/fixtures/make-npy.py
 const FIXTURES = join(import.meta.dirname, '../../fixtures/npy');
 const fixture = (name: string): Uint8Array => new Uint8Array(readFileSync(join(FIXTURES, name)));
 

@@ -83,7 +83,6 @@ describe('buildVgg16', () => {
     const model = buildVgg16({ inputSize: 32, pooling: null });
     try {
       expect(model.countParams()).toBe(VGG16_PARAMS);
-      expect(VGG16_PARAMS).toBe(14_714_688);
     } finally {
       model.dispose();
     }

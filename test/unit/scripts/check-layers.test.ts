@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { checkLayers, LIB_FLOORS, mayImport, referencesOf } from '../../../scripts/check-layers.ts';
+import { checkLayers, LIB_FLOORS, layerOf, mayImport, referencesOf } from '../../../scripts/check-layers.ts';
 
 const REPO = fileURLToPath(new URL('../../..', import.meta.url));
 let dir: string | undefined;
@@ -92,5 +92,18 @@ describe('the layering check', () => {
       .map((e) => e.name);
     expect(here.filter((m) => !all.includes(m))).toEqual([]);
     expect(all.filter((m) => !here.includes(m))).toEqual([]);
+  });
+
+  it('leaves bin/, scripts/, test/ and bench/ free, and keeps lib/ from importing bench/lib/', () => {
+    for (const file of [
+      'bin/tlearn.js',
+      'scripts/openapi.ts',
+      'test/setup.ts',
+      'bench/run.ts',
+      'bench/lib/x.ts',
+    ])
+      expect(layerOf(file)).toBe('free');
+    expect(mayImport('free', 'lib/local/stack.ts')).toBe(true);
+    expect(mayImport('lib', 'bench/lib/stats.ts')).toBe(false);
   });
 });

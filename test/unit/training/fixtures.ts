@@ -1,4 +1,4 @@
-/** Loads the scikit-learn reference answers made by test/fixtures/sklearn/make_fixtures.py. */
+/** Loads the scikit-learn reference answers made by scripts/fixtures/make-sklearn.py. */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Matrix } from '../../../lib/training/types.ts';
