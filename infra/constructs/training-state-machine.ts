@@ -39,12 +39,13 @@
  *   {@link CheckReadinessResult} `{ total, ready, failed, pending, skipped, orphaned, labels, generation }`
  *   (numbers only, whatever the label count: `labels` is how many).
  * - **train-head** gets {@link TrainHeadInput} `{ dataset, trigger, requestedAt }`, returns
- *   {@link TrainHeadResult} `{ version, dataset, accuracy, ... }`. It throws (with a message a user
+ *   {@link TrainHeadResult} `{ version, dataset, accuracy, fingerprint, ... }`. It throws (with a message a user
  *   can act on) when the data cannot train a model (fewer than 2 labels, ...).
  * - **promote-model** gets {@link PromoteModelInput} `{ dataset, version }` (version = `$.training.version`),
  *   returns {@link PromoteModelResult} `{ promoted, version, previous }`.
- * - **finish-training** gets `{ dataset, executionName, generation?, outcome, retrains, maxRetrains }`
- *   (FinishTrainingInput of lib/pipeline/training-lock.ts), returns `{ again, reason, generation }`.
+ * - **finish-training** gets `{ dataset, executionName, generation?, fingerprint?, outcome, retrains, maxRetrains }`
+ *   (FinishTrainingInput of lib/pipeline/training-lock.ts; `fingerprint` is `$.training.fingerprint`,
+ *   Finish only), returns `{ again, reason, generation }`.
  *
  * Error names: a task error's `Error` is the thrown error's type (`errorType` of the Lambda
  * response, e.g. `InsufficientDataError`); `Lambda.ServiceException`, `Lambda.AWSLambdaException`,
@@ -79,6 +80,8 @@ export interface TrainHeadResult {
   version: string;
   dataset: string;
   accuracy: number;
+  /** What the model saw of the dataset (lib/pipeline/readiness.ts `scanFingerprint`): Finish compares it. */
+  fingerprint: string;
   [more: string]: unknown;
 }
 /** Event of promote-model. */
@@ -277,6 +280,7 @@ export class TrainingStateMachine extends Construct {
       'dataset.$': '$.dataset',
       'executionName.$': '$$.Execution.Name',
       ...(withGeneration ? { 'generation.$': '$.readiness.generation' } : {}),
+      ...(outcome === 'trained' ? { 'fingerprint.$': '$.training.fingerprint' } : {}),
       outcome,
       'retrains.$': '$.retrainRound',
       maxRetrains: this.maxRetrains,
