@@ -15,7 +15,8 @@
  * CheckReadiness returns the lock's generation; Finish (and the ReleaseAfter* steps of the failure
  * paths) compares it with the lock's: moved means features or deletes arrived after the check, so the
  * execution trains again (at most maxRetrains times; then a fresh execution takes the lock over),
- * else the lock goes idle. TimeoutSeconds is the worst-case duration ({@link trainingExecutionTimeout});
+ * unless, after a training, the dataset still lists as train-head's listing did (`$.training.fingerprint`:
+ * the messages were late news of features the model has); else the lock goes idle. TimeoutSeconds is the worst-case duration ({@link trainingExecutionTimeout});
  * an execution that ends without Finish (stopped, timed out, failed) has its lock released by its
  * status change event (infra/constructs/execution-end-rule.ts, lib/pipeline/execution-ended.ts).
  *
