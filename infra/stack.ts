@@ -438,6 +438,8 @@ export class TlearnStack extends Stack {
     grantS3Access(startTraining.function, bucket, lockWriter);
     grantS3Access(checkReadiness.function, bucket, { list: [LOCKS_PREFIX], read: [all(LOCKS_PREFIX)] });
     grantS3Access(finishTraining.function, bucket, lockWriter);
+    // Finish lists the dataset to tell late news of trained features from changes (training-lock.ts).
+    grantS3Access(finishTraining.function, bucket, { list: [DATASETS_PREFIX, FEATURES_PREFIX] });
     grantS3Access(api.function, bucket, lockWriter);
     const describeExecutions = new iam.PolicyStatement({
       actions: ['states:DescribeExecution'],

@@ -7,6 +7,7 @@ import {
   ExecutionStatusChangeEvent,
   finishEndedExecution,
 } from '../../lib/pipeline/execution-ended.ts';
+import { scanDataset, scanFingerprint } from '../../lib/pipeline/readiness.ts';
 import { PIPELINE_SETTINGS } from '../../lib/pipeline/settings.ts';
 import {
   FinishTrainingInput,
@@ -21,6 +22,9 @@ const storage = loadStorageConfig();
 const { s3, sfn } = traceClients(obs, createAwsClients(storage));
 const { stateMachineArn } = loadStateMachineConfig();
 const deps = { s3, sfn, bucket: storage.bucket, stateMachineArn, log: obs.log };
+/** What the dataset lists as now, for Finish to compare with what the trainer listed. */
+const datasetFingerprint = async (dataset: string): Promise<string> =>
+  scanFingerprint(await scanDataset(s3, storage.bucket, dataset));
 
 /**
  * Two callers, one job (the lock's release): the state machine's Finish/ReleaseAfter* steps
@@ -48,7 +52,7 @@ export const handler = withObservability(
       throw new ValidationError(
         `finish-training needs {dataset, executionName, outcome, retrains, maxRetrains} or a Step Functions status change event: ${input.error.message}`,
       );
-    const r = await finishTraining(input.data, deps);
+    const r = await finishTraining(input.data, { ...deps, datasetFingerprint });
     obs.metrics.addMetric(r.again ? 'TrainingsRepeated' : 'TrainingLocksReleased', MetricUnit.Count, 1);
     obs.log.info('training finished', { dataset: input.data.dataset, outcome: input.data.outcome, ...r });
     return r;

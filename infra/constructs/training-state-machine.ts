@@ -15,7 +15,8 @@
  * CheckReadiness returns the lock's generation; Finish (and the ReleaseAfter* steps of the failure
  * paths) compares it with the lock's: moved means features or deletes arrived after the check, so the
  * execution trains again (at most maxRetrains times; then a fresh execution takes the lock over),
- * else the lock goes idle. TimeoutSeconds is the worst-case duration ({@link trainingExecutionTimeout});
+ * unless, after a training, the dataset still lists as train-head's listing did (`$.training.fingerprint`:
+ * the messages were late news of features the model has); else the lock goes idle. TimeoutSeconds is the worst-case duration ({@link trainingExecutionTimeout});
  * an execution that ends without Finish (stopped, timed out, failed) has its lock released by its
  * status change event (infra/constructs/execution-end-rule.ts, lib/pipeline/execution-ended.ts).
  *
@@ -39,12 +40,13 @@
  *   {@link CheckReadinessResult} `{ total, ready, failed, pending, skipped, orphaned, labels, generation }`
  *   (numbers only, whatever the label count: `labels` is how many).
  * - **train-head** gets {@link TrainHeadInput} `{ dataset, trigger, requestedAt }`, returns
- *   {@link TrainHeadResult} `{ version, dataset, accuracy, ... }`. It throws (with a message a user
+ *   {@link TrainHeadResult} `{ version, dataset, accuracy, fingerprint, ... }`. It throws (with a message a user
  *   can act on) when the data cannot train a model (fewer than 2 labels, ...).
  * - **promote-model** gets {@link PromoteModelInput} `{ dataset, version }` (version = `$.training.version`),
  *   returns {@link PromoteModelResult} `{ promoted, version, previous }`.
- * - **finish-training** gets `{ dataset, executionName, generation?, outcome, retrains, maxRetrains }`
- *   (FinishTrainingInput of lib/pipeline/training-lock.ts), returns `{ again, reason, generation }`.
+ * - **finish-training** gets `{ dataset, executionName, generation?, fingerprint?, outcome, retrains, maxRetrains }`
+ *   (FinishTrainingInput of lib/pipeline/training-lock.ts; `fingerprint` is `$.training.fingerprint`,
+ *   Finish only), returns `{ again, reason, generation }`.
  *
  * Error names: a task error's `Error` is the thrown error's type (`errorType` of the Lambda
  * response, e.g. `InsufficientDataError`); `Lambda.ServiceException`, `Lambda.AWSLambdaException`,
@@ -79,6 +81,8 @@ export interface TrainHeadResult {
   version: string;
   dataset: string;
   accuracy: number;
+  /** What the model saw of the dataset (lib/pipeline/readiness.ts `scanFingerprint`): Finish compares it. */
+  fingerprint: string;
   [more: string]: unknown;
 }
 /** Event of promote-model. */
@@ -277,6 +281,7 @@ export class TrainingStateMachine extends Construct {
       'dataset.$': '$.dataset',
       'executionName.$': '$$.Execution.Name',
       ...(withGeneration ? { 'generation.$': '$.readiness.generation' } : {}),
+      ...(outcome === 'trained' ? { 'fingerprint.$': '$.training.fingerprint' } : {}),
       outcome,
       'retrains.$': '$.retrainRound',
       maxRetrains: this.maxRetrains,

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import {
   datasetPrefix,
@@ -46,6 +47,8 @@ export interface ImageEntry {
   uploadedAt?: Date;
   /** LastModified of its current feature or error record (ready or failed only). */
   doneAt?: Date;
+  /** ETag of that feature or error record (ready or failed only): its content. */
+  doneEtag?: string;
 }
 
 /** A key under `datasets/{d}/` that is not a usable image name; never pending, never trained. */
@@ -176,10 +179,30 @@ export async function scanDataset(
       featureKey: fKey,
       ...(obj.lastModified ? { uploadedAt: obj.lastModified } : {}),
       ...(status !== 'pending' && newest?.lastModified ? { doneAt: newest.lastModified } : {}),
+      ...(status !== 'pending' && newest ? { doneEtag: newest.etag } : {}),
     });
   }
   // Listings are sorted by key already; the order is stable from one scan to the next.
   return { dataset, entries, skipped, orphaned: features.length - used };
+}
+
+/**
+ * What a training made of this scan could know, in one string: `{images}-{hash}`, the hash over
+ * every usable image's key (label included), its ETag, its status and the ETag of the feature or
+ * error record behind that status. Two scans with the same fingerprint would train the same
+ * model: no image arrived, left, moved to another label or changed content, and no feature was
+ * written anew (a reindex changes the features' ETags), between them. A feature whose
+ * LastModified was only refreshed (an identical re-upload) keeps its ETag, and changes nothing.
+ * Finish compares the scan the trainer used with a fresh one (lib/pipeline/training-lock.ts).
+ *
+ * @example scanFingerprint(await scanDataset(s3, bucket, 'pets')) // '5000-Jq3…' (27 characters of hash)
+ */
+export function scanFingerprint(scan: DatasetScan): string {
+  const hash = createHash('sha256');
+  // Entries are sorted by key (scanDataset); one JSON array per entry keeps the fields apart.
+  for (const e of scan.entries)
+    hash.update(JSON.stringify([e.image.key, e.etag, e.status, e.doneEtag ?? '']));
+  return `${scan.entries.length}-${hash.digest('base64url').slice(0, 27)}`;
 }
 
 function time(d: Date | undefined): number {

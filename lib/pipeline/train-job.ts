@@ -25,7 +25,7 @@ import type { ModelDocument, ReportDocument } from '../training/model-document.t
 import { DEFAULT_TRAIN_OPTIONS } from '../training/train.ts';
 import { mapWithConcurrency } from '../util/concurrency.ts';
 import type { Log } from '../util/log.ts';
-import { type ImageEntry, scanDataset } from './readiness.ts';
+import { type ImageEntry, scanDataset, scanFingerprint } from './readiness.ts';
 
 /**
  * train-head's domain logic: the dataset's ready features → one contiguous matrix → `trainHead`
@@ -99,6 +99,11 @@ export interface TrainJobResult {
   nIter: number;
   /** Features left out of the training (other spec, changed since the readiness check, …). */
   excluded: Exclusion[];
+  /**
+   * `scanFingerprint` of the listing this model was trained from (lib/pipeline/readiness.ts):
+   * Finish trains again only when the dataset's fingerprint moved past it.
+   */
+  fingerprint: string;
   timingsMs: { load: number; fit: number; total: number };
   /** The compact feature matrix: bytes held, and the share of non-zero values it found. */
   matrix: { bytes: number; density: number };
@@ -433,6 +438,7 @@ async function trainingJob(
     converged: model.metrics.converged,
     nIter: model.metrics.nIter,
     excluded: loaded.excluded,
+    fingerprint: scanFingerprint(scan),
     matrix: {
       bytes: loaded.X.bytes,
       density: Math.round((loaded.X.nnz / Math.max(1, loaded.X.n * loaded.X.d)) * 1e4) / 1e4,

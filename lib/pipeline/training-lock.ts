@@ -24,7 +24,8 @@ import type { Log } from '../util/log.ts';
  *   {@link trainingInputOf}), so any retried start meets the same execution, never a second one.
  * - The execution's CheckReadiness reads `generation` before it lists; its Finish step compares:
  *   moved → features arrived after the check → it trains again (in a fresh execution once its
- *   retrains are used up); else the lock goes idle.
+ *   retrains are used up), unless a fresh listing of the dataset equals the one the model was
+ *   trained from (late messages of features the trainer already listed); else the lock goes idle.
  * - However else the execution ends (stopped, timed out, failed where no Finish ran), Step
  *   Functions' status change event reaches lib/pipeline/execution-ended.ts, which releases the
  *   lock or hands it to a fresh execution. A lock whose execution ended is also taken over by the
@@ -349,6 +350,8 @@ export const FinishTrainingInput = z.object({
   generation: z.number().int().nonnegative().optional(),
   /** `trained`: model written and promoted (or skipped); `failed`: a step failed. */
   outcome: z.enum(['trained', 'failed']),
+  /** `$.training.fingerprint` (Finish only): what the trained model saw of the dataset. */
+  fingerprint: z.string().min(1).optional(),
   /** Follow-up trainings this execution already ran. */
   retrains: z.number().int().nonnegative(),
   maxRetrains: z.number().int().nonnegative(),
@@ -359,26 +362,41 @@ export type FinishTrainingInput = z.infer<typeof FinishTrainingInput>;
 export interface FinishTrainingResult {
   again: boolean;
   /**
-   * Why: `dirty` (features arrived after the check: round again), `clean` (released), `limit`
-   * (dirty, but this execution's retrains are used up: a fresh execution, `next`, trains them),
-   * `not-holder`.
+   * Why: `dirty` (features arrived after the check: round again), `clean` (released), `unchanged`
+   * (dirty, but the dataset lists as the trained model saw it: released), `limit` (dirty, but this
+   * execution's retrains are used up: a fresh execution, `next`, trains them), `not-holder`.
    */
-  reason: 'dirty' | 'clean' | 'limit' | 'not-holder';
+  reason: 'dirty' | 'clean' | 'unchanged' | 'limit' | 'not-holder';
   generation: number | null;
   /** The fresh execution that took the lock over (`limit`). */
   next?: string;
+}
+
+/** Dependencies of {@link finishTraining}. */
+export interface FinishTrainingDeps extends ExecutionStarterDeps {
+  /**
+   * The dataset's `scanFingerprint` now (lib/pipeline/readiness.ts, which imports this module:
+   * passed in). Without it, every dirty lock trains again.
+   */
+  datasetFingerprint?: (dataset: string) => Promise<string>;
 }
 
 /**
  * The state machine's last step (and the failure paths' release): trains again when the lock's
  * generation moved since the execution's readiness check (features or deletes arrived after it):
  * in this execution while its retrains last, else in a fresh execution (its history stays
- * bounded); a lock that did not move goes idle. A dirty lock is never set idle. Only the holder
- * changes the lock: an execution whose lock was taken over (it was presumed stale) leaves it alone.
+ * bounded); a lock that did not move goes idle. A dirty lock is never set idle, with one
+ * exception: after a training, when the dataset, listed after the lock was read, has the
+ * fingerprint of the listing the trainer used (the messages were late news of features it
+ * already had, or duplicates), the lock goes idle at its current generation. Any change the
+ * listing missed is announced by a message sent after it, so after the lock was read: that
+ * message's bump fails the idle write (re-read, listed again) or finds the lock idle and starts a
+ * training. Only the holder changes the lock: an execution whose lock was taken over (it was
+ * presumed stale) leaves it alone.
  */
 export async function finishTraining(
   input: FinishTrainingInput,
-  deps: ExecutionStarterDeps,
+  deps: FinishTrainingDeps,
 ): Promise<FinishTrainingResult> {
   for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
     const current = await readTrainingLock(deps.s3, deps.bucket, input.dataset);
@@ -392,7 +410,29 @@ export async function finishTraining(
     const checked = input.generation ?? lock.trainedGeneration;
     const trainedGeneration = input.outcome === 'trained' ? checked : lock.trainedGeneration;
     const dirty = input.generation !== undefined && lock.generation > input.generation;
-    if (dirty && input.retrains >= input.maxRetrains) {
+    if (
+      dirty &&
+      input.outcome === 'trained' &&
+      input.fingerprint !== undefined &&
+      deps.datasetFingerprint !== undefined &&
+      (await deps.datasetFingerprint(input.dataset)) === input.fingerprint
+    ) {
+      const idle: TrainingLock = {
+        ...lock,
+        state: 'idle',
+        trainedGeneration: lock.generation,
+        restarts: 0,
+        updatedAt: now,
+      };
+      if (await writeTrainingLock(deps.s3, deps.bucket, input.dataset, idle, current)) {
+        deps.log.info('late feature messages brought nothing the model lacks: no retrain', {
+          dataset: input.dataset,
+          checked: input.generation,
+          generation: lock.generation,
+        });
+        return { again: false, reason: 'unchanged', generation: lock.generation };
+      }
+    } else if (dirty && input.retrains >= input.maxRetrains) {
       const next = await handOverLock(input.dataset, current, { trainedGeneration, restarts: 0 }, deps);
       if (next !== undefined) return { again: false, reason: 'limit', generation: lock.generation, next };
     } else {

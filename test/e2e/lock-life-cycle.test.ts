@@ -3,16 +3,17 @@
  * machine, the status change events of lib/local/sfn-events.ts): an execution stopped from
  * outside, one that fails where no Finish runs, and one that reaches its retrain limit each end
  * with a model on every image, without any new upload. The state machine is synthesized with
- * maxRetrains 0, so every late feature is trained by a fresh execution (the limit path).
+ * maxRetrains 0, so every late feature is trained by a fresh execution (the limit path), and late
+ * messages of features the model already has are trained by none.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ListExecutionsCommand, type SFNClient, StopExecutionCommand } from '@aws-sdk/client-sfn';
-import type { Context } from 'aws-lambda';
+import type { Context, SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { synthesizeTrainingDefinition } from '../../infra/definition.ts';
-import type { LambdaHandler } from '../../lib/local/lambda-context.ts';
+import { createLambdaContext, type LambdaHandler } from '../../lib/local/lambda-context.ts';
 import type { LocalStack } from '../../lib/local/stack.ts';
 import { readTrainingLock } from '../../lib/pipeline/training-lock.ts';
 import { createAwsClients } from '../../lib/storage/clients.ts';
@@ -58,6 +59,18 @@ function hooked(name: string, hooks: Map<string, Hook>): LambdaHandler {
   };
 }
 
+/** Per dataset, the features-queue batches start-training got (to deliver them again, as SQS may). */
+const deliveries = new Map<string, Set<SQSEvent>>();
+const realStartTraining = lazy('start-training');
+const startTraining: LambdaHandler = async (event, ctx) => {
+  const batch = event as SQSEvent;
+  for (const r of batch.Records) {
+    const { dataset } = JSON.parse(r.body) as { dataset: string };
+    deliveries.set(dataset, (deliveries.get(dataset) ?? new Set()).add(batch));
+  }
+  return realStartTraining(event, ctx);
+};
+
 const finishTraining: LambdaHandler = async (event, ctx) => {
   const e = event as { dataset?: string; outcome?: string };
   if (e.outcome === 'trained' && e.dataset !== undefined && failFinish.delete(e.dataset)) {
@@ -82,6 +95,7 @@ describe('the training lock on the local stack: every end of an execution hands 
         'check-readiness': hooked('check-readiness', afterCheck),
         'train-head': hooked('train-head', afterTrain),
         'finish-training': finishTraining,
+        'start-training': startTraining,
       },
       definition: (opts) => synthesizeTrainingDefinition({ ...opts, maxRetrains: 0 }),
     });
@@ -220,5 +234,24 @@ describe('the training lock on the local stack: every end of an execution hands 
     expect(await settledModel('late', images)).toBe(images);
     const all = await executions('late');
     expect(all.map((e) => e.status)).toEqual(['SUCCEEDED', 'SUCCEEDED']);
+  }, 150_000);
+
+  it('starts no second execution when the feature messages of images the model has are delivered again after train-head listed them', async () => {
+    afterTrain.set('echo', async () => {
+      const lockOf = async () => (await readTrainingLock(clients.s3, stack.bucket, 'echo'))?.lock;
+      const before = (await lockOf())?.generation ?? 0;
+      // SQS's at-least-once delivery (or messages that were late): every batch once more.
+      for (const batch of deliveries.get('echo') ?? [])
+        await realStartTraining(batch, createLambdaContext('start-training', { region: stack.region }));
+      expect((await lockOf())?.generation).toBeGreaterThan(before);
+    });
+
+    const images = await upload('echo', 2, 25);
+
+    expect(await settledModel('echo', images)).toBe(images);
+    const all = await executions('echo');
+    expect(all.map((e) => e.status)).toEqual(['SUCCEEDED']);
+    const lock = (await readTrainingLock(clients.s3, stack.bucket, 'echo'))?.lock;
+    expect(lock?.trainedGeneration).toBe(lock?.generation);
   }, 150_000);
 });

@@ -104,7 +104,12 @@ const readiness = (pending: number) => ({
   labels: 2,
   generation: 1,
 });
-const training = { version: '20261128T100000Z-abc123', dataset: 'pets', accuracy: 0.9 };
+const training = {
+  version: '20261128T100000Z-abc123',
+  dataset: 'pets',
+  accuracy: 0.9,
+  fingerprint: '4-test',
+};
 const promotion = { promoted: true, version: training.version, previous: null };
 
 describe('the synthesized training definition', () => {
@@ -146,13 +151,19 @@ describe('the synthesized training definition', () => {
     };
     expect(states[S.finish]).toMatchObject({
       Resource: fakeFunctionArn('finish-training'),
-      Parameters: { ...finish, 'generation.$': '$.readiness.generation', outcome: 'trained' },
+      Parameters: {
+        ...finish,
+        'generation.$': '$.readiness.generation',
+        'fingerprint.$': '$.training.fingerprint',
+        outcome: 'trained',
+      },
       ResultPath: '$.finish',
     });
-    expect(states[S.releaseAfterTrainHead]).toMatchObject({
-      Resource: fakeFunctionArn('finish-training'),
-      Parameters: { ...finish, 'generation.$': '$.readiness.generation', outcome: 'failed' },
-      ResultPath: '$.release',
+    // Only a trained model has a listing to compare with (finishTraining's `unchanged`).
+    expect(states[S.releaseAfterTrainHead]?.Parameters).toEqual({
+      ...finish,
+      'generation.$': '$.readiness.generation',
+      outcome: 'failed',
     });
     // A failed readiness check has no generation to compare: its release never loops.
     expect(states[S.releaseAfterCheckReadiness]?.Parameters).toEqual({ ...finish, outcome: 'failed' });
@@ -346,8 +357,22 @@ describe('running the definition locally', () => {
     expect(trained).toBe(2);
     expect(run.entered.filter((n) => n === S.nextTraining)).toHaveLength(1);
     expect(finishes).toMatchObject([
-      { dataset: 'pets', outcome: 'trained', generation: 1, retrains: 0, maxRetrains: MAX_RETRAINS },
-      { dataset: 'pets', outcome: 'trained', generation: 1, retrains: 1, maxRetrains: MAX_RETRAINS },
+      {
+        dataset: 'pets',
+        outcome: 'trained',
+        generation: 1,
+        fingerprint: training.fingerprint,
+        retrains: 0,
+        maxRetrains: MAX_RETRAINS,
+      },
+      {
+        dataset: 'pets',
+        outcome: 'trained',
+        generation: 1,
+        fingerprint: training.fingerprint,
+        retrains: 1,
+        maxRetrains: MAX_RETRAINS,
+      },
     ]);
     expect(finishes[0]).toMatchObject({ executionName: 'pets-test-execution' });
     expect(run.output).toMatchObject({ retrainRound: 1, readinessRound: 0 });

@@ -66,7 +66,7 @@ examples:
 exit codes: 0 ok, 1 no model / nothing to roll back to / the API said no, 2 usage,
 4 the stack could not be reached`;
 
-/** `models/{d}/current.json`: the pipeline's own schema (lib/pipeline/current-pointer.ts). */
+/** `models/{d}/current.json`: the pipeline's own schema (lib/serving/current-pointer.ts). */
 export const CurrentPointerSchema = CurrentPointer;
 export type { CurrentPointer };
 

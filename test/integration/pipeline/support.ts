@@ -141,7 +141,7 @@ export const TEST_SPEC = 'vgg16/random-1/32x32/flatten/caffe/bilinear';
  * Returns the image's ETag.
  */
 export async function putImageWithFeature(
-  emu: Emulator,
+  emu: Pick<Emulator, 'clients' | 'bucket'>,
   imageKey: string,
   opts: { spec?: string; vector?: Float32Array; sourceEtag?: string; seed?: number } = {},
 ): Promise<string> {

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vites
 import { InsufficientDataError, SpecMismatchError } from '../../../lib/errors.ts';
 import { featureMetadata } from '../../../lib/features/metadata.ts';
 import { encodeNpy } from '../../../lib/features/npy.ts';
+import { scanDataset, scanFingerprint } from '../../../lib/pipeline/readiness.ts';
 import { runTrainingJob, type TrainJobDeps, type TrainJobResult } from '../../../lib/pipeline/train-job.ts';
 import { parseQualityDocument } from '../../../lib/quality/document.ts';
 import { modelFileKey } from '../../../lib/storage/keys.ts';
@@ -240,6 +241,19 @@ describe('training job (emulated S3, synthetic features)', () => {
 
     expect(r.nTrain + r.nTest).toBe(6);
     expect(r.excluded).toEqual([{ reason: 'stale', count: 1 }]);
+    // What Finish compares (training-lock.ts): the listing trained from; the feature of the new
+    // content changes it, so the model that left the stale one out is trained again.
+    const fingerprint = async () => scanFingerprint(await scanDataset(emu.clients.s3, emu.bucket, 'pets'));
+    expect(r.fingerprint).toBe(await fingerprint());
+    const image = await getObject(emu.clients.s3, emu.bucket, key);
+    await putObject(
+      emu.clients.s3,
+      emu.bucket,
+      'features/pets/cat/changed.png.npy',
+      encodeNpy(new Float32Array(512).fill(1)),
+      { metadata: featureMetadata(image.etag, TEST_SPEC, 'cat') },
+    );
+    expect(await fingerprint()).not.toBe(r.fingerprint);
   });
 
   it('train-head handler trains from the sample event', async () => {

@@ -271,10 +271,8 @@ describe('training state machine (CDK-synthesized definition, local interpreter,
     expect(report.note).toContain('1 image(s) still being extracted');
   });
 
-  it('includes a feature that lands after the readiness check: the lock generation moved, so it trains again', async () => {
-    await extract(await uploadImages(2));
-    const lateKey = 'datasets/pets/cat/late.png';
-    const running = 'pets-late-feature';
+  /** Holds the lock for `running`, as start-training would have, and returns the late feature's marker. */
+  async function holdLock(running: string): Promise<(lateKey: string) => Promise<void>> {
     await writeTrainingLock(
       emu.clients.s3,
       emu.bucket,
@@ -292,6 +290,26 @@ describe('training state machine (CDK-synthesized definition, local interpreter,
     );
     // start-training's answer to the late feature's message while the execution runs: a mark.
     const sfn: TrainingSfnClient = { send: async () => ({ status: 'RUNNING' }) };
+    return async (lateKey) => {
+      await putImageWithFeature(emu, lateKey, { seed: 7 });
+      const marked = await startTrainings(
+        [{ id: 'late', body: JSON.stringify(lateMessage(lateKey)), receiveCount: 1 }],
+        {
+          s3: emu.clients.s3,
+          bucket: emu.bucket,
+          sfn,
+          stateMachineArn: 'arn:aws:states:us-east-1:123456789012:stateMachine:t',
+          log: silentLog,
+        },
+      );
+      expect(marked.datasets[0]?.status).toBe('marked');
+    };
+  }
+
+  it('trains once on a feature that lands after the readiness check but before train-head lists: its late mark needs no retrain', async () => {
+    await extract(await uploadImages(2));
+    const running = 'pets-late-feature';
+    const late = await holdLock(running);
     let checks = 0;
 
     const r = await run(
@@ -299,21 +317,35 @@ describe('training state machine (CDK-synthesized definition, local interpreter,
         'check-readiness': async (input) => {
           const result = await handlers['check-readiness'](input);
           checks += 1;
-          if (checks === 1) {
-            // Uploaded and extracted just after this check listed the dataset.
-            await putImageWithFeature(emu, lateKey, { seed: 7 });
-            const marked = await startTrainings(
-              [{ id: 'late', body: JSON.stringify(lateMessage(lateKey)), receiveCount: 1 }],
-              {
-                s3: emu.clients.s3,
-                bucket: emu.bucket,
-                sfn,
-                stateMachineArn: 'arn:aws:states:us-east-1:123456789012:stateMachine:t',
-                log: silentLog,
-              },
-            );
-            expect(marked.datasets[0]?.status).toBe('marked');
-          }
+          // Uploaded and extracted just after this check listed the dataset.
+          if (checks === 1) await late('datasets/pets/cat/late.png');
+          return result;
+        },
+      },
+      running,
+    );
+
+    expect(r.failure).toBeUndefined();
+    expect(r.path.filter((s) => s === 'TrainHead')).toHaveLength(1);
+    expect(r.output?.finish).toMatchObject({ again: false, reason: 'unchanged', generation: 2 });
+    const training = r.output?.training as { nTrain: number; nTest: number };
+    expect(training.nTrain + training.nTest).toBe(5);
+    const lock = await readTrainingLock(emu.clients.s3, emu.bucket, 'pets');
+    expect(lock?.lock).toMatchObject({ state: 'idle', generation: 2, trainedGeneration: 2 });
+  });
+
+  it('includes a feature that lands after train-head listed the dataset: the lock generation moved and the listing changed, so it trains again', async () => {
+    await extract(await uploadImages(2));
+    const running = 'pets-late-feature';
+    const late = await holdLock(running);
+    let trainings = 0;
+
+    const r = await run(
+      {
+        'train-head': async (input) => {
+          const result = await handlers['train-head'](input);
+          trainings += 1;
+          if (trainings === 1) await late('datasets/pets/cat/late.png');
           return result;
         },
       },

@@ -66,10 +66,13 @@ describe('the layering check', () => {
       'lib/api/types.ts': 'export interface RouteContext { x: number }\n',
       // The probe: the lowest floor reaching for the API, once for a value and once for a type.
       'lib/model/x.ts': "import { h } from '../api/http.ts';\nexport const x = h;\n",
-      'lib/model/y.ts': "import type { RouteContext } from '../api/types.ts';\nexport type Y = RouteContext;\n",
+      'lib/model/y.ts':
+        "import type { RouteContext } from '../api/types.ts';\nexport type Y = RouteContext;\n",
       // Peers (one floor) may not import each other; down is fine.
-      'lib/features/a.ts': "import { u } from '../upload/u.ts';\nimport { E } from '../errors.ts';\nexport const a = [u, E];\n",
-      'lib/upload/u.ts': "import type { RouteContext } from '../api/types.ts';\nexport const u = 1 as unknown as RouteContext;\n",
+      'lib/features/a.ts':
+        "import { u } from '../upload/u.ts';\nimport { E } from '../errors.ts';\nexport const a = [u, E];\n",
+      'lib/upload/u.ts':
+        "import type { RouteContext } from '../api/types.ts';\nexport const u = 1 as unknown as RouteContext;\n",
       'lib/serving/s.ts': "import { a } from '../features/a.ts';\nexport const s = a;\n",
       // A folder nobody placed.
       'lib/newthing/n.ts': "import { E } from '../errors.ts';\nexport const n = E;\n",
