@@ -8,7 +8,6 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import { NagSuppressions } from 'cdk-nag';
 import type { Construct } from 'constructs';
 import { KEY_STACK_TAG } from '../lib/api/keys.ts';
-import { BATCHES_PREFIX } from '../lib/batch/layout.ts';
 import {
   BATCH_SETTINGS,
   batchQueueVisibilitySeconds,
@@ -23,14 +22,15 @@ import {
   deadLetterVisibilitySeconds,
   PIPELINE_SETTINGS,
 } from '../lib/pipeline/settings.ts';
-import { LOCKS_PREFIX } from '../lib/pipeline/training-lock.ts';
 import {
   BASE_MODELS_PREFIX,
+  BATCHES_PREFIX,
   CAPTURES_PREFIX,
   CONSOLE_ASSETS_PREFIX,
   DATASETS_PREFIX,
   FEATURES_PREFIX,
   INGEST_PREFIXES,
+  LOCKS_PREFIX,
   MODELS_PREFIX,
   MONITORING_PREFIX,
   POOL_FEATURES_PREFIX,

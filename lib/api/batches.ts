@@ -3,10 +3,11 @@
  * predictions over a prefix of the bucket (lib/batch/).
  */
 import type { APIGatewayProxyEvent } from 'aws-lambda';
-import { BATCH_ID_RE, type BatchStatus } from '../batch/layout.ts';
+import type { BatchStatus } from '../batch/layout.ts';
 import { batchStatus, StartBatchBody, startBatch } from '../batch/start.ts';
 import { TlearnError, ValidationError } from '../errors.ts';
 import { missingModelError, readCurrentPointer } from '../serving/store.ts';
+import { BATCH_ID_RE } from '../storage/keys.ts';
 import { datasetParam, formatIssues, readJsonBody } from './http.ts';
 import type { RouteContext } from './types.ts';
 

@@ -14,13 +14,12 @@ import { describeError, NotFoundError } from '../errors.ts';
 import { recordDeadImages } from '../pipeline/dead-letters.ts';
 import { imageJobsFromMessages, type QueueMessage } from '../pipeline/ingest.ts';
 import { removeImages } from '../pipeline/remove.ts';
-import { modelFileKey } from '../storage/keys.ts';
+import { batchKeys, modelFileKey } from '../storage/keys.ts';
 import { getJsonIfExists, headObject, isConditionFailed, putObject } from '../storage/s3.ts';
 import type { Log } from '../util/log.ts';
 import { finishBatch } from './finish.ts';
 import {
   type BatchRow,
-  batchKeys,
   type ChunkMessage,
   ChunkMessageSchema,
   FailedSchema,

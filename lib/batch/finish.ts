@@ -6,10 +6,11 @@
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import { emptyUsage, priceUsage, type UsageDocument } from '../cost/usage.ts';
+import { batchKeys } from '../storage/keys.ts';
 import { putJson, putObject } from '../storage/s3.ts';
 import type { Log } from '../util/log.ts';
 import { batchCsv } from './csv.ts';
-import { type BatchRow, batchKeys, type Manifest, type Summary } from './layout.ts';
+import type { BatchRow, Manifest, Summary } from './layout.ts';
 import { BATCH_SETTINGS } from './settings.ts';
 import { type ReadPart, readParts } from './start.ts';
 

@@ -14,42 +14,6 @@
 import { z } from 'zod';
 import { UsageDocumentSchema } from '../cost/usage.ts';
 
-/** Root of every batch. */
-export const BATCHES_PREFIX = 'batches/';
-
-/** A batch id: `YYYYMMDDTHHMMSSZ-{shortid}` (sorts by time). */
-export const BATCH_ID_RE = /^\d{8}T\d{6}Z-[a-z0-9]{6,12}$/;
-
-/** `batches/{d}/{id}/`. */
-export function batchPrefix(dataset: string, id: string): string {
-  return `${BATCHES_PREFIX}${dataset}/${id}/`;
-}
-
-/** `batches/{d}/{id}/input/`: where a client uploads the images of a batch. */
-export function batchInputPrefix(dataset: string, id: string): string {
-  return `${batchPrefix(dataset, id)}input/`;
-}
-
-/** The keys of one batch's objects. */
-export function batchKeys(dataset: string, id: string) {
-  const p = batchPrefix(dataset, id);
-  return {
-    manifest: `${p}manifest.json`,
-    partsPrefix: `${p}parts/`,
-    part: (n: number) => `${p}parts/${String(n).padStart(5, '0')}.jsonl`,
-    jsonl: `${p}results.jsonl`,
-    csv: `${p}results.csv`,
-    summary: `${p}summary.json`,
-    failed: `${p}failed.json`,
-  };
-}
-
-/** The chunk number of a part key, or undefined for anything else. */
-export function partNumber(key: string): number | undefined {
-  const m = /\/parts\/(\d{5})\.jsonl$/.exec(key);
-  return m?.[1] === undefined ? undefined : Number(m[1]);
-}
-
 /** `none` | `auto` | a number in 0..1, as `?threshold=` of a prediction. */
 export const ThresholdField = z.union([z.literal('none'), z.literal('auto'), z.number().min(0).max(1)]);
 

@@ -5,20 +5,20 @@
  */
 import { z } from 'zod';
 import { type QueueSettings, visibilityTimeoutSeconds } from '../pipeline/settings.ts';
-import { LOCKS_PREFIX } from '../pipeline/training-lock.ts';
 import {
   BASE_MODELS_PREFIX,
+  BATCHES_PREFIX,
   CAPTURES_PREFIX,
   CONSOLE_ASSETS_PREFIX,
   DATASETS_PREFIX,
   FEATURES_PREFIX,
+  LOCKS_PREFIX,
   MODELS_PREFIX,
   MONITORING_PREFIX,
   POOL_FEATURES_PREFIX,
   SETTINGS_PREFIX,
   UNLABELLED_PREFIX,
 } from '../storage/keys.ts';
-import { BATCHES_PREFIX } from './layout.ts';
 
 export const BATCH_SETTINGS = {
   /** Image keys per queue message: one worker invocation scores one chunk. */

@@ -8,7 +8,15 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import { z } from 'zod';
 import { ConflictError, NotFoundError, TlearnError, ValidationError } from '../errors.ts';
-import { DATASETS_PREFIX, IMAGE_EXTENSIONS, newModelVersion } from '../storage/keys.ts';
+import {
+  batchInputPrefix,
+  batchKeys,
+  DATASETS_PREFIX,
+  IMAGE_EXTENSIONS,
+  newModelVersion,
+  parseBatchInputPrefix,
+  partNumber,
+} from '../storage/keys.ts';
 import {
   getJson,
   getJsonIfExists,
@@ -20,14 +28,11 @@ import {
 import {
   BatchRowSchema,
   type BatchStatus,
-  batchInputPrefix,
-  batchKeys,
   type ChunkMessage,
   FailedSchema,
   type Manifest,
   ManifestSchema,
   PART_METADATA,
-  partNumber,
   SummarySchema,
   ThresholdField,
 } from './layout.ts';
@@ -63,8 +68,6 @@ export function newBatchId(now: Date = new Date()): string {
   return newModelVersion(now, randomBytes(6).toString('hex').slice(0, 8));
 }
 
-const INPUT_RE = /^batches\/([a-z0-9][a-z0-9-]{0,62})\/(\d{8}T\d{6}Z-[a-z0-9]{6,12})\/input\/$/;
-
 /**
  * The batch id a prefix implies (`batches/{d}/{id}/input/`), a new one for the dataset's own images
  * (`datasets/{d}/…`) or the inbox (`inbox/…`); a 400 `InvalidPrefix` for anything else: another
@@ -78,14 +81,14 @@ export function batchIdForPrefix(
 ): string {
   if (prefix.startsWith(`${DATASETS_PREFIX}${dataset}/`) || prefix.startsWith(inboxPrefix))
     return newBatchId(now);
-  const m = INPUT_RE.exec(prefix);
-  if (m?.[2] !== undefined) {
-    if (m[1] !== dataset) {
-      throw new ValidationError(`'prefix' names a batch of dataset '${m[1]}', not '${dataset}'`, {
+  const batch = parseBatchInputPrefix(prefix);
+  if (batch !== undefined) {
+    if (batch.dataset !== dataset) {
+      throw new ValidationError(`'prefix' names a batch of dataset '${batch.dataset}', not '${dataset}'`, {
         code: 'InvalidPrefix',
       });
     }
-    return m[2];
+    return batch.id;
   }
   throw new ValidationError(
     `'prefix' must start with ${DATASETS_PREFIX}${dataset}/ (this dataset's images) or ${inboxPrefix} (images of no dataset), or be ${batchInputPrefix(dataset, '{id}')} (images you uploaded); got '${prefix.slice(0, 200)}'`,

@@ -14,19 +14,13 @@ import type { FeatureExtractor } from '../model/types.ts';
 import { createInferenceQueue } from '../serving/inference-queue.ts';
 import { type LoadedModel, loadModelVersion } from '../serving/model-cache.ts';
 import { scoreImageBytes } from '../serving/score.ts';
+import { batchKeys } from '../storage/keys.ts';
 import { getJsonIfExists, getObject, ObjectTooLargeError, putJson, putObject } from '../storage/s3.ts';
 import type { ThresholdChoice } from '../training/thresholds.ts';
 import { createGate } from '../util/concurrency.ts';
 import type { Log } from '../util/log.ts';
 import { finishBatch } from './finish.ts';
-import {
-  type BatchRow,
-  batchKeys,
-  type ChunkMessage,
-  type Manifest,
-  PART_METADATA,
-  SummarySchema,
-} from './layout.ts';
+import { type BatchRow, type ChunkMessage, type Manifest, PART_METADATA, SummarySchema } from './layout.ts';
 import { readManifest } from './start.ts';
 
 /** What the worker needs (built once per container by functions/batch-predict). */

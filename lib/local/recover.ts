@@ -23,17 +23,13 @@ import type { S3Client } from '@aws-sdk/client-s3';
 import { z } from 'zod';
 import { describeError } from '../errors.ts';
 import { type DatasetScan, scanDataset } from '../pipeline/readiness.ts';
-import {
-  LOCKS_PREFIX,
-  readTrainingLock,
-  requestTraining,
-  type TrainingLockDeps,
-} from '../pipeline/training-lock.ts';
+import { readTrainingLock, requestTraining, type TrainingLockDeps } from '../pipeline/training-lock.ts';
 import {
   currentModelKey,
   DATASETS_PREFIX,
   featuresPrefix,
   isValidDatasetName,
+  LOCKS_PREFIX,
   modelFileKey,
 } from '../storage/keys.ts';
 import { getJsonIfExists, listAllObjects, listFolders } from '../storage/s3.ts';

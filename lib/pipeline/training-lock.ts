@@ -8,7 +8,7 @@ import {
 import { z } from 'zod';
 import { TlearnError } from '../errors.ts';
 import { TrainingInput, type TrainingTrigger } from '../features/messages.ts';
-import { DatasetName } from '../storage/keys.ts';
+import { DatasetName, trainingLockKey } from '../storage/keys.ts';
 import { getObjectIfExists, isConditionFailed, putObject } from '../storage/s3.ts';
 import type { Log } from '../util/log.ts';
 
@@ -31,14 +31,6 @@ import type { Log } from '../util/log.ts';
  *   lock or hands it to a fresh execution. A lock whose execution ended is also taken over by the
  *   next request.
  */
-
-/** Prefix of the lock objects (IAM grants are scoped to it). */
-export const LOCKS_PREFIX = 'locks/';
-
-/** `locks/{d}/training.json` */
-export function trainingLockKey(dataset: string): string {
-  return `${LOCKS_PREFIX}${dataset}/training.json`;
-}
 
 /** The lock object. */
 export const TrainingLock = z.object({

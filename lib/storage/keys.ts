@@ -276,3 +276,59 @@ export function poolFeaturesPrefix(dataset: string): string {
  * stack's): training images and the unlabelled pool.
  */
 export const INGEST_PREFIXES: readonly string[] = [DATASETS_PREFIX, UNLABELLED_PREFIX];
+
+/** Prefix of the training locks (lib/pipeline/training-lock.ts; IAM grants are scoped to it). */
+export const LOCKS_PREFIX = 'locks/';
+
+/** `locks/{d}/training.json` */
+export function trainingLockKey(dataset: string): string {
+  return `${LOCKS_PREFIX}${dataset}/training.json`;
+}
+
+/** Root of every batch (lib/batch/layout.ts holds the shapes of its objects). */
+
+export const BATCHES_PREFIX = 'batches/';
+
+/** A batch id: `YYYYMMDDTHHMMSSZ-{shortid}` (sorts by time). */
+export const BATCH_ID_RE = /^\d{8}T\d{6}Z-[a-z0-9]{6,12}$/;
+
+/** `batches/{d}/{id}/`. */
+export function batchPrefix(dataset: string, id: string): string {
+  return `${BATCHES_PREFIX}${dataset}/${id}/`;
+}
+
+/** `batches/{d}/{id}/input/`: where a client uploads the images of a batch. */
+export function batchInputPrefix(dataset: string, id: string): string {
+  return `${batchPrefix(dataset, id)}input/`;
+}
+
+/** The keys of one batch's objects. */
+export function batchKeys(dataset: string, id: string) {
+  const p = batchPrefix(dataset, id);
+  return {
+    manifest: `${p}manifest.json`,
+    partsPrefix: `${p}parts/`,
+    part: (n: number) => `${p}parts/${String(n).padStart(5, '0')}.jsonl`,
+    jsonl: `${p}results.jsonl`,
+    csv: `${p}results.csv`,
+    summary: `${p}summary.json`,
+    failed: `${p}failed.json`,
+  };
+}
+
+/** The chunk number of a part key, or undefined for anything else. */
+export function partNumber(key: string): number | undefined {
+  const m = /\/parts\/(\d{5})\.jsonl$/.exec(key);
+  return m?.[1] === undefined ? undefined : Number(m[1]);
+}
+
+/**
+ * The dataset and batch id of a batch's upload prefix (`batches/{d}/{id}/input/`), or undefined
+ * for any other string.
+ */
+export function parseBatchInputPrefix(prefix: string): { dataset: string; id: string } | undefined {
+  if (!prefix.startsWith(BATCHES_PREFIX) || !prefix.endsWith('/input/')) return undefined;
+  const [dataset, id, ...rest] = prefix.slice(BATCHES_PREFIX.length, -'/input/'.length).split('/');
+  if (rest.length > 0 || dataset === undefined || id === undefined) return undefined;
+  return DATASET_NAME_RE.test(dataset) && BATCH_ID_RE.test(id) ? { dataset, id } : undefined;
+}

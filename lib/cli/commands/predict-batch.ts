@@ -7,9 +7,9 @@
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { relative } from 'node:path';
 import { z } from 'zod';
-import { batchInputPrefix } from '../../batch/layout.ts';
 import { newBatchId } from '../../batch/start.ts';
 import { listImageFiles } from '../../features/local-dataset.ts';
+import { batchInputPrefix } from '../../storage/keys.ts';
 import { getObject, putObject } from '../../storage/s3.ts';
 import { parseThresholdParam, type ThresholdChoice } from '../../training/thresholds.ts';
 import { imageContentType } from '../../upload/content-type.ts';

@@ -8,8 +8,8 @@
 import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { batchInputPrefix, batchKeys } from '../../../lib/batch/layout.ts';
 import { newBatchId, startBatch } from '../../../lib/batch/start.ts';
+import { batchInputPrefix, batchKeys } from '../../../lib/storage/keys.ts';
 import { headObject, putObject } from '../../../lib/storage/s3.ts';
 import { type Emulator, startEmulator } from '../../helpers/emulator.ts';
 import { makeImage } from '../../helpers/images.ts';

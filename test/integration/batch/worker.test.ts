@@ -7,13 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { ReceiveMessageCommand } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { finishBatch } from '../../../lib/batch/finish.ts';
-import {
-  type BatchRow,
-  batchInputPrefix,
-  batchKeys,
-  ChunkMessageSchema,
-  SummarySchema,
-} from '../../../lib/batch/layout.ts';
+import { type BatchRow, ChunkMessageSchema, SummarySchema } from '../../../lib/batch/layout.ts';
 import {
   batchStatus,
   newBatchId,
@@ -22,6 +16,7 @@ import {
   startBatch,
 } from '../../../lib/batch/start.ts';
 import { runChunk } from '../../../lib/batch/worker.ts';
+import { batchInputPrefix, batchKeys } from '../../../lib/storage/keys.ts';
 import { putLargeObject } from '../../../lib/storage/multipart.ts';
 import { getObject, putObject } from '../../../lib/storage/s3.ts';
 import { silentLog } from '../../../lib/util/log.ts';

@@ -1,12 +1,18 @@
 import type { SQSBatchResponse, SQSEvent } from 'aws-lambda';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
-import { batchKeys, type Manifest, SummarySchema } from '../../../lib/batch/layout.ts';
+import { type Manifest, SummarySchema } from '../../../lib/batch/layout.ts';
 import { batchStatus } from '../../../lib/batch/start.ts';
 import { ENV } from '../../../lib/config.ts';
 import { FeatureMessage } from '../../../lib/features/messages.ts';
 import { FeatureErrorRecord } from '../../../lib/features/metadata.ts';
 import { checkReadiness } from '../../../lib/pipeline/readiness.ts';
-import { featureErrorKey, featureKey, modelFileKey, parseImageKey } from '../../../lib/storage/keys.ts';
+import {
+  batchKeys,
+  featureErrorKey,
+  featureKey,
+  modelFileKey,
+  parseImageKey,
+} from '../../../lib/storage/keys.ts';
 import { getJson, getObject, headObject, putJson, putObject } from '../../../lib/storage/s3.ts';
 import { type Emulator, startEmulator } from '../../helpers/emulator.ts';
 import { drainQueue, fakeContext, loadEvent, s3PutEvent, setHandlerEnv } from './support.ts';

@@ -21,10 +21,10 @@ import { startTrainings } from '../../../lib/pipeline/start-training.ts';
 import {
   readTrainingLock,
   type TrainingLockDeps,
-  trainingLockKey,
   writeTrainingLock,
 } from '../../../lib/pipeline/training-lock.ts';
 import { createAwsClients } from '../../../lib/storage/clients.ts';
+import { trainingLockKey } from '../../../lib/storage/keys.ts';
 import { deleteObject } from '../../../lib/storage/s3.ts';
 import { silentLog } from '../../../lib/util/log.ts';
 import { type FaultProxy, startFaultProxy } from '../../hardening/fault-proxy.ts';

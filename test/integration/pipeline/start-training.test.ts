@@ -9,9 +9,9 @@ import {
   readTrainingLock,
   type TrainingLockDeps,
   type TrainingSfnClient,
-  trainingLockKey,
 } from '../../../lib/pipeline/training-lock.ts';
 import { createAwsClients } from '../../../lib/storage/clients.ts';
+import { trainingLockKey } from '../../../lib/storage/keys.ts';
 import { deleteObject } from '../../../lib/storage/s3.ts';
 import { silentLog } from '../../../lib/util/log.ts';
 import { loadEvent } from './support.ts';
