@@ -1,8 +1,8 @@
 import { createRequire } from 'node:module';
 import { dirname, sep } from 'node:path';
-import * as tf from '@tensorflow/tfjs';
 import { TlearnError } from '../errors.ts';
 import { type Log, silentLog } from '../util/log.ts';
+import { importTfjs } from './tfjs/import-tfjs.ts';
 import type { TfjsBackendName as BackendName } from './types.ts';
 
 /** Fallback order when no backend is forced: libtensorflow → wasm (SIMD) → pure-JS cpu. */
@@ -54,6 +54,7 @@ async function tryTensorflow(log: Log): Promise<void> {
       cause: err,
     });
   }
+  const tf = await importTfjs();
   if (!(await tf.setBackend('tensorflow'))) {
     throw new BackendUnavailableError(`${TFJS_NODE} loaded but its backend failed to initialise`);
   }
@@ -73,6 +74,7 @@ async function tryWasm(log: Log): Promise<void> {
     throw new BackendUnavailableError(`${TFJS_WASM} is not installed`, { cause: err });
   }
   wasm.setWasmPaths(distDir);
+  const tf = await importTfjs();
   let ok: boolean;
   try {
     ok = await tf.setBackend('wasm');
@@ -88,6 +90,7 @@ async function tryWasm(log: Log): Promise<void> {
 }
 
 async function tryCpu(): Promise<void> {
+  const tf = await importTfjs();
   // The cpu backend prints a banner urging tfjs-node on first use; our own log line already says
   // which backend runs, and tfjs' PROD flag only silences its console warnings.
   tf.env().set('PROD', true);

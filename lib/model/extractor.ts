@@ -1,22 +1,19 @@
 import type { S3Client } from '@aws-sdk/client-s3';
-import * as tf from '@tensorflow/tfjs';
 import { describeError, ValidationError } from '../errors.ts';
 import { type Log, silentLog } from '../util/log.ts';
 import { BackendUnavailableError, selectBackend } from './backend.ts';
 import {
   DEFAULT_RESIZE,
   type FeatureSpec,
-  featureDims,
   POOLINGS,
   type Pooling,
   PRECISIONS,
   type Precision,
   type ResizeKernel,
-  specToString,
 } from './spec.ts';
 import type { BackendName, FeatureExtractor, TfjsBackendName, WeightsSource } from './types.ts';
-import { buildVgg16, VGG16_MIN_INPUT } from './vgg16.ts';
-import { loadWeights, setVgg16Weights } from './weights.ts';
+import { VGG16_MIN_INPUT } from './vgg16.ts';
+import { loadWeights } from './weights.ts';
 
 /** Largest input size accepted (as TLEARN_INPUT_SIZE). */
 export const MAX_INPUT_SIZE = 1024;
@@ -142,53 +139,19 @@ export async function loadExtractor(opts: LoadExtractorOptions): Promise<Feature
       tfjsBackend = await selectBackend(undefined, log);
     }
   }
-  const backend = tfjsBackend;
-  const model = buildVgg16({ inputSize, pooling });
-  try {
-    setVgg16Weights(model, loaded.weights);
-  } catch (err) {
-    model.dispose();
-    throw err;
-  }
-  const dims = featureDims(spec);
-  const pixels = inputSize * inputSize * 3;
-  let disposed = false;
-
-  const extractor: FeatureExtractor = {
+  // Loaded lazily too: tfjs (~80 MB resident) only when a tfjs engine runs.
+  const { loadTfjsExtractor } = await import('./tfjs/tfjs-extractor.ts');
+  const extractor = await loadTfjsExtractor({
+    weights: loaded.weights,
     spec,
-    specId: specToString(spec),
-    dims,
-    backend,
-    async extractBatch(images) {
-      if (disposed) throw new ValidationError('this feature extractor was disposed');
-      if (images.length === 0) return [];
-      const batch = new Float32Array(images.length * pixels);
-      images.forEach((img, i) => {
-        if (img.length !== pixels) {
-          throw new ValidationError(
-            `image ${i} has ${img.length} values; a ${inputSize}x${inputSize}x3 input needs ${pixels} (preprocess it with this extractor's spec)`,
-          );
-        }
-        batch.set(img, i * pixels);
-      });
-      const out = tf.tidy(
-        () => model.predict(tf.tensor4d(batch, [images.length, inputSize, inputSize, 3])) as tf.Tensor,
-      );
-      try {
-        const flat = (await out.data()) as Float32Array;
-        return images.map((_, i) => flat.slice(i * dims, (i + 1) * dims));
-      } finally {
-        out.dispose();
-      }
-    },
-    dispose() {
-      if (disposed) return;
-      disposed = true;
-      model.dispose();
-    },
-  };
-
-  if (opts.warmUp ?? true) await extractor.extractBatch([new Float32Array(pixels)]);
-  log.info('feature extractor ready', { spec: extractor.specId, dims, backend, ms: Date.now() - started });
+    backend: tfjsBackend,
+    warmUp: opts.warmUp ?? true,
+  });
+  log.info('feature extractor ready', {
+    spec: extractor.specId,
+    dims: extractor.dims,
+    backend: extractor.backend,
+    ms: Date.now() - started,
+  });
   return extractor;
 }

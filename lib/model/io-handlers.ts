@@ -2,8 +2,9 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, normalize, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs';
 import { ValidationError, WeightsError } from '../errors.ts';
+import { importTfjs, type Tfjs } from './tfjs/import-tfjs.ts';
 
 /** Where a tfjs layers model lives: a model.json on disk or in S3. */
 export type ModelLocation = { kind: 'file'; path: string } | { kind: 's3'; bucket: string; key: string };
@@ -50,7 +51,10 @@ interface ModelJson {
 }
 
 /** Splits one weights blob into shards and the manifest that lists them. */
-function shard(artifacts: tf.io.ModelArtifacts): { json: ModelJson; shards: Array<[string, Uint8Array]> } {
+function shard(
+  artifacts: tf.io.ModelArtifacts,
+  tfjs: Tfjs,
+): { json: ModelJson; shards: Array<[string, Uint8Array]> } {
   if (artifacts.weightData === undefined || artifacts.weightSpecs === undefined) {
     throw new WeightsError('nothing to save: the model artifacts have no weights');
   }
@@ -71,7 +75,7 @@ function shard(artifacts: tf.io.ModelArtifacts): { json: ModelJson; shards: Arra
   }
   const json: ModelJson = {
     format: artifacts.format ?? 'layers-model',
-    generatedBy: artifacts.generatedBy ?? `TensorFlow.js tfjs-layers v${tf.version_layers}`,
+    generatedBy: artifacts.generatedBy ?? `TensorFlow.js tfjs-layers v${tfjs.version_layers}`,
     convertedBy: artifacts.convertedBy ?? null,
     modelTopology: artifacts.modelTopology as object,
     weightsManifest: [{ paths: shards.map(([name]) => name), weights: artifacts.weightSpecs }],
@@ -128,8 +132,8 @@ function toArtifacts(json: ModelJson, buffers: Uint8Array[]): tf.io.ModelArtifac
   };
 }
 
-function info(artifacts: tf.io.ModelArtifacts): tf.io.SaveResult {
-  return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
+function info(artifacts: tf.io.ModelArtifacts, tfjs: Tfjs): tf.io.SaveResult {
+  return { modelArtifactsInfo: tfjs.io.getModelArtifactsInfoForJSON(artifacts) };
 }
 
 /**
@@ -166,13 +170,15 @@ export function fileIOHandler(modelJsonPath: string): tf.io.IOHandler {
       return toArtifacts(json, buffers);
     },
     async save(artifacts) {
-      const { json, shards } = shard(artifacts);
+      // tfjs for saving only (its version and save summary): loading reads plain JSON and bytes.
+      const tfjs = await importTfjs();
+      const { json, shards } = shard(artifacts, tfjs);
       await mkdir(dir, { recursive: true });
       for (const [name, bytes] of shards) await writeFile(join(dir, name), bytes);
       const tmp = `${modelJsonPath}.${process.pid}.tmp`;
       await writeFile(tmp, JSON.stringify(json));
       await rename(tmp, modelJsonPath);
-      return info(artifacts);
+      return info(artifacts, tfjs);
     },
   };
 }
@@ -223,7 +229,9 @@ export function s3IOHandler(s3: S3Client, location: { bucket: string; key: strin
       return toArtifacts(json, buffers);
     },
     async save(artifacts) {
-      const { json, shards } = shard(artifacts);
+      // tfjs for saving only (its version and save summary): loading reads plain JSON and bytes.
+      const tfjs = await importTfjs();
+      const { json, shards } = shard(artifacts, tfjs);
       for (const [name, bytes] of shards) {
         await s3.send(
           new PutObjectCommand({
@@ -242,7 +250,7 @@ export function s3IOHandler(s3: S3Client, location: { bucket: string; key: strin
           ContentType: 'application/json',
         }),
       );
-      return info(artifacts);
+      return info(artifacts, tfjs);
     },
   };
 }

@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
 import type { S3Client } from '@aws-sdk/client-s3';
-import * as tf from '@tensorflow/tfjs';
+import type * as tf from '@tensorflow/tfjs';
 import { ValidationError, WeightsError } from '../errors.ts';
 import { type Log, silentLog } from '../util/log.ts';
 import { fileIOHandler, parseModelUri, s3IOHandler } from './io-handlers.ts';
 import type { WeightsSource } from './types.ts';
-import { buildVgg16, VGG16_CONV_LAYERS, VGG16_PARAMS, vgg16WeightShapes } from './vgg16.ts';
+import { vgg16WeightShapes } from './vgg16.ts';
 
 /** One weight tensor of the graph, as plain data. */
 export interface NamedWeight {
@@ -43,7 +43,8 @@ export interface WeightsMetadata {
 /** Largest seed of seeded random weights (what a 32-bit PRNG state holds). */
 export const MAX_RANDOM_SEED = 0xffff_ffff;
 
-function sameShape(a: readonly (number | null)[], b: readonly (number | null)[]): boolean {
+/** Whether two tensor shapes are equal, axis by axis (`null`: a free axis, equal only to `null`). */
+export function sameShape(a: readonly (number | null)[], b: readonly (number | null)[]): boolean {
   return a.length === b.length && a.every((v, i) => v === b[i]);
 }
 
@@ -150,41 +151,6 @@ function warnRandom(log: Log, weightsId: string): void {
   );
 }
 
-/**
- * Puts validated weights into a graph built by `buildVgg16`, checking each layer's shape first
- * (a WeightsError names the layer). Leaves no tensors behind but the model's own variables.
- */
-export function setVgg16Weights(model: tf.LayersModel, weights: readonly NamedWeight[]): void {
-  const byName = new Map(weights.map((w) => [w.name, w]));
-  for (const spec of VGG16_CONV_LAYERS) {
-    let layer: tf.layers.Layer;
-    try {
-      layer = model.getLayer(spec.name);
-    } catch (err) {
-      throw new WeightsError(`the model has no layer ${spec.name}`, { cause: err });
-    }
-    const kernel = byName.get(`${spec.name}/kernel`);
-    const bias = byName.get(`${spec.name}/bias`);
-    if (kernel === undefined || bias === undefined)
-      throw new WeightsError(`no weights for layer ${spec.name}`);
-    const [kVar, bVar] = layer.weights;
-    if (kVar === undefined || bVar === undefined || layer.weights.length !== 2) {
-      throw new WeightsError(
-        `layer ${spec.name} has ${layer.weights.length} weights, expected kernel and bias`,
-      );
-    }
-    if (!sameShape(kVar.shape, kernel.shape) || !sameShape(bVar.shape, bias.shape)) {
-      throw new WeightsError(
-        `layer ${spec.name}: graph has kernel [${kVar.shape}] bias [${bVar.shape}], ` +
-          `weights have kernel [${kernel.shape}] bias [${bias.shape}]`,
-      );
-    }
-    // setWeights shares the new tensors' data with the layer's variables (ref-counted), so the
-    // tensors made here can be released by tidy right away.
-    tf.tidy(() => layer.setWeights([tf.tensor(kernel.data, kernel.shape), tf.tensor(bias.data, bias.shape)]));
-  }
-}
-
 const BYTES_PER: Record<string, number> = { float32: 4, int32: 4, bool: 1 };
 
 function concatWeightData(data: tf.io.WeightData): Uint8Array {
@@ -241,11 +207,15 @@ export function decodeArtifactWeights(artifacts: tf.io.ModelArtifacts, source: s
   return out;
 }
 
-/** Model artifacts (topology + one weights blob) for weights in canonical order. */
-export function encodeArtifacts(
+/**
+ * Model artifacts (topology + one weights blob) for weights in canonical order. The topology is
+ * tfjs' own, so this loads tfjs (lib/model/tfjs/vgg16-graph.ts): only saving weights needs it.
+ */
+export async function encodeArtifacts(
   weights: readonly NamedWeight[],
   metadata: WeightsMetadata,
-): tf.io.ModelArtifacts {
+): Promise<tf.io.ModelArtifacts> {
+  const { vgg16BaseTopology, TFJS_GENERATED_BY } = await import('./tfjs/vgg16-graph.ts');
   const total = weights.reduce((n, w) => n + w.data.byteLength, 0);
   const data = new Uint8Array(total);
   let offset = 0;
@@ -255,31 +225,13 @@ export function encodeArtifacts(
   }
   return {
     format: 'layers-model',
-    generatedBy: `TensorFlow.js tfjs-layers v${tf.version_layers}`,
+    generatedBy: TFJS_GENERATED_BY,
     convertedBy: 'tlearn',
-    modelTopology: baseTopology(),
+    modelTopology: vgg16BaseTopology(),
     weightSpecs: weights.map((w) => ({ name: w.name, shape: [...w.shape], dtype: 'float32' as const })),
     weightData: data.buffer,
     userDefinedMetadata: { [METADATA_KEY]: { ...metadata } },
   };
-}
-
-let topologyCache: object | undefined;
-/**
- * Keras-style topology of the bare base (input `(None, None, 3)`, no pooling head), so the saved
- * directory also loads with plain `tf.loadLayersModel`. Built once (allocates zero kernels briefly).
- */
-function baseTopology(): object {
-  if (topologyCache === undefined) {
-    const model = buildVgg16({ inputSize: null, pooling: null });
-    try {
-      if (model.countParams() !== VGG16_PARAMS) throw new Error('VGG16 graph has the wrong parameter count');
-      topologyCache = model.toJSON(null, false) as object;
-    } finally {
-      model.dispose();
-    }
-  }
-  return structuredClone(topologyCache);
 }
 
 function readMetadata(artifacts: tf.io.ModelArtifacts): Partial<WeightsMetadata> | undefined {
@@ -397,7 +349,7 @@ export async function saveWeights(
   }
   const { handler, where } = handlerFor(target, opts.s3);
   if (handler.save === undefined) throw new WeightsError(`cannot save to ${where}`);
-  const result = await handler.save(encodeArtifacts(ordered, { weightsId, sha256, model: 'vgg16' }));
+  const result = await handler.save(await encodeArtifacts(ordered, { weightsId, sha256, model: 'vgg16' }));
   if (result.errors !== undefined && result.errors.length > 0) {
     throw new WeightsError(`saving to ${where} failed: ${result.errors.join('; ')}`);
   }

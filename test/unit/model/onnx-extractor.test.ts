@@ -6,9 +6,9 @@ import { ValidationError } from '../../../lib/errors.ts';
 import { selectBackend } from '../../../lib/model/backend.ts';
 import { loadOnnxExtractor, weightsFromTfjsModel } from '../../../lib/model/onnx/onnx-extractor.ts';
 import type { FeatureSpec, Pooling } from '../../../lib/model/spec.ts';
+import { buildVgg16, setVgg16Weights } from '../../../lib/model/tfjs/vgg16-graph.ts';
 import type { FeatureExtractor } from '../../../lib/model/types.ts';
-import { buildVgg16 } from '../../../lib/model/vgg16.ts';
-import { type NamedWeight, randomWeights, setVgg16Weights } from '../../../lib/model/weights.ts';
+import { type NamedWeight, randomWeights } from '../../../lib/model/weights.ts';
 
 /**
  * The project's seeded random weights, with small non-zero biases: `randomWeights` leaves biases

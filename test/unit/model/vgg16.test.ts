@@ -2,14 +2,14 @@ import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../../../lib/model/backend.ts';
 import { featureDims } from '../../../lib/model/spec.ts';
+import { buildVgg16, setVgg16Weights } from '../../../lib/model/tfjs/vgg16-graph.ts';
 import {
-  buildVgg16,
   VGG16_CONV_LAYERS,
   VGG16_PARAMS,
   vgg16OutputShape,
   vgg16WeightShapes,
 } from '../../../lib/model/vgg16.ts';
-import { type NamedWeight, randomWeights, setVgg16Weights } from '../../../lib/model/weights.ts';
+import { type NamedWeight, randomWeights } from '../../../lib/model/weights.ts';
 
 beforeAll(async () => {
   await selectBackend();
