@@ -11,6 +11,7 @@ import { readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import type { DatasetStatus } from '../lib/api/datasets.ts';
+import { LOCAL_PROCESS_ENV } from '../lib/local/defaults.ts';
 import { createS3Client } from '../lib/storage/clients.ts';
 import { mapWithConcurrency } from '../lib/util/concurrency.ts';
 import { makeImage } from '../test/helpers/images.ts';
@@ -46,7 +47,12 @@ async function startStackChild(
   const child: ChildProcess = spawn(
     process.execPath,
     ['bin/run-ts.js', 'bench/local-stack-child.ts', JSON.stringify(params)],
-    { cwd: ctx.root, stdio: ['ignore', 'ignore', 'pipe', 'ipc'] },
+    // The environment `tlearn local` runs with (bin/tlearn.js).
+    {
+      cwd: ctx.root,
+      stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+      env: { ...process.env, ...LOCAL_PROCESS_ENV },
+    },
   );
   let stderr = '';
   child.stderr?.setEncoding('utf8').on('data', (c: string) => {

@@ -12,3 +12,12 @@ export const LOCAL_DEFAULTS = {
   bucket: 'tlearn-local',
   region: 'us-east-1',
 } as const;
+
+/**
+ * Environment the local stack's process starts with (`tlearn local` re-executes itself with it,
+ * bin/tlearn.js; the benchmark's stack child too, bench/local-stack.ts). glibc's malloc keeps an
+ * arena per thread that ever allocated (onnxruntime's and libvips' worker threads), each holding
+ * memory it freed; two arenas keep the resident set ~55 MB lower (docs/BENCHMARKS.md "The local
+ * stack"). glibc reads it once, when the process starts, so it cannot be set from inside.
+ */
+export const LOCAL_PROCESS_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' };
