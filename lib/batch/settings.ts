@@ -1,6 +1,6 @@
 /**
  * Settings of batch predictions shared by the CDK stack (infra/stack.ts: the batch queue, its DLQ
- * and the batch-predict function) and the local stack (lib/local/stack.ts: the emulator's queue and
+ * and the batch-predict function) and the local stack (lib/local/stack-queues.ts: the emulator's queue and
  * its poller), so local and deployed run with the same numbers.
  */
 import { z } from 'zod';

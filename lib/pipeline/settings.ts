@@ -1,7 +1,7 @@
 /**
  * The pipeline's queue, batching, timeout and training-loop settings, in one place: the CDK stack
  * (infra/) builds the deployed queues, event sources, functions and state machine from
- * {@link PIPELINE_SETTINGS}, and the local stack (lib/local/stack.ts) runs with
+ * {@link PIPELINE_SETTINGS}, and the local stack (lib/local/stack-queues.ts) runs with
  * {@link localPipelineSettings}, the same values scaled by the documented {@link LOCAL_SCALE}
  * factors where one machine must be faster than a deployment. No other module holds these numbers.
  */
@@ -149,7 +149,7 @@ export function visibilityTimeoutSeconds(
 /**
  * The dead-letters function (functions/dead-letters) and its event sources on the ingest and the
  * batch dead-letter queues (docs/ARCHITECTURE.md "Dead letters"), read by infra/stack.ts and
- * lib/local/stack.ts. The dead-letter queues have no dead-letter queue of their own: a message the
+ * lib/local/stack-queues.ts. The dead-letter queues have no dead-letter queue of their own: a message the
  * function cannot record (S3 or SQS down) is received again after the visibility timeout, for as
  * long as the queue keeps it (14 days).
  */
