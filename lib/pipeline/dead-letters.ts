@@ -1,5 +1,5 @@
 import type { S3Client } from '@aws-sdk/client-s3';
-import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import type { SQSClient } from '@aws-sdk/client-sqs';
 import { describeError } from '../errors.ts';
 import type { FeatureFailedMessage } from '../features/messages.ts';
 import { FEATURE_META } from '../features/metadata.ts';
@@ -7,7 +7,7 @@ import { featureErrorKey, featureKey, parseImageKey } from '../storage/keys.ts';
 import { headObject } from '../storage/s3.ts';
 import { mapWithConcurrency } from '../util/concurrency.ts';
 import type { Log } from '../util/log.ts';
-import { type ImageJob, writeExtractionFailed } from './feature-records.ts';
+import { type ImageJob, sendFeatureMessages, writeExtractionFailed } from './feature-records.ts';
 
 /**
  * Messages of the ingest dead-letter queue (docs/ARCHITECTURE.md "Dead letters"): S3 events whose
@@ -93,34 +93,6 @@ export async function recordDeadImages(
       failed.add(job.recordId);
     }
   });
-  for (const id of await sendFailedMessages(messages, deps)) failed.add(id);
+  for (const m of await sendFeatureMessages(messages, deps)) failed.add(m.recordId);
   return { recorded: messages.length, skipped, failedRecordIds: [...failed] };
-}
-
-/** Sends the `feature.failed` messages, 10 per call; returns the records whose message was not sent. */
-async function sendFailedMessages(
-  messages: readonly { recordId: string; message: FeatureFailedMessage }[],
-  deps: DeadImageDeps,
-): Promise<string[]> {
-  const failed: string[] = [];
-  const chunks: (typeof messages)[] = [];
-  for (let i = 0; i < messages.length; i += 10) chunks.push(messages.slice(i, i + 10));
-  await mapWithConcurrency(chunks, 4, async (chunk) => {
-    try {
-      const out = await deps.sqs.send(
-        new SendMessageBatchCommand({
-          QueueUrl: deps.featuresQueueUrl,
-          Entries: chunk.map((m, i) => ({ Id: `m${i}`, MessageBody: JSON.stringify(m.message) })),
-        }),
-      );
-      for (const f of out.Failed ?? []) {
-        const m = chunk[Number(f.Id?.slice(1))];
-        if (m) failed.push(m.recordId);
-      }
-    } catch (err) {
-      deps.log.error('feature.failed messages not sent; they will be retried', { error: describeError(err) });
-      failed.push(...chunk.map((m) => m.recordId));
-    }
-  });
-  return failed;
 }

@@ -6,10 +6,14 @@
  * never finished, and its bundle must not carry sharp or onnxruntime (infra zip function).
  */
 import type { S3Client } from '@aws-sdk/client-s3';
-import type { FeatureFailedMessage, FeatureReadyMessage } from '../features/messages.ts';
+import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { describeError } from '../errors.ts';
+import type { FeatureFailedMessage, FeatureMessage, FeatureReadyMessage } from '../features/messages.ts';
 import { type FeatureErrorRecord, featureMetadata } from '../features/metadata.ts';
 import { featureErrorKey, featureKey, type ImageRef } from '../storage/keys.ts';
 import { deleteObject, putObject } from '../storage/s3.ts';
+import { mapWithConcurrency } from '../util/concurrency.ts';
+import type { Log } from '../util/log.ts';
 
 /** One image to process. Several jobs may share a record (an S3 event can list several objects). */
 export interface ImageJob {
@@ -90,4 +94,39 @@ export function failedMessage(
   reason: string,
 ): FeatureFailedMessage {
   return { ...readyMessage(w, etag, spec, at), type: 'feature.failed', reason };
+}
+
+/**
+ * Sends feature messages to the features queue, 10 per `SendMessageBatch` call (its limit), four
+ * calls at a time; returns the items whose message did not go (an entry SQS refused, or a call
+ * that failed), for the caller to report as failed records that SQS delivers again.
+ */
+export async function sendFeatureMessages<T extends { message: FeatureMessage }>(
+  items: readonly T[],
+  deps: { sqs: SQSClient; featuresQueueUrl: string; log: Log },
+): Promise<T[]> {
+  const unsent: T[] = [];
+  const chunks: T[][] = [];
+  for (let i = 0; i < items.length; i += 10) chunks.push(items.slice(i, i + 10));
+  await mapWithConcurrency(chunks, 4, async (chunk) => {
+    try {
+      const out = await deps.sqs.send(
+        new SendMessageBatchCommand({
+          QueueUrl: deps.featuresQueueUrl,
+          Entries: chunk.map((m, i) => ({ Id: `m${i}`, MessageBody: JSON.stringify(m.message) })),
+        }),
+      );
+      for (const f of out.Failed ?? []) {
+        const m = chunk[Number(f.Id?.slice(1))];
+        if (m) unsent.push(m);
+      }
+    } catch (err) {
+      deps.log.error('feature messages not sent; their records will be retried', {
+        count: chunk.length,
+        error: describeError(err),
+      });
+      unsent.push(...chunk);
+    }
+  });
+  return unsent;
 }

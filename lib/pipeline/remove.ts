@@ -1,11 +1,12 @@
 import type { S3Client } from '@aws-sdk/client-s3';
-import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import type { SQSClient } from '@aws-sdk/client-sqs';
 import { describeError } from '../errors.ts';
 import type { FeatureRemovedMessage } from '../features/messages.ts';
 import { featureErrorKey, featureKey, parseImageKey } from '../storage/keys.ts';
 import { deleteObject, headObject } from '../storage/s3.ts';
 import { mapWithConcurrency } from '../util/concurrency.ts';
 import type { Log } from '../util/log.ts';
+import { sendFeatureMessages } from './feature-records.ts';
 
 /**
  * Deleted images (S3 `ObjectRemoved`): the image's feature and error record are deleted and a
@@ -84,23 +85,6 @@ export async function removeImages(
       failed.add(r.recordId);
     }
   });
-  for (let i = 0; i < messages.length; i += 10) {
-    const chunk = messages.slice(i, i + 10);
-    try {
-      const out = await deps.sqs.send(
-        new SendMessageBatchCommand({
-          QueueUrl: deps.featuresQueueUrl,
-          Entries: chunk.map((m, j) => ({ Id: `r${j}`, MessageBody: JSON.stringify(m.message) })),
-        }),
-      );
-      for (const f of out.Failed ?? []) {
-        const m = chunk[Number(f.Id?.slice(1))];
-        if (m) failed.add(m.recordId);
-      }
-    } catch (err) {
-      deps.log.error('could not announce removed features; will retry', { error: describeError(err) });
-      for (const m of chunk) failed.add(m.recordId);
-    }
-  }
+  for (const m of await sendFeatureMessages(messages, deps)) failed.add(m.recordId);
   return { removed: messages.length, skipped, failedRecordIds: [...failed] };
 }

@@ -21,7 +21,7 @@ describe('tlearn local starts with the local process environment (bin/tlearn.js)
           probe,
           "process.stderr.write('probe ' + process.pid + ' ' + JSON.stringify(process.env.MALLOC_ARENA_MAX ?? null) + '\\n');\n",
         );
-        const env = { ...process.env, NODE_OPTIONS: `--import=${probe}` };
+        const env: Record<string, string | undefined> = { ...process.env, NODE_OPTIONS: `--import=${probe}` };
         for (const k of Object.keys(LOCAL_PROCESS_ENV)) delete env[k];
         const run = spawnSync(process.execPath, ['bin/tlearn.js', 'local', '--help'], {
           cwd: REPO,
