@@ -17,6 +17,13 @@ import {
 } from '../lib/batch/settings.ts';
 import { DRIFT_SETTINGS } from '../lib/capture/drift.ts';
 import { ENV } from '../lib/config.ts';
+import {
+  FUNCTION_NAMES,
+  type FunctionName,
+  handlerEntry,
+  isFunctionName,
+  packageOf,
+} from '../lib/functions.ts';
 import { POOLINGS, type Pooling, PRECISIONS, type Precision } from '../lib/model/spec.ts';
 import {
   DEAD_LETTER_SETTINGS,
@@ -46,26 +53,8 @@ import { QueueConsumer } from './constructs/queue-consumer.ts';
 import { CONSOLE_IMAGE_DIR, TlearnFunction } from './constructs/tlearn-function.ts';
 import { TrainingStateMachine } from './constructs/training-state-machine.ts';
 import { grantKeyManagement } from './key-access.ts';
-import { handlerEntry, REPO_ROOT } from './paths.ts';
+import { REPO_ROOT } from './paths.ts';
 import { grantS3Access } from './s3-access.ts';
-
-/** The functions of the app, by their folder under functions/. */
-export const FUNCTION_NAMES = [
-  'extract-features',
-  'api',
-  'start-training',
-  'check-readiness',
-  'train-head',
-  'promote-model',
-  'finish-training',
-  'batch-predict',
-  'dead-letters',
-  'drift-metric',
-] as const;
-export type FunctionName = (typeof FUNCTION_NAMES)[number];
-
-/** Functions that run in the container image (tfjs-node, sharp, VGG16 weights). */
-export const IMAGE_FUNCTIONS: readonly FunctionName[] = ['extract-features', 'api', 'batch-predict'];
 
 /** Per-function sizing. */
 export interface FunctionSettings {
@@ -240,7 +229,7 @@ export class TlearnStack extends Stack {
     const inboxProblem = inboxPrefixProblem(inboxPrefix);
     if (inboxProblem !== undefined) throw new Error(`inboxPrefix ${inboxProblem}`);
     for (const name of Object.keys(props.functions ?? {})) {
-      if (!(FUNCTION_NAMES as readonly string[]).includes(name)) {
+      if (!isFunctionName(name)) {
         throw new Error(`functions.${name}: unknown function (known: ${FUNCTION_NAMES.join(', ')})`);
       }
     }
@@ -282,7 +271,7 @@ export class TlearnStack extends Stack {
         logRemovalPolicy: removalPolicy,
       };
       const id = `${pascal(name)}Function`;
-      return IMAGE_FUNCTIONS.includes(name)
+      return packageOf(name) === 'image'
         ? new TlearnFunction(this, id, {
             ...base,
             kind: 'image',

@@ -19,6 +19,7 @@ import { BATCH_QUEUE, BATCH_SETTINGS, DEFAULT_INBOX_PREFIX } from '../batch/sett
 import { DRIFT_FUNCTION, DRIFT_SETTINGS, driftScheduleEvent } from '../capture/drift.ts';
 import { ENV } from '../config.ts';
 import { ConfigError, describeError } from '../errors.ts';
+import { FUNCTION_NAMES, type FunctionName } from '../functions.ts';
 import { DEFAULT_INPUT_SIZE, type Pooling, type Precision } from '../model/spec.ts';
 import {
   DEAD_LETTER_QUEUE,
@@ -55,18 +56,8 @@ import { type ResolvedWeights, randomWeightsNotice, resolveStackWeights } from '
 export { describeStack, displayPath } from './stack-text.ts';
 export { type ResolvedWeights, randomWeightsNotice, resolveStackWeights } from './weights.ts';
 
-/** The functions of the stack, as `functions/<name>/handler.ts` names them. */
-export type FunctionName =
-  | 'extract-features'
-  | 'start-training'
-  | 'check-readiness'
-  | 'train-head'
-  | 'promote-model'
-  | 'finish-training'
-  | 'batch-predict'
-  | 'dead-letters'
-  | 'drift-metric'
-  | 'api';
+/** The functions of the stack (lib/functions.ts), as `functions/<name>/handler.ts` names them. */
+export type { FunctionName };
 
 /** Every handler the stack runs. */
 export type LocalHandlers = Record<FunctionName, LambdaHandler>;
@@ -367,19 +358,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     env.set(ENV.SFN_ENDPOINT, sfnServer.endpoint);
     env.set(ENV.STATE_MACHINE_ARN, stateMachineArn);
 
-    const wanted: FunctionName[] = [
-      'check-readiness',
-      'train-head',
-      'promote-model',
-      'finish-training',
-      'extract-features',
-      'start-training',
-      'batch-predict',
-      'dead-letters',
-      'drift-metric',
-      'api',
-    ];
-    const toImport = wanted.filter((n) => opts.handlers?.[n] === undefined);
+    const toImport = FUNCTION_NAMES.filter((n) => opts.handlers?.[n] === undefined);
     const handlers = {
       ...(opts.bundles === undefined
         ? await importHandlers(toImport)
