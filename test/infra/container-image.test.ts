@@ -7,7 +7,7 @@ import {
   imageHandlerCmd,
 } from '../../infra/constructs/tlearn-function.ts';
 import { REPO_ROOT } from '../../infra/paths.ts';
-import { IMAGE_BASE_MODEL_URI } from '../../infra/stack.ts';
+import { IMAGE_BASE_MODEL_URI } from '../../infra/stack-props.ts';
 import { imageBundleOptions } from '../../lib/bundling.ts';
 import { ENV } from '../../lib/config.ts';
 import { FUNCTION_NAMES, handlerEntry, IMAGE_FUNCTIONS } from '../../lib/functions.ts';
