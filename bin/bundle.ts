@@ -1,5 +1,5 @@
 /**
- * `npm run bundle [-- --out DIR]`: every function of the CDK app (FUNCTION_NAMES of infra/stack.ts)
+ * `npm run bundle [-- --out DIR]`: every function of the app (FUNCTIONS of lib/functions.ts)
  * built as deploy builds it, so `tlearn local --bundles DIR` can run the deployed artifacts:
  *
  *   DIR/<fn>/index.mjs (+ .map)            a zip function's asset, as `NodejsFunction` bundles it
@@ -37,7 +37,6 @@ import { dirname, join, relative, resolve, sep } from 'node:path';
 import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
 import { REPO_ROOT } from '../infra/paths.ts';
-import { FUNCTION_NAMES, IMAGE_FUNCTIONS } from '../infra/stack.ts';
 import {
   BUNDLE_MANIFEST_FILE,
   type BundleManifest,
@@ -45,6 +44,7 @@ import {
   imageBundleOptions,
   zipBundleOptions,
 } from '../lib/bundling.ts';
+import { FUNCTIONS, handlerEntry } from '../lib/functions.ts';
 
 const HELP = `usage: npm run bundle [-- --out DIR]
 
@@ -149,15 +149,15 @@ export async function bundleAll(out: string, log: (s: string) => void = () => {}
   const functions: BundleManifest['functions'] = {};
   const started = Date.now();
   await Promise.all(
-    FUNCTION_NAMES.map(async (name) => {
-      const entry = join(REPO_ROOT, 'functions', name, 'handler.ts');
-      const image = IMAGE_FUNCTIONS.includes(name);
+    FUNCTIONS.map(async ({ name, package: kind }) => {
+      const entry = join(REPO_ROOT, handlerEntry(name));
+      const image = kind === 'image';
       const handler = image ? `image/functions/${name}/handler.mjs` : `${name}/index.mjs`;
       const outfile = join(out, handler);
       const options = image ? imageBundleOptions(entry, outfile) : zipBundleOptions(entry, outfile);
       await build({ ...options, absWorkingDir: REPO_ROOT, logLevel: 'warning' });
       const bytes = await fileSize(outfile);
-      functions[name] = { kind: image ? 'image' : 'zip', handler, bytes };
+      functions[name] = { kind, handler, bytes };
       log(
         `bundled ${name} (${image ? 'container image' : 'zip'}): ${handler}, ${(bytes / 1e6).toFixed(2)} MB`,
       );
@@ -180,7 +180,7 @@ export async function bundleAll(out: string, log: (s: string) => void = () => {}
     console: IMAGE_CONSOLE_DIR,
   };
   await writeFile(join(out, BUNDLE_MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
-  log(`wrote ${FUNCTION_NAMES.length} bundles in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  log(`wrote ${FUNCTIONS.length} bundles in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   return manifest;
 }
 

@@ -5,11 +5,6 @@ import { fileURLToPath } from 'node:url';
 /** The repository root: the NodejsFunction project root and the container image's build context. */
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
-/** Entry file of a function's handler, relative to {@link REPO_ROOT}. */
-export function handlerEntry(name: string): string {
-  return `functions/${name}/handler.ts`;
-}
-
 /**
  * The `context` block of the repo's cdk.json (feature flags and `tlearn:*` defaults). Tests and
  * `synthesizeTrainingDefinition` build their App with it, so they synthesize what `cdk synth` does.

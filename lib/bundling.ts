@@ -11,6 +11,7 @@
  *   lazily and falls back), so only tfjs-node stays out.
  */
 import { z } from 'zod';
+import { FUNCTION_PACKAGES } from './functions.ts';
 
 /** Packages with native addons or wasm files that no bundle contains. */
 export const NATIVE_EXTERNALS: readonly string[] = ['onnxruntime-node', 'sharp', 'h5wasm'];
@@ -93,7 +94,7 @@ export const BundleManifestSchema = z.object({
   /** Function name → its handler module relative to the folder, and how it is deployed. */
   functions: z.record(
     z.string(),
-    z.object({ kind: z.enum(['zip', 'image']), handler: z.string().min(1), bytes: z.number().int() }),
+    z.object({ kind: z.enum(FUNCTION_PACKAGES), handler: z.string().min(1), bytes: z.number().int() }),
   ),
   /** The web console the image serves (TLEARN_CONSOLE_DIR), relative to the folder. */
   console: z.string().min(1).optional(),

@@ -89,10 +89,13 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
   const rootArg = args.find((a, i) => !a.startsWith('--') && (listAt < 0 || i !== listAt + 1));
   const root = resolve(rootArg ?? fileURLToPath(new URL('..', import.meta.url)));
   const all = allFunctionLengths(root);
-  if (list !== undefined) for (const f of all.slice(0, list)) console.log(`${f.lines}\t${f.file}:${f.line} ${f.name}`);
+  if (list !== undefined)
+    for (const f of all.slice(0, list)) console.log(`${f.lines}\t${f.file}:${f.line} ${f.name}`);
   const long = all.filter((f) => f.lines > MAX_FUNCTION_LINES);
   for (const f of long)
-    console.error(`${f.file}:${f.line}: ${f.name} is ${f.lines} lines (at most ${MAX_FUNCTION_LINES}): split it`);
+    console.error(
+      `${f.file}:${f.line}: ${f.name} is ${f.lines} lines (at most ${MAX_FUNCTION_LINES}): split it`,
+    );
   if (long.length > 0) process.exit(1);
   console.log(`functions: none over ${MAX_FUNCTION_LINES} lines`);
 }

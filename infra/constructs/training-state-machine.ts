@@ -201,6 +201,8 @@ export class TrainingStateMachine extends Construct {
   readonly maxRetrains: number;
   /** The execution timeout (TimeoutSeconds), seconds: {@link trainingExecutionTimeout}. */
   readonly timeoutSeconds: number;
+  /** Retry MaxAttempts of every task. */
+  private readonly taskRetryAttempts: number;
 
   constructor(scope: Construct, id: string, props: TrainingStateMachineProps) {
     super(scope, id);
@@ -210,13 +212,11 @@ export class TrainingStateMachine extends Construct {
     this.maxRounds = integerIn(id, 'maxRounds', props.maxRounds ?? T.maxRounds, 0, 1_000);
     this.maxRetrains = integerIn(id, 'maxRetrains', props.maxRetrains ?? T.maxRetrains, 0, 100);
     const attempts = integerIn(id, 'taskRetryAttempts', props.taskRetryAttempts ?? 6, 0, 10);
+    this.taskRetryAttempts = attempts;
     const name = props.stateMachineName;
     if (name !== undefined && !/^[A-Za-z0-9_-]{1,80}$/.test(name)) {
       throw new Error(`${id}: stateMachineName must be 1-80 letters, digits, '-' or '_' (got '${name}')`);
     }
-    const S = TRAINING_STATES;
-    // Lambda stops the function at its own timeout; the margin lets that error come back first.
-    const taskTimeout = (fn: TaskFunction): Duration => fn.timeout.plus(Duration.seconds(60));
     this.timeoutSeconds = trainingExecutionTimeout({
       settleSeconds: this.settleSeconds,
       pollSeconds: this.pollSeconds,
@@ -237,47 +237,74 @@ export class TrainingStateMachine extends Construct {
       );
     }
 
-    const task = (
-      stateName: string,
-      fn: TaskFunction,
-      payload: Record<string, unknown>,
-      resultPath: string,
-      comment: string,
-    ): tasks.LambdaInvoke => {
-      const step = new tasks.LambdaInvoke(this, stateName, {
-        stateName,
-        comment,
-        lambdaFunction: fn.function,
-        payload: sfn.TaskInput.fromObject(payload),
-        payloadResponseOnly: true,
-        // Replaced by the explicit retry below, which also covers throttling.
-        retryOnServiceExceptions: false,
-        resultPath,
-        taskTimeout: sfn.Timeout.duration(taskTimeout(fn)),
+    const definition = this.definition(props);
+
+    this.logGroup = new logs.LogGroup(this, 'Logs', {
+      retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
+      removalPolicy: props.logRemovalPolicy ?? RemovalPolicy.RETAIN,
+    });
+    this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
+      stateMachineName: name,
+      stateMachineType: sfn.StateMachineType.STANDARD,
+      queryLanguage: sfn.QueryLanguage.JSON_PATH,
+      definitionBody: sfn.DefinitionBody.fromChainable(definition),
+      comment:
+        'tlearn training: one execution per dataset (lock), wait for features (bounded), train, promote, train again if more arrived',
+      timeout: Duration.seconds(this.timeoutSeconds),
+      tracingEnabled: true,
+      logs: {
+        destination: this.logGroup,
+        level: sfn.LogLevel.ALL,
+        includeExecutionData: props.includeExecutionData ?? false,
+      },
+    });
+  }
+
+  /** A Lambda task of `fn`, retried on the retryable Lambda errors. */
+  private task(
+    stateName: string,
+    fn: TaskFunction,
+    payload: Record<string, unknown>,
+    resultPath: string,
+    comment: string,
+  ): tasks.LambdaInvoke {
+    const step = new tasks.LambdaInvoke(this, stateName, {
+      stateName,
+      comment,
+      lambdaFunction: fn.function,
+      payload: sfn.TaskInput.fromObject(payload),
+      payloadResponseOnly: true,
+      // Replaced by the explicit retry below, which also covers throttling.
+      retryOnServiceExceptions: false,
+      resultPath,
+      taskTimeout: sfn.Timeout.duration(taskTimeout(fn)),
+    });
+    if (this.taskRetryAttempts > 0) {
+      step.addRetry({
+        errors: [...RETRYABLE_LAMBDA_ERRORS],
+        interval: Duration.seconds(2),
+        backoffRate: 2,
+        maxAttempts: this.taskRetryAttempts,
+        maxDelay: Duration.seconds(60),
+        jitterStrategy: sfn.JitterType.FULL,
       });
-      if (attempts > 0) {
-        step.addRetry({
-          errors: [...RETRYABLE_LAMBDA_ERRORS],
-          interval: Duration.seconds(2),
-          backoffRate: 2,
-          maxAttempts: attempts,
-          maxDelay: Duration.seconds(60),
-          jitterStrategy: sfn.JitterType.FULL,
-        });
-      }
-      return step;
-    };
-    const fail = (stateName: string, comment: string): sfn.Fail =>
-      new sfn.Fail(this, stateName, {
-        stateName,
-        comment,
-        errorPath: sfn.JsonPath.stringAt('$.error.Error'),
-        causePath: sfn.JsonPath.stringAt('$.error.Cause'),
-      });
-    const finishPayload = (
-      outcome: 'trained' | 'failed',
-      withGeneration: boolean,
-    ): Record<string, unknown> => ({
+    }
+    return step;
+  }
+
+  /** A Fail state with the caught error's Error and Cause. */
+  private fail(stateName: string, comment: string): sfn.Fail {
+    return new sfn.Fail(this, stateName, {
+      stateName,
+      comment,
+      errorPath: sfn.JsonPath.stringAt('$.error.Error'),
+      causePath: sfn.JsonPath.stringAt('$.error.Cause'),
+    });
+  }
+
+  /** finish-training's input (lib/pipeline/ contract): release the lock, or go round again. */
+  private finishPayload(outcome: 'trained' | 'failed', withGeneration: boolean): Record<string, unknown> {
+    return {
       'dataset.$': '$.dataset',
       'executionName.$': '$$.Execution.Name',
       ...(withGeneration ? { 'generation.$': '$.readiness.generation' } : {}),
@@ -285,8 +312,12 @@ export class TrainingStateMachine extends Construct {
       outcome,
       'retrains.$': '$.retrainRound',
       maxRetrains: this.maxRetrains,
-    });
+    };
+  }
 
+  /** The states, from Start (see the diagram at the top of this file). */
+  private definition(props: TrainingStateMachineProps): sfn.IChainable {
+    const S = TRAINING_STATES;
     const start = new sfn.Pass(this, S.start, {
       stateName: S.start,
       comment: 'Keeps the documented input fields and starts the round counters.',
@@ -303,7 +334,7 @@ export class TrainingStateMachine extends Construct {
       comment: 'Lets a burst of uploads and their extractions land before the first check.',
       time: sfn.WaitTime.duration(Duration.seconds(this.settleSeconds)),
     });
-    const checkReadiness = task(
+    const checkReadiness = this.task(
       S.checkReadiness,
       props.checkReadiness,
       { 'dataset.$': '$.dataset' },
@@ -339,29 +370,29 @@ export class TrainingStateMachine extends Construct {
         'retrainRound.$': 'States.MathAdd($.retrainRound, 1)',
       },
     });
-    const trainHead = task(
+    const trainHead = this.task(
       S.trainHead,
       props.trainHead,
       { 'dataset.$': '$.dataset', 'trigger.$': '$.trigger', 'requestedAt.$': '$.requestedAt' },
       '$.training',
       'Fits the logistic-regression head on the ready features; writes model.json + report.json (left-out images listed).',
     );
-    const promote = task(
+    const promote = this.task(
       S.promote,
       props.promoteModel,
       { 'dataset.$': '$.dataset', 'version.$': '$.training.version' },
       '$.promotion',
       'Points models/{d}/current.json at the new version unless a newer one was promoted meanwhile.',
     );
-    const finish = task(
+    const finish = this.task(
       S.finish,
       props.finishTraining,
-      finishPayload('trained', true),
+      this.finishPayload('trained', true),
       '$.finish',
       'Trains again when the lock generation moved since CheckReadiness, else releases the lock.',
     );
     finish.addCatch(
-      fail(S.finishFailed, 'The lock could not be released; the next request takes it over as stale.'),
+      this.fail(S.finishFailed, 'The lock could not be released; the next request takes it over as stale.'),
       {
         errors: [sfn.Errors.ALL],
         resultPath: '$.error',
@@ -379,14 +410,14 @@ export class TrainingStateMachine extends Construct {
       failName: string,
       withGeneration: boolean,
     ): void => {
-      const failed = fail(
+      const failed = this.fail(
         failName,
         `${step.id} failed: Error and Cause are the task's (Cause holds the Lambda's errorMessage).`,
       );
-      const release = task(
+      const release = this.task(
         releaseName,
         props.finishTraining,
-        finishPayload('failed', withGeneration),
+        this.finishPayload('failed', withGeneration),
         '$.release',
         `Releases the lock after ${step.id} failed (or trains again if features arrived after the check).`,
       );
@@ -414,27 +445,7 @@ export class TrainingStateMachine extends Construct {
       .otherwise(trainHead.next(promote).next(finish).next(trainAgain));
 
     nextTraining.next(settle);
-    const definition = start.next(settle).next(checkReadiness).next(featuresReady);
-
-    this.logGroup = new logs.LogGroup(this, 'Logs', {
-      retention: props.logRetention ?? logs.RetentionDays.ONE_MONTH,
-      removalPolicy: props.logRemovalPolicy ?? RemovalPolicy.RETAIN,
-    });
-    this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
-      stateMachineName: name,
-      stateMachineType: sfn.StateMachineType.STANDARD,
-      queryLanguage: sfn.QueryLanguage.JSON_PATH,
-      definitionBody: sfn.DefinitionBody.fromChainable(definition),
-      comment:
-        'tlearn training: one execution per dataset (lock), wait for features (bounded), train, promote, train again if more arrived',
-      timeout: Duration.seconds(this.timeoutSeconds),
-      tracingEnabled: true,
-      logs: {
-        destination: this.logGroup,
-        level: sfn.LogLevel.ALL,
-        includeExecutionData: props.includeExecutionData ?? false,
-      },
-    });
+    return start.next(settle).next(checkReadiness).next(featuresReady);
   }
 }
 
@@ -472,6 +483,11 @@ export function trainingExecutionTimeout(p: ExecutionTimeParts): number {
     task(t.promote) +
     task(t.finish);
   return training * (1 + p.maxRetrains);
+}
+
+/** Lambda stops the function at its own timeout; the margin lets that error come back first. */
+function taskTimeout(fn: TaskFunction): Duration {
+  return fn.timeout.plus(Duration.seconds(60));
 }
 
 function integerIn(id: string, name: string, value: number, min: number, max: number): number {

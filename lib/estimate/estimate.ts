@@ -33,7 +33,7 @@ export const POLLED_QUEUES = 5;
  */
 export const IDLE_POLLS_PER_QUEUE_MONTH = 5 * 3 * 43_200;
 
-/** Function memory (MB) of the stack's defaults (infra/stack.ts DEFAULT_FUNCTION_SETTINGS). */
+/** Function memory (MB) of the stack's defaults (DEFAULT_FUNCTION_SETTINGS of infra/stack-props.ts). */
 const EXTRACT_MB = 3008;
 const TRAIN_MB = 3008;
 const API_MB = 3008;

@@ -7,23 +7,15 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { ConfigError, describeError } from '../errors.ts';
+import type { FunctionName } from '../functions.ts';
 import { importBundleHandlers } from './bundles.ts';
 import type { LambdaHandler } from './lambda-context.ts';
 
 const execFileAsync = promisify(execFile);
 
 /** The functions of the stack, as `functions/<name>/handler.ts` names them. */
-export type FunctionName =
-  | 'extract-features'
-  | 'start-training'
-  | 'check-readiness'
-  | 'train-head'
-  | 'promote-model'
-  | 'finish-training'
-  | 'batch-predict'
-  | 'dead-letters'
-  | 'drift-metric'
-  | 'api';
+/** The functions of the stack (lib/functions.ts), as `functions/<name>/handler.ts` names them. */
+export type { FunctionName };
 
 /** Every handler the stack runs. */
 export type LocalHandlers = Record<FunctionName, LambdaHandler>;

@@ -15,6 +15,7 @@ import type { SFNClient } from '@aws-sdk/client-sfn';
 import type { SQSClient } from '@aws-sdk/client-sqs';
 import { DRIFT_FUNCTION, DRIFT_SETTINGS, driftScheduleEvent } from '../capture/drift.ts';
 import { ENV } from '../config.ts';
+import { FUNCTION_NAMES } from '../functions.ts';
 import { DEFAULT_INPUT_SIZE, type Pooling, type Precision } from '../model/spec.ts';
 import { localPipelineSettings, type PipelineSettings } from '../pipeline/settings.ts';
 import { type AwsClients, createAwsClients } from '../storage/clients.ts';
@@ -309,19 +310,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     });
     const { stateMachineArn } = sfn;
 
-    const wanted: FunctionName[] = [
-      'check-readiness',
-      'train-head',
-      'promote-model',
-      'finish-training',
-      'extract-features',
-      'start-training',
-      'batch-predict',
-      'dead-letters',
-      'drift-metric',
-      'api',
-    ];
-    const handlers = await loadHandlers(wanted, opts, stacksStarted);
+    const handlers = await loadHandlers(FUNCTION_NAMES, opts, stacksStarted);
     await startTrainingRunner({ endpoint: sfn, training, handlers, region, dataDir, shutdown, log });
 
     const clients = createStackClients(

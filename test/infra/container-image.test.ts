@@ -6,10 +6,11 @@ import {
   IMAGE_CONTEXT_IGNORE,
   imageHandlerCmd,
 } from '../../infra/constructs/tlearn-function.ts';
-import { handlerEntry, REPO_ROOT } from '../../infra/paths.ts';
-import { FUNCTION_NAMES, IMAGE_BASE_MODEL_URI, IMAGE_FUNCTIONS } from '../../infra/stack.ts';
+import { REPO_ROOT } from '../../infra/paths.ts';
+import { IMAGE_BASE_MODEL_URI } from '../../infra/stack-props.ts';
 import { imageBundleOptions } from '../../lib/bundling.ts';
 import { ENV } from '../../lib/config.ts';
+import { FUNCTION_NAMES, handlerEntry, IMAGE_FUNCTIONS } from '../../lib/functions.ts';
 import { createTestApp, createTestStack, type TestApp } from './synth.ts';
 
 const dockerfile = readFileSync(join(REPO_ROOT, 'functions/Dockerfile'), 'utf8');

@@ -1,6 +1,7 @@
 import { Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FUNCTION_NAMES, type FunctionName, type TlearnStack } from '../../infra/stack.ts';
+import type { TlearnStack } from '../../infra/stack.ts';
+import { FUNCTION_NAMES, type FunctionName } from '../../lib/functions.ts';
 import { createTestApp, createTestStack, type TestApp } from './synth.ts';
 
 type Resource = { Type: string; Properties: Record<string, unknown> };

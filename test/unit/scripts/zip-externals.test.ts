@@ -1,15 +1,15 @@
 import { join } from 'node:path';
 import { build } from 'esbuild';
 import { describe, expect, it } from 'vitest';
-import { FUNCTION_NAMES, IMAGE_FUNCTIONS } from '../../../infra/stack.ts';
 import { ZIP_EXTERNALS, zipBundleOptions } from '../../../lib/bundling.ts';
+import { FUNCTION_NAMES, IMAGE_FUNCTIONS } from '../../../lib/functions.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..', '..');
 
 /**
  * A zip function's asset holds its bundle only: an external (sharp, onnxruntime-node, h5wasm) that
  * it imports statically is missing on Lambda and the function fails to load. Only the container
- * image's functions (infra/stack.ts IMAGE_FUNCTIONS) have them in node_modules.
+ * image's functions (IMAGE_FUNCTIONS of lib/functions.ts) have them in node_modules.
  */
 describe('the zip functions', () => {
   const zipFunctions = FUNCTION_NAMES.filter((n) => !IMAGE_FUNCTIONS.includes(n));
