@@ -373,20 +373,7 @@ export async function labelCapture(
     at: Date;
   },
 ): Promise<CaptureDocument> {
-  if (!isValidLabel(input.label)) {
-    throw new ValidationError(
-      `label '${input.label.slice(0, 80)}' is not valid (1-100 chars, no '/', not '.' or '..')`,
-      {
-        code: 'InvalidLabel',
-      },
-    );
-  }
-  if (!input.classes.includes(input.label) && !input.createClass) {
-    throw new ValidationError(
-      `'${input.label.slice(0, 80)}' is not a class of the model (${input.classes.join(', ')}); send "createClass": true to start a new class`,
-      { code: 'UnknownLabel' },
-    );
-  }
+  checkReviewLabel(input);
   const { doc } = await readForReview(s3, bucket, input.dataset, input.id);
   const ext = doc.imageKey.slice(doc.imageKey.lastIndexOf('.'));
   const target = imageKey(input.dataset, input.label, `capture-${doc.id}${ext}`);
@@ -440,4 +427,29 @@ export async function undoReview(
   });
   await deleteObject(s3, bucket, key);
   return pending;
+}
+
+/**
+ * The label a reviewer gives an image (a capture, or a pool image in lib/capture/suggestions.ts):
+ * a valid label, and a class of the model unless `createClass` starts a new one.
+ */
+export function checkReviewLabel(input: {
+  label: string;
+  classes: readonly string[];
+  createClass: boolean;
+}): void {
+  if (!isValidLabel(input.label)) {
+    throw new ValidationError(
+      `label '${input.label.slice(0, 80)}' is not valid (1-100 chars, no '/', not '.' or '..')`,
+      {
+        code: 'InvalidLabel',
+      },
+    );
+  }
+  if (!input.classes.includes(input.label) && !input.createClass) {
+    throw new ValidationError(
+      `'${input.label.slice(0, 80)}' is not a class of the model (${input.classes.join(', ')}); send "createClass": true to start a new class`,
+      { code: 'UnknownLabel' },
+    );
+  }
 }

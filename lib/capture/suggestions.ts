@@ -12,7 +12,6 @@ import { decodeNpy } from '../features/npy.ts';
 import { sketchRows } from '../quality/similarity.ts';
 import {
   imageKey,
-  isValidLabel,
   POOL_FEATURES_PREFIX,
   poolFeaturesPrefix,
   UNLABELLED_PREFIX,
@@ -22,7 +21,7 @@ import { deleteObject, getObject, headObject, listObjects } from '../storage/s3.
 import { predictProba } from '../training/head.ts';
 import type { Head } from '../training/types.ts';
 import { mapWithConcurrency } from '../util/concurrency.ts';
-import { marginOf } from './captures.ts';
+import { checkReviewLabel, marginOf } from './captures.ts';
 
 /** Pool images scored per request: the newest this many (their features are read whole). */
 export const MAX_POOL_SCORED = 2000;
@@ -206,20 +205,7 @@ export async function labelPoolImage(
       code: 'InvalidImageKey',
     });
   }
-  if (!isValidLabel(input.label)) {
-    throw new ValidationError(
-      `label '${input.label.slice(0, 80)}' is not valid (1-100 chars, no '/', not '.' or '..')`,
-      {
-        code: 'InvalidLabel',
-      },
-    );
-  }
-  if (!input.classes.includes(input.label) && !input.createClass) {
-    throw new ValidationError(
-      `'${input.label.slice(0, 80)}' is not a class of the model (${input.classes.join(', ')}); send "createClass": true to start a new class`,
-      { code: 'UnknownLabel' },
-    );
-  }
+  checkReviewLabel(input);
   if ((await headObject(s3, bucket, input.key)) === undefined) {
     throw new NotFoundError(`image '${input.key.slice(0, 200)}' is not in the pool (labelled already?)`, {
       code: 'ImageNotFound',

@@ -14,6 +14,7 @@ import { type NamedWeight, validateWeights } from '../weights.ts';
 import { ProtoMessage } from './protobuf.ts';
 import {
   type BuildVgg16OnnxOptions,
+  CONV_ATTRIBUTES,
   checkOptions,
   F,
   initializer,
@@ -23,6 +24,7 @@ import {
   ONNX_BATCH_DIM,
   ONNX_INPUT_NAME,
   ONNX_OUTPUT_NAME,
+  POOL_ATTRIBUTES,
   pushFeatureOutput,
   valueInfo,
 } from './vgg16-onnx.ts';
@@ -224,19 +226,7 @@ export function vgg16Int8GraphParts(
         [b],
         perChannel,
       ),
-      node(
-        'Conv',
-        layer.name,
-        [x, k, b],
-        [`${layer.name}/conv`],
-        [
-          { name: 'kernel_shape', ints: [3, 3] },
-          { name: 'pads', ints: [1, 1, 1, 1] },
-          { name: 'strides', ints: [1, 1] },
-          { name: 'dilations', ints: [1, 1] },
-          { name: 'group', int: 1 },
-        ],
-      ),
+      node('Conv', layer.name, [x, k, b], [`${layer.name}/conv`], CONV_ATTRIBUTES),
     );
     const outParams = uint8Params(0, ranges.relu[layer.name] ?? 0);
     inits.push(...scalarQuantInits(layer.name, outParams));
@@ -247,19 +237,7 @@ export function vgg16Int8GraphParts(
     if (next === undefined || blockOf(next.name) !== blockOf(layer.name)) {
       const pool = `${blockOf(layer.name)}_pool`;
       // Max commutes with a monotonic quantization: pooling the uint8 codes is exact.
-      nodes.push(
-        node(
-          'MaxPool',
-          pool,
-          [q],
-          [`${pool}/q`],
-          [
-            { name: 'kernel_shape', ints: [2, 2] },
-            { name: 'strides', ints: [2, 2] },
-            { name: 'ceil_mode', int: 0 },
-          ],
-        ),
-      );
+      nodes.push(node('MaxPool', pool, [q], [`${pool}/q`], POOL_ATTRIBUTES));
       q = `${pool}/q`;
     }
     const dq = `${q.slice(0, -2)}/dq`;

@@ -240,22 +240,7 @@ export function vgg16GraphParts(
       ),
     );
     inits.push(initializer(bName, [layer.filters], bias.data));
-    nodes.push(
-      node(
-        'Conv',
-        layer.name,
-        [x, kName, bName],
-        [`${layer.name}/conv`],
-        [
-          { name: 'kernel_shape', ints: [3, 3] },
-          // Keras 'same' with a 3x3 kernel and stride 1 pads one pixel on every side.
-          { name: 'pads', ints: [1, 1, 1, 1] },
-          { name: 'strides', ints: [1, 1] },
-          { name: 'dilations', ints: [1, 1] },
-          { name: 'group', int: 1 },
-        ],
-      ),
-    );
+    nodes.push(node('Conv', layer.name, [x, kName, bName], [`${layer.name}/conv`], CONV_ATTRIBUTES));
     nodes.push(node('Relu', `${layer.name}/relu`, [`${layer.name}/conv`], [layer.name]));
     x = layer.name;
     const next = VGG16_CONV_LAYERS[index + 1];
@@ -263,17 +248,7 @@ export function vgg16GraphParts(
       const pool = `${blockOf(layer.name)}_pool`;
       nodes.push(
         // No pads and ceil_mode 0: the output floors odd sizes, like Keras' 'valid' pooling.
-        node(
-          'MaxPool',
-          pool,
-          [x],
-          [pool],
-          [
-            { name: 'kernel_shape', ints: [2, 2] },
-            { name: 'strides', ints: [2, 2] },
-            { name: 'ceil_mode', int: 0 },
-          ],
-        ),
+        node('MaxPool', pool, [x], [pool], POOL_ATTRIBUTES),
       );
       x = pool;
     }
@@ -282,6 +257,22 @@ export function vgg16GraphParts(
   const dims = pushFeatureOutput(nodes, x, opts.pooling, h, w);
   return { nodes, inits, dims };
 }
+
+/** Every VGG16 conv: 3x3, stride 1; Keras 'same' with that kernel pads one pixel on every side. */
+export const CONV_ATTRIBUTES = [
+  { name: 'kernel_shape', ints: [3, 3] },
+  { name: 'pads', ints: [1, 1, 1, 1] },
+  { name: 'strides', ints: [1, 1] },
+  { name: 'dilations', ints: [1, 1] },
+  { name: 'group', int: 1 },
+];
+
+/** Every block's pooling: 2x2, stride 2, no pads, floor (Keras 'valid' pooling). */
+export const POOL_ATTRIBUTES = [
+  { name: 'kernel_shape', ints: [2, 2] },
+  { name: 'strides', ints: [2, 2] },
+  { name: 'ceil_mode', int: 0 },
+];
 
 /**
  * The graph's end, shared by the fp32 and the int8 graph (vgg16-int8-onnx.ts): block5's NCHW map
