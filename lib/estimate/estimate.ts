@@ -6,7 +6,7 @@
  * `usage` is the measured counterpart).
  */
 import { DRIFT_FUNCTION, DRIFT_METRIC_NAME, DRIFT_SETTINGS } from '../capture/drift.ts';
-import { PRICES_AS_OF, pricesFor } from '../cost/prices.ts';
+import { PRICES_AS_OF, pricesFor, type RegionPrices } from '../cost/prices.ts';
 import {
   type CostLine,
   emptyUsage,
@@ -92,7 +92,28 @@ export function estimateCost(input: CostEstimateInput): CostEstimate {
   const p = pricesFor(region);
   const n = input.images;
   const m = input.predictionsPerMonth ?? 0;
-  const a = {
+  const a = assumptionsOf(input);
+  const featureBytes = featureDims(parseSpec(a.spec)) * 4 + 128;
+  const ex = extractionUsage(n, a);
+  const tr = trainingUsage(n, a);
+  const serving = servingLines(m, a, region, p);
+  const idle = idleLines(n, featureBytes, a, region, p);
+  return {
+    region,
+    pricesAsOf: PRICES_AS_OF,
+    assumptions: { images: n, predictionsPerMonth: m, ...a },
+    parts: [
+      part('extraction', priceUsage(ex, region).lines),
+      part('training', priceUsage(tr, region).lines),
+      part('serving per month', serving),
+      part('idle per month', idle),
+    ],
+  };
+}
+
+/** The per-image figures and settings of an estimate: the input's, else the defaults it documents. */
+function assumptionsOf(input: CostEstimateInput) {
+  return {
     extractMsPerImage: input.extractMsPerImage ?? 150,
     trainMsPerImage: input.trainMsPerImage ?? 10,
     predictMs: input.predictMs ?? 200,
@@ -102,11 +123,16 @@ export function estimateCost(input: CostEstimateInput): CostEstimate {
     monitoring: input.monitoring ?? true,
     spec: input.spec ?? 'vgg16/w/150x150/flatten/caffe/bilinear',
   };
-  const featureBytes = featureDims(parseSpec(a.spec)) * 4 + 128;
+}
 
-  // Extraction: per image the upload's PUT, one S3 GET (image) + HEAD (is the feature current?)
-  // + PUT (.npy);
-  // SQS: S3's send, and the features message's send, plus receive + delete per batch of 10.
+type Assumptions = ReturnType<typeof assumptionsOf>;
+
+/**
+ * Extraction of `n` images: per image the upload's PUT, one S3 GET (image) + HEAD (is the
+ * feature current?) + PUT (.npy); SQS: S3's send, and the features message's send, plus
+ * receive + delete per batch of 10.
+ */
+function extractionUsage(n: number, a: Assumptions): Usage {
   const ex: Usage = emptyUsage();
   ex.lambda.push({
     function: 'extract-features',
@@ -124,8 +150,11 @@ export function estimateCost(input: CostEstimateInput): CostEstimate {
   });
   ex.s3 = { put: 2 * n, get: 2 * n };
   ex.sqs.requests = Math.ceil(2 * n + 4 * (n / 10));
+  return ex;
+}
 
-  // Training: one execution; train-head reads every feature once (plus listings of 1000 keys).
+/** Training on `n` images: one execution; train-head reads every feature once (plus listings of 1000 keys). */
+function trainingUsage(n: number, a: Assumptions): Usage {
   const tr: Usage = emptyUsage();
   tr.lambda.push({
     function: 'train-head',
@@ -143,9 +172,15 @@ export function estimateCost(input: CostEstimateInput): CostEstimate {
   });
   tr.stepFunctions.transitions = TRAINING_TRANSITIONS_HAPPY_PATH;
   tr.s3 = { put: 4 + 2 * Math.ceil(n / 1000) * 2, get: n + 2 };
+  return tr;
+}
 
-  // Serving: every prediction is one API Gateway request and one api invocation; the model
-  // cache checks current.json at most every 5 s.
+/**
+ * Serving `m` predictions a month: every prediction is one API Gateway request and one api
+ * invocation; the model cache checks current.json at most every 5 s. Then the monitoring
+ * records each prediction leaves and the drift schedule's reads of them.
+ */
+function servingLines(m: number, a: Assumptions, region: string, p: RegionPrices): CostLine[] {
   const sv: Usage = emptyUsage();
   sv.apiGateway.requests = m;
   sv.lambda.push({
@@ -177,44 +212,24 @@ export function estimateCost(input: CostEstimateInput): CostEstimate {
       usd: driftLists * p.s3PutRequest,
     });
   }
+  return serving;
+}
 
+/**
+ * What the stack bills a month when nothing happens: the monitoring (alarms, dashboard, drift
+ * metric and its schedule) when deployed, the container image, the stored data of `n` images,
+ * (`featureBytes` per feature file) and Lambda's long polls of the idle queues.
+ */
+function idleLines(
+  n: number,
+  featureBytes: number,
+  a: Assumptions,
+  region: string,
+  p: RegionPrices,
+): CostLine[] {
   const gb = (bytes: number) => bytes / 1024 ** 3;
   const storedGb = gb(n * a.imageKb * 1024 + n * featureBytes + 59e6 + a.exportedVersions * 60e6);
-  const idle: CostLine[] = [];
-  if (a.monitoring) {
-    idle.push({
-      item: `CloudWatch alarms (${MONITORING_ALARMS})`,
-      quantity: MONITORING_ALARMS,
-      unit: 'alarm-months',
-      usd: MONITORING_ALARMS * p.cloudwatchAlarmMonth,
-    });
-    idle.push({
-      item: 'CloudWatch dashboard (free if the account has fewer than 3)',
-      quantity: MONITORING_DASHBOARDS,
-      unit: 'dashboard-months',
-      usd: MONITORING_DASHBOARDS * p.cloudwatchDashboardMonth,
-    });
-    idle.push({
-      item: `CloudWatch custom metric ${DRIFT_METRIC_NAME} (EMF)`,
-      quantity: MONITORING_CUSTOM_METRICS,
-      unit: 'metric-months',
-      usd: MONITORING_CUSTOM_METRICS * p.cloudwatchMetricMonth,
-    });
-    // The schedule itself: an EventBridge rule's scheduled events are free.
-    const drift = emptyUsage();
-    drift.lambda.push({
-      function: DRIFT_FUNCTION,
-      architecture: 'arm64',
-      memoryMb: DRIFT_SETTINGS.memorySize,
-      invocations: DRIFT_RUNS_PER_MONTH,
-      durationMs: DRIFT_RUNS_PER_MONTH * DRIFT_MS_PER_RUN,
-    });
-    // Every run lists the datasets with records (one LIST) even when nothing was predicted.
-    drift.s3.put = DRIFT_RUNS_PER_MONTH;
-    for (const line of priceUsage(drift, region).lines) {
-      idle.push({ ...line, item: `${line.item} (hourly drift schedule)` });
-    }
-  }
+  const idle: CostLine[] = a.monitoring ? monitoringLines(region, p) : [];
   idle.push({
     item: 'ECR container image (extract-features, api, batch-predict)',
     quantity: round(a.imageGb),
@@ -234,18 +249,46 @@ export function estimateCost(input: CostEstimateInput): CostEstimate {
     unit: 'requests',
     usd: polls * p.sqsRequest,
   });
+  return idle;
+}
 
-  return {
-    region,
-    pricesAsOf: PRICES_AS_OF,
-    assumptions: { images: n, predictionsPerMonth: m, ...a },
-    parts: [
-      part('extraction', priceUsage(ex, region).lines),
-      part('training', priceUsage(tr, region).lines),
-      part('serving per month', serving),
-      part('idle per month', idle),
-    ],
-  };
+/** The monitoring's monthly bill: alarms, dashboard, the drift metric and the drift schedule's runs. */
+function monitoringLines(region: string, p: RegionPrices): CostLine[] {
+  const lines: CostLine[] = [
+    {
+      item: `CloudWatch alarms (${MONITORING_ALARMS})`,
+      quantity: MONITORING_ALARMS,
+      unit: 'alarm-months',
+      usd: MONITORING_ALARMS * p.cloudwatchAlarmMonth,
+    },
+    {
+      item: 'CloudWatch dashboard (free if the account has fewer than 3)',
+      quantity: MONITORING_DASHBOARDS,
+      unit: 'dashboard-months',
+      usd: MONITORING_DASHBOARDS * p.cloudwatchDashboardMonth,
+    },
+    {
+      item: `CloudWatch custom metric ${DRIFT_METRIC_NAME} (EMF)`,
+      quantity: MONITORING_CUSTOM_METRICS,
+      unit: 'metric-months',
+      usd: MONITORING_CUSTOM_METRICS * p.cloudwatchMetricMonth,
+    },
+  ];
+  // The schedule itself: an EventBridge rule's scheduled events are free.
+  const drift = emptyUsage();
+  drift.lambda.push({
+    function: DRIFT_FUNCTION,
+    architecture: 'arm64',
+    memoryMb: DRIFT_SETTINGS.memorySize,
+    invocations: DRIFT_RUNS_PER_MONTH,
+    durationMs: DRIFT_RUNS_PER_MONTH * DRIFT_MS_PER_RUN,
+  });
+  // Every run lists the datasets with records (one LIST) even when nothing was predicted.
+  drift.s3.put = DRIFT_RUNS_PER_MONTH;
+  for (const line of priceUsage(drift, region).lines) {
+    lines.push({ ...line, item: `${line.item} (hourly drift schedule)` });
+  }
+  return lines;
 }
 
 function round(x: number): number {

@@ -20,7 +20,7 @@ import { createDiskMirror, type DiskMirror } from './disk-mirror.ts';
 import { guardEmulator } from './emulator-guard.ts';
 import { LOCAL_ACCOUNT_ID } from './lambda-context.ts';
 import { isLoopbackOrigin } from './loopback.ts';
-import { indexS3Listing, type ListableS3Store } from './s3-listing.ts';
+import { indexS3Listing, type ListableS3Store, type S3ListingIndex } from './s3-listing.ts';
 
 /** A stored object as the emulator reports it on a write. */
 export interface EmulatedObject {
@@ -153,88 +153,14 @@ async function loadFauxqsStores(): Promise<FauxStoreModules> {
  */
 export async function startLocalEmulator(opts: LocalEmulatorOptions): Promise<LocalEmulator> {
   const { region, log } = opts;
-  const { S3Store, SqsStore, SnsStore } = await loadFauxqsStores();
-  const s3Store = new S3Store();
-  // fauxqs sorts the whole bucket for every listing page; ours is indexed (lib/local/s3-listing.ts).
-  const listing = indexS3Listing(s3Store);
-  const sqsStore = new SqsStore();
-  const snsStore = new SnsStore();
-  // Empty host: queue URLs take the request's host (http://127.0.0.1:PORT/000000000000/name).
-  sqsStore.host = '';
-  sqsStore.region = region;
-  snsStore.region = region;
-
-  const listeners = new Set<(event: ObjectEvent) => void>();
-  let muted = false;
-  const emit = (event: ObjectEvent): void => {
-    for (const listener of listeners) {
-      try {
-        listener(event);
-      } catch (err) {
-        log.error('object event listener failed', { error: describeError(err) });
-      }
-    }
-  };
-  const snapshot = (o: FauxS3Object): EmulatedObject => ({
-    key: o.key,
-    body: o.body,
-    etag: normalizeEtag(o.etag),
-    size: o.contentLength,
-    contentType: o.contentType,
-    metadata: { ...o.metadata },
-    lastModified: o.lastModified,
-  });
-  // fauxqs calls the spy synchronously inside each store operation, after the change is applied.
-  s3Store.spy = {
-    addMessage(m) {
-      listing.invalidate();
-      if (muted || m.service !== 's3' || m.bucket === undefined || m.key === undefined) return;
-      if (m.status === 'uploaded') {
-        let stored: FauxS3Object;
-        try {
-          stored = s3Store.headObject(m.bucket, m.key);
-        } catch {
-          return; // replaced or deleted in between: the later event tells the rest
-        }
-        emit({ type: 'created', bucket: m.bucket, object: snapshot(stored) });
-      } else if (m.status === 'deleted') {
-        emit({ type: 'removed', bucket: m.bucket, key: m.key });
-      }
-    },
-  };
+  const { s3Store, listing, sqsStore, snsStore } = createStores(await loadFauxqsStores(), region);
+  const events = watchObjectWrites(s3Store, listing, log);
+  const { listeners } = events;
 
   let mirror: DiskMirror | undefined;
   let restoredObjects = 0;
   if (opts.dataDir !== undefined) {
-    mirror = await createDiskMirror({
-      root: join(opts.dataDir, 's3'),
-      tmpDir: join(opts.dataDir, 'tmp', 's3'),
-      log,
-    });
-    muted = true;
-    try {
-      for await (const { bucket, object } of mirror.readAll()) {
-        s3Store.createBucket(bucket);
-        const stored = s3Store.putObject(
-          bucket,
-          object.key,
-          Buffer.from(object.body),
-          object.contentType,
-          object.metadata,
-        );
-        // Keep the identity the object had: features reference the image's ETag.
-        stored.etag = `"${object.etag}"`;
-        stored.lastModified = object.lastModified;
-        restoredObjects++;
-      }
-    } finally {
-      muted = false;
-    }
-    const m = mirror;
-    listeners.add((event) => {
-      if (event.type === 'created') m.write(event.bucket, event.object);
-      else m.remove(event.bucket, event.key);
-    });
+    ({ mirror, restoredObjects } = await restoreFromDisk(opts.dataDir, s3Store, events, log));
   }
   for (const b of opts.buckets ?? []) s3Store.createBucket(b);
 
@@ -255,20 +181,7 @@ export async function startLocalEmulator(opts: LocalEmulatorOptions): Promise<Lo
   enforceConditionalPuts(app, s3Store);
   if (mirror) answerWhenOnDisk(app, mirror);
   allowBrowserUploads(app);
-  try {
-    await app.listen({ port: wanted, host: '127.0.0.1' });
-  } catch (err) {
-    await app.close().catch(() => {});
-    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
-      throw new PortInUseError(
-        `port ${wanted} on 127.0.0.1 is in use (another 'tlearn local' or LocalStack?); pick another with --aws-port`,
-        { cause: err },
-      );
-    }
-    throw err;
-  }
-  const address = app.server.address();
-  const port = typeof address === 'object' && address !== null ? address.port : wanted;
+  const port = await listenEmulator(app, wanted);
   boundPort = port;
   const endpoint = `http://127.0.0.1:${port}`;
   let stopped = false;
@@ -303,6 +216,141 @@ export async function startLocalEmulator(opts: LocalEmulatorOptions): Promise<Lo
       await mirror?.flush();
     },
   };
+}
+
+/** fauxqs' S3, SQS and SNS stores for `region`, the S3 one with an indexed listing. */
+function createStores(
+  { S3Store, SqsStore, SnsStore }: FauxStoreModules,
+  region: string,
+): { s3Store: FauxS3Store; listing: S3ListingIndex; sqsStore: FauxSqsStore; snsStore: FauxSnsStore } {
+  const s3Store = new S3Store();
+  // fauxqs sorts the whole bucket for every listing page; ours is indexed (lib/local/s3-listing.ts).
+  const listing = indexS3Listing(s3Store);
+  const sqsStore = new SqsStore();
+  const snsStore = new SnsStore();
+  // Empty host: queue URLs take the request's host (http://127.0.0.1:PORT/000000000000/name).
+  sqsStore.host = '';
+  sqsStore.region = region;
+  snsStore.region = region;
+  return { s3Store, listing, sqsStore, snsStore };
+}
+
+/** The listeners of a store's object events; while `muted` (a restore from disk) none is called. */
+interface ObjectEvents {
+  listeners: Set<(event: ObjectEvent) => void>;
+  muted: boolean;
+}
+
+/**
+ * Hooks the S3 store's spy: every change invalidates the listing index, and each write or delete
+ * is reported to the listeners (a listener that throws is logged, the others still run).
+ */
+function watchObjectWrites(s3Store: FauxS3Store, listing: S3ListingIndex, log: Log): ObjectEvents {
+  const events: ObjectEvents = { listeners: new Set(), muted: false };
+  const emit = (event: ObjectEvent): void => {
+    for (const listener of events.listeners) {
+      try {
+        listener(event);
+      } catch (err) {
+        log.error('object event listener failed', { error: describeError(err) });
+      }
+    }
+  };
+  // fauxqs calls the spy synchronously inside each store operation, after the change is applied.
+  s3Store.spy = {
+    addMessage(m) {
+      listing.invalidate();
+      if (events.muted || m.service !== 's3' || m.bucket === undefined || m.key === undefined) return;
+      if (m.status === 'uploaded') {
+        let stored: FauxS3Object;
+        try {
+          stored = s3Store.headObject(m.bucket, m.key);
+        } catch {
+          return; // replaced or deleted in between: the later event tells the rest
+        }
+        emit({ type: 'created', bucket: m.bucket, object: snapshotOf(stored) });
+      } else if (m.status === 'deleted') {
+        emit({ type: 'removed', bucket: m.bucket, key: m.key });
+      }
+    },
+  };
+  return events;
+}
+
+/** A stored object as reported to listeners (ETag unquoted, metadata copied). */
+function snapshotOf(o: FauxS3Object): EmulatedObject {
+  return {
+    key: o.key,
+    body: o.body,
+    etag: normalizeEtag(o.etag),
+    size: o.contentLength,
+    contentType: o.contentType,
+    metadata: { ...o.metadata },
+    lastModified: o.lastModified,
+  };
+}
+
+/**
+ * Opens the disk mirror under `dataDir`, puts the objects it holds back into the store with
+ * events muted (they keep their ETag and Last-Modified), then mirrors every later change.
+ */
+async function restoreFromDisk(
+  dataDir: string,
+  s3Store: FauxS3Store,
+  events: ObjectEvents,
+  log: Log,
+): Promise<{ mirror: DiskMirror; restoredObjects: number }> {
+  const mirror = await createDiskMirror({
+    root: join(dataDir, 's3'),
+    tmpDir: join(dataDir, 'tmp', 's3'),
+    log,
+  });
+  let restoredObjects = 0;
+  events.muted = true;
+  try {
+    for await (const { bucket, object } of mirror.readAll()) {
+      s3Store.createBucket(bucket);
+      const stored = s3Store.putObject(
+        bucket,
+        object.key,
+        Buffer.from(object.body),
+        object.contentType,
+        object.metadata,
+      );
+      // Keep the identity the object had: features reference the image's ETag.
+      stored.etag = `"${object.etag}"`;
+      stored.lastModified = object.lastModified;
+      restoredObjects++;
+    }
+  } finally {
+    events.muted = false;
+  }
+  events.listeners.add((event) => {
+    if (event.type === 'created') mirror.write(event.bucket, event.object);
+    else mirror.remove(event.bucket, event.key);
+  });
+  return { mirror, restoredObjects };
+}
+
+/**
+ * Listens on 127.0.0.1:`wanted` (0 picks a free port) and returns the port bound; a taken port
+ * closes the app and becomes PortInUseError naming --aws-port.
+ */
+async function listenEmulator(app: FauxApp, wanted: number): Promise<number> {
+  try {
+    await app.listen({ port: wanted, host: '127.0.0.1' });
+  } catch (err) {
+    await app.close().catch(() => {});
+    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      throw new PortInUseError(
+        `port ${wanted} on 127.0.0.1 is in use (another 'tlearn local' or LocalStack?); pick another with --aws-port`,
+        { cause: err },
+      );
+    }
+    throw err;
+  }
+  const address = app.server.address();
+  return typeof address === 'object' && address !== null ? address.port : wanted;
 }
 
 type FauxApp = ReturnType<typeof buildApp>;

@@ -278,6 +278,231 @@ function safeEqual(a: string, b: string): boolean {
 
 type Outcome = { status: number; note?: string };
 
+/** {@link startHttpApi}'s options with their defaults applied, shared by the request functions below. */
+interface ApiState {
+  opts: HttpApiOptions;
+  routes: CompiledRoute[];
+  binaryMediaTypes: readonly string[];
+  maxBody: number;
+  maxEvent: number;
+  maxResponse: number;
+  stage: string;
+  timeoutMs: number;
+  /** Requests being answered, which a graceful stop waits for. */
+  inFlight: Set<Promise<void>>;
+  /** The port listened on (0 until then), named by the answer to a non-loopback Host. */
+  port: number;
+}
+
+/** One of the gateway's own answers (lib/api/gateway.ts), as API Gateway sends it. */
+function gatewayError(
+  res: ServerResponse,
+  name: GatewayErrorName,
+  requestId: string,
+  status?: number,
+): Outcome {
+  const row = GATEWAY_ERRORS[name];
+  const code = row.status ?? status ?? 500;
+  const text = gatewayErrorBody(name);
+  res.writeHead(code, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    'x-amzn-requestid': requestId,
+    'x-amzn-errortype': row.type,
+  });
+  res.end(text);
+  return { status: code };
+}
+
+/** The id of the request's key: undefined = no key, null = a key that is not valid. */
+async function keyIdOf(req: IncomingMessage, opts: HttpApiOptions): Promise<string | null | undefined> {
+  const given = req.headers['x-api-key'];
+  if (typeof given !== 'string' || given === '') return undefined;
+  if (opts.apiKey !== undefined && safeEqual(given, opts.apiKey)) return LOCAL_ADMIN_KEY_ID;
+  return (await opts.keys?.idForValue(given)) ?? null;
+}
+
+/** Reads the body up to `maxBody` bytes; undefined when over it (413 already sent). */
+function readBody(
+  req: IncomingMessage,
+  res: ServerResponse,
+  requestId: string,
+  maxBody: number,
+): Promise<Buffer | undefined> {
+  return new Promise((resolve, reject) => {
+    const tooLarge = () => {
+      // Stop buffering; answer now and close the connection once the answer is out.
+      res.setHeader('connection', 'close');
+      gatewayError(res, 'payloadTooLarge', requestId);
+      req.removeAllListeners('data');
+      req.resume(); // drain without keeping anything, so the client can read the answer
+      resolve(undefined);
+    };
+    const declared = Number(req.headers['content-length'] ?? Number.NaN);
+    if (Number.isFinite(declared) && declared > maxBody) return tooLarge();
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > maxBody) return tooLarge();
+      chunks.push(chunk);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
+}
+
+/**
+ * One request, as API Gateway would take it: Host check, route, API key, body limit and event
+ * size, then the function ({@link invokeFunction}).
+ */
+async function handleRequest(
+  s: ApiState,
+  req: IncomingMessage,
+  res: ServerResponse,
+  requestId: string,
+): Promise<Outcome> {
+  const { opts } = s;
+  const method = (req.method ?? 'GET').toUpperCase();
+  const rawUrl = req.url ?? '/';
+  // DNS rebinding: only a loopback Host reaches the function (lib/local/loopback.ts).
+  if (!isLoopbackHost(req.headers.host)) {
+    req.resume();
+    return sendJsonError(res, misdirected(req.headers.host, s.port), requestId);
+  }
+  const match = matchRoute(s.routes, method, rawUrl.split('?')[0] ?? '/');
+  if (!match) {
+    req.resume();
+    return gatewayError(res, 'routeNotFound', requestId);
+  }
+  const keyId = await keyIdOf(req, opts);
+  const keyNeeded =
+    match.route.apiKeyRequired !== false && (opts.apiKey !== undefined || keyId !== undefined);
+  if (keyNeeded && (keyId === undefined || keyId === null)) {
+    req.resume();
+    return gatewayError(res, 'invalidApiKey', requestId);
+  }
+  const body = await readBody(req, res, requestId, s.maxBody);
+  if (body === undefined) return { status: 413 };
+  const event = buildProxyEvent(
+    {
+      method,
+      url: rawUrl,
+      rawHeaders: req.rawHeaders,
+      body,
+      sourceIp: req.socket.remoteAddress ?? '127.0.0.1',
+      httpVersion: req.httpVersion,
+    },
+    match,
+    { stage: s.stage, binaryMediaTypes: s.binaryMediaTypes, requestId, apiKeyId: keyNeeded ? keyId : null },
+  );
+  // Lambda refuses an invoke over 6 MB (the event, body as base64) before the function runs.
+  if (Buffer.byteLength(JSON.stringify(event)) > s.maxEvent) {
+    return { ...gatewayError(res, 'integrationFailure', requestId), note: 'event over the Lambda limit' };
+  }
+  return invokeFunction(s, event, res, requestId, `${method} ${rawUrl.split('?')[0]}`);
+}
+
+/**
+ * Runs the function on `event` within the integration timeout and sends its result, or the
+ * gateway's 502 / 504 when it throws, times out, or returns a malformed or oversized result.
+ * `route` (method and path) is for the log.
+ */
+async function invokeFunction(
+  s: ApiState,
+  event: APIGatewayProxyEvent,
+  res: ServerResponse,
+  requestId: string,
+  route: string,
+): Promise<Outcome> {
+  const { log, region } = s.opts;
+  const context = createLambdaContext('api', { region, timeoutMs: s.timeoutMs });
+  let timer: NodeJS.Timeout | undefined;
+  let raw: unknown;
+  try {
+    raw = await Promise.race([
+      s.opts.handler(event, context),
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new IntegrationTimeout()), s.timeoutMs);
+      }),
+    ]);
+  } catch (err) {
+    if (err instanceof IntegrationTimeout) {
+      return { ...gatewayError(res, 'timeout', requestId), note: 'timeout' };
+    }
+    log.error(`api handler threw on ${route}`, { error: describeError(err) });
+    return { ...gatewayError(res, 'integrationFailure', requestId), note: 'handler threw' };
+  } finally {
+    clearTimeout(timer);
+  }
+  const result = validResult(raw);
+  if (!result) {
+    log.error(`api handler returned a malformed proxy result on ${route}`);
+    return { ...gatewayError(res, 'integrationFailure', requestId), note: 'malformed result' };
+  }
+  // Lambda fails an invoke whose result is over 6 MB (JSON, binary bodies as base64): a 502.
+  if (Buffer.byteLength(JSON.stringify(result)) > s.maxResponse) {
+    log.error(`api handler returned over ${s.maxResponse} bytes on ${route}`);
+    return {
+      ...gatewayError(res, 'integrationFailure', requestId),
+      note: 'response over the Lambda limit',
+    };
+  }
+  return sendResult(res, result, event.httpMethod === 'HEAD', requestId);
+}
+
+/** Sends a proxy result: lower-cased headers (multi-value ones win), the body decoded from base64 if so marked. */
+function sendResult(
+  res: ServerResponse,
+  result: APIGatewayProxyResult,
+  head: boolean,
+  requestId: string,
+): Outcome {
+  const headers: Record<string, string | string[]> = {};
+  for (const [k, v] of Object.entries(result.headers ?? {})) headers[k.toLowerCase()] = String(v);
+  for (const [k, vs] of Object.entries(result.multiValueHeaders ?? {}))
+    headers[k.toLowerCase()] = vs.map(String);
+  headers['x-amzn-requestid'] = requestId;
+  const out = result.isBase64Encoded
+    ? Buffer.from(result.body ?? '', 'base64')
+    : Buffer.from(result.body ?? '', 'utf8');
+  headers['content-length'] = String(out.length);
+  res.writeHead(result.statusCode, headers);
+  res.end(head ? undefined : out);
+  return { status: result.statusCode };
+}
+
+/**
+ * The server's request listener: answers the request ({@link handleRequest}), turns an unexpected
+ * failure into the gateway's 500 (or 499 when the client hung up), logs one line, and tracks the
+ * request in `s.inFlight` until it is done.
+ */
+function serveRequest(s: ApiState, req: IncomingMessage, res: ServerResponse): void {
+  const { log } = s.opts;
+  const started = Date.now();
+  const requestId = randomUUID();
+  const work = handleRequest(s, req, res, requestId)
+    .catch((err: unknown): Outcome => {
+      // A client that hangs up mid-request is the client's business, not a server error.
+      if (req.destroyed && !res.headersSent) {
+        log.info('client closed the connection before the request was read', { error: describeError(err) });
+        return { status: 499, note: 'client closed request' };
+      }
+      log.error('api request failed', { error: describeError(err) });
+      if (!res.headersSent) return gatewayError(res, 'default5xx', requestId, 500);
+      res.destroy();
+      return { status: 500 };
+    })
+    .then((outcome) => {
+      const path = (req.url ?? '/').split('?')[0];
+      log.info(
+        `${req.method} ${path} ${outcome.status} ${Date.now() - started} ms${outcome.note ? ` (${outcome.note})` : ''}`,
+      );
+    })
+    .finally(() => s.inFlight.delete(work));
+  s.inFlight.add(work);
+}
+
 /**
  * Starts the API on 127.0.0.1. Never crashes on a bad request; logs one line per request.
  *
@@ -286,181 +511,20 @@ type Outcome = { status: number; note?: string };
  * // curl -s --data-binary @cat.png -H 'content-type: image/png' http://127.0.0.1:3000/datasets/demo/predictions
  */
 export async function startHttpApi(opts: HttpApiOptions): Promise<HttpApi> {
-  const { log, region } = opts;
-  const routes = compileRoutes(opts.routes ?? DEFAULT_API_ROUTES);
-  const binaryMediaTypes = opts.binaryMediaTypes ?? DEFAULT_BINARY_MEDIA_TYPES;
-  const maxBody = opts.maxBodyBytes ?? GATEWAY_MAX_BODY_BYTES;
-  const maxEvent = opts.maxEventBytes ?? LAMBDA_MAX_EVENT_BYTES;
-  const maxResponse = opts.maxResponseBytes ?? LAMBDA_MAX_RESPONSE_BYTES;
-  const stage = opts.stage ?? 'local';
-  const timeoutMs = opts.timeoutMs ?? GATEWAY_TIMEOUT_MS;
-  const inFlight = new Set<Promise<void>>();
-  let port = 0;
-
-  /** One of the gateway's own answers (lib/api/gateway.ts), as API Gateway sends it. */
-  const gatewayError = (
-    res: ServerResponse,
-    name: GatewayErrorName,
-    requestId: string,
-    status?: number,
-  ): Outcome => {
-    const row = GATEWAY_ERRORS[name];
-    const code = row.status ?? status ?? 500;
-    const text = gatewayErrorBody(name);
-    res.writeHead(code, {
-      'content-type': 'application/json',
-      'content-length': Buffer.byteLength(text),
-      'x-amzn-requestid': requestId,
-      'x-amzn-errortype': row.type,
-    });
-    res.end(text);
-    return { status: code };
+  const s: ApiState = {
+    opts,
+    routes: compileRoutes(opts.routes ?? DEFAULT_API_ROUTES),
+    binaryMediaTypes: opts.binaryMediaTypes ?? DEFAULT_BINARY_MEDIA_TYPES,
+    maxBody: opts.maxBodyBytes ?? GATEWAY_MAX_BODY_BYTES,
+    maxEvent: opts.maxEventBytes ?? LAMBDA_MAX_EVENT_BYTES,
+    maxResponse: opts.maxResponseBytes ?? LAMBDA_MAX_RESPONSE_BYTES,
+    stage: opts.stage ?? 'local',
+    timeoutMs: opts.timeoutMs ?? GATEWAY_TIMEOUT_MS,
+    inFlight: new Set<Promise<void>>(),
+    port: 0,
   };
 
-  /** The id of the request's key: undefined = no key, null = a key that is not valid. */
-  const keyIdOf = async (req: IncomingMessage): Promise<string | null | undefined> => {
-    const given = req.headers['x-api-key'];
-    if (typeof given !== 'string' || given === '') return undefined;
-    if (opts.apiKey !== undefined && safeEqual(given, opts.apiKey)) return LOCAL_ADMIN_KEY_ID;
-    return (await opts.keys?.idForValue(given)) ?? null;
-  };
-
-  /** Reads the body up to the limit; undefined when over it (413 already sent). */
-  const readBody = (
-    req: IncomingMessage,
-    res: ServerResponse,
-    requestId: string,
-  ): Promise<Buffer | undefined> =>
-    new Promise((resolve, reject) => {
-      const tooLarge = () => {
-        // Stop buffering; answer now and close the connection once the answer is out.
-        res.setHeader('connection', 'close');
-        gatewayError(res, 'payloadTooLarge', requestId);
-        req.removeAllListeners('data');
-        req.resume(); // drain without keeping anything, so the client can read the answer
-        resolve(undefined);
-      };
-      const declared = Number(req.headers['content-length'] ?? Number.NaN);
-      if (Number.isFinite(declared) && declared > maxBody) return tooLarge();
-      const chunks: Buffer[] = [];
-      let size = 0;
-      req.on('data', (chunk: Buffer) => {
-        size += chunk.length;
-        if (size > maxBody) return tooLarge();
-        chunks.push(chunk);
-      });
-      req.on('end', () => resolve(Buffer.concat(chunks)));
-      req.on('error', reject);
-    });
-
-  const handle = async (req: IncomingMessage, res: ServerResponse, requestId: string): Promise<Outcome> => {
-    const method = (req.method ?? 'GET').toUpperCase();
-    const rawUrl = req.url ?? '/';
-    // DNS rebinding: only a loopback Host reaches the function (lib/local/loopback.ts).
-    if (!isLoopbackHost(req.headers.host)) {
-      req.resume();
-      return sendJsonError(res, misdirected(req.headers.host, port), requestId);
-    }
-    const match = matchRoute(routes, method, rawUrl.split('?')[0] ?? '/');
-    if (!match) {
-      req.resume();
-      return gatewayError(res, 'routeNotFound', requestId);
-    }
-    const keyId = await keyIdOf(req);
-    const keyNeeded =
-      match.route.apiKeyRequired !== false && (opts.apiKey !== undefined || keyId !== undefined);
-    if (keyNeeded && (keyId === undefined || keyId === null)) {
-      req.resume();
-      return gatewayError(res, 'invalidApiKey', requestId);
-    }
-    const body = await readBody(req, res, requestId);
-    if (body === undefined) return { status: 413 };
-    const event = buildProxyEvent(
-      {
-        method,
-        url: rawUrl,
-        rawHeaders: req.rawHeaders,
-        body,
-        sourceIp: req.socket.remoteAddress ?? '127.0.0.1',
-        httpVersion: req.httpVersion,
-      },
-      match,
-      { stage, binaryMediaTypes, requestId, apiKeyId: keyNeeded ? keyId : null },
-    );
-    // Lambda refuses an invoke over 6 MB (the event, body as base64) before the function runs.
-    if (Buffer.byteLength(JSON.stringify(event)) > maxEvent) {
-      return { ...gatewayError(res, 'integrationFailure', requestId), note: 'event over the Lambda limit' };
-    }
-    const context = createLambdaContext('api', { region, timeoutMs });
-    let timer: NodeJS.Timeout | undefined;
-    let raw: unknown;
-    try {
-      raw = await Promise.race([
-        opts.handler(event, context),
-        new Promise((_, reject) => {
-          timer = setTimeout(() => reject(new IntegrationTimeout()), timeoutMs);
-        }),
-      ]);
-    } catch (err) {
-      if (err instanceof IntegrationTimeout) {
-        return { ...gatewayError(res, 'timeout', requestId), note: 'timeout' };
-      }
-      log.error(`api handler threw on ${method} ${rawUrl.split('?')[0]}`, { error: describeError(err) });
-      return { ...gatewayError(res, 'integrationFailure', requestId), note: 'handler threw' };
-    } finally {
-      clearTimeout(timer);
-    }
-    const result = validResult(raw);
-    if (!result) {
-      log.error(`api handler returned a malformed proxy result on ${method} ${rawUrl.split('?')[0]}`);
-      return { ...gatewayError(res, 'integrationFailure', requestId), note: 'malformed result' };
-    }
-    // Lambda fails an invoke whose result is over 6 MB (JSON, binary bodies as base64): a 502.
-    if (Buffer.byteLength(JSON.stringify(result)) > maxResponse) {
-      log.error(`api handler returned over ${maxResponse} bytes on ${method} ${rawUrl.split('?')[0]}`);
-      return {
-        ...gatewayError(res, 'integrationFailure', requestId),
-        note: 'response over the Lambda limit',
-      };
-    }
-    const headers: Record<string, string | string[]> = {};
-    for (const [k, v] of Object.entries(result.headers ?? {})) headers[k.toLowerCase()] = String(v);
-    for (const [k, vs] of Object.entries(result.multiValueHeaders ?? {}))
-      headers[k.toLowerCase()] = vs.map(String);
-    headers['x-amzn-requestid'] = requestId;
-    const out = result.isBase64Encoded
-      ? Buffer.from(result.body ?? '', 'base64')
-      : Buffer.from(result.body ?? '', 'utf8');
-    headers['content-length'] = String(out.length);
-    res.writeHead(result.statusCode, headers);
-    res.end(method === 'HEAD' ? undefined : out);
-    return { status: result.statusCode };
-  };
-
-  const server = createServer((req, res) => {
-    const started = Date.now();
-    const requestId = randomUUID();
-    const work = handle(req, res, requestId)
-      .catch((err: unknown): Outcome => {
-        // A client that hangs up mid-request is the client's business, not a server error.
-        if (req.destroyed && !res.headersSent) {
-          log.info('client closed the connection before the request was read', { error: describeError(err) });
-          return { status: 499, note: 'client closed request' };
-        }
-        log.error('api request failed', { error: describeError(err) });
-        if (!res.headersSent) return gatewayError(res, 'default5xx', requestId, 500);
-        res.destroy();
-        return { status: 500 };
-      })
-      .then((outcome) => {
-        const path = (req.url ?? '/').split('?')[0];
-        log.info(
-          `${req.method} ${path} ${outcome.status} ${Date.now() - started} ms${outcome.note ? ` (${outcome.note})` : ''}`,
-        );
-      })
-      .finally(() => inFlight.delete(work));
-    inFlight.add(work);
-  });
+  const server = createServer((req, res) => serveRequest(s, req, res));
   server.on('clientError', (_err, socket) => {
     if (socket.writable)
       socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
@@ -468,7 +532,8 @@ export async function startHttpApi(opts: HttpApiOptions): Promise<HttpApi> {
   });
   server.requestTimeout = 60_000;
 
-  port = await listenOnLoopback(server, opts.port ?? 3000, '--port');
+  const port = await listenOnLoopback(server, opts.port ?? 3000, '--port');
+  s.port = port;
 
   return {
     url: `http://127.0.0.1:${port}`,
@@ -476,7 +541,7 @@ export async function startHttpApi(opts: HttpApiOptions): Promise<HttpApi> {
     stop: gracefulStop(server, async (graceMs) => {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
-        Promise.all([...inFlight]),
+        Promise.all([...s.inFlight]),
         new Promise((resolve) => {
           timer = setTimeout(resolve, graceMs);
         }),

@@ -280,103 +280,13 @@ export function completeQuality(
   const parts = { ...found.parts };
   const cap = <T>(list: T[]): T[] => list.slice(0, settings.maxListed);
 
-  // Duplicates: exact groups, then near groups (components of near pairs, exact copies included).
-  const duplicates: Duplicate[] = [];
-  const exactOf = new Map<number, number[]>();
-  for (const g of found.exactGroups) {
-    exactOf.set(g[0] as number, g);
-    duplicates.push({
-      kind: 'exact',
-      similarity: 1,
-      keys: g.map((i) => keys[i] ?? ''),
-      labels: g.map((i) => labels[i] ?? ''),
-    });
-  }
-  const nearUf = unionFind(n);
-  for (const p of found.nearPairs) nearUf.union(p.i, p.j);
-  const nearGroups = new Map<number, { reps: Set<number>; min: number }>();
-  for (const p of found.nearPairs) {
-    const r = nearUf.find(p.i);
-    const g = nearGroups.get(r) ?? { reps: new Set<number>(), min: 1 };
-    g.reps.add(p.i);
-    g.reps.add(p.j);
-    g.min = Math.min(g.min, p.similarity);
-    nearGroups.set(r, g);
-  }
-  const nearList: Duplicate[] = [];
-  for (const g of nearGroups.values()) {
-    const members = [...g.reps].sort((a, b) => a - b).flatMap((i) => exactOf.get(i) ?? [i]);
-    nearList.push({
-      kind: 'near',
-      similarity: round4(g.min),
-      keys: members.map((i) => keys[i] ?? ''),
-      labels: members.map((i) => labels[i] ?? ''),
-    });
-  }
-  nearList.sort((a, b) => b.similarity - a.similarity);
-  duplicates.push(...nearList);
+  const duplicates = listDuplicates(found, keys, labels, n);
+  const byComponent = membersByComponent(found.component, n);
+  const conflicts = listConflicts(byComponent, keys, labels);
 
-  // Conflicts: a group (exact or near links) with more than one label.
-  const byComponent = new Map<number, number[]>();
-  for (let i = 0; i < n; i++) {
-    const c = found.component[i] as number;
-    if (c < 0) continue;
-    const list = byComponent.get(c);
-    if (list) list.push(i);
-    else byComponent.set(c, [i]);
-  }
-  const conflicts: Conflict[] = [];
-  for (const members of byComponent.values()) {
-    if (new Set(members.map((i) => labels[i])).size < 2) continue;
-    conflicts.push({ keys: members.map((i) => keys[i] ?? ''), labels: members.map((i) => labels[i] ?? '') });
-  }
-
-  // Leaks: held-out rows in a group with train rows; accuracy without them.
   const { details } = training;
-  const inTest = new Uint8Array(n);
-  for (const i of details.test) inTest[i] = 1;
-  const leaks: Leak[] = [];
-  const leakedTest = new Set<number>();
-  try {
-    const scratch = new Float32Array(rows.d);
-    for (const members of byComponent.values()) {
-      const trainRows = members.filter((i) => inTest[i] === 0).slice(0, 50);
-      const testRows = members.filter((i) => inTest[i] === 1);
-      if (trainRows.length === 0 || testRows.length === 0) continue;
-      for (const t of testRows) {
-        scratch.set(rows.row(t));
-        let best = -1;
-        let bestSim = -1;
-        for (const r of trainRows) {
-          const sim = cosine(scratch, rows.row(r), found.sketch?.norms[t], found.sketch?.norms[r]);
-          if (sim > bestSim) {
-            bestSim = sim;
-            best = r;
-          }
-        }
-        leakedTest.add(t);
-        leaks.push({
-          trainKey: keys[best] ?? '',
-          heldOutKey: keys[t] ?? '',
-          similarity: round4(Math.max(0, Math.min(1, bestSim))),
-        });
-      }
-    }
-  } catch (err) {
-    notes.push(`leaks not checked: ${describeError(err)}`);
-  }
-  leaks.sort((a, b) => b.similarity - a.similarity);
-  let withoutLeaks: number | null = null;
-  if (details.test.length > 0 && details.testPredicted.length === details.test.length) {
-    let right = 0;
-    let total = 0;
-    details.test.forEach((i, r) => {
-      if (leakedTest.has(i)) return;
-      total++;
-      if (details.testPredicted[r] === details.y[i]) right++;
-    });
-    withoutLeaks = total > 0 ? right / total : null;
-  }
+  const { leaks, leakedTest } = findLeaks(input, found, details, byComponent, notes);
+  const withoutLeaks = accuracyWithoutLeaks(details, leakedTest);
   const groupCount = byComponent.size;
   const groupedImages = [...byComponent.values()].reduce((a, m) => a + m.length, 0);
   if (details.grouped)
@@ -388,50 +298,12 @@ export function completeQuality(
       `${leakedTest.size} held-out image(s) have a copy in train: accuracy ${formatPercent(training.accuracy)} as reported, ${formatPercent(withoutLeaks)} without them`,
     );
 
-  // Label errors: K-fold refit of the head on the sketch.
-  let labelErrors: LabelError[] = [];
-  let labelErrorTotal = 0;
   const t1 = performance.now();
-  if (n > settings.maxLabelErrorImages) {
-    notes.push(
-      `label errors not searched: ${n} images is over the limit of ${settings.maxLabelErrorImages} (settings.maxLabelErrorImages)`,
-    );
-  } else {
-    try {
-      const sketch = found.sketch ?? sketchRows(rows, settings.sketchDims, settings.seed);
-      const K = training.classes.length;
-      const features = foldSketch(sketch, Math.min(sketch.m, settings.refitDims));
-      const r = findLabelErrors(features, details.y, K, {
-        ...training.fit,
-        maxIter: Math.min(training.fit.maxIter, settings.refitMaxIter),
-        folds: settings.folds,
-        seed: settings.seed,
-        ...(input.threads !== undefined ? { threads: input.threads } : {}),
-        ...(input.pool ? { pool: input.pool } : {}),
-        ...(found.groups ? { groups: found.component } : {}),
-      });
-      labelErrorTotal = r.flagged.length;
-      labelErrors = r.flagged.map((f) => ({
-        key: keys[f.row] ?? '',
-        label: training.classes[f.label] ?? '',
-        suggested: training.classes[f.suggested] ?? '',
-        probabilityOfLabel: round4(f.probabilityOfLabel),
-        probabilityOfSuggested: round4(f.probabilityOfSuggested),
-      }));
-      notes.push(
-        `label errors: out-of-fold probabilities of ${r.foldsFit} of ${settings.folds} refits of the head (same C, at most ${Math.min(training.fit.maxIter, settings.refitMaxIter)} iterations) on the count sketch folded to ${features.d} values, duplicate groups kept in one fold; flagged when the most probable class reaching its threshold (mean out-of-fold probability of that class on its own images: ${r.thresholds.map((t, k) => `${training.classes[k]} ${t.toFixed(2)}`).join(', ')}) is not the label; most suspicious (lowest p(label) − p(suggested)) first`,
-      );
-      parts.labelErrors = 'done';
-    } catch (err) {
-      notes.push(`label errors not searched: ${describeError(err)}`);
-      input.log?.warn('quality: label-error search failed', { error: describeError(err) });
-    }
-  }
+  const { labelErrors, labelErrorTotal } = searchLabelErrors(input, found, training, notes, parts);
   timingsMs.labelErrors = ms(t1);
 
   // Imbalance.
-  const counts: Record<string, number> = {};
-  for (const l of labels) counts[l] = (counts[l] ?? 0) + 1;
+  const counts = countLabels(labels);
   const values = Object.values(counts);
   const ratio = values.length > 0 ? Math.max(...values) / Math.max(1, Math.min(...values)) : 0;
   if (ratio >= 3)
@@ -483,6 +355,202 @@ export function completeQuality(
   };
 }
 
+/**
+ * The duplicates as listed: exact groups, then near groups (components of near pairs, each
+ * representative expanded to its exact copies), most similar first.
+ */
+function listDuplicates(
+  found: DuplicateFindings,
+  keys: readonly string[],
+  labels: readonly string[],
+  n: number,
+): Duplicate[] {
+  const duplicates: Duplicate[] = [];
+  const exactOf = new Map<number, number[]>();
+  for (const g of found.exactGroups) {
+    exactOf.set(g[0] as number, g);
+    duplicates.push({
+      kind: 'exact',
+      similarity: 1,
+      keys: g.map((i) => keys[i] ?? ''),
+      labels: g.map((i) => labels[i] ?? ''),
+    });
+  }
+  const nearUf = unionFind(n);
+  for (const p of found.nearPairs) nearUf.union(p.i, p.j);
+  const nearGroups = new Map<number, { reps: Set<number>; min: number }>();
+  for (const p of found.nearPairs) {
+    const r = nearUf.find(p.i);
+    const g = nearGroups.get(r) ?? { reps: new Set<number>(), min: 1 };
+    g.reps.add(p.i);
+    g.reps.add(p.j);
+    g.min = Math.min(g.min, p.similarity);
+    nearGroups.set(r, g);
+  }
+  const nearList: Duplicate[] = [];
+  for (const g of nearGroups.values()) {
+    const members = [...g.reps].sort((a, b) => a - b).flatMap((i) => exactOf.get(i) ?? [i]);
+    nearList.push({
+      kind: 'near',
+      similarity: round4(g.min),
+      keys: members.map((i) => keys[i] ?? ''),
+      labels: members.map((i) => labels[i] ?? ''),
+    });
+  }
+  nearList.sort((a, b) => b.similarity - a.similarity);
+  duplicates.push(...nearList);
+  return duplicates;
+}
+
+/** The rows of each duplicate group (exact or near links), by component id; lone rows left out. */
+function membersByComponent(component: Int32Array, n: number): Map<number, number[]> {
+  const byComponent = new Map<number, number[]>();
+  for (let i = 0; i < n; i++) {
+    const c = component[i] as number;
+    if (c < 0) continue;
+    const list = byComponent.get(c);
+    if (list) list.push(i);
+    else byComponent.set(c, [i]);
+  }
+  return byComponent;
+}
+
+/** Conflicts: a duplicate group with more than one label. */
+function listConflicts(
+  byComponent: Map<number, number[]>,
+  keys: readonly string[],
+  labels: readonly string[],
+): Conflict[] {
+  const conflicts: Conflict[] = [];
+  for (const members of byComponent.values()) {
+    if (new Set(members.map((i) => labels[i])).size < 2) continue;
+    conflicts.push({ keys: members.map((i) => keys[i] ?? ''), labels: members.map((i) => labels[i] ?? '') });
+  }
+  return conflicts;
+}
+
+/**
+ * Leaks: each held-out row in a duplicate group that has train rows, with its most similar train
+ * row (among the group's first 50), most similar first. A failure becomes a note in `notes`.
+ */
+function findLeaks(
+  input: QualityInput,
+  found: DuplicateFindings,
+  details: TrainDetails,
+  byComponent: Map<number, number[]>,
+  notes: string[],
+): { leaks: Leak[]; leakedTest: Set<number> } {
+  const { rows, keys } = input;
+  const inTest = new Uint8Array(rows.n);
+  for (const i of details.test) inTest[i] = 1;
+  const leaks: Leak[] = [];
+  const leakedTest = new Set<number>();
+  try {
+    const scratch = new Float32Array(rows.d);
+    for (const members of byComponent.values()) {
+      const trainRows = members.filter((i) => inTest[i] === 0).slice(0, 50);
+      const testRows = members.filter((i) => inTest[i] === 1);
+      if (trainRows.length === 0 || testRows.length === 0) continue;
+      for (const t of testRows) {
+        scratch.set(rows.row(t));
+        let best = -1;
+        let bestSim = -1;
+        for (const r of trainRows) {
+          const sim = cosine(scratch, rows.row(r), found.sketch?.norms[t], found.sketch?.norms[r]);
+          if (sim > bestSim) {
+            bestSim = sim;
+            best = r;
+          }
+        }
+        leakedTest.add(t);
+        leaks.push({
+          trainKey: keys[best] ?? '',
+          heldOutKey: keys[t] ?? '',
+          similarity: round4(Math.max(0, Math.min(1, bestSim))),
+        });
+      }
+    }
+  } catch (err) {
+    notes.push(`leaks not checked: ${describeError(err)}`);
+  }
+  leaks.sort((a, b) => b.similarity - a.similarity);
+  return { leaks, leakedTest };
+}
+
+/** Held-out accuracy over the rows that did not leak (null without predictions or rows left). */
+function accuracyWithoutLeaks(details: TrainDetails, leakedTest: ReadonlySet<number>): number | null {
+  if (details.test.length === 0 || details.testPredicted.length !== details.test.length) return null;
+  let right = 0;
+  let total = 0;
+  details.test.forEach((i, r) => {
+    if (leakedTest.has(i)) return;
+    total++;
+    if (details.testPredicted[r] === details.y[i]) right++;
+  });
+  return total > 0 ? right / total : null;
+}
+
+/**
+ * Label errors: K-fold refit of the head on the sketch (see ./label-errors.ts). Pushes its note
+ * (what was done, or why not) to `notes` and marks `parts.labelErrors` done when it ran.
+ */
+function searchLabelErrors(
+  input: QualityInput,
+  found: DuplicateFindings,
+  training: TrainingOutcome,
+  notes: string[],
+  parts: QualityDocument['parts'],
+): { labelErrors: LabelError[]; labelErrorTotal: number } {
+  const { settings } = found;
+  const { rows, keys } = input;
+  const n = rows.n;
+  let labelErrors: LabelError[] = [];
+  let labelErrorTotal = 0;
+  if (n > settings.maxLabelErrorImages) {
+    notes.push(
+      `label errors not searched: ${n} images is over the limit of ${settings.maxLabelErrorImages} (settings.maxLabelErrorImages)`,
+    );
+    return { labelErrors, labelErrorTotal };
+  }
+  try {
+    const sketch = found.sketch ?? sketchRows(rows, settings.sketchDims, settings.seed);
+    const K = training.classes.length;
+    const features = foldSketch(sketch, Math.min(sketch.m, settings.refitDims));
+    const r = findLabelErrors(features, training.details.y, K, {
+      ...training.fit,
+      maxIter: Math.min(training.fit.maxIter, settings.refitMaxIter),
+      folds: settings.folds,
+      seed: settings.seed,
+      ...(input.threads !== undefined ? { threads: input.threads } : {}),
+      ...(input.pool ? { pool: input.pool } : {}),
+      ...(found.groups ? { groups: found.component } : {}),
+    });
+    labelErrorTotal = r.flagged.length;
+    labelErrors = r.flagged.map((f) => ({
+      key: keys[f.row] ?? '',
+      label: training.classes[f.label] ?? '',
+      suggested: training.classes[f.suggested] ?? '',
+      probabilityOfLabel: round4(f.probabilityOfLabel),
+      probabilityOfSuggested: round4(f.probabilityOfSuggested),
+    }));
+    notes.push(
+      `label errors: out-of-fold probabilities of ${r.foldsFit} of ${settings.folds} refits of the head (same C, at most ${Math.min(training.fit.maxIter, settings.refitMaxIter)} iterations) on the count sketch folded to ${features.d} values, duplicate groups kept in one fold; flagged when the most probable class reaching its threshold (mean out-of-fold probability of that class on its own images: ${r.thresholds.map((t, k) => `${training.classes[k]} ${t.toFixed(2)}`).join(', ')}) is not the label; most suspicious (lowest p(label) − p(suggested)) first`,
+    );
+    parts.labelErrors = 'done';
+  } catch (err) {
+    notes.push(`label errors not searched: ${describeError(err)}`);
+    input.log?.warn('quality: label-error search failed', { error: describeError(err) });
+  }
+  return { labelErrors, labelErrorTotal };
+}
+
+/** Images per label. */
+function countLabels(labels: readonly string[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const l of labels) counts[l] = (counts[l] ?? 0) + 1;
+  return counts;
+}
+
 function cosine(a: Float32Array, b: Float32Array, na?: number, nb?: number): number {
   let dot = 0;
   let sa = 0;
@@ -532,8 +600,7 @@ export function completeQualitySafely(
     }
   }
   const settings = { ...DEFAULT_QUALITY_SETTINGS, ...input.settings };
-  const counts: Record<string, number> = {};
-  for (const l of input.labels) counts[l] = (counts[l] ?? 0) + 1;
+  const counts = countLabels(input.labels);
   const values = Object.values(counts);
   return {
     format: 'tlearn-quality',

@@ -7,7 +7,12 @@ import { classificationReport, confusionMatrix, logLoss } from './metrics.ts';
 import { type ModelDocument, type ReportDocument, specIsRandom } from './model-document.ts';
 import type { FitPool } from './parallel.ts';
 import { stratifiedGroupSplit, stratifiedSplit } from './split.ts';
-import { computeThresholds, DEFAULT_TARGET_PRECISION, thresholdsForModel } from './thresholds.ts';
+import {
+  computeThresholds,
+  DEFAULT_TARGET_PRECISION,
+  type ThresholdReport,
+  thresholdsForModel,
+} from './thresholds.ts';
 import { DEFAULT_FIT_OPTIONS, type FitOptions, type Matrix } from './types.ts';
 
 /**
@@ -96,16 +101,42 @@ export function trainHead(input: TrainHeadInput): {
   report: ReportDocument;
   details: TrainDetails;
 } {
-  const { X, labels, spec, options } = input;
+  const { labels, options } = input;
   const now = input.now ?? (() => new Date());
-  const log = input.log;
+  checkTrainInput(input);
+  const { classes, countByLabel } = classesOf(labels);
+  const index = new Map(classes.map((c, k) => [c, k]));
+  const y = Int32Array.from(labels, (l) => index.get(l) as number);
+
+  const { train, test, grouped } = input.groups
+    ? stratifiedGroupSplit(y, input.groups, options.testSize, options.seed)
+    : { ...stratifiedSplit(y, options.testSize, options.seed), grouped: false };
+  const run = fitAndEvaluate(input, y, classes, train, test);
+
+  const trainedAt = now().toISOString();
+  const split = { y, train, test };
+  return {
+    model: modelDocument(input, classes, run, split, trainedAt),
+    report: reportDocument(input, classes, countByLabel, run, split, trainedAt),
+    details: { y, train, test, grouped, testPredicted: run.metrics?.yPred ?? new Int32Array(0) },
+  };
+}
+
+/** @throws ValidationError when the labels or keys do not match the rows, or the test size is out of range */
+function checkTrainInput({ X, labels, keys, options }: TrainHeadInput): void {
   if (labels.length !== X.n) throw new ValidationError(`${labels.length} labels for ${X.n} feature rows`);
-  if (input.keys !== undefined && input.keys.length !== X.n)
-    throw new ValidationError(`${input.keys.length} image keys for ${X.n} feature rows`);
+  if (keys !== undefined && keys.length !== X.n)
+    throw new ValidationError(`${keys.length} image keys for ${X.n} feature rows`);
   if (!(options.testSize >= 0 && options.testSize < 1))
     throw new ValidationError(`test size must be a fraction in [0, 1) (got ${options.testSize})`);
+}
 
-  // Classes and their counts.
+/**
+ * The sorted classes and the count of each.
+ *
+ * @throws InsufficientDataError with fewer than 2 labels or a label short of MIN_SAMPLES_PER_LABEL
+ */
+function classesOf(labels: readonly string[]): { classes: string[]; countByLabel: Map<string, number> } {
   const countByLabel = new Map<string, number>();
   for (const l of labels) countByLabel.set(l, (countByLabel.get(l) ?? 0) + 1);
   const classes = [...countByLabel.keys()].sort(compareCodePoints);
@@ -123,14 +154,43 @@ export function trainHead(input: TrainHeadInput): {
       `every label needs at least ${MIN_SAMPLES_PER_LABEL} usable images; too few for ${list}: add images to ${short.length === 1 ? 'that label' : 'those labels'} or remove ${short.length === 1 ? 'it' : 'them'}`,
     );
   }
-  const index = new Map(classes.map((c, k) => [c, k]));
-  const y = Int32Array.from(labels, (l) => index.get(l) as number);
-  const K = classes.length;
+  return { classes, countByLabel };
+}
 
-  // Split, fit, evaluate.
-  const { train, test, grouped } = input.groups
-    ? stratifiedGroupSplit(y, input.groups, options.testSize, options.seed)
-    : { ...stratifiedSplit(y, options.testSize, options.seed), grouped: false };
+/** The split of a training: class index of every row, and the train and held-out rows. */
+interface Split {
+  y: Int32Array;
+  train: Int32Array;
+  test: Int32Array;
+}
+
+/** What {@link fitAndEvaluate} did: the evaluated fit, the shipped one, and their metrics. */
+interface FitRun {
+  /** The fit on the train rows (all rows without a holdout), which the metrics evaluate. */
+  fit: FitDetails;
+  /** The coefficients shipped: `fit`, or the refit on all rows (`refitOnAll`). */
+  final: FitDetails;
+  /** Held-out metrics, null without a holdout. */
+  metrics: Evaluation | null;
+  thresholds: ThresholdReport | undefined;
+  fitMs: number;
+  evaluateMs: number;
+  refitMs: number | undefined;
+}
+
+/**
+ * Fits the head on the train rows, evaluates it on the held-out rows (metrics and per-class
+ * thresholds), and refits on all rows when `refitOnAll` asks and there was a holdout.
+ */
+function fitAndEvaluate(
+  input: TrainHeadInput,
+  y: Int32Array,
+  classes: string[],
+  train: Int32Array,
+  test: Int32Array,
+): FitRun {
+  const { X, spec, options, log } = input;
+  const K = classes.length;
   const fitOpts = {
     C: options.C,
     maxIter: options.maxIter,
@@ -189,14 +249,19 @@ export function trainHead(input: TrainHeadInput): {
     refitMs = performance.now() - t0;
     log?.info('refit on all samples done', { nIter: final.nIter, converged: final.converged });
   }
+  return { fit, final, metrics, thresholds, fitMs, evaluateMs, refitMs };
+}
 
-  const trainedAt = now().toISOString();
-  const trainCount = new Array<number>(K).fill(0);
-  const testCount = new Array<number>(K).fill(0);
-  for (const i of train) trainCount[y[i] as number] = (trainCount[y[i] as number] as number) + 1;
-  for (const i of test) testCount[y[i] as number] = (testCount[y[i] as number] as number) + 1;
-
-  const model: ModelDocument = {
+/** `model.json`: the shipped coefficients, the options and headline metrics. */
+function modelDocument(
+  input: TrainHeadInput,
+  classes: string[],
+  { fit, final, metrics, thresholds }: FitRun,
+  { train, test }: Split,
+  trainedAt: string,
+): ModelDocument {
+  const { X, spec, options } = input;
+  return {
     format: 'tlearn-head',
     formatVersion: 1,
     ...(input.dataset !== undefined ? { dataset: input.dataset } : {}),
@@ -225,15 +290,25 @@ export function trainHead(input: TrainHeadInput): {
     randomWeights: specIsRandom(spec),
     ...(thresholds ? { thresholds: thresholdsForModel(thresholds) } : {}),
   };
+}
 
-  const solver = (f: FitDetails) => ({
-    name: 'lbfgs' as const,
-    nIter: f.nIter,
-    converged: f.converged,
-    objective: f.objective,
-    nEval: f.nEval,
-  });
-  const report: ReportDocument = {
+/** `report.json`: held-out metrics, counts per class and split side, solver runs and timings. */
+function reportDocument(
+  input: TrainHeadInput,
+  classes: string[],
+  countByLabel: ReadonlyMap<string, number>,
+  { fit, final, metrics, thresholds, fitMs, evaluateMs, refitMs }: FitRun,
+  { y, train, test }: Split,
+  trainedAt: string,
+): ReportDocument {
+  const { X, spec, options } = input;
+  const K = classes.length;
+  const evaluated = test.length > 0;
+  const trainCount = new Array<number>(K).fill(0);
+  const testCount = new Array<number>(K).fill(0);
+  for (const i of train) trainCount[y[i] as number] = (trainCount[y[i] as number] as number) + 1;
+  for (const i of test) testCount[y[i] as number] = (testCount[y[i] as number] as number) + 1;
+  return {
     format: 'tlearn-report',
     formatVersion: 1,
     ...(input.dataset !== undefined ? { dataset: input.dataset } : {}),
@@ -269,8 +344,8 @@ export function trainHead(input: TrainHeadInput): {
       })),
     },
     split: { testSize: options.testSize, seed: options.seed, stratified: true },
-    solver: solver(fit),
-    ...(final !== fit ? { refitSolver: solver(final) } : {}),
+    solver: solverOf(fit),
+    ...(final !== fit ? { refitSolver: solverOf(final) } : {}),
     timingsMs: {
       ...(input.loadMs !== undefined ? { load: round(input.loadMs) } : {}),
       fit: round(fitMs),
@@ -281,10 +356,16 @@ export function trainHead(input: TrainHeadInput): {
     ...(metrics && input.keys ? { predictions: heldOutPredictions(metrics, test, input.keys, classes) } : {}),
     ...(thresholds ? { thresholds } : {}),
   };
+}
+
+/** A fit's solver run, as the report lists it. */
+function solverOf(f: FitDetails): ReportDocument['solver'] {
   return {
-    model,
-    report,
-    details: { y, train, test, grouped, testPredicted: metrics?.yPred ?? new Int32Array(0) },
+    name: 'lbfgs' as const,
+    nIter: f.nIter,
+    converged: f.converged,
+    objective: f.objective,
+    nEval: f.nEval,
   };
 }
 
