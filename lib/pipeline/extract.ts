@@ -44,7 +44,7 @@ export interface ExtractDeps {
   /** Images per forward pass. */
   batchSize: number;
   log: Log;
-  /** Concurrent S3 reads / image decodes. @default 8 */
+  /** Concurrent S3 reads / image decodes, and concurrent writes (the two overlap). @default 8 */
   ioConcurrency?: number;
   /** Decoded pixel limit. @default preprocessImage's (40 MP) */
   limitInputPixels?: number;
@@ -150,13 +150,23 @@ export async function extractImages(jobs: readonly ImageJob[], deps: ExtractDeps
     works.push(work);
   }
 
-  // Chunks of batchSize images: read + preprocess, one forward pass, write. Only one chunk of
-  // network inputs (h*w*3 floats each) is in memory at a time, however large the SQS batch.
+  // Chunks of batchSize images: read + preprocess, one forward pass, write. The next chunk is read
+  // and decoded while the current one runs through the network (the forward pass runs on its own
+  // thread: lib/model/onnx/session-thread.ts), as `tlearn extract` does (lib/features/extract-files.ts).
+  // At most two chunks of network inputs (h*w*3 floats each) are in memory, however large the batch.
+  const chunks: Work[][] = [];
+  for (let i = 0; i < works.length; i += deps.batchSize) chunks.push(works.slice(i, i + deps.batchSize));
+  // 1. Read: skip current features, fetch and preprocess the rest. Never rejects (errors are per
+  // image), so a prefetch left pending cannot become an unhandled rejection.
+  const read = (chunk: Work[]) =>
+    mapWithConcurrency(chunk, concurrency, (w) => prepare(w, deps, now).catch(retryOn(w, deps.log)));
   let forwardMs = 0;
-  for (let i = 0; i < works.length; i += deps.batchSize) {
-    const chunk = works.slice(i, i + deps.batchSize);
-    // 1. Read: skip current features, fetch and preprocess the rest.
-    await mapWithConcurrency(chunk, concurrency, (w) => prepare(w, deps, now).catch(retryOn(w, deps.log)));
+  let reading = chunks[0] ? read(chunks[0]) : undefined;
+  for (let c = 0; reading !== undefined; c++) {
+    await reading;
+    const chunk = chunks[c] as Work[];
+    const following = chunks[c + 1];
+    reading = following ? read(following) : undefined;
     // 2. One forward pass.
     const toExtract = chunk.filter((w) => w.outcome === undefined && w.input !== undefined);
     if (toExtract.length > 0) {
