@@ -17,27 +17,19 @@ import {
 import { getObject, getObjectIfExists } from '../storage/s3.ts';
 import { headFromModelDocument, ModelDocument, ReportDocument } from '../training/model-document.ts';
 import type { Head } from '../training/types.ts';
+import { parseJson } from '../util/json-file.ts';
 import type { Log } from '../util/log.ts';
 import { CurrentPointer, compareVersions } from './current-pointer.ts';
 
-function parseJson<S extends z.ZodTypeAny>(bytes: Uint8Array, schema: S, what: string): z.output<S> {
-  let value: unknown;
-  try {
-    value = JSON.parse(Buffer.from(bytes).toString('utf8'));
-  } catch (err) {
-    throw new TlearnError('CorruptObject', `${what} is not valid JSON`, 500, { cause: err });
-  }
-  const parsed = schema.safeParse(value);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new TlearnError(
-      'CorruptObject',
-      `${what} does not match its schema: ${issue ? `${issue.path.join('.')}: ${issue.message}` : ''}`,
-      500,
-      { cause: parsed.error },
-    );
-  }
-  return parsed.data;
+/** A stored JSON document read through the one JSON + schema parser (lib/util/json-file.ts). */
+function parseStored<S extends z.ZodTypeAny>(bytes: Uint8Array, schema: S, what: string): z.output<S> {
+  return parseJson(Buffer.from(bytes).toString('utf8'), schema, (p) =>
+    p.kind === 'syntax'
+      ? new TlearnError('CorruptObject', `${what} is not valid JSON`, 500, { cause: p.cause })
+      : new TlearnError('CorruptObject', `${what} does not match its schema: ${p.detail}`, 500, {
+          cause: p.cause,
+        }),
+  );
 }
 
 /** Whether anything exists under `prefix` (one LIST of at most one key). */
@@ -89,7 +81,7 @@ export async function readCurrentPointer(
   const key = currentModelKey(dataset);
   try {
     const obj = await getObject(s3, bucket, key);
-    return { pointer: parseJson(obj.body, CurrentPointer, key), etag: obj.etag };
+    return { pointer: parseStored(obj.body, CurrentPointer, key), etag: obj.etag };
   } catch (err) {
     if (err instanceof NotFoundError) return undefined;
     throw err;
@@ -119,7 +111,7 @@ export async function readModelFile(
   if (bytes === undefined) {
     throw new TlearnError('ModelMissing', `${key} is promoted by current.json but does not exist`, 500);
   }
-  return parseJson(bytes, ModelDocument, key);
+  return parseStored(bytes, ModelDocument, key);
 }
 
 /** A report.json as stored: parsed, or (written by an older trainer) as it is. */
@@ -143,7 +135,7 @@ export async function readReport(
   const bytes = await readModelFileBytes(s3, bucket, dataset, version, 'report.json');
   if (bytes === undefined) return undefined;
   try {
-    return { kind: 'parsed', report: parseJson(bytes, ReportDocument, key) };
+    return { kind: 'parsed', report: parseStored(bytes, ReportDocument, key) };
   } catch (err) {
     log.warn('report.json does not match its schema; returned as stored', { key, error: String(err) });
     const raw: unknown = JSON.parse(Buffer.from(bytes).toString('utf8'));
