@@ -50,16 +50,9 @@ parentPort.on('message', async (m) => {
           parentPort.postMessage({ id: m.id, dims: out ? out.dims : [] });
           return;
         }
-        // Both buffers go back to the main thread, whose frequent collections free them: this
-        // thread allocates little JS, so what it held would wait long for a collection here. The
-        // output is handed over as is when onnxruntime allows it, else as a copy.
-        let data = out.data;
-        try {
-          parentPort.postMessage({ id: m.id, data, dims: out.dims, input: m.data }, [data.buffer, m.data.buffer]);
-        } catch {
-          data = new Float32Array(out.data);
-          parentPort.postMessage({ id: m.id, data, dims: out.dims, input: m.data }, [data.buffer, m.data.buffer]);
-        }
+        // A copy the worker owns, so its buffer can be handed over whatever backs the tensor.
+        const data = new Float32Array(out.data);
+        parentPort.postMessage({ id: m.id, data, dims: out.dims }, [data.buffer]);
       } finally {
         input.dispose();
       }
