@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import type * as tf from '@tensorflow/tfjs';
+import * as ort from 'onnxruntime-node';
 import { TlearnError, ValidationError, WeightsError } from '../../errors.ts';
 import { type Log, silentLog } from '../../util/log.ts';
 import { type FeatureSpec, featureDims, POOLINGS, specPrecision, specToString } from '../spec.ts';
@@ -7,7 +8,6 @@ import type { BackendName, FeatureExtractor } from '../types.ts';
 import { VGG16_CONV_LAYERS, VGG16_MIN_INPUT } from '../vgg16.ts';
 import { type NamedWeight, validateWeights } from '../weights.ts';
 import { calibrateVgg16 } from './calibration.ts';
-import { type SessionThread, startSessionThread } from './session-thread.ts';
 import { buildVgg16Int8Onnx } from './vgg16-int8-onnx.ts';
 import { buildVgg16Onnx, ONNX_INPUT_NAME, ONNX_OUTPUT_NAME } from './vgg16-onnx.ts';
 
@@ -105,9 +105,9 @@ function validate(opts: LoadOnnxExtractorOptions): void {
  * (calibrated at load, see `buildOnnxGraph`): ~4x less CPU per image at 150x150, features ~2.5 %
  * (relative L2) from fp32's, under their own `…/int8` spec (docs/BENCHMARKS.md, "int8 vs fp32").
  *
- * `extractBatch` runs the whole batch as one `[n, h, w, 3]` tensor, on the session's own worker
- * thread (./session-thread.ts): onnxruntime-node runs inference synchronously on its calling
- * thread, which would block this event loop ~60-100 ms per 150x150 image.
+ * `extractBatch` runs the whole batch as one `[n, h, w, 3]` tensor. Note that onnxruntime-node
+ * runs inference synchronously on the JS thread (its `run` only defers to `setImmediate`), so the
+ * event loop is blocked ~60-100 ms per 150x150 image; keep batches small where latency matters.
  *
  * @example
  * const loaded = await loadWeights(source, { log });
@@ -128,9 +128,9 @@ export async function loadOnnxExtractor(opts: LoadOnnxExtractorOptions): Promise
     threads,
     log,
   });
-  let session: SessionThread;
+  let session: ort.InferenceSession;
   try {
-    session = await startSessionThread(model, {
+    session = await ort.InferenceSession.create(model, {
       executionProviders: ['cpu'],
       intraOpNumThreads: threads,
       // The graph is a chain: inter-op threads would only idle.
@@ -157,17 +157,22 @@ export async function loadOnnxExtractor(opts: LoadOnnxExtractorOptions): Promise
   let disposed = false;
 
   async function runBatch(batch: Float32Array, n: number): Promise<Float32Array> {
+    const input = new ort.Tensor('float32', batch, [n, h, w, 3]);
+    let out: ort.Tensor | undefined;
     try {
-      const out = await session.run(ONNX_INPUT_NAME, ONNX_OUTPUT_NAME, batch, [n, h, w, 3]);
-      if (out.data === undefined || out.data.length !== n * dims) {
+      const result = await session.run({ [ONNX_INPUT_NAME]: input });
+      out = result[ONNX_OUTPUT_NAME];
+      if (out === undefined || !(out.data instanceof Float32Array) || out.data.length !== n * dims) {
         throw new OnnxRuntimeError(
-          `the VGG16 graph returned ${out.data === undefined ? 'no' : `a [${out.dims}]`} '${ONNX_OUTPUT_NAME}' tensor, expected [${n}, ${dims}]`,
+          `the VGG16 graph returned ${out === undefined ? 'no' : `a [${out.dims}]`} '${ONNX_OUTPUT_NAME}' tensor, expected [${n}, ${dims}]`,
         );
       }
       return out.data;
     } catch (err) {
       if (err instanceof TlearnError) throw err;
       throw new OnnxRuntimeError(`onnxruntime failed on a batch of ${n}`, { cause: err });
+    } finally {
+      input.dispose();
     }
   }
 
