@@ -151,8 +151,8 @@ export async function extractImages(jobs: readonly ImageJob[], deps: ExtractDeps
   }
 
   // Chunks of batchSize images: read + preprocess, one forward pass, write. The next chunk is read
-  // and decoded while the current one runs through the network (the forward pass runs on its own
-  // thread: lib/model/onnx/session-thread.ts), as `tlearn extract` does (lib/features/extract-files.ts).
+  // and decoded while the current one runs through the network (the reads are in flight and
+  // sharp decodes on libuv's threads meanwhile), as `tlearn extract` does (lib/features/extract-files.ts).
   // At most two chunks of network inputs (h*w*3 floats each) are in memory, however large the batch.
   const chunks: Work[][] = [];
   for (let i = 0; i < works.length; i += deps.batchSize) chunks.push(works.slice(i, i + deps.batchSize));
