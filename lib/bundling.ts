@@ -42,21 +42,25 @@ export const BUNDLE_SETTINGS = {
   sourcesContent: false,
 } as const;
 
-/**
- * esbuild build options of one container-image handler (`bin/bundle-function.ts` runs them).
- * @example imageBundleOptions('functions/api/handler.ts', '/build/dist/functions/api/handler.mjs')
- */
-export function imageBundleOptions(entry: string, outfile: string) {
+/** The esbuild options both kinds share, with the externals of one kind. */
+function bundleOptions(entry: string, outfile: string, external: readonly string[]) {
   return {
     ...BUNDLE_SETTINGS,
     mainFields: [...BUNDLE_SETTINGS.mainFields],
     entryPoints: [entry],
     outfile,
     bundle: true,
-    external: [...IMAGE_EXTERNALS],
-    legalComments: 'none' as const,
+    external: [...external],
     banner: { js: ESM_REQUIRE_BANNER },
   };
+}
+
+/**
+ * esbuild build options of one container-image handler (`bin/bundle-function.ts` runs them).
+ * @example imageBundleOptions('functions/api/handler.ts', '/build/dist/functions/api/handler.mjs')
+ */
+export function imageBundleOptions(entry: string, outfile: string) {
+  return { ...bundleOptions(entry, outfile, IMAGE_EXTERNALS), legalComments: 'none' as const };
 }
 
 /**
@@ -67,15 +71,7 @@ export function imageBundleOptions(entry: string, outfile: string) {
  * @example zipBundleOptions('functions/train-head/handler.ts', 'dist/train-head/index.mjs')
  */
 export function zipBundleOptions(entry: string, outfile: string) {
-  return {
-    ...BUNDLE_SETTINGS,
-    mainFields: [...BUNDLE_SETTINGS.mainFields],
-    entryPoints: [entry],
-    outfile,
-    bundle: true,
-    external: [...ZIP_EXTERNALS],
-    banner: { js: ESM_REQUIRE_BANNER },
-  };
+  return bundleOptions(entry, outfile, ZIP_EXTERNALS);
 }
 
 /**

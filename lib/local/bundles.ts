@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join, relative, resolve, sep } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { BUNDLE_MANIFEST_FILE, type BundleManifest, BundleManifestSchema } from '../bundling.ts';
 import { ConfigError, describeError } from '../errors.ts';
 import type { LambdaHandler } from './lambda-context.ts';
@@ -71,18 +71,26 @@ export async function importBundleHandlers<N extends string>(
     if (!`${file}${sep}`.startsWith(`${resolve(dir)}${sep}`)) {
       throw new ConfigError(`${join(dir, BUNDLE_MANIFEST_FILE)} names a handler outside ${dir}`);
     }
-    const url = pathToFileURL(file);
-    const href = instance > 1 ? `${url.href}?stack=${instance}` : url.href;
-    try {
-      const mod = (await import(href)) as { handler?: LambdaHandler };
-      if (typeof mod.handler !== 'function') throw new Error('it exports no handler function');
-      out[name] = mod.handler;
-    } catch (err) {
-      throw new ConfigError(
-        `cannot load the ${name} bundle (${relative(process.cwd(), file)}): ${describeError(err)}`,
-        { cause: err },
-      );
-    }
+    out[name] = await importHandler(pathToFileURL(file), instance, `the ${name} bundle`);
   }
   return out;
+}
+
+/**
+ * Imports the `handler` a module exports (a handler's source or its bundle); `instance` > 1 imports
+ * a fresh module instance (a query on the URL): a handler binds its configuration at import. A
+ * module that fails to load, or exports no handler, is a ConfigError naming `what` and its file.
+ */
+export async function importHandler(url: URL, instance: number, what: string): Promise<LambdaHandler> {
+  const href = instance > 1 ? `${url.href}?stack=${instance}` : url.href;
+  try {
+    const mod = (await import(href)) as { handler?: LambdaHandler };
+    if (typeof mod.handler !== 'function') throw new Error('it exports no handler function');
+    return mod.handler;
+  } catch (err) {
+    throw new ConfigError(
+      `cannot load ${what} (${relative(process.cwd(), fileURLToPath(url))}): ${describeError(err)}`,
+      { cause: err },
+    );
+  }
 }

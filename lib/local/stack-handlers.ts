@@ -3,12 +3,12 @@
  * (or of their bundles) and the training state machine the CDK app synthesizes.
  */
 import { execFile } from 'node:child_process';
-import { dirname, join, relative, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { ConfigError, describeError } from '../errors.ts';
 import type { FunctionName } from '../functions.ts';
-import { importBundleHandlers } from './bundles.ts';
+import { importBundleHandlers, importHandler } from './bundles.ts';
 import type { LambdaHandler } from './lambda-context.ts';
 
 const execFileAsync = promisify(execFile);
@@ -47,19 +47,7 @@ async function importHandlers(
   const out: Partial<LocalHandlers> = {};
   for (const name of names) {
     const url = new URL(`../../functions/${name}/handler.ts`, import.meta.url);
-    const href = instance > 1 ? `${url.href}?stack=${instance}` : url.href;
-    try {
-      const mod = (await import(href)) as { handler?: LambdaHandler };
-      if (typeof mod.handler !== 'function') throw new Error('it exports no handler function');
-      out[name] = mod.handler;
-    } catch (err) {
-      throw new ConfigError(
-        `cannot load the ${name} handler (${relative(process.cwd(), url.pathname)}): ${describeError(err)}`,
-        {
-          cause: err,
-        },
-      );
-    }
+    out[name] = await importHandler(url, instance, `the ${name} handler`);
   }
   return out;
 }

@@ -121,13 +121,7 @@ export async function loadExtractor(opts: LoadExtractorOptions): Promise<Feature
         log,
         warmUp: opts.warmUp ?? true,
       });
-      log.info('feature extractor ready', {
-        spec: extractor.specId,
-        dims: extractor.dims,
-        backend: extractor.backend,
-        ms: Date.now() - started,
-      });
-      return extractor;
+      return ready(extractor, log, started);
     } catch (err) {
       if (opts.backend === 'onnx' || int8) {
         throw new BackendUnavailableError(
@@ -147,6 +141,11 @@ export async function loadExtractor(opts: LoadExtractorOptions): Promise<Feature
     backend: tfjsBackend,
     warmUp: opts.warmUp ?? true,
   });
+  return ready(extractor, log, started);
+}
+
+/** Logs a loaded extractor (its spec, engine and load time) and hands it on. */
+function ready(extractor: FeatureExtractor, log: Log, started: number): FeatureExtractor {
   log.info('feature extractor ready', {
     spec: extractor.specId,
     dims: extractor.dims,
