@@ -32,7 +32,6 @@ import { type ApiHandler, startStackApi } from './stack-api.ts';
 import { startStackDemo } from './stack-demo.ts';
 import { setHandlerEnvironment } from './stack-env.ts';
 import {
-  type FunctionName,
   type LocalHandlers,
   loadHandlers,
   synthesizeTraining,
