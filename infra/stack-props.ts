@@ -6,7 +6,7 @@ import { Duration, RemovalPolicy, type StackProps } from 'aws-cdk-lib';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { BATCH_SETTINGS, DEFAULT_INBOX_PREFIX, inboxPrefixProblem } from '../lib/batch/settings.ts';
 import { DRIFT_SETTINGS } from '../lib/capture/drift.ts';
-import { FUNCTION_NAMES, type FunctionName, isFunctionName } from '../lib/functions.ts';
+import { defaultMemoryMb, FUNCTION_NAMES, type FunctionName, isFunctionName } from '../lib/functions.ts';
 import { POOLINGS, type Pooling, PRECISIONS, type Precision } from '../lib/model/spec.ts';
 import { DEAD_LETTER_SETTINGS, PIPELINE_SETTINGS } from '../lib/pipeline/settings.ts';
 
@@ -31,26 +31,41 @@ const T = PIPELINE_SETTINGS.timeoutSeconds;
 export const DEFAULT_FUNCTION_SETTINGS: Readonly<
   Record<FunctionName, { memorySize: number; timeout: Duration }>
 > = {
-  'extract-features': { memorySize: 3008, timeout: Duration.seconds(T['extract-features']) },
-  api: { memorySize: 3008, timeout: Duration.seconds(T.api) },
-  'start-training': { memorySize: 256, timeout: Duration.seconds(T['start-training']) },
-  'check-readiness': { memorySize: 1024, timeout: Duration.seconds(T['check-readiness']) },
+  'extract-features': {
+    memorySize: defaultMemoryMb('extract-features'),
+    timeout: Duration.seconds(T['extract-features']),
+  },
+  api: { memorySize: defaultMemoryMb('api'), timeout: Duration.seconds(T.api) },
+  'start-training': {
+    memorySize: defaultMemoryMb('start-training'),
+    timeout: Duration.seconds(T['start-training']),
+  },
+  'check-readiness': {
+    memorySize: defaultMemoryMb('check-readiness'),
+    timeout: Duration.seconds(T['check-readiness']),
+  },
   // Sized for 200,000 images x 8192 features: the compact matrix at the measured density is
   // ~6.2 GB (lib/training/capacity.ts; README "Scale and limits"); 10,240 MB (Lambda's maximum,
   // 6 vCPUs for the fit) holds ~288,000. Accounts still capped at 3,008 MB: about 75,000.
-  'train-head': { memorySize: 10240, timeout: Duration.seconds(T['train-head']) },
-  'promote-model': { memorySize: 256, timeout: Duration.seconds(T['promote-model']) },
-  'finish-training': { memorySize: 256, timeout: Duration.seconds(T['finish-training']) },
+  'train-head': { memorySize: defaultMemoryMb('train-head'), timeout: Duration.seconds(T['train-head']) },
+  'promote-model': {
+    memorySize: defaultMemoryMb('promote-model'),
+    timeout: Duration.seconds(T['promote-model']),
+  },
+  'finish-training': {
+    memorySize: defaultMemoryMb('finish-training'),
+    timeout: Duration.seconds(T['finish-training']),
+  },
   'batch-predict': {
-    memorySize: BATCH_SETTINGS.memorySize,
+    memorySize: defaultMemoryMb('batch-predict'),
     timeout: Duration.seconds(BATCH_SETTINGS.timeoutSeconds),
   },
   'dead-letters': {
-    memorySize: DEAD_LETTER_SETTINGS.memorySize,
+    memorySize: defaultMemoryMb('dead-letters'),
     timeout: Duration.seconds(DEAD_LETTER_SETTINGS.timeoutSeconds),
   },
   'drift-metric': {
-    memorySize: DRIFT_SETTINGS.memorySize,
+    memorySize: defaultMemoryMb('drift-metric'),
     timeout: Duration.seconds(DRIFT_SETTINGS.timeoutSeconds),
   },
 };

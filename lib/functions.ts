@@ -9,21 +9,23 @@ export const FUNCTION_PACKAGES = ['zip', 'image'] as const;
 export type FunctionPackage = (typeof FUNCTION_PACKAGES)[number];
 
 /**
- * Every function and its package. The image holds what needs tfjs-node, sharp and the VGG16
- * weights (functions/Dockerfile builds exactly these; test/infra/container-image.test.ts checks).
+ * Every function, its package and its default memory in MB (the CDK stack's default, which the
+ * `functions.<name>.memorySize` prop overrides: infra/stack-props.ts says why each size; `tlearn
+ * cost` prices with it: lib/estimate/estimate.ts). The image holds what needs tfjs-node, sharp and
+ * the VGG16 weights (functions/Dockerfile builds exactly these; test/infra/container-image.test.ts checks).
  */
 export const FUNCTIONS = [
-  { name: 'extract-features', package: 'image' },
-  { name: 'api', package: 'image' },
-  { name: 'start-training', package: 'zip' },
-  { name: 'check-readiness', package: 'zip' },
-  { name: 'train-head', package: 'zip' },
-  { name: 'promote-model', package: 'zip' },
-  { name: 'finish-training', package: 'zip' },
-  { name: 'batch-predict', package: 'image' },
-  { name: 'dead-letters', package: 'zip' },
-  { name: 'drift-metric', package: 'zip' },
-] as const satisfies readonly { name: string; package: FunctionPackage }[];
+  { name: 'extract-features', package: 'image', memoryMb: 3008 },
+  { name: 'api', package: 'image', memoryMb: 3008 },
+  { name: 'start-training', package: 'zip', memoryMb: 256 },
+  { name: 'check-readiness', package: 'zip', memoryMb: 1024 },
+  { name: 'train-head', package: 'zip', memoryMb: 10240 },
+  { name: 'promote-model', package: 'zip', memoryMb: 256 },
+  { name: 'finish-training', package: 'zip', memoryMb: 256 },
+  { name: 'batch-predict', package: 'image', memoryMb: 3008 },
+  { name: 'dead-letters', package: 'zip', memoryMb: 256 },
+  { name: 'drift-metric', package: 'zip', memoryMb: 512 },
+] as const satisfies readonly { name: string; package: FunctionPackage; memoryMb: number }[];
 
 /** A function's name: its folder under functions/. */
 export type FunctionName = (typeof FUNCTIONS)[number]['name'];
@@ -49,4 +51,11 @@ export function packageOf(name: FunctionName): FunctionPackage {
 /** Entry file of a function's handler, relative to the repository root. */
 export function handlerEntry(name: string): string {
   return `functions/${name}/handler.ts`;
+}
+
+/** A function's default memory, MB (Lambda: 128-10240). */
+export function defaultMemoryMb(name: FunctionName): number {
+  const f = FUNCTIONS.find((x) => x.name === name);
+  if (f === undefined) throw new Error(`no function '${name}'`);
+  return f.memoryMb;
 }

@@ -4,6 +4,7 @@
  * its poller), so local and deployed run with the same numbers.
  */
 import { z } from 'zod';
+import { defaultMemoryMb } from '../functions.ts';
 import { type QueueSettings, visibilityTimeoutSeconds } from '../pipeline/settings.ts';
 import {
   BASE_MODELS_PREFIX,
@@ -26,7 +27,7 @@ export const BATCH_SETTINGS = {
   /** Most images one batch may have (the POST lists at most this many keys, then refuses). */
   maxImages: 10_000,
   /** Worker: memory (MB) and timeout; a chunk of 20 images takes seconds on 3 GB. */
-  memorySize: 3008,
+  memorySize: defaultMemoryMb('batch-predict'),
   timeoutSeconds: 300,
   /** Messages per invocation (one chunk each) and concurrent worker invocations. */
   batchSize: 1,

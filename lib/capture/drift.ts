@@ -7,6 +7,7 @@
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import { z } from 'zod';
+import { defaultMemoryMb } from '../functions.ts';
 import { MONITORING_PREFIX, modelFileKey } from '../storage/keys.ts';
 import { getJsonIfExists, listFolders } from '../storage/s3.ts';
 import { mapWithConcurrency } from '../util/concurrency.ts';
@@ -40,7 +41,7 @@ export const DRIFT_SETTINGS = {
   everyMinutes: 60,
   windowHours: 24,
   minPredictions: 30,
-  memorySize: 512,
+  memorySize: defaultMemoryMb('drift-metric'),
   timeoutSeconds: 300,
 } as const;
 

@@ -14,6 +14,7 @@ import {
   TRAINING_TRANSITIONS_HAPPY_PATH,
   type Usage,
 } from '../cost/usage.ts';
+import { defaultMemoryMb } from '../functions.ts';
 import { featureDims, parseSpec } from '../model/spec.ts';
 
 /** Alarms and dashboards the Monitoring construct creates (an infra test keeps these true). */
@@ -33,11 +34,11 @@ export const POLLED_QUEUES = 5;
  */
 export const IDLE_POLLS_PER_QUEUE_MONTH = 5 * 3 * 43_200;
 
-/** Function memory (MB) of the stack's defaults (DEFAULT_FUNCTION_SETTINGS of infra/stack-props.ts). */
-const EXTRACT_MB = 3008;
-const TRAIN_MB = 3008;
-const API_MB = 3008;
-const SMALL_MB = 256;
+/** Function memory (MB): the stack's defaults (lib/functions.ts). */
+const EXTRACT_MB = defaultMemoryMb('extract-features');
+const TRAIN_MB = defaultMemoryMb('train-head');
+const API_MB = defaultMemoryMb('api');
+const SMALL_MB = defaultMemoryMb('start-training');
 
 /** Inputs of {@link estimateCost}; everything but `images` has a documented default. */
 export interface CostEstimateInput {

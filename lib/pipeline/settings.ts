@@ -5,6 +5,7 @@
  * {@link localPipelineSettings}, the same values scaled by the documented {@link LOCAL_SCALE}
  * factors where one machine must be faster than a deployment. No other module holds these numbers.
  */
+import { defaultMemoryMb } from '../functions.ts';
 
 /** One SQS queue and the Lambda event source that drains it. */
 export interface QueueSettings {
@@ -159,7 +160,7 @@ export const DEAD_LETTER_SETTINGS = {
   maxBatchingWindowSeconds: 0,
   /** Concurrent invocations per queue (Lambda's minimum): dead letters are rare. */
   maxConcurrency: 2,
-  memorySize: 256,
+  memorySize: defaultMemoryMb('dead-letters'),
   /** Seconds: a dead chunk may finish its batch (reads every part, writes the results). */
   timeoutSeconds: 60,
 } as const;
