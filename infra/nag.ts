@@ -6,39 +6,12 @@ import type { Stack } from 'aws-cdk-lib';
 import type * as iam from 'aws-cdk-lib/aws-iam';
 import type * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { NagSuppressions } from 'cdk-nag';
-import {
-  BASE_MODELS_PREFIX,
-  BATCHES_PREFIX,
-  CAPTURES_PREFIX,
-  CONSOLE_ASSETS_PREFIX,
-  DATASETS_PREFIX,
-  FEATURES_PREFIX,
-  LOCKS_PREFIX,
-  MODELS_PREFIX,
-  MONITORING_PREFIX,
-  POOL_FEATURES_PREFIX,
-  SETTINGS_PREFIX,
-  UNLABELLED_PREFIX,
-} from '../lib/storage/keys.ts';
+import { LAYOUT_PREFIXES } from '../lib/storage/keys.ts';
 
 /** The functions' roles: prefix-scoped S3 grants (infra/s3-access.ts) and execution ARNs. */
 export function suppressFunctionRoleFindings(roles: readonly iam.IRole[], inboxPrefix: string): void {
   const bucketArn = '<DataBucket[A-Za-z0-9]+\\.Arn>';
-  const prefixes = [
-    DATASETS_PREFIX,
-    FEATURES_PREFIX,
-    MODELS_PREFIX,
-    BASE_MODELS_PREFIX,
-    LOCKS_PREFIX,
-    BATCHES_PREFIX,
-    CONSOLE_ASSETS_PREFIX,
-    SETTINGS_PREFIX,
-    CAPTURES_PREFIX,
-    MONITORING_PREFIX,
-    UNLABELLED_PREFIX,
-    POOL_FEATURES_PREFIX,
-    inboxPrefix,
-  ]
+  const prefixes = [...LAYOUT_PREFIXES, inboxPrefix]
     // The inbox is a user setting: its characters are matched literally.
     .map((p) => p.replace(/\/$/, '').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&'))
     .join('|');

@@ -6,20 +6,7 @@
 import { z } from 'zod';
 import { defaultMemoryMb } from '../functions.ts';
 import { type QueueSettings, visibilityTimeoutSeconds } from '../pipeline/settings.ts';
-import {
-  BASE_MODELS_PREFIX,
-  BATCHES_PREFIX,
-  CAPTURES_PREFIX,
-  CONSOLE_ASSETS_PREFIX,
-  DATASETS_PREFIX,
-  FEATURES_PREFIX,
-  LOCKS_PREFIX,
-  MODELS_PREFIX,
-  MONITORING_PREFIX,
-  POOL_FEATURES_PREFIX,
-  SETTINGS_PREFIX,
-  UNLABELLED_PREFIX,
-} from '../storage/keys.ts';
+import { LAYOUT_PREFIXES } from '../storage/keys.ts';
 
 export const BATCH_SETTINGS = {
   /** Image keys per queue message: one worker invocation scores one chunk. */
@@ -59,33 +46,15 @@ export function batchQueueVisibilitySeconds(scale = 1): number {
  */
 export const DEFAULT_INBOX_PREFIX = 'inbox/';
 
-/**
- * The S3 layout's own prefixes (docs/ARCHITECTURE.md): an inbox may not overlap any of them, so
- * a batch over the inbox can never read features, models, locks, other datasets' images or
- * another batch's inputs.
- */
-export const RESERVED_PREFIXES: readonly string[] = [
-  DATASETS_PREFIX,
-  FEATURES_PREFIX,
-  MODELS_PREFIX,
-  BATCHES_PREFIX,
-  LOCKS_PREFIX,
-  CAPTURES_PREFIX,
-  UNLABELLED_PREFIX,
-  POOL_FEATURES_PREFIX,
-  MONITORING_PREFIX,
-  SETTINGS_PREFIX,
-  CONSOLE_ASSETS_PREFIX,
-  BASE_MODELS_PREFIX,
-];
-
 /** Why `prefix` cannot be the inbox, or undefined when it can. */
 export function inboxPrefixProblem(prefix: string): string | undefined {
   if (!/^([A-Za-z0-9!_.*'()-]+\/)+$/.test(prefix) || prefix.length > 200)
     return `must be one or more folder names of letters, digits and !_.*'()- each ending with '/', e.g. '${DEFAULT_INBOX_PREFIX}' (got '${prefix.slice(0, 200)}')`;
   if (prefix.split('/').some((s) => s === '.' || s === '..'))
     return `must not contain '.' or '..' folders (got '${prefix}')`;
-  const overlap = RESERVED_PREFIXES.find((r) => r.startsWith(prefix) || prefix.startsWith(r));
+  // The layout's own prefixes: a batch over the inbox never reads features, models, locks, other
+  // datasets' images or another batch's inputs.
+  const overlap = LAYOUT_PREFIXES.find((r) => r.startsWith(prefix) || prefix.startsWith(r));
   if (overlap !== undefined) return `must not overlap the bucket's own prefix '${overlap}' (got '${prefix}')`;
   return undefined;
 }

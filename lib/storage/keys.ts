@@ -332,3 +332,23 @@ export function parseBatchInputPrefix(prefix: string): { dataset: string; id: st
   if (rest.length > 0 || dataset === undefined || id === undefined) return undefined;
   return DATASET_NAME_RE.test(dataset) && BATCH_ID_RE.test(id) ? { dataset, id } : undefined;
 }
+
+/**
+ * Every top-level prefix of the bucket's layout (the inbox aside, a user setting): what an inbox
+ * may not overlap (lib/batch/settings.ts) and what the functions' S3 grants are scoped to
+ * (infra/nag.ts).
+ */
+export const LAYOUT_PREFIXES: readonly string[] = [
+  DATASETS_PREFIX,
+  FEATURES_PREFIX,
+  MODELS_PREFIX,
+  BASE_MODELS_PREFIX,
+  LOCKS_PREFIX,
+  BATCHES_PREFIX,
+  CONSOLE_ASSETS_PREFIX,
+  SETTINGS_PREFIX,
+  CAPTURES_PREFIX,
+  MONITORING_PREFIX,
+  UNLABELLED_PREFIX,
+  POOL_FEATURES_PREFIX,
+];
