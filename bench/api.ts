@@ -17,7 +17,7 @@ import { putJson, putObject } from '../lib/storage/s3.ts';
 import type { ModelDocument } from '../lib/training/model-document.ts';
 import { type Emulator, startEmulator } from '../test/helpers/emulator.ts';
 import { makeImage, seededRandom } from '../test/helpers/images.ts';
-import { kbToMB, type ProcessUsage } from './lib/child.ts';
+import { ipcChild, kbToMB, type ProcessUsage } from './lib/child.ts';
 import { median, roundSig, summarize, summarizeLatency } from './lib/stats.ts';
 import type { BenchContext, Figure } from './lib/types.ts';
 
@@ -181,32 +181,7 @@ async function startServer(
     env: { ...process.env, ...env, ...(mode === 'default' ? {} : { TLEARN_BACKEND: mode }) },
     stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
   });
-  let stderr = '';
-  child.stderr?.setEncoding('utf8').on('data', (c: string) => {
-    stderr = (stderr + c).slice(-4000);
-    if (opts.verbose) process.stderr.write(c);
-  });
-  const waiters = new Map<string, (m: ServerMessage) => void>();
-  child.on('message', (m: ServerMessage) => waiters.get(m.type)?.(m));
-  const next = (type: string, timeoutMs: number): Promise<ServerMessage> =>
-    new Promise((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`API process sent no '${type}' in ${timeoutMs} ms`)),
-        timeoutMs,
-      );
-      const onExit = (code: number | null) =>
-        reject(new Error(`API process exited (code ${code}) before '${type}'\n${stderr.trim()}`));
-      child.once('exit', onExit);
-      waiters.set(type, (m) => {
-        clearTimeout(timer);
-        child.off('exit', onExit);
-        waiters.delete(type);
-        resolve(m);
-      });
-    });
-  const kill = () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  };
+  const { next, kill } = ipcChild<ServerMessage>(child, 'API process', { verbose: opts.verbose });
   try {
     const ready = await next('ready', opts.timeoutMs);
     return {

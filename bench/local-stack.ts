@@ -15,7 +15,7 @@ import { LOCAL_PROCESS_ENV } from '../lib/local/defaults.ts';
 import { createS3Client } from '../lib/storage/clients.ts';
 import { mapWithConcurrency } from '../lib/util/concurrency.ts';
 import { makeImage } from '../test/helpers/images.ts';
-import { ChildRunError, spawnNode } from './lib/child.ts';
+import { ChildRunError, ipcChild, spawnNode } from './lib/child.ts';
 import { countFiles, labelledJpegFolder } from './lib/fixtures.ts';
 import { roundSig, summarize } from './lib/stats.ts';
 import type { BenchContext, Benchmark } from './lib/types.ts';
@@ -54,29 +54,9 @@ async function startStackChild(
       env: { ...process.env, ...LOCAL_PROCESS_ENV },
     },
   );
-  let stderr = '';
-  child.stderr?.setEncoding('utf8').on('data', (c: string) => {
-    stderr = (stderr + c).slice(-4000);
-    if (ctx.mode.verbose) process.stderr.write(c);
+  const { next, kill } = ipcChild<{ type: string } & Record<string, unknown>>(child, 'local stack', {
+    verbose: ctx.mode.verbose,
   });
-  const waiters = new Map<string, (m: Record<string, unknown>) => void>();
-  child.on('message', (m: Record<string, unknown>) => waiters.get(String(m.type))?.(m));
-  const next = (type: string, ms: number): Promise<Record<string, unknown>> =>
-    new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`local stack sent no '${type}' in ${ms} ms`)), ms);
-      const onExit = (code: number | null) =>
-        reject(new ChildRunError(`local stack exited (code ${code}) before '${type}'`, stderr));
-      child.once('exit', onExit);
-      waiters.set(type, (m) => {
-        clearTimeout(timer);
-        child.off('exit', onExit);
-        waiters.delete(type);
-        resolve(m);
-      });
-    });
-  const kill = () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-  };
   try {
     const ready = (await next('ready', timeoutMs)) as unknown as Ready;
     return {

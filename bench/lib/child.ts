@@ -3,7 +3,7 @@
  * RSS (`process.resourceUsage().maxRSS` is per process, for its whole life) and no figure pays for
  * the memory or the JIT state another one left behind.
  */
-import { spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -145,4 +145,54 @@ export async function runWorker<T>(
     throw new ChildRunError(`bench worker '${task}' failed (${why})`, res.stderrTail);
   }
   return JSON.parse(line.slice(RESULT_MARKER.length)) as T & { usage: ProcessUsage };
+}
+
+/** A child process on an IPC channel whose messages have a `type`, with its stderr's tail. */
+export interface IpcChild<M extends { type: string }> {
+  /** The next message of `type`; rejects when none comes in `timeoutMs` or the child exits first. */
+  next(type: string, timeoutMs: number): Promise<M>;
+  /** SIGKILL, unless it has exited. */
+  kill(): void;
+  /** The last 4,000 characters it wrote to stderr. */
+  stderr(): string;
+}
+
+/**
+ * Listens to a child spawned with an `ipc` channel and piped stderr (the benchmark's long-lived
+ * children: the API server, the local stack): `what` names it in errors, which carry its stderr.
+ */
+export function ipcChild<M extends { type: string }>(
+  child: ChildProcess,
+  what: string,
+  opts: { verbose: boolean },
+): IpcChild<M> {
+  let stderr = '';
+  child.stderr?.setEncoding('utf8').on('data', (c: string) => {
+    stderr = (stderr + c).slice(-4000);
+    if (opts.verbose) process.stderr.write(c);
+  });
+  const waiters = new Map<string, (m: M) => void>();
+  child.on('message', (m: M) => waiters.get(m.type)?.(m));
+  return {
+    next: (type, timeoutMs) =>
+      new Promise((resolve, reject) => {
+        const timer = setTimeout(
+          () => reject(new Error(`${what} sent no '${type}' in ${timeoutMs} ms`)),
+          timeoutMs,
+        );
+        const onExit = (code: number | null) =>
+          reject(new ChildRunError(`${what} exited (code ${code}) before '${type}'`, stderr.trim()));
+        child.once('exit', onExit);
+        waiters.set(type, (m) => {
+          clearTimeout(timer);
+          child.off('exit', onExit);
+          waiters.delete(type);
+          resolve(m);
+        });
+      }),
+    kill: () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    },
+    stderr: () => stderr,
+  };
 }
