@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Context } from 'aws-lambda';
+import { defaultMemoryMb, isFunctionName } from '../functions.ts';
 
 /** A Lambda handler as `functions/<name>/handler.ts` exports it (middy-wrapped, promise style). */
 export type LambdaHandler<E = unknown, R = unknown> = (event: E, context: Context) => Promise<R>;
@@ -11,9 +12,13 @@ export type LambdaHandler<E = unknown, R = unknown> = (event: E, context: Contex
 /** Account id the local emulator puts in every ARN (fauxqs uses the same). */
 export const LOCAL_ACCOUNT_ID = '000000000000';
 
+/** Lambda's own default memory, for a handler that is none of the app's functions (tests). */
+const LAMBDA_DEFAULT_MEMORY_MB = 128;
+
 /**
  * Makes a fresh Lambda context for one invocation of `functionName`.
- * `getRemainingTimeInMillis()` counts down from `timeoutMs` like Lambda's does.
+ * `getRemainingTimeInMillis()` counts down from `timeoutMs` like Lambda's does; the memory is the
+ * function's as the stack deploys it (lib/functions.ts), unless given.
  */
 export function createLambdaContext(
   functionName: string,
@@ -30,7 +35,10 @@ export function createLambdaContext(
     functionName,
     functionVersion: '$LATEST',
     invokedFunctionArn: `arn:aws:lambda:${opts.region}:${LOCAL_ACCOUNT_ID}:function:${functionName}`,
-    memoryLimitInMB: String(opts.memoryMb ?? 3008),
+    memoryLimitInMB: String(
+      opts.memoryMb ??
+        (isFunctionName(functionName) ? defaultMemoryMb(functionName) : LAMBDA_DEFAULT_MEMORY_MB),
+    ),
     awsRequestId: requestId,
     logGroupName: `/aws/lambda/${functionName}`,
     logStreamName: `local/[$LATEST]${requestId.replace(/-/g, '')}`,
