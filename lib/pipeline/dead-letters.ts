@@ -93,6 +93,6 @@ export async function recordDeadImages(
       failed.add(job.recordId);
     }
   });
-  for (const m of await sendFeatureMessages(messages, deps)) failed.add(m.recordId);
+  for (const { item } of await sendFeatureMessages(messages, deps)) failed.add(item.recordId);
   return { recorded: messages.length, skipped, failedRecordIds: [...failed] };
 }

@@ -1,5 +1,5 @@
 import type { S3Client } from '@aws-sdk/client-s3';
-import { SendMessageBatchCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import type { SQSClient } from '@aws-sdk/client-sqs';
 import { describeError, ImageDecodeError, NotFoundError } from '../errors.ts';
 import type { FeatureMessage } from '../features/messages.ts';
 import { FEATURE_META, FeatureErrorRecord, featureMetadata } from '../features/metadata.ts';
@@ -19,7 +19,13 @@ import {
 } from '../storage/s3.ts';
 import { mapWithConcurrency } from '../util/concurrency.ts';
 import type { Log } from '../util/log.ts';
-import { failedMessage, type ImageJob, readyMessage, writeExtractionFailed } from './feature-records.ts';
+import {
+  failedMessage,
+  type ImageJob,
+  readyMessage,
+  sendFeatureMessages,
+  writeExtractionFailed,
+} from './feature-records.ts';
 
 /**
  * The extractor's domain logic: images under `datasets/` → `.npy` features (or `.error.json`
@@ -457,24 +463,7 @@ async function write(w: Work, deps: ExtractDeps, now: () => Date): Promise<void>
   }
 }
 
-/** SendMessageBatch takes at most 10 entries; a failed entry (or call) retries just its image. */
+/** A message that did not go (a refused entry, a failed call) retries just its image. */
 async function sendMessages(works: Work[], deps: ExtractDeps): Promise<void> {
-  const chunks: Work[][] = [];
-  for (let i = 0; i < works.length; i += 10) chunks.push(works.slice(i, i + 10));
-  await mapWithConcurrency(chunks, 4, async (chunk) => {
-    try {
-      const out = await deps.sqs.send(
-        new SendMessageBatchCommand({
-          QueueUrl: deps.featuresQueueUrl,
-          Entries: chunk.map((w, i) => ({ Id: `m${i}`, MessageBody: JSON.stringify(w.message) })),
-        }),
-      );
-      for (const f of out.Failed ?? []) {
-        const w = chunk[Number(f.Id?.slice(1))];
-        if (w) retryOn(w, deps.log)(new Error(`SQS refused the message: ${f.Code} ${f.Message ?? ''}`));
-      }
-    } catch (err) {
-      for (const w of chunk) retryOn(w, deps.log)(err);
-    }
-  });
+  for (const { item, error } of await sendFeatureMessages(works, deps)) retryOn(item, deps.log)(error);
 }

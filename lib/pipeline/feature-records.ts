@@ -98,14 +98,15 @@ export function failedMessage(
 
 /**
  * Sends feature messages to the features queue, 10 per `SendMessageBatch` call (its limit), four
- * calls at a time; returns the items whose message did not go (an entry SQS refused, or a call
- * that failed), for the caller to report as failed records that SQS delivers again.
+ * calls at a time; returns the items whose message did not go with why (an entry SQS refused, or
+ * a call that failed), for the caller to retry: extraction (lib/pipeline/extract.ts), dead letters
+ * and removals report their records as failed, and SQS delivers them again.
  */
-export async function sendFeatureMessages<T extends { message: FeatureMessage }>(
+export async function sendFeatureMessages<T extends { message?: FeatureMessage | undefined }>(
   items: readonly T[],
   deps: { sqs: SQSClient; featuresQueueUrl: string; log: Log },
-): Promise<T[]> {
-  const unsent: T[] = [];
+): Promise<{ item: T; error: Error }[]> {
+  const unsent: { item: T; error: Error }[] = [];
   const chunks: T[][] = [];
   for (let i = 0; i < items.length; i += 10) chunks.push(items.slice(i, i + 10));
   await mapWithConcurrency(chunks, 4, async (chunk) => {
@@ -117,15 +118,17 @@ export async function sendFeatureMessages<T extends { message: FeatureMessage }>
         }),
       );
       for (const f of out.Failed ?? []) {
-        const m = chunk[Number(f.Id?.slice(1))];
-        if (m) unsent.push(m);
+        const item = chunk[Number(f.Id?.slice(1))];
+        if (item)
+          unsent.push({ item, error: new Error(`SQS refused the message: ${f.Code} ${f.Message ?? ''}`) });
       }
     } catch (err) {
       deps.log.error('feature messages not sent; their records will be retried', {
         count: chunk.length,
         error: describeError(err),
       });
-      unsent.push(...chunk);
+      const error = err instanceof Error ? err : new Error(describeError(err));
+      for (const item of chunk) unsent.push({ item, error });
     }
   });
   return unsent;

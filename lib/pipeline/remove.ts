@@ -85,6 +85,6 @@ export async function removeImages(
       failed.add(r.recordId);
     }
   });
-  for (const m of await sendFeatureMessages(messages, deps)) failed.add(m.recordId);
+  for (const { item } of await sendFeatureMessages(messages, deps)) failed.add(item.recordId);
   return { removed: messages.length, skipped, failedRecordIds: [...failed] };
 }
